@@ -1,0 +1,90 @@
+"""Exceptions for misuse of the API, the one parse error, and drop reasons for bad input.
+
+Bad input from the network never raises out of the stack: it is dropped and
+counted by a :class:`DropReason`. Only misuse of the API raises, and always one
+of the :class:`SimtcpError` subclasses below.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class DropReason(enum.Enum):
+    """Why the stack discarded a frame or packet; counted in ``Stack.stats()``."""
+
+    TRUNCATED = "truncated"
+    MALFORMED = "malformed"
+    BAD_CHECKSUM = "bad_checksum"
+    UNSUPPORTED_ETHERTYPE = "unsupported_ethertype"
+    VLAN_TAGGED = "vlan_tagged"
+    NOT_FOR_US = "not_for_us"
+    UNKNOWN_INTERFACE = "unknown_interface"
+    BAD_VERSION = "bad_version"
+    BAD_HEADER_LENGTH = "bad_header_length"
+    BAD_TOTAL_LENGTH = "bad_total_length"
+    BAD_SOURCE_ADDRESS = "bad_source_address"
+    TTL_EXPIRED = "ttl_expired"
+    NO_ROUTE = "no_route"
+    FORWARDING_DISABLED = "forwarding_disabled"
+    FRAGMENT_NEEDED = "fragment_needed"
+    REASSEMBLY_OVERLAP = "reassembly_overlap"
+    REASSEMBLY_TIMEOUT = "reassembly_timeout"
+    REASSEMBLY_LIMIT = "reassembly_limit"
+    ARP_QUEUE_FULL = "arp_queue_full"
+    ARP_UNRESOLVED = "arp_unresolved"
+    ARP_OWN_ADDRESS_CLAIMED = "arp_own_address_claimed"
+    UNKNOWN_PROTOCOL = "unknown_protocol"
+    PORT_UNREACHABLE = "port_unreachable"
+    ICMP_RATE_LIMITED = "icmp_rate_limited"
+    ICMP_UNHANDLED = "icmp_unhandled"
+    BROADCAST_ECHO = "broadcast_echo"
+    UDP_QUEUE_FULL = "udp_queue_full"
+    TCP_NO_CONNECTION = "tcp_no_connection"
+    TCP_BAD_SEGMENT = "tcp_bad_segment"
+    TCP_OUT_OF_WINDOW = "tcp_out_of_window"
+    TCP_BACKLOG_FULL = "tcp_backlog_full"
+    TCP_PAWS = "tcp_paws"
+    TCP_BAD_ACK = "tcp_bad_ack"
+    TCP_RST_INVALID = "tcp_rst_invalid"
+    TCP_OUT_OF_ORDER_FULL = "tcp_out_of_order_full"
+
+
+class ParseError(ValueError):
+    """The one exception every wire parser raises for malformed bytes.
+
+    ``reason`` says which rule the bytes broke; the stack turns it into a
+    :class:`DropReason` and counts it.
+    """
+
+    def __init__(self, message: str, reason: DropReason = DropReason.MALFORMED) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SimtcpError(Exception):
+    """Base of every exception the API raises for misuse."""
+
+
+class ConfigError(SimtcpError, ValueError):
+    """A configuration value is out of its documented range."""
+
+
+class AddressError(SimtcpError, ValueError):
+    """An address, prefix, MAC or interface name is invalid or unknown."""
+
+
+class AddressInUseError(SimtcpError):
+    """A port or address is already bound (EADDRINUSE)."""
+
+
+class InvalidHandleError(SimtcpError):
+    """A connection or socket handle is unknown or already freed."""
+
+
+class InvalidStateError(SimtcpError):
+    """The call is not allowed in the connection's current state (e.g. send after shutdown)."""
+
+
+class NoRouteError(SimtcpError):
+    """No route leads to the destination (ENETUNREACH)."""

@@ -1,0 +1,130 @@
+"""Events the stack reports to its application, popped with ``Stack.next_event()``.
+
+Every event is a frozen, slotted, keyword-only dataclass named in the past
+tense. Addresses are dotted-quad strings; connections and sockets are the
+integer handles the API returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_event = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+@_event
+class Event:
+    """Base class of every event."""
+
+
+# --- ICMP ---------------------------------------------------------------
+
+
+@_event
+class EchoReplyReceived(Event):
+    """An ICMP echo reply answered one of our ``ping`` calls."""
+
+    source: str
+    identifier: int
+    sequence: int
+    payload: bytes
+    ttl: int
+
+
+@_event
+class IcmpErrorReceived(Event):
+    """An ICMP error (unreachable, time exceeded, ...) arrived about a datagram we sent."""
+
+    source: str
+    icmp_type: int
+    code: int
+    original_destination: str
+    original_protocol: int
+
+
+# --- UDP ----------------------------------------------------------------
+
+
+@_event
+class DatagramReceived(Event):
+    """A UDP datagram arrived on a bound socket."""
+
+    socket: int
+    source: str
+    source_port: int
+    destination: str
+    destination_port: int
+    data: bytes
+
+
+# --- TCP ----------------------------------------------------------------
+
+
+@_event
+class ConnectionAccepted(Event):
+    """A passive open completed the handshake on a listener; ``connection`` is new."""
+
+    listener: int
+    connection: int
+    remote_address: str
+    remote_port: int
+
+
+@_event
+class ConnectionEstablished(Event):
+    """Our active open (``tcp_connect``) completed the handshake."""
+
+    connection: int
+
+
+@_event
+class DataReceived(Event):
+    """New in-order bytes wait in the receive buffer; read them with ``receive``."""
+
+    connection: int
+    available: int
+
+
+@_event
+class SendSpaceAvailable(Event):
+    """The send buffer, full at a ``send`` call, has room again."""
+
+    connection: int
+    space: int
+
+
+@_event
+class PeerClosed(Event):
+    """The peer sent FIN: no more data will arrive (we may still send)."""
+
+    connection: int
+
+
+@_event
+class ConnectionReset(Event):
+    """The peer reset the connection (or refused it); its state is gone."""
+
+    connection: int
+
+
+@_event
+class ConnectionTimedOut(Event):
+    """The handshake, the retransmissions or keepalive ran out of attempts."""
+
+    connection: int
+
+
+@_event
+class ConnectionFailed(Event):
+    """A hard ICMP error (RFC 1122 §4.2.3.9) ended a connection attempt."""
+
+    connection: int
+    icmp_type: int
+    code: int
+
+
+@_event
+class ConnectionClosed(Event):
+    """The connection reached CLOSED and every trace of it left the stack."""
+
+    connection: int

@@ -1,0 +1,51 @@
+"""TCP configuration: every knob of the connection engine, time in microseconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..time import MILLISECOND, SECOND, Duration
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TcpConfig:
+    """TCP (RFC 9293, RFC 6298, RFC 5681, RFC 1122 §4.2)."""
+
+    mss: int = 1460
+    """Largest segment we accept, before clamping to the route's MTU (RFC 9293 §3.7.1)."""
+    send_buffer: int = 256 * 1024
+    """Bytes the application may queue for sending per connection."""
+    receive_buffer: int = 256 * 1024
+    """Bytes held for the application per connection; bounds the advertised window."""
+    initial_rto: Duration = 1 * SECOND
+    """RTO before any RTT sample (RFC 6298 §2.1)."""
+    min_rto: Duration = 200 * MILLISECOND
+    """Lower bound of the RTO (RFC 6298 §2.4 says 1 s; Linux uses 200 ms)."""
+    max_rto: Duration = 60 * SECOND
+    """Upper bound of the RTO (RFC 6298 §2.5)."""
+    syn_retries: int = 6
+    """SYN (and SYN-ACK) retransmissions before giving up."""
+    data_retries: int = 15
+    """Retransmissions of the same data before the connection times out (RFC 1122 R2)."""
+    delayed_ack: Duration = 40 * MILLISECOND
+    """Longest delay of an ACK (RFC 1122 §4.2.3.2: < 0.5 s)."""
+    nodelay: bool = False
+    """Disable Nagle's algorithm (RFC 896) for new connections."""
+    msl: Duration = 30 * SECOND
+    """Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2)."""
+    keepalive: bool = False
+    """Send keepalive probes on idle connections (RFC 1122 §4.2.3.6)."""
+    keepalive_idle: Duration = 7200 * SECOND
+    """Idle time before the first keepalive probe."""
+    keepalive_interval: Duration = 75 * SECOND
+    """Time between unanswered keepalive probes."""
+    keepalive_probes: int = 9
+    """Unanswered probes before the connection is dropped."""
+    backlog: int = 128
+    """Default listen backlog (half-open plus accepted-but-unclaimed connections)."""
+    congestion_control: str = "newreno"
+    """Congestion control by name."""
+    initial_window_segments: int = 10
+    """Initial congestion window in segments (RFC 6928)."""
+    ephemeral_ports: tuple[int, int] = (49152, 65535)
+    """Range for automatically chosen local ports."""

@@ -1,0 +1,290 @@
+"""TCP segments (RFC 9293 §3.1) and their options (RFC 9293, RFC 7323, RFC 2018).
+
+Options are kept as an ordered tuple so that a parsed segment builds back to the
+same bytes; typed option classes cover what the stack uses, anything else is an
+:class:`UnknownOption` carrying its raw bytes. Convenience properties on
+:class:`TcpSegment` find the option the TCP engine wants.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from ..errors import DropReason, ParseError
+from .checksum import Buffer, internet_checksum, pseudo_header_sum
+
+PROTOCOL_TCP = 6
+MIN_HEADER_LENGTH = 20
+MAX_OPTIONS_LENGTH = 40
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+
+OPTION_EOL = 0
+OPTION_NOP = 1
+OPTION_MSS = 2
+OPTION_WINDOW_SCALE = 3
+OPTION_SACK_PERMITTED = 4
+OPTION_SACK = 5
+OPTION_TIMESTAMPS = 8
+
+_HEADER = struct.Struct("!HHIIBBHHH")
+_FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
+                 (ECE, "E"), (CWR, "W"))
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfOptionList:
+    """EOL (kind 0); ``padding`` is whatever followed it in the options area."""
+
+    padding: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class NopOption:
+    """NOP (kind 1), used to align the options after it."""
+
+
+@dataclass(frozen=True, slots=True)
+class MssOption:
+    """Maximum segment size (kind 2), SYN only (RFC 9293 §3.7.1)."""
+
+    mss: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowScaleOption:
+    """Window scale shift count (kind 3, RFC 7323 §2)."""
+
+    shift: int
+
+
+@dataclass(frozen=True, slots=True)
+class SackPermittedOption:
+    """SACK-permitted (kind 4, RFC 2018 §2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SackOption:
+    """SACK blocks (kind 5, RFC 2018 §3): (left edge, right edge) pairs, 1 to 4 of them."""
+
+    blocks: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampsOption:
+    """Timestamps (kind 8, RFC 7323 §3): TSval and TSecr."""
+
+    value: int
+    echo_reply: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownOption:
+    """Any other option (or a known kind with a wrong length), kept as raw bytes."""
+
+    kind: int
+    data: bytes
+
+
+TcpOption = (
+    EndOfOptionList | NopOption | MssOption | WindowScaleOption | SackPermittedOption
+    | SackOption | TimestampsOption | UnknownOption
+)
+
+_NOP = NopOption()
+_SACK_PERMITTED = SackPermittedOption()
+
+
+def parse_options(data: bytes) -> tuple[TcpOption, ...]:
+    """Parse an options area; ParseError when an option runs off the end or its length is < 2."""
+    options: list[TcpOption] = []
+    index = 0
+    end = len(data)
+    while index < end:
+        kind = data[index]
+        if kind == OPTION_EOL:
+            options.append(EndOfOptionList(data[index + 1:]))
+            break
+        if kind == OPTION_NOP:
+            options.append(_NOP)
+            index += 1
+            continue
+        if index + 1 >= end:
+            raise ParseError(f"TCP option {kind} has no length byte")
+        length = data[index + 1]
+        if length < 2 or index + length > end:
+            raise ParseError(f"TCP option {kind} of length {length} at {index} in {end} bytes")
+        body = data[index + 2:index + length]
+        options.append(_typed_option(kind, body))
+        index += length
+    return tuple(options)
+
+
+def _typed_option(kind: int, body: bytes) -> TcpOption:
+    size = len(body)
+    if kind == OPTION_MSS and size == 2:
+        return MssOption(int.from_bytes(body, "big"))
+    if kind == OPTION_WINDOW_SCALE and size == 1:
+        return WindowScaleOption(body[0])
+    if kind == OPTION_SACK_PERMITTED and size == 0:
+        return _SACK_PERMITTED
+    if kind == OPTION_TIMESTAMPS and size == 8:
+        value, echo_reply = struct.unpack("!II", body)
+        return TimestampsOption(value, echo_reply)
+    if kind == OPTION_SACK and size and size % 8 == 0:
+        edges = struct.unpack(f"!{size // 4}I", body)
+        return SackOption(tuple(zip(edges[0::2], edges[1::2], strict=True)))
+    return UnknownOption(kind, body)
+
+
+def build_options(options: tuple[TcpOption, ...] | list[TcpOption]) -> bytes:
+    """Serialise options, padding with zero bytes (EOL) to a multiple of 4."""
+    parts: list[bytes] = []
+    for option in options:
+        if isinstance(option, NopOption):
+            parts.append(b"\x01")
+        elif isinstance(option, MssOption):
+            parts.append(struct.pack("!BBH", OPTION_MSS, 4, option.mss))
+        elif isinstance(option, WindowScaleOption):
+            parts.append(struct.pack("!BBB", OPTION_WINDOW_SCALE, 3, option.shift))
+        elif isinstance(option, SackPermittedOption):
+            parts.append(b"\x04\x02")
+        elif isinstance(option, TimestampsOption):
+            parts.append(struct.pack("!BBII", OPTION_TIMESTAMPS, 10, option.value,
+                                     option.echo_reply))
+        elif isinstance(option, SackOption):
+            edges = [edge for block in option.blocks for edge in block]
+            parts.append(struct.pack(f"!BB{len(edges)}I", OPTION_SACK, 2 + 4 * len(edges),
+                                     *edges))
+        elif isinstance(option, EndOfOptionList):
+            parts.append(b"\x00" + option.padding)
+        else:
+            parts.append(bytes((option.kind, len(option.data) + 2)) + option.data)
+    raw = b"".join(parts)
+    if len(raw) % 4:
+        raw += bytes(4 - len(raw) % 4)
+    if len(raw) > MAX_OPTIONS_LENGTH:
+        raise ValueError(f"TCP options of {len(raw)} bytes (at most 40)")
+    return raw
+
+
+def flags_to_str(flags: int) -> str:
+    """Flags in tcpdump's letters: ``S``, ``S.``, ``P.``, ``F.``, ``R``."""
+    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "none"
+
+
+@dataclass(slots=True)
+class TcpSegment:
+    """One TCP segment. ``seq``/``ack`` are raw 32-bit values; ``flags`` is a bit mask.
+
+    ``reserved`` holds the 4 bits between the data offset and the flags (AE/NS
+    and friends), kept for faithful round trips. ``checksum`` is as parsed and
+    not compared; ``build`` computes a fresh one.
+    """
+
+    source_port: int
+    destination_port: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    options: tuple[TcpOption, ...] = ()
+    payload: Buffer = b""
+    urgent_pointer: int = 0
+    reserved: int = 0
+    checksum: int = field(default=0, compare=False)
+
+    @classmethod
+    def parse(
+        cls, data: Buffer, *, source: int | None = None, destination: int | None = None
+    ) -> TcpSegment:
+        """Parse; the checksum is verified when both IPv4 addresses are given."""
+        length = len(data)
+        if length < MIN_HEADER_LENGTH:
+            raise ParseError(f"TCP header of {length} bytes", DropReason.TRUNCATED)
+        (source_port, destination_port, seq, ack, offset_byte, flags, window, checksum,
+         urgent_pointer) = _HEADER.unpack_from(data)
+        header_length = (offset_byte >> 4) * 4
+        if header_length < MIN_HEADER_LENGTH or header_length > length:
+            raise ParseError(f"TCP data offset of {header_length} bytes in {length}")
+        if source is not None and destination is not None:
+            initial = pseudo_header_sum(source, destination, PROTOCOL_TCP, length)
+            if internet_checksum(data, initial) != 0:
+                raise ParseError("TCP checksum mismatch", DropReason.BAD_CHECKSUM)
+        view = memoryview(data)
+        options = (
+            parse_options(bytes(view[MIN_HEADER_LENGTH:header_length]))
+            if header_length > MIN_HEADER_LENGTH else ()
+        )
+        return cls(source_port, destination_port, seq, ack, flags, window, options,
+                   view[header_length:], urgent_pointer, offset_byte & 0x0F, checksum)
+
+    def build(self, source: int, destination: int, *, with_checksum: bool = True) -> bytes:
+        """Serialise with the pseudo-header checksum (or 0, for checksum offload)."""
+        options = build_options(self.options) if self.options else b""
+        header = _HEADER.pack(
+            self.source_port, self.destination_port, self.seq, self.ack,
+            ((MIN_HEADER_LENGTH + len(options)) // 4) << 4 | self.reserved, self.flags,
+            self.window, 0, self.urgent_pointer,
+        ) + options
+        payload = self.payload
+        if not with_checksum:
+            return header + bytes(payload)
+        length = len(header) + len(payload)
+        initial = pseudo_header_sum(source, destination, PROTOCOL_TCP, length)
+        segment = header + bytes(payload)
+        checksum = internet_checksum(segment, initial)
+        return segment[:16] + checksum.to_bytes(2, "big") + segment[18:]
+
+    # --- what the TCP engine asks of a segment ------------------------------
+
+    @property
+    def segment_length(self) -> int:
+        """SEG.LEN: payload bytes plus one each for SYN and FIN (RFC 9293 §3.4)."""
+        return len(self.payload) + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+
+    @property
+    def mss(self) -> int | None:
+        for option in self.options:
+            if isinstance(option, MssOption):
+                return option.mss
+        return None
+
+    @property
+    def window_scale(self) -> int | None:
+        for option in self.options:
+            if isinstance(option, WindowScaleOption):
+                return option.shift
+        return None
+
+    @property
+    def sack_permitted(self) -> bool:
+        return any(isinstance(option, SackPermittedOption) for option in self.options)
+
+    @property
+    def sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        for option in self.options:
+            if isinstance(option, SackOption):
+                return option.blocks
+        return ()
+
+    @property
+    def timestamps(self) -> TimestampsOption | None:
+        for option in self.options:
+            if isinstance(option, TimestampsOption):
+                return option
+        return None
+
+    def describe(self) -> str:
+        """A tcpdump-like one-liner for logs and test failures."""
+        text = (f"{self.source_port} > {self.destination_port} [{flags_to_str(self.flags)}] "
+                f"seq {self.seq} ack {self.ack} win {self.window} len {len(self.payload)}")
+        return text + (f" {list(self.options)}" if self.options else "")
