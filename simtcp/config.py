@@ -1,4 +1,4 @@
-"""Configuration: one frozen dataclass per layer, every knob documented, all time in microseconds."""
+"""Configuration: one frozen dataclass per layer, every knob documented, time in microseconds."""
 
 from __future__ import annotations
 

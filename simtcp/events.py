@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-_event = dataclass(frozen=True, slots=True, kw_only=True)
 
-
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Base class of every event."""
 
@@ -20,7 +18,7 @@ class Event:
 # --- ICMP ---------------------------------------------------------------
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EchoReplyReceived(Event):
     """An ICMP echo reply answered one of our ``ping`` calls."""
 
@@ -31,7 +29,7 @@ class EchoReplyReceived(Event):
     ttl: int
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IcmpErrorReceived(Event):
     """An ICMP error (unreachable, time exceeded, ...) arrived about a datagram we sent."""
 
@@ -45,7 +43,7 @@ class IcmpErrorReceived(Event):
 # --- UDP ----------------------------------------------------------------
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DatagramReceived(Event):
     """A UDP datagram arrived on a bound socket."""
 
@@ -60,7 +58,7 @@ class DatagramReceived(Event):
 # --- TCP ----------------------------------------------------------------
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionAccepted(Event):
     """A passive open completed the handshake on a listener; ``connection`` is new."""
 
@@ -70,14 +68,14 @@ class ConnectionAccepted(Event):
     remote_port: int
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionEstablished(Event):
     """Our active open (``tcp_connect``) completed the handshake."""
 
     connection: int
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DataReceived(Event):
     """New in-order bytes wait in the receive buffer; read them with ``receive``."""
 
@@ -85,7 +83,7 @@ class DataReceived(Event):
     available: int
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SendSpaceAvailable(Event):
     """The send buffer, full at a ``send`` call, has room again."""
 
@@ -93,28 +91,28 @@ class SendSpaceAvailable(Event):
     space: int
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PeerClosed(Event):
     """The peer sent FIN: no more data will arrive (we may still send)."""
 
     connection: int
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionReset(Event):
     """The peer reset the connection (or refused it); its state is gone."""
 
     connection: int
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionTimedOut(Event):
     """The handshake, the retransmissions or keepalive ran out of attempts."""
 
     connection: int
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionFailed(Event):
     """A hard ICMP error (RFC 1122 §4.2.3.9) ended a connection attempt."""
 
@@ -123,7 +121,7 @@ class ConnectionFailed(Event):
     code: int
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionClosed(Event):
     """The connection reached CLOSED and every trace of it left the stack."""
 

@@ -33,6 +33,7 @@ class SeededRandom:
 
         This is the F() of RFC 6528 §3 when ``parts`` is the connection 4-tuple.
         """
-        message = purpose.encode() + b"".join(part.to_bytes(8, "big", signed=True) for part in parts)
+        encoded = b"".join(part.to_bytes(8, "big", signed=True) for part in parts)
+        message = purpose.encode() + encoded
         digest = hashlib.blake2b(message, key=self._key, digest_size=4).digest()
         return int.from_bytes(digest, "big")

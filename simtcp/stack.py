@@ -1,16 +1,70 @@
 """The sans-IO stack: Ethernet frames and time in; frames, events and a deadline out.
 
-SKELETON: the public API below is the contract other modules are written
-against; the bodies are being filled in.
+:class:`Stack` owns the interfaces, the routing table, the neighbour cache, the
+one timer heap and the output queue, and dispatches each received frame down
+the layers: Ethernet -> ARP or IPv4 -> (reassembly) -> ICMP, UDP, TCP, or
+forwarding to another interface. Nothing here reads a clock, sleeps, opens a
+socket or draws on ``os.urandom``: time arrives as ``now`` and chance comes
+from the configured seed, so the same inputs always give the same bytes out.
+
+Bad input from the network never raises: each drop is counted by its
+:class:`~simtcp.errors.DropReason` in :meth:`Stack.stats`. Only misuse of the
+API raises, with the exception classes of :mod:`simtcp.errors`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
+from .arp import NeighbourCache, QueuedPacket
 from .config import StackConfig
-from .events import Event
+from .errors import AddressError, DropReason, InvalidHandleError, NoRouteError, ParseError
+from .events import DatagramReceived, EchoReplyReceived, Event, IcmpErrorReceived
+from .icmp import IcmpPolicy
+from .ip import (
+    LIMITED_BROADCAST,
+    Reassembler,
+    Route,
+    RoutingTable,
+    fragment,
+    is_martian_source,
+    is_multicast,
+)
+from .rng import SeededRandom
+from .stats import Stats
+
+try:  # TEMPORARY while simtcp/tcp/layer.py is being written in parallel
+    from .tcp.layer import TcpInfo, TcpLayer
+except ImportError:  # pragma: no cover
+    from ._tcp_placeholder import TcpInfo, TcpLayer  # type: ignore[assignment]
 from .time import Instant
+from .timers import TimerHeap
+from .udp import UdpSockets
+from .wire import icmp as icmp_wire
+from .wire.arp import ArpPacket
+from .wire.checksum import Buffer, checksum_update
+from .wire.ethernet import (
+    BROADCAST_MAC,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    EthernetFrame,
+    build_ethernet_header,
+    mac_from_str,
+)
+from .wire.icmp import IcmpMessage
+from .wire.ipv4 import (
+    PROTOCOL_ICMP,
+    PROTOCOL_TCP,
+    PROTOCOL_UDP,
+    Ipv4Packet,
+    ip_from_str,
+    ip_to_str,
+    prefix_from_str,
+    prefix_mask,
+)
+from .wire.tcp import TcpSegment
+from .wire.udp import UdpDatagram
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,46 +79,579 @@ class InterfaceOffload:
     """Largest TCP segment (payload) the link cuts into MTU-sized frames; 0 means no TSO."""
 
 
+@dataclass(slots=True)
+class Interface:
+    name: str
+    mac: bytes
+    mtu: int
+    offload: InterfaceOffload
+    addresses: list[tuple[int, int]] = field(default_factory=list)  # (address, prefix length)
+    broadcasts: set[int] = field(default_factory=set)
+
+
 class Stack:
-    """A TCP/IP host (and router) driven entirely by its caller."""
+    """A TCP/IP host (and, with ``ip.forwarding``, a router) driven entirely by its caller."""
 
     def __init__(self, config: StackConfig | None = None) -> None:
-        raise NotImplementedError
+        self.config = config = config or StackConfig()
+        self.rng = SeededRandom(config.seed)
+        self.timers = TimerHeap()
+        self.stats = Stats()
+        self._interfaces: dict[str, Interface] = {}
+        self._local: dict[int, str] = {}  # our address -> interface
+        self._broadcasts: set[int] = {LIMITED_BROADCAST}
+        self._routes = RoutingTable()
+        self._output: list[tuple[str, bytes]] = []
+        self._events: deque[Event] = deque()
+        self._ip_id = self.rng.stream("ip-id").randrange(0x10000)
+        self._icmp = IcmpPolicy(config.icmp)
+        self._udp = UdpSockets(config.udp.ephemeral_ports, self.rng.stream("udp-ports"))
+        self._neighbours = NeighbourCache(
+            config.arp, timers=self.timers, stats=self.stats,
+            send_arp=self._send_arp, transmit=self._transmit, unresolved=self._unresolved)
+        self._reassembler = Reassembler(config.ip, timers=self.timers, stats=self.stats,
+                                        timed_out=self._reassembly_timed_out)
+        self.tcp = TcpLayer(config.tcp, host=self, timers=self.timers, rng=self.rng)
+        stats = self.stats
+        stats.gauge("arp.cache_entries", self._neighbours.__len__)
+        stats.gauge("arp.queued_packets", self._neighbours.pending_packets)
+        stats.gauge("ip.reassembly_bytes", lambda: self._reassembler.held_bytes)
+        stats.gauge("udp.sockets", self._udp.__len__)
+        stats.gauge("tcp.connections", self.tcp.connection_count)
 
     # --- topology -----------------------------------------------------------
+
     def add_interface(self, name: str, *, mac: str | bytes, mtu: int = 1500,
-                      offload: InterfaceOffload | None = None) -> None: ...
+                      offload: InterfaceOffload | None = None) -> None:
+        """Add an Ethernet interface; ``mac`` as ``"02:00:00:00:00:01"`` or 6 bytes."""
+        if name in self._interfaces:
+            raise AddressError(f"interface {name!r} already exists")
+        raw_mac = mac_from_str(mac) if isinstance(mac, str) else bytes(mac)
+        if len(raw_mac) != 6 or raw_mac[0] & 1:
+            raise AddressError(f"not a unicast MAC address: {mac!r}")
+        if not 68 <= mtu <= 65535:
+            raise AddressError(f"MTU {mtu} outside 68..65535 (RFC 791 §3.2)")
+        self._interfaces[name] = Interface(name, raw_mac, mtu, offload or InterfaceOffload())
+
+    def interface_mac(self, name: str) -> bytes:
+        return self._interface(name).mac
+
     def add_address(self, interface: str, address: str, *, now: Instant = 0) -> None:
-        """``address`` with prefix, e.g. ``"10.0.0.1/24"``; adds the connected route."""
+        """Give ``interface`` an address with prefix (``"10.0.0.1/24"``) and its connected route."""
+        iface = self._interface(interface)
+        try:
+            value, length = prefix_from_str(address)
+        except ValueError as error:
+            raise AddressError(str(error)) from None
+        if value in self._local:
+            raise AddressError(f"{ip_to_str(value)} is already assigned")
+        mask = prefix_mask(length)
+        iface.addresses.append((value, length))
+        self._local[value] = interface
+        if length <= 30:
+            broadcast = (value & mask) | (~mask & 0xFFFFFFFF)
+            iface.broadcasts.add(broadcast)
+            self._broadcasts.add(broadcast)
+        self._routes.add(Route(value & mask, length, interface))
+        if self.config.arp.gratuitous_on_add:
+            self._neighbours.announce(interface, value)
+
     def add_route(self, destination: str, *, via: str | None = None,
                   interface: str | None = None) -> None:
-        """``destination`` is a prefix (``"0.0.0.0/0"`` for default)."""
+        """Route a prefix (``"0.0.0.0/0"`` for default) via a gateway and/or out an interface."""
+        try:
+            network, length = prefix_from_str(destination)
+            gateway = ip_from_str(via) if via is not None else None
+        except ValueError as error:
+            raise AddressError(str(error)) from None
+        if interface is None:
+            if gateway is None:
+                raise AddressError("a route needs a gateway (via=) or an interface")
+            connected = self._routes.lookup(gateway)
+            if connected is None or connected.gateway is not None:
+                raise NoRouteError(f"gateway {via} is not on a connected network")
+            interface = connected.interface
+        self._interface(interface)
+        self._routes.add(Route(network & prefix_mask(length), length, interface, gateway))
 
-    # --- frames and time ----------------------------------------------------
-    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant) -> None: ...
-    def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]: ...
-    def poll_at(self) -> Instant | None: ...
-    def handle_timer(self, *, now: Instant) -> None: ...
-    def next_event(self) -> Event | None: ...
-    def stats(self) -> dict[str, int]: ...
+    def _interface(self, name: str) -> Interface:
+        try:
+            return self._interfaces[name]
+        except KeyError:
+            raise AddressError(f"no interface {name!r}") from None
 
-    # --- ICMP ---------------------------------------------------------------
+    # --- frames, time, events ----------------------------------------------
+
+    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant) -> None:
+        """Take one Ethernet frame from ``interface``; anything it provokes is queued."""
+        stats = self.stats
+        iface = self._interfaces.get(interface)
+        if iface is None:
+            stats.drop(DropReason.UNKNOWN_INTERFACE)
+            return
+        stats.count("link.frames_in")
+        try:
+            ethernet = EthernetFrame.parse(frame)
+        except ParseError as error:
+            stats.drop(error.reason)
+            return
+        destination = ethernet.destination
+        link_broadcast = destination == BROADCAST_MAC
+        if destination != iface.mac and not link_broadcast:
+            stats.drop(DropReason.NOT_FOR_US)  # another host's unicast, or multicast
+            return
+        if ethernet.ethertype == ETHERTYPE_IPV4:
+            self._ipv4_received(iface, ethernet.payload, link_broadcast, now)
+        elif ethernet.ethertype == ETHERTYPE_ARP:
+            self._arp_received(iface, ethernet.payload, now)
+        elif ethernet.is_vlan_tagged:
+            stats.drop(DropReason.VLAN_TAGGED)
+        else:
+            stats.drop(DropReason.UNSUPPORTED_ETHERTYPE)
+
+    def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]:
+        """Every frame queued since the last call, in order, as (interface, frame)."""
+        output = self._output
+        self._output = []
+        return output
+
+    def poll_at(self) -> Instant | None:
+        """The next absolute time :meth:`handle_timer` has work, or None."""
+        return self.timers.poll_at()
+
+    def handle_timer(self, *, now: Instant) -> None:
+        """Fire every timer due at or before ``now``."""
+        self.timers.run_due(now)
+
+    def next_event(self) -> Event | None:
+        """Pop the oldest pending event, or None."""
+        return self._events.popleft() if self._events else None
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    # --- ARP ----------------------------------------------------------------
+
+    def _arp_received(self, iface: Interface, payload: Buffer, now: Instant) -> None:
+        try:
+            packet = ArpPacket.parse(payload)
+        except ParseError as error:
+            self.stats.drop(error.reason)
+            return
+        target_iface = self._local.get(packet.target_ip)
+        self._neighbours.packet_received(
+            iface.name, packet, our_mac=iface.mac,
+            target_is_ours=target_iface is not None, sender_is_ours=packet.sender_ip in self._local,
+            now=now)
+
+    def _send_arp(self, interface: str, destination: bytes, packet: ArpPacket) -> None:
+        iface = self._interfaces[interface]
+        packet.sender_mac = iface.mac
+        self._output.append((interface, build_ethernet_header(destination, iface.mac,
+                                                              ETHERTYPE_ARP) + packet.build()))
+        self.stats.count("link.frames_out")
+
+    def _transmit(self, interface: str, destination: bytes, datagram: bytes) -> None:
+        iface = self._interfaces[interface]
+        self._output.append((interface, build_ethernet_header(destination, iface.mac,
+                                                              ETHERTYPE_IPV4) + datagram))
+        self.stats.count("link.frames_out")
+
+    # --- IPv4 in --------------------------------------------------------------
+
+    def _ipv4_received(self, iface: Interface, payload: Buffer,
+                       link_broadcast: bool, now: Instant) -> None:
+        stats = self.stats
+        stats.count("ip.packets_in")
+        try:
+            packet = Ipv4Packet.parse(payload,
+                                      verify_checksum=not iface.offload.rx_checksum_verified)
+        except ParseError as error:
+            stats.drop(error.reason)
+            return
+        if is_martian_source(packet.source):
+            stats.drop(DropReason.BAD_SOURCE_ADDRESS)
+            return
+        destination = packet.destination
+        if destination in self._local or destination in self._broadcasts:
+            self._deliver_local(iface, packet, link_broadcast, now)
+        elif is_multicast(destination):
+            stats.drop(DropReason.NOT_FOR_US)
+        elif link_broadcast:
+            # RFC 1122 §3.3.6: a link-layer broadcast must not be forwarded as unicast.
+            stats.drop(DropReason.NOT_FOR_US)
+        elif not self.config.ip.forwarding:
+            stats.drop(DropReason.FORWARDING_DISABLED)
+        else:
+            self._forward(packet, now)
+
+    def _deliver_local(self, iface: Interface, packet: Ipv4Packet, link_broadcast: bool,
+                       now: Instant) -> None:
+        if packet.is_fragment:
+            whole = self._reassembler.add(packet, now)
+            if whole is None:
+                return
+            packet = whole
+        to_broadcast = packet.destination in self._broadcasts
+        protocol = packet.protocol
+        if protocol == PROTOCOL_TCP:
+            self._tcp_received(iface, packet, to_broadcast or link_broadcast, now)
+        elif protocol == PROTOCOL_UDP:
+            self._udp_received(iface, packet, link_broadcast, to_broadcast, now)
+        elif protocol == PROTOCOL_ICMP:
+            self._icmp_received(iface, packet, link_broadcast, to_broadcast, now)
+        else:
+            self.stats.drop(DropReason.UNKNOWN_PROTOCOL)
+            self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
+                                  icmp_wire.CODE_PROTOCOL_UNREACHABLE, packet, now,
+                                  link_broadcast=link_broadcast, to_broadcast=to_broadcast)
+
+    # --- forwarding (RFC 1812 in spirit) ----------------------------------------
+
+    def _forward(self, packet: Ipv4Packet, now: Instant) -> None:
+        stats = self.stats
+        if packet.ttl <= 1:
+            stats.drop(DropReason.TTL_EXPIRED)
+            self._send_icmp_error(icmp_wire.TYPE_TIME_EXCEEDED, icmp_wire.CODE_TTL_EXCEEDED,
+                                  packet, now)
+            return
+        route = self._routes.lookup(packet.destination)
+        if route is None:
+            stats.drop(DropReason.NO_ROUTE)
+            self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
+                                  icmp_wire.CODE_NET_UNREACHABLE, packet, now)
+            return
+        out = self._interfaces[route.interface]
+        # RFC 1624: patch TTL and checksum in place instead of rebuilding the header.
+        header = bytearray(packet.build_header(len(packet.payload)))
+        old_word = (header[8] << 8) | header[9]
+        header[8] -= 1
+        old_checksum = (header[10] << 8) | header[11]
+        new_checksum = checksum_update(old_checksum, old_word, (header[8] << 8) | header[9])
+        header[10:12] = new_checksum.to_bytes(2, "big")
+        datagram = bytes(header) + bytes(packet.payload)
+        next_hop = route.gateway if route.gateway is not None else packet.destination
+        stats.count("ip.forwarded")
+        if len(datagram) > out.mtu:
+            if packet.dont_fragment:
+                stats.drop(DropReason.FRAGMENT_NEEDED)
+                self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
+                                      icmp_wire.CODE_FRAGMENTATION_NEEDED, packet, now,
+                                      rest=out.mtu)
+                return
+            packet.ttl -= 1
+            for piece in fragment(packet, out.mtu):
+                self._neighbours.resolve_and_send(out.name, next_hop, self._source_for(out),
+                                                  piece, forwarded=True, now=now)
+            return
+        self._neighbours.resolve_and_send(out.name, next_hop, self._source_for(out), datagram,
+                                          forwarded=True, now=now)
+
+    def _unresolved(self, queued: QueuedPacket, now: Instant) -> None:
+        """Resolution failed: a router tells the sender (RFC 1812 §4.3.3.1 host unreachable)."""
+        if not queued.forwarded:
+            return
+        try:
+            packet = Ipv4Packet.parse(queued.datagram, verify_checksum=False)
+        except ParseError:
+            return
+        self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
+                              icmp_wire.CODE_HOST_UNREACHABLE, packet, now)
+
+    def _reassembly_timed_out(self, first_fragment: Ipv4Packet, now: Instant) -> None:
+        self._send_icmp_error(icmp_wire.TYPE_TIME_EXCEEDED,
+                              icmp_wire.CODE_REASSEMBLY_TIME_EXCEEDED, first_fragment, now)
+
+    # --- IPv4 out -------------------------------------------------------------
+
+    def _source_for(self, iface: Interface, near: int | None = None) -> int:
+        """Our address on ``iface``, preferring one on the same subnet as ``near``."""
+        if not iface.addresses:
+            return 0
+        if near is not None:
+            for address, length in iface.addresses:
+                mask = prefix_mask(length)
+                if address & mask == near & mask:
+                    return address
+        return iface.addresses[0][0]
+
+    def route_source(self, destination: int) -> tuple[int, int] | None:
+        """(source address, MTU) used to reach ``destination``, or None (TcpHost protocol)."""
+        if destination in self._local:
+            return None  # no loopback interface (yet)
+        route = self._routes.lookup(destination)
+        if route is None:
+            return None
+        iface = self._interfaces[route.interface]
+        next_hop = route.gateway if route.gateway is not None else destination
+        source = self._source_for(iface, next_hop)
+        return (source, iface.mtu) if source else None
+
+    def is_local_address(self, address: int) -> bool:
+        return address in self._local
+
+    def send_ipv4(self, destination: int, protocol: int, payload: bytes, *, now: Instant,
+                  source: int | None = None, ttl: int | None = None,
+                  dont_fragment: bool = False) -> bool:
+        """Route, fragment if needed, resolve and queue one datagram; False if no route."""
+        stats = self.stats
+        if destination == LIMITED_BROADCAST:
+            route = None
+            iface = next(iter(self._interfaces.values()), None) if source is None else (
+                self._interfaces.get(self._local.get(source, "")))
+            if iface is None:
+                stats.drop(DropReason.NO_ROUTE)
+                return False
+            next_hop = destination
+        else:
+            route = self._routes.lookup(destination)
+            if route is None:
+                stats.drop(DropReason.NO_ROUTE)
+                return False
+            iface = self._interfaces[route.interface]
+            next_hop = route.gateway if route.gateway is not None else destination
+        if source is None:
+            source = self._source_for(iface, next_hop)
+        self._ip_id = (self._ip_id + 1) & 0xFFFF
+        packet = Ipv4Packet(source, destination, protocol, payload,
+                            ttl if ttl is not None else self.config.ip.default_ttl,
+                            self._ip_id, dont_fragment)
+        stats.count("ip.packets_out")
+        if packet.header_length + len(payload) <= iface.mtu:
+            datagrams = [packet.build()]
+        elif dont_fragment:
+            stats.drop(DropReason.FRAGMENT_NEEDED)
+            return False
+        else:
+            datagrams = fragment(packet, iface.mtu)
+            stats.count("ip.fragments_out", len(datagrams))
+        if next_hop in iface.broadcasts or next_hop == LIMITED_BROADCAST:
+            for datagram in datagrams:
+                self._transmit(iface.name, BROADCAST_MAC, datagram)
+            return True
+        for datagram in datagrams:
+            self._neighbours.resolve_and_send(iface.name, next_hop, source, datagram,
+                                              forwarded=False, now=now)
+        return True
+
+    # --- ICMP -----------------------------------------------------------------
+
+    def _icmp_received(self, iface: Interface, packet: Ipv4Packet, link_broadcast: bool,
+                       to_broadcast: bool, now: Instant) -> None:
+        stats = self.stats
+        try:
+            message = IcmpMessage.parse(packet.payload,
+                                        verify_checksum=not iface.offload.rx_checksum_verified)
+        except ParseError as error:
+            stats.drop(error.reason)
+            return
+        stats.count(f"icmp.in.type{message.icmp_type}")
+        if message.icmp_type == icmp_wire.TYPE_ECHO_REQUEST:
+            if (to_broadcast or link_broadcast) and not self.config.icmp.reply_to_broadcast:
+                stats.drop(DropReason.BROADCAST_ECHO)  # RFC 1122 §3.2.2.6 allows silence
+                return
+            # Reply from the very address that was asked (the seed's bug, fixed).
+            source = packet.destination if packet.destination in self._local else None
+            reply = IcmpMessage(icmp_wire.TYPE_ECHO_REPLY, 0, message.rest, message.payload)
+            stats.count("icmp.out.type0")
+            self.send_ipv4(packet.source, PROTOCOL_ICMP, reply.build(), now=now, source=source)
+        elif message.icmp_type == icmp_wire.TYPE_ECHO_REPLY:
+            self.emit(EchoReplyReceived(source=ip_to_str(packet.source),
+                                        identifier=message.identifier,
+                                        sequence=message.sequence,
+                                        payload=bytes(message.payload), ttl=packet.ttl))
+        elif message.is_error:
+            self._icmp_error_received(packet, message, now)
+        else:
+            stats.drop(DropReason.ICMP_UNHANDLED)
+
+    def _icmp_error_received(self, packet: Ipv4Packet, message: IcmpMessage,
+                             now: Instant) -> None:
+        try:
+            quoted = Ipv4Packet.parse(_quoted_with_fixed_length(message.payload),
+                                      verify_checksum=False)
+        except ParseError as error:
+            self.stats.drop(error.reason)
+            return
+        if quoted.source not in self._local:
+            self.stats.drop(DropReason.NOT_FOR_US)
+            return
+        data = bytes(quoted.payload)
+        if quoted.protocol == PROTOCOL_TCP and len(data) >= 8:
+            self.tcp.icmp_error_received(
+                icmp_type=message.icmp_type, code=message.code,
+                next_hop_mtu=message.next_hop_mtu, quoted_source=quoted.source,
+                quoted_destination=quoted.destination,
+                quoted_source_port=int.from_bytes(data[0:2], "big"),
+                quoted_destination_port=int.from_bytes(data[2:4], "big"),
+                quoted_seq=int.from_bytes(data[4:8], "big"), now=now)
+            return
+        self.emit(IcmpErrorReceived(source=ip_to_str(packet.source), icmp_type=message.icmp_type,
+                                    code=message.code,
+                                    original_destination=ip_to_str(quoted.destination),
+                                    original_protocol=quoted.protocol))
+
+    def _send_icmp_error(self, icmp_type: int, code: int, offending: Ipv4Packet, now: Instant,
+                         *, link_broadcast: bool = False, to_broadcast: bool = False,
+                         rest: int = 0) -> None:
+        if not IcmpPolicy.may_answer(offending, link_broadcast=link_broadcast,
+                                     to_broadcast=to_broadcast):
+            return
+        if offending.source in self._broadcasts or is_martian_source(offending.source):
+            return
+        if not self._icmp.allow(now):
+            self.stats.drop(DropReason.ICMP_RATE_LIMITED)
+            return
+        message = IcmpPolicy.error(icmp_type, code, offending, rest)
+        self.stats.count(f"icmp.out.type{icmp_type}")
+        # RFC 1812 §4.3.2.4: the source is the address of the interface the error leaves by.
+        self.send_ipv4(offending.source, PROTOCOL_ICMP, message.build(), now=now)
+
     def ping(self, destination: str, *, identifier: int, sequence: int, payload: bytes = b"",
-             ttl: int | None = None, now: Instant) -> None: ...
+             ttl: int | None = None, now: Instant) -> None:
+        """Send an ICMP echo request; the answer arrives as an EchoReplyReceived event."""
+        address = _address(destination)
+        message = IcmpMessage.echo_request(identifier & 0xFFFF, sequence & 0xFFFF, payload)
+        self.stats.count("icmp.out.type8")
+        if not self.send_ipv4(address, PROTOCOL_ICMP, message.build(), now=now, ttl=ttl):
+            raise NoRouteError(f"no route to {destination}")
 
-    # --- UDP ----------------------------------------------------------------
-    def udp_bind(self, port: int = 0, *, address: str | None = None) -> int: ...
+    # --- UDP ------------------------------------------------------------------
+
+    def _udp_received(self, iface: Interface, packet: Ipv4Packet, link_broadcast: bool,
+                      to_broadcast: bool, now: Instant) -> None:
+        stats = self.stats
+        verify = not iface.offload.rx_checksum_verified
+        try:
+            datagram = UdpDatagram.parse(packet.payload,
+                                         source=packet.source if verify else None,
+                                         destination=packet.destination if verify else None)
+        except ParseError as error:
+            stats.drop(error.reason)
+            return
+        stats.count("udp.datagrams_in")
+        socket = self._udp.find(packet.destination, datagram.destination_port)
+        if socket is None:
+            stats.drop(DropReason.PORT_UNREACHABLE)
+            self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
+                                  icmp_wire.CODE_PORT_UNREACHABLE, packet, now,
+                                  link_broadcast=link_broadcast, to_broadcast=to_broadcast)
+            return
+        self.emit(DatagramReceived(socket=socket.handle, source=ip_to_str(packet.source),
+                                   source_port=datagram.source_port,
+                                   destination=ip_to_str(packet.destination),
+                                   destination_port=datagram.destination_port,
+                                   data=bytes(datagram.payload)))
+
+    def udp_bind(self, port: int = 0, *, address: str | None = None) -> int:
+        """Bind a UDP socket (port 0: a seeded ephemeral port); returns its handle."""
+        if not 0 <= port <= 0xFFFF:
+            raise AddressError(f"port {port} outside 0..65535")
+        value = _address(address) if address else 0
+        if value and value not in self._local:
+            raise AddressError(f"{address} is not one of our addresses")
+        return self._udp.bind(value, port).handle
+
+    def udp_local_port(self, socket: int) -> int:
+        return self._udp.get(socket).port
+
     def sendto(self, socket: int, data: bytes, destination: tuple[str, int], *,
-               now: Instant) -> None: ...
-    def udp_close(self, socket: int) -> None: ...
+               now: Instant) -> None:
+        """Send one datagram from a bound socket to (address, port)."""
+        bound = self._udp.get(socket)
+        address = _address(destination[0])
+        port = destination[1]
+        if not 0 < port <= 0xFFFF:
+            raise AddressError(f"port {port} outside 1..65535")
+        source = bound.address or None
+        if source is None:
+            info = self.route_source(address)
+            source = info[0] if info else None
+        if source is None and address != LIMITED_BROADCAST:
+            raise NoRouteError(f"no route to {destination[0]}")
+        payload = UdpDatagram(bound.port, port, data).build(
+            source or 0, address, with_checksum=self.config.udp.send_checksum)
+        self.stats.count("udp.datagrams_out")
+        if not self.send_ipv4(address, PROTOCOL_UDP, payload, now=now, source=source):
+            raise NoRouteError(f"no route to {destination[0]}")
 
-    # --- TCP ----------------------------------------------------------------
+    def udp_close(self, socket: int) -> None:
+        self._udp.close(socket)
+
+    # --- TCP ------------------------------------------------------------------
+
+    def _tcp_received(self, iface: Interface, packet: Ipv4Packet, broadcast: bool,
+                      now: Instant) -> None:
+        stats = self.stats
+        if broadcast:
+            stats.drop(DropReason.NOT_FOR_US)  # RFC 9293 §3.9.1: no TCP to broadcast
+            return
+        verify = not iface.offload.rx_checksum_verified
+        try:
+            segment = TcpSegment.parse(packet.payload,
+                                       source=packet.source if verify else None,
+                                       destination=packet.destination if verify else None)
+        except ParseError as error:
+            stats.drop(error.reason)
+            return
+        stats.count("tcp.segments_in")
+        self.tcp.segment_received(packet.source, packet.destination, segment, now=now)
+
+    def send_tcp(self, source: int, destination: int, segment: TcpSegment, *,
+                 now: Instant) -> None:
+        """Wrap a segment from the TCP layer in IPv4 and send it (TcpHost protocol)."""
+        self.stats.count("tcp.segments_out")
+        self.send_ipv4(destination, PROTOCOL_TCP, segment.build(source, destination), now=now,
+                       source=source, dont_fragment=True)
+
     def tcp_listen(self, port: int, *, address: str | None = None,
-                   backlog: int | None = None) -> int: ...
+                   backlog: int | None = None) -> int:
+        """Listen on ``port`` (all our addresses, or one); returns the listener's handle."""
+        return self.tcp.listen(port, address=_address(address) if address else 0,
+                               backlog=backlog)
+
     def tcp_connect(self, address: str, port: int, *, local_port: int | None = None,
-                    now: Instant) -> int: ...
-    def send(self, connection: int, data: bytes, *, now: Instant) -> int: ...
-    def receive(self, connection: int, max_bytes: int = -1, *, now: Instant) -> bytes: ...
-    def shutdown(self, connection: int, *, now: Instant) -> None: ...
-    def close(self, connection: int, *, now: Instant) -> None: ...
-    def abort(self, connection: int, *, now: Instant) -> None: ...
+                    now: Instant) -> int:
+        """Active open to (address, port); ConnectionEstablished follows."""
+        return self.tcp.connect(_address(address), port, local_port=local_port, now=now)
+
+    def send(self, connection: int, data: bytes, *, now: Instant) -> int:
+        """Queue bytes; returns how many the send buffer took (SendSpaceAvailable tells more)."""
+        return self.tcp.send(connection, data, now=now)
+
+    def receive(self, connection: int, max_bytes: int = -1, *, now: Instant) -> bytes:
+        """Take up to ``max_bytes`` (all with -1) of received in-order data."""
+        return self.tcp.receive(connection, max_bytes, now=now)
+
+    def shutdown(self, connection: int, *, now: Instant) -> None:
+        """Close our sending side: FIN after the queued data."""
+        self.tcp.shutdown(connection, now=now)
+
+    def close(self, connection: int, *, now: Instant) -> None:
+        """Close a connection (FIN, then wait for the peer's) or a listener."""
+        self.tcp.close(connection, now=now)
+
+    def abort(self, connection: int, *, now: Instant) -> None:
+        """Reset the connection: RST to the peer, state freed at once."""
+        self.tcp.abort(connection, now=now)
+
+    def tcp_info(self, connection: int) -> TcpInfo:
+        return self.tcp.info(connection)
+
+
+def _address(text: str) -> int:
+    try:
+        return ip_from_str(text)
+    except (ValueError, AttributeError):
+        raise AddressError(f"not an IPv4 address: {text!r}") from None
+
+
+def _quoted_with_fixed_length(quoted: Buffer) -> bytes:
+    """ICMP quotes only header + 8 bytes, so fix the quoted total length to what is there."""
+    data = bytearray(quoted)
+    if len(data) >= 20:
+        data[2:4] = min(len(data), 0xFFFF).to_bytes(2, "big")
+    return bytes(data)
+
+
+__all__ = ["InterfaceOffload", "InvalidHandleError", "Stack"]

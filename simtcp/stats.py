@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from .errors import DropReason
 
 
 class Stats:
-    """Named counters. Drops are counted as ``drop.<reason>`` and in ``drop.total``."""
+    """Named counters plus gauges read when asked; drops count as ``drop.<reason>``.
 
-    __slots__ = ("_counters",)
+    Calling the object returns everything as a plain, sorted dict, so
+    ``stack.stats()`` reads like a method while layers call ``stack.stats.count``.
+    """
+
+    __slots__ = ("_counters", "_gauges")
 
     def __init__(self) -> None:
         self._counters: Counter[str] = Counter()
+        self._gauges: dict[str, Callable[[], int]] = {}
 
     def count(self, name: str, amount: int = 1) -> None:
         self._counters[name] += amount
@@ -23,8 +29,18 @@ class Stats:
         counters["drop." + reason.value] += 1
         counters["drop.total"] += 1
 
+    def gauge(self, name: str, read: Callable[[], int]) -> None:
+        """Report ``read()`` under ``name`` (a current size, not a running count)."""
+        self._gauges[name] = read
+
     def __getitem__(self, name: str) -> int:
-        return self._counters[name]
+        gauge = self._gauges.get(name)
+        return gauge() if gauge is not None else self._counters[name]
 
     def as_dict(self) -> dict[str, int]:
-        return dict(sorted(self._counters.items()))
+        values = dict(self._counters)
+        for name, read in self._gauges.items():
+            values[name] = read()
+        return dict(sorted(values.items()))
+
+    __call__ = as_dict
