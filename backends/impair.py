@@ -1,0 +1,223 @@
+"""Link impairments: loss, reordering, duplication, corruption, delay, a rate-limited queue, MTU.
+
+One :class:`Impairment` models one direction of a link. It is pure: it takes a
+frame and the time it was sent and returns when (and in which form) copies of
+it reach the far end. The simulator (``backends/sim.py``) schedules those
+arrivals on its event heap; the TAP backend can hold them in a timer heap in
+front of the kernel. All chance comes from the ``random.Random`` passed in, so
+a seed replays the same impairments frame for frame.
+
+The order of the stages mirrors a real path: the MTU check at the sender, then
+the bottleneck queue and its serialization delay (drop-tail), then the wire
+(loss, duplication, corruption, propagation delay with jitter, reordering).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from simtcp.errors import ConfigError
+from simtcp.time import MILLISECOND, SECOND, Duration, Instant
+
+ETHERNET_HEADER_LENGTH = 14
+
+COUNTER_NAMES = (
+    "sent",
+    "delivered",
+    "lost",
+    "duplicated",
+    "corrupted",
+    "reordered",
+    "queue_drops",
+    "mtu_drops",
+)
+"""Keys of :attr:`Impairment.counters`; ``sent`` counts frames offered to the link."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkProfile:
+    """How one direction of a link treats frames. The default is a perfect, instant wire."""
+
+    loss: float = 0.0
+    """Probability (0..1) that a frame vanishes on the wire."""
+    reorder: float = 0.0
+    """Probability (0..1) that a frame is held back by ``reorder_delay`` so later frames
+    overtake it."""
+    reorder_delay: Duration = 1 * MILLISECOND
+    """Extra delay, in microseconds, of a frame chosen by ``reorder``."""
+    duplicate: float = 0.0
+    """Probability (0..1) that a frame arrives twice (the copy right behind the original)."""
+    corrupt: float = 0.0
+    """Probability (0..1) that one random bit of a frame (any byte, headers included) flips;
+    each copy of a duplicated frame is drawn separately."""
+    delay: Duration = 0
+    """One-way propagation delay, in microseconds."""
+    jitter: Duration = 0
+    """Each frame's delay is drawn uniformly from ``delay - jitter .. delay + jitter``
+    (never below zero). Jitter alone does not reorder: a frame never arrives before
+    the frame sent ahead of it, unless ``reorder`` chose the earlier one."""
+    rate: int = 0
+    """Bottleneck rate in bits per second; 0 means unlimited (no serialization delay)."""
+    queue_limit: int = 128 * 1024
+    """Bytes the bottleneck may hold (waiting or being serialized); a frame that does not
+    fit is dropped (drop-tail). Only used when ``rate`` is set."""
+    mtu: int | None = None
+    """Largest IP payload the link carries: frames longer than ``mtu + 14`` are dropped and
+    counted. None means no limit."""
+
+    def __post_init__(self) -> None:
+        for name in ("loss", "reorder", "duplicate", "corrupt"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"LinkProfile.{name} must be within 0..1, not {value!r}")
+        for name in ("reorder_delay", "delay", "jitter", "rate"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"LinkProfile.{name} must not be negative")
+        if self.queue_limit < 1:
+            raise ConfigError("LinkProfile.queue_limit must be at least 1 byte")
+        if self.mtu is not None and self.mtu < 0:
+            raise ConfigError("LinkProfile.mtu must not be negative")
+
+    @property
+    def is_perfect(self) -> bool:
+        """True when the profile never touches a frame (only a fixed delay, if any)."""
+        return (
+            self.loss == 0.0
+            and self.reorder == 0.0
+            and self.duplicate == 0.0
+            and self.corrupt == 0.0
+            and self.jitter == 0
+            and self.rate == 0
+            and self.mtu is None
+        )
+
+
+def flip_random_bit(frame: bytes, rng: random.Random) -> bytes:
+    """``frame`` with one bit, chosen by ``rng``, inverted."""
+    if not frame:
+        return frame
+    position = rng.randrange(len(frame) * 8)
+    corrupted = bytearray(frame)
+    corrupted[position >> 3] ^= 1 << (position & 7)
+    return bytes(corrupted)
+
+
+class Impairment:
+    """One direction of a link: ``apply(frame, now)`` says when copies of it arrive."""
+
+    __slots__ = (
+        "_profile",
+        "_perfect",
+        "_rng",
+        "counters",
+        "_last_arrival_at",
+        "_queue",
+        "_queue_bytes",
+        "_busy_until_scaled",
+    )
+
+    def __init__(self, profile: LinkProfile, rng: random.Random) -> None:
+        self._rng = rng
+        self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        """Frames seen so far: ``sent = lost + queue_drops + mtu_drops + delivered -
+        duplicated`` (``delivered`` counts copies when they are scheduled)."""
+        self._last_arrival_at: Instant = 0
+        # The bottleneck: frames still in it as (finish_at, size), and the instant
+        # the transmitter frees up, in units of 1/rate microseconds so that
+        # serialization times add up exactly with integers.
+        self._queue: deque[tuple[Instant, int]] = deque()
+        self._queue_bytes = 0
+        self._busy_until_scaled = 0
+        self._profile = profile
+        self._perfect = profile.is_perfect
+
+    @property
+    def profile(self) -> LinkProfile:
+        return self._profile
+
+    @profile.setter
+    def profile(self, profile: LinkProfile) -> None:
+        """Change the profile mid-run (a link fault); queue state and counters carry on."""
+        old_rate, new_rate = self._profile.rate, profile.rate
+        if old_rate != new_rate:
+            # Keep the instant the transmitter frees up, re-expressed in the new units.
+            busy_until = -(-self._busy_until_scaled // old_rate) if old_rate else 0
+            self._busy_until_scaled = busy_until * new_rate
+        self._profile = profile
+        self._perfect = profile.is_perfect
+
+    def apply(self, frame: bytes, now: Instant) -> list[tuple[Instant, bytes]]:
+        """The (deliver_at, frame) pairs that reach the far end of ``frame`` sent at ``now``."""
+        counters = self.counters
+        counters["sent"] += 1
+        profile = self._profile
+        if self._perfect:
+            arrival_at = now + profile.delay
+            if arrival_at < self._last_arrival_at:  # the delay was lowered mid-run
+                arrival_at = self._last_arrival_at
+            self._last_arrival_at = arrival_at
+            counters["delivered"] += 1
+            return [(arrival_at, frame)]
+        if profile.mtu is not None and len(frame) > profile.mtu + ETHERNET_HEADER_LENGTH:
+            counters["mtu_drops"] += 1
+            return []
+        departed_at = now
+        if profile.rate:
+            finished_at = self._enqueue(len(frame), now, profile)
+            if finished_at is None:
+                counters["queue_drops"] += 1
+                return []
+            departed_at = finished_at
+        rng = self._rng
+        if profile.loss and rng.random() < profile.loss:
+            counters["lost"] += 1
+            return []
+        copies = 1
+        if profile.duplicate and rng.random() < profile.duplicate:
+            copies = 2
+            counters["duplicated"] += 1
+        arrivals = [self._wire(frame, departed_at, profile, rng) for _ in range(copies)]
+        counters["delivered"] += copies
+        return arrivals
+
+    def _wire(
+        self, frame: bytes, departed_at: Instant, profile: LinkProfile, rng: random.Random
+    ) -> tuple[Instant, bytes]:
+        """One copy's trip along the wire: corruption, delay and jitter, reordering."""
+        if profile.corrupt and rng.random() < profile.corrupt:
+            frame = flip_random_bit(frame, rng)
+            self.counters["corrupted"] += 1
+        delay = profile.delay
+        if profile.jitter:
+            delay = max(0, delay + rng.randint(-profile.jitter, profile.jitter))
+        arrival_at = departed_at + delay
+        if arrival_at < self._last_arrival_at:
+            arrival_at = self._last_arrival_at  # the wire is FIFO: jitter never reorders
+        if profile.reorder and rng.random() < profile.reorder:
+            self.counters["reordered"] += 1
+            return arrival_at + profile.reorder_delay, frame  # later frames may pass it
+        self._last_arrival_at = arrival_at
+        return arrival_at, frame
+
+    def _enqueue(self, size: int, now: Instant, profile: LinkProfile) -> Instant | None:
+        """Admit ``size`` bytes to the bottleneck; the instant its last bit leaves, or None."""
+        queue = self._queue
+        while queue and queue[0][0] <= now:
+            self._queue_bytes -= queue.popleft()[1]
+        if self._queue_bytes + size > profile.queue_limit:
+            return None
+        rate = profile.rate
+        start_scaled = max(now * rate, self._busy_until_scaled)
+        finish_scaled = start_scaled + size * 8 * SECOND
+        self._busy_until_scaled = finish_scaled
+        finished_at = -(-finish_scaled // rate)  # ceiling: the last bit has left
+        queue.append((finished_at, size))
+        self._queue_bytes += size
+        return finished_at
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes in the bottleneck as of the last frame offered to it."""
+        return self._queue_bytes

@@ -1,0 +1,441 @@
+"""A deterministic network simulator: a virtual clock, lossy links, switches and pcap taps.
+
+Theory of operation
+-------------------
+Hosts are sans-IO nodes (:class:`FrameNode`, which ``simtcp.Stack`` satisfies)
+joined by point-to-point links or through learning switches. Each direction
+of a link is an :class:`~backends.impair.Impairment` with its own
+:class:`LinkProfile` and its own random stream, derived from the simulator's
+seed and the direction's name, so adding a link never changes the chances of
+another and the same seed replays a run frame for frame.
+
+Frames in flight sit in one heap of ``(arrive_at, sequence, direction, frame)``
+tuples; the sequence number breaks ties in sending order. One step of the
+simulation:
+
+1. jumps the clock to the earliest of the next frame arrival and every node's
+   ``poll_at()`` (never backwards; a deadline in the past fires now);
+2. delivers every frame due by then, and fires ``handle_timer`` of every node
+   whose deadline has come;
+3. runs the application processes (callbacks that pop events and call the API);
+4. drains every node's ``frames_to_send`` onto its links.
+
+Nothing here sleeps or reads the wall clock: time only moves when the
+simulator jumps it, in integer microseconds. Output produced by API calls
+made between runs (``stack.ping(..., now=sim.now)``) is drained at the start
+of every ``step``, ``run_until`` and ``run_for``.
+
+Pcap taps write in virtual time. A tap on a host interface records what the
+host sends (when it sends it) and what it receives (when it arrives, after the
+link's impairments). A tap on a link records what enters the link in both
+directions, before impairments (losses included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
+
+from simtcp.errors import SimtcpError
+from simtcp.time import Duration, Instant
+from simtcp.wire.pcap import PcapWriter
+
+from .impair import Impairment, LinkProfile
+
+__all__ = [
+    "FrameNode",
+    "Link",
+    "LinkProfile",
+    "Simulator",
+    "SimulationError",
+    "SimulationStalled",
+    "Switch",
+]
+
+Endpoint = tuple[str, str]
+"""A host's interface: ``(host name, interface name)``."""
+
+Process = Callable[[Instant], None]
+
+
+class FrameNode(Protocol):
+    """What the simulator drives: the core's contract (DESIGN.md "The core's contract")."""
+
+    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant) -> None: ...
+
+    def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]: ...
+
+    def poll_at(self) -> Instant | None: ...
+
+    def handle_timer(self, *, now: Instant) -> None: ...
+
+
+class SimulationError(SimtcpError):
+    """Misuse of the simulator: unknown or duplicate names, an interface wired twice."""
+
+
+class SimulationStalled(SimulationError):
+    """Too many steps at one instant: a node keeps asking for a deadline that is already due."""
+
+
+class _Port:
+    """Where one direction of a link ends: a host's interface, or a switch port."""
+
+    __slots__ = ("name", "node", "interface", "taps", "outgoing", "switch", "index")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.node: FrameNode | None = None
+        self.interface = ""
+        self.taps: list[PcapWriter] = []
+        self.outgoing: _Direction | None = None  # the direction leaving this port
+        self.switch: Switch | None = None
+        self.index = 0
+
+
+class _Direction:
+    """One direction of a link: its impairment, its far end and its taps."""
+
+    __slots__ = ("name", "impairment", "target", "link_taps", "arrived")
+
+    def __init__(self, name: str, impairment: Impairment, target: _Port) -> None:
+        self.name = name
+        self.impairment = impairment
+        self.target = target
+        self.link_taps: list[PcapWriter] = []
+        self.arrived = 0
+
+
+class Link:
+    """A point-to-point link (or a host's cable to a switch): two directions, ``ab`` and ``ba``."""
+
+    __slots__ = ("name", "_ab", "_ba", "taps")
+
+    def __init__(self, name: str, ab: _Direction, ba: _Direction) -> None:
+        self.name = name
+        self._ab = ab
+        self._ba = ba
+        self.taps: list[PcapWriter] = []
+        ab.link_taps = self.taps
+        ba.link_taps = self.taps
+
+    @property
+    def ab(self) -> Impairment:
+        """The direction from the first endpoint given to ``connect`` to the second."""
+        return self._ab.impairment
+
+    @property
+    def ba(self) -> Impairment:
+        return self._ba.impairment
+
+    def set_profile(self, ab: LinkProfile | None = None, ba: LinkProfile | None = None) -> None:
+        """Change one or both directions mid-run (a link fault, a repair); None keeps one."""
+        if ab is not None:
+            self._ab.impairment.profile = ab
+        if ba is not None:
+            self._ba.impairment.profile = ba
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Counters per direction, keyed by direction name; ``arrived`` counts frames that
+        reached the far end (``delivered`` minus those still in flight)."""
+        return {
+            direction.name: {**direction.impairment.counters, "arrived": direction.arrived}
+            for direction in (self._ab, self._ba)
+        }
+
+
+class Switch:
+    """A learning Ethernet switch: unknown, broadcast and multicast destinations are flooded."""
+
+    __slots__ = ("name", "ports", "_table", "table_limit", "counters")
+
+    def __init__(self, name: str, *, table_limit: int = 4096) -> None:
+        self.name = name
+        self.ports: list[_Direction] = []  # egress direction of each port, by port index
+        self._table: dict[bytes, int] = {}
+        self.table_limit = table_limit
+        self.counters = {"forwarded": 0, "flooded": 0, "filtered": 0, "runts": 0}
+
+    def egress(self, index: int, frame: bytes) -> list[_Direction]:
+        """Learn the sender's MAC on port ``index``; the ports ``frame`` goes out of."""
+        if len(frame) < 14:
+            self.counters["runts"] += 1
+            return []
+        table = self._table
+        source = frame[6:12]
+        if not source[0] & 1:  # never learn a group address
+            if source not in table and len(table) >= self.table_limit:
+                del table[next(iter(table))]  # evict the oldest entry
+            table[source] = index
+        destination = frame[0:6]
+        out = None if destination[0] & 1 else table.get(destination)
+        if out is None:
+            self.counters["flooded"] += 1
+            return [port for number, port in enumerate(self.ports) if number != index]
+        if out == index:
+            self.counters["filtered"] += 1
+            return []
+        self.counters["forwarded"] += 1
+        return [self.ports[out]]
+
+
+class _Host:
+    __slots__ = ("name", "node", "ports")
+
+    def __init__(self, name: str, node: FrameNode) -> None:
+        self.name = name
+        self.node = node
+        self.ports: dict[str, _Port] = {}
+
+
+def _derived_rng(seed: int, name: str) -> random.Random:
+    digest = hashlib.blake2b(f"simtcp-sim:{seed}:{name}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+class Simulator:
+    """Virtual time, hosts, links, switches, taps and application processes."""
+
+    def __init__(self, seed: int = 0, *, max_steps_per_instant: int = 1_000_000) -> None:
+        self.seed = seed
+        self.now: Instant = 0
+        """The virtual clock, in microseconds; it starts at 0 and only moves forward."""
+        self.max_steps_per_instant = max_steps_per_instant
+        self._heap: list[tuple[Instant, int, _Direction, bytes]] = []
+        self._sequence = itertools.count()
+        self._hosts: dict[str, _Host] = {}
+        self._host_list: list[_Host] = []
+        self._switches: dict[str, Switch] = {}
+        self._links: dict[str, Link] = {}
+        self._processes: list[Process] = []
+        self._steps_at_now = 0
+        self.counters = {"steps": 0, "frames_arrived": 0, "unattached": 0, "injected": 0}
+        """``unattached`` counts frames a node sent on an interface wired to nothing."""
+
+    # --- topology -----------------------------------------------------------
+    def add_host(self, name: str, node: FrameNode) -> None:
+        if name in self._hosts or name in self._switches:
+            raise SimulationError(f"name {name!r} is already taken")
+        host = _Host(name, node)
+        self._hosts[name] = host
+        self._host_list.append(host)
+
+    def node(self, name: str) -> FrameNode:
+        return self._host(name).node
+
+    def add_switch(self, name: str, *, table_limit: int = 4096) -> Switch:
+        if name in self._hosts or name in self._switches:
+            raise SimulationError(f"name {name!r} is already taken")
+        switch = Switch(name, table_limit=table_limit)
+        self._switches[name] = switch
+        return switch
+
+    def connect(
+        self,
+        a: Endpoint,
+        b: Endpoint,
+        ab: LinkProfile | None = None,
+        ba: LinkProfile | None = None,
+    ) -> Link:
+        """A point-to-point link between two host interfaces; ``ba`` defaults to ``ab``."""
+        ab = ab if ab is not None else LinkProfile()
+        port_a, port_b = self._free_port(a), self._free_port(b)
+        return self._wire(port_a, port_b, ab, ba if ba is not None else ab)
+
+    def connect_to_switch(
+        self,
+        switch: str,
+        endpoint: Endpoint,
+        profile: LinkProfile | None = None,
+        back: LinkProfile | None = None,
+    ) -> Link:
+        """Cable ``endpoint`` to a new port of ``switch``: ``profile`` host to switch,
+        ``back`` (default: the same) switch to host."""
+        if switch not in self._switches:
+            raise SimulationError(f"no switch named {switch!r}")
+        the_switch = self._switches[switch]
+        profile = profile if profile is not None else LinkProfile()
+        port = self._free_port(endpoint)
+        switch_port = _Port(f"{switch}[{len(the_switch.ports)}]")
+        switch_port.switch = the_switch
+        switch_port.index = len(the_switch.ports)
+        link = self._wire(port, switch_port, profile, back if back is not None else profile)
+        assert switch_port.outgoing is not None
+        the_switch.ports.append(switch_port.outgoing)
+        return link
+
+    def add_pcap(self, target: Link | Endpoint, stream: BinaryIO) -> PcapWriter:
+        """Record frames in virtual time on a link or a host interface (see the module doc)."""
+        writer = PcapWriter(stream)
+        if isinstance(target, Link):
+            target.taps.append(writer)
+        else:
+            self._port(target).taps.append(writer)
+        return writer
+
+    def add_process(self, callback: Process) -> None:
+        """Run ``callback(now)`` after every step (apps pop events and call the API there)."""
+        self._processes.append(callback)
+
+    def inject(self, endpoint: Endpoint, frame: bytes, *, delay: Duration = 0) -> None:
+        """Deliver ``frame`` to a host interface ``delay`` from now, bypassing any link."""
+        port = self._port(endpoint)
+        direction = _Direction(
+            f"inject>{port.name}", Impairment(LinkProfile(), random.Random(0)), port
+        )
+        self.counters["injected"] += 1
+        heapq.heappush(self._heap, (self.now + delay, next(self._sequence), direction, frame))
+
+    @property
+    def links(self) -> dict[str, Link]:
+        return dict(self._links)
+
+    def link_stats(self) -> dict[str, dict[str, int]]:
+        """Counters of every direction of every link, keyed by direction name."""
+        result: dict[str, dict[str, int]] = {}
+        for link in self._links.values():
+            result.update(link.stats())
+        return result
+
+    @property
+    def frames_in_flight(self) -> int:
+        return len(self._heap)
+
+    # --- running ------------------------------------------------------------
+    def step(self) -> bool:
+        """Drain pending output, then advance to the next arrival or deadline and handle it.
+
+        Returns False (and leaves the clock alone) when nothing will ever happen.
+        """
+        self._drain(self.now)
+        next_at = self._next_at()
+        if next_at is None:
+            return False
+        self._advance(next_at)
+        return True
+
+    def run_until(self, condition: Callable[[], bool], *, timeout: Duration) -> bool:
+        """Step until ``condition()`` holds (True) or ``timeout`` of virtual time passed
+        (False, with the clock at the deadline). The condition is checked first."""
+        deadline = self.now + timeout
+        self._drain(self.now)
+        while not condition():
+            next_at = self._next_at()
+            if next_at is None or next_at > deadline:
+                self.now = max(self.now, deadline)
+                return False
+            self._advance(next_at)
+        return True
+
+    def run_for(self, duration: Duration) -> None:
+        """Run everything due within ``duration``; the clock ends at ``now + duration``."""
+        self.run_until(lambda: False, timeout=duration)
+
+    def _next_at(self) -> Instant | None:
+        heap = self._heap
+        next_at = heap[0][0] if heap else None
+        for host in self._host_list:
+            deadline = host.node.poll_at()
+            if deadline is not None and (next_at is None or deadline < next_at):
+                next_at = deadline
+        return next_at
+
+    def _advance(self, next_at: Instant) -> None:
+        """One step at ``next_at`` (or now, if that is in the past): the module doc's 1-4."""
+        now = self.now
+        if next_at > now:
+            self.now = now = next_at
+            self._steps_at_now = 0
+        else:
+            self._steps_at_now += 1
+            if self._steps_at_now > self.max_steps_per_instant:
+                raise SimulationStalled(
+                    f"more than {self.max_steps_per_instant} steps at t={now}us; "
+                    "a node's poll_at() stays due after handle_timer()"
+                )
+        self.counters["steps"] += 1
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, direction, frame = heapq.heappop(heap)
+            direction.arrived += 1
+            self._arrive(direction.target, frame, now)
+        for host in self._host_list:
+            deadline = host.node.poll_at()
+            if deadline is not None and deadline <= now:
+                host.node.handle_timer(now=now)
+        for process in self._processes:
+            process(now)
+        self._drain(now)
+
+    def _arrive(self, port: _Port, frame: bytes, now: Instant) -> None:
+        self.counters["frames_arrived"] += 1
+        node = port.node
+        if node is not None:
+            for tap in port.taps:
+                tap.write(now, frame)
+            node.receive_frame(port.interface, frame, now=now)
+            return
+        switch = port.switch
+        assert switch is not None
+        for direction in switch.egress(port.index, frame):
+            self._transmit(direction, frame, now)
+
+    def _drain(self, now: Instant) -> None:
+        for host in self._host_list:
+            output = host.node.frames_to_send(now=now)
+            if not output:
+                continue
+            ports = host.ports
+            for interface, frame in output:
+                port = ports.get(interface)
+                if port is None or port.outgoing is None:
+                    self.counters["unattached"] += 1
+                    continue
+                for tap in port.taps:
+                    tap.write(now, frame)
+                self._transmit(port.outgoing, frame, now)
+
+    def _transmit(self, direction: _Direction, frame: bytes, now: Instant) -> None:
+        for tap in direction.link_taps:
+            tap.write(now, frame)
+        heap = self._heap
+        sequence = self._sequence
+        for arrive_at, copy in direction.impairment.apply(frame, now):
+            heapq.heappush(heap, (arrive_at, next(sequence), direction, copy))
+
+    # --- helpers ------------------------------------------------------------
+    def _host(self, name: str) -> _Host:
+        host = self._hosts.get(name)
+        if host is None:
+            raise SimulationError(f"no host named {name!r}")
+        return host
+
+    def _port(self, endpoint: Endpoint) -> _Port:
+        host_name, interface = endpoint
+        host = self._host(host_name)
+        port = host.ports.get(interface)
+        if port is None:
+            port = _Port(f"{host_name}:{interface}")
+            port.node = host.node
+            port.interface = interface
+            host.ports[interface] = port
+        return port
+
+    def _free_port(self, endpoint: Endpoint) -> _Port:
+        port = self._port(endpoint)
+        if port.outgoing is not None:
+            raise SimulationError(f"{port.name} is already connected")
+        return port
+
+    def _wire(self, a: _Port, b: _Port, ab: LinkProfile, ba: LinkProfile) -> Link:
+        name_ab, name_ba = f"{a.name}>{b.name}", f"{b.name}>{a.name}"
+        forward = _Direction(name_ab, Impairment(ab, _derived_rng(self.seed, name_ab)), b)
+        backward = _Direction(name_ba, Impairment(ba, _derived_rng(self.seed, name_ba)), a)
+        a.outgoing, b.outgoing = forward, backward
+        link = Link(f"{a.name}<>{b.name}", forward, backward)
+        self._links[link.name] = link
+        return link
