@@ -1,0 +1,608 @@
+"""Real Linux TAP devices driving a Stack: /dev/net/tun, pyroute2 setup, one epoll loop.
+
+Theory of operation
+-------------------
+
+A :class:`TapDevice` is one TAP interface: the file descriptor we read and
+write Ethernet frames on (``/dev/net/tun`` with ``IFF_TAP | IFF_NO_PI``, so
+there is no packet-information header and no virtio-net header: no offloads),
+and the kernel's side of it, a network interface that pyroute2 addresses,
+brings up and, optionally, moves into a network namespace.
+
+The kernel creates the interface in the namespace the process runs in; we then
+move it with ``IFLA_NET_NS_FD``. Moving does not touch the file descriptor: the
+fd is bound to the device, not to a namespace, and keeps carrying its frames.
+The device is not persistent (we never call ``TUNSETPERSIST``), so it lives
+exactly as long as our fd: closing the fd removes it from whichever namespace
+it is in, and a crashed process leaves nothing behind. :meth:`TapDevice.close`
+still checks, and deletes the link with pyroute2 if it survived.
+
+:class:`TapLoop` drives one :class:`simtcp.Stack` over any number of devices
+with the cycle the sans-IO contract asks for (DESIGN.md "The core's
+contract"):
+
+1. wait in ``selectors`` (epoll) until a device is readable, a blocked write
+   can proceed, a signal arrives, or the stack's ``poll_at()`` deadline (or an
+   impairment hold) comes due;
+2. read every ready frame from every readable device (until ``EAGAIN``, at
+   most ``read_batch`` per device per turn so output is never starved) and
+   hand each one to ``receive_frame(interface, frame, now=)``;
+3. fire ``handle_timer(now=)`` when its deadline passed;
+4. hand every event to the application callback;
+5. write everything ``frames_to_send(now=)`` returns. A write that meets a
+   full queue (``EAGAIN``) keeps the frame, and every later one for that
+   device, in a FIFO that is flushed when epoll says the fd is writable;
+   while any FIFO is non-empty no new input is read, so the stack is
+   throttled instead of frames being lost.
+
+Time is ``time.monotonic_ns() // 1000``: integer microseconds, as the core wants.
+
+An optional impairment shim (the simulator's :class:`backends.impair.Impairment`:
+loss, reordering, duplication, ...; seeded) sits between each device and the
+stack, in both directions, and an optional pcap
+writer records every frame at the stack's boundary (what the stack received
+and what it sent), with monotonic timestamps anchored to the wall clock once
+at start so capture tools show real dates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import heapq
+import itertools
+import os
+import random
+import selectors
+import signal
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from types import FrameType
+from typing import Any, Protocol
+
+from backends.impair import Impairment, LinkProfile
+from simtcp.events import Event
+from simtcp.time import Instant
+from simtcp.wire.pcap import PcapWriter
+
+TUN_PATH = "/dev/net/tun"
+TUNSETIFF = 0x400454CA
+IFF_TAP = 0x0002
+IFF_NO_PI = 0x1000
+IFNAMSIZ = 16
+CAP_NET_ADMIN = 12
+MAX_FRAME = 65536 + 14
+
+_IFREQ = struct.Struct("16sH")
+
+
+class TapError(Exception):
+    """Setting up or using a TAP device failed; ``str()`` is one line fit for a user."""
+
+
+class StackLike(Protocol):
+    """The part of :class:`simtcp.Stack` the loop drives."""
+
+    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant) -> None: ...
+    def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]: ...
+    def poll_at(self) -> Instant | None: ...
+    def handle_timer(self, *, now: Instant) -> None: ...
+    def next_event(self) -> Event | None: ...
+
+
+EventCallback = Callable[[Event, Instant], None]
+
+
+def monotonic_us() -> Instant:
+    """The loop's clock: monotonic integer microseconds."""
+    return time.monotonic_ns() // 1000
+
+
+# --- preconditions ------------------------------------------------------------
+
+
+def missing_requirement() -> str | None:
+    """What stops us from creating TAP devices here, in one line, or None if nothing does."""
+    if not _has_net_admin():
+        return "needs root (CAP_NET_ADMIN) to create TAP devices; run it with sudo"
+    if not os.path.exists(TUN_PATH):
+        return f"{TUN_PATH} is missing (load the tun module: modprobe tun)"
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        return "the pyroute2 package is missing (pip install pyroute2)"
+    return None
+
+
+def _has_net_admin() -> bool:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
+    except OSError:
+        pass
+    return os.geteuid() == 0
+
+
+def forward_signal_in_child(owner_pid: int, number: int) -> bool:
+    """In a process forked from ``owner_pid``, die of signal ``number`` as if unhandled.
+
+    pyroute2 forks short-lived children to open netlink sockets inside a
+    namespace and stops them with SIGTERM. A Python handler inherited through
+    ``fork`` must not run our code there (it would tear down the parent's
+    devices from the child), so every handler of ours calls this first.
+    Returns False in the owner process.
+    """
+    if os.getpid() == owner_pid:
+        return False
+    signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
+    os._exit(128 + number)
+
+
+def stack_mac(seed: int, interface: str) -> str:
+    """A locally administered unicast MAC for one of the stack's interfaces, fixed by the seed."""
+    digest = bytearray(hashlib.blake2b(f"simtcp-mac:{seed}:{interface}".encode(),
+                                       digest_size=6).digest())
+    digest[0] = (digest[0] & 0xFC) | 0x02  # IEEE 802: locally administered, unicast
+    return ":".join(f"{octet:02x}" for octet in digest)
+
+
+# --- namespaces and links (pyroute2) ------------------------------------------
+
+
+def list_namespaces() -> list[str]:
+    from pyroute2 import netns
+
+    return [str(name) for name in netns.listnetns()]
+
+
+def ensure_namespace(name: str) -> bool:
+    """Create network namespace ``name`` unless it exists; True when we created it."""
+    from pyroute2 import netns
+
+    if name in list_namespaces():
+        return False
+    try:
+        netns.create(name)
+    except OSError as error:
+        raise TapError(f"cannot create network namespace {name}: {error.strerror}") from None
+    return True
+
+
+def remove_namespace(name: str) -> None:
+    from pyroute2 import netns
+
+    with contextlib.suppress(OSError):
+        netns.remove(name)
+
+
+@contextlib.contextmanager
+def netlink(namespace: str | None) -> Iterator[Any]:
+    """A pyroute2 route socket in ``namespace`` (None: our own)."""
+    from pyroute2 import IPRoute, NetNS
+
+    try:
+        socket = NetNS(namespace) if namespace else IPRoute()
+    except OSError as error:
+        where = f"namespace {namespace}" if namespace else "this namespace"
+        raise TapError(f"cannot open netlink in {where}: {error.strerror}") from None
+    try:
+        yield socket
+    finally:
+        socket.close()
+
+
+def link_index(name: str, namespace: str | None = None) -> int | None:
+    """Index of link ``name`` in ``namespace``, or None when there is none."""
+    with netlink(namespace) as ipr:
+        found = ipr.link_lookup(ifname=name)
+    return int(found[0]) if found else None
+
+
+def check_name_free(name: str, namespace: str | None) -> None:
+    """Raise :class:`TapError` when ``name`` is not a usable, unused interface name."""
+    if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name.strip() != name:
+        raise TapError(f"invalid device name {name!r} (1..15 characters, no '/' or spaces)")
+    places = [None] if namespace is None else [None, namespace]
+    for place in places:
+        if link_index(name, place) is not None:
+            where = f" in network namespace {place}" if place else ""
+            raise TapError(f"device {name} already exists{where}; pick another name")
+
+
+# --- one TAP device -----------------------------------------------------------
+
+
+class TapDevice:
+    """A TAP interface: our non-blocking fd, and the kernel's interface (maybe in a netns)."""
+
+    def __init__(self, name: str, fd: int, *, interface: str, namespace: str | None) -> None:
+        self.name = name
+        """The kernel's interface name (e.g. ``tap-veth0``)."""
+        self.fd = fd
+        self.interface = interface
+        """The stack interface this device is wired to (e.g. ``veth0``)."""
+        self.namespace = namespace
+        """Where the kernel side lives; None means the namespace we run in."""
+        self.write_queue: deque[bytes] = deque()
+        """Frames that met EAGAIN, in order; flushed when the fd is writable."""
+
+    @classmethod
+    def create(cls, name: str, *, interface: str, namespace: str | None = None,
+               kernel_address: str | None = None, mtu: int = 1500,
+               txqueuelen: int = 1000) -> TapDevice:
+        """Create ``name``, move it into ``namespace``, address it, bring it up.
+
+        ``kernel_address`` is the kernel side's address with prefix (``"10.0.0.2/24"``).
+        """
+        check_name_free(name, namespace)
+        fd = _open_tap(name)
+        device = cls(name, fd, interface=interface, namespace=namespace)
+        try:
+            device._configure(kernel_address, mtu, txqueuelen)
+        except BaseException:
+            device.close()
+            raise
+        return device
+
+    def _configure(self, kernel_address: str | None, mtu: int, txqueuelen: int) -> None:
+        try:
+            if self.namespace is not None:
+                with netlink(None) as ipr:
+                    index = ipr.link_lookup(ifname=self.name)[0]
+                    # The fd stays bound to the device across the move.
+                    ipr.link("set", index=index, net_ns_fd=self.namespace)
+            with netlink(self.namespace) as ipr:
+                index = ipr.link_lookup(ifname=self.name)[0]
+                ipr.link("set", index=index, mtu=mtu, txqlen=txqueuelen)
+                if kernel_address is not None:
+                    address, _, prefix = kernel_address.partition("/")
+                    ipr.addr("add", index=index, address=address, prefixlen=int(prefix or 32))
+                ipr.link("set", index=index, state="up")
+        except (OSError, IndexError) as error:
+            detail = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            raise TapError(f"cannot configure device {self.name}: {detail}") from None
+
+    def read_frames(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` frames, fewer when the queue ran dry (EAGAIN)."""
+        frames: list[bytes] = []
+        read = os.read
+        fd = self.fd
+        for _ in range(limit):
+            try:
+                frames.append(read(fd, MAX_FRAME))
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            except OSError as error:
+                raise TapError(f"device {self.name} failed: {error.strerror}") from None
+        return frames
+
+    def write(self, frame: bytes) -> bool:
+        """Write one frame; False when the kernel queue was full (EAGAIN) and it must wait.
+
+        Frames the device can never take (it is down, or the frame is malformed)
+        are dropped and reported as written; ``TapLoop`` counts them.
+        """
+        try:
+            os.write(self.fd, frame)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as error:
+            if error.errno in (errno.ENOBUFS, errno.ENOMEM):
+                return False
+            raise _DeviceWriteError(error.errno or 0) from None
+        return True
+
+    def close(self) -> None:
+        """Close the fd (which removes the device) and make sure the device is gone."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(TapError, OSError), netlink(self.namespace) as ipr:
+            found = ipr.link_lookup(ifname=self.name)
+            if found:
+                ipr.link("del", index=found[0])
+
+    def exists(self) -> bool:
+        return link_index(self.name, self.namespace) is not None
+
+
+class _DeviceWriteError(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _open_tap(name: str) -> int:
+    try:
+        fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        raise TapError(f"cannot open {TUN_PATH}: {error.strerror}") from None
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), IFF_TAP | IFF_NO_PI))
+    except OSError as error:
+        os.close(fd)
+        if error.errno == errno.EBUSY:
+            raise TapError(f"device {name} already exists and is in use") from None
+        if error.errno == errno.EINVAL:
+            raise TapError(f"device {name} already exists and is not a free TAP") from None
+        raise TapError(f"cannot create TAP device {name}: {error.strerror}") from None
+    return fd
+
+
+# --- impairment ---------------------------------------------------------------
+
+
+class ImpairedPath:
+    """One direction of one device through :class:`backends.impair.Impairment`.
+
+    The impairment model (shared with the simulator) says when each copy of a
+    frame arrives; copies wait here in a heap until then. With no delay
+    configured a frame is due at once, and only a frame chosen for reordering
+    waits (``reorder_delay``) while later frames overtake it.
+    """
+
+    def __init__(self, profile: LinkProfile, *, seed: int, stream: str) -> None:
+        digest = hashlib.blake2b(f"simtcp-tap:{seed}:{stream}".encode(), digest_size=8).digest()
+        self.impairment = Impairment(profile, random.Random(int.from_bytes(digest, "big")))
+        self._heap: list[tuple[Instant, int, bytes]] = []
+        self._order = itertools.count()
+
+    def push(self, frame: bytes, now: Instant) -> list[bytes]:
+        """Offer ``frame`` to the path; the frames (maybe older ones) due now."""
+        for arrival_at, copy in self.impairment.apply(frame, now):
+            heapq.heappush(self._heap, (arrival_at, next(self._order), copy))
+        return self.release(now)
+
+    def release(self, now: Instant) -> list[bytes]:
+        heap = self._heap
+        out: list[bytes] = []
+        while heap and heap[0][0] <= now:
+            out.append(heapq.heappop(heap)[2])
+        return out
+
+    def next_release_at(self) -> Instant | None:
+        return self._heap[0][0] if self._heap else None
+
+
+# --- the loop -----------------------------------------------------------------
+
+
+_WAKE = "wake"
+
+
+class TapLoop:
+    """Drives one stack over TAP devices until :meth:`stop` (or a signal) ends it."""
+
+    def __init__(self, stack: StackLike, devices: Iterable[TapDevice], *,
+                 on_event: EventCallback | None = None,
+                 impairment: LinkProfile | None = None, impairment_seed: int = 0,
+                 pcap: PcapWriter | None = None, read_batch: int = 256,
+                 clock: Callable[[], Instant] = monotonic_us) -> None:
+        self.stack = stack
+        self.devices = {device.interface: device for device in devices}
+        self.on_event = on_event
+        self.pcap = pcap
+        self.read_batch = read_batch
+        self.clock = clock
+        self.counters: dict[str, int] = {
+            "frames_in": 0, "frames_out": 0, "write_blocked": 0, "write_errors": 0,
+        }
+        self._pcap_offset = time.time_ns() // 1000 - clock()
+        self._inbound: dict[str, ImpairedPath] = {}
+        self._outbound: dict[str, ImpairedPath] = {}
+        if impairment is not None and not impairment.is_perfect:
+            for name in self.devices:
+                self._inbound[name] = ImpairedPath(impairment, seed=impairment_seed,
+                                                   stream=f"in:{name}")
+                self._outbound[name] = ImpairedPath(impairment, seed=impairment_seed,
+                                                    stream=f"out:{name}")
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector.register(self._wake_read, selectors.EVENT_READ, _WAKE)
+        self._interest: dict[int, int] = {}
+        self._blocked_changed = False
+        for device in self.devices.values():
+            self._watch(device, selectors.EVENT_READ)
+        self._stopping = False
+        self._owner_pid = os.getpid()
+
+    # --- control --------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to return; safe from signal handlers and other threads."""
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"\0")
+
+    def close(self) -> None:
+        """Release the loop's own descriptors (devices are the caller's to close)."""
+        self._selector.close()
+        for fd in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def run(self, *, handle_signals: bool = True) -> None:
+        """Serve until :meth:`stop`; with ``handle_signals``, SIGINT/SIGTERM stop it too."""
+        previous: dict[signal.Signals, Any] = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM):
+                previous[number] = signal.signal(number, self._on_signal)
+        try:
+            self._flush_output(self.clock())
+            while not self._stopping:
+                self.run_once()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _on_signal(self, number: int, frame: FrameType | None) -> None:
+        forward_signal_in_child(self._owner_pid, number)
+        self.stop()
+
+    # --- one turn -------------------------------------------------------------
+    def run_once(self) -> None:
+        """Wait for input or the next deadline, then do one receive/timer/event/send cycle."""
+        ready = self._selector.select(self._timeout(self.clock()))
+        now = self.clock()
+        stack = self.stack
+        for key, mask in ready:
+            device = key.data
+            if device is _WAKE:
+                self._drain_wake()
+                continue
+            if mask & selectors.EVENT_WRITE:
+                self._flush_queue(device)
+            if mask & selectors.EVENT_READ:
+                self._receive(device, now)
+        self._release_held(now)
+        deadline = stack.poll_at()
+        if deadline is not None and deadline <= now:
+            stack.handle_timer(now=now)
+        self._deliver_events(now)
+        self._flush_output(now)
+        if self._blocked_changed:
+            self._update_interest()
+
+    def _timeout(self, now: Instant) -> float | None:
+        deadlines = [self.stack.poll_at()]
+        for shim in (*self._inbound.values(), *self._outbound.values()):
+            deadlines.append(shim.next_release_at())
+        due = [deadline for deadline in deadlines if deadline is not None]
+        if not due:
+            return None
+        return max(0, min(due) - now) / 1_000_000
+
+    def _receive(self, device: TapDevice, now: Instant) -> None:
+        frames = device.read_frames(self.read_batch)
+        self.counters["frames_in"] += len(frames)
+        shim = self._inbound.get(device.interface)
+        receive = self.stack.receive_frame
+        pcap = self.pcap
+        name = device.interface
+        for frame in frames:
+            for delivered in (shim.push(frame, now) if shim else (frame,)):
+                if pcap is not None:
+                    pcap.write(now + self._pcap_offset, delivered)
+                receive(name, delivered, now=now)
+
+    def _release_held(self, now: Instant) -> None:
+        for name, shim in self._inbound.items():
+            for frame in shim.release(now):
+                if self.pcap is not None:
+                    self.pcap.write(now + self._pcap_offset, frame)
+                self.stack.receive_frame(name, frame, now=now)
+        for name, shim in self._outbound.items():
+            for frame in shim.release(now):
+                self._write(self.devices[name], frame)
+
+    def _deliver_events(self, now: Instant) -> None:
+        next_event = self.stack.next_event
+        callback = self.on_event
+        event = next_event()
+        while event is not None:
+            if callback is not None:
+                callback(event, now)
+            event = next_event()
+
+    def _flush_output(self, now: Instant) -> None:
+        frames = self.stack.frames_to_send(now=now)
+        if not frames:
+            return
+        pcap = self.pcap
+        devices = self.devices
+        outbound = self._outbound
+        for name, frame in frames:
+            device = devices.get(name)
+            if device is None:
+                self.counters["write_errors"] += 1
+                continue
+            if pcap is not None:
+                pcap.write(now + self._pcap_offset, frame)
+            shim = outbound.get(name)
+            if shim is None:
+                self._write(device, frame)
+            else:
+                for delivered in shim.push(frame, now):
+                    self._write(device, delivered)
+
+    def _write(self, device: TapDevice, frame: bytes) -> None:
+        if device.write_queue:
+            device.write_queue.append(frame)
+            return
+        try:
+            written = device.write(frame)
+        except _DeviceWriteError:
+            self.counters["write_errors"] += 1
+            return
+        if written:
+            self.counters["frames_out"] += 1
+            return
+        self.counters["write_blocked"] += 1
+        device.write_queue.append(frame)
+        self._blocked_changed = True
+
+    def _flush_queue(self, device: TapDevice) -> None:
+        queue = device.write_queue
+        while queue:
+            try:
+                written = device.write(queue[0])
+            except _DeviceWriteError:
+                self.counters["write_errors"] += 1
+                queue.popleft()
+                continue
+            if not written:
+                return
+            self.counters["frames_out"] += 1
+            queue.popleft()
+        self._blocked_changed = True
+
+    def _update_interest(self) -> None:
+        """Watch blocked fds for writability; read nothing while any write is blocked."""
+        self._blocked_changed = False
+        blocked = any(device.write_queue for device in self.devices.values())
+        for device in self.devices.values():
+            events = 0 if blocked else selectors.EVENT_READ
+            if device.write_queue:
+                events |= selectors.EVENT_WRITE
+            self._watch(device, events)
+
+    def _watch(self, device: TapDevice, events: int) -> None:
+        current = self._interest.get(device.fd, 0)
+        if events == current:
+            return
+        if not events:
+            self._selector.unregister(device.fd)
+        elif not current:
+            self._selector.register(device.fd, events, device)
+        else:
+            self._selector.modify(device.fd, events, device)
+        self._interest[device.fd] = events
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self._wake_read, 4096):
+                pass
+
+    def impairment_counts(self) -> dict[str, int]:
+        """The impairment counters summed over every device and direction."""
+        counts: dict[str, int] = {}
+        for shim in (*self._inbound.values(), *self._outbound.values()):
+            for name, value in shim.impairment.counters.items():
+                counts[name] = counts.get(name, 0) + value
+        return counts
+
+
+__all__ = [
+    "ImpairedPath", "LinkProfile", "TapDevice", "TapError", "TapLoop",
+    "check_name_free", "ensure_namespace", "forward_signal_in_child", "link_index",
+    "list_namespaces", "missing_requirement", "monotonic_us", "remove_namespace", "stack_mac",
+]
