@@ -14,6 +14,7 @@ import argparse
 import statistics
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import BinaryIO
 
 from backends.impair import LinkProfile
@@ -43,7 +44,7 @@ ECHO_LINE = b"hello from the simulated host\n"
 
 
 class _LinuxHost:
-    """The simulated kernel at 10.0.0.2: a Stack, plus raw frames out and ARP replies seen, for arping."""
+    """The simulated kernel at 10.0.0.2: a Stack, plus raw frames and ARP replies for arping."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
@@ -137,9 +138,7 @@ class Demo:
             sent_at = self.sim.now
             self.host.stack.ping(target, identifier=0x5EED, sequence=sequence,
                                  payload=bytes(range(56)), now=sent_at)
-            reply = self._wait_for(
-                lambda e, s=sequence: isinstance(e, EchoReplyReceived) and e.sequence == s,
-                SECOND)
+            reply = self._wait_for(partial(_is_reply_to, sequence), SECOND)
             if isinstance(reply, EchoReplyReceived):
                 rtt = (self.sim.now - sent_at) / MILLISECOND
                 rtts.append(rtt)
@@ -169,18 +168,23 @@ class Demo:
         self.out(f"$ echo '{text}' | nc -q 1 {target} {port}")
         stack = self.host.stack
         connection = stack.tcp_connect(target, port, now=self.sim.now)
-        mine = (lambda e: getattr(e, "connection", None) == connection)
-        if not isinstance(self._wait_for(lambda e: mine(e) and isinstance(
-                e, (ConnectionEstablished, ConnectionReset, ConnectionTimedOut)), 30 * SECOND),
-                ConnectionEstablished):
+
+        def mine(event: Event, kinds: tuple[type[Event], ...]) -> bool:
+            return getattr(event, "connection", None) == connection and isinstance(event, kinds)
+
+        opened = self._wait_for(
+            lambda e: mine(e, (ConnectionEstablished, ConnectionReset, ConnectionTimedOut)),
+            30 * SECOND)
+        if not isinstance(opened, ConnectionEstablished):
             self.out(f"nc: connect to {target} port {port} (tcp) failed")
             return False
         stack.send(connection, line, now=self.sim.now)
         stack.shutdown(connection, now=self.sim.now)
         echoed = b""
         while True:
-            event = self._wait_for(lambda e: mine(e) and isinstance(
-                e, (DataReceived, PeerClosed, ConnectionReset, ConnectionTimedOut)), 30 * SECOND)
+            event = self._wait_for(
+                lambda e: mine(e, (DataReceived, PeerClosed, ConnectionReset, ConnectionTimedOut)),
+                30 * SECOND)
             if isinstance(event, DataReceived):
                 echoed += stack.receive(connection, now=self.sim.now)
                 continue
@@ -203,6 +207,10 @@ class Demo:
 
         self.sim.run_until(check, timeout=timeout)
         return found[0] if found else None
+
+
+def _is_reply_to(sequence: int, event: Event) -> bool:
+    return isinstance(event, EchoReplyReceived) and event.sequence == sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
