@@ -1,0 +1,1 @@
+"""Run packetdrill-format scripts against the sans-IO stack in virtual time."""
