@@ -80,7 +80,7 @@ class Ipv4Packet:
 
     @classmethod
     def parse(cls, data: Buffer, *, verify_checksum: bool = True) -> Ipv4Packet:
-        """Validate and parse one datagram; bytes after the total length (link padding) are ignored."""
+        """Validate and parse one datagram; bytes past the total length (padding) are ignored."""
         length = len(data)
         if length < MIN_HEADER_LENGTH:
             raise ParseError(f"IPv4 header of {length} bytes", DropReason.TRUNCATED)
