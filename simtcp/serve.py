@@ -159,6 +159,10 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
 
     netns0 = args.netns
     netns1 = args.netns1 or args.netns
+    pcap = None
+    if args.pcap:
+        resources.pcap_file = open(args.pcap, "wb")  # noqa: SIM115 - closed in teardown
+        pcap = PcapWriter(resources.pcap_file)
     for namespace in dict.fromkeys(ns for ns in (netns0, netns1) if ns):
         if tap.ensure_namespace(namespace):
             resources.namespaces.append(namespace)
@@ -180,10 +184,6 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
     except SimtcpError as error:  # a stack built without TCP still answers ARP and ping
         print(f"{prog}: warning: no TCP echo: {error}", file=sys.stderr, flush=True)
 
-    pcap = None
-    if args.pcap:
-        resources.pcap_file = open(args.pcap, "wb")  # noqa: SIM115 - closed in teardown
-        pcap = PcapWriter(resources.pcap_file)
     profile = tap.LinkProfile(loss=args.loss, reorder=args.reorder, duplicate=args.duplicate)
 
     def on_event(event: Event, when: Instant) -> None:
