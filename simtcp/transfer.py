@@ -1,0 +1,553 @@
+"""Bulk TCP transfers between two stacks in the simulator, checked byte for byte.
+
+:func:`run_transfer` builds a :class:`~backends.sim.Simulator` with two
+:class:`~simtcp.stack.Stack` hosts (``client`` 10.0.0.1, ``server`` 10.0.0.2)
+joined by one link with a :class:`~backends.impair.LinkProfile` in each
+direction. The server listens; the client opens one or more connections and
+sends seeded pseudo-random bytes; optionally the server sends back at the same
+time. Each receiver checks every byte against the stream it expects as it
+arrives, so a gap, a duplicate, a reordering or a flipped bit is caught at the
+first wrong byte. When a side has queued all its data it shuts its write side
+(FIN); when it has also seen the peer's FIN it closes. The run then continues
+through TIME-WAIT until both stacks hold no connection.
+
+Nothing can hang: a run that makes no progress (no byte queued or delivered,
+no connection event) for ``stall_timeout`` of virtual time ends with
+``ok=False`` and a reason, and so does an engine exception. The same spec
+always gives the same frames (and the same pcap); only the wall and CPU
+figures differ between runs.
+
+The data stream is generated in 64 KiB chunks from the seed, so a gigabyte
+needs no gigabyte of memory on either side.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from backends.impair import LinkProfile
+from backends.sim import Simulator
+from simtcp.config import StackConfig, TcpConfig
+from simtcp.errors import SimtcpError
+from simtcp.events import (
+    ConnectionAccepted,
+    ConnectionClosed,
+    ConnectionEstablished,
+    ConnectionFailed,
+    ConnectionReset,
+    ConnectionTimedOut,
+    DataReceived,
+    EchoReplyReceived,
+    Event,
+    PeerClosed,
+    SendSpaceAvailable,
+)
+from simtcp.stack import Stack
+from simtcp.time import SECOND, Duration, Instant
+
+CLIENT_ADDRESS = "10.0.0.1"
+SERVER_ADDRESS = "10.0.0.2"
+SERVER_PORT = 5001
+CHUNK = 64 * 1024
+"""Bytes generated, offered to ``send`` and taken by ``receive`` at a time."""
+
+PCAP_POINTS = ("client", "server", "link")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferSpec:
+    """What to transfer, over what link, with what seed."""
+
+    bytes: int
+    """Bytes each connection sends from client to server."""
+    reverse_bytes: int = 0
+    """Bytes each connection sends from server to client at the same time."""
+    seed: int = 0
+    """Seeds the simulator (impairments), both stacks (ISNs, ports) and the data."""
+    forward: LinkProfile = field(default_factory=LinkProfile)
+    """The link from client to server."""
+    backward: LinkProfile = field(default_factory=LinkProfile)
+    """The link from server to client."""
+    mtu: int = 1500
+    """Both stacks' interface MTU (the link's own ``mtu`` is set in the profiles)."""
+    tcp: TcpConfig = field(default_factory=TcpConfig)
+    """Both stacks' TCP configuration."""
+    connections: int = 1
+    """Concurrent connections, each carrying ``bytes`` (and ``reverse_bytes``)."""
+    stall_timeout: Duration = 900 * SECOND
+    """Virtual time without any progress after which the run is declared stalled."""
+    time_limit: Duration | None = None
+    """Virtual time after which the data phase gives up, progress or not (None: no limit)."""
+    pause_reading_after: int | None = None
+    """The server stops reading each connection once it holds this many bytes of it ..."""
+    pause_reading_for: Duration = 0
+    """... for this long (virtual), then reads again: a slow reader."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferResult:
+    """The verdict and the figures of one transfer."""
+
+    ok: bool
+    """Every byte arrived intact, in order, once, both ends closed cleanly and freed
+    every connection."""
+    reason: str
+    """Why not ok (empty when ok)."""
+    bytes: int
+    """Bytes to transfer, all connections and directions together."""
+    bytes_delivered: int
+    """Bytes that arrived and matched, all connections and directions together."""
+    virtual_seconds: float
+    """Virtual time from the first connect to the last byte and FIN delivered."""
+    wall_seconds: float
+    cpu_seconds: float
+    """CPU time of this process for the whole run (both stacks and the simulator)."""
+    retransmits: int
+    """Segments retransmitted by both ends, all connections."""
+    link_stats: dict[str, dict[str, int]]
+    """Impairment counters per link direction (see ``Simulator.link_stats``)."""
+    connections_left: tuple[int, int]
+    """``tcp.connections`` of the client and the server stacks at the end."""
+    closed_at: float | None
+    """Virtual seconds at which both stacks held no connection (after TIME-WAIT)."""
+    min_send_window: int | None
+    """Smallest peer window a client sender saw while the server was not reading
+    (None without a reading pause)."""
+    detail: str = ""
+    """A traceback when the engine raised, for debugging."""
+
+    def as_json(self) -> dict[str, object]:
+        """The JSON fields ``simtcp sim transfer --json`` prints."""
+        return {
+            "ok": self.ok,
+            "reason": self.reason,
+            "bytes": self.bytes,
+            "bytes_delivered": self.bytes_delivered,
+            "virtual_seconds": round(self.virtual_seconds, 6),
+            "wall_seconds": round(self.wall_seconds, 6),
+            "cpu_seconds": round(self.cpu_seconds, 6),
+            "retransmits": self.retransmits,
+            "connections_left": list(self.connections_left),
+            "link_stats": self.link_stats,
+        }
+
+
+class PatternStream:
+    """A seeded pseudo-random byte stream, read at any offset without holding it whole."""
+
+    __slots__ = ("_label", "_index", "_chunk")
+
+    def __init__(self, seed: int, name: str) -> None:
+        self._label = f"simtcp-transfer:{seed}:{name}"
+        self._index = -1
+        self._chunk = b""
+
+    def _load(self, index: int) -> bytes:
+        if index != self._index:
+            self._chunk = random.Random(f"{self._label}:{index}").randbytes(CHUNK)
+            self._index = index
+        return self._chunk
+
+    def read(self, offset: int, size: int) -> bytes:
+        """``size`` bytes of the stream starting at ``offset``."""
+        pieces = []
+        while size > 0:
+            index, start = divmod(offset, CHUNK)
+            piece = self._load(index)[start:start + size]
+            pieces.append(piece)
+            offset += len(piece)
+            size -= len(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def expected_data(seed: int, name: str, size: int) -> bytes:
+    """The whole stream ``name`` of a transfer (for tests; names are ``"<port>>"`` for
+    client to server and ``"<port><"`` for server to client)."""
+    return PatternStream(seed, name).read(0, size)
+
+
+class _End:
+    """One end of one connection: what it sends, what it expects, how far both got."""
+
+    __slots__ = ("handle", "out_stream", "out_total", "sent", "shut", "in_stream", "in_total",
+                 "received", "peer_closed", "close_called", "closed", "failure",
+                 "retransmits", "is_server")
+
+    def __init__(self, handle: int, *, seed: int, port: int, is_server: bool,
+                 out_total: int, in_total: int) -> None:
+        self.handle = handle
+        self.is_server = is_server
+        out_name, in_name = (f"{port}<", f"{port}>") if is_server else (f"{port}>", f"{port}<")
+        self.out_stream = PatternStream(seed, out_name)
+        self.out_total = out_total
+        self.sent = 0
+        self.shut = False
+        self.in_stream = PatternStream(seed, in_name)
+        self.in_total = in_total
+        self.received = 0
+        self.peer_closed = False
+        self.close_called = False
+        self.closed = False
+        self.failure = ""
+        self.retransmits = 0
+
+    @property
+    def data_done(self) -> bool:
+        return self.received == self.in_total and self.peer_closed
+
+
+class _Alarm:
+    """A host with no interface whose only job is to wake the simulator at one instant."""
+
+    def __init__(self) -> None:
+        self.deadline: Instant | None = None
+
+    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant) -> None:
+        pass
+
+    def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]:
+        return []
+
+    def poll_at(self) -> Instant | None:
+        return self.deadline
+
+    def handle_timer(self, *, now: Instant) -> None:
+        self.deadline = None
+
+
+class _Transfer:
+    """The applications on both stacks, driven by their events after every simulator step."""
+
+    def __init__(self, spec: TransferSpec, sim: Simulator, client: Stack, server: Stack) -> None:
+        self.spec = spec
+        self.sim = sim
+        self.client = client
+        self.server = server
+        self.client_ends: dict[int, _End] = {}
+        self.server_ends: dict[int, _End] = {}
+        self.progress = 0
+        self.failures: list[str] = []
+        self.paused_until: dict[int, Instant] = {}
+        self.paused_once: set[int] = set()
+        self.alarm = _Alarm()
+        self.min_send_window: int | None = None
+        self.listener = server.tcp_listen(SERVER_PORT, backlog=max(128, 2 * spec.connections))
+
+    # --- driving ----------------------------------------------------------------
+
+    def open(self, now: Instant) -> None:
+        spec = self.spec
+        for _ in range(spec.connections):
+            handle = self.client.tcp_connect(SERVER_ADDRESS, SERVER_PORT, now=now)
+            port = self.client.tcp_info(handle).local_port
+            self.client_ends[handle] = _End(handle, seed=spec.seed, port=port, is_server=False,
+                                            out_total=spec.bytes, in_total=spec.reverse_bytes)
+
+    def process(self, now: Instant) -> None:
+        """The simulator's process: handle every pending event of both stacks."""
+        for stack, ends in ((self.client, self.client_ends), (self.server, self.server_ends)):
+            while (event := stack.next_event()) is not None:
+                self.progress += 1
+                self._handle(stack, ends, event, now)
+        if self.paused_until:
+            self._check_pauses(now)
+
+    def _handle(self, stack: Stack, ends: dict[int, _End], event: Event, now: Instant) -> None:
+        if isinstance(event, ConnectionAccepted):
+            if event.listener != self.listener:
+                return
+            spec = self.spec
+            ends[event.connection] = _End(
+                event.connection, seed=spec.seed, port=event.remote_port, is_server=True,
+                out_total=spec.reverse_bytes, in_total=spec.bytes)
+        connection = getattr(event, "connection", None)
+        found = ends.get(connection) if isinstance(connection, int) else None
+        if found is None:
+            return
+        try:
+            self._connection_event(stack, found, event, now)
+        except SimtcpError as error:
+            self._fail(found, f"{type(error).__name__} from the API: {error}")
+
+    def _connection_event(self, stack: Stack, end: _End, event: Event, now: Instant) -> None:
+        if isinstance(event, (ConnectionAccepted, ConnectionEstablished, SendSpaceAvailable)):
+            self._pump(stack, end, now)
+        elif isinstance(event, DataReceived):
+            self._read(stack, end, now)
+        elif isinstance(event, PeerClosed):
+            self._read(stack, end, now)
+            if end.handle in self.paused_until:
+                end.peer_closed = True  # checked once reading resumes
+                return
+            self._peer_closed(stack, end, now)
+        elif isinstance(event, ConnectionClosed):
+            end.closed = True
+            if not end.data_done or not end.shut:
+                self._fail(end, "closed before the transfer completed")
+        elif isinstance(event, ConnectionReset):
+            self._fail(end, "connection reset")
+        elif isinstance(event, ConnectionTimedOut):
+            self._fail(end, "connection timed out")
+        elif isinstance(event, ConnectionFailed):
+            self._fail(end, f"connection failed (ICMP type {event.icmp_type} code {event.code})")
+
+    def _fail(self, end: _End, reason: str) -> None:
+        if not end.failure:
+            side = "server" if end.is_server else "client"
+            end.failure = f"{side} connection {end.handle}: {reason}"
+            self.failures.append(end.failure)
+        end.closed = True
+
+    # --- the applications ----------------------------------------------------------
+
+    def _pump(self, stack: Stack, end: _End, now: Instant) -> None:
+        """Offer data until the send buffer is full; shut down once everything is queued."""
+        while end.sent < end.out_total:
+            chunk = end.out_stream.read(end.sent, min(CHUNK, end.out_total - end.sent))
+            taken = stack.send(end.handle, chunk, now=now)
+            if taken:
+                end.sent += taken
+                self.progress += 1
+            if taken < len(chunk):
+                return  # SendSpaceAvailable resumes us
+        if not end.shut:
+            end.shut = True
+            self._snapshot(stack, end)
+            if end.peer_closed:
+                self._close(stack, end, now)
+            else:
+                stack.shutdown(end.handle, now=now)
+
+    def _read(self, stack: Stack, end: _End, now: Instant) -> None:
+        """Take everything readable and compare it with the expected stream."""
+        if end.handle in self.paused_until or end.failure:
+            return
+        while True:
+            data = stack.receive(end.handle, CHUNK, now=now)
+            if not data:
+                return
+            self.progress += 1
+            self._verify(end, data)
+            if end.failure:
+                return
+            self._maybe_pause(end, now)
+            if end.handle in self.paused_until:
+                return
+
+    def _verify(self, end: _End, data: bytes) -> None:
+        offset = end.received
+        if offset + len(data) > end.in_total:
+            self._fail(end, f"received {offset + len(data)} bytes, more than the "
+                            f"{end.in_total} sent")
+            return
+        expected = end.in_stream.read(offset, len(data))
+        if data != expected:
+            first = next(i for i, (a, b) in enumerate(zip(data, expected, strict=True)) if a != b)
+            self._fail(end, f"byte {offset + first} differs from what was sent")
+            return
+        end.received = offset + len(data)
+
+    def _peer_closed(self, stack: Stack, end: _End, now: Instant) -> None:
+        end.peer_closed = True
+        if end.received != end.in_total:
+            self._fail(end, f"FIN after {end.received} of {end.in_total} bytes")
+            return
+        if end.shut:
+            self._close(stack, end, now)
+
+    def _close(self, stack: Stack, end: _End, now: Instant) -> None:
+        if not end.close_called:
+            end.close_called = True
+            self._snapshot(stack, end)
+            stack.close(end.handle, now=now)
+
+    def _snapshot(self, stack: Stack, end: _End) -> None:
+        end.retransmits = max(end.retransmits, stack.tcp_info(end.handle).retransmits)
+
+    # --- the slow reader -------------------------------------------------------------
+
+    def _maybe_pause(self, end: _End, now: Instant) -> None:
+        spec = self.spec
+        if (spec.pause_reading_after is None or not end.is_server
+                or end.received < spec.pause_reading_after or end.handle in self.paused_once
+                or spec.pause_reading_for <= 0):
+            return
+        self.paused_once.add(end.handle)
+        resume_at = now + spec.pause_reading_for
+        self.paused_until[end.handle] = resume_at
+        if self.alarm.deadline is None or resume_at < self.alarm.deadline:
+            self.alarm.deadline = resume_at
+
+    def _check_pauses(self, now: Instant) -> None:
+        for end in self.client_ends.values():
+            if not end.closed:
+                try:
+                    window = self.client.tcp_info(end.handle).snd_wnd
+                except SimtcpError:
+                    continue
+                if self.min_send_window is None or window < self.min_send_window:
+                    self.min_send_window = window
+        for handle, resume_at in list(self.paused_until.items()):
+            if resume_at <= now:
+                self._resume(handle, now)
+        if self.paused_until:
+            self.alarm.deadline = min(self.paused_until.values())
+
+    def _resume(self, handle: int, now: Instant) -> None:
+        del self.paused_until[handle]
+        end = self.server_ends[handle]
+        self.progress += 1
+        try:
+            self._read(self.server, end, now)
+            if end.peer_closed and not end.failure:
+                self._peer_closed(self.server, end, now)
+        except SimtcpError as error:
+            self._fail(end, f"{type(error).__name__} from the API: {error}")
+
+    # --- verdicts ---------------------------------------------------------------------
+
+    def all_ends(self) -> list[_End]:
+        return [*self.client_ends.values(), *self.server_ends.values()]
+
+    def data_done(self) -> bool:
+        if self.failures:
+            return True
+        ends = self.all_ends()
+        return len(ends) == 2 * self.spec.connections and all(end.data_done for end in ends)
+
+    def all_closed(self) -> bool:
+        return bool(self.failures) or (
+            all(end.closed for end in self.all_ends())
+            and self.client.stats["tcp.connections"] == 0
+            and self.server.stats["tcp.connections"] == 0)
+
+    def delivered(self) -> int:
+        return sum(end.received for end in self.all_ends())
+
+    def retransmits(self) -> int:
+        counted = [stack.stats().get("tcp.retransmits") for stack in (self.client, self.server)]
+        if all(value is not None for value in counted):
+            return sum(value or 0 for value in counted)
+        return sum(end.retransmits for end in self.all_ends())
+
+
+def _build(spec: TransferSpec) -> tuple[Simulator, Stack, Stack]:
+    sim = Simulator(spec.seed)
+    stacks = []
+    for index, (name, address) in enumerate((("client", CLIENT_ADDRESS),
+                                             ("server", SERVER_ADDRESS))):
+        stack = Stack(StackConfig(seed=2 * spec.seed + index, tcp=spec.tcp))
+        stack.add_interface("eth0", mac=f"02:00:00:00:00:{index + 1:02x}", mtu=spec.mtu)
+        stack.add_address("eth0", f"{address}/24", now=0)
+        sim.add_host(name, stack)
+        stacks.append(stack)
+    sim.connect(("client", "eth0"), ("server", "eth0"), spec.forward, spec.backward)
+    return sim, stacks[0], stacks[1]
+
+
+def _add_pcap(sim: Simulator, stream: BinaryIO, point: str) -> None:
+    if point == "link":
+        sim.add_pcap(next(iter(sim.links.values())), stream)
+    elif point in ("client", "server"):
+        sim.add_pcap((point, "eth0"), stream)
+    else:
+        raise ValueError(f"pcap point must be one of {', '.join(PCAP_POINTS)}, not {point!r}")
+
+
+def _run_phase(sim: Simulator, transfer: _Transfer, done: Callable[[], bool], *,
+               stall_timeout: Duration, deadline: Instant | None) -> str:
+    """Step until ``done()``; a reason string when progress stops or time runs out."""
+    while not done():
+        mark = transfer.progress
+        limit = stall_timeout if deadline is None else min(stall_timeout, deadline - sim.now)
+        if limit <= 0:
+            return f"time limit reached at t={sim.now / SECOND:.3f}s (virtual)"
+        moved = sim.run_until(lambda: done() or transfer.progress != mark,  # noqa: B023
+                              timeout=limit)
+        if not moved:
+            if deadline is not None and sim.now >= deadline:
+                return f"time limit reached at t={sim.now / SECOND:.3f}s (virtual)"
+            return (f"stalled: no progress for {limit / SECOND:.0f}s of virtual time "
+                    f"(at t={sim.now / SECOND:.3f}s, {transfer.delivered()} bytes delivered)")
+    return ""
+
+
+def _warm_up(sim: Simulator, client: Stack) -> None:
+    """Resolve the server's MAC before opening many connections at once (the ARP queue
+    holds only a few packets per destination)."""
+    client.ping(SERVER_ADDRESS, identifier=1, sequence=1, now=sim.now)
+    sim.run_until(lambda: any(isinstance(event, EchoReplyReceived)
+                              for event in iter(client.next_event, None)),
+                  timeout=60 * SECOND)
+
+
+def run_transfer(spec: TransferSpec, *, pcap: BinaryIO | None = None,
+                 pcap_point: str = "client") -> TransferResult:
+    """Run one transfer to its end (or its failure) and report; never hangs, never raises
+    for what the network or the engine does (only for a bad ``spec``)."""
+    if spec.bytes < 0 or spec.reverse_bytes < 0 or spec.connections < 1:
+        raise ValueError("bytes must be >= 0 and connections >= 1")
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+    sim, client, server = _build(spec)
+    if pcap is not None:
+        _add_pcap(sim, pcap, pcap_point)
+    transfer = _Transfer(spec, sim, client, server)
+    sim.add_host("alarm", transfer.alarm)
+    reason, detail = "", ""
+    started_at = finished_at = closed_at = sim.now
+    try:
+        if spec.connections > 1:
+            _warm_up(sim, client)
+        sim.add_process(transfer.process)
+        started_at = sim.now
+        transfer.open(sim.now)
+        deadline = None if spec.time_limit is None else sim.now + spec.time_limit
+        reason = _run_phase(sim, transfer, transfer.data_done,
+                            stall_timeout=spec.stall_timeout, deadline=deadline)
+        finished_at = sim.now
+        if not reason and not transfer.failures:
+            linger = 4 * spec.tcp.msl + spec.stall_timeout
+            reason = _run_phase(sim, transfer, transfer.all_closed,
+                                stall_timeout=spec.stall_timeout, deadline=sim.now + linger)
+            closed_at = sim.now
+    except Exception as error:  # an engine bug must become a verdict, not a crash
+        reason = f"{type(error).__name__}: {error}"
+        detail = traceback.format_exc()
+    if pcap is not None:
+        pcap.flush()
+    return _result(spec, transfer, reason, detail, started_at=started_at,
+                   finished_at=finished_at, closed_at=closed_at if not reason else None,
+                   wall=time.perf_counter() - wall_start, cpu=time.process_time() - cpu_start)
+
+
+def _result(spec: TransferSpec, transfer: _Transfer, reason: str, detail: str, *,
+            started_at: Instant, finished_at: Instant, closed_at: Instant | None,
+            wall: float, cpu: float) -> TransferResult:
+    left = (transfer.client.stats["tcp.connections"], transfer.server.stats["tcp.connections"])
+    if transfer.failures:
+        reason = transfer.failures[0] + (f" (+{len(transfer.failures) - 1} more)"
+                                         if len(transfer.failures) > 1 else "")
+    elif not reason and left != (0, 0):
+        reason = f"connections left after TIME-WAIT: client {left[0]}, server {left[1]}"
+    total = spec.connections * (spec.bytes + spec.reverse_bytes)
+    delivered = transfer.delivered()
+    if not reason and delivered != total:
+        reason = f"{delivered} of {total} bytes delivered"
+    return TransferResult(
+        ok=not reason, reason=reason, bytes=total, bytes_delivered=delivered,
+        virtual_seconds=(finished_at - started_at) / SECOND, wall_seconds=wall,
+        cpu_seconds=cpu, retransmits=transfer.retransmits(),
+        link_stats=transfer.sim.link_stats(), connections_left=left,
+        closed_at=None if closed_at is None else closed_at / SECOND,
+        min_send_window=transfer.min_send_window if spec.pause_reading_after is not None
+        else None,
+        detail=detail)
+
+
+__all__ = ["PCAP_POINTS", "PatternStream", "TransferResult", "TransferSpec", "expected_data",
+           "run_transfer"]
