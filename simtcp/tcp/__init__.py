@@ -1,0 +1,13 @@
+"""TCP (RFC 9293): the connection engine behind :class:`simtcp.Stack`'s TCP API.
+
+:class:`TcpLayer` is the one object the stack talks to; :class:`TcpConfig`
+tunes it and :class:`TcpInfo` describes a connection.
+"""
+
+from __future__ import annotations
+
+from .config import TcpConfig
+from .connection import State, TcpInfo
+from .layer import TcpLayer
+
+__all__ = ["State", "TcpConfig", "TcpInfo", "TcpLayer"]

@@ -49,3 +49,9 @@ class TcpConfig:
     """Initial congestion window in segments (RFC 6928)."""
     ephemeral_ports: tuple[int, int] = (49152, 65535)
     """Range for automatically chosen local ports."""
+    window_scaling: bool = True
+    """Offer the window scale option (RFC 7323 §2) so windows may exceed 64 KiB."""
+    max_out_of_order_blocks: int = 256
+    """Separate out-of-order ranges held per connection; segments making more are dropped."""
+    fin_wait_2_timeout: Duration = 60 * SECOND
+    """How long a connection the application closed waits in FIN-WAIT-2 for the peer's FIN."""

@@ -1,0 +1,216 @@
+"""Per-connection state (the TCB of RFC 9293 §3.3.1), listeners, and the read-only TcpInfo.
+
+Sequence numbers here are absolute integers (see :mod:`.seq`); they become
+32-bit only on the wire. A connection owns one timer handle on the stack's
+shared heap, armed at the earliest of its deadlines (RTO, delayed ACK,
+persist, keepalive, TIME-WAIT / FIN-WAIT-2); :meth:`Connection.rearm` keeps
+it there in O(1) amortised, so nothing ever scans all connections.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..time import Instant
+from ..timers import TimerHandle, TimerHeap
+from .buffers import ReceiveBuffer, SendBuffer
+from .config import TcpConfig
+from .congestion import CongestionControl
+from .host import TcpHost
+from .rto import RtoEstimator
+
+
+class State(enum.Enum):
+    """The eleven states of RFC 9293 §3.3.2."""
+
+    CLOSED = "CLOSED"
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST-ACK"
+    TIME_WAIT = "TIME-WAIT"
+
+
+def format_address(address: int) -> str:
+    """Dotted quad of a 32-bit IPv4 address."""
+    return f"{address >> 24 & 255}.{address >> 16 & 255}.{address >> 8 & 255}.{address & 255}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TcpInfo:
+    """A snapshot of one connection or listener, for applications, tests and tools.
+
+    Sequence numbers are the 32-bit values seen on the wire; times are microseconds.
+    """
+
+    state: str
+    local_address: str
+    local_port: int
+    remote_address: str
+    remote_port: int
+    snd_una: int = 0
+    snd_nxt: int = 0
+    rcv_nxt: int = 0
+    snd_wnd: int = 0
+    rcv_wnd: int = 0
+    mss: int = 0
+    cwnd: int = 0
+    ssthresh: int = 0
+    srtt: int | None = None
+    rto: int = 0
+    retransmits: int = 0
+    bytes_in_send_buffer: int = 0
+    bytes_readable: int = 0
+    bytes_out_of_order: int = 0
+    window_scaling: bool = False
+    backlog: int = 0
+    queued: int = 0
+
+
+class Listener:
+    """A passive open: the port, its backlog, and the connections it still counts."""
+
+    __slots__ = ("handle", "address", "port", "backlog", "members")
+
+    def __init__(self, handle: int, address: int, port: int, backlog: int) -> None:
+        self.handle = handle
+        self.address = address
+        self.port = port
+        self.backlog = backlog
+        self.members: set[Connection] = set()
+        """Half-open connections plus accepted ones the application has not used yet."""
+
+    def info(self) -> TcpInfo:
+        return TcpInfo(state=State.LISTEN.value, local_address=format_address(self.address),
+                       local_port=self.port, remote_address="0.0.0.0", remote_port=0,
+                       backlog=self.backlog, queued=len(self.members))
+
+
+class Connection:
+    """One connection's variables (RFC 9293 §3.3.1 names where they exist)."""
+
+    __slots__ = (
+        "handle", "state", "host", "config", "timers", "timer", "key",
+        "local_address", "local_port", "remote_address", "remote_port",
+        "listener", "visible", "active", "app_closed", "write_closed",
+        "iss", "irs", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2",
+        "max_snd_wnd", "snd_wscale", "rcv_wscale", "rcv_nxt", "rcv_adv",
+        "send_buffer", "receive_buffer", "fin_seq", "peer_fin_seq", "fin_received",
+        "snd_mss", "rcv_mss", "rcv_mss_seen", "nodelay", "rto", "cc",
+        "retries", "retransmits", "rtt_seq", "rtt_sent_at",
+        "dupacks", "recover", "in_recovery",
+        "rto_at", "delack_at", "persist_at", "keepalive_at", "close_at",
+        "persist_backoff", "persist_probes", "keepalive_probes", "unacked_bytes",
+        "send_blocked", "last_received_at", "soft_error", "offered_wscale",
+    )
+
+    def __init__(self, *, handle: int, host: TcpHost, config: TcpConfig, timers: TimerHeap,
+                 timer: TimerHandle, local: tuple[int, int], remote: tuple[int, int],
+                 iss: int, our_mss: int, cc: CongestionControl) -> None:
+        self.handle = handle
+        self.state = State.CLOSED
+        self.host = host
+        self.config = config
+        self.timers = timers
+        self.timer = timer
+        self.local_address, self.local_port = local
+        self.remote_address, self.remote_port = remote
+        self.key = (self.local_address, self.local_port, self.remote_address, self.remote_port)
+        self.listener: Listener | None = None
+        self.visible = False
+        """The application knows this handle (connect returned it, or it was accepted)."""
+        self.active = False
+        self.app_closed = False
+        self.write_closed = False
+        self.iss = iss
+        self.irs = 0
+        self.snd_una = iss
+        self.snd_nxt = iss
+        self.snd_max = iss
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self.snd_wscale = 0
+        self.rcv_wscale = 0
+        self.offered_wscale = 0
+        self.rcv_nxt = 0
+        self.rcv_adv = 0
+        self.send_buffer = SendBuffer(base=iss + 1, capacity=config.send_buffer)
+        self.receive_buffer = ReceiveBuffer(capacity=config.receive_buffer,
+                                            max_blocks=config.max_out_of_order_blocks)
+        self.fin_seq: int | None = None
+        """Absolute sequence number of our FIN once the application shut down writing."""
+        self.peer_fin_seq: int | None = None
+        """Sequence number of the peer's FIN, known possibly before the data before it."""
+        self.fin_received = False
+        self.snd_mss = our_mss
+        self.rcv_mss = our_mss
+        self.rcv_mss_seen = 0
+        self.nodelay = config.nodelay
+        self.rto = RtoEstimator(initial_rto=config.initial_rto, min_rto=config.min_rto,
+                                max_rto=config.max_rto)
+        self.cc = cc
+        self.retries = 0
+        self.retransmits = 0
+        self.rtt_seq: int | None = None
+        self.rtt_sent_at: Instant = 0
+        self.dupacks = 0
+        self.recover = iss
+        self.in_recovery = False
+        self.rto_at: Instant | None = None
+        self.delack_at: Instant | None = None
+        self.persist_at: Instant | None = None
+        self.keepalive_at: Instant | None = None
+        self.close_at: Instant | None = None
+        self.persist_backoff = 0
+        self.persist_probes = 0
+        self.keepalive_probes = 0
+        self.unacked_bytes = 0
+        self.send_blocked = False
+        self.last_received_at: Instant = 0
+        self.soft_error: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:
+        return (f"<Connection {self.handle} {self.state.value} "
+                f"{format_address(self.local_address)}:{self.local_port} > "
+                f"{format_address(self.remote_address)}:{self.remote_port}>")
+
+    def rearm(self) -> None:
+        """Arm the connection's one timer at the earliest of its deadlines."""
+        deadline = self.rto_at
+        for candidate in (self.delack_at, self.persist_at, self.keepalive_at, self.close_at):
+            if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
+        self.timers.arm(self.timer, deadline)
+
+    def cancel_timers(self) -> None:
+        self.rto_at = self.delack_at = self.persist_at = self.keepalive_at = self.close_at = None
+        self.timers.cancel(self.timer)
+
+    @property
+    def fin_acked(self) -> bool:
+        """Our FIN was sent and acknowledged."""
+        fin_seq = self.fin_seq
+        return fin_seq is not None and self.snd_una > fin_seq
+
+    def info(self) -> TcpInfo:
+        return TcpInfo(
+            state=self.state.value,
+            local_address=format_address(self.local_address), local_port=self.local_port,
+            remote_address=format_address(self.remote_address), remote_port=self.remote_port,
+            snd_una=self.snd_una & 0xFFFFFFFF, snd_nxt=self.snd_nxt & 0xFFFFFFFF,
+            rcv_nxt=self.rcv_nxt & 0xFFFFFFFF, snd_wnd=self.snd_wnd,
+            rcv_wnd=max(self.rcv_adv - self.rcv_nxt, 0), mss=self.snd_mss,
+            cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh, srtt=self.rto.srtt, rto=self.rto.rto,
+            retransmits=self.retransmits, bytes_in_send_buffer=len(self.send_buffer),
+            bytes_readable=len(self.receive_buffer.readable),
+            bytes_out_of_order=self.receive_buffer.out_of_order_bytes,
+            window_scaling=bool(self.snd_wscale or self.rcv_wscale),
+        )

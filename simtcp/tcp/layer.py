@@ -1,0 +1,348 @@
+"""The TCP layer: demultiplexing, listeners, ports, handles and the application API.
+
+The stack owns one :class:`TcpLayer`. Segments come in through
+:meth:`TcpLayer.segment_received` (already checksum-verified and parsed), ICMP
+errors through :meth:`TcpLayer.icmp_error_received`; the application's calls
+arrive through the API methods. Lookups are dictionary hits on the 4-tuple,
+then on the listening (address, port), then on the wildcard listener, so the
+cost per segment does not grow with the number of connections. Every
+transition itself lives in :mod:`.states`.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from ..errors import (
+    AddressError,
+    AddressInUseError,
+    DropReason,
+    InvalidHandleError,
+    InvalidStateError,
+    NoRouteError,
+)
+from ..events import ConnectionAccepted, ConnectionClosed, ConnectionEstablished, Event
+from ..rng import SeededRandom
+from ..time import Instant
+from ..timers import TimerHeap
+from ..wire.tcp import TcpSegment
+from . import congestion, states
+from .config import TcpConfig
+from .connection import Connection, Listener, State, TcpInfo, format_address
+from .host import TcpHost
+from .isn import initial_sequence_number
+from .output import output, send_ack, send_reset_reply, send_syn, window_shift_for
+
+__all__ = ["TcpInfo", "TcpLayer"]
+
+IP_TCP_HEADERS = 40
+"""IPv4 plus TCP header bytes without options: MSS = MTU - 40 (RFC 9293 §3.7.1)."""
+
+
+class TcpLayer:
+    """Every TCP connection and listener of one stack."""
+
+    def __init__(self, config: TcpConfig, *, host: TcpHost, timers: TimerHeap,
+                 rng: SeededRandom) -> None:
+        congestion.create(config.congestion_control, mss=config.mss,
+                          initial_window_segments=config.initial_window_segments)
+        self.config = config
+        self.host = host
+        self.timers = timers
+        self.rng = rng
+        self._connections: dict[tuple[int, int, int, int], Connection] = {}
+        self._handles: dict[int, Connection | Listener] = {}
+        self._listeners: dict[tuple[int, int], Listener] = {}
+        self._listening_ports: dict[int, set[int]] = {}
+        self._handle_counter = itertools.count(1)
+        self._port_random = rng.stream("tcp.ephemeral_ports")
+
+    # --- from the stack -----------------------------------------------------
+
+    def segment_received(self, source: int, destination: int, segment: TcpSegment, *,
+                         now: Instant) -> None:
+        """One parsed, checksum-verified segment from ``source`` to our ``destination``."""
+        conn = self._connections.get(
+            (destination, segment.destination_port, source, segment.source_port))
+        if conn is not None:
+            states.segment_arrives(self, conn, segment, now)
+            if conn.state is not State.CLOSED:
+                conn.rearm()
+            return
+        port = segment.destination_port
+        listener = self._listeners.get((destination, port)) or self._listeners.get((0, port))
+        if listener is not None and segment.source_port:
+            states.listen_segment_arrives(self, listener, source, destination, segment, now)
+            return
+        # RFC 9293 §3.10.7.1: a segment to nothing draws a RST (unless it is one).
+        self.host.stats.drop(DropReason.TCP_NO_CONNECTION)
+        send_reset_reply(self.host, source, destination, segment, now)
+
+    def icmp_error_received(self, *, icmp_type: int, code: int, next_hop_mtu: int,
+                            quoted_source: int, quoted_destination: int,
+                            quoted_source_port: int, quoted_destination_port: int,
+                            quoted_seq: int, now: Instant) -> None:
+        """An ICMP error quoting a segment we sent (RFC 1122 §4.2.3.9)."""
+        conn = self._connections.get((quoted_source, quoted_source_port, quoted_destination,
+                                      quoted_destination_port))
+        if conn is None:
+            self.host.stats.count("tcp.icmp_no_connection")
+            return
+        states.icmp_error(self, conn, icmp_type=icmp_type, code=code,
+                          next_hop_mtu=next_hop_mtu, quoted_seq=quoted_seq, now=now)
+        if conn.state is not State.CLOSED:
+            conn.rearm()
+
+    # --- the API --------------------------------------------------------------
+
+    def listen(self, port: int, *, address: int = 0, backlog: int | None = None) -> int:
+        """Passive open on ``port`` (``address`` 0: every local address); returns a handle."""
+        _check_port(port)
+        if address and not self.host.is_local_address(address):
+            raise AddressError(f"{format_address(address)} is not a local address")
+        bound = self._listening_ports.get(port, set())
+        if address in bound or (address == 0 and bound) or 0 in bound:
+            raise AddressInUseError(f"port {port} is already listening")
+        backlog = self.config.backlog if backlog is None else backlog
+        handle = next(self._handle_counter)
+        listener = Listener(handle, address, port, max(backlog, 1))
+        self._listeners[(address, port)] = listener
+        self._listening_ports.setdefault(port, set()).add(address)
+        self._handles[handle] = listener
+        return handle
+
+    def connect(self, address: int, port: int, *, local_port: int | None = None,
+                now: Instant) -> int:
+        """Active open to ``address``:``port``; returns the connection's handle at once."""
+        _check_port(port)
+        route = self.host.route_source(address)
+        if route is None:
+            raise NoRouteError(f"no route to {format_address(address)}")
+        source, mtu = route
+        if local_port is None:
+            local_port = self._ephemeral_port(source, address, port)
+        else:
+            _check_port(local_port)
+            if (source, local_port, address, port) in self._connections:
+                raise AddressInUseError(f"{format_address(source)}:{local_port} to "
+                                        f"{format_address(address)}:{port} is in use")
+        conn = self._new_connection((source, local_port), (address, port), mtu, now)
+        conn.active = True
+        conn.visible = True
+        conn.state = State.SYN_SENT
+        if self.config.window_scaling:
+            conn.offered_wscale = window_shift_for(self.config.receive_buffer)
+        send_syn(conn, now)
+        conn.rtt_sent_at = now
+        conn.rto_at = now + conn.rto.rto
+        conn.rearm()
+        self.host.stats.count("tcp.active_opens")
+        return conn.handle
+
+    def send(self, handle: int, data: bytes, *, now: Instant) -> int:
+        """Queue ``data``; returns how many bytes the bounded send buffer took."""
+        conn = self._connection(handle)
+        if conn.write_closed or conn.state not in _CAN_SEND:
+            raise InvalidStateError(f"cannot send on a connection in {conn.state.value}"
+                                    + (" after shutdown" if conn.write_closed else ""))
+        taken = conn.send_buffer.append(data)
+        if taken < len(data):
+            conn.send_blocked = True
+        if taken and conn.state is not State.SYN_SENT:
+            output(conn, now)
+            conn.rearm()
+        return taken
+
+    def receive(self, handle: int, max_bytes: int = -1, *, now: Instant) -> bytes:
+        """Take up to ``max_bytes`` received bytes (all when negative); may update the window."""
+        conn = self._connection(handle)
+        if conn.app_closed:
+            raise InvalidStateError("cannot receive after close")
+        data = conn.receive_buffer.read(max_bytes)
+        if data and conn.state in _CAN_RECEIVE:
+            self._maybe_update_window(conn, now)
+        return data
+
+    def shutdown(self, handle: int, *, now: Instant) -> None:
+        """Close the write side: a FIN follows the data already queued."""
+        conn = self._connection(handle)
+        if conn.app_closed:
+            raise InvalidStateError("connection already closed")
+        states.app_shutdown(conn, now)
+        conn.rearm()
+
+    def close(self, handle: int, *, now: Instant) -> None:
+        """Close a connection (FIN after queued data) or a listener."""
+        item = self._item(handle)
+        if isinstance(item, Listener):
+            self._close_listener(item, now)
+            return
+        self._claim(item)
+        states.app_close(self, item, now)
+        if item.state is not State.CLOSED:
+            item.rearm()
+
+    def abort(self, handle: int, *, now: Instant) -> None:
+        """Reset a connection (or close a listener); its handle is freed at once."""
+        item = self._item(handle)
+        if isinstance(item, Listener):
+            self._close_listener(item, now)
+            return
+        self._claim(item)
+        states.app_abort(self, item, now)
+
+    def info(self, handle: int) -> TcpInfo:
+        """A snapshot of a connection's or listener's state."""
+        return self._item(handle).info()
+
+    def connection_count(self) -> int:
+        """Connections in any state, TIME-WAIT and half-open included."""
+        return len(self._connections)
+
+    def connection_handles(self) -> list[int]:
+        """Handles of every connection the application may know of (for tools)."""
+        return [conn.handle for conn in self._connections.values() if conn.visible]
+
+    # --- the state machine's owner (states.Owner) --------------------------------
+
+    def release(self, conn: Connection, event: Event | None = None) -> None:
+        """Free ``conn`` completely; the application learns it if it knew the handle."""
+        if conn.state is State.CLOSED and conn.key not in self._connections:
+            return
+        conn.state = State.CLOSED
+        conn.cancel_timers()
+        self._connections.pop(conn.key, None)
+        self._handles.pop(conn.handle, None)
+        listener = conn.listener
+        if listener is not None:
+            listener.members.discard(conn)
+            conn.listener = None
+        self.host.stats.count("tcp.connections_closed")
+        if conn.visible:
+            if event is not None:
+                self.host.emit(event)
+            self.host.emit(ConnectionClosed(connection=conn.handle))
+
+    def established(self, conn: Connection) -> None:
+        conn.visible = True
+        host = self.host
+        host.stats.count("tcp.connections_established")
+        listener = conn.listener
+        if conn.active or listener is None:
+            host.emit(ConnectionEstablished(connection=conn.handle))
+            return
+        host.emit(ConnectionAccepted(listener=listener.handle, connection=conn.handle,
+                                     remote_address=format_address(conn.remote_address),
+                                     remote_port=conn.remote_port))
+
+    def new_passive(self, listener: Listener, local: int, remote: int, segment: TcpSegment,
+                    now: Instant) -> Connection:
+        route = self.host.route_source(remote)
+        mtu = route[1] if route is not None else 1500
+        conn = self._new_connection((local, segment.destination_port),
+                                    (remote, segment.source_port), mtu, now)
+        conn.listener = listener
+        listener.members.add(conn)
+        return conn
+
+    # --- internals ----------------------------------------------------------------
+
+    def _new_connection(self, local: tuple[int, int], remote: tuple[int, int], mtu: int,
+                        now: Instant) -> Connection:
+        config = self.config
+        handle = next(self._handle_counter)
+        iss = initial_sequence_number(self.rng, local[0], local[1], remote[0], remote[1],
+                                      now=now)
+        our_mss = max(min(config.mss, mtu - IP_TCP_HEADERS), states.MIN_MSS)
+        cc = congestion.create(config.congestion_control, mss=our_mss,
+                               initial_window_segments=config.initial_window_segments)
+        timer = self.timers.new_timer(_no_callback)
+        conn = Connection(handle=handle, host=self.host, config=config, timers=self.timers,
+                          timer=timer, local=local, remote=remote, iss=iss, our_mss=our_mss,
+                          cc=cc)
+        timer.callback = lambda now: self._timer_fired(conn, now)
+        self._connections[conn.key] = conn
+        self._handles[handle] = conn
+        return conn
+
+    def _timer_fired(self, conn: Connection, now: Instant) -> None:
+        if conn.key not in self._connections:
+            return
+        states.timer_fired(self, conn, now)
+        if conn.state is not State.CLOSED:
+            conn.rearm()
+
+    def _item(self, handle: int) -> Connection | Listener:
+        item = self._handles.get(handle)
+        if item is None:
+            raise InvalidHandleError(f"no TCP connection or listener with handle {handle}")
+        return item
+
+    def _connection(self, handle: int) -> Connection:
+        item = self._item(handle)
+        if isinstance(item, Listener):
+            raise InvalidStateError(f"handle {handle} is a listener, not a connection")
+        self._claim(item)
+        return item
+
+    @staticmethod
+    def _claim(conn: Connection) -> None:
+        """The application used an accepted connection: it leaves the listen backlog."""
+        listener = conn.listener
+        if listener is not None and conn.visible:
+            listener.members.discard(conn)
+            conn.listener = None
+
+    def _close_listener(self, listener: Listener, now: Instant) -> None:
+        del self._handles[listener.handle]
+        del self._listeners[(listener.address, listener.port)]
+        bound = self._listening_ports[listener.port]
+        bound.discard(listener.address)
+        if not bound:
+            del self._listening_ports[listener.port]
+        for conn in list(listener.members):
+            conn.listener = None
+            if not conn.visible:
+                states.app_abort(self, conn, now)  # half-open: reset, as Linux does
+        listener.members.clear()
+
+    def _maybe_update_window(self, conn: Connection, now: Instant) -> None:
+        """Send a window update once reading has at least doubled a small window.
+
+        RFC 9293 §3.8.6.2.2 (receiver SWS) bounds how small an increase may be
+        announced; like Linux, we also wait until the window has doubled, so a
+        bulk reader does not add one pure ACK per read.
+        """
+        current = conn.rcv_adv - conn.rcv_nxt
+        buffer = conn.receive_buffer
+        free = buffer.free_space
+        if free - current >= min(buffer.capacity >> 1, conn.rcv_mss) and free >= 2 * current:
+            send_ack(conn, now)
+            conn.rearm()
+
+    def _ephemeral_port(self, source: int, remote: int, remote_port: int) -> int:
+        """A seeded random free port (RFC 6056 §3.3.1's simple algorithm)."""
+        low, high = self.config.ephemeral_ports
+        count = high - low + 1
+        connections = self._connections
+        listening = self._listening_ports
+        start = self._port_random.randrange(count)
+        for offset in range(count):
+            port = low + (start + offset) % count
+            if (source, port, remote, remote_port) not in connections and port not in listening:
+                return port
+        raise AddressInUseError("no ephemeral port is free")
+
+
+_CAN_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
+                       State.CLOSE_WAIT})
+_CAN_RECEIVE = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+
+
+def _check_port(port: int) -> None:
+    if not 0 < port <= 0xFFFF:
+        raise AddressError(f"TCP port {port} is out of range 1..65535")
+
+
+def _no_callback(now: Instant) -> None:
+    """Placeholder until the connection exists to receive its timer."""

@@ -1,0 +1,251 @@
+"""What a connection sends: segments, windows, Nagle and SWS rules, retransmissions.
+
+Every segment of an established connection leaves through :func:`transmit`,
+which fills in the ACK number and the receive window (and so doubles as the
+ACK we owed). :func:`output` is the one place that decides how much new or
+go-back-N data may go now: the smaller of the peer's window and ``cwnd``
+(RFC 5681 §3.1), Nagle's rule (RFC 896, RFC 1122 §4.2.3.4) and the sender's
+silly-window avoidance (RFC 9293 §3.8.6.2.1).
+"""
+
+from __future__ import annotations
+
+from ..time import Instant
+from ..wire.checksum import Buffer
+from ..wire.tcp import (
+    ACK,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    MssOption,
+    NopOption,
+    TcpOption,
+    TcpSegment,
+    WindowScaleOption,
+)
+from .connection import Connection, State
+from .host import TcpHost
+from .seq import SEQ_MASK
+
+MAX_WINDOW_SHIFT = 14
+"""RFC 7323 §2.3: a shift count above 14 is used as 14."""
+
+
+def window_shift_for(buffer_size: int) -> int:
+    """The smallest window scale that lets ``buffer_size`` be advertised (RFC 7323 §2.2)."""
+    shift = 0
+    while shift < MAX_WINDOW_SHIFT and buffer_size >> shift > 0xFFFF:
+        shift += 1
+    return shift
+
+
+def advertised_window(conn: Connection) -> int:
+    """The window field for a segment now; moves RCV.ADV (the right edge we offered).
+
+    Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only when
+    free space has grown by min(buffer/2, MSS) beyond the current offer, and it
+    never moves left (RFC 9293 §3.8.6: shrinking the window is discouraged).
+    """
+    rcv_nxt = conn.rcv_nxt
+    current = conn.rcv_adv - rcv_nxt
+    if current < 0:
+        current = 0
+    buffer = conn.receive_buffer
+    free = buffer.free_space
+    if free > current and (
+        free - current >= min(buffer.capacity >> 1, conn.rcv_mss) or free == buffer.capacity
+    ):
+        current = free
+    shift = conn.rcv_wscale
+    wire = current >> shift
+    if wire > 0xFFFF:
+        wire = 0xFFFF
+    right_edge = rcv_nxt + (wire << shift)
+    if right_edge > conn.rcv_adv:
+        conn.rcv_adv = right_edge
+    return wire
+
+
+def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Instant) -> None:
+    """Send one synchronized-state segment; it carries our latest ACK and window."""
+    segment = TcpSegment(conn.local_port, conn.remote_port, seq & SEQ_MASK,
+                         conn.rcv_nxt & SEQ_MASK, flags | ACK, advertised_window(conn),
+                         (), payload)
+    conn.unacked_bytes = 0
+    conn.delack_at = None
+    conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
+
+
+def send_ack(conn: Connection, now: Instant) -> None:
+    """A bare ACK at SND.NXT (also the challenge ACK of RFC 5961 §3.2)."""
+    transmit(conn, conn.snd_nxt, ACK, b"", now)
+
+
+def send_reset_for(conn: Connection, now: Instant) -> None:
+    """RST from an open connection (abort, RFC 9293 §3.10.5): <SEQ=SND.NXT><CTL=RST>."""
+    segment = TcpSegment(conn.local_port, conn.remote_port, conn.snd_nxt & SEQ_MASK, 0, RST, 0)
+    conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
+
+
+def send_reset_reply(host: TcpHost, source: int, destination: int, segment: TcpSegment,
+                     now: Instant) -> None:
+    """Answer ``segment`` (which arrived from ``source``) with a RST (RFC 9293 §3.10.7.1)."""
+    if segment.flags & RST:
+        return
+    if segment.flags & ACK:
+        reply = TcpSegment(segment.destination_port, segment.source_port, segment.ack, 0, RST, 0)
+    else:
+        ack = (segment.seq + segment.segment_length) & SEQ_MASK
+        reply = TcpSegment(segment.destination_port, segment.source_port, 0, ack, RST | ACK, 0)
+    host.send_tcp(destination, source, reply, now=now)
+
+
+def send_syn(conn: Connection, now: Instant) -> None:
+    """SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) with our MSS and maybe window scale."""
+    options: tuple[TcpOption, ...] = (MssOption(conn.rcv_mss),)
+    if conn.offered_wscale >= 0:
+        options += (NopOption(), WindowScaleOption(conn.offered_wscale))
+    flags = SYN
+    ack = 0
+    if conn.state is State.SYN_RECEIVED:
+        flags |= ACK
+        ack = conn.rcv_nxt & SEQ_MASK
+    # RFC 7323 §2.2: the window of a SYN is never scaled.
+    window = min(conn.receive_buffer.free_space, 0xFFFF)
+    segment = TcpSegment(conn.local_port, conn.remote_port, conn.iss & SEQ_MASK, ack, flags,
+                         window, options)
+    conn.snd_nxt = conn.iss + 1
+    if conn.snd_max < conn.snd_nxt:
+        conn.snd_max = conn.snd_nxt
+    conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
+
+
+SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1,
+                            State.CLOSING, State.LAST_ACK})
+
+
+def output(conn: Connection, now: Instant) -> None:
+    """Send whatever the windows, Nagle and SWS avoidance allow, then our FIN if due."""
+    if conn.state not in SENDING_STATES:
+        return
+    buffer = conn.send_buffer
+    data_end = buffer.end
+    mss = conn.snd_mss
+    una = conn.snd_una
+    nxt = conn.snd_nxt
+    fin_seq = conn.fin_seq
+    window = conn.snd_wnd
+    cwnd = conn.cc.cwnd
+    right_edge = una + (window if window < cwnd else cwnd)
+    sent = False
+    while True:
+        unsent = data_end - nxt
+        if unsent <= 0:
+            if fin_seq is not None and nxt == fin_seq:
+                # RFC 9293 §3.10.4: the FIN follows the queued data at once.
+                transmit(conn, nxt, FIN | ACK, b"", now)
+                if nxt < conn.snd_max:
+                    conn.retransmits += 1
+                nxt += 1
+                sent = True
+            break
+        usable = right_edge - nxt
+        if usable <= 0:
+            break
+        size = mss if mss < unsent else unsent
+        if usable < size:
+            size = usable
+        if size < mss and nxt >= conn.snd_max and _hold_small_segment(conn, size, unsent, una):
+            break
+        end = nxt + size
+        fin = fin_seq is not None and end == fin_seq
+        flags = ACK | FIN if fin else ACK
+        if end == data_end:
+            flags |= PSH
+        transmit(conn, nxt, flags, buffer.slice(nxt, size), now)
+        if nxt < conn.snd_max:
+            conn.retransmits += 1
+        elif conn.rtt_seq is None:
+            conn.rtt_seq = end
+            conn.rtt_sent_at = now
+        nxt = end + 1 if fin else end
+        sent = True
+        if fin:
+            break
+    conn.snd_nxt = nxt
+    if nxt > conn.snd_max:
+        conn.snd_max = nxt
+    if sent:
+        if conn.rto_at is None:
+            conn.rto_at = now + conn.rto.rto
+        conn.persist_at = None
+    elif window == 0 and data_end > nxt and conn.rto_at is None and conn.persist_at is None:
+        # RFC 9293 §3.8.6.1: probe a zero window on the persist timer.
+        conn.persist_backoff = 0
+        conn.persist_at = now + conn.rto.rto
+
+
+def _hold_small_segment(conn: Connection, size: int, unsent: int, una: int) -> bool:
+    """Whether a segment smaller than the MSS should wait (Nagle, sender SWS)."""
+    outstanding = conn.snd_max > una
+    if not outstanding:
+        return False  # nothing in flight: no ACK is coming to clock us, send now
+    if size == unsent:
+        # RFC 896 / RFC 1122 §4.2.3.4: one small segment in flight at a time, unless
+        # the application turned Nagle off or is closing (the FIN must not wait).
+        return not conn.nodelay and conn.fin_seq is None
+    # Window-limited: RFC 9293 §3.8.6.2.1, wait until half the largest window fits.
+    return size < conn.max_snd_wnd >> 1
+
+
+def retransmit_first(conn: Connection, now: Instant) -> None:
+    """Resend the segment at SND.UNA (fast retransmit, partial ACK, RTO)."""
+    una = conn.snd_una
+    buffer = conn.send_buffer
+    data_end = buffer.end
+    size = data_end - una
+    if size > conn.snd_mss:
+        size = conn.snd_mss
+    if size < 0:
+        size = 0
+    fin_seq = conn.fin_seq
+    fin = fin_seq is not None and una + size == fin_seq and conn.snd_max > fin_seq
+    if size == 0 and not fin:
+        return
+    flags = ACK | FIN if fin else ACK
+    transmit(conn, una, flags, buffer.slice(una, size), now)
+    conn.retransmits += 1
+    end = una + size + (1 if fin else 0)
+    rtt_seq = conn.rtt_seq
+    if rtt_seq is not None and rtt_seq <= end:
+        conn.rtt_seq = None  # Karn's rule (RFC 6298 §3)
+    if conn.snd_nxt < end:
+        conn.snd_nxt = end
+
+
+def send_window_probe(conn: Connection, now: Instant) -> None:
+    """One byte beyond a zero window (RFC 9293 §3.8.6.1), without advancing SND.NXT."""
+    nxt = conn.snd_nxt
+    if conn.send_buffer.end > nxt:
+        transmit(conn, nxt, ACK, conn.send_buffer.slice(nxt, 1), now)
+        if conn.snd_max < nxt + 1:
+            conn.snd_max = nxt + 1
+    else:
+        send_ack(conn, now)
+
+
+def schedule_ack(conn: Connection, size: int, now: Instant) -> None:
+    """Delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2) for ``size`` new in-order bytes.
+
+    ACK at once every second full-sized segment, where full-sized is the largest
+    segment seen from the peer (capped at our MSS): with timestamps on, the
+    peer's full segments are 12 bytes shorter than the MSS we announced.
+    """
+    if size > conn.rcv_mss_seen:
+        conn.rcv_mss_seen = size if size < conn.rcv_mss else conn.rcv_mss
+    conn.unacked_bytes += size
+    if conn.unacked_bytes >= 2 * conn.rcv_mss_seen:
+        send_ack(conn, now)
+    elif conn.delack_at is None:
+        conn.delack_at = now + conn.config.delayed_ack

@@ -1,0 +1,745 @@
+"""The TCP state machine: every transition of RFC 9293 §3.10 lives in this module.
+
+Theory of operation
+-------------------
+
+A connection is in one of the eleven states of RFC 9293 §3.3.2 (LISTEN belongs
+to :class:`~.connection.Listener` objects, CLOSED to freed connections). Three
+kinds of input move it:
+
+1. **Segments** (RFC 9293 §3.10.7). :func:`listen_segment_arrives` handles
+   LISTEN (§3.10.7.2), :func:`segment_arrives` the rest: SYN-SENT has its own
+   handler (§3.10.7.3); every synchronized state runs the §3.10.7.4 checks in
+   the RFC's order -- sequence acceptability, RST, SYN, ACK, data, FIN -- with
+   the per-state differences in two small tables: ``_ACK_HANDLERS`` (what an
+   acceptable ACK does in each state) and ``_FIN_TRANSITIONS`` (where a FIN
+   takes each state). Data is accepted only in ``_DATA_STATES``.
+2. **Application calls** (§3.10.1-§3.10.5): :func:`app_shutdown`,
+   :func:`app_close`, :func:`app_abort`.
+3. **Timers** (§3.10.8): :func:`timer_fired` runs whichever of the
+   connection's deadlines are due: the SYN or data retransmission timer, the
+   delayed ACK, the persist timer, keepalive, and the TIME-WAIT / FIN-WAIT-2
+   timeout.
+
+Sequence numbers are absolute integers (:mod:`.seq`): a segment's SEQ is
+unwrapped against RCV.NXT and its ACK against SND.UNA before any comparison,
+so the wrap at 2**32 needs no special case anywhere below.
+
+What a state change *does* outside the connection (tables, handles, events)
+is the owner's job (:class:`Owner`, implemented by the TcpLayer): a handler
+calls ``owner.release(conn, event)`` to free a connection and
+``owner.established(conn)`` to announce one. What the connection *sends* is
+:mod:`.output`'s job. RFC 5961's blind-attack checks are applied where RFC
+9293 adopted them: a RST must hit RCV.NXT exactly (else a challenge ACK), and
+any SYN in a synchronized state draws a challenge ACK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..errors import DropReason
+from ..events import (
+    ConnectionFailed,
+    ConnectionReset,
+    ConnectionTimedOut,
+    DataReceived,
+    Event,
+    PeerClosed,
+    SendSpaceAvailable,
+)
+from ..time import Instant
+from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from . import congestion
+from .connection import Connection, Listener, State
+from .host import TcpHost
+from .output import (
+    output,
+    retransmit_first,
+    schedule_ack,
+    send_ack,
+    send_reset_for,
+    send_reset_reply,
+    send_syn,
+    send_window_probe,
+    window_shift_for,
+)
+from .seq import unwrap
+
+DEFAULT_MSS = 536
+"""RFC 9293 §3.7.1: the send MSS when the peer's SYN carries no MSS option."""
+MIN_MSS = 64
+"""Floor for a peer-announced or ICMP-derived MSS, so segments stay useful."""
+HARD_UNREACHABLE_CODES = frozenset({2, 3, 9, 10, 13})
+"""Destination-unreachable codes that end a connection attempt (RFC 1122 §4.2.3.9)."""
+
+
+class Owner(Protocol):
+    """What the state machine needs from the layer that holds the connections."""
+
+    host: TcpHost
+
+    def release(self, conn: Connection, event: Event | None = None) -> None:
+        """Free the connection (CLOSED); tell the application with ``event`` if it knew it."""
+        ...
+
+    def established(self, conn: Connection) -> None:
+        """Announce a completed handshake (accepted or established event)."""
+        ...
+
+    def new_passive(self, listener: Listener, local: int, remote: int, segment: TcpSegment,
+                    now: Instant) -> Connection:
+        """Create and register a connection for a SYN that reached ``listener``."""
+        ...
+
+
+# --- LISTEN (RFC 9293 §3.10.7.2) -----------------------------------------
+
+
+def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destination: int,
+                           segment: TcpSegment, now: Instant) -> None:
+    flags = segment.flags
+    host = owner.host
+    if flags & RST:
+        return
+    if flags & ACK:
+        # An ACK to a listener is from a connection we do not have: reset it.
+        send_reset_reply(host, source, destination, segment, now)
+        return
+    if not flags & SYN:
+        return
+    if len(listener.members) >= listener.backlog:
+        host.stats.drop(DropReason.TCP_BACKLOG_FULL)
+        return
+    conn = owner.new_passive(listener, destination, source, segment, now)
+    conn.state = State.SYN_RECEIVED
+    _learn_peer_syn(conn, segment)
+    if segment.window_scale is not None and conn.config.window_scaling:
+        conn.offered_wscale = window_shift_for(conn.config.receive_buffer)
+    _apply_syn_options(conn, segment)
+    send_syn(conn, now)
+    conn.rtt_sent_at = now
+    conn.rto_at = now + conn.rto.rto
+    host.stats.count("tcp.passive_opens")
+
+
+def _learn_peer_syn(conn: Connection, segment: TcpSegment) -> None:
+    """Record IRS and the peer's SYN window (never scaled, RFC 7323 §2.2)."""
+    conn.irs = segment.seq
+    conn.rcv_nxt = segment.seq + 1
+    conn.rcv_adv = conn.rcv_nxt + min(conn.receive_buffer.free_space, 0xFFFF)
+    conn.snd_wnd = segment.window
+    conn.max_snd_wnd = segment.window
+    conn.snd_wl1 = segment.seq
+    conn.snd_wl2 = conn.iss
+
+
+def _apply_syn_options(conn: Connection, segment: TcpSegment) -> None:
+    """MSS (RFC 9293 §3.7.1) and window scale (RFC 7323 §2.2) from the peer's SYN."""
+    peer_mss = segment.mss
+    if peer_mss is None:
+        peer_mss = DEFAULT_MSS
+    conn.snd_mss = max(min(peer_mss, conn.rcv_mss), MIN_MSS)
+    peer_shift = segment.window_scale
+    if conn.offered_wscale >= 0 and peer_shift is not None:
+        conn.snd_wscale = min(peer_shift, 14)
+        conn.rcv_wscale = conn.offered_wscale
+    else:
+        conn.snd_wscale = conn.rcv_wscale = 0
+        conn.offered_wscale = -1 if conn.state is State.SYN_RECEIVED else conn.offered_wscale
+    config = conn.config
+    conn.cc = congestion.create(config.congestion_control, mss=conn.snd_mss,
+                                initial_window_segments=config.initial_window_segments)
+
+
+# --- SYN-SENT (RFC 9293 §3.10.7.3) ----------------------------------------
+
+
+def segment_arrives(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant) -> None:
+    """Process one segment for an existing connection (any state but LISTEN)."""
+    if conn.state is State.SYN_SENT:
+        _syn_sent(owner, conn, segment, now)
+    else:
+        _synchronized(owner, conn, segment, now)
+
+
+def _syn_sent(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant) -> None:
+    flags = segment.flags
+    stats = conn.host.stats
+    ack = 0
+    if flags & ACK:
+        ack = unwrap(segment.ack, conn.iss)
+        if ack <= conn.iss or ack > conn.snd_max:
+            stats.drop(DropReason.TCP_BAD_ACK)
+            send_reset_reply(conn.host, conn.remote_address, conn.local_address, segment, now)
+            return
+    if flags & RST:
+        if flags & ACK:
+            # RFC 9293 §3.10.7.3: an acceptable RST refuses the connection.
+            owner.release(conn, ConnectionReset(connection=conn.handle))
+        else:
+            stats.drop(DropReason.TCP_RST_INVALID)
+        return
+    if not flags & SYN:
+        stats.drop(DropReason.TCP_BAD_SEGMENT)
+        return
+    _learn_peer_syn(conn, segment)
+    _apply_syn_options(conn, segment)
+    if not flags & ACK:
+        # Simultaneous open (RFC 9293 §3.10.7.3, Figure 8): answer with SYN-ACK.
+        conn.state = State.SYN_RECEIVED
+        send_syn(conn, now)
+        conn.rto_at = now + conn.rto.rto
+        return
+    if conn.retries == 0:
+        conn.rto.sample(now - conn.rtt_sent_at)  # Karn: only an unretransmitted SYN
+    conn.snd_una = ack
+    conn.snd_wl2 = ack
+    conn.retries = 0
+    conn.rto.reset_backoff()
+    conn.rto_at = None
+    _become_established(owner, conn, now)
+    send_ack(conn, now)
+    output(conn, now)
+
+
+def _become_established(owner: Owner, conn: Connection, now: Instant) -> None:
+    conn.state = State.FIN_WAIT_1 if conn.fin_seq is not None else State.ESTABLISHED
+    conn.last_received_at = now
+    if conn.config.keepalive:
+        conn.keepalive_at = now + conn.config.keepalive_idle
+    owner.established(conn)
+
+
+# --- synchronized states (RFC 9293 §3.10.7.4) -------------------------------
+
+
+def _acceptable(conn: Connection, seq: int, length: int) -> bool:
+    """RFC 9293 §3.10.7.4 "first": the segment overlaps the receive window.
+
+    The right edge is inclusive, so a zero window still admits ACKs, RSTs
+    and a FIN at exactly RCV.NXT (the RFC's "special allowance"); data beyond
+    the window is trimmed later.
+    """
+    rcv_nxt = conn.rcv_nxt
+    window = conn.rcv_adv - rcv_nxt
+    if window < 0:
+        window = 0
+    if length == 0:
+        return rcv_nxt <= seq <= rcv_nxt + window
+    return seq + length > rcv_nxt and seq <= rcv_nxt + window
+
+
+def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant) -> None:
+    flags = segment.flags
+    state = conn.state
+    seq = unwrap(segment.seq, conn.rcv_nxt)
+    if state is State.SYN_RECEIVED and flags & SYN and not flags & RST and seq == conn.irs:
+        # The peer repeated its SYN: our SYN-ACK was lost; send it again.
+        send_syn(conn, now)
+        conn.retransmits += 1
+        return
+    length = segment.segment_length
+    if not _acceptable(conn, seq, length):
+        _unacceptable(conn, segment, seq, length, now)
+        return
+    conn.last_received_at = now
+    if flags & RST:
+        _reset_arrives(owner, conn, seq, now)
+        return
+    if flags & SYN:
+        _syn_in_window(owner, conn, now)
+        return
+    if not flags & ACK:
+        conn.host.stats.drop(DropReason.TCP_BAD_SEGMENT)
+        return
+    ack = unwrap(segment.ack, conn.snd_una)
+    if not _ACK_HANDLERS[conn.state](owner, conn, segment, seq, ack, now):
+        return
+    if segment.payload or flags & FIN:
+        _receive_text(owner, conn, segment, seq, now)
+        if conn.state is State.CLOSED:
+            return
+    output(conn, now)
+
+
+def _unacceptable(conn: Connection, segment: TcpSegment, seq: int, length: int,
+                  now: Instant) -> None:
+    """RFC 9293 §3.10.7.4 "first": answer with an ACK unless it is a RST, then drop."""
+    if segment.flags & RST:
+        conn.host.stats.drop(DropReason.TCP_RST_INVALID)
+        return
+    conn.host.stats.drop(DropReason.TCP_OUT_OF_WINDOW)
+    if conn.state is State.TIME_WAIT and segment.flags & FIN and seq + length == conn.rcv_nxt:
+        # RFC 9293 §3.10.7.4 "eighth", TIME-WAIT: a retransmitted FIN restarts 2*MSL.
+        conn.close_at = now + 2 * conn.config.msl
+    send_ack(conn, now)
+
+
+def _reset_arrives(owner: Owner, conn: Connection, seq: int, now: Instant) -> None:
+    """RFC 9293 §3.10.7.4 "second", with RFC 5961 §3.2's exact-match rule."""
+    if seq != conn.rcv_nxt:
+        conn.host.stats.count("tcp.challenge_acks")
+        send_ack(conn, now)
+        return
+    state = conn.state
+    conn.host.stats.count("tcp.resets_received")
+    if state is State.SYN_RECEIVED and not conn.active:
+        owner.release(conn)  # back to LISTEN: the listener simply forgets it
+    elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+        owner.release(conn)
+    else:
+        owner.release(conn, ConnectionReset(connection=conn.handle))
+
+
+def _syn_in_window(owner: Owner, conn: Connection, now: Instant) -> None:
+    """RFC 9293 §3.10.7.4 "fourth": a SYN in a synchronized state."""
+    if conn.state is State.SYN_RECEIVED and not conn.active:
+        owner.release(conn)  # passive open: return to LISTEN
+        return
+    conn.host.stats.count("tcp.challenge_acks")  # RFC 5961 §4.2
+    send_ack(conn, now)
+
+
+# --- the ACK field, per state (RFC 9293 §3.10.7.4 "fifth") -------------------
+
+AckHandler = Callable[[Owner, Connection, TcpSegment, int, int, Instant], bool]
+
+
+def _ack_syn_received(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
+                      now: Instant) -> bool:
+    if not conn.snd_una < ack <= conn.snd_max:
+        conn.host.stats.drop(DropReason.TCP_BAD_ACK)
+        send_reset_reply(conn.host, conn.remote_address, conn.local_address, segment, now)
+        return False
+    if conn.retries == 0:
+        conn.rto.sample(now - conn.rtt_sent_at)
+    conn.retries = 0
+    conn.rto.reset_backoff()
+    conn.rto_at = None
+    conn.snd_wnd = segment.window << conn.snd_wscale
+    conn.max_snd_wnd = max(conn.max_snd_wnd, conn.snd_wnd)
+    conn.snd_wl1 = seq
+    conn.snd_wl2 = ack
+    conn.snd_una = ack
+    _become_established(owner, conn, now)
+    return _ACK_HANDLERS[conn.state](owner, conn, segment, seq, ack, now)
+
+
+def _ack_established(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
+                     now: Instant) -> bool:
+    return _process_ack(owner, conn, segment, seq, ack, now)
+
+
+def _ack_fin_wait_1(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
+                    now: Instant) -> bool:
+    if not _process_ack(owner, conn, segment, seq, ack, now):
+        return False
+    if conn.fin_acked:
+        conn.state = State.FIN_WAIT_2
+        if conn.app_closed:
+            # Linux's tcp_fin_timeout: an orphan must not wait forever for the peer's FIN.
+            conn.close_at = now + conn.config.fin_wait_2_timeout
+    return True
+
+
+def _ack_closing(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
+                 now: Instant) -> bool:
+    if not _process_ack(owner, conn, segment, seq, ack, now):
+        return False
+    if conn.fin_acked:
+        _enter_time_wait(conn, now)
+    return True
+
+
+def _ack_last_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
+                  now: Instant) -> bool:
+    if not _process_ack(owner, conn, segment, seq, ack, now):
+        return False
+    if conn.fin_acked:
+        owner.release(conn)
+        return False
+    return True
+
+
+def _ack_time_wait(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
+                   now: Instant) -> bool:
+    return True  # only a retransmitted FIN matters here; handled with the FIN
+
+
+_ACK_HANDLERS: dict[State, AckHandler] = {
+    State.SYN_RECEIVED: _ack_syn_received,
+    State.ESTABLISHED: _ack_established,
+    State.CLOSE_WAIT: _ack_established,
+    State.FIN_WAIT_1: _ack_fin_wait_1,
+    State.FIN_WAIT_2: _ack_established,
+    State.CLOSING: _ack_closing,
+    State.LAST_ACK: _ack_last_ack,
+    State.TIME_WAIT: _ack_time_wait,
+}
+
+
+def _process_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
+                 now: Instant) -> bool:
+    """The ACK processing common to ESTABLISHED and the closing states."""
+    una = conn.snd_una
+    if ack > conn.snd_max:
+        # RFC 9293 §3.10.7.4: an ACK of something not yet sent: ACK and drop.
+        conn.host.stats.drop(DropReason.TCP_BAD_ACK)
+        send_ack(conn, now)
+        return False
+    conn.persist_probes = 0
+    if ack < una:
+        return True  # an old duplicate: ignore its ACK field
+    window = segment.window << conn.snd_wscale
+    old_window = conn.snd_wnd
+    if seq > conn.snd_wl1 or (seq == conn.snd_wl1 and ack >= conn.snd_wl2):
+        # RFC 9293 §3.10.7.4: update the send window only from newer segments.
+        conn.snd_wnd = window
+        conn.snd_wl1 = seq
+        conn.snd_wl2 = ack
+        if window > conn.max_snd_wnd:
+            conn.max_snd_wnd = window
+        if window and conn.persist_at is not None:
+            conn.persist_at = None
+            conn.persist_backoff = 0
+    if ack > una:
+        _new_ack(owner, conn, ack, now)
+    elif (conn.snd_nxt > una and not segment.payload and not segment.flags & (SYN | FIN)
+          and window == old_window):
+        _duplicate_ack(conn, now)  # RFC 5681 §2's definition of a duplicate ACK
+    return True
+
+
+def _new_ack(owner: Owner, conn: Connection, ack: int, now: Instant) -> None:
+    una = conn.snd_una
+    acked = ack - una
+    flight = conn.snd_max - una
+    conn.snd_una = ack
+    if conn.snd_nxt < ack:
+        conn.snd_nxt = ack
+    conn.send_buffer.acknowledge(ack)
+    rtt_seq = conn.rtt_seq
+    if rtt_seq is not None and ack >= rtt_seq:
+        conn.rto.sample(now - conn.rtt_sent_at)
+        conn.rtt_seq = None
+    conn.retries = 0
+    conn.rto.reset_backoff()
+    cc = conn.cc
+    if conn.in_recovery:
+        if ack >= conn.recover:
+            conn.in_recovery = False  # RFC 6582 §3.2 step 6: a full ACK
+            conn.dupacks = 0
+            cc.on_exit_recovery(conn.snd_max - ack)
+        else:
+            retransmit_first(conn, now)  # RFC 6582 §3.2 step 5: a partial ACK
+            cc.on_partial_ack(acked)
+    else:
+        conn.dupacks = 0
+        cc.on_ack(acked, flight, now)
+    # RFC 6298 §5.2 and §5.3: stop the timer when all is acknowledged, else restart it.
+    conn.rto_at = now + conn.rto.rto if conn.snd_nxt > ack else None
+    if conn.send_blocked:
+        buffer = conn.send_buffer
+        if buffer.free_space >= max(buffer.capacity >> 2, 1):
+            conn.send_blocked = False
+            conn.host.emit(SendSpaceAvailable(connection=conn.handle, space=buffer.free_space))
+
+
+def _duplicate_ack(conn: Connection, now: Instant) -> None:
+    conn.dupacks += 1
+    if conn.in_recovery:
+        conn.cc.on_dupack_in_recovery()  # RFC 5681 §3.2 step 4
+    elif conn.dupacks == 3 and conn.snd_una > conn.recover:
+        # RFC 5681 §3.2 steps 2-3 guarded by RFC 6582 §3.2 step 2.
+        conn.host.stats.count("tcp.fast_retransmits")
+        conn.recover = conn.snd_max
+        conn.in_recovery = True
+        conn.cc.on_enter_recovery(conn.snd_max - conn.snd_una, now)
+        retransmit_first(conn, now)
+        conn.rto_at = now + conn.rto.rto
+
+
+# --- segment text and FIN (RFC 9293 §3.10.7.4 "seventh" and "eighth") -------
+
+_DATA_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+_FIN_TRANSITIONS = {
+    State.SYN_RECEIVED: State.CLOSE_WAIT,
+    State.ESTABLISHED: State.CLOSE_WAIT,
+    State.FIN_WAIT_1: State.CLOSING,
+    State.FIN_WAIT_2: State.TIME_WAIT,
+    State.CLOSE_WAIT: State.CLOSE_WAIT,
+    State.CLOSING: State.CLOSING,
+    State.LAST_ACK: State.LAST_ACK,
+    State.TIME_WAIT: State.TIME_WAIT,
+}
+
+
+def _receive_text(owner: Owner, conn: Connection, segment: TcpSegment, seq: int,
+                  now: Instant) -> None:
+    payload = segment.payload
+    size = len(payload)
+    if segment.flags & FIN and conn.peer_fin_seq is None and seq + size <= conn.rcv_adv:
+        conn.peer_fin_seq = seq + size  # may arrive before the bytes in front of it
+    if size and conn.state in _DATA_STATES:
+        if conn.app_closed:
+            # RFC 1122 §4.2.2.13: data after CLOSE is lost; tell the peer with a RST.
+            send_reset_for(conn, now)
+            owner.release(conn)
+            return
+        _receive_data(conn, payload, seq, size, now)
+    if conn.peer_fin_seq == conn.rcv_nxt and not conn.fin_received:
+        _fin_arrives(conn, now)
+    elif segment.flags & FIN and not size and conn.fin_received:
+        send_ack(conn, now)
+
+
+def _receive_data(conn: Connection, payload: object, seq: int, size: int, now: Instant) -> None:
+    rcv_nxt = conn.rcv_nxt
+    start = seq
+    end = seq + size
+    right_edge = conn.rcv_adv
+    peer_fin = conn.peer_fin_seq
+    if peer_fin is not None and peer_fin < right_edge:
+        right_edge = peer_fin
+    if end > right_edge:
+        end = right_edge
+    if start < rcv_nxt:
+        start = rcv_nxt
+    if end <= start:
+        send_ack(conn, now)  # nothing new (zero window or duplicate): tell the sender
+        return
+    data = payload if start == seq and end == seq + size else (
+        memoryview(payload)[start - seq:end - seq])  # type: ignore[arg-type]
+    buffer = conn.receive_buffer
+    if start == rcv_nxt:
+        had_holes = buffer.has_out_of_order
+        new_rcv_nxt = buffer.add(start, data, rcv_nxt)  # type: ignore[arg-type]
+        conn.rcv_nxt = new_rcv_nxt
+        if conn.visible:
+            conn.host.emit(DataReceived(connection=conn.handle, available=len(buffer.readable)))
+        if had_holes:
+            send_ack(conn, now)  # RFC 5681 §4.2: a segment that fills a gap is ACKed at once
+        else:
+            schedule_ack(conn, new_rcv_nxt - rcv_nxt, now)
+        return
+    if buffer.add(start, data, rcv_nxt) < 0:  # type: ignore[arg-type]
+        conn.host.stats.drop(DropReason.TCP_OUT_OF_ORDER_FULL)
+    conn.host.stats.count("tcp.out_of_order_segments")
+    send_ack(conn, now)  # RFC 5681 §4.2: out-of-order data draws an immediate (dup) ACK
+
+
+def _fin_arrives(conn: Connection, now: Instant) -> None:
+    """RFC 9293 §3.10.7.4 "eighth": the peer's FIN is next in sequence."""
+    conn.rcv_nxt += 1
+    conn.fin_received = True
+    state = conn.state
+    if state is State.FIN_WAIT_1 and conn.fin_acked:
+        state = State.FIN_WAIT_2
+    new_state = _FIN_TRANSITIONS[state]
+    if new_state is State.TIME_WAIT:
+        _enter_time_wait(conn, now)
+    else:
+        conn.state = new_state
+    send_ack(conn, now)
+    if conn.visible and not conn.app_closed:
+        conn.host.emit(PeerClosed(connection=conn.handle))
+
+
+def _enter_time_wait(conn: Connection, now: Instant) -> None:
+    """RFC 9293 §3.10.7.4: stop every other timer and wait 2*MSL."""
+    conn.state = State.TIME_WAIT
+    conn.rto_at = conn.delack_at = conn.persist_at = conn.keepalive_at = None
+    conn.close_at = now + 2 * conn.config.msl
+
+
+# --- application calls (RFC 9293 §3.10.4, §3.10.5) -------------------------
+
+
+def app_shutdown(conn: Connection, now: Instant) -> None:
+    """CLOSE of the write side: queue a FIN after the data (RFC 9293 §3.10.4)."""
+    if conn.fin_seq is not None:
+        return
+    conn.write_closed = True
+    conn.fin_seq = conn.send_buffer.end
+    if conn.state is State.ESTABLISHED:
+        conn.state = State.FIN_WAIT_1
+    elif conn.state is State.CLOSE_WAIT:
+        conn.state = State.LAST_ACK
+    # SYN-SENT and SYN-RECEIVED keep the FIN queued until the handshake ends.
+    output(conn, now)
+
+
+def app_close(owner: Owner, conn: Connection, now: Instant) -> None:
+    """CLOSE (RFC 9293 §3.10.4): no more sending or receiving by the application."""
+    if conn.app_closed:
+        return
+    conn.app_closed = True
+    state = conn.state
+    if state is State.SYN_SENT:
+        owner.release(conn)
+        return
+    if conn.receive_buffer.readable and state in _DATA_STATES | {State.CLOSE_WAIT}:
+        # RFC 1122 §4.2.2.13: closing with unread data resets, so the peer knows.
+        app_abort(owner, conn, now)
+        return
+    app_shutdown(conn, now)
+    if conn.state is State.FIN_WAIT_2:
+        conn.close_at = now + conn.config.fin_wait_2_timeout
+
+
+_RESET_ON_ABORT = frozenset({State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
+                             State.FIN_WAIT_2, State.CLOSE_WAIT})
+
+
+def app_abort(owner: Owner, conn: Connection, now: Instant) -> None:
+    """ABORT (RFC 9293 §3.10.5): RST where the peer holds state, then CLOSED."""
+    if conn.state in _RESET_ON_ABORT:
+        send_reset_for(conn, now)
+        conn.host.stats.count("tcp.resets_sent")
+    owner.release(conn)
+
+
+# --- timeouts (RFC 9293 §3.10.8) --------------------------------------------
+
+
+def timer_fired(owner: Owner, conn: Connection, now: Instant) -> None:
+    """Run every deadline of ``conn`` that is due at ``now``."""
+    close_at = conn.close_at
+    if close_at is not None and close_at <= now:
+        # TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2 limit, ran out.
+        conn.close_at = None
+        owner.release(conn)
+        return
+    rto_at = conn.rto_at
+    if rto_at is not None and rto_at <= now:
+        conn.rto_at = None
+        if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            _syn_timeout(owner, conn, now)
+        else:
+            _retransmission_timeout(owner, conn, now)
+        if conn.state is State.CLOSED:
+            return
+    delack_at = conn.delack_at
+    if delack_at is not None and delack_at <= now:
+        conn.delack_at = None
+        send_ack(conn, now)
+    persist_at = conn.persist_at
+    if persist_at is not None and persist_at <= now:
+        conn.persist_at = None
+        _persist_timeout(owner, conn, now)
+        if conn.state is State.CLOSED:
+            return
+    keepalive_at = conn.keepalive_at
+    if keepalive_at is not None and keepalive_at <= now:
+        conn.keepalive_at = None
+        _keepalive_timeout(owner, conn, now)
+
+
+def _syn_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
+    conn.retries += 1
+    if conn.retries > conn.config.syn_retries:
+        if conn.active:
+            owner.release(conn, ConnectionTimedOut(connection=conn.handle))
+        else:
+            owner.release(conn)
+        return
+    conn.rto.back_off()
+    conn.retransmits += 1
+    conn.host.stats.count("tcp.syn_retransmits")
+    send_syn(conn, now)
+    conn.rto_at = now + conn.rto.rto
+
+
+def _retransmission_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
+    """RFC 6298 §5.4-§5.6 with RFC 5681 §3.1's loss window and go-back-N."""
+    if conn.snd_una >= conn.snd_nxt and conn.snd_una >= conn.snd_max:
+        return
+    conn.retries += 1
+    if conn.retries > conn.config.data_retries:
+        owner.release(conn, ConnectionTimedOut(connection=conn.handle))
+        return
+    conn.host.stats.count("tcp.rto_expirations")
+    conn.cc.on_rto(conn.snd_max - conn.snd_una, first=conn.retries == 1)
+    conn.in_recovery = False
+    conn.dupacks = 0
+    conn.recover = conn.snd_max  # RFC 6582 §3.2 step 4 after a timeout
+    conn.rto.back_off()
+    conn.rtt_seq = None
+    conn.snd_nxt = conn.snd_una
+    retransmit_first(conn, now)
+    conn.rto_at = now + conn.rto.rto
+
+
+def _persist_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
+    """RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: probe the zero window, backing off."""
+    if conn.snd_wnd > 0 or conn.send_buffer.end <= conn.snd_nxt:
+        output(conn, now)
+        return
+    conn.persist_probes += 1
+    if conn.persist_probes > conn.config.data_retries:
+        owner.release(conn, ConnectionTimedOut(connection=conn.handle))
+        return
+    conn.host.stats.count("tcp.window_probes")
+    send_window_probe(conn, now)
+    conn.persist_backoff += 1
+    interval = conn.rto.rto << min(conn.persist_backoff, 16)
+    conn.persist_at = now + min(interval, conn.config.max_rto)
+
+
+def _keepalive_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
+    """RFC 1122 §4.2.3.6: probe an idle connection; drop it after enough silence."""
+    config = conn.config
+    if not config.keepalive or conn.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
+        return
+    idle_until = conn.last_received_at + config.keepalive_idle
+    if now < idle_until:
+        conn.keepalive_probes = 0
+        conn.keepalive_at = idle_until
+        return
+    if conn.keepalive_probes >= config.keepalive_probes:
+        owner.release(conn, ConnectionTimedOut(connection=conn.handle))
+        return
+    conn.keepalive_probes += 1
+    conn.host.stats.count("tcp.keepalive_probes")
+    send_window_probe(conn, now)
+    conn.keepalive_at = now + config.keepalive_interval
+
+
+# --- ICMP errors (RFC 1122 §4.2.3.9, RFC 5927, RFC 1191) ---------------------
+
+
+def icmp_error(owner: Owner, conn: Connection, *, icmp_type: int, code: int, next_hop_mtu: int,
+               quoted_seq: int, now: Instant) -> None:
+    """Act on an ICMP error quoting one of our segments, if it quotes data in flight."""
+    seq = unwrap(quoted_seq, conn.snd_una)
+    if not conn.snd_una <= seq < max(conn.snd_max, conn.snd_una + 1):
+        conn.host.stats.count("tcp.icmp_ignored")  # RFC 5927 §4.1: not in flight
+        return
+    if icmp_type == 3 and code == 4:
+        _path_mtu_shrank(conn, next_hop_mtu, now)
+        return
+    hard = icmp_type == 3 and code in HARD_UNREACHABLE_CODES
+    if hard and conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        conn.host.stats.count("tcp.icmp_hard_errors")
+        event = ConnectionFailed(connection=conn.handle, icmp_type=icmp_type, code=code)
+        owner.release(conn, event if conn.active else None)
+        return
+    # RFC 1122 §4.2.3.9 and RFC 5461: soft errors are remembered, not fatal.
+    conn.soft_error = (icmp_type, code)
+    conn.host.stats.count("tcp.icmp_soft_errors")
+
+
+def _path_mtu_shrank(conn: Connection, next_hop_mtu: int, now: Instant) -> None:
+    """RFC 1191 §6.2: a smaller MSS, and resend what was lost to the small link."""
+    new_mss = next_hop_mtu - 40
+    if next_hop_mtu < 68 or new_mss >= conn.snd_mss:
+        return
+    conn.snd_mss = max(new_mss, MIN_MSS)
+    conn.cc.set_mss(conn.snd_mss)
+    conn.host.stats.count("tcp.pmtu_updates")
+    if conn.state not in (State.SYN_SENT, State.SYN_RECEIVED):
+        conn.snd_nxt = conn.snd_una
+        conn.rtt_seq = None
+        output(conn, now)
