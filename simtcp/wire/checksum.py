@@ -7,11 +7,22 @@ V mod 0xffff equals the ones' complement sum of the words mod 0xffff, which
 is the folded ones' complement sum except for its two zeros: a non-zero sum
 that is a multiple of 0xffff folds to 0xffff, never 0. Both ``int.from_bytes``
 and the modulo run in C, linear in the length.
+
+Past a few KiB the modulo (one C division per 30-bit digit) costs more than
+reading the bytes, so large buffers take a second route: read little-endian
+4 KiB chunks (faster to convert), add them (each chunk starts at an even offset
+and 65536 = 1, so the chunk values just add), fold the total by halving it with
+shifts and masks, and swap the two bytes of the result, which RFC 1071 §2(B)
+allows because the sum is byte-order independent. About twice as fast at 64 KiB;
+``bench/bench_wire.py`` measures it.
 """
 
 from __future__ import annotations
 
 Buffer = bytes | bytearray | memoryview
+
+# Bytes per int.from_bytes call on the large-buffer route; must be even.
+_CHUNK = 4096
 
 
 def ones_complement_sum(data: Buffer, initial: int = 0) -> int:
@@ -22,14 +33,31 @@ def ones_complement_sum(data: Buffer, initial: int = 0) -> int:
     pseudo-header, say); the result is in 0..0xffff and is 0 only when every
     word and ``initial`` are zero.
     """
-    value = int.from_bytes(data, "big")
-    if len(data) & 1:
-        value <<= 8
-    total = value + initial
+    length = len(data)
+    if length > _CHUNK:
+        total = _large_sum(memoryview(data), length) + initial
+    else:
+        value = int.from_bytes(data, "big")
+        total = (value << 8 if length & 1 else value) + initial
     if total == 0:
         return 0
     folded = total % 0xFFFF
     return folded if folded else 0xFFFF
+
+
+def _large_sum(view: memoryview, length: int) -> int:
+    """The folded sum of a large buffer in 0..0xffff, via little-endian chunks (see above)."""
+    value = sum(
+        int.from_bytes(view[start:start + _CHUNK], "little") for start in range(0, length, _CHUNK)
+    )
+    if value == 0:
+        return 0
+    # hi * 2**k + lo = hi + lo (mod 0xffff) whenever k is a multiple of 16.
+    while value >> 64:
+        shift = ((value.bit_length() >> 1) + 15) & ~15
+        value = (value >> shift) + (value & ((1 << shift) - 1))
+    value = value % 0xFFFF or 0xFFFF
+    return ((value & 0xFF) << 8) | (value >> 8)
 
 
 def internet_checksum(data: Buffer, initial: int = 0) -> int:

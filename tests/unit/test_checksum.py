@@ -30,14 +30,15 @@ def test_random_data_of_every_length() -> None:
             assert internet_checksum(data) == reference_checksum(data), (length, data.hex())
 
 
-@pytest.mark.parametrize("length", [65535, 65536, 65537, 1 << 20])
+@pytest.mark.parametrize(
+    "length", [4095, 4096, 4097, 8191, 8192, 8193, 12289, 65535, 65536, 65537, 1 << 20])
 def test_big_buffers(length: int) -> None:
     data = random.Random(length).randbytes(length)
     assert internet_checksum(data) == reference_checksum(data)
     assert internet_checksum(memoryview(data)[1:]) == reference_checksum(data[1:])
 
 
-@pytest.mark.parametrize("length", [0, 1, 2, 3, 20, 1499, 65536])
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 20, 1499, 4097, 65535, 65536])
 def test_all_zero_and_all_ones(length: int) -> None:
     # All zeros sums to +0, so the field is 0xffff; all ones sums to -0 (0xffff),
     # so the field is 0 -- the two zeros RFC 1071 §1 tells apart.
@@ -103,6 +104,20 @@ def test_checksum_matches_reference(data: bytes, initial: int) -> None:
     assert internet_checksum(data) == reference_checksum(data)
     assert internet_checksum(data, initial) == reference_checksum(
         initial.to_bytes(2, "big") + data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(4000, 20000), st.integers(0, 2**32), st.sampled_from([0, 1, 255]),
+       st.lists(st.tuples(st.integers(0, 19999), st.integers(0, 255)), max_size=6))
+def test_large_buffers_match_reference(length: int, seed: int, fill: int,
+                                       patches: list[tuple[int, int]]) -> None:
+    # Random, or sparse (one fill byte with a few others) to hit the fold's corners.
+    data = bytearray(random.Random(seed).randbytes(length) if fill == 1 else bytes([fill]) * length)
+    for position, value in patches:
+        if position < length:
+            data[position] = value
+    assert internet_checksum(data) == reference_checksum(data)
+    assert ones_complement_sum(data, 0xFFFF * 3) == (ones_complement_sum(data) or 0xFFFF)
 
 
 def test_rfc1624_example() -> None:
