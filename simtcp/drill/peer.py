@@ -1,0 +1,145 @@
+"""The remote side of a drill: sequence spaces, and frames to and from the stack under test.
+
+packetdrill writes every sequence number relative to the initial sequence
+number of the side that sends it: the remote's ISN is chosen by the runner,
+the stack's is learned from the first SYN it sends. :class:`SequenceSpace`
+does that arithmetic modulo 2**32 (RFC 9293 §3.4), so scripts run unchanged
+whatever the ISNs, across the wrap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..wire.arp import OPERATION_REPLY, OPERATION_REQUEST, ArpPacket
+from ..wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame
+from ..wire.ipv4 import PROTOCOL_TCP, Ipv4Packet
+from ..wire.tcp import SackOption, TcpOption, TcpSegment, TimestampsOption
+
+SEQUENCE_MODULUS = 2**32
+
+
+class SequenceSpace:
+    """One side's sequence numbers: script-relative <-> wire, modulo 2**32."""
+
+    __slots__ = ("isn",)
+
+    def __init__(self, isn: int | None = None) -> None:
+        self.isn = isn
+        """The side's initial sequence number; None until learned (treated as 0)."""
+
+    def to_wire(self, relative: int) -> int:
+        return ((self.isn or 0) + relative) % SEQUENCE_MODULUS
+
+    def to_script(self, wire: int) -> int:
+        return (wire - (self.isn or 0)) % SEQUENCE_MODULUS
+
+
+def payload_pattern(offset: int, length: int) -> bytes:
+    """The bytes at stream offset ``offset``: every drill stream carries ``k % 251`` at byte k.
+
+    A prime period makes a shifted or repeated block visible when compared.
+    """
+    start = offset % 251
+    period = bytes(range(251))
+    repeated = period[start:] + period * (length // 251 + 1)
+    return repeated[:length]
+
+
+@dataclass(slots=True, kw_only=True)
+class Endpoints:
+    """Addresses and ports of the connection the script is talking about."""
+
+    local_mac: bytes
+    remote_mac: bytes
+    local_ip: int
+    remote_ip: int
+    local_port: int
+    remote_port: int
+
+
+def build_tcp_frame(endpoints: Endpoints, segment: TcpSegment, *, ttl: int = 64) -> bytes:
+    """An Ethernet/IPv4 frame carrying ``segment`` from the remote to the stack."""
+    tcp_bytes = segment.build(endpoints.remote_ip, endpoints.local_ip)
+    packet = Ipv4Packet(endpoints.remote_ip, endpoints.local_ip, PROTOCOL_TCP, tcp_bytes,
+                        ttl=ttl, dont_fragment=True)
+    return EthernetFrame(endpoints.local_mac, endpoints.remote_mac, ETHERTYPE_IPV4,
+                         packet.build()).build()
+
+
+def build_ipv4_frame(endpoints: Endpoints, packet: Ipv4Packet) -> bytes:
+    return EthernetFrame(endpoints.local_mac, endpoints.remote_mac, ETHERTYPE_IPV4,
+                         packet.build()).build()
+
+
+def arp_frame(*, operation: int, sender_mac: bytes, sender_ip: int, target_mac: bytes,
+              target_ip: int, destination: bytes) -> bytes:
+    packet = ArpPacket(operation, sender_mac, sender_ip, target_mac, target_ip)
+    return EthernetFrame(destination, sender_mac, ETHERTYPE_ARP, packet.build()).build()
+
+
+@dataclass(slots=True, kw_only=True)
+class Outbound:
+    """One IPv4 datagram the stack sent, with its TCP segment when it carries one."""
+
+    packet: Ipv4Packet
+    segment: TcpSegment | None
+
+
+def classify_frame(frame: bytes) -> ArpPacket | Outbound | None:
+    """An outgoing frame as an ARP packet, an IPv4 datagram, or None for anything else."""
+    try:
+        ethernet = EthernetFrame.parse(frame)
+        if ethernet.ethertype == ETHERTYPE_ARP:
+            return ArpPacket.parse(ethernet.payload)
+        if ethernet.ethertype != ETHERTYPE_IPV4:
+            return None
+        packet = Ipv4Packet.parse(ethernet.payload)
+        segment = None
+        if packet.protocol == PROTOCOL_TCP and not packet.is_fragment:
+            segment = TcpSegment.parse(bytes(packet.payload), source=packet.source,
+                                       destination=packet.destination)
+        return Outbound(packet=packet, segment=segment)
+    except ValueError:
+        return None
+
+
+def arp_answer(request: ArpPacket, *, answer_mac: bytes, stack_ips: set[int]) -> bytes | None:
+    """The remote side's reply to an ARP request from the stack (any address but the stack's)."""
+    if request.operation != OPERATION_REQUEST or request.target_ip in stack_ips:
+        return None
+    return arp_frame(operation=OPERATION_REPLY, sender_mac=answer_mac,
+                     sender_ip=request.target_ip, target_mac=request.sender_mac,
+                     target_ip=request.sender_ip, destination=request.sender_mac)
+
+
+def options_to_wire(options: tuple[TcpOption, ...], *, acked: SequenceSpace,
+                    echo: dict[int, int], latest_echo: int | None) -> tuple[TcpOption, ...]:
+    """Script options of an inbound segment as they go on the wire.
+
+    SACK edges are relative to the stack's ISN (they cover data the stack sent);
+    a TS ecr that matches a TSval the script expected of the stack is replaced
+    by the TSval the stack actually sent, as packetdrill does.
+    """
+    result: list[TcpOption] = []
+    for option in options:
+        if isinstance(option, SackOption):
+            option = SackOption(tuple((acked.to_wire(left), acked.to_wire(right))
+                                      for left, right in option.blocks))
+        elif isinstance(option, TimestampsOption) and option.echo_reply:
+            actual = echo.get(option.echo_reply, latest_echo)
+            if actual is not None:
+                option = TimestampsOption(option.value, actual)
+        result.append(option)
+    return tuple(result)
+
+
+def options_to_script(options: tuple[TcpOption, ...], *,
+                      acked: SequenceSpace) -> tuple[TcpOption, ...]:
+    """Options of an outbound segment with SACK edges made relative to the remote's ISN."""
+    return tuple(
+        SackOption(tuple((acked.to_script(left), acked.to_script(right))
+                         for left, right in option.blocks))
+        if isinstance(option, SackOption) else option
+        for option in options
+    )

@@ -1,0 +1,511 @@
+"""packetdrill's socket system calls mapped onto the Stack API, with POSIX results and errnos.
+
+File descriptors start at 3 and take the lowest free number, as a fresh
+process's do. A listening socket becomes a ``tcp_listen`` handle, a connecting
+one a ``tcp_connect`` handle, an accepted one the handle of its
+``ConnectionAccepted`` event. Stack events update each connection's state,
+from which reads, writes, ``poll`` and ``SO_ERROR`` are answered.
+
+Socket options that the Stack only takes as configuration (buffer sizes,
+TCP_NODELAY, TCP_MAXSEG, keepalive) are gathered before the stack is built:
+the runner builds it lazily with them. Set after that, they are unsupported.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..errors import InvalidHandleError, InvalidStateError, NoRouteError
+from ..events import (
+    ConnectionAccepted,
+    ConnectionClosed,
+    ConnectionEstablished,
+    ConnectionFailed,
+    ConnectionReset,
+    ConnectionTimedOut,
+    DataReceived,
+    Event,
+    PeerClosed,
+)
+from ..stack import Stack
+from .model import ArrayExpr, BitOr, Expr, StructExpr, Symbol, SyscallEvent
+from .peer import payload_pattern
+
+ERRNO = {
+    "EPERM": 1, "EBADF": 9, "EAGAIN": 11, "EWOULDBLOCK": 11, "EFAULT": 14, "EINVAL": 22,
+    "EPIPE": 32, "ENOTSOCK": 88, "ENOPROTOOPT": 92, "EOPNOTSUPP": 95, "EADDRINUSE": 98,
+    "ENETUNREACH": 101, "ECONNABORTED": 103, "ECONNRESET": 104, "EISCONN": 106,
+    "ENOTCONN": 107, "ETIMEDOUT": 110, "ECONNREFUSED": 111, "EHOSTUNREACH": 113,
+    "EALREADY": 114, "EINPROGRESS": 115,
+}
+CONSTANTS = {
+    "AF_INET": 2, "PF_INET": 2, "SOCK_STREAM": 1, "IPPROTO_TCP": 6, "IPPROTO_IP": 0,
+    "SOL_SOCKET": 1, "SOL_TCP": 6, "F_GETFL": 3, "F_SETFL": 4, "O_RDWR": 2,
+    "O_NONBLOCK": 0x800, "SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2, "POLLIN": 0x1,
+    "POLLPRI": 0x2, "POLLOUT": 0x4, "POLLERR": 0x8, "POLLHUP": 0x10, "POLLNVAL": 0x20,
+    "POLLRDNORM": 0x40, "POLLWRNORM": 0x100, "POLLRDHUP": 0x2000, "MSG_DONTWAIT": 0x40,
+    **ERRNO,
+}
+SOCKET_OPTIONS = {
+    "SO_REUSEADDR", "SO_REUSEPORT", "SO_RCVBUF", "SO_SNDBUF", "SO_ERROR", "SO_LINGER",
+    "SO_KEEPALIVE", "TCP_NODELAY", "TCP_MAXSEG", "TCP_KEEPIDLE", "TCP_KEEPINTVL",
+    "TCP_KEEPCNT",
+}
+BUFFER_OPTIONS = {"SO_RCVBUF", "SO_SNDBUF"}
+_CONFIG_FIELDS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer",
+                  "TCP_NODELAY": "nodelay", "TCP_MAXSEG": "mss", "SO_KEEPALIVE": "keepalive",
+                  "TCP_KEEPIDLE": "keepalive_idle", "TCP_KEEPINTVL": "keepalive_interval",
+                  "TCP_KEEPCNT": "keepalive_probes"}
+_SECONDS_OPTIONS = {"TCP_KEEPIDLE", "TCP_KEEPINTVL"}
+
+
+class SyscallFailed(Exception):
+    """The call returns -1 with ``errno``."""
+
+    def __init__(self, errno: str) -> None:
+        super().__init__(errno)
+        self.errno = errno
+
+
+class Blocked(Exception):
+    """A blocking call cannot complete yet; the runner retries it as time passes."""
+
+
+class Unsupported(Exception):
+    """The call (or argument) has no mapping onto the Stack API."""
+
+
+class CheckFailed(Exception):
+    """An output argument (getsockopt value, poll revents, read bytes) is not what was written."""
+
+
+class Harness(Protocol):
+    """What the socket layer needs from the runner."""
+
+    remote_ip: str
+    connect_port: int
+    bind_port: int
+    lenient: bool
+
+    def stack(self, *, now: int) -> Stack: ...
+    def tcp_overrides(self) -> dict[str, int | bool]: ...
+    def connection_opened(self, *, local_port: int | None, remote_port: int | None) -> None: ...
+
+
+@dataclass(slots=True)
+class ConnectionState:
+    """What the events said about one TCP connection handle."""
+
+    established: bool = False
+    available: int = 0
+    """Bytes waiting to be read, as the last DataReceived event said."""
+    peer_closed: bool = False
+    error: str | None = None
+    """errno of a reset, time-out or ICMP failure, reported once as SO_ERROR or by a call."""
+    dead: bool = False
+    closed: bool = False
+
+
+@dataclass(slots=True)
+class Socket:
+    fd: int
+    nonblocking: bool = False
+    port: int | None = None
+    listener: int | None = None
+    connection: int | None = None
+    connecting: bool = False
+    accept_queue: deque[int] = field(default_factory=deque)
+    write_shut: bool = False
+    linger_zero: bool = False
+    read_offset: int = 0
+    write_offset: int = 0
+    write_backlog: int = 0
+    write_done: int = 0
+    options: dict[str, int] = field(default_factory=dict)
+
+
+def expr_int(expr: Expr) -> int:
+    """The integer an argument stands for: a number, a known name, ``A|B``, or ``[n]``."""
+    if isinstance(expr, int):
+        return expr
+    if isinstance(expr, Symbol):
+        if expr.name not in CONSTANTS:
+            raise Unsupported(f"constant {expr.name}")
+        return CONSTANTS[expr.name]
+    if isinstance(expr, BitOr):
+        value = 0
+        for part in expr.parts:
+            value |= expr_int(part)
+        return value
+    if isinstance(expr, ArrayExpr) and len(expr.items) == 1:
+        return expr_int(expr.items[0])
+    raise Unsupported(f"argument {expr!r}")
+
+
+def _symbol(expr: Expr) -> str:
+    if isinstance(expr, Symbol):
+        return expr.name
+    raise Unsupported(f"expected a name, got {expr!r}")
+
+
+class Sockets:
+    """The socket table of the process under test."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.sockets: dict[int, Socket] = {}
+        self.connections: dict[int, ConnectionState] = {}
+        self.listeners: dict[int, Socket] = {}
+        self.stack_built = False
+
+    # --- events ---------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, ConnectionAccepted):
+            self.connections[event.connection] = ConnectionState(established=True)
+            listener = self.listeners.get(event.listener)
+            if listener is not None:
+                listener.accept_queue.append(event.connection)
+            return
+        handle = getattr(event, "connection", None)
+        if handle is None:
+            return
+        state = self.connections.setdefault(handle, ConnectionState())
+        if isinstance(event, ConnectionEstablished):
+            state.established = True
+        elif isinstance(event, PeerClosed):
+            state.peer_closed = True
+        elif isinstance(event, ConnectionReset):
+            state.error = "ECONNRESET" if state.established else "ECONNREFUSED"
+            state.dead = True
+        elif isinstance(event, ConnectionTimedOut):
+            state.error, state.dead = "ETIMEDOUT", True
+        elif isinstance(event, ConnectionFailed):
+            state.error = "EHOSTUNREACH" if event.code in (1, 10, 13) else "ENETUNREACH"
+            state.dead = True
+        elif isinstance(event, ConnectionClosed):
+            state.dead = state.closed = True
+        elif isinstance(event, DataReceived):
+            state.available = event.available
+
+    # --- dispatch -------------------------------------------------------------
+
+    def call(self, event: SyscallEvent, *, now: int) -> int:
+        """Run one call; returns its value, raises SyscallFailed / Blocked / Unsupported."""
+        handler = getattr(self, "_sys_" + event.name, None)
+        if handler is None:
+            raise Unsupported(f"system call {event.name}()")
+        result: int = handler(event.args, now)
+        return result
+
+    def _socket(self, expr: Expr) -> Socket:
+        fd = expr_int(expr)
+        socket = self.sockets.get(fd)
+        if socket is None:
+            raise SyscallFailed("EBADF")
+        return socket
+
+    def _stack(self, now: int) -> Stack:
+        self.stack_built = True
+        return self.harness.stack(now=now)
+
+    def _sys_socket(self, args: tuple[Expr, ...], now: int) -> int:
+        if len(args) >= 2 and not isinstance(args[1], Symbol | int) or (
+                len(args) >= 2 and expr_int(args[1]) != CONSTANTS["SOCK_STREAM"]):
+            raise Unsupported("sockets other than SOCK_STREAM")
+        fd = 3
+        while fd in self.sockets:
+            fd += 1
+        self.sockets[fd] = Socket(fd)
+        return fd
+
+    def _sys_bind(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        if socket.port is not None:
+            raise SyscallFailed("EINVAL")
+        socket.port = self.harness.bind_port
+        return 0
+
+    def _sys_listen(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        backlog = expr_int(args[1]) if len(args) > 1 else None
+        port = socket.port if socket.port is not None else self.harness.bind_port
+        if socket.listener is not None:
+            return 0
+        handle = self._stack(now).tcp_listen(port, backlog=backlog if backlog else None)
+        socket.port, socket.listener = port, handle
+        self.listeners[handle] = socket
+        self.harness.connection_opened(local_port=port, remote_port=None)
+        return 0
+
+    def _sys_accept(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        if socket.listener is None:
+            raise SyscallFailed("EINVAL")
+        if not socket.accept_queue:
+            if socket.nonblocking:
+                raise SyscallFailed("EAGAIN")
+            raise Blocked
+        handle = socket.accept_queue.popleft()
+        fd = 3
+        while fd in self.sockets:
+            fd += 1
+        self.sockets[fd] = Socket(fd, port=socket.port, connection=handle)
+        return fd
+
+    _sys_accept4 = _sys_accept
+
+    def _sys_connect(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        if socket.connection is not None:
+            state = self.connections.setdefault(socket.connection, ConnectionState())
+            if state.error is not None:
+                error, state.error = state.error, None
+                socket.connecting = False
+                raise SyscallFailed(error)
+            if state.established:
+                if socket.connecting:
+                    socket.connecting = False
+                    return 0
+                raise SyscallFailed("EISCONN")
+            if socket.nonblocking:
+                raise SyscallFailed("EALREADY")
+            raise Blocked
+        try:
+            handle = self._stack(now).tcp_connect(self.harness.remote_ip,
+                                                  self.harness.connect_port,
+                                                  local_port=socket.port, now=now)
+        except NoRouteError:
+            raise SyscallFailed("ENETUNREACH") from None
+        socket.connection, socket.connecting = handle, True
+        self.connections.setdefault(handle, ConnectionState())
+        self.harness.connection_opened(local_port=socket.port,
+                                       remote_port=self.harness.connect_port)
+        if socket.nonblocking:
+            raise SyscallFailed("EINPROGRESS")
+        raise Blocked
+
+    def _connection(self, socket: Socket) -> tuple[int, ConnectionState]:
+        if socket.connection is None:
+            raise SyscallFailed("ENOTCONN")
+        return socket.connection, self.connections.setdefault(socket.connection,
+                                                              ConnectionState())
+
+    def _sys_write(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        handle, state = self._connection(socket)
+        if state.error is not None:
+            error, state.error = state.error, None
+            raise SyscallFailed(error)
+        if state.dead or socket.write_shut:
+            raise SyscallFailed("EPIPE")
+        if not state.established:
+            if socket.nonblocking:
+                raise SyscallFailed("EAGAIN")
+            raise Blocked
+        length = expr_int(args[2]) if len(args) > 2 else 0
+        if not socket.write_backlog and not socket.write_done:
+            socket.write_backlog = length
+        data = payload_pattern(socket.write_offset, socket.write_backlog)
+        try:
+            taken = self._stack(now).send(handle, data, now=now)
+        except (InvalidStateError, InvalidHandleError):
+            raise SyscallFailed("EPIPE") from None
+        socket.write_offset += taken
+        socket.write_backlog -= taken
+        socket.write_done += taken
+        if socket.write_backlog and not socket.nonblocking:
+            raise Blocked
+        done, socket.write_done, socket.write_backlog = socket.write_done, 0, 0
+        if done == 0 and length:
+            raise SyscallFailed("EAGAIN")
+        return done
+
+    def _sys_send(self, args: tuple[Expr, ...], now: int) -> int:
+        return self._sys_write(args[:3], now)
+
+    def _sys_read(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        handle, state = self._connection(socket)
+        length = expr_int(args[2]) if len(args) > 2 else 0
+        data = b""
+        if not state.dead or state.peer_closed:
+            try:
+                data = self._stack(now).receive(handle, length, now=now)
+            except (InvalidStateError, InvalidHandleError):
+                data = b""
+        if data:
+            expected = payload_pattern(socket.read_offset, len(data))
+            if data != expected:
+                raise CheckFailed(f"read returned bytes that differ from stream offset "
+                                  f"{socket.read_offset} onwards")
+            socket.read_offset += len(data)
+            state.available = max(0, state.available - len(data))
+            return len(data)
+        if state.error is not None:
+            error, state.error = state.error, None
+            raise SyscallFailed(error)
+        if state.peer_closed or state.dead:
+            return 0
+        if socket.nonblocking:
+            raise SyscallFailed("EAGAIN")
+        raise Blocked
+
+    def _sys_recv(self, args: tuple[Expr, ...], now: int) -> int:
+        return self._sys_read(args[:3], now)
+
+    def _sys_shutdown(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        how = expr_int(args[1])
+        handle, state = self._connection(socket)
+        if how == CONSTANTS["SHUT_RD"]:
+            return 0
+        if state.dead:
+            raise SyscallFailed("ENOTCONN")
+        if not socket.write_shut:
+            socket.write_shut = True
+            self._stack(now).shutdown(handle, now=now)
+        return 0
+
+    def _sys_close(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        del self.sockets[socket.fd]
+        stack = self._stack(now) if socket.listener or socket.connection else None
+        try:
+            if socket.listener is not None and stack is not None:
+                self.listeners.pop(socket.listener, None)
+                stack.close(socket.listener, now=now)
+            elif socket.connection is not None and stack is not None:
+                state = self.connections.get(socket.connection)
+                if state is not None and state.closed:
+                    return 0
+                if socket.linger_zero:
+                    stack.abort(socket.connection, now=now)
+                else:
+                    stack.close(socket.connection, now=now)
+        except (InvalidHandleError, InvalidStateError):
+            pass
+        return 0
+
+    def _sys_fcntl(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        command = _symbol(args[1])
+        if command == "F_GETFL":
+            return CONSTANTS["O_RDWR"] | (CONSTANTS["O_NONBLOCK"] if socket.nonblocking else 0)
+        if command == "F_SETFL":
+            socket.nonblocking = bool(expr_int(args[2]) & CONSTANTS["O_NONBLOCK"])
+            return 0
+        raise Unsupported(f"fcntl {command}")
+
+    def _sys_setsockopt(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        name = _symbol(args[2])
+        if name not in SOCKET_OPTIONS:
+            raise Unsupported(f"socket option {name}")
+        value_expr = args[3]
+        if name == "SO_LINGER":
+            if not isinstance(value_expr, StructExpr):
+                raise Unsupported("SO_LINGER without {l_onoff=..., l_linger=...}")
+            on_off, linger = value_expr.get("l_onoff"), value_expr.get("l_linger")
+            socket.linger_zero = bool(on_off is not None and expr_int(on_off)) and (
+                linger is not None and expr_int(linger) == 0)
+            if linger is not None and expr_int(linger) and on_off and expr_int(on_off):
+                raise Unsupported("SO_LINGER with a non-zero timeout")
+            return 0
+        value = expr_int(value_expr)
+        if name in _CONFIG_FIELDS:
+            if self.stack_built:
+                if name in BUFFER_OPTIONS and self.harness.lenient:
+                    return 0
+                raise Unsupported(f"{name} once the stack runs (set it before listen/connect)")
+            socket.options[name] = value
+        return 0
+
+    def _sys_getsockopt(self, args: tuple[Expr, ...], now: int) -> int:
+        socket = self._socket(args[0])
+        name = _symbol(args[2])
+        if name == "SO_ERROR":
+            error: str | None = None
+            if socket.connection is not None:
+                state = self.connections.setdefault(socket.connection, ConnectionState())
+                error, state.error = state.error, None
+            actual = ERRNO[error] if error else 0
+        elif name in socket.options:
+            actual = socket.options[name]
+        elif name == "TCP_MAXSEG" and socket.connection is not None:
+            info = self._stack(now).tcp_info(socket.connection)
+            actual = int(getattr(info, "snd_mss", 0))
+        elif name in _CONFIG_FIELDS:
+            value = getattr(self._stack(now).config.tcp, _CONFIG_FIELDS[name])
+            actual = value // 1_000_000 if name in _SECONDS_OPTIONS else int(value)
+        else:
+            raise Unsupported(f"getsockopt {name}")
+        if name in BUFFER_OPTIONS and self.harness.lenient:
+            return 0
+        expected = args[3]
+        if not isinstance(expected, Symbol | int | ArrayExpr | BitOr):
+            return 0
+        wanted = expr_int(expected)
+        if wanted != actual:
+            raise CheckFailed(f"getsockopt {name} gave {actual} instead of {wanted}")
+        return 0
+
+    def revents(self, socket: Socket) -> int:
+        """poll(2) readiness of a socket, from what the events said."""
+        flags = 0
+        if socket.listener is not None:
+            return CONSTANTS["POLLIN"] if socket.accept_queue else 0
+        if socket.connection is None:
+            return CONSTANTS["POLLOUT"] | CONSTANTS["POLLHUP"]
+        state = self.connections.setdefault(socket.connection, ConnectionState())
+        if state.available or state.peer_closed or state.dead:
+            flags |= CONSTANTS["POLLIN"]
+        if state.peer_closed:
+            flags |= CONSTANTS["POLLRDHUP"]
+        if state.established and not state.dead and not socket.write_shut:
+            flags |= CONSTANTS["POLLOUT"]
+        if state.error is not None:
+            flags |= CONSTANTS["POLLERR"]
+        if state.dead or (state.peer_closed and socket.write_shut):
+            flags |= CONSTANTS["POLLHUP"]
+        return flags
+
+    def _sys_poll(self, args: tuple[Expr, ...], now: int) -> int:
+        if not isinstance(args[0], ArrayExpr):
+            raise Unsupported("poll without a [{fd=..., events=...}] list")
+        ready = 0
+        for item in args[0].items:
+            if not isinstance(item, StructExpr):
+                raise Unsupported("poll entries must be {fd=..., events=...}")
+            fd_expr, events_expr = item.get("fd"), item.get("events")
+            if fd_expr is None or events_expr is None:
+                raise Unsupported("poll entries need fd= and events=")
+            socket = self.sockets.get(expr_int(fd_expr))
+            mask = expr_int(events_expr) | CONSTANTS["POLLERR"] | CONSTANTS["POLLHUP"]
+            actual = self.revents(socket) & mask if socket else CONSTANTS["POLLNVAL"]
+            wanted_expr = item.get("revents")
+            if wanted_expr is not None and expr_int(wanted_expr) != actual:
+                raise CheckFailed(f"poll revents of fd {expr_int(fd_expr)} were {actual:#x} "
+                                  f"instead of {expr_int(wanted_expr):#x}")
+            ready += bool(actual)
+        if not ready and len(args) > 2 and expr_int(args[2]) != 0:
+            raise Blocked
+        return ready
+
+    def pending_config(self) -> dict[str, int | bool]:
+        """TcpConfig fields from socket options set before the stack was built."""
+        overrides: dict[str, int | bool] = {}
+        for socket in self.sockets.values():
+            for name, value in socket.options.items():
+                field_name = _CONFIG_FIELDS.get(name)
+                if field_name is None:
+                    continue
+                if name == "TCP_NODELAY" or name == "SO_KEEPALIVE":
+                    overrides[field_name] = bool(value)
+                elif name in _SECONDS_OPTIONS:
+                    overrides[field_name] = value * 1_000_000
+                else:
+                    overrides[field_name] = value
+        return overrides

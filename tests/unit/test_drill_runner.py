@@ -1,0 +1,284 @@
+"""The drill runner: sequence spaces, tolerance windows, failures that must fail, reports."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+from simtcp.drill import run_script
+from simtcp.drill.cli import main
+from simtcp.drill.compare import format_line, options_mismatch
+from simtcp.drill.peer import SequenceSpace, payload_pattern
+from simtcp.drill.report import format_result, junit_xml, summary_line
+from simtcp.drill.runner import ScriptResult
+from simtcp.wire.tcp import (
+    ACK,
+    SYN,
+    EndOfOptionList,
+    MssOption,
+    NopOption,
+    TimestampsOption,
+)
+
+LISTEN = """\
+0   socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0  bind(3, ..., ...) = 0
++0  listen(3, 1) = 0
+"""
+HANDSHAKE = LISTEN + """\
++0  < S 0:0(0) win 65535 <mss 1460>
++0  > S. 0:0(0) ack 1 <mss 1460>
++.1 < . 1:1(0) ack 1 win 65535
++0  accept(3, ..., ...) = 4
+"""
+
+
+def failed_at(result: ScriptResult, line: int) -> str:
+    assert result.status == "failed", format_result(result)
+    assert result.failure is not None
+    assert result.failure.line == line, format_result(result)
+    return result.failure.message
+
+
+# --- sequence arithmetic ------------------------------------------------------------
+
+
+def test_sequence_space_round_trip_across_the_wrap() -> None:
+    space = SequenceSpace(2**32 - 10)
+    assert space.to_wire(0) == 2**32 - 10
+    assert space.to_wire(10) == 0
+    assert space.to_wire(1010) == 1000
+    assert space.to_script(1000) == 1010
+    assert space.to_script(2**32 - 10) == 0
+    for relative in (0, 1, 9, 10, 11, 2**31, 2**32 - 1):
+        assert space.to_script(space.to_wire(relative)) == relative
+
+
+def test_unknown_isn_counts_from_zero() -> None:
+    space = SequenceSpace()
+    assert space.to_wire(5) == 5 and space.to_script(7) == 7
+
+
+def test_payload_pattern_is_continuous() -> None:
+    assert payload_pattern(0, 300) == payload_pattern(0, 100) + payload_pattern(100, 200)
+    assert payload_pattern(250, 2) == bytes((250, 0))
+
+
+def test_options_compare_ignores_tsval_and_zero_padding() -> None:
+    assert not options_mismatch((MssOption(1460),), (MssOption(1460), EndOfOptionList()))
+    assert not options_mismatch((TimestampsOption(1, 7),), (TimestampsOption(99, 7),))
+    assert options_mismatch((TimestampsOption(1, 7),), (TimestampsOption(1, 8),))
+    assert options_mismatch((MssOption(1460),), (NopOption(), MssOption(1460)))
+    assert options_mismatch((), (MssOption(1460),))
+
+
+def test_packetdrill_line_rendering() -> None:
+    text = format_line(inbound=False, flags=SYN | ACK, seq=0, length=0, ack=1, window=100,
+                       options=(MssOption(1460),))
+    assert text == "> S. 0:0(0) ack 1 win 100 <mss 1460>"
+    assert format_line(inbound=True, flags=ACK, seq=2**32 - 2, length=4, ack=None,
+                       window=None, options=None) == "< . 4294967294:2(4) <...>"
+
+
+# --- scripts that pass ----------------------------------------------------------------
+
+
+def test_handshake_passes() -> None:
+    result = run_script(HANDSHAKE)
+    assert result.status == "passed", format_result(result)
+    assert result.events_run == 7
+
+
+@pytest.mark.parametrize("remote_isn", [0, 2**32 - 1, 2**32 - 50, 123_456_789])
+def test_data_across_the_remote_wrap(remote_isn: int) -> None:
+    script = HANDSHAKE + """\
++0  < P. 1:101(100) ack 1 win 65535
++.04 > . 1:1(0) ack 101
++0  read(4, ..., 1000) = 100
+"""
+    result = run_script(script, remote_isn=remote_isn, lenient=True)
+    assert result.status == "passed", format_result(result)
+
+
+def test_shell_and_code_lines_are_skipped_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    script = LISTEN + f"+0 `touch {marker}`\n+0 %{{ open('{marker}', 'w') }}%\n"
+    result = run_script(script)
+    assert result.status == "passed"
+    assert [line for line, _ in result.skipped_lines] == [4, 5]
+    assert not marker.exists()
+
+
+def test_ignored_header_options_are_reported() -> None:
+    result = run_script("--tolerance_usecs=5000\n--speed=1000\n" + LISTEN)
+    assert result.status == "passed"
+    assert result.ignored_options == ["--speed=1000"]
+
+
+def test_ipv6_scripts_are_skipped() -> None:
+    result = run_script("--ip_version=ipv6\n" + LISTEN)
+    assert result.status == "skipped"
+    assert "ipv6" in (result.skip_reason or "")
+
+
+def test_unsupported_lines_skip_the_script() -> None:
+    result = run_script(LISTEN + "+0 < [ect0] S 0:0(0) win 100\n")
+    assert result.status == "skipped"
+    assert result.unsupported == ["line 4: ECN/IP header annotations on packet lines"]
+
+
+# --- scripts that must fail, and do -------------------------------------------------------
+
+
+def test_wrong_flags_fail_at_the_line() -> None:
+    script = LISTEN + "+0 < S 0:0(0) win 65535 <mss 1460>\n+0 > R. 0:0(0) ack 1\n"
+    message = failed_at(run_script(script), 5)
+    assert message == "flags S. instead of R."
+    result = run_script(script)
+    assert result.failure is not None
+    assert result.failure.expected == "0.000000 > R. 0:0(0) ack 1"
+    assert result.failure.actual == "0.000000 > S. 0:0(0) ack 1 win 65535 <mss 1460>"
+
+
+def test_wrong_ack_and_length_fail() -> None:
+    script = LISTEN + "+0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 2 <...>\n"
+    assert failed_at(run_script(script), 5) == "acknowledgement number 1 instead of 2"
+    script = HANDSHAKE + "+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n"
+    assert run_script(script).status == "passed"
+    script = HANDSHAKE + "+0 write(4, ..., 10) = 10\n+0 > P. 1:12(11) ack 1\n"
+    assert failed_at(run_script(script), 9) == "payload of 10 bytes instead of 11"
+
+
+def test_segment_sent_too_early_fails() -> None:
+    script = LISTEN + "+0 < S 0:0(0) win 65535 <mss 1460>\n+0.010 > S. 0:0(0) ack 1 <...>\n"
+    message = failed_at(run_script(script), 5)
+    assert message == "sent at 0.000000, outside 0.006000..0.014000"
+
+
+# Data arriving at 0.100 is acknowledged when the delayed-ACK timer (TcpConfig
+# default 40 ms, RFC 1122 §4.2.3.2) expires, at 0.140.
+DELAYED = HANDSHAKE + "+0 < P. 1:101(100) ack 1 win 65535\n"
+
+
+@pytest.mark.parametrize(("at", "tolerance", "passes"), [
+    ("0.140", None, True), ("0.144", None, True), ("0.136", None, True),
+    ("0.145", None, False), ("0.135", None, False), ("0.149", 10_000, True),
+    ("0.131", 10_000, True), ("0.151", 10_000, False),
+])
+def test_tolerance_window(at: str, tolerance: int | None, passes: bool) -> None:
+    result = run_script(DELAYED + f"{at} > . 1:1(0) ack 101\n", tolerance_us=tolerance)
+    assert result.passed is passes, format_result(result)
+
+
+def test_tolerance_from_the_header() -> None:
+    script = "--tolerance_usecs=10000\n" + DELAYED + "0.149 > . 1:1(0) ack 101\n"
+    assert run_script(script).passed
+
+
+def test_late_segment_fails() -> None:
+    result = run_script(DELAYED + "0.200 > . 1:1(0) ack 101\n")
+    message = failed_at(result, 9)
+    assert message == "sent at 0.140000, outside 0.196000..0.204000"
+
+
+def test_range_and_any_times() -> None:
+    assert run_script(DELAYED + "0.1~0.2 > . 1:1(0) ack 101\n").passed
+    assert run_script(DELAYED + "* > . 1:1(0) ack 101\n").passed
+    assert run_script(DELAYED + "+0~+0.03 > . 1:1(0) ack 101\n").status == "failed"
+
+
+def test_missing_segment_fails() -> None:
+    script = HANDSHAKE + "+0 > P. 1:11(10) ack 1\n"
+    message = failed_at(run_script(script), 8)
+    assert message == "expected segment not sent by 0.104000"
+
+
+def test_unexpected_segment_fails_at_the_next_line() -> None:
+    script = LISTEN + "+0 < S 0:0(0) win 65535 <mss 1460>\n+.1 < . 1:1(0) ack 1 win 65535\n"
+    result = run_script(script)
+    assert failed_at(result, 5) == "unexpected outbound segment"
+    assert result.failure is not None
+    assert result.failure.actual == "0.000000 > S. 0:0(0) ack 1 win 65535 <mss 1460>"
+
+
+def test_unexpected_segment_at_the_end_fails_only_in_strict_mode() -> None:
+    script = LISTEN + "+0 < S 0:0(0) win 65535 <mss 1460>\n"
+    assert "end of the script" in failed_at(run_script(script), 4)
+    assert run_script(script, lenient=True).status == "passed"
+
+
+def test_lenient_mode_ignores_windows_and_options() -> None:
+    script = LISTEN + "+0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 1 win 9 <mss 9>\n"
+    assert run_script(script).status == "failed"
+    assert run_script(script, lenient=True).status == "passed"
+    script = LISTEN + "+0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S 0:0(0) ack 1 <...>\n"
+    assert run_script(script, lenient=True).status == "failed"
+
+
+def test_wrong_syscall_result_fails() -> None:
+    script = HANDSHAKE.replace("accept(3, ..., ...) = 4", "accept(3, ..., ...) = 5")
+    assert failed_at(run_script(script), 7) == "accept() returned 4 instead of 5"
+
+
+def test_nonblocking_calls_report_errno() -> None:
+    script = LISTEN + """\
++0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0
++0 accept(3, ..., ...) = -1 EAGAIN (Resource temporarily unavailable)
+"""
+    assert run_script(script).status == "passed"
+    wrong = script.replace("EAGAIN", "EINVAL")
+    assert failed_at(run_script(wrong), 5) == "accept() returned -1 EAGAIN instead of -1 EINVAL"
+
+
+def test_blocking_accept_returns_when_the_handshake_completes() -> None:
+    script = LISTEN + """\
++0...0.1 accept(3, ..., ...) = 4
++0  < S 0:0(0) win 65535 <mss 1460>
++0  > S. 0:0(0) ack 1 <mss 1460>
++.1 < . 1:1(0) ack 1 win 65535
+"""
+    assert run_script(script).status == "passed"
+    late = script.replace("+0...0.1", "+0...0.3")
+    assert "returned at 0.100000" in failed_at(run_script(late), 4)
+
+
+def test_syntax_error_is_a_failure_with_a_line() -> None:
+    result = run_script(LISTEN + "+0 < S 0:0 win 1\n")
+    assert failed_at(result, 4).startswith("syntax error")
+
+
+# --- reports and the command --------------------------------------------------------------
+
+
+def test_report_and_summary() -> None:
+    passed = run_script(HANDSHAKE)
+    failed = run_script(LISTEN + "+0 < S 0:0(0) win 65535 <mss 1460>\n+0 > R 0:0(0)\n")
+    skipped = run_script("--ip_version=ipv6\n" + LISTEN)
+    assert summary_line([passed, failed, skipped]) == "1 passed, 1 failed, 1 skipped"
+    text = format_result(failed)
+    assert text.splitlines()[0] == "FAIL <script>:5: flags S. instead of R"
+    assert text.splitlines()[1].strip().startswith("expected: 0.000000 > R 0:0(0)")
+    assert text.splitlines()[2].strip().startswith("actual:   0.000000 > S. 0:0(0) ack 1")
+    document = ElementTree.fromstring(junit_xml([passed, failed, skipped]))
+    suite = document.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    cases = suite.findall("testcase")
+    assert cases[1].find("failure") is not None
+    assert cases[2].find("skipped") is not None
+
+
+def test_cli_exit_status_and_junit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.pkt"
+    good.write_text(HANDSHAKE)
+    bad = tmp_path / "bad.pkt"
+    bad.write_text(LISTEN + "+0 < S 0:0(0) win 65535 <mss 1460>\n+0 > R 0:0(0)\n")
+    junit = tmp_path / "report.xml"
+    assert main([str(good)]) == 0
+    assert main([str(good), str(bad), "--junit", str(junit)]) == 1
+    output = capsys.readouterr().out
+    assert f"FAIL {bad}:5: flags S. instead of R" in output
+    assert output.rstrip().splitlines()[-1].startswith("1 passed, 1 failed, 0 skipped")
+    assert ElementTree.parse(junit).getroot().find("testsuite") is not None
