@@ -39,62 +39,72 @@ def hostile_stack() -> Stack:
 
 
 PEER_MAC = bytes.fromhex("0200000000aa")
-addresses = st.sampled_from(
-    [
-        0x0A000001,
-        0x0A010101,
-        0x0A000002,
-        0x0A0000FF,
-        0x0A010102,
-        0xFFFFFFFF,
-        0x7F000001,
-        0xE0000001,
-        0x00000000,
-        0x08080808,
-    ]
-) | st.integers(0, 2**32 - 1)
+NEAR_ADDRESSES = [0x0A000002, 0x0A000003, 0x0A010102, 0x0A000001, 0x0A010101]
+ODD_ADDRESSES = [0x0A0000FF, 0xFFFFFFFF, 0x7F000001, 0xE0000001, 0x00000000, 0x08080808]
+addresses = st.one_of(
+    st.sampled_from(NEAR_ADDRESSES),
+    st.sampled_from(ODD_ADDRESSES),
+    st.integers(0, 2**32 - 1),
+)
+ours = st.sampled_from([0x0A000001, 0x0A010101])
+
+
+def quoted_datagram(destination: int, protocol: int) -> bytes:
+    """The first 28 bytes of a datagram we might have sent, as ICMP errors quote it."""
+    return Ipv4Packet(0x0A000001, destination, protocol, bytes(range(8))).build()
+
+
+@st.composite
+def ipv4_payloads(draw: st.DrawFn, source: int, destination: int) -> tuple[int, bytes]:
+    """(protocol, payload): ICMP and UDP with valid checksums, or anything at all."""
+    kind = draw(st.sampled_from(["icmp", "icmp", "icmp-error", "udp", "udp", "raw"]))
+    if kind == "icmp":
+        message = IcmpMessage(
+            draw(st.sampled_from([8, 8, 0, 13, 5])),
+            0,
+            draw(st.integers(0, 2**32 - 1)),
+            draw(st.binary(max_size=80)),
+        )
+        return 1, message.build()
+    if kind == "icmp-error":
+        quoted = quoted_datagram(draw(addresses), draw(st.sampled_from([1, 6, 17])))
+        message = IcmpMessage(
+            draw(st.sampled_from([3, 11, 12])),
+            draw(st.integers(0, 5)),
+            draw(st.integers(0, 2**16)),
+            quoted[: draw(st.integers(0, len(quoted)))],
+        )
+        return 1, message.build()
+    if kind == "udp":
+        datagram = UdpDatagram(
+            draw(st.integers(0, 65535)),
+            draw(st.sampled_from([7, 9, 53])),
+            draw(st.binary(max_size=80)),
+        )
+        return 17, datagram.build(source, destination)
+    return draw(st.sampled_from([6, 47]) | st.integers(0, 255)), draw(st.binary(max_size=120))
 
 
 @st.composite
 def ipv4_datagrams(draw: st.DrawFn) -> bytes:
-    protocol = draw(st.sampled_from([1, 6, 17, 47]) | st.integers(0, 255))
-    payload = draw(
-        st.one_of(
-            st.binary(max_size=120),
-            st.builds(
-                lambda kind, code, rest, body: IcmpMessage(kind, code, rest, body).build(),
-                st.sampled_from([0, 3, 8, 11, 12, 5]),
-                st.integers(0, 15),
-                st.integers(0, 2**32 - 1),
-                st.binary(max_size=80),
-            ),
-            st.builds(
-                lambda source_port, port, body: UdpDatagram(source_port, port, body).build(
-                    0x0A000002, 0x0A000001
-                ),
-                st.integers(0, 65535),
-                st.sampled_from([7, 9, 53]),
-                st.binary(max_size=80),
-            ),
-        )
-    )
-    offset = draw(
-        st.sampled_from([0, 8, 16, 1480, 65528]) | st.integers(0, 8191).map(lambda units: units * 8)
-    )
+    source = draw(st.sampled_from(NEAR_ADDRESSES[:3]) | addresses)
+    destination = draw(ours | addresses)
+    protocol, payload = draw(ipv4_payloads(source, destination))
+    offset_units = draw(st.sampled_from([0, 1, 2, 3, 8, 185]) | st.integers(0, 8191))
     packet = Ipv4Packet(
-        draw(addresses),
-        draw(addresses),
+        source,
+        destination,
         protocol,
         payload,
         ttl=draw(st.sampled_from([0, 1, 2, 64, 255])),
         identification=draw(st.integers(0, 3)),
         dont_fragment=draw(st.booleans()),
-        more_fragments=draw(st.booleans()),
-        fragment_offset=offset if draw(st.booleans()) else 0,
+        more_fragments=draw(st.integers(0, 3)) == 0,
+        fragment_offset=offset_units * 8 if draw(st.integers(0, 3)) == 0 else 0,
         options=draw(st.sampled_from([b"", b"\x01\x01\x01\x00", b"\x07\x07\x04" + bytes(5)])),
     )
     data = bytearray(packet.build())
-    if draw(st.booleans()):  # one hostile byte anywhere (lengths, IHL, checksum, ...)
+    if draw(st.integers(0, 3)) == 0:  # one hostile byte anywhere (lengths, IHL, checksum, ...)
         data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
     return bytes(data)
 
@@ -112,7 +122,7 @@ arp_packets = st.builds(
 
 @st.composite
 def hostile_frames(draw: st.DrawFn) -> tuple[str, bytes]:
-    destination = draw(st.sampled_from([*OUR_MACS, b"\xff" * 6, PEER_MAC]))
+    destination = draw(st.sampled_from([*OUR_MACS, OUR_MACS[0], b"\xff" * 6, PEER_MAC]))
     kind = draw(st.sampled_from(["ipv4", "ipv4", "arp", "raw", "other"]))
     if kind == "raw":
         frame = draw(st.binary(max_size=120))
@@ -128,7 +138,7 @@ def hostile_frames(draw: st.DrawFn) -> tuple[str, bytes]:
             else draw(st.binary(max_size=60))
         )
         frame = build_ethernet_header(destination, PEER_MAC, ethertype) + body
-    return draw(st.sampled_from(["eth0", "eth1", "eth7"])), frame
+    return draw(st.sampled_from(["eth0", "eth0", "eth1", "eth7"])), frame
 
 
 @settings(max_examples=300, deadline=None)
@@ -185,3 +195,25 @@ def test_a_flood_of_fragments_never_exceeds_the_reassembly_limit() -> None:
         stack.receive_frame("eth0", frame, now=identification)
         assert stack.stats()["ip.reassembly_bytes"] <= HOSTILE_CONFIG.ip.reassembly_limit
     assert stack.stats()["drop.total"] > 0
+
+
+def test_overlapping_fragments_drop_the_datagram() -> None:
+    """RFC 5722's spirit for IPv4: overlapping fragments are an attack, never data."""
+    stack = hostile_stack()
+    datagram = UdpDatagram(5555, 7, b"A" * 32).build(0x0A000002, 0x0A000001)
+    pieces = [(0, datagram[:24], True), (16, datagram[16:], False)]
+    for offset, chunk, more in pieces:
+        packet = Ipv4Packet(
+            0x0A000002,
+            0x0A000001,
+            17,
+            chunk,
+            identification=77,
+            more_fragments=more,
+            fragment_offset=offset,
+        )
+        frame = build_ethernet_header(OUR_MACS[0], PEER_MAC, ETHERTYPE_IPV4) + packet.build()
+        stack.receive_frame("eth0", frame, now=offset)
+    assert stack.next_event() is None
+    assert stack.stats()["drop.reassembly_overlap"] >= 1
+    assert stack.stats()["ip.reassembly_bytes"] == 0
