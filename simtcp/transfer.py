@@ -23,6 +23,7 @@ needs no gigabyte of memory on either side.
 
 from __future__ import annotations
 
+import io
 import random
 import time
 import traceback
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from backends.impair import LinkProfile
-from backends.sim import Simulator
+from backends.sim import Link, Simulator
 from simtcp.config import StackConfig, TcpConfig
 from simtcp.errors import SimtcpError
 from simtcp.events import (
@@ -49,6 +50,8 @@ from simtcp.events import (
 )
 from simtcp.stack import Stack
 from simtcp.time import SECOND, Duration, Instant
+from simtcp.wire.checksum import Buffer
+from simtcp.wire.pcap import PcapWriter
 
 CLIENT_ADDRESS = "10.0.0.1"
 SERVER_ADDRESS = "10.0.0.2"
@@ -108,7 +111,8 @@ class TransferResult:
     cpu_seconds: float
     """CPU time of this process for the whole run (both stacks and the simulator)."""
     retransmits: int
-    """Segments retransmitted by both ends, all connections."""
+    """Segments retransmitted by both ends, all connections, as counted on the wire
+    (:class:`WireRetransmitCounter`)."""
     link_stats: dict[str, dict[str, int]]
     """Impairment counters per link direction (see ``Simulator.link_stats``)."""
     connections_left: tuple[int, int]
@@ -176,7 +180,7 @@ class _End:
 
     __slots__ = ("handle", "out_stream", "out_total", "sent", "shut", "in_stream", "in_total",
                  "received", "peer_closed", "close_called", "closed", "failure",
-                 "retransmits", "is_server")
+                 "is_server")
 
     def __init__(self, handle: int, *, seed: int, port: int, is_server: bool,
                  out_total: int, in_total: int) -> None:
@@ -194,11 +198,48 @@ class _End:
         self.close_called = False
         self.closed = False
         self.failure = ""
-        self.retransmits = 0
 
     @property
     def data_done(self) -> bool:
         return self.received == self.in_total and self.peer_closed
+
+
+class WireRetransmitCounter(PcapWriter):
+    """A link tap that counts TCP retransmissions as the wire sees them, whatever the
+    engine reports: a segment carrying data, SYN or FIN that starts below the highest
+    sequence number its flow already sent (wrap-aware, RFC 9293 §3.4)."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO())
+        self.retransmits = 0
+        self._flows: dict[bytes, tuple[int, int]] = {}  # flow -> (SYN's seq, highest end)
+
+    def write(self, timestamp_us: int, frame: Buffer) -> None:
+        if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+            return
+        header = (frame[14] & 15) * 4
+        tcp = 14 + header
+        if len(frame) < tcp + 20:
+            return
+        seq = int.from_bytes(frame[tcp + 4:tcp + 8], "big")
+        flags = frame[tcp + 13]
+        length = (int.from_bytes(frame[16:18], "big") - header - (frame[tcp + 12] >> 4) * 4
+                  + (flags & 1) + (flags >> 1 & 1))  # FIN and SYN take a number each
+        if length <= 0:
+            return
+        flow = bytes(frame[26:34]) + bytes(frame[tcp:tcp + 4])
+        known = self._flows.get(flow)
+        end = (seq + length) & 0xFFFFFFFF
+        if flags & 2 and (known is None or known[0] != seq):
+            self._flows[flow] = (seq, end)  # a new connection on this 4-tuple
+            return
+        if known is None:
+            return
+        highest = known[1]
+        if 0 < (highest - seq) & 0xFFFFFFFF < 1 << 31:
+            self.retransmits += 1
+        if 0 < (end - highest) & 0xFFFFFFFF < 1 << 31:
+            self._flows[flow] = (known[0], end)
 
 
 class _Alarm:
@@ -317,7 +358,6 @@ class _Transfer:
                 return  # SendSpaceAvailable resumes us
         if not end.shut:
             end.shut = True
-            self._snapshot(stack, end)
             if end.peer_closed:
                 self._close(stack, end, now)
             else:
@@ -363,11 +403,7 @@ class _Transfer:
     def _close(self, stack: Stack, end: _End, now: Instant) -> None:
         if not end.close_called:
             end.close_called = True
-            self._snapshot(stack, end)
             stack.close(end.handle, now=now)
-
-    def _snapshot(self, stack: Stack, end: _End) -> None:
-        end.retransmits = max(end.retransmits, stack.tcp_info(end.handle).retransmits)
 
     # --- the slow reader -------------------------------------------------------------
 
@@ -429,14 +465,8 @@ class _Transfer:
     def delivered(self) -> int:
         return sum(end.received for end in self.all_ends())
 
-    def retransmits(self) -> int:
-        counted = [stack.stats().get("tcp.retransmits") for stack in (self.client, self.server)]
-        if all(value is not None for value in counted):
-            return sum(value or 0 for value in counted)
-        return sum(end.retransmits for end in self.all_ends())
 
-
-def _build(spec: TransferSpec) -> tuple[Simulator, Stack, Stack]:
+def _build(spec: TransferSpec) -> tuple[Simulator, Stack, Stack, Link]:
     sim = Simulator(spec.seed)
     stacks = []
     for index, (name, address) in enumerate((("client", CLIENT_ADDRESS),
@@ -446,8 +476,8 @@ def _build(spec: TransferSpec) -> tuple[Simulator, Stack, Stack]:
         stack.add_address("eth0", f"{address}/24", now=0)
         sim.add_host(name, stack)
         stacks.append(stack)
-    sim.connect(("client", "eth0"), ("server", "eth0"), spec.forward, spec.backward)
-    return sim, stacks[0], stacks[1]
+    link = sim.connect(("client", "eth0"), ("server", "eth0"), spec.forward, spec.backward)
+    return sim, stacks[0], stacks[1], link
 
 
 def _add_pcap(sim: Simulator, stream: BinaryIO, point: str) -> None:
@@ -493,7 +523,9 @@ def run_transfer(spec: TransferSpec, *, pcap: BinaryIO | None = None,
     if spec.bytes < 0 or spec.reverse_bytes < 0 or spec.connections < 1:
         raise ValueError("bytes must be >= 0 and connections >= 1")
     wall_start, cpu_start = time.perf_counter(), time.process_time()
-    sim, client, server = _build(spec)
+    sim, client, server, link = _build(spec)
+    wire = WireRetransmitCounter()
+    link.taps.append(wire)
     if pcap is not None:
         _add_pcap(sim, pcap, pcap_point)
     transfer = _Transfer(spec, sim, client, server)
@@ -520,12 +552,13 @@ def run_transfer(spec: TransferSpec, *, pcap: BinaryIO | None = None,
         detail = traceback.format_exc()
     if pcap is not None:
         pcap.flush()
-    return _result(spec, transfer, reason, detail, started_at=started_at,
+    return _result(spec, transfer, wire.retransmits, reason, detail, started_at=started_at,
                    finished_at=finished_at, closed_at=closed_at if not reason else None,
                    wall=time.perf_counter() - wall_start, cpu=time.process_time() - cpu_start)
 
 
-def _result(spec: TransferSpec, transfer: _Transfer, reason: str, detail: str, *,
+def _result(spec: TransferSpec, transfer: _Transfer, retransmits: int, reason: str,
+            detail: str, *,
             started_at: Instant, finished_at: Instant, closed_at: Instant | None,
             wall: float, cpu: float) -> TransferResult:
     left = (transfer.client.stats["tcp.connections"], transfer.server.stats["tcp.connections"])
@@ -541,7 +574,7 @@ def _result(spec: TransferSpec, transfer: _Transfer, reason: str, detail: str, *
     return TransferResult(
         ok=not reason, reason=reason, bytes=total, bytes_delivered=delivered,
         virtual_seconds=(finished_at - started_at) / SECOND, wall_seconds=wall,
-        cpu_seconds=cpu, retransmits=transfer.retransmits(),
+        cpu_seconds=cpu, retransmits=retransmits,
         link_stats=transfer.sim.link_stats(), connections_left=left,
         closed_at=None if closed_at is None else closed_at / SECOND,
         min_send_window=transfer.min_send_window if spec.pause_reading_after is not None
@@ -549,5 +582,5 @@ def _result(spec: TransferSpec, transfer: _Transfer, reason: str, detail: str, *
         detail=detail)
 
 
-__all__ = ["PCAP_POINTS", "PatternStream", "TransferResult", "TransferSpec", "expected_data",
-           "run_transfer"]
+__all__ = ["PCAP_POINTS", "PatternStream", "TransferResult", "TransferSpec",
+           "WireRetransmitCounter", "expected_data", "run_transfer"]
