@@ -89,14 +89,20 @@ def ping_rate(sim: Simulator, source: Stack, destination: str, pings: int) -> tu
             replies += isinstance(event, EchoReplyReceived)
 
     sim.add_process(count_replies)
+    sent = 1
+
+    def all_answered() -> bool:
+        return replies == sent
+
     source.ping(destination, identifier=1, sequence=0, now=sim.now)
-    if not sim.run_until(lambda: replies == 1, timeout=10_000_000):
+    if not sim.run_until(all_answered, timeout=10_000_000):
         raise SystemExit(f"no reply from {destination} during warm-up")
     payload = bytes(56)
     started_cpu, started_virtual = time.process_time(), sim.now
     for sequence in range(1, pings + 1):
         source.ping(destination, identifier=1, sequence=sequence, payload=payload, now=sim.now)
-        if not sim.run_until(lambda: replies == sequence + 1, timeout=10_000_000):
+        sent += 1
+        if not sim.run_until(all_answered, timeout=10_000_000):
             raise SystemExit(f"ping {sequence} to {destination} got no reply")
     cpu = time.process_time() - started_cpu
     return pings / cpu, (sim.now - started_virtual) // pings
