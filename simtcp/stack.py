@@ -33,11 +33,7 @@ from .ip import (
 )
 from .rng import SeededRandom
 from .stats import Stats
-
-try:  # TEMPORARY while simtcp/tcp/layer.py is being written in parallel
-    from .tcp.layer import TcpInfo, TcpLayer
-except ImportError:  # pragma: no cover
-    from ._tcp_placeholder import TcpInfo, TcpLayer  # type: ignore[assignment]
+from .tcp import TcpInfo, TcpLayer
 from .time import Instant
 from .timers import TimerHeap
 from .udp import UdpSockets
