@@ -7,6 +7,7 @@ UDP, fed to a two-interface router with small limits and arbitrary time gaps.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -217,3 +218,46 @@ def test_overlapping_fragments_drop_the_datagram() -> None:
     assert stack.next_event() is None
     assert stack.stats()["drop.reassembly_overlap"] >= 1
     assert stack.stats()["ip.reassembly_bytes"] == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reported to the lead: pending ARP resolutions have "
+    "no count limit (only each destination's queue is bounded)",
+)
+def test_forwarding_to_many_unresolved_neighbours_stays_bounded() -> None:
+    """A router on a /16: a sweep of destinations nobody answers for must not pile up."""
+    config = HOSTILE_CONFIG
+    stack = Stack(config)
+    stack.add_interface("eth0", mac=OUR_MACS[0])
+    stack.add_address("eth0", "10.0.0.1/24")
+    stack.add_interface("eth1", mac=OUR_MACS[1])
+    stack.add_address("eth1", "10.1.0.1/16")
+    header = build_ethernet_header(OUR_MACS[0], PEER_MAC, ETHERTYPE_IPV4)
+    for index in range(5_000):  # all within 5ms, long before any resolution gives up
+        packet = Ipv4Packet(0x0A000002, 0x0A010002 + index, 17, bytes(8), identification=index)
+        stack.receive_frame("eth0", header + packet.build(), now=index)
+        stack.frames_to_send(now=index)
+    # Any bound will do (pending resolutions counted against arp.cache_limit, say), as
+    # long as it comes from the configuration and not from the attacker's rate.
+    assert stack.stats()["arp.queued_packets"] <= config.arp.cache_limit * config.arp.queue_limit
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reported to the lead: StackConfig.event_limit is not "
+    "enforced; events pile up while the application does not pop them",
+)
+def test_events_stay_within_event_limit() -> None:
+    stack = Stack(StackConfig(event_limit=100))
+    stack.add_interface("eth0", mac=OUR_MACS[0])
+    stack.add_address("eth0", "10.0.0.1/24")
+    header = build_ethernet_header(OUR_MACS[0], PEER_MAC, ETHERTYPE_IPV4)
+    for sequence in range(1_000):
+        reply = IcmpMessage.echo_reply(1, sequence, b"").build()
+        packet = Ipv4Packet(0x0A000002, 0x0A000001, 1, reply, identification=sequence)
+        stack.receive_frame("eth0", header + packet.build(), now=sequence)
+    held = 0
+    while stack.next_event() is not None:
+        held += 1
+    assert held <= 100
