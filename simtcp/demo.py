@@ -15,7 +15,7 @@ import statistics
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from backends.impair import LinkProfile
 from backends.sim import Simulator
@@ -213,8 +213,15 @@ def _is_reply_to(sequence: int, event: Event) -> bool:
     return isinstance(event, EchoReplyReceived) and event.sequence == sequence
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line and exit 2, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="simtcp demo",
         description="Play teeceepee2's session (arping, ping, route, ping, nc) in the simulator.")
     parser.add_argument("--seed", type=int, default=1, help="seed of the run (default 1)")
