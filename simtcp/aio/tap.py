@@ -1,0 +1,138 @@
+"""Real TAP devices under an asyncio loop: ``loop.add_reader`` in, non-blocking writes out.
+
+The devices are :class:`backends.tap.TapDevice` objects, created and closed by
+the caller (``TapDevice.create`` sets up the kernel side with pyroute2). This
+link only moves frames, as :class:`backends.tap.TapLoop` does: every readable
+device is read in batches of at most ``read_batch`` frames (one step of the
+driver per batch), and a write that meets a full kernel queue (``EAGAIN``)
+keeps that frame and every later one for the device in its FIFO, flushed when
+``loop.add_writer`` says the fd is writable; while any FIFO is non-empty no
+device is read, so the stack is throttled instead of frames being lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from backends.tap import TapDevice, TapError
+from backends.tap import _DeviceWriteError as DeviceWriteError  # hard write errors (EIO, ...)
+
+if TYPE_CHECKING:
+    from ..stack import Stack
+    from .driver import AioStack, EventHook
+
+
+class TapLink:
+    """Frames between TAP devices and one driver, through the loop's reader/writer callbacks."""
+
+    def __init__(self, devices: Iterable[TapDevice], *, read_batch: int = 256) -> None:
+        self.devices = {device.interface: device for device in devices}
+        self.read_batch = read_batch
+        self.counters = {"write_blocked": 0, "write_errors": 0, "device_errors": 0}
+        self._driver: AioStack | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reading = False
+        self._writing: set[int] = set()
+
+    def start(self, driver: AioStack) -> None:
+        self._driver = driver
+        self._loop = driver.loop
+        self._set_reading(True)
+
+    def close(self) -> None:
+        self._set_reading(False)
+        loop = self._loop
+        if loop is not None:
+            for fd in self._writing:
+                loop.remove_writer(fd)
+        self._writing.clear()
+        self._driver = None
+
+    def send(self, frames: list[tuple[str, bytes]]) -> None:
+        devices = self.devices
+        for name, frame in frames:
+            device = devices.get(name)
+            if device is None or device.fd < 0:
+                self.counters["write_errors"] += 1
+                continue
+            if device.write_queue:
+                device.write_queue.append(frame)
+                continue
+            try:
+                written = device.write(frame)
+            except DeviceWriteError:
+                self.counters["write_errors"] += 1
+                continue
+            if not written:
+                self.counters["write_blocked"] += 1
+                device.write_queue.append(frame)
+                self._watch_writable(device)
+
+    def _set_reading(self, reading: bool) -> None:
+        loop = self._loop
+        if loop is None or reading == self._reading:
+            return
+        self._reading = reading
+        for device in self.devices.values():
+            if device.fd < 0:
+                continue
+            if reading:
+                loop.add_reader(device.fd, self._readable, device)
+            else:
+                loop.remove_reader(device.fd)
+
+    def _readable(self, device: TapDevice) -> None:
+        driver = self._driver
+        if driver is None:
+            return
+        try:
+            frames = device.read_frames(self.read_batch)
+        except TapError as error:
+            self.counters["device_errors"] += 1
+            assert self._loop is not None
+            self._loop.remove_reader(device.fd)
+            self._loop.call_exception_handler({"message": str(error), "exception": error})
+            return
+        if frames:
+            driver.frames_received(device.interface, frames)
+
+    def _watch_writable(self, device: TapDevice) -> None:
+        loop = self._loop
+        if loop is None or device.fd in self._writing:
+            return
+        self._set_reading(False)
+        self._writing.add(device.fd)
+        loop.add_writer(device.fd, self._writable, device)
+
+    def _writable(self, device: TapDevice) -> None:
+        queue = device.write_queue
+        while queue:
+            try:
+                written = device.write(queue[0])
+            except DeviceWriteError:
+                self.counters["write_errors"] += 1
+                queue.popleft()
+                continue
+            if not written:
+                return
+            queue.popleft()
+        assert self._loop is not None
+        self._loop.remove_writer(device.fd)
+        self._writing.discard(device.fd)
+        if not self._writing:
+            self._set_reading(True)
+
+
+def over_tap(stack: Stack, devices: Iterable[TapDevice], *,
+             loop: asyncio.AbstractEventLoop | None = None, read_batch: int = 256,
+             on_event: EventHook | None = None) -> AioStack:
+    """Drive ``stack`` over ``devices`` (wired by their ``interface``) from ``loop``."""
+    from .driver import AioStack
+
+    return AioStack(stack, TapLink(devices, read_batch=read_batch), loop=loop,
+                    on_event=on_event)
+
+
+__all__ = ["TapLink", "over_tap"]

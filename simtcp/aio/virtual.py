@@ -1,0 +1,212 @@
+"""Asyncio in the simulator's virtual time: a loop that jumps time instead of sleeping.
+
+Theory of operation
+-------------------
+:class:`VirtualTimeLoop` is asyncio's own selector event loop with two things
+replaced:
+
+- ``time()`` is the simulator's clock (``Simulator.now`` in seconds), so
+  ``asyncio.sleep``, ``wait_for``, ``call_at`` and the drivers' timers all run
+  in virtual time;
+- its selector never blocks. Where asyncio would wait ``timeout`` seconds for
+  I/O, the selector runs the simulator instead: ``run_until`` a frame arrives
+  at one of the loop's stacks, for at most ``timeout`` (the loop's next timer),
+  so the clock jumps straight to the next arrival or timer. Real file
+  descriptors (the loop's self-pipe) are only polled, never waited on.
+
+Each stack joins the simulator as a host through a :class:`SimLink`, a
+``FrameNode`` whose ``poll_at`` is always None: its stack's deadline lives in
+its driver's one ``call_at`` timer, which the loop's own timeout covers. A
+frame arriving at a ``SimLink`` is handed to the driver by a ``call_soon``
+callback, as a TAP fd's reader callback would be; output waits in the link
+until the simulator drains it at the start of its next run, at the same
+virtual instant. Plain stacks (``sim.add_host``) run beside them unchanged.
+
+Nothing sleeps on the wall clock and nothing is random beyond the seeds, so
+an asyncio program over simulated links replays exactly. When every task
+waits, no timer is scheduled and the simulator has nothing left to do, the
+program can never make progress: the loop raises :class:`VirtualTimeDeadlock`
+instead of hanging. Threads (``run_in_executor``) are not waited for.
+
+Example::
+
+    sim = Simulator(seed=1)
+    loop = VirtualTimeLoop(sim)
+    server_net = loop.attach("server", server_stack)
+    client_net = loop.attach("client", client_stack)
+    sim.connect(("server", "eth0"), ("client", "eth0"), LinkProfile(loss=0.02))
+    loop.run(main(server_net, client_net))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import selectors
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from backends.sim import Simulator
+from simtcp.time import Instant
+
+from .driver import AioStack, EventHook
+
+if TYPE_CHECKING:
+    from ..stack import Stack
+
+_T = TypeVar("_T")
+
+
+class VirtualTimeDeadlock(RuntimeError):
+    """Every task waits, no timer is scheduled and the simulator is idle: nothing can happen."""
+
+
+class SimLink:
+    """A driver's stack as a simulator host; the stack's timer stays with the driver."""
+
+    def __init__(self, loop: VirtualTimeLoop, name: str) -> None:
+        self.name = name
+        self._loop = loop
+        self._driver: AioStack | None = None
+        self._inbox: list[tuple[str, bytes]] = []
+        self._outbox: list[tuple[str, bytes]] = []
+        self._delivery: asyncio.Handle | None = None
+        loop.simulator.add_host(name, self)
+
+    # --- FrameNode (called by the simulator) -----------------------------------------
+
+    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant) -> None:
+        if self._driver is None:
+            return
+        self._inbox.append((interface, bytes(frame)))
+        self._loop.note_arrival()
+        if self._delivery is None:
+            self._delivery = self._loop.call_soon(self._deliver)
+
+    def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]:
+        output, self._outbox = self._outbox, []
+        return output
+
+    def poll_at(self) -> Instant | None:
+        return None  # the driver's call_at timer is the stack's deadline
+
+    def handle_timer(self, *, now: Instant) -> None:
+        pass
+
+    # --- FrameLink (called by the driver) --------------------------------------------
+
+    def start(self, driver: AioStack) -> None:
+        self._driver = driver
+
+    def send(self, frames: list[tuple[str, bytes]]) -> None:
+        self._outbox.extend(frames)
+
+    def close(self) -> None:
+        self._driver = None
+        self._inbox.clear()
+        if self._delivery is not None:
+            self._delivery.cancel()
+            self._delivery = None
+
+    def _deliver(self) -> None:
+        self._delivery = None
+        inbox, self._inbox = self._inbox, []
+        for interface, group in itertools.groupby(inbox, key=lambda item: item[0]):
+            driver = self._driver
+            if driver is None:
+                return
+            driver.frames_received(interface, [frame for _, frame in group])
+
+
+def _microseconds(timeout: float) -> int:
+    """A select timeout as whole microseconds, never short of it by more than 1 ns."""
+    if timeout <= 0:
+        return 0
+    return max(1, math.ceil(timeout * 1_000_000 - 1e-3))
+
+
+class _VirtualSelector(selectors.BaseSelector):
+    """Polls real fds without blocking; where asyncio would wait, runs the simulator."""
+
+    def __init__(self, loop: VirtualTimeLoop) -> None:
+        self._loop = loop
+        self._real = selectors.DefaultSelector()
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = self._real.select(0)
+        if ready:
+            return ready
+        self._loop.advance(timeout)
+        return self._real.select(0)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop whose clock is a :class:`backends.sim.Simulator`'s virtual time."""
+
+    def __init__(self, simulator: Simulator | None = None) -> None:
+        self.simulator = simulator if simulator is not None else Simulator()
+        self._arrived = False
+        super().__init__(selector=_VirtualSelector(self))
+
+    def time(self) -> float:
+        return self.simulator.now / 1_000_000
+
+    def attach(self, name: str, stack: Stack, *, on_event: EventHook | None = None) -> AioStack:
+        """Add ``stack`` to the simulator as host ``name``, driven by this loop."""
+        return AioStack(stack, SimLink(self, name), loop=self, on_event=on_event)
+
+    def note_arrival(self) -> None:
+        """A frame reached one of our stacks: the idle wait ends at this instant."""
+        self._arrived = True
+
+    def advance(self, timeout: float | None) -> None:
+        """The idle wait: run the simulator until an arrival, for at most ``timeout`` seconds."""
+        simulator = self.simulator
+        self._arrived = False
+        if timeout is None:
+            while not self._arrived:
+                if not simulator.step():
+                    raise VirtualTimeDeadlock(
+                        f"at t={simulator.now}us every task waits, no timer is scheduled "
+                        "and no frame is in flight: nothing can ever happen")
+            return
+        simulator.run_until(lambda: self._arrived, timeout=_microseconds(timeout))
+
+    def run(self, main: Coroutine[Any, Any, _T]) -> _T:
+        """``asyncio.run`` for this loop: run ``main``, then cancel what is left (not closing)."""
+        try:
+            return self.run_until_complete(main)
+        finally:
+            pending = [task for task in asyncio.all_tasks(self) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.run_until_complete(self.shutdown_asyncgens())
+
+
+def attach(stack: Stack, name: str, *, on_event: EventHook | None = None) -> AioStack:
+    """Attach ``stack`` as host ``name`` to the running :class:`VirtualTimeLoop`'s simulator."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualTimeLoop):
+        raise RuntimeError("attach() needs a running VirtualTimeLoop")
+    return loop.attach(name, stack, on_event=on_event)
+
+
+__all__ = ["SimLink", "VirtualTimeDeadlock", "VirtualTimeLoop", "attach"]
