@@ -7,8 +7,13 @@ delays) and bounded where loss makes them random.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -366,6 +371,27 @@ def test_same_seed_gives_identical_pcaps_on_every_link() -> None:
     assert first == second
     assert all(len(capture) > 1_000 for capture in first)
     assert routed_session_pcaps(43) != first
+
+
+def test_same_seed_gives_identical_pcaps_across_processes() -> None:
+    """Replaying a seed from a command line must not depend on PYTHONHASHSEED (set order)."""
+    here = Path(__file__).resolve()
+    script = (
+        f"import sys, hashlib; sys.path[:0] = [{str(here.parent)!r}, "
+        f"{str(here.parents[2])!r}]; import test_stack_scenarios as t; "
+        "print(hashlib.sha256(b''.join(t.routed_session_pcaps(42))).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        ).stdout.strip()
+        for hash_seed in ("1", "2")
+    }
+    assert digests == {hashlib.sha256(b"".join(routed_session_pcaps(42))).hexdigest()}
 
 
 # --- a stateful mix of traffic, faults and time -------------------------------------

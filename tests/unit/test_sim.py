@@ -303,7 +303,7 @@ def test_link_tap_records_both_directions_before_loss() -> None:
 def test_switch_floods_unknown_then_forwards_learned_destinations() -> None:
     sim = Simulator(2)
     nodes = {name: FakeNode(mac) for name, mac in (("a", MAC_A), ("b", MAC_B), ("c", MAC_C))}
-    sim.add_switch("sw")
+    switch = sim.add_switch("sw")
     for name, node in nodes.items():
         sim.add_host(name, node)
         sim.connect_to_switch("sw", (name, "eth0"), LinkProfile(delay=100))
@@ -316,7 +316,7 @@ def test_switch_floods_unknown_then_forwards_learned_destinations() -> None:
     assert [(at, number_of(data)) for at, _, data in a.received] == [(1_200, 2)]
     assert [(at, number_of(data)) for at, _, data in b.received] == [(200, 1), (2_200, 3)]
     assert [(at, number_of(data)) for at, _, data in c.received] == [(200, 1)]
-    assert sim._switches["sw"].counters == {"forwarded": 2, "flooded": 1, "filtered": 1, "runts": 0}
+    assert switch.counters == {"forwarded": 2, "flooded": 1, "filtered": 1, "runts": 0}
 
 
 def test_switch_floods_unknown_unicast() -> None:
