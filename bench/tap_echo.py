@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Echo goodput and ping RTT: simtcp over TAP next to the kernel over a veth pair.
+
+Run as root from the repository: ``sudo python3 bench/tap_echo.py [--mbytes 32]``.
+Everything lives in namespaces made here and removed at the end. Figures only,
+no assertions:
+
+- echo goodput (MB/s of payload echoed) of one TCP stream, a kernel client
+  (Python sockets) against simtcp's echo on port 80 over a TAP, and against a
+  kernel echo server (Python sockets) over a veth pair: the machine's limit;
+- CPU seconds per MB for the simtcp process (user + system);
+- ping RTT p50/p99 of both;
+- the simtcp stream again with the impairment shim at 1% loss.
+
+``--profile FILE`` runs the simtcp server under cProfile and prints where its
+time went (the top functions by own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pstats
+import re
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SERVER = REPO / "echo_reply_server.py"
+TCP_TOOL = REPO / "tests" / "integration" / "tcp_tool.py"
+MB = 1_000_000
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(3)}"
+
+
+@contextlib.contextmanager
+def namespace() -> Iterator[str]:
+    from pyroute2 import NetNS, netns
+
+    name = unique("stbench")
+    netns.create(name)
+    try:
+        with NetNS(name) as ns:
+            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+        yield name
+    finally:
+        netns.remove(name)
+
+
+def nsrun(ns: str, *argv: str, timeout: float = 600) -> str:
+    result = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} failed: {result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def echo_stream(ns: str, host: str, port: int, size: int) -> float:
+    """Seconds one connection takes to echo ``size`` bytes (verified intact)."""
+    out = nsrun(ns, sys.executable, str(TCP_TOOL), "clients", "--host", host, "--port", str(port),
+                "--count", "1", "--bytes", str(size), "--timeout", "300")
+    summary = json.loads(out.strip().splitlines()[-1])
+    if summary["ok"] != 1:
+        raise RuntimeError(f"echo failed: {summary}")
+    return float(summary["seconds"])
+
+
+def ping_rtts(ns: str, host: str, count: int) -> list[float]:
+    out = nsrun(ns, "ping", "-c", str(count), "-i", "0.005", "-W", "1", host)
+    return [float(ms) for ms in re.findall(r"time=([\d.]+) ms", out)]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    """echo_reply_server.py in a namespace, stopped with SIGTERM by PID."""
+
+    def __init__(self, ns: str, *extra: str, profile: str | None = None) -> None:
+        prefix = ["-m", "cProfile", "-o", profile] if profile else []
+        self.process = subprocess.Popen(
+            [sys.executable, *prefix, str(SERVER), "--netns", ns, "--tap0", unique("sbt0"),
+             "--tap1", unique("sbt1"), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if "ready" in line:
+                return
+        errors = self.process.stderr.read() if self.process.stderr else ""
+        raise RuntimeError(f"server failed: {errors}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+        self.process.wait(30)
+
+
+def bench_simtcp(size: int, pings: int, extra: tuple[str, ...] = (),
+                 profile: str | None = None) -> dict[str, float]:
+    with namespace() as ns:
+        server = Server(ns, *extra, profile=profile)
+        try:
+            nsrun(ns, "ping", "-c", "3", "-i", "0.05", "10.0.0.1")
+            rtts = ping_rtts(ns, "10.0.0.1", pings) if pings else []
+            cpu_before = cpu_seconds(server.process.pid)
+            seconds = echo_stream(ns, "10.0.0.1", 80, size)
+            cpu = cpu_seconds(server.process.pid) - cpu_before
+        finally:
+            server.stop()
+    result = {"mb_s": size / MB / seconds, "seconds": seconds, "cpu_s_per_mb": cpu / (size / MB)}
+    if rtts:
+        result |= {"ping_p50_ms": percentile(rtts, 0.5), "ping_p99_ms": percentile(rtts, 0.99),
+                   "ping_mean_ms": statistics.fmean(rtts)}
+    return result
+
+
+def bench_kernel(size: int, pings: int) -> dict[str, float]:
+    from pyroute2 import IPRoute, NetNS
+
+    with namespace() as server_ns, namespace() as client_ns:
+        a, b = unique("sbva"), unique("sbvb")
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=a, kind="veth", peer=b)
+            ipr.link("set", index=ipr.link_lookup(ifname=a)[0], net_ns_fd=server_ns)
+            ipr.link("set", index=ipr.link_lookup(ifname=b)[0], net_ns_fd=client_ns)
+        for ns, name, address in ((server_ns, a, "10.9.0.1"), (client_ns, b, "10.9.0.2")):
+            with NetNS(ns) as ipr:
+                index = ipr.link_lookup(ifname=name)[0]
+                ipr.addr("add", index=index, address=address, prefixlen=24)
+                ipr.link("set", index=index, state="up")
+        echo = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, str(TCP_TOOL),
+                                 "serve", "--host", "10.9.0.1", "--port", "7"],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert echo.stdout is not None
+            echo.stdout.readline()
+            rtts = ping_rtts(client_ns, "10.9.0.1", pings)
+            seconds = echo_stream(client_ns, "10.9.0.1", 7, size)
+        finally:
+            echo.terminate()
+            echo.wait(10)
+    return {"mb_s": size / MB / seconds, "seconds": seconds,
+            "ping_p50_ms": percentile(rtts, 0.5), "ping_p99_ms": percentile(rtts, 0.99),
+            "ping_mean_ms": statistics.fmean(rtts)}
+
+
+def print_profile(path: str, top: int) -> None:
+    stats = pstats.Stats(path)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mbytes", type=float, default=32, help="stream size in MB (10^6)")
+    parser.add_argument("--lossy-mbytes", type=float, default=8,
+                        help="stream size at 1%% loss, MB")
+    parser.add_argument("--pings", type=int, default=300)
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the simtcp server here")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("tap_echo.py: needs root", file=sys.stderr)
+        return 2
+    size = int(args.mbytes * MB)
+    kernel = bench_kernel(size, args.pings)
+    simtcp = bench_simtcp(size, args.pings, profile=args.profile)
+    lossy = bench_simtcp(int(args.lossy_mbytes * MB), 0, ("--loss", "0.01", "--seed", "1"))
+    print(f"one TCP echo stream of {args.mbytes:g} MB (Python kernel-socket client), "
+          f"ping x{args.pings}")
+    print(f"  kernel over veth : {kernel['mb_s']:8.1f} MB/s   ping p50 "
+          f"{kernel['ping_p50_ms']:.3f} ms  p99 {kernel['ping_p99_ms']:.3f} ms")
+    print(f"  simtcp over TAP  : {simtcp['mb_s']:8.1f} MB/s   ping p50 "
+          f"{simtcp['ping_p50_ms']:.3f} ms  p99 {simtcp['ping_p99_ms']:.3f} ms   "
+          f"{simtcp['cpu_s_per_mb']:.4f} CPU s/MB")
+    print(f"  simtcp, 1% loss  : {lossy['mb_s']:8.1f} MB/s   ({args.lossy_mbytes:g} MB, "
+          f"{lossy['cpu_s_per_mb']:.4f} CPU s/MB)")
+    print(json.dumps({"kernel": kernel, "simtcp": simtcp, "simtcp_loss_1pct": lossy}))
+    if args.profile:
+        time.sleep(0.2)
+        print_profile(args.profile, args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
