@@ -123,7 +123,7 @@ def _fail(prog: str, message: str, code: int = EXIT_USAGE) -> int:
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     """Run the server; returns the exit code (0 after SIGINT/SIGTERM, 2 on user errors)."""
-    parser = build_parser(prog)
+    parser = build_parser(prog or "simtcp serve")
     args = parser.parse_args(argv)
     name = parser.prog
     if args.tap0 == args.tap1 and (args.netns1 or args.netns) == args.netns:
@@ -203,7 +203,8 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
     counts = loop.counters
     accepted, echoed = (echo.accepted, echo.echoed_bytes) if echo else (0, 0)
     print(f"{prog}: stopped: {accepted} connections, {echoed} bytes echoed, "
-          f"{counts['frames_in']} frames in, {counts['frames_out']} frames out", flush=True)
+          f"{counts['frames_in']} frames in, {counts['frames_out']} frames out, "
+          f"{stack.stats().get('drop.total', 0)} dropped by the stack", flush=True)
     return EXIT_OK
 
 

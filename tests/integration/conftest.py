@@ -198,11 +198,15 @@ def _pump(stream: object, lines: list[str], ready: threading.Event | None) -> No
 
 
 def launch_server(*, netns: str, netns1: str | None = None, extra: tuple[str, ...] = (),
-                  tap0: str | None = None, tap1: str | None = None) -> ServerProcess:
-    """Start the server with unique TAP names and wait for its ``ready`` line."""
+                  tap0: str | None = None, tap1: str | None = None,
+                  command: tuple[str, ...] = (str(SERVER),)) -> ServerProcess:
+    """Start the server with unique TAP names and wait for its ``ready`` line.
+
+    ``command`` follows the interpreter: the script by default, or ``("-m", "simtcp", "serve")``.
+    """
     tap0 = tap0 or unique_name("sta")
     tap1 = tap1 or unique_name("stb")
-    argv = [sys.executable, str(SERVER), "--netns", netns, "--tap0", tap0, "--tap1", tap1]
+    argv = [sys.executable, *command, "--netns", netns, "--tap0", tap0, "--tap1", tap1]
     if netns1 is not None:
         argv += ["--netns1", netns1]
     argv += list(extra)
@@ -230,8 +234,10 @@ def start_server(make_netns: Callable[[], str]) -> Iterator[Callable[..., Server
     servers: list[ServerProcess] = []
 
     def start(*, netns: str | None = None, netns1: str | None = None,
-              extra: tuple[str, ...] = ()) -> ServerProcess:
-        server = launch_server(netns=netns or make_netns(), netns1=netns1, extra=extra)
+              extra: tuple[str, ...] = (),
+              command: tuple[str, ...] = (str(SERVER),)) -> ServerProcess:
+        server = launch_server(netns=netns or make_netns(), netns1=netns1, extra=extra,
+                               command=command)
         servers.append(server)
         return server
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .conftest import REPO, SERVER, ServerProcess, link_exists, unique_name
+from .conftest import REPO, SERVER, ServerProcess, link_exists, nsexec, unique_name
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -123,3 +123,17 @@ def test_signal_removes_devices_and_exits_0(start_server: Callable[..., ServerPr
     assert not link_exists(server.tap0, server.netns)
     assert not link_exists(server.tap1, server.netns)
     assert "Traceback" not in server.output()
+
+
+def test_simtcp_serve_is_the_same_program(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(command=("-m", "simtcp", "serve"))
+    assert server.stdout[0].startswith("simtcp serve: ")
+    nsexec(server.netns, "ping", "-c", "2", "-i", "0.05", "-W", "2", "10.0.0.1", check=True)
+    result = nsexec(server.netns, "nc", "-N", "-w", "5", "10.0.0.1", "80", input="same\n")
+    assert result.stdout == "same\n"
+
+
+def test_simtcp_serve_bad_option_is_one_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "simtcp", "serve", "--loss", "3"],
+                            capture_output=True, text=True, timeout=30, cwd=REPO)
+    assert_one_line_exit_2(result, "simtcp serve", "--loss")
