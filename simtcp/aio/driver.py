@@ -162,6 +162,15 @@ class AioStack:
     def timer_handle(self) -> asyncio.TimerHandle | None:
         return self._timer
 
+    @property
+    def flush_pending(self) -> bool:
+        """A flush is scheduled: the application called the stack since the last step."""
+        return self._flush_handle is not None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def frames_received(self, interface: str, frames: Iterable[bytes]) -> None:
         """Input from the link: every frame to the stack at one ``now``, then one step."""
         if self._closed:

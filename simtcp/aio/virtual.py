@@ -189,16 +189,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         simulator.run_until(lambda: self._arrived, timeout=_microseconds(timeout))
 
     def run(self, main: Coroutine[Any, Any, _T]) -> _T:
-        """``asyncio.run`` for this loop: run ``main``, then cancel what is left (not closing)."""
+        """``asyncio.run`` for this loop: run ``main``, cancel what is left, close the loop.
+
+        The simulator and the stacks outlive the loop, for inspection.
+        """
         try:
             return self.run_until_complete(main)
         finally:
-            pending = [task for task in asyncio.all_tasks(self) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self.run_until_complete(self.shutdown_asyncgens())
+            try:
+                pending = [task for task in asyncio.all_tasks(self) if not task.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                self.run_until_complete(self.shutdown_asyncgens())
+            finally:
+                self.close()
 
 
 def attach(stack: Stack, name: str, *, on_event: EventHook | None = None) -> AioStack:
