@@ -283,6 +283,8 @@ class TapDevice:
             except InterruptedError:
                 continue
             except OSError as error:
+                if error.errno == errno.EBADFD:
+                    raise TapError(f"device {self.name} was removed from under us") from None
                 raise TapError(f"device {self.name} failed: {error.strerror}") from None
         return frames
 

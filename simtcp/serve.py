@@ -198,6 +198,9 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
         print(f"{prog}: TCP echo on port {ECHO_PORT}; ready (pid {os.getpid()}; "
               "Ctrl-C to stop)", flush=True)
         loop.run()
+    except tap.TapError as error:  # after ready: a runtime failure, not a usage error
+        print(f"{prog}: {error}", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
     finally:
         loop.close()
     counts = loop.counters

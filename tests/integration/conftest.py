@@ -147,6 +147,8 @@ class ServerProcess:
     ready: threading.Event = field(default_factory=threading.Event)
     stopped: bool = False
     """True once :meth:`stop` was called (the test ended the server on purpose)."""
+    expected_exit: int = 0
+    """The exit code the fixture expects at teardown."""
 
     @property
     def pid(self) -> int:
@@ -248,7 +250,7 @@ def start_server(make_netns: Callable[[], str]) -> Iterator[Callable[..., Server
         code = server.stop()
         if died:
             problems.append(f"server died during the test (exit {code}):\n{server.output()}")
-        elif code != 0:
+        elif code != server.expected_exit:
             problems.append(f"server exited {code}:\n{server.output()}")
         for name, namespace in ((server.tap0, server.netns), (server.tap1, server.netns1)):
             if link_exists(name, namespace):

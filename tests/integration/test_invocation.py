@@ -137,3 +137,16 @@ def test_simtcp_serve_bad_option_is_one_line() -> None:
     result = subprocess.run([sys.executable, "-m", "simtcp", "serve", "--loss", "3"],
                             capture_output=True, text=True, timeout=30, cwd=REPO)
     assert_one_line_exit_2(result, "simtcp serve", "--loss")
+
+
+def test_device_removed_under_the_server_is_one_line_exit_1(
+        start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server()
+    nsexec(server.netns, "ip", "link", "del", server.tap0, check=True)
+    code = server.process.wait(timeout=15)
+    server.stopped = True
+    server.expected_exit = 1
+    assert code == 1, server.output()
+    errors = "".join(server.stderr).strip().splitlines()
+    assert errors == [f"echo_reply_server.py: device {server.tap0} was removed from under us"]
+    assert not link_exists(server.tap1, server.netns)
