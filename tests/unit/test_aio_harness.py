@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.sim import Link, LinkProfile, Simulator
+from simtcp.aio import AioStack, VirtualTimeLoop
 from simtcp.config import StackConfig
 from simtcp.stack import Stack
 from simtcp.tcp.config import TcpConfig
-from simtcp.aio import AioStack, VirtualTimeLoop
 
 SERVER_ADDRESS = "10.0.0.1"
 CLIENT_ADDRESS = "10.0.0.2"
