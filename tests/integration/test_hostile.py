@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -27,5 +28,9 @@ def test_garbage_floods_and_blind_resets(server: ServerProcess) -> None:
     assert " 0% packet loss" in ping.stdout, ping.stdout
     growth_kib = server.rss_kib() - rss_before
     assert growth_kib < 32 * 1024, f"RSS grew by {growth_kib} KiB under a {report} attack"
+    assert server.stop() == 0
+    stopped = next(line for line in server.stdout if "stopped:" in line)
+    dropped = int(re.search(r"(\d+) dropped by the stack", stopped).group(1))  # type: ignore[union-attr]
+    assert dropped >= 300, stopped  # the garbage reached the stack and was counted, not lost
 
 
