@@ -41,6 +41,9 @@ DEFAULT_LIMIT = 64 * 1024
 DEFAULT_HIGH_WATER = 64 * 1024
 """``drain`` blocks while more than this many bytes wait outside the stack's send buffer."""
 
+OFFER_SLACK = 64 * 1024
+"""Bytes offered beyond the reported room, so that a full buffer refuses part of an offer."""
+
 ClientConnected = Callable[["StreamReader", "StreamWriter"], "Awaitable[None] | None"]
 
 _ICMP_UNREACHABLE = 3
@@ -209,13 +212,19 @@ class TcpTransport:
             waiter.set_result(None)
 
     def space_available(self, space: int) -> None:
-        """Move pending bytes into the stack's send buffer while it takes them."""
+        """Move pending bytes into the stack's send buffer while it takes them.
+
+        Each offer is larger than the room reported, so a partial take leaves
+        the stack knowing the application is blocked: it will report
+        SendSpaceAvailable again. An offer taken whole means there was more
+        room; offer the next one. Copies stay bounded by ``space + OFFER_SLACK``.
+        """
         pending = self.pending
         driver = self._driver
         now = driver.now()
         send = driver.stack.send
         while pending and not self.gone:
-            offer = bytes(pending[:max(space, 1)])
+            offer = bytes(pending[:space + OFFER_SLACK])
             try:
                 taken = send(self.handle, offer, now=now)
             except SimtcpError:
@@ -223,7 +232,7 @@ class TcpTransport:
             del pending[:taken]
             if taken < len(offer):
                 break
-            space = len(pending)
+            space = 0
         self._wake_drainers()
         self._finish_pending_close()
 
