@@ -46,12 +46,17 @@ def _skip_reason() -> str | None:
     return None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "unprivileged: an integration-directory test that needs "
+                            "no root (runs everywhere)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = _skip_reason()
     for item in items:
         if TOOLS in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.integration)
-            if reason is not None:
+            if reason is not None and item.get_closest_marker("unprivileged") is None:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
