@@ -38,7 +38,7 @@ ERRNO = {
     "EPIPE": 32, "ENOTSOCK": 88, "ENOPROTOOPT": 92, "EOPNOTSUPP": 95, "EADDRINUSE": 98,
     "ENETUNREACH": 101, "ECONNABORTED": 103, "ECONNRESET": 104, "EISCONN": 106,
     "ENOTCONN": 107, "ETIMEDOUT": 110, "ECONNREFUSED": 111, "EHOSTUNREACH": 113,
-    "EALREADY": 114, "EINPROGRESS": 115,
+    "EALREADY": 114, "EINPROGRESS": 115, "EMSGSIZE": 90, "EHOSTDOWN": 112,
 }
 CONSTANTS = {
     "AF_INET": 2, "PF_INET": 2, "SOCK_STREAM": 1, "IPPROTO_TCP": 6, "IPPROTO_IP": 0,
@@ -59,6 +59,10 @@ _CONFIG_FIELDS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer",
                   "TCP_KEEPIDLE": "keepalive_idle", "TCP_KEEPINTVL": "keepalive_interval",
                   "TCP_KEEPCNT": "keepalive_probes"}
 _SECONDS_OPTIONS = {"TCP_KEEPIDLE", "TCP_KEEPINTVL"}
+_ICMP_ERRNO = {0: "ENETUNREACH", 1: "EHOSTUNREACH", 2: "ENOPROTOOPT", 3: "ECONNREFUSED",
+               4: "EMSGSIZE", 5: "EOPNOTSUPP", 6: "ENETUNREACH", 7: "EHOSTDOWN",
+               9: "ENETUNREACH", 10: "EHOSTUNREACH", 13: "EHOSTUNREACH"}
+"""errno of a hard ICMP Destination Unreachable by code, as Linux reports them."""
 
 
 class SyscallFailed(Exception):
@@ -183,7 +187,7 @@ class Sockets:
         elif isinstance(event, ConnectionTimedOut):
             state.error, state.dead = "ETIMEDOUT", True
         elif isinstance(event, ConnectionFailed):
-            state.error = "EHOSTUNREACH" if event.code in (1, 10, 13) else "ENETUNREACH"
+            state.error = _ICMP_ERRNO.get(event.code, "EHOSTUNREACH")
             state.dead = True
         elif isinstance(event, ConnectionClosed):
             state.dead = state.closed = True

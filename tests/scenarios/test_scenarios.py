@@ -1,0 +1,50 @@
+"""The packetdrill corpus: every ``*.pkt`` here runs against the stack in virtual time.
+
+One test id per script (its file name). A script whose first lines carry
+``// xfail: <reason>`` documents a known disagreement between the engine and
+the RFC it cites: it is an expected failure (not strict, so a fix shows up as
+XPASS). Each script also runs a second time with the remote's ISN just below
+2**32 and another seed, so that sequence numbers wrap inside the script.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simtcp.drill import load_script, run_parsed
+from simtcp.drill.report import format_result
+
+HERE = Path(__file__).parent
+SCRIPTS = sorted(HERE.glob("*.pkt"))
+WRAP_ISN = 2**32 - 100
+
+
+def _params(variant: str) -> list[object]:
+    params = []
+    for path in SCRIPTS:
+        script = load_script(path)
+        reason = script.directive("xfail")
+        marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
+        name = path.stem if variant == "plain" else f"{path.stem}@wrap"
+        params.append(pytest.param(path, id=name, marks=marks))
+    return params
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(SCRIPTS) >= 80
+    areas = {path.name.split("-", 1)[0] for path in SCRIPTS}
+    assert {"rfc9293", "rfc5961", "rfc6298", "rfc5681", "rfc1122", "rfc896"} <= areas
+
+
+@pytest.mark.parametrize("path", _params("plain"))
+def test_scenario(path: Path) -> None:
+    result = run_parsed(load_script(path))
+    assert result.status == "passed", format_result(result)
+
+
+@pytest.mark.parametrize("path", _params("wrap"))
+def test_scenario_across_the_wrap(path: Path) -> None:
+    result = run_parsed(load_script(path), remote_isn=WRAP_ISN, seed=7)
+    assert result.status == "passed", format_result(result)
