@@ -253,12 +253,16 @@ class AioStack:
         handlers = self._handlers
         while (event := next_event()) is not None:
             handler = handlers.get(type(event))
-            if handler is not None and handler(event):
-                continue
-            if self.on_event is not None:
-                self.on_event(event)
-            elif isinstance(event, ConnectionAccepted):
-                self._refuse(event.connection)  # a listener we no longer serve
+            try:
+                if handler is not None and handler(event):
+                    continue
+                if self.on_event is not None:
+                    self.on_event(event)
+                elif isinstance(event, ConnectionAccepted):
+                    self._refuse(event.connection)  # a listener we no longer serve
+            except Exception as error:  # application code (a protocol, a callback) raised
+                self.loop.call_exception_handler({
+                    "message": f"exception while handling {event!r}", "exception": error})
 
     def _on_data(self, event: DataReceived) -> bool:
         transport = self._connections.get(event.connection)

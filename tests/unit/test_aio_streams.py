@@ -322,3 +322,37 @@ def test_waiting_for_what_can_never_happen_is_a_deadlock_not_a_hang() -> None:
     with pytest.raises(VirtualTimeDeadlock):
         loop.run(main())
     loop.close()
+
+
+def test_a_protocol_that_raises_is_reported_and_the_driver_goes_on() -> None:
+    net = network()
+    errors: list[dict[str, Any]] = []
+    net.loop.set_exception_handler(lambda loop, context: errors.append(context))
+
+    class Fragile(asyncio.DatagramProtocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            if data == b"boom":
+                raise ZeroDivisionError("protocol bug")
+            self.transport.sendto(data, addr)
+
+    class Collect(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.got: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.got.put_nowait(data)
+
+    async def main() -> None:
+        await net.server.create_datagram_endpoint(Fragile, local_addr=(SERVER_ADDRESS, 7))
+        transport, collect = await net.client.create_datagram_endpoint(
+            Collect, remote_addr=(SERVER_ADDRESS, 7))
+        transport.sendto(b"boom")
+        transport.sendto(b"still there?")
+        assert await asyncio.wait_for(collect.got.get(), 1.0) == b"still there?"
+
+    net.run(main())
+    assert [type(context["exception"]) for context in errors] == [ZeroDivisionError]
+    assert net.loop.violations == []
