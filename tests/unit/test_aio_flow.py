@@ -27,9 +27,9 @@ from simtcp.time import SECOND
 KIB = 1024
 
 
-def test_drain_blocks_a_fast_writer_and_memory_stays_bounded() -> None:
+def test_drain_blocks_a_fast_writer_over_a_lossy_link_and_memory_stays_bounded() -> None:
     tcp = TcpConfig(send_buffer=32 * KIB, receive_buffer=32 * KIB)
-    net = network(tcp=tcp)
+    net = network(1, LinkProfile(delay=1_000, loss=0.02), tcp=tcp)
     total, chunk = 1024 * KIB, 16 * KIB
     counts = {"written": 0, "read": 0}
     peaks = {"send_buffer": 0, "pending": 0, "gap": 0}
@@ -200,7 +200,7 @@ def test_everything_closed_leaves_no_tcp_timer_behind() -> None:
     assert net.loop.violations == []
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1),
        loss=st.sampled_from([0.0, 0.02, 0.1]),
        reorder=st.sampled_from([0.0, 0.05]),
