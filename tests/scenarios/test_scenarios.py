@@ -9,11 +9,12 @@ XPASS). Each script also runs a second time with the remote's ISN just below
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from simtcp.drill import load_script, run_parsed
+from simtcp.drill import load_script, parse_script, run_parsed
 from simtcp.drill.report import format_result
 
 HERE = Path(__file__).parent
@@ -48,3 +49,33 @@ def test_scenario(path: Path) -> None:
 def test_scenario_across_the_wrap(path: Path) -> None:
     result = run_parsed(load_script(path), remote_isn=WRAP_ISN, seed=7)
     assert result.status == "passed", format_result(result)
+
+
+def _mutants(text: str) -> list[str]:
+    """The script with one outbound line's ack (or sequence) number off by one, per line."""
+    lines = text.split("\n")
+    mutants = []
+    for index, line in enumerate(lines):
+        if not re.match(r"^\S+\s+>", line):
+            continue
+        match = re.search(r"ack (\d+)", line)
+        if match is not None:
+            changed = line[:match.start(1)] + str(int(match.group(1)) + 1) + line[match.end(1):]
+        else:
+            changed = re.sub(r" (\d+):(\d+)\(",
+                             lambda seq: f" {int(seq[1]) + 1}:{int(seq[2]) + 1}(", line)
+        mutants.append("\n".join(lines[:index] + [changed] + lines[index + 1:]))
+    return mutants
+
+
+def test_every_expected_segment_is_checked() -> None:
+    """Each script must fail when any one of its outbound lines is changed."""
+    survivors = []
+    for path in SCRIPTS:
+        text = path.read_text(encoding="utf-8")
+        if load_script(path).directive("xfail"):
+            continue
+        for number, mutant in enumerate(_mutants(text)):
+            if run_parsed(parse_script(mutant, path.name)).status != "failed":
+                survivors.append(f"{path.name} mutant {number}")
+    assert survivors == []
