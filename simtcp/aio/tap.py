@@ -35,6 +35,7 @@ class TapLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reading = False
         self._writing: set[int] = set()
+        self._failed: set[int] = set()
 
     def start(self, driver: AioStack) -> None:
         self._driver = driver
@@ -76,7 +77,7 @@ class TapLink:
             return
         self._reading = reading
         for device in self.devices.values():
-            if device.fd < 0:
+            if device.fd < 0 or device.fd in self._failed:
                 continue
             if reading:
                 loop.add_reader(device.fd, self._readable, device)
@@ -91,6 +92,7 @@ class TapLink:
             frames = device.read_frames(self.read_batch)
         except TapError as error:
             self.counters["device_errors"] += 1
+            self._failed.add(device.fd)
             assert self._loop is not None
             self._loop.remove_reader(device.fd)
             self._loop.call_exception_handler({"message": str(error), "exception": error})
