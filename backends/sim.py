@@ -213,6 +213,7 @@ class Simulator:
         self._links: dict[str, Link] = {}
         self._processes: list[Process] = []
         self._steps_at_now = 0
+        self._earliest_deadline: Instant | None = None
         self.counters = {"steps": 0, "frames_arrived": 0, "unattached": 0, "injected": 0}
         """``unattached`` counts frames a node sent on an interface wired to nothing."""
 
@@ -336,13 +337,17 @@ class Simulator:
         self.run_until(lambda: False, timeout=duration)
 
     def _next_at(self) -> Instant | None:
-        heap = self._heap
-        next_at = heap[0][0] if heap else None
+        """The next instant anything happens; remembers the earliest node deadline."""
+        earliest: Instant | None = None
         for host in self._host_list:
             deadline = host.node.poll_at()
-            if deadline is not None and (next_at is None or deadline < next_at):
-                next_at = deadline
-        return next_at
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        self._earliest_deadline = earliest
+        heap = self._heap
+        if heap and (earliest is None or heap[0][0] < earliest):
+            return heap[0][0]
+        return earliest
 
     def _advance(self, next_at: Instant) -> None:
         """One step at ``next_at`` (or now, if that is in the past): the module doc's 1-4."""
@@ -363,10 +368,14 @@ class Simulator:
             _, _, direction, frame = heapq.heappop(heap)
             direction.arrived += 1
             self._arrive(direction.target, frame, now)
-        for host in self._host_list:
-            deadline = host.node.poll_at()
-            if deadline is not None and deadline <= now:
-                host.node.handle_timer(now=now)
+        # A deadline armed while frames were delivered just now is not due yet
+        # unless it is <= now; the next step (at this same instant) then fires it.
+        earliest = self._earliest_deadline
+        if earliest is not None and earliest <= now:
+            for host in self._host_list:
+                deadline = host.node.poll_at()
+                if deadline is not None and deadline <= now:
+                    host.node.handle_timer(now=now)
         for process in self._processes:
             process(now)
         self._drain(now)
