@@ -22,8 +22,7 @@ import sys
 
 from backends import tap
 from simtcp import Stack, StackConfig
-from simtcp.aio import AioStack, StreamReader, StreamWriter
-from simtcp.aio.tap import over_tap
+from simtcp.aio import AioStack, StreamReader, StreamWriter, over_tap
 
 STACK_ADDRESS = "10.0.0.1"
 KERNEL_ADDRESS = "10.0.0.2/24"

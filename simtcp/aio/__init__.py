@@ -29,19 +29,12 @@ from .streams import (
     StreamWriter,
     TcpTransport,
 )
+from .tap import TapLink, over_tap
 from .virtual import SimLink, VirtualTimeDeadlock, VirtualTimeLoop, attach
-
-
-def over_tap(*args: object, **kwargs: object) -> AioStack:
-    """See :func:`simtcp.aio.tap.over_tap` (imported lazily: it needs ``backends.tap``)."""
-    from .tap import over_tap as _over_tap
-
-    return _over_tap(*args, **kwargs)  # type: ignore[arg-type]
-
 
 __all__ = [
     "DEFAULT_HIGH_WATER", "DEFAULT_LIMIT", "AioStack", "DatagramProtocolLike",
     "DatagramTransport", "FrameLink", "ListenSocket", "LoopClock", "Server", "SimLink",
-    "StreamReader", "StreamWriter", "TcpTransport", "VirtualTimeDeadlock", "VirtualTimeLoop",
-    "attach", "over_tap",
+    "StreamReader", "StreamWriter", "TapLink", "TcpTransport", "VirtualTimeDeadlock",
+    "VirtualTimeLoop", "attach", "over_tap",
 ]
