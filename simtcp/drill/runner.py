@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 import time as wall_clock
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..config import StackConfig
 from ..stack import Stack
@@ -233,6 +235,14 @@ class Runner:
             result.status, result.failure = "failed", failed.failure
         except _ScriptSkipped as skipped:
             result.status, result.skip_reason = "skipped", str(skipped)
+        except Exception as error:  # a crash inside the stack is a finding, not ours
+            # DESIGN.md: bad input from the network never raises; report where it did.
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            result.status = "failed"
+            result.failure = Failure(
+                line=self._current_line,
+                message=f"the stack raised {type(error).__name__}: {error} "
+                        f"({Path(where.filename).name}:{where.lineno})")
         result.virtual_us = self.now
         result.wall_seconds = wall_clock.perf_counter() - started
         return result

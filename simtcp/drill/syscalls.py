@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..errors import InvalidHandleError, InvalidStateError, NoRouteError
+from ..errors import InvalidHandleError, InvalidStateError, NoRouteError, SimtcpError
 from ..events import (
     ConnectionAccepted,
     ConnectionClosed,
@@ -39,6 +39,7 @@ ERRNO = {
     "ENETUNREACH": 101, "ECONNABORTED": 103, "ECONNRESET": 104, "EISCONN": 106,
     "ENOTCONN": 107, "ETIMEDOUT": 110, "ECONNREFUSED": 111, "EHOSTUNREACH": 113,
     "EALREADY": 114, "EINPROGRESS": 115, "EMSGSIZE": 90, "EHOSTDOWN": 112,
+    "EADDRNOTAVAIL": 99,
 }
 CONSTANTS = {
     "AF_INET": 2, "PF_INET": 2, "SOCK_STREAM": 1, "IPPROTO_TCP": 6, "IPPROTO_IP": 0,
@@ -63,6 +64,9 @@ _ICMP_ERRNO = {0: "ENETUNREACH", 1: "EHOSTUNREACH", 2: "ENOPROTOOPT", 3: "ECONNR
                4: "EMSGSIZE", 5: "EOPNOTSUPP", 6: "ENETUNREACH", 7: "EHOSTDOWN",
                9: "ENETUNREACH", 10: "EHOSTUNREACH", 13: "EHOSTUNREACH"}
 """errno of a hard ICMP Destination Unreachable by code, as Linux reports them."""
+_API_ERRNO = {"AddressInUseError": "EADDRINUSE", "NoRouteError": "ENETUNREACH",
+              "InvalidHandleError": "EBADF", "InvalidStateError": "EINVAL",
+              "AddressError": "EADDRNOTAVAIL"}
 
 
 class SyscallFailed(Exception):
@@ -201,7 +205,13 @@ class Sockets:
         handler = getattr(self, "_sys_" + event.name, None)
         if handler is None:
             raise Unsupported(f"system call {event.name}()")
-        result: int = handler(event.args, now)
+        try:
+            result: int = handler(event.args, now)
+        except IndexError:
+            raise Unsupported(f"{event.name}() with {len(event.args)} arguments") from None
+        except SimtcpError as error:
+            # API misuse the Stack refused: the errno a socket would give.
+            raise SyscallFailed(_API_ERRNO.get(type(error).__name__, "EINVAL")) from None
         return result
 
     def _socket(self, expr: Expr) -> Socket:

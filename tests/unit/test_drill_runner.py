@@ -13,6 +13,7 @@ from simtcp.drill.compare import format_line, options_mismatch
 from simtcp.drill.peer import SequenceSpace, payload_pattern
 from simtcp.drill.report import format_result, junit_xml, summary_line
 from simtcp.drill.runner import ScriptResult
+from simtcp.stack import Stack
 from simtcp.wire.tcp import (
     ACK,
     SYN,
@@ -350,3 +351,25 @@ def test_read_checks_the_bytes_in_order() -> None:
 +0  read(4, ..., 1000) = 200
 """
     assert run_script(script, lenient=True).passed
+
+
+def test_api_misuse_maps_to_errno() -> None:
+    script = LISTEN + """\
++0  socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
++0  bind(4, ..., ...) = 0
++0  listen(4, 1) = -1 EADDRINUSE (Address already in use)
++0  write(3, ..., 10) = -1 ENOTCONN (Transport endpoint is not connected)
++0  close(9) = -1 EBADF (Bad file descriptor)
+"""
+    result = run_script(script)
+    assert result.passed, format_result(result)
+
+
+def test_an_exception_in_the_stack_is_a_failure_not_a_crash(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Stack, "receive_frame", explode)
+    message = failed_at(run_script(HANDSHAKE), 3)
+    assert message.startswith("the stack raised RuntimeError: boom")
