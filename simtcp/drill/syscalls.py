@@ -152,6 +152,19 @@ def expr_int(expr: Expr) -> int:
     raise Unsupported(f"argument {expr!r}")
 
 
+def _iovec_length(expr: Expr) -> int:
+    """Total length of ``[{iov_base=..., iov_len=N}, {..., N}]``."""
+    if not isinstance(expr, ArrayExpr):
+        raise Unsupported("an iovec argument that is not a [{...}] list")
+    total = 0
+    for item in expr.items:
+        if not isinstance(item, StructExpr) or not item.fields:
+            raise Unsupported("iovec entries must be {iov_base, iov_len}")
+        length = item.get("iov_len")
+        total += expr_int(length if length is not None else item.fields[-1][1])
+    return total
+
+
 def _symbol(expr: Expr) -> str:
     if isinstance(expr, Symbol):
         return expr.name
@@ -369,6 +382,21 @@ class Sockets:
 
     def _sys_recv(self, args: tuple[Expr, ...], now: int) -> int:
         return self._sys_read(args[:3], now)
+
+    _sys_recvfrom = _sys_recv
+    _sys_sendto = _sys_send
+
+    def _sys_writev(self, args: tuple[Expr, ...], now: int) -> int:
+        return self._sys_write((args[0], args[1], _iovec_length(args[1])), now)
+
+    def _sys_readv(self, args: tuple[Expr, ...], now: int) -> int:
+        return self._sys_read((args[0], args[1], _iovec_length(args[1])), now)
+
+    def _sys_getsockname(self, args: tuple[Expr, ...], now: int) -> int:
+        self._socket(args[0])
+        return 0
+
+    _sys_getpeername = _sys_getsockname
 
     def _sys_shutdown(self, args: tuple[Expr, ...], now: int) -> int:
         socket = self._socket(args[0])

@@ -373,3 +373,17 @@ def test_an_exception_in_the_stack_is_a_failure_not_a_crash(
     monkeypatch.setattr(Stack, "receive_frame", explode)
     message = failed_at(run_script(HANDSHAKE), 3)
     assert message.startswith("the stack raised RuntimeError: boom")
+
+
+def test_vector_and_addressed_calls() -> None:
+    script = HANDSHAKE + """\
++0  writev(4, [{..., 600}, {iov_base=..., iov_len=400}], 2) = 1000
++0  > P. 1:1001(1000) ack 1
++0  sendto(4, ..., 10, 0, ..., ...) = 10
++.1 < P. 1:101(100) ack 1001 win 65535
++0  > P. 1001:1011(10) ack 101
++0  readv(4, [{..., 60}, {..., 60}], 2) = 100
++0  getpeername(4, ..., ...) = 0
+"""
+    result = run_script(script, lenient=True)
+    assert result.passed, format_result(result)
