@@ -100,6 +100,10 @@ class NeighbourCache:
             return
         pending = self._pending.get(next_hop)
         if pending is None:
+            if len(self._pending) >= self._config.cache_limit:
+                # A sweep of unanswered destinations must not grow memory at the sender's rate.
+                self._stats.drop(DropReason.ARP_QUEUE_FULL)
+                return
             timer = self._timers.new_timer(partial(self._retry, next_hop))
             pending = PendingResolution(interface, source, timer)
             self._pending[next_hop] = pending

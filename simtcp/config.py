@@ -22,7 +22,8 @@ class ArpConfig:
     queue_limit: int = 16
     """Packets kept per unresolved destination (RFC 1122 §2.3.2.2: at least one)."""
     cache_limit: int = 1024
-    """Neighbour entries kept at most; the oldest is evicted beyond this."""
+    """Neighbour entries kept at most (the oldest is evicted beyond this), and also the most
+    destinations under resolution at once (packets for more are dropped)."""
     gratuitous_on_add: bool = True
     """Announce a new address with a gratuitous ARP request."""
 
@@ -72,7 +73,9 @@ class StackConfig:
     seed: int = 0
     """The one source of randomness: ISN keys, ephemeral ports, IP IDs."""
     event_limit: int = 100_000
-    """Events kept for the application; beyond this the oldest data events are merged."""
+    """Events held for the application. Beyond it, events the network alone can multiply
+    (echo replies, datagrams, ICMP errors) are dropped and counted as ``events.dropped``;
+    connection events, bounded by the number of connections, are always kept."""
     arp: ArpConfig = field(default_factory=ArpConfig)
     ip: IpConfig = field(default_factory=IpConfig)
     icmp: IcmpConfig = field(default_factory=IcmpConfig)

@@ -224,6 +224,10 @@ class Stack:
         return self._events.popleft() if self._events else None
 
     def emit(self, event: Event) -> None:
+        """Queue an event for :meth:`next_event`, within ``StackConfig.event_limit``."""
+        if len(self._events) >= self.config.event_limit and isinstance(event, _DROPPABLE_EVENTS):
+            self.stats.count("events.dropped")
+            return
         self._events.append(event)
 
     # --- ARP ----------------------------------------------------------------
@@ -633,6 +637,10 @@ class Stack:
 
     def tcp_info(self, connection: int) -> TcpInfo:
         return self.tcp.info(connection)
+
+
+_DROPPABLE_EVENTS = (EchoReplyReceived, DatagramReceived, IcmpErrorReceived)
+"""Events whose number the network alone decides; see ``StackConfig.event_limit``."""
 
 
 def _address(text: str) -> int:

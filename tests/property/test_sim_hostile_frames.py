@@ -7,7 +7,6 @@ UDP, fed to a two-interface router with small limits and arbitrary time gaps.
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -220,11 +219,6 @@ def test_overlapping_fragments_drop_the_datagram() -> None:
     assert stack.stats()["ip.reassembly_bytes"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported to the lead: pending ARP resolutions have "
-    "no count limit (only each destination's queue is bounded)",
-)
 def test_forwarding_to_many_unresolved_neighbours_stays_bounded() -> None:
     """A router on a /16: a sweep of destinations nobody answers for must not pile up."""
     config = HOSTILE_CONFIG
@@ -243,11 +237,6 @@ def test_forwarding_to_many_unresolved_neighbours_stays_bounded() -> None:
     assert stack.stats()["arp.queued_packets"] <= config.arp.cache_limit * config.arp.queue_limit
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported to the lead: StackConfig.event_limit is not "
-    "enforced; events pile up while the application does not pop them",
-)
 def test_events_stay_within_event_limit() -> None:
     stack = Stack(StackConfig(event_limit=100))
     stack.add_interface("eth0", mac=OUR_MACS[0])
