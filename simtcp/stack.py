@@ -98,6 +98,8 @@ class Stack:
         self._broadcasts: set[int] = {LIMITED_BROADCAST}
         self._routes = RoutingTable()
         self._output: list[tuple[str, bytes]] = []
+        self._loopback: deque[bytes] = deque()
+        self._loopback_interface = Interface("lo", bytes(6), 65535, InterfaceOffload())
         self._events: deque[Event] = deque()
         self._ip_id = self.rng.stream("ip-id").randrange(0x10000)
         self._icmp = IcmpPolicy(config.icmp)
@@ -207,6 +209,12 @@ class Stack:
 
     def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]:
         """Every frame queued since the last call, in order, as (interface, frame)."""
+        loopback = self._loopback
+        while loopback:
+            # Datagrams to our own addresses (RFC 1122 §3.3.1.1) are delivered here, as if they
+            # had come back on the wire, so no API call re-enters a layer that is mid-update.
+            datagram = loopback.popleft()
+            self._ipv4_received(self._loopback_interface, datagram, False, now)
         output = self._output
         self._output = []
         return output
@@ -378,7 +386,7 @@ class Stack:
     def route_source(self, destination: int) -> tuple[int, int] | None:
         """(source address, MTU) used to reach ``destination``, or None (TcpHost protocol)."""
         if destination in self._local:
-            return None  # no loopback interface (yet)
+            return destination, self._loopback_interface.mtu
         route = self._routes.lookup(destination)
         if route is None:
             return None
@@ -395,6 +403,14 @@ class Stack:
                   dont_fragment: bool = False) -> bool:
         """Route, fragment if needed, resolve and queue one datagram; False if no route."""
         stats = self.stats
+        if destination in self._local:
+            self._ip_id = (self._ip_id + 1) & 0xFFFF
+            stats.count("ip.loopback")
+            self._loopback.append(Ipv4Packet(
+                source or destination, destination, protocol, payload,
+                ttl if ttl is not None else self.config.ip.default_ttl, self._ip_id,
+                dont_fragment).build())
+            return True
         if destination == LIMITED_BROADCAST:
             route = None
             iface = next(iter(self._interfaces.values()), None) if source is None else (

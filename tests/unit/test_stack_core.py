@@ -464,3 +464,18 @@ def test_icmp_error_about_our_udp_becomes_an_event() -> None:
     assert stack.next_event() == IcmpErrorReceived(
         source="10.0.0.2", icmp_type=3, code=3, original_destination="10.0.0.2",
         original_protocol=PROTOCOL_UDP)
+
+
+def test_ping_and_udp_to_our_own_address_loop_back() -> None:
+    stack = make_stack()
+    socket = stack.udp_bind(9999)
+    stack.ping("10.1.1.1", identifier=3, sequence=4, payload=b"self", now=0)
+    stack.sendto(socket, b"to me", ("10.0.0.1", 9999), now=0)
+    assert stack.frames_to_send(now=0) == []  # nothing leaves on the wire
+    events = [stack.next_event(), stack.next_event()]
+    assert stack.next_event() is None
+    assert EchoReplyReceived(source="10.1.1.1", identifier=3, sequence=4, payload=b"self",
+                             ttl=64) in events
+    assert DatagramReceived(socket=socket, source="10.0.0.1", source_port=9999,
+                            destination="10.0.0.1", destination_port=9999,
+                            data=b"to me") in events
