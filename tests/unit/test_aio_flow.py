@@ -29,10 +29,12 @@ KIB = 1024
 
 
 SND_MAX_BUG = pytest.mark.xfail(
-    strict=False, raises=OSError, reason="TCP engine: retransmit_first sends past SND.MAX without advancing it, "
+    strict=False, raises=OSError,
+    reason="TCP engine: retransmit_first sends past SND.MAX without advancing it, "
     "so the peer's ACK of those bytes is dropped as TCP_BAD_ACK until the connection times out")
 ACK_SEQ_BUG = pytest.mark.xfail(
-    strict=False, raises=OSError, reason="TCP engine: after an RTO rewinds SND.NXT, bare ACKs carry SEQ=SND.NXT, "
+    strict=False, raises=OSError,
+    reason="TCP engine: after an RTO rewinds SND.NXT, bare ACKs carry SEQ=SND.NXT, "
     "which a peer past it drops as out of window without reading the ACK field; when both "
     "sides rewind, neither advances (BSD sends bare ACKs at SND.MAX)")
 
