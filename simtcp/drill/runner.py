@@ -138,6 +138,8 @@ class _ScriptSkipped(Exception):
 class _Blocked:
     event: SyscallEvent
     started_us: int
+    until_us: int | None = None
+    """When the call returns by itself (a poll timeout), if ever."""
 
 
 class Runner:
@@ -306,11 +308,18 @@ class Runner:
         return at
 
     def _advance_to(self, at: int, *, until_output: bool = False) -> None:
-        """Fire the stack's timers due up to ``at`` in order; stop early on output if asked."""
-        stack = self._stack
+        """Fire the stack's timers due up to ``at`` in order; stop early on output if asked.
+
+        A blocked call's own timeout (poll) is one more deadline on the way.
+        """
         steps = 0
-        while stack is not None and not (until_output and self.queue):
-            deadline = stack.poll_at()
+        while not (until_output and self.queue):
+            stack = self._stack
+            deadline = stack.poll_at() if stack is not None else None
+            blocked = self.blocked
+            own = blocked.until_us if blocked is not None else None
+            if own is not None and (deadline is None or own < deadline):
+                deadline = own
             if deadline is None or deadline > at:
                 break
             steps += 1
@@ -318,7 +327,10 @@ class Runner:
                 raise self._fail(f"the stack's timers do not advance past "
                                  f"{format_time(deadline)}")
             self.now = max(self.now, deadline)
-            stack.handle_timer(now=self.now)
+            if stack is not None and deadline == stack.poll_at():
+                stack.handle_timer(now=self.now)
+            if deadline == own:
+                self._retry_blocked()
             self._settle()
         if not (until_output and self.queue):
             self.now = max(self.now, at)
@@ -377,6 +389,8 @@ class Runner:
         return format_actual(segment, sender=self.local, acked=self.remote)
 
     def _finish(self) -> None:
+        if self.blocked is not None and self.blocked.until_us is not None:
+            self._advance_to(self.blocked.until_us)  # a poll() timeout still to come
         if self.blocked is not None:
             event = self.blocked.event
             raise self._fail(f"{event.name}() blocked and never returned", line=event.line,
@@ -497,8 +511,9 @@ class Runner:
         errno: str | None = None
         self._calling = True
         try:
-            value = self.sockets.call(event, now=self.now)
-        except Blocked:
+            value = self.sockets.call(event, now=self.now, started=blocked.started_us)
+        except Blocked as still:
+            blocked.until_us = still.until
             return False
         except SyscallFailed as failed:
             value, errno = -1, failed.errno

@@ -78,7 +78,14 @@ class SyscallFailed(Exception):
 
 
 class Blocked(Exception):
-    """A blocking call cannot complete yet; the runner retries it as time passes."""
+    """A blocking call cannot complete yet; the runner retries it as time passes.
+
+    ``until`` is when the call gives up by itself (a poll timeout), if ever.
+    """
+
+    def __init__(self, until: int | None = None) -> None:
+        super().__init__(until)
+        self.until = until
 
 
 class Unsupported(Exception):
@@ -180,6 +187,7 @@ class Sockets:
         self.connections: dict[int, ConnectionState] = {}
         self.listeners: dict[int, Socket] = {}
         self.stack_built = False
+        self.started = 0
 
     # --- events ---------------------------------------------------------------
 
@@ -213,8 +221,12 @@ class Sockets:
 
     # --- dispatch -------------------------------------------------------------
 
-    def call(self, event: SyscallEvent, *, now: int) -> int:
-        """Run one call; returns its value, raises SyscallFailed / Blocked / Unsupported."""
+    def call(self, event: SyscallEvent, *, now: int, started: int | None = None) -> int:
+        """Run one call; returns its value, raises SyscallFailed / Blocked / Unsupported.
+
+        ``started`` is when a blocked call was first made (for poll timeouts).
+        """
+        self.started = now if started is None else started
         handler = getattr(self, "_sys_" + event.name, None)
         if handler is None:
             raise Unsupported(f"system call {event.name}()")
@@ -517,7 +529,7 @@ class Sockets:
     def _sys_poll(self, args: tuple[Expr, ...], now: int) -> int:
         if not isinstance(args[0], ArrayExpr):
             raise Unsupported("poll without a [{fd=..., events=...}] list")
-        ready = 0
+        entries: list[tuple[int, int, Expr | None]] = []
         for item in args[0].items:
             if not isinstance(item, StructExpr):
                 raise Unsupported("poll entries must be {fd=..., events=...}")
@@ -527,13 +539,19 @@ class Sockets:
             socket = self.sockets.get(expr_int(fd_expr))
             mask = expr_int(events_expr) | CONSTANTS["POLLERR"] | CONSTANTS["POLLHUP"]
             actual = self.revents(socket) & mask if socket else CONSTANTS["POLLNVAL"]
-            wanted_expr = item.get("revents")
+            entries.append((expr_int(fd_expr), actual, item.get("revents")))
+        ready = sum(1 for _, actual, _ in entries if actual)
+        timeout_ms = expr_int(args[2]) if len(args) > 2 else 0
+        if not ready and timeout_ms != 0:
+            if timeout_ms < 0:
+                raise Blocked
+            until = self.started + timeout_ms * 1000
+            if now < until:
+                raise Blocked(until)
+        for fd, actual, wanted_expr in entries:
             if wanted_expr is not None and expr_int(wanted_expr) != actual:
-                raise CheckFailed(f"poll revents of fd {expr_int(fd_expr)} were {actual:#x} "
+                raise CheckFailed(f"poll revents of fd {fd} were {actual:#x} "
                                   f"instead of {expr_int(wanted_expr):#x}")
-            ready += bool(actual)
-        if not ready and len(args) > 2 and expr_int(args[2]) != 0:
-            raise Blocked
         return ready
 
     def pending_config(self) -> dict[str, int | bool]:

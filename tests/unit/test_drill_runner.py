@@ -387,3 +387,17 @@ def test_vector_and_addressed_calls() -> None:
 """
     result = run_script(script, lenient=True)
     assert result.passed, format_result(result)
+
+
+def test_poll_waits_for_readiness_or_its_timeout() -> None:
+    script = HANDSHAKE + """\
++0    poll([{fd=4, events=POLLIN, revents=POLLIN}], 1, 1000) = 1
++.2   < P. 1:11(10) ack 1 win 65535
++0    read(4, ..., 100) = 10
+"""
+    result = run_script(script, lenient=True)
+    assert result.passed, format_result(result)
+    timeout = HANDSHAKE + "+0...0.35 poll([{fd=4, events=POLLIN, revents=0}], 1, 250) = 0\n"
+    result = run_script(timeout)
+    assert result.passed, format_result(result)
+    assert "returned at 0.350000" in failed_at(run_script(timeout.replace("250", "300")), 8)
