@@ -400,4 +400,5 @@ def test_poll_waits_for_readiness_or_its_timeout() -> None:
     timeout = HANDSHAKE + "+0...0.35 poll([{fd=4, events=POLLIN, revents=0}], 1, 250) = 0\n"
     result = run_script(timeout)
     assert result.passed, format_result(result)
-    assert "returned at 0.350000" in failed_at(run_script(timeout.replace("250", "300")), 8)
+    message = failed_at(run_script(timeout.replace("250", "300")), 8)
+    assert message == "poll() returned at 0.400000, not at 0.350000"
