@@ -33,7 +33,7 @@ from typing import BinaryIO
 
 from backends.impair import LinkProfile
 from backends.sim import Link, Simulator
-from simtcp.config import StackConfig, TcpConfig
+from simtcp.config import ArpConfig, StackConfig, TcpConfig
 from simtcp.errors import SimtcpError
 from simtcp.events import (
     ConnectionAccepted,
@@ -80,12 +80,19 @@ class TransferSpec:
     """Both stacks' interface MTU (the link's own ``mtu`` is set in the profiles)."""
     tcp: TcpConfig = field(default_factory=TcpConfig)
     """Both stacks' TCP configuration."""
+    arp: ArpConfig = field(default_factory=ArpConfig)
+    """Both stacks' ARP configuration (a huge ``entry_lifetime`` keeps ARP timers apart
+    from TCP's when a test looks for timers left behind)."""
     connections: int = 1
     """Concurrent connections, each carrying ``bytes`` (and ``reverse_bytes``)."""
     stall_timeout: Duration = 900 * SECOND
     """Virtual time without any progress after which the run is declared stalled."""
     time_limit: Duration | None = None
     """Virtual time after which the data phase gives up, progress or not (None: no limit)."""
+    warm_up: bool = True
+    """Resolve ARP over a perfect link before the impairments start (see ``_warm_up``);
+    without it the first frames are impaired too, and with many connections most
+    first SYNs wait on (or overflow) the ARP queue."""
     pause_reading_after: int | None = None
     """The server stops reading each connection once it holds this many bytes of it ..."""
     pause_reading_for: Duration = 0
@@ -119,6 +126,9 @@ class TransferResult:
     """``tcp.connections`` of the client and the server stacks at the end."""
     closed_at: float | None
     """Virtual seconds at which both stacks held no connection (after TIME-WAIT)."""
+    idle_for: tuple[Duration | None, Duration | None]
+    """How long after the end the client's and the server's next timer is due (None: no
+    timer armed): with nothing left to do, only ARP's entry lifetime remains."""
     min_send_window: int | None
     """Smallest peer window a client sender saw while the server was not reading
     (None without a reading pause)."""
@@ -467,11 +477,14 @@ class _Transfer:
 
 
 def _build(spec: TransferSpec) -> tuple[Simulator, Stack, Stack, Link]:
-    sim = Simulator(spec.seed)
+    # On a link without delay a whole transfer happens at one instant, one step per
+    # frame or so; beyond that many steps at one instant something loops (an ACK war).
+    total = spec.connections * (spec.bytes + spec.reverse_bytes)
+    sim = Simulator(spec.seed, max_steps_per_instant=100_000 + total // 100)
     stacks = []
     for index, (name, address) in enumerate((("client", CLIENT_ADDRESS),
                                              ("server", SERVER_ADDRESS))):
-        stack = Stack(StackConfig(seed=2 * spec.seed + index, tcp=spec.tcp))
+        stack = Stack(StackConfig(seed=2 * spec.seed + index, tcp=spec.tcp, arp=spec.arp))
         stack.add_interface("eth0", mac=f"02:00:00:00:00:{index + 1:02x}", mtu=spec.mtu)
         stack.add_address("eth0", f"{address}/24", now=0)
         sim.add_host(name, stack)
@@ -507,13 +520,20 @@ def _run_phase(sim: Simulator, transfer: _Transfer, done: Callable[[], bool], *,
     return ""
 
 
-def _warm_up(sim: Simulator, client: Stack) -> None:
-    """Resolve the server's MAC before opening many connections at once (the ARP queue
-    holds only a few packets per destination)."""
+def _warm_up(sim: Simulator, client: Stack, link: Link) -> None:
+    """Resolve both neighbours with one ping over a perfect link, then impair it.
+
+    ARP carries no checksum, and the simulator flips bits anywhere in a frame (a
+    real link's FCS would drop such frames): a flipped sender MAC would poison a
+    neighbour cache for its whole lifetime and measure ARP, not TCP. Resolving
+    first also spares many simultaneous SYNs the small ARP queue."""
+    forward, backward = link.ab.profile, link.ba.profile
+    link.set_profile(ab=LinkProfile(), ba=LinkProfile())
     client.ping(SERVER_ADDRESS, identifier=1, sequence=1, now=sim.now)
     sim.run_until(lambda: any(isinstance(event, EchoReplyReceived)
                               for event in iter(client.next_event, None)),
                   timeout=60 * SECOND)
+    link.set_profile(ab=forward, ba=backward)
 
 
 def run_transfer(spec: TransferSpec, *, pcap: BinaryIO | None = None,
@@ -533,8 +553,8 @@ def run_transfer(spec: TransferSpec, *, pcap: BinaryIO | None = None,
     reason, detail = "", ""
     started_at = finished_at = closed_at = sim.now
     try:
-        if spec.connections > 1:
-            _warm_up(sim, client)
+        if spec.warm_up:
+            _warm_up(sim, client, link)
         sim.add_process(transfer.process)
         started_at = sim.now
         transfer.open(sim.now)
@@ -562,6 +582,9 @@ def _result(spec: TransferSpec, transfer: _Transfer, retransmits: int, reason: s
             started_at: Instant, finished_at: Instant, closed_at: Instant | None,
             wall: float, cpu: float) -> TransferResult:
     left = (transfer.client.stats["tcp.connections"], transfer.server.stats["tcp.connections"])
+    now = transfer.sim.now
+    deadlines = (transfer.client.poll_at(), transfer.server.poll_at())
+    idle_for = tuple(None if at is None else at - now for at in deadlines)
     if transfer.failures:
         reason = transfer.failures[0] + (f" (+{len(transfer.failures) - 1} more)"
                                          if len(transfer.failures) > 1 else "")
@@ -577,6 +600,7 @@ def _result(spec: TransferSpec, transfer: _Transfer, retransmits: int, reason: s
         cpu_seconds=cpu, retransmits=retransmits,
         link_stats=transfer.sim.link_stats(), connections_left=left,
         closed_at=None if closed_at is None else closed_at / SECOND,
+        idle_for=(idle_for[0], idle_for[1]),
         min_send_window=transfer.min_send_window if spec.pause_reading_after is not None
         else None,
         detail=detail)

@@ -1,0 +1,483 @@
+"""TCP over the simulator: exact delivery under loss, reordering, duplication and corruption.
+
+Three kinds of test, all in virtual time:
+
+- bulk transfers (``simtcp.transfer.run_transfer``) of random sizes in both
+  directions over randomly impaired links (up to 30% loss, reordering,
+  duplication and corruption): every byte arrives intact, in order, once; both
+  ends close, and after TIME-WAIT neither stack holds a connection or a timer
+  (ARP's entry lifetime is set to days, so any nearer deadline is TCP's);
+- a slow reader that stops reading for many virtual seconds: the window
+  closes, not one byte is lost, the transfer resumes;
+- a ``RuleBasedStateMachine`` interleaving API calls on both ends with link
+  faults and time jumps, checking after every step that what each end
+  received is a prefix of what the other sent, and that the API raises only
+  its documented exceptions.
+
+Every failure found here stays as a named regression test at the bottom.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from backends.impair import LinkProfile
+from backends.sim import Link, Simulator
+from simtcp.config import ArpConfig, StackConfig, TcpConfig
+from simtcp.errors import InvalidHandleError, InvalidStateError
+from simtcp.events import (
+    ConnectionAccepted,
+    ConnectionClosed,
+    ConnectionEstablished,
+    ConnectionFailed,
+    ConnectionReset,
+    ConnectionTimedOut,
+    DataReceived,
+    PeerClosed,
+    SendSpaceAvailable,
+)
+from simtcp.stack import Stack
+from simtcp.time import MILLISECOND, SECOND
+from simtcp.transfer import PatternStream, TransferResult, TransferSpec, run_transfer
+
+ARP_FOREVER = ArpConfig(entry_lifetime=10**12)
+"""Entries live ~11 days: a deadline sooner than that after the run is not ARP's."""
+
+PATIENT_TCP = TcpConfig(syn_retries=30, data_retries=60, max_rto=5 * SECOND)
+"""30% loss plus 30% corruption each way loses about half the frames, so give-ups
+after the default retries (and minute-long backed-off RTOs) are likely over many
+examples; a patient TCP makes any failure here a bug, not bad luck."""
+
+ACK_WAR = (
+    "engine bug: after an RTO both ends rewind SND.NXT to SND.UNA (states.py "
+    "_retransmit_timeout) and send_ack uses SEQ=SND.NXT, which is below the peer's "
+    "RCV.NXT once the peer got data whose ACKs were lost; the peer finds the ACK "
+    "unacceptable (RFC 9293 §3.10.7.4), ignores its ACK field and answers with an ACK "
+    "that is just as unacceptable: an endless ACK war, both ends time out. Pure ACKs "
+    "need SEQ=SND.MAX (the RFC's SND.NXT never moves back)")
+
+probabilities = st.one_of(st.just(0.0), st.floats(0.005, 0.3), st.floats(0.005, 0.3))
+"""Two times in three a real impairment, up to the 30% the issue asks for."""
+
+profiles = st.builds(
+    LinkProfile,
+    loss=probabilities,
+    reorder=probabilities,
+    duplicate=probabilities,
+    corrupt=probabilities,
+    delay=st.integers(0, 50 * MILLISECOND),
+    jitter=st.integers(0, 5 * MILLISECOND),
+    reorder_delay=st.integers(100, 30 * MILLISECOND),
+    rate=st.one_of(st.just(0), st.integers(2_000_000, 1_000_000_000)),
+)
+
+sizes = st.one_of(
+    st.integers(0, 5000),
+    st.integers(5000, 300_000),
+    st.integers(5000, 300_000),
+    st.sampled_from([1 << 20, 2 << 20, 3 << 20]),
+)
+"""Mostly tens to hundreds of KB (several windows), sometimes empty or tiny, one time in
+four several MB."""
+
+
+def assert_clean(result: TransferResult) -> None:
+    """Delivered exactly, closed, nothing left behind."""
+    assert result.ok, result.reason + "\n" + result.detail
+    assert result.bytes_delivered == result.bytes
+    assert result.connections_left == (0, 0)
+    for idle in result.idle_for:
+        assert idle is None or idle > 10**11, f"a timer is left {idle}us after the end"
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), forward=profiles, backward=profiles, size=sizes,
+       mtu=st.sampled_from([1500, 1500, 576, 1280, 9000]))
+def test_one_way_bytes_arrive_exactly_once_in_order_under_impairments(
+        seed: int, forward: LinkProfile, backward: LinkProfile, size: int, mtu: int) -> None:
+    spec = TransferSpec(bytes=size, seed=seed, forward=forward, backward=backward, mtu=mtu,
+                        tcp=PATIENT_TCP, arp=ARP_FOREVER)
+    assert_clean(run_transfer(spec))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ACK_WAR)
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          phases=[Phase.generate],  # no shrinking: the regressions below are shrunk already
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), forward=profiles, backward=profiles,
+       size=sizes, reverse=sizes, mtu=st.sampled_from([1500, 1500, 576, 1280, 9000]))
+def test_two_way_bytes_arrive_exactly_once_in_order_under_impairments(
+        seed: int, forward: LinkProfile, backward: LinkProfile, size: int, reverse: int,
+        mtu: int) -> None:
+    spec = TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed, forward=forward,
+                        backward=backward, mtu=mtu, tcp=PATIENT_TCP, arp=ARP_FOREVER)
+    assert_clean(run_transfer(spec))
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), loss=st.floats(0.0, 0.05),
+       connections=st.integers(2, 12), size=st.integers(0, 50_000))
+def test_concurrent_connections_each_deliver_their_own_stream(
+        seed: int, loss: float, connections: int, size: int) -> None:
+    profile = LinkProfile(loss=loss, delay=2 * MILLISECOND)
+    spec = TransferSpec(bytes=size, seed=seed, forward=profile,
+                        backward=profile, connections=connections, tcp=PATIENT_TCP,
+                        arp=ARP_FOREVER)
+    assert_clean(run_transfer(spec))
+
+
+BAD_LINK = LinkProfile(loss=0.1, reorder=0.1, duplicate=0.05, corrupt=0.05,
+                       delay=10 * MILLISECOND, jitter=2 * MILLISECOND)
+
+
+def test_several_megabytes_over_a_bad_link() -> None:
+    spec = TransferSpec(bytes=3 << 20, seed=2026, forward=BAD_LINK, backward=BAD_LINK,
+                        tcp=PATIENT_TCP, arp=ARP_FOREVER)
+    result = run_transfer(spec)
+    assert_clean(result)
+    assert result.retransmits > 100  # the link really hurt
+
+
+def test_transfer_is_deterministic() -> None:
+    profile = LinkProfile(loss=0.2, reorder=0.2, duplicate=0.1, corrupt=0.1, delay=MILLISECOND)
+    spec = TransferSpec(bytes=200_000, seed=99, forward=profile,
+                        backward=profile, tcp=PATIENT_TCP)
+    first, second = run_transfer(spec), run_transfer(spec)
+    assert first.ok and second.ok
+    assert (first.virtual_seconds, first.retransmits, first.link_stats) == (
+        second.virtual_seconds, second.retransmits, second.link_stats)
+
+
+RTO_PAST_SND_MAX = (
+    "engine bug: retransmit_first (output.py) resends a full MSS from SND.UNA, past "
+    "SND.MAX when less was ever sent (here into a window of 800 bytes), without raising "
+    "SND.MAX; the peer acknowledges those bytes and _process_ack drops every such ACK as "
+    "acknowledging unsent data (drop.tcp_bad_ack), so SND.UNA never moves again and the "
+    "connection times out. retransmit_first must raise snd_max to the end it sent (or "
+    "stop at snd_max)")
+
+# --- the slow reader -------------------------------------------------------------------
+
+
+def slow_reader(seed: int, profile: LinkProfile, *, size: int = 1 << 20,
+                after: int = 100_000, pause: int = 30 * SECOND) -> TransferSpec:
+    return TransferSpec(bytes=size, seed=seed, forward=profile, backward=profile,
+                        pause_reading_after=after, pause_reading_for=pause, tcp=PATIENT_TCP,
+                        arp=ARP_FOREVER)
+
+
+def test_a_reader_that_stops_closes_the_window_and_loses_nothing() -> None:
+    # 1 MiB is four times the receive buffer: the sender must wait for the reader.
+    result = run_transfer(slow_reader(1, LinkProfile(delay=10 * MILLISECOND)))
+    assert_clean(result)
+    assert result.min_send_window == 0
+    assert result.virtual_seconds > 30  # it waited for the reader, then finished
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=RTO_PAST_SND_MAX)
+@settings(max_examples=8, deadline=None, derandomize=True, database=None,
+          phases=[Phase.generate])
+@given(seed=st.integers(0, 2**32 - 1), loss=st.floats(0.0, 0.1),
+       after=st.integers(1, 300_000), pause=st.integers(20, 120),
+       more=st.integers(0, 1_000_000))
+def test_slow_readers_under_loss_lose_nothing(seed: int, loss: float, after: int, pause: int,
+                                              more: int) -> None:
+    # What follows the pause is more than the 256 KiB receive buffer, and the pause
+    # lasts long enough for the sender to fill it even under loss.
+    size = after + 400_000 + more
+    profile = LinkProfile(loss=loss, delay=5 * MILLISECOND)
+    result = run_transfer(slow_reader(seed, profile, size=size, after=after,
+                                      pause=pause * SECOND))
+    assert_clean(result)
+    assert result.min_send_window == 0
+    assert result.virtual_seconds >= pause
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=RTO_PAST_SND_MAX)
+def test_regression_slow_reader_ack_of_a_retransmission_past_snd_max() -> None:
+    # Found by the slow-reader property: the reader stops after 1 byte for 20 s with
+    # 9.4% loss; an RTO resends 1460 bytes into an 800-byte window, past SND.MAX.
+    profile = LinkProfile(loss=0.09375, delay=5 * MILLISECOND)
+    result = run_transfer(slow_reader(33, profile, size=400_001, after=1, pause=20 * SECOND))
+    assert_clean(result)
+
+
+def test_slow_reader_without_loss_on_a_long_path() -> None:
+    result = run_transfer(slow_reader(8, LinkProfile(delay=40 * MILLISECOND,
+                                                     rate=20_000_000),
+                                      size=3 << 20, after=1 << 20, pause=90 * SECOND))
+    assert_clean(result)
+    assert result.min_send_window == 0
+    assert result.virtual_seconds > 90
+
+
+# --- API calls, link faults and time jumps, interleaved -----------------------------------------
+
+ALLOWED_API_ERRORS = (InvalidHandleError, InvalidStateError)
+"""What a call in the wrong state (or on a freed handle) may raise; anything else is a bug."""
+
+FAULTS = {
+    "perfect": LinkProfile(),
+    "slow": LinkProfile(delay=40 * MILLISECOND),
+    "lossy": LinkProfile(loss=0.3, delay=5 * MILLISECOND),
+    "chaotic": LinkProfile(loss=0.1, reorder=0.3, duplicate=0.2, corrupt=0.2,
+                           delay=5 * MILLISECOND, jitter=3 * MILLISECOND),
+    "cut": LinkProfile(loss=1.0),
+}
+
+
+@dataclass
+class End:
+    """One end of a connection as the application sees it."""
+
+    stack: Stack
+    handle: int
+    name: str
+    sent: bytearray = field(default_factory=bytearray)
+    received: bytearray = field(default_factory=bytearray)
+    peer: End | None = None
+    write_closed: bool = False
+    """We called shutdown or close: nothing more goes out."""
+    app_closed: bool = False
+    """We called close or abort: we may no longer read."""
+    gone: str = ""
+    """The event that ended the connection, if any."""
+    peer_fin: bool = False
+
+
+class TcpApiMachine(RuleBasedStateMachine):
+    """Two stacks on one link; rules are application calls, link faults and time jumps."""
+
+    ends = Bundle("ends")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_handle: dict[tuple[str, int], End] = {}
+        self.by_client_port: dict[int, End] = {}
+        self.data_offset = 0
+
+    @initialize(seed=st.integers(0, 2**32 - 1))
+    def build(self, seed: int) -> None:
+        self.sim = Simulator(seed)
+        self.client = self._stack("client", 1)
+        self.server = self._stack("server", 2)
+        self.link: Link = self.sim.connect(("client", "eth0"), ("server", "eth0"))
+        self.listener = self.server.tcp_listen(80)
+        self.data = PatternStream(seed, "machine")
+        self.sim.add_process(self._events)
+
+    def _stack(self, name: str, number: int) -> Stack:
+        stack = Stack(StackConfig(seed=number, tcp=TcpConfig(msl=2 * SECOND),
+                                  arp=ARP_FOREVER))
+        stack.add_interface("eth0", mac=f"02:00:00:00:00:{number:02x}")
+        stack.add_address("eth0", f"10.0.0.{number}/24")
+        self.sim.add_host(name, stack)
+        return stack
+
+    # --- events ---------------------------------------------------------------------
+    def _events(self, now: int) -> None:
+        for name, stack in (("client", self.client), ("server", self.server)):
+            while (event := stack.next_event()) is not None:
+                if isinstance(event, ConnectionAccepted):
+                    end = End(stack, event.connection, "server")
+                    self.by_handle["server", event.connection] = end
+                    client = self.by_client_port.get(event.remote_port)
+                    if client is not None and client.peer is None:
+                        end.peer, client.peer = client, end
+                    continue
+                end = self.by_handle.get((name, getattr(event, "connection", -1)))
+                if end is None:
+                    continue
+                if isinstance(event, PeerClosed):
+                    end.peer_fin = True
+                    self._drain(end, now)
+                    assert end.peer is None or end.app_closed or (
+                        end.received == end.peer.sent), "FIN before all the data"
+                elif isinstance(event, (ConnectionReset, ConnectionTimedOut, ConnectionFailed,
+                                        ConnectionClosed)):
+                    end.gone = end.gone or type(event).__name__
+                else:
+                    assert isinstance(event, (ConnectionEstablished, DataReceived,
+                                              SendSpaceAvailable))
+
+    def _drain(self, end: End, now: int) -> None:
+        if end.app_closed or end.gone:
+            return
+        while True:
+            try:
+                data = end.stack.receive(end.handle, -1, now=now)
+            except ALLOWED_API_ERRORS:
+                return
+            if not data:
+                return
+            end.received += data
+
+    # --- rules: the application ------------------------------------------------------
+    @precondition(lambda self: len(self.by_client_port) < 6)
+    @rule(target=ends)
+    def connect(self) -> End:
+        handle = self.client.tcp_connect("10.0.0.2", 80, now=self.sim.now)
+        end = End(self.client, handle, "client")
+        self.by_handle["client", handle] = end
+        self.by_client_port[self.client.tcp_info(handle).local_port] = end
+        return end
+
+    @rule(end=ends, size=st.integers(1, 200_000), server_side=st.booleans())
+    def send(self, end: End, size: int, server_side: bool) -> None:
+        end = self._side(end, server_side)
+        chunk = self.data.read(self.data_offset, size)
+        self.data_offset += size
+        try:
+            taken = end.stack.send(end.handle, chunk, now=self.sim.now)
+        except ALLOWED_API_ERRORS:
+            return
+        assert 0 <= taken <= size
+        assert not end.write_closed, "send accepted data after shutdown/close"
+        end.sent += chunk[:taken]
+
+    @rule(end=ends, size=st.one_of(st.just(-1), st.integers(1, 100_000)),
+          server_side=st.booleans())
+    def receive(self, end: End, size: int, server_side: bool) -> None:
+        end = self._side(end, server_side)
+        try:
+            data = end.stack.receive(end.handle, size, now=self.sim.now)
+        except ALLOWED_API_ERRORS:
+            return
+        assert size == -1 or len(data) <= size
+        end.received += data
+
+    @rule(end=ends, server_side=st.booleans())
+    def shutdown(self, end: End, server_side: bool) -> None:
+        end = self._side(end, server_side)
+        try:
+            end.stack.shutdown(end.handle, now=self.sim.now)
+        except ALLOWED_API_ERRORS:
+            return
+        end.write_closed = True
+
+    @rule(end=ends, server_side=st.booleans())
+    def close(self, end: End, server_side: bool) -> None:
+        end = self._side(end, server_side)
+        try:
+            end.stack.close(end.handle, now=self.sim.now)
+        except ALLOWED_API_ERRORS:
+            return
+        end.write_closed = end.app_closed = True
+
+    @rule(end=ends, server_side=st.booleans())
+    def abort(self, end: End, server_side: bool) -> None:
+        end = self._side(end, server_side)
+        try:
+            end.stack.abort(end.handle, now=self.sim.now)
+        except ALLOWED_API_ERRORS:
+            return
+        end.write_closed = end.app_closed = True
+        end.gone = end.gone or "aborted"
+
+    def _side(self, end: End, server_side: bool) -> End:
+        return end.peer if server_side and end.peer is not None else end
+
+    # --- rules: the network and time ----------------------------------------------------
+    @rule(fault=st.sampled_from(sorted(FAULTS)), which=st.sampled_from(["ab", "ba", "both"]))
+    def link_fault(self, fault: str, which: str) -> None:
+        profile = FAULTS[fault]
+        self.link.set_profile(ab=profile if which != "ba" else None,
+                              ba=profile if which != "ab" else None)
+
+    @rule(milliseconds=st.one_of(st.integers(0, 50), st.integers(50, 5_000),
+                                 st.integers(5_000, 200_000)))
+    def advance(self, milliseconds: int) -> None:
+        self.sim.run_for(milliseconds * MILLISECOND)
+
+    # --- invariants ------------------------------------------------------------------------
+    @invariant()
+    def received_is_a_prefix_of_sent(self) -> None:
+        for end in self.by_handle.values():
+            if end.peer is not None:
+                sent = end.peer.sent
+                assert len(end.received) <= len(sent)
+                assert end.received == sent[:len(end.received)], f"{end.name} got wrong bytes"
+            else:
+                assert not end.received or end.name == "server"
+
+    @invariant()
+    def gauges_are_sane(self) -> None:
+        for stack in (self.client, self.server):
+            assert stack.stats["tcp.connections"] >= 0
+
+    def teardown(self) -> None:
+        """Heal the link, let the ends finish and close, and check nothing is left."""
+        self.link.set_profile(ab=FAULTS["perfect"], ba=FAULTS["perfect"])
+        for _ in range(3):
+            self.sim.run_for(150 * SECOND)
+            for end in list(self.by_handle.values()):
+                self._drain(end, self.sim.now)
+        for end in self.by_handle.values():
+            peer = end.peer
+            if (peer is not None and not end.gone and not peer.gone and not end.app_closed
+                    and peer.write_closed):
+                # The peer finished writing, nobody reset: everything must have arrived.
+                assert end.received == peer.sent, f"{end.name} missed data after settling"
+        for end in list(self.by_handle.values()):
+            if not end.gone:
+                with contextlib.suppress(*ALLOWED_API_ERRORS):
+                    end.stack.close(end.handle, now=self.sim.now)
+        self.sim.run_for(600 * SECOND)
+        assert self.client.stats["tcp.connections"] == 0
+        assert self.server.stats["tcp.connections"] == 0
+        for stack in (self.client, self.server):
+            deadline = stack.poll_at()
+            assert deadline is None or deadline - self.sim.now > 10**11, "a TCP timer is left"
+
+
+TcpApiMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=30,
+                                           deadline=None)
+test_api_calls_link_faults_and_time_jumps = TcpApiMachine.TestCase
+
+
+# --- regressions: every failing case found stays here ---------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_zero_bytes_both_ways_still_closes_cleanly(seed: int) -> None:
+    assert_clean(run_transfer(TransferSpec(bytes=0, seed=seed, arp=ARP_FOREVER)))
+
+
+def test_lossless_data_both_ways_at_once() -> None:
+    profile = LinkProfile(delay=3 * MILLISECOND, rate=50_000_000)
+    assert_clean(run_transfer(TransferSpec(bytes=1 << 20, reverse_bytes=700_000, seed=5,
+                                           forward=profile, backward=profile,
+                                           arp=ARP_FOREVER)))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ACK_WAR)
+def test_regression_ack_war_after_both_ends_time_out() -> None:
+    # Shrunk by hypothesis: 3 segments + 1 byte one way, 1 segment + 1 byte back, 20%
+    # loss. Both ends' FINs get through, their ACKs do not; after each end's RTO its
+    # ACKs carry SEQ = SND.UNA, below the peer's RCV.NXT, and the ends trade
+    # unacceptable ACKs at line rate until they time out.
+    lossy = LinkProfile(loss=0.2)
+    assert_clean(run_transfer(TransferSpec(bytes=4381, reverse_bytes=1461, seed=983,
+                                           forward=lossy, backward=lossy, tcp=PATIENT_TCP,
+                                           arp=ARP_FOREVER)))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ACK_WAR)
+def test_regression_megabytes_each_way_stall() -> None:
+    # Found by the two-way property: 3 MiB one way and 2 MiB back stall at 1.9 MB.
+    assert_clean(run_transfer(TransferSpec(bytes=3 << 20, reverse_bytes=2 << 20, seed=2026,
+                                           forward=BAD_LINK, backward=BAD_LINK,
+                                           tcp=PATIENT_TCP, arp=ARP_FOREVER)))
