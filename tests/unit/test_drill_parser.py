@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from simtcp.drill.compare import format_line
 from simtcp.drill.model import (
     ELLIPSIS,
     ArrayExpr,
@@ -43,6 +46,7 @@ from simtcp.wire.tcp import (
     NopOption,
     SackOption,
     SackPermittedOption,
+    TcpOption,
     TimestampsOption,
     WindowScaleOption,
 )
@@ -328,3 +332,36 @@ def test_parse_error_names_the_line() -> None:
         parse_script("\n\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < S 0:0(0 win 1\n")
     assert error.value.line == 4
     assert "line 4" in str(error.value)
+
+
+# --- rendering and parsing agree -------------------------------------------------------
+
+_OPTIONS = st.one_of(
+    st.builds(MssOption, st.integers(0, 65535)),
+    st.builds(WindowScaleOption, st.integers(0, 14)),
+    st.just(SackPermittedOption()),
+    st.just(NopOption()),
+    st.builds(TimestampsOption, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+    st.builds(SackOption, st.lists(st.tuples(st.integers(0, 2**32 - 1),
+                                             st.integers(0, 2**32 - 1)),
+                                   min_size=1, max_size=4).map(tuple)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(inbound=st.booleans(), flags=st.integers(0, 255), seq=st.integers(0, 2**32 - 1),
+       length=st.integers(0, 65535), ack=st.none() | st.integers(0, 2**32 - 1),
+       window=st.none() | st.integers(0, 65535),
+       options=st.none() | st.lists(_OPTIONS, max_size=5).map(tuple))
+def test_rendered_lines_parse_back(inbound: bool, flags: int, seq: int, length: int,
+                                   ack: int | None, window: int | None,
+                                   options: tuple[TcpOption, ...] | None) -> None:
+    if flags == 0:
+        flags = ACK
+    text = "+0 " + format_line(inbound=inbound, flags=flags, seq=seq, length=length, ack=ack,
+                               window=window, options=options)
+    event = packet(text)
+    assert (event.inbound, event.flags, event.seq_start, event.payload_length) == (
+        inbound, flags, seq, length)
+    assert event.seq_end == (seq + length) % 2**32
+    assert (event.ack, event.window, event.options) == (ack, window, options)
