@@ -10,7 +10,12 @@ import pytest
 from simtcp.drill import run_script
 from simtcp.drill.cli import main
 from simtcp.drill.compare import format_line, options_mismatch
-from simtcp.drill.peer import SequenceSpace, payload_pattern
+from simtcp.drill.peer import (
+    SequenceSpace,
+    options_to_script,
+    options_to_wire,
+    payload_pattern,
+)
 from simtcp.drill.report import format_result, junit_xml, summary_line
 from simtcp.drill.runner import ScriptResult
 from simtcp.stack import Stack
@@ -20,6 +25,7 @@ from simtcp.wire.tcp import (
     EndOfOptionList,
     MssOption,
     NopOption,
+    SackOption,
     TimestampsOption,
 )
 
@@ -402,3 +408,19 @@ def test_poll_waits_for_readiness_or_its_timeout() -> None:
     assert result.passed, format_result(result)
     message = failed_at(run_script(timeout.replace("250", "300")), 8)
     assert message == "poll() returned at 0.400000, not at 0.350000"
+
+
+def test_inbound_options_map_sack_edges_and_echo_timestamps() -> None:
+    stack_side = SequenceSpace(2**32 - 5)
+    options = (NopOption(), SackOption(((1, 11), (21, 31))), TimestampsOption(500, 7))
+    wire = options_to_wire(options, acked=stack_side, echo={7: 123456}, latest_echo=99)
+    assert wire[1] == SackOption(((stack_side.to_wire(1), stack_side.to_wire(11)),
+                                  (stack_side.to_wire(21), stack_side.to_wire(31))))
+    assert wire[1] == SackOption(((2**32 - 4, 6), (16, 26)))
+    assert wire[2] == TimestampsOption(500, 123456)
+    unknown = options_to_wire((TimestampsOption(1, 8),), acked=stack_side, echo={},
+                              latest_echo=99)
+    assert unknown == (TimestampsOption(1, 99),)
+    remote_side = SequenceSpace(1000)
+    back = options_to_script((SackOption(((1001, 2001),)),), acked=remote_side)
+    assert back == (SackOption(((1, 1001),)),)
