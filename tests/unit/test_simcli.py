@@ -13,6 +13,7 @@ import shlex
 
 import pytest
 
+from backends.impair import LinkProfile
 from simtcp import simcli
 from simtcp.simcli import (
     ProgressBar,
@@ -24,7 +25,8 @@ from simtcp.simcli import (
     replay_command,
     spec_from_args,
 )
-from simtcp.transfer import PatternStream, expected_data
+from simtcp.time import MILLISECOND, SECOND
+from simtcp.transfer import PatternStream, TransferSpec, expected_data, run_transfer
 from simtcp.wire.pcap import read_pcap
 
 # --- values ----------------------------------------------------------------------------
@@ -266,3 +268,44 @@ def test_pattern_stream_reads_the_same_bytes_at_any_offset() -> None:
         assert stream.read(offset, size) == whole[offset:offset + size]
     assert expected_data(5, "y", 1000) != whole[:1000]
     assert expected_data(6, "x", 1000) != whole[:1000]
+
+
+# --- the transfer library's verdicts -------------------------------------------------------------
+
+
+def test_a_stall_is_a_verdict_not_a_hang() -> None:
+    dead = LinkProfile(loss=1.0)
+    result = run_transfer(TransferSpec(bytes=1000, seed=1, forward=dead, backward=dead,
+                                       stall_timeout=5 * SECOND))
+    assert not result.ok
+    assert result.reason.startswith("stalled: no progress for 5s of virtual time")
+    assert result.bytes_delivered == 0
+
+
+def test_a_time_limit_ends_a_slow_transfer() -> None:
+    slow = LinkProfile(rate=100_000, delay=10 * MILLISECOND)
+    result = run_transfer(TransferSpec(bytes=1 << 20, seed=1, forward=slow, backward=slow,
+                                       time_limit=2 * SECOND))
+    assert not result.ok
+    assert result.reason.startswith("time limit reached")
+    assert 0 < result.bytes_delivered < 1 << 20
+
+
+def test_wire_counter_sees_retransmissions_only_when_frames_are_lost() -> None:
+    clean = run_transfer(TransferSpec(bytes=300_000, seed=3))
+    lossy_link = LinkProfile(loss=0.1)
+    lossy = run_transfer(TransferSpec(bytes=300_000, seed=3, forward=lossy_link,
+                                      backward=lossy_link))
+    assert clean.ok and lossy.ok
+    assert clean.retransmits == 0
+    lost = lossy.link_stats["client:eth0>server:eth0"]["lost"]
+    assert lossy.retransmits >= lost > 0  # every lost data segment was sent again
+
+
+def test_warm_up_keeps_corrupted_arp_out_of_the_transfer() -> None:
+    # Found by a campaign: a flipped bit in an ARP sender MAC (ARP has no checksum)
+    # poisoned the server's neighbour cache and the client's SYNs went unanswered.
+    # The transfer now resolves ARP over a perfect link before impairing it.
+    bad = LinkProfile(loss=0.1, reorder=0.1, duplicate=0.1, corrupt=0.1)
+    result = run_transfer(TransferSpec(bytes=100 * 1024, seed=87, forward=bad, backward=bad))
+    assert result.ok, result.reason
