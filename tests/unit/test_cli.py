@@ -1,0 +1,54 @@
+"""The ``simtcp`` command's dispatcher: version, help, unknown commands, the console script."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from simtcp import __version__
+from simtcp.cli import SUBCOMMANDS, main
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"simtcp {__version__}"
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for command in SUBCOMMANDS:
+        assert f"{command}:" in out
+
+
+def test_unknown_command_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["frobnicate"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "simtcp: error: unknown command 'frobnicate' (choose from serve, demo, sim, drill)"]
+
+
+@pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "simtcp", "--version"], capture_output=True,
+                          text=True, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, f"simtcp {__version__}")
+
+
+@pytest.mark.skipif(shutil.which("simtcp") is None, reason="the package is not installed")
+def test_console_script_is_installed() -> None:
+    done = subprocess.run(["simtcp", "--version"], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, f"simtcp {__version__}")
