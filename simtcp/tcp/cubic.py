@@ -38,7 +38,7 @@ def integer_cbrt(value: int) -> int:
     """The largest integer ``r`` with ``r**3 <= value`` (``value >= 0``)."""
     if value <= 0:
         return 0
-    root = round(float(value) ** (1 / 3))  # then corrected exactly below
+    root = int(float(value) ** (1 / 3) + 0.5)  # then corrected exactly below
     while root**3 > value:
         root -= 1
     while (root + 1) ** 3 <= value:
