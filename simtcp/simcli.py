@@ -259,9 +259,9 @@ def _summary(args: argparse.Namespace, result: TransferResult, out: TextIO) -> N
     else:
         print(f"  FAILED: {result.reason}", file=out)
         print(f"  {result.bytes_delivered} of {result.bytes} bytes delivered", file=out)
-    goodput = (result.bytes_delivered * 8 / result.virtual_seconds / 1e6
-               if result.virtual_seconds else math.inf)
-    print(f"  virtual {result.virtual_seconds:.3f}s (goodput {goodput:.2f} Mbit/s), "
+    goodput = (f"goodput {result.bytes_delivered * 8 / result.virtual_seconds / 1e6:.2f} "
+               "Mbit/s" if result.virtual_seconds else "an instant link")
+    print(f"  virtual {result.virtual_seconds:.3f}s ({goodput}), "
           f"wall {result.wall_seconds:.3f}s, cpu {result.cpu_seconds:.3f}s", file=out)
     frames = "; ".join(f"{name}: {counts['sent']} sent, {counts['lost']} lost, "
                        f"{counts['queue_drops']} queue drops"
