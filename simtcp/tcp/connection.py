@@ -107,7 +107,7 @@ class Connection:
         "dupacks", "recover", "in_recovery",
         "rto_at", "delack_at", "persist_at", "keepalive_at", "close_at",
         "persist_backoff", "persist_probes", "keepalive_probes", "unacked_bytes",
-        "send_blocked", "last_received_at", "soft_error", "offered_wscale",
+        "send_blocked", "last_received_at", "last_oow_ack_at", "soft_error", "offered_wscale",
     )
 
     def __init__(self, *, handle: int, host: TcpHost, config: TcpConfig, timers: TimerHeap,
@@ -175,6 +175,7 @@ class Connection:
         self.unacked_bytes = 0
         self.send_blocked = False
         self.last_received_at: Instant = 0
+        self.last_oow_ack_at: Instant = -(1 << 62)
         self.soft_error: tuple[int, int] | None = None
 
     def __repr__(self) -> str:

@@ -78,8 +78,14 @@ def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Insta
 
 
 def send_ack(conn: Connection, now: Instant) -> None:
-    """A bare ACK at SND.NXT (also the challenge ACK of RFC 5961 §3.2)."""
-    transmit(conn, conn.snd_nxt, ACK, b"", now)
+    """A bare ACK (also the challenge ACK of RFC 5961 §3.2).
+
+    Its sequence number is the highest we sent, not SND.NXT: after a timeout
+    SND.NXT steps back (go-back-N) below the peer's RCV.NXT, and an ACK
+    carrying it would be unacceptable to the peer and so lost (or answered,
+    starting an ACK war).
+    """
+    transmit(conn, conn.snd_max, ACK, b"", now)
 
 
 def send_reset_for(conn: Connection, now: Instant) -> None:

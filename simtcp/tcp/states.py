@@ -49,7 +49,7 @@ from ..events import (
     PeerClosed,
     SendSpaceAvailable,
 )
-from ..time import Instant
+from ..time import MILLISECOND, Instant
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 from . import congestion
 from .connection import Connection, Listener, State
@@ -71,6 +71,8 @@ DEFAULT_MSS = 536
 """RFC 9293 §3.7.1: the send MSS when the peer's SYN carries no MSS option."""
 MIN_MSS = 64
 """Floor for a peer-announced or ICMP-derived MSS, so segments stay useful."""
+OOW_ACK_INTERVAL = 500 * MILLISECOND
+"""Least time between ACKs answering bare out-of-window segments (RFC 5961 §7 in spirit)."""
 HARD_UNREACHABLE_CODES = frozenset({2, 3, 9, 10, 13})
 """Destination-unreachable codes that end a connection attempt (RFC 1122 §4.2.3.9)."""
 
@@ -121,6 +123,7 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
     send_syn(conn, now)
     conn.rtt_sent_at = now
     conn.rto_at = now + conn.rto.rto
+    conn.rearm()
     host.stats.count("tcp.passive_opens")
 
 
@@ -274,6 +277,12 @@ def _unacceptable(conn: Connection, segment: TcpSegment, seq: int, length: int,
     if conn.state is State.TIME_WAIT and segment.flags & FIN and seq + length == conn.rcv_nxt:
         # RFC 9293 §3.10.7.4 "eighth", TIME-WAIT: a retransmitted FIN restarts 2*MSL.
         conn.close_at = now + 2 * conn.config.msl
+    elif length == 0:
+        # Like Linux's tcp_invalid_ratelimit: answer bare out-of-window segments at
+        # most every OOW_ACK_INTERVAL, so two confused ends cannot ACK each other forever.
+        if now - conn.last_oow_ack_at < OOW_ACK_INTERVAL:
+            return
+        conn.last_oow_ack_at = now
     send_ack(conn, now)
 
 
