@@ -199,6 +199,10 @@ class TcpLayer:
         """Connections in any state, TIME-WAIT and half-open included."""
         return len(self._connections)
 
+    def connections_info(self) -> list[TcpInfo]:
+        """A snapshot of every connection, half-open and TIME-WAIT included (like ``ss -t``)."""
+        return [conn.info() for conn in self._connections.values()]
+
     def connection_handles(self) -> list[int]:
         """Handles of every connection the application may know of (for tools)."""
         return [conn.handle for conn in self._connections.values() if conn.visible]
