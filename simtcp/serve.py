@@ -140,7 +140,10 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         tap.forward_signal_in_child(owner_pid, number)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    # Our own handlers during setup too: pyroute2 forks helpers, and a default
+    # SIGINT (KeyboardInterrupt) in one of them would run our teardown there.
+    previous = {number: signal.signal(number, interrupt)
+                for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM)}
     try:
         return _serve(args, name, resources)
     except KeyboardInterrupt:
@@ -150,8 +153,14 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     except OSError as error:
         return _fail(name, f"{error.strerror or error} ({error.filename or 'system call'})")
     finally:
+        # A second Ctrl-C must not cut the cleanup short: in our process the
+        # signal is now a no-op; pyroute2's forked helpers still die of it.
+        for number in previous:
+            signal.signal(number, lambda number, frame: tap.forward_signal_in_child(owner_pid,
+                                                                                    number))
         _teardown(resources)
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
