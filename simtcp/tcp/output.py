@@ -230,15 +230,15 @@ def retransmit_first(conn: Connection, now: Instant) -> None:
         conn.snd_nxt = end
 
 
-def send_window_probe(conn: Connection, now: Instant) -> None:
-    """One byte beyond a zero window (RFC 9293 §3.8.6.1), without advancing SND.NXT."""
-    nxt = conn.snd_nxt
-    if conn.send_buffer.end > nxt:
-        transmit(conn, nxt, ACK, conn.send_buffer.slice(nxt, 1), now)
-        if conn.snd_max < nxt + 1:
-            conn.snd_max = nxt + 1
-    else:
-        send_ack(conn, now)
+def send_probe(conn: Connection, now: Instant) -> None:
+    """A zero-window or keepalive probe: an empty segment at SND.UNA - 1.
+
+    The peer finds it old, so it must answer with an ACK carrying its current
+    window (RFC 9293 §3.10.7.4 "first"); no data is risked and SND.NXT does
+    not move. Linux probes the same way (RFC 1122 §4.2.3.6 allows it for
+    keepalives; for zero windows it replaces the one-byte probe of §4.2.2.17).
+    """
+    transmit(conn, conn.snd_una - 1, ACK, b"", now)
 
 
 def schedule_ack(conn: Connection, size: int, now: Instant) -> None:

@@ -24,8 +24,9 @@ class RtoEstimator:
     @property
     def rto(self) -> Duration:
         """The current timeout, backoff included, clamped to [min_rto, max_rto] (§2.4, §2.5)."""
-        rto = self._base_rto << self.backoff if self.backoff < 32 else self.max_rto
-        return min(max(rto, self.min_rto), self.max_rto)
+        rto = max(self._base_rto, self.min_rto)
+        rto = rto << self.backoff if self.backoff < 32 else self.max_rto
+        return min(rto, self.max_rto)
 
     def sample(self, rtt: Duration) -> None:
         """Take one RTT measurement (Karn's rule is the caller's job, RFC 6298 §3)."""

@@ -59,10 +59,10 @@ from .output import (
     retransmit_first,
     schedule_ack,
     send_ack,
+    send_probe,
     send_reset_for,
     send_reset_reply,
     send_syn,
-    send_window_probe,
     window_shift_for,
 )
 from .seq import unwrap
@@ -239,6 +239,11 @@ def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Inst
     state = conn.state
     seq = unwrap(segment.seq, conn.rcv_nxt)
     if state is State.SYN_RECEIVED and flags & SYN and not flags & RST and seq == conn.irs:
+        if flags & ACK and unwrap(segment.ack, conn.snd_una) == conn.snd_max:
+            # Simultaneous open (RFC 9293 Figure 8, line 6): the peer's SYN-ACK
+            # acknowledges our SYN; its SYN is the one we already hold.
+            _ack_syn_received(owner, conn, segment, seq + 1, conn.snd_max, now)
+            return
         # The peer repeated its SYN: our SYN-ACK was lost; send it again.
         send_syn(conn, now)
         conn.retransmits += 1
@@ -691,7 +696,7 @@ def _persist_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
         owner.release(conn, ConnectionTimedOut(connection=conn.handle))
         return
     conn.host.stats.count("tcp.window_probes")
-    send_window_probe(conn, now)
+    send_probe(conn, now)
     conn.persist_backoff += 1
     interval = conn.rto.rto << min(conn.persist_backoff, 16)
     conn.persist_at = now + min(interval, conn.config.max_rto)
@@ -712,7 +717,7 @@ def _keepalive_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
         return
     conn.keepalive_probes += 1
     conn.host.stats.count("tcp.keepalive_probes")
-    send_window_probe(conn, now)
+    send_probe(conn, now)
     conn.keepalive_at = now + config.keepalive_interval
 
 
