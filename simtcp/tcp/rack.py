@@ -165,7 +165,12 @@ class RackTlp:
     def on_ack(self, *, snd_una: int, sack_blocks: Sequence[tuple[int, int]], dsack: bool,
                snd_nxt: int, srtt: Duration | None, in_recovery: bool,
                now: Instant) -> RackVerdict:
-        """Process one ACK (absolute SND.UNA after it, its SACK blocks without the D-SACK one)."""
+        """Process one ACK: SND.UNA after it and its absolute SACK blocks.
+
+        A D-SACK block among ``sack_blocks`` is harmless (it covers nothing
+        still outstanding); ``dsack`` says whether there was one
+        (:attr:`.sack.SackUpdate.dsack`). ``srtt`` caps the reordering window.
+        """
         delivered = self._take_delivered(snd_una, sack_blocks)
         for segment in delivered:
             self._update_rack(segment, now)

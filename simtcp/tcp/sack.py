@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from operator import sub
 
-from .seq import unwrap
+from .seq import to_wire, unwrap
 
 DEFAULT_MAX_RANGES = 256
 DUP_THRESH = 3
@@ -181,6 +181,11 @@ def unwrap_blocks(wire_blocks: Iterable[tuple[int, int]],
         start = unwrap(left, snd_una)
         result.append((start, start + ((right - left) & 0xFFFF_FFFF)))
     return result
+
+
+def to_wire_blocks(blocks: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """32-bit edges for a :class:`~simtcp.wire.tcp.SackOption` from absolute blocks."""
+    return tuple((to_wire(start), to_wire(end)) for start, end in blocks)
 
 
 # --- receiver: which blocks to report (RFC 2018 §4, RFC 2883 §4) -----------------
@@ -551,9 +556,9 @@ class SackScoreboard:
         if top <= self.snd_una or self.retransmitted.contains(top - 1):
             return None  # nothing unSACKed, or its highest byte was already resent
         start = max(top - self.mss, self.snd_una)
-        previous = bisect_right(sacked.ends, start) - 1
-        if previous >= 0 and sacked.ends[previous] > start:
-            start = sacked.ends[previous]
+        below = bisect_right(sacked.ends, top) - 1  # the SACKed range just under the hole
+        if below >= 0 and sacked.ends[below] > start:
+            start = sacked.ends[below]
         return NextSegment(kind=SegmentKind.RESCUE, start=start, end=top)
 
     def note_sent(self, segment: NextSegment) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simtcp.tcp.buffers import ReceiveBuffer
 from simtcp.tcp.sack import (
     NextSegment,
     RangeSet,
@@ -13,6 +14,7 @@ from simtcp.tcp.sack import (
     SackScoreboard,
     SegmentKind,
     duplicate_range,
+    to_wire_blocks,
     unwrap_blocks,
 )
 
@@ -319,3 +321,79 @@ def test_is_lost_and_pipe_match_the_rfc_per_byte(blocks: list[tuple[int, int]],
     assert [seq for seq in range(high) if board.is_lost(seq)] == lost
     # SetPipe() (RFC 6675 §4) with nothing retransmitted: unSACKed and not lost.
     assert board.pipe(high) == high - len(sacked) - len(lost)
+
+
+def test_to_wire_blocks() -> None:
+    assert to_wire_blocks([((1 << 32) - 16, (1 << 32) + 16)]) == ((0xFFFF_FFF0, 0x10),)
+
+
+arrivals = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 12)), min_size=1,
+                    max_size=40)
+
+
+@given(arrivals, st.integers(1, 4))
+@settings(max_examples=200, deadline=None)
+def test_receiver_blocks_follow_rfc_2018_and_2883(segments: list[tuple[int, int]],
+                                                  limit: int) -> None:
+    buffer = ReceiveBuffer(capacity=1 << 20, max_blocks=64)
+    receiver = SackReceiver()
+    rcv_nxt = 10
+    for start, size in segments:
+        end = start + size
+        held_before = buffer.out_of_order_blocks()
+        duplicate = duplicate_range(start, end, rcv_nxt, held_before)
+        held_bytes = {b for s, e in held_before for b in range(s, e)}
+        expected_dup = sorted(b for b in range(start, end) if b < rcv_nxt or b in held_bytes)
+        if duplicate is not None:
+            assert set(range(*duplicate)) <= set(expected_dup)
+        else:
+            assert not expected_dup
+        clipped = max(start, rcv_nxt)
+        if end > clipped:
+            rcv_nxt = buffer.add(clipped, bytes(end - clipped), rcv_nxt)
+        receiver.record_arrival(start, end, rcv_nxt=rcv_nxt, duplicate=duplicate)
+        held = buffer.out_of_order_blocks()
+        blocks = receiver.option_blocks(rcv_nxt=rcv_nxt, held=held, limit=limit)
+        assert len(blocks) <= limit
+        rest = blocks
+        if duplicate is not None:
+            assert blocks[0] == duplicate  # RFC 2883 §4: D-SACK first
+            rest = blocks[1:]
+        assert all(block in held for block in rest)
+        assert len(set(rest)) == len(rest)
+        containing = [block for block in held if block[0] <= end - 1 < block[1]]
+        if containing and rest and duplicate is None:
+            assert rest[0] == containing[0]  # RFC 2018 §4: the latest segment's block first
+        assert len(rest) >= min(limit - (duplicate is not None), len(held))
+
+
+@given(st.lists(st.tuples(st.integers(0, 99), st.integers(1, 10)), min_size=1, max_size=15),
+       st.integers(1, 6))
+@settings(max_examples=200, deadline=None)
+def test_nextseg_resends_every_hole_below_the_highest_sack_once(
+        blocks: list[tuple[int, int]], mss: int) -> None:
+    high = 110
+    board = SackScoreboard(snd_una=0, mss=mss)
+    sacked: set[int] = set()
+    for start, size in blocks:
+        board.update(ack=0, blocks=[(start, start + size)], high_data=high)
+        sacked |= set(range(start, start + size))
+    board.enter_recovery(high)
+    resent: list[int] = []
+    rescue = 0
+    for _ in range(200):
+        segment = board.next_segment(high_data=high, new_data=False)
+        if segment is None:
+            break
+        assert 0 < segment.end - segment.start <= mss
+        piece = list(range(segment.start, segment.end))
+        assert not set(piece) & sacked  # never resend SACKed bytes
+        assert not set(piece) & set(resent)  # never resend twice
+        resent.extend(piece)
+        rescue += segment.kind is SegmentKind.RESCUE
+        board.note_sent(segment)
+    assert rescue <= 1
+    top = max(sacked)
+    holes = {b for b in range(0, top) if b not in sacked}
+    assert holes <= set(resent)  # rules (1) and (3) cover every hole under the top SACK
+    assert board.pipe(high) == high - len(sacked) - board.lost_bytes(high) + len(resent)
