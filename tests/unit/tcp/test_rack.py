@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simtcp.tcp.buffers import ReceiveBuffer
 from simtcp.tcp.rack import INITIAL_PTO, WC_DEL_ACK_T, Probe, RackTlp
+from simtcp.tcp.sack import SackReceiver, SackScoreboard, SegmentKind, duplicate_range
 from simtcp.time import MILLISECOND, SECOND
 
 MSS = 1000
@@ -238,3 +242,162 @@ def test_sacks_in_any_order_deliver_each_record_once(order: list[int]) -> None:
                 srtt=None, in_recovery=False, now=1000)
     assert rack.outstanding_segments == 0
     assert rack.sacked_segments == 0
+
+
+# --- RACK-TLP with the SACK scoreboard and receiver: a miniature engine -----------------
+
+
+class _Model:
+    """Sender (scoreboard + RACK-TLP) and receiver (ReceiveBuffer + SackReceiver) joined
+    by a 50 ms path with per-packet extra delay; shows how the engine wires the hooks."""
+
+    def __init__(self, count: int, drops: list[bool], jitter: list[int]) -> None:
+        self.mss = 100
+        self.high = BASE + count * self.mss
+        self.rack = RackTlp()
+        self.board = SackScoreboard(snd_una=BASE, mss=self.mss)
+        self.buffer = ReceiveBuffer(capacity=1 << 20, max_blocks=64)
+        self.receiver = SackReceiver()
+        self.rcv_nxt = BASE
+        self.snd_una = BASE
+        self.drops = drops
+        self.jitter = jitter
+        self.sent = 0
+        self.events: list[tuple[int, int, str, tuple[int, ...]]] = []
+        self.order = 0
+        self.srtt = 100 * MILLISECOND
+        self.rto_at: int | None = None
+        self.rtos = 0
+        self.probes = 0
+        self.in_recovery = False
+        self.probe_at: int | None = None
+        self.reorder_at: int | None = None
+
+    def push(self, at: int, kind: str, *args: int) -> None:
+        self.order += 1
+        heapq.heappush(self.events, (at, self.order, kind, args))
+
+    def transmit(self, start: int, end: int, now: int, *, first: bool) -> None:
+        self.rack.on_transmit(start, end, now=now)
+        index = self.sent
+        self.sent += 1
+        if first and self.drops[index % len(self.drops)]:
+            return  # only first transmissions are ever dropped
+        delay = 50 * MILLISECOND + self.jitter[index % len(self.jitter)] * MILLISECOND
+        self.push(now + delay, "data", start, end)
+        if self.rto_at is None:
+            self.rto_at = now + 1 * SECOND
+
+    def arrive(self, start: int, end: int, now: int) -> None:
+        held = self.buffer.out_of_order_blocks()
+        duplicate = duplicate_range(start, end, self.rcv_nxt, held)
+        clipped = max(start, self.rcv_nxt)
+        if end > clipped:
+            self.rcv_nxt = self.buffer.add(clipped, bytes(end - clipped), self.rcv_nxt)
+        self.receiver.record_arrival(start, end, rcv_nxt=self.rcv_nxt, duplicate=duplicate)
+        blocks = self.receiver.option_blocks(rcv_nxt=self.rcv_nxt,
+                                             held=self.buffer.out_of_order_blocks(), limit=3)
+        flat = [edge for block in blocks for edge in block]
+        self.push(now + 50 * MILLISECOND, "ack", self.rcv_nxt, *flat)
+
+    def ack(self, ack: int, flat: tuple[int, ...], now: int) -> None:
+        blocks = list(zip(flat[0::2], flat[1::2], strict=True))
+        update = self.board.update(ack=ack, blocks=blocks, high_data=self.high)
+        advanced = ack > self.snd_una
+        self.snd_una = max(self.snd_una, ack)
+        verdict = self.rack.on_ack(snd_una=self.snd_una, sack_blocks=blocks,
+                                   dsack=update.dsack is not None, snd_nxt=self.high,
+                                   srtt=self.srtt, in_recovery=self.in_recovery, now=now)
+        if advanced:
+            self.rto_at = now + 1 * SECOND if self.snd_una < self.high else None
+        if self.in_recovery and self.snd_una >= self.high:
+            self.in_recovery = False
+            self.board.exit_recovery()
+            self.rack.on_recovery_exit()
+        self.after_verdict(verdict.lost, verdict.reorder_at, now)
+        if advanced:
+            self.arm_probe(now)
+
+    def after_verdict(self, lost: tuple[tuple[int, int], ...], reorder_at: int | None,
+                      now: int) -> None:
+        for start, end in lost:
+            self.board.mark_lost(start, end)
+        if lost and not self.in_recovery:
+            self.in_recovery = True
+            self.board.enter_recovery(self.high)
+        self.reorder_at = reorder_at
+        if reorder_at is not None:
+            self.push(reorder_at, "reorder")
+        while self.in_recovery:
+            segment = self.board.next_segment(high_data=self.high, new_data=False)
+            if segment is None or segment.kind is SegmentKind.RESCUE:
+                break
+            self.board.note_sent(segment)
+            self.transmit(segment.start, segment.end, now, first=False)
+
+    def arm_probe(self, now: int) -> None:
+        flight = self.high - self.snd_una
+        self.probe_at = self.rack.probe_deadline(now=now, srtt=self.srtt, rto_at=self.rto_at,
+                                                 in_recovery=self.in_recovery,
+                                                 flight_size=flight, mss=self.mss)
+        if self.probe_at is not None:
+            self.push(self.probe_at, "probe")
+
+    def run(self) -> int:
+        for index in range((self.high - BASE) // self.mss):
+            start = BASE + index * self.mss
+            self.transmit(start, start + self.mss, index * MILLISECOND, first=True)
+        self.arm_probe((self.high - BASE) // self.mss * MILLISECOND)
+        now = 0
+        while self.events and self.snd_una < self.high and now < 60 * SECOND:
+            at, _, kind, args = heapq.heappop(self.events)
+            if self.rto_at is not None and self.rto_at < at:
+                now = self.rto_at
+                self.rtos += 1
+                self.rto_at = None
+                self.board.on_rto()
+                verdict = self.rack.on_rto(now=now)
+                self.in_recovery = False
+                self.after_verdict(verdict.lost, None, now)
+                for start, end in verdict.lost:
+                    self.transmit(start, end, now, first=False)
+                heapq.heappush(self.events, (at, 0, kind, args))
+                continue
+            now = at
+            if kind == "data":
+                self.arrive(args[0], args[1], now)
+            elif kind == "ack":
+                self.ack(args[0], args[1:], now)
+            elif kind == "reorder" and self.reorder_at == at:
+                verdict = self.rack.on_reorder_timeout(srtt=self.srtt,
+                                                       in_recovery=self.in_recovery, now=now)
+                self.after_verdict(verdict.lost, verdict.reorder_at, now)
+            elif kind == "probe" and self.probe_at == at and self.snd_una < self.high:
+                probe = self.rack.choose_probe(new_data_available=False, snd_nxt=self.high,
+                                               mss=self.mss)
+                if probe is not None:
+                    self.probes += 1
+                    self.board.note_retransmit(probe.start, probe.end)
+                    self.transmit(probe.start, probe.end, now, first=False)
+                    self.rack.on_probe_sent(snd_nxt=self.high, retransmission=True, now=now)
+        return now
+
+
+@given(st.integers(2, 40), st.lists(st.booleans(), min_size=1, max_size=40),
+       st.lists(st.integers(0, 20), min_size=1, max_size=40))
+@settings(max_examples=150, deadline=None)
+def test_any_first_transmission_losses_recover_without_rto(count: int, drops: list[bool],
+                                                           jitter: list[int]) -> None:
+    model = _Model(count, drops, jitter)
+    model.run()
+    assert model.rcv_nxt == model.high  # every byte delivered
+    assert model.snd_una == model.high
+    assert model.rtos == 0  # RACK and TLP did it all (retransmissions are never lost)
+    assert model.probes <= 1 + sum(drops)
+
+
+def test_model_tail_loss_uses_one_probe() -> None:
+    model = _Model(10, [False] * 9 + [True], [0])
+    model.run()
+    assert model.rcv_nxt == model.high
+    assert (model.probes, model.rtos) == (1, 0)
