@@ -51,6 +51,8 @@ class TcpConfig:
     """Range for automatically chosen local ports."""
     window_scaling: bool = True
     """Offer the window scale option (RFC 7323 §2) so windows may exceed 64 KiB."""
+    timestamps: bool = True
+    """Offer timestamps (RFC 7323 §3): RTT from every ACK (RTTM) and PAWS."""
     max_out_of_order_blocks: int = 256
     """Separate out-of-order ranges held per connection; segments making more are dropped."""
     fin_wait_2_timeout: Duration = 60 * SECOND

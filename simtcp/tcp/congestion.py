@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import ConfigError
-from ..time import Instant
+from ..time import Duration, Instant
 
 
 class CongestionControl:
@@ -34,6 +34,9 @@ class CongestionControl:
         """The effective MSS changed (handshake or PMTU); keep cwnd at least one segment."""
         self.mss = mss
         self.cwnd = max(self.cwnd, mss)
+
+    def on_rtt_sample(self, rtt: Duration) -> None:
+        """An RTT measurement; algorithms that need it (CUBIC) override this."""
 
     def on_ack(self, acked: int, flight_size: int, now: Instant) -> None:
         """New data acknowledged outside recovery."""
@@ -111,6 +114,11 @@ ALGORITHMS: dict[str, Callable[..., CongestionControl]] = {"newreno": NewReno, "
 def create(name: str, *, mss: int, initial_window_segments: int) -> CongestionControl:
     """An algorithm by its config name; ConfigError for an unknown name."""
     factory = ALGORITHMS.get(name.lower())
+    if factory is None and name.lower() == "cubic":
+        from .cubic import cubic_factory  # late: cubic subclasses CongestionControl
+
+        factory = ALGORITHMS["cubic"] = cubic_factory
     if factory is None:
-        raise ConfigError(f"unknown congestion control {name!r} (known: {sorted(ALGORITHMS)})")
+        known = sorted({*ALGORITHMS, "cubic"})
+        raise ConfigError(f"unknown congestion control {name!r} (known: {known})")
     return factory(mss=mss, initial_window_segments=initial_window_segments)

@@ -18,6 +18,7 @@ from .buffers import ReceiveBuffer, SendBuffer
 from .config import TcpConfig
 from .congestion import CongestionControl
 from .host import TcpHost
+from .options import TimestampClock, TimestampState
 from .rto import RtoEstimator
 
 
@@ -69,6 +70,7 @@ class TcpInfo:
     bytes_readable: int = 0
     bytes_out_of_order: int = 0
     window_scaling: bool = False
+    timestamps: bool = False
     backlog: int = 0
     queued: int = 0
 
@@ -108,11 +110,13 @@ class Connection:
         "rto_at", "delack_at", "persist_at", "keepalive_at", "close_at",
         "persist_backoff", "persist_probes", "keepalive_probes", "unacked_bytes",
         "send_blocked", "last_received_at", "last_oow_ack_at", "soft_error", "offered_wscale",
+        "ts_ok", "ts_clock", "ts", "last_ack_sent",
     )
 
     def __init__(self, *, handle: int, host: TcpHost, config: TcpConfig, timers: TimerHeap,
                  timer: TimerHandle, local: tuple[int, int], remote: tuple[int, int],
-                 iss: int, our_mss: int, cc: CongestionControl) -> None:
+                 iss: int, our_mss: int, cc: CongestionControl,
+                 ts_clock: TimestampClock) -> None:
         self.handle = handle
         self.state = State.CLOSED
         self.host = host
@@ -177,6 +181,12 @@ class Connection:
         self.last_received_at: Instant = 0
         self.last_oow_ack_at: Instant = -(1 << 62)
         self.soft_error: tuple[int, int] | None = None
+        self.ts_ok = False
+        """Both SYNs carried timestamps: every segment now does (RFC 7323 §3.2)."""
+        self.ts_clock = ts_clock
+        self.ts = TimestampState()
+        self.last_ack_sent = 0
+        """RCV.NXT as of our latest segment: Last.ACK.sent of RFC 7323 §4.3."""
 
     def __repr__(self) -> str:
         return (f"<Connection {self.handle} {self.state.value} "
@@ -213,5 +223,5 @@ class Connection:
             retransmits=self.retransmits, bytes_in_send_buffer=len(self.send_buffer),
             bytes_readable=len(self.receive_buffer.readable),
             bytes_out_of_order=self.receive_buffer.out_of_order_bytes,
-            window_scaling=bool(self.snd_wscale or self.rcv_wscale),
+            window_scaling=bool(self.snd_wscale or self.rcv_wscale), timestamps=self.ts_ok,
         )

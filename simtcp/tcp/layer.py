@@ -31,6 +31,7 @@ from .config import TcpConfig
 from .connection import Connection, Listener, State, TcpInfo, format_address
 from .host import TcpHost
 from .isn import initial_sequence_number
+from .options import TimestampClock
 from .output import output, send_ack, send_reset_reply, send_syn, window_shift_for
 
 __all__ = ["TcpInfo", "TcpLayer"]
@@ -261,9 +262,10 @@ class TcpLayer:
         cc = congestion.create(config.congestion_control, mss=our_mss,
                                initial_window_segments=config.initial_window_segments)
         timer = self.timers.new_timer(_no_callback)
+        clock = TimestampClock.for_connection(self.rng, local[0], local[1], remote[0], remote[1])
         conn = Connection(handle=handle, host=self.host, config=config, timers=self.timers,
                           timer=timer, local=local, remote=remote, iss=iss, our_mss=our_mss,
-                          cc=cc)
+                          cc=cc, ts_clock=clock)
         timer.callback = lambda now: self._timer_fired(conn, now)
         self._connections[conn.key] = conn
         self._handles[handle] = conn

@@ -22,12 +22,14 @@ from ..wire.tcp import (
     NopOption,
     TcpOption,
     TcpSegment,
+    TimestampsOption,
     WindowScaleOption,
 )
 from .connection import Connection, State
 from .host import TcpHost
 from .seq import SEQ_MASK
 
+_NOP = NopOption()
 MAX_WINDOW_SHIFT = 14
 """RFC 7323 §2.3: a shift count above 14 is used as 14."""
 
@@ -69,9 +71,15 @@ def advertised_window(conn: Connection) -> int:
 
 def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Instant) -> None:
     """Send one synchronized-state segment; it carries our latest ACK and window."""
+    rcv_nxt = conn.rcv_nxt
+    options: tuple[TcpOption, ...] = ()
+    if conn.ts_ok:
+        # RFC 7323 §3.2: every segment; NOP NOP TS is the layout of Appendix A.
+        options = (_NOP, _NOP, TimestampsOption(conn.ts_clock.tsval(now), conn.ts.ts_recent))
+        conn.last_ack_sent = rcv_nxt
     segment = TcpSegment(conn.local_port, conn.remote_port, seq & SEQ_MASK,
-                         conn.rcv_nxt & SEQ_MASK, flags | ACK, advertised_window(conn),
-                         (), payload)
+                         rcv_nxt & SEQ_MASK, flags | ACK, advertised_window(conn),
+                         options, payload)
     conn.unacked_bytes = 0
     conn.delack_at = None
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
@@ -111,7 +119,11 @@ def send_syn(conn: Connection, now: Instant) -> None:
     """SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) with our MSS and maybe window scale."""
     options: tuple[TcpOption, ...] = (MssOption(conn.rcv_mss),)
     if conn.offered_wscale >= 0:
-        options += (NopOption(), WindowScaleOption(conn.offered_wscale))
+        options += (_NOP, WindowScaleOption(conn.offered_wscale))
+    if conn.ts_ok or (conn.state is State.SYN_SENT and conn.config.timestamps):
+        # RFC 7323 §3.2: offer in our SYN; echo in a SYN-ACK only if the SYN offered.
+        echo = conn.ts.ts_recent if conn.state is State.SYN_RECEIVED else 0
+        options += (_NOP, _NOP, TimestampsOption(conn.ts_clock.tsval(now), echo))
     flags = SYN
     ack = 0
     if conn.state is State.SYN_RECEIVED:

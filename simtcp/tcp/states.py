@@ -50,10 +50,11 @@ from ..events import (
     SendSpaceAvailable,
 )
 from ..time import MILLISECOND, Instant
-from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment, TimestampsOption
 from . import congestion
 from .connection import Connection, Listener, State
 from .host import TcpHost
+from .options import TIMESTAMPS_SPACE, accepts_missing_timestamps
 from .output import (
     output,
     retransmit_first,
@@ -119,7 +120,7 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
     _learn_peer_syn(conn, segment)
     if segment.window_scale is not None and conn.config.window_scaling:
         conn.offered_wscale = window_shift_for(conn.config.receive_buffer)
-    _apply_syn_options(conn, segment)
+    _apply_syn_options(conn, segment, now)
     send_syn(conn, now)
     conn.rtt_sent_at = now
     conn.rto_at = now + conn.rto.rto
@@ -131,6 +132,7 @@ def _learn_peer_syn(conn: Connection, segment: TcpSegment) -> None:
     """Record IRS and the peer's SYN window (never scaled, RFC 7323 §2.2)."""
     conn.irs = segment.seq
     conn.rcv_nxt = segment.seq + 1
+    conn.last_ack_sent = conn.rcv_nxt
     conn.rcv_adv = conn.rcv_nxt + min(conn.receive_buffer.free_space, 0xFFFF)
     conn.snd_wnd = segment.window
     conn.max_snd_wnd = segment.window
@@ -138,12 +140,22 @@ def _learn_peer_syn(conn: Connection, segment: TcpSegment) -> None:
     conn.snd_wl2 = conn.iss
 
 
-def _apply_syn_options(conn: Connection, segment: TcpSegment) -> None:
-    """MSS (RFC 9293 §3.7.1) and window scale (RFC 7323 §2.2) from the peer's SYN."""
+def _apply_syn_options(conn: Connection, segment: TcpSegment, now: Instant) -> None:
+    """MSS (RFC 9293 §3.7.1), window scale (RFC 7323 §2.2) and timestamps (§3.2)."""
+    config = conn.config
+    timestamps = segment.timestamps
+    if config.timestamps and timestamps is not None:
+        conn.ts_ok = True
+        conn.ts.learn_from_syn(timestamps.value, now)
+    else:
+        conn.ts_ok = False
     peer_mss = segment.mss
     if peer_mss is None:
         peer_mss = DEFAULT_MSS
-    conn.snd_mss = max(min(peer_mss, conn.rcv_mss), MIN_MSS)
+    # The effective send MSS leaves room for the options every segment will carry
+    # (RFC 6691 §3): with timestamps, a full-sized segment is 12 bytes shorter.
+    conn.snd_mss = max(min(peer_mss, conn.rcv_mss) - (TIMESTAMPS_SPACE if conn.ts_ok else 0),
+                       MIN_MSS)
     peer_shift = segment.window_scale
     if conn.offered_wscale >= 0 and peer_shift is not None:
         conn.snd_wscale = min(peer_shift, 14)
@@ -151,7 +163,6 @@ def _apply_syn_options(conn: Connection, segment: TcpSegment) -> None:
     else:
         conn.snd_wscale = conn.rcv_wscale = 0
         conn.offered_wscale = -1 if conn.state is State.SYN_RECEIVED else conn.offered_wscale
-    config = conn.config
     conn.cc = congestion.create(config.congestion_control, mss=conn.snd_mss,
                                 initial_window_segments=config.initial_window_segments)
 
@@ -188,7 +199,7 @@ def _syn_sent(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant)
         stats.drop(DropReason.TCP_BAD_SEGMENT)
         return
     _learn_peer_syn(conn, segment)
-    _apply_syn_options(conn, segment)
+    _apply_syn_options(conn, segment, now)
     if not flags & ACK:
         # Simultaneous open (RFC 9293 §3.10.7.3, Figure 8): answer with SYN-ACK.
         conn.state = State.SYN_RECEIVED
@@ -196,7 +207,7 @@ def _syn_sent(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant)
         conn.rto_at = now + conn.rto.rto
         return
     if conn.retries == 0:
-        conn.rto.sample(now - conn.rtt_sent_at)  # Karn: only an unretransmitted SYN
+        _rtt_sample(conn, now - conn.rtt_sent_at)  # Karn: only an unretransmitted SYN
     conn.snd_una = ack
     conn.snd_wl2 = ack
     conn.retries = 0
@@ -249,9 +260,18 @@ def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Inst
         conn.retransmits += 1
         return
     length = segment.segment_length
+    timestamps = None
+    if conn.ts_ok:
+        timestamps = segment.timestamps
+        if _fails_timestamp_checks(conn, segment, timestamps, now):
+            return
     if not _acceptable(conn, seq, length):
         _unacceptable(conn, segment, seq, length, now)
         return
+    if timestamps is not None:
+        # RFC 7323 §4.3 (2) / §5.3 R3: echo the newest TSval of a segment covering Last.ACK.sent.
+        conn.ts.update_recent(timestamps.value, seg_seq=seq, last_ack_sent=conn.last_ack_sent,
+                              now=now)
     conn.last_received_at = now
     if flags & RST:
         _reset_arrives(owner, conn, seq, now)
@@ -270,6 +290,24 @@ def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Inst
         if conn.state is State.CLOSED:
             return
     output(conn, now)
+
+
+def _fails_timestamp_checks(conn: Connection, segment: TcpSegment,
+                            timestamps: TimestampsOption | None, now: Instant) -> bool:
+    """RFC 7323 §3.2 (a missing TSopt) and §5.3 R1 (PAWS); True means dropped."""
+    rst = bool(segment.flags & RST)
+    if timestamps is None:
+        if accepts_missing_timestamps(True, rst=rst):
+            return False
+        conn.host.stats.drop(DropReason.TCP_BAD_SEGMENT)
+        return True
+    if not conn.ts.paws_rejects(timestamps.value, rst=rst, now=now):
+        return False
+    conn.host.stats.drop(DropReason.TCP_PAWS)
+    if segment.segment_length or now - conn.last_oow_ack_at >= OOW_ACK_INTERVAL:
+        conn.last_oow_ack_at = now
+        send_ack(conn, now)  # R1: an old duplicate is answered with an ACK and dropped
+    return True
 
 
 def _unacceptable(conn: Connection, segment: TcpSegment, seq: int, length: int,
@@ -328,7 +366,7 @@ def _ack_syn_received(owner: Owner, conn: Connection, segment: TcpSegment, seq: 
         send_reset_reply(conn.host, conn.remote_address, conn.local_address, segment, now)
         return False
     if conn.retries == 0:
-        conn.rto.sample(now - conn.rtt_sent_at)
+        _rtt_sample(conn, now - conn.rtt_sent_at)
     conn.retries = 0
     conn.rto.reset_backoff()
     conn.rto_at = None
@@ -420,6 +458,13 @@ def _process_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, 
             conn.persist_backoff = 0
     if ack > una:
         _new_ack(owner, conn, ack, now)
+        if conn.ts_ok:
+            timestamps = segment.timestamps
+            if timestamps is not None and timestamps.echo_reply:
+                # RFC 7323 §4.1-§4.2: RTTM from an ACK that advances SND.UNA.
+                rtt = conn.ts_clock.rtt_from_echo(timestamps.echo_reply, now)
+                if rtt is not None:
+                    _rtt_sample(conn, rtt)
     elif (conn.snd_nxt > una and not segment.payload and not segment.flags & (SYN | FIN)
           and window == old_window):
         _duplicate_ack(conn, now)  # RFC 5681 §2's definition of a duplicate ACK
@@ -436,8 +481,9 @@ def _new_ack(owner: Owner, conn: Connection, ack: int, now: Instant) -> None:
     conn.send_buffer.acknowledge(ack)
     rtt_seq = conn.rtt_seq
     if rtt_seq is not None and ack >= rtt_seq:
-        conn.rto.sample(now - conn.rtt_sent_at)
         conn.rtt_seq = None
+        if not conn.ts_ok:
+            _rtt_sample(conn, now - conn.rtt_sent_at)
     conn.retries = 0
     conn.rto.reset_backoff()
     cc = conn.cc
@@ -459,6 +505,11 @@ def _new_ack(owner: Owner, conn: Connection, ack: int, now: Instant) -> None:
         if buffer.free_space >= max(buffer.capacity >> 2, 1):
             conn.send_blocked = False
             conn.host.emit(SendSpaceAvailable(connection=conn.handle, space=buffer.free_space))
+
+
+def _rtt_sample(conn: Connection, rtt: int) -> None:
+    conn.rto.sample(rtt)
+    conn.cc.on_rtt_sample(rtt)
 
 
 def _duplicate_ack(conn: Connection, now: Instant) -> None:
