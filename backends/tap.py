@@ -5,9 +5,22 @@ Theory of operation
 
 A :class:`TapDevice` is one TAP interface: the file descriptor we read and
 write Ethernet frames on (``/dev/net/tun`` with ``IFF_TAP | IFF_NO_PI``, so
-there is no packet-information header and no virtio-net header: no offloads),
-and the kernel's side of it, a network interface that pyroute2 addresses,
-brings up and, optionally, moves into a network namespace.
+there is no packet-information header), and the kernel's side of it, a
+network interface that pyroute2 addresses, brings up and, optionally, moves
+into a network namespace.
+
+Offloads (DESIGN.md "Offload-ready"): with ``offload=True`` the device is
+opened with ``IFF_VNET_HDR``, the 12-byte virtio-net header
+(:mod:`backends.vnet`) in front of every frame, and ``TUNSETOFFLOAD`` with
+``TUN_F_CSUM | TUN_F_TSO4``. The kernel then hands us TCP segments of up to
+64 KiB (GSO) with partial checksums, and takes the same from us: one read or
+write carries what would be 40 wire frames, and per-frame cost is what limits
+a Python stack. The loop passes the header's verdict to the stack
+(``receive_frame(..., checksum_verified=, gso_size=)``) and derives the
+header of each frame it writes from the frame (:func:`backends.vnet.tx_header`).
+IPv6 TSO is not asked for: the stack has no IPv6. A kernel that refuses any of
+it leaves the device without offloads, and :attr:`TapDevice.offload_note` says
+why.
 
 The kernel creates the interface in the namespace the process runs in; we then
 move it with ``IFLA_NET_NS_FD``. Moving does not touch the file descriptor: the
@@ -66,7 +79,9 @@ from types import FrameType
 from typing import Any, Protocol
 
 from backends.impair import Impairment, LinkProfile
+from backends.vnet import VNET_HEADER_LENGTH, rx_info, tx_header
 from simtcp.events import Event
+from simtcp.stack import InterfaceOffload
 from simtcp.time import Instant
 from simtcp.wire.pcap import PcapWriter
 
@@ -74,9 +89,15 @@ TUN_PATH = "/dev/net/tun"
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+TUNSETOFFLOAD = 0x400454D0
+TUNSETVNETHDRSZ = 0x400454D8
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
 IFNAMSIZ = 16
 CAP_NET_ADMIN = 12
 MAX_FRAME = 65536 + 14
+MAX_READ = MAX_FRAME + VNET_HEADER_LENGTH + 64
 
 _IFREQ = struct.Struct("16sH")
 
@@ -88,7 +109,8 @@ class TapError(Exception):
 class StackLike(Protocol):
     """The part of :class:`simtcp.Stack` the loop drives."""
 
-    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant) -> None: ...
+    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant,
+                      checksum_verified: bool = False, gso_size: int = 0) -> None: ...
     def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]: ...
     def poll_at(self) -> Instant | None: ...
     def handle_timer(self, *, now: Instant) -> None: ...
@@ -223,7 +245,8 @@ def check_name_free(name: str, namespace: str | None) -> None:
 class TapDevice:
     """A TAP interface: our non-blocking fd, and the kernel's interface (maybe in a netns)."""
 
-    def __init__(self, name: str, fd: int, *, interface: str, namespace: str | None) -> None:
+    def __init__(self, name: str, fd: int, *, interface: str, namespace: str | None,
+                 vnet_header: bool = False, mtu: int = 1500) -> None:
         self.name = name
         """The kernel's interface name (e.g. ``tap-veth0``)."""
         self.fd = fd
@@ -231,20 +254,38 @@ class TapDevice:
         """The stack interface this device is wired to (e.g. ``veth0``)."""
         self.namespace = namespace
         """Where the kernel side lives; None means the namespace we run in."""
+        self.vnet_header = vnet_header
+        """Every read and write starts with a virtio-net header: offloads are on."""
+        self.mtu = mtu
+        """The MTU given to the kernel side; the MSS of GSO frames we write follows from it."""
+        self.offload_note: str | None = None
+        """Why offloads were asked for and are off (the kernel refused), or None."""
         self.write_queue: deque[bytes] = deque()
         """Frames that met EAGAIN, in order; flushed when the fd is writable."""
 
     @classmethod
     def create(cls, name: str, *, interface: str, namespace: str | None = None,
                kernel_address: str | None = None, mtu: int = 1500,
-               txqueuelen: int = 1000) -> TapDevice:
+               txqueuelen: int = 1000, offload: bool = False) -> TapDevice:
         """Create ``name``, move it into ``namespace``, address it, bring it up.
 
         ``kernel_address`` is the kernel side's address with prefix (``"10.0.0.2/24"``).
+        ``offload`` asks for checksum offload and TSO (see the module doc); the
+        stack interface wired to the device must then be given
+        :func:`stack_offload` (``device.vnet_header`` says whether it took).
         """
         check_name_free(name, namespace)
-        fd = _open_tap(name)
-        device = cls(name, fd, interface=interface, namespace=namespace)
+        note = None
+        if offload:
+            try:
+                fd = _open_tap(name, vnet_header=True)
+            except _OffloadRefused as refused:
+                fd, note = _open_tap(name), str(refused)
+        else:
+            fd = _open_tap(name)
+        device = cls(name, fd, interface=interface, namespace=namespace,
+                     vnet_header=offload and note is None, mtu=mtu)
+        device.offload_note = note
         try:
             device._configure(kernel_address, mtu, txqueuelen)
         except BaseException:
@@ -270,14 +311,15 @@ class TapDevice:
             detail = getattr(error, "strerror", None) or str(error) or type(error).__name__
             raise TapError(f"cannot configure device {self.name}: {detail}") from None
 
-    def read_frames(self, limit: int) -> list[bytes]:
-        """Up to ``limit`` frames, fewer when the queue ran dry (EAGAIN)."""
+    def read_raw(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` reads, fewer when the queue ran dry (EAGAIN); each read starts
+        with the virtio-net header when :attr:`vnet_header` is set."""
         frames: list[bytes] = []
         read = os.read
         fd = self.fd
         for _ in range(limit):
             try:
-                frames.append(read(fd, MAX_FRAME))
+                frames.append(read(fd, MAX_READ))
             except BlockingIOError:
                 break
             except InterruptedError:
@@ -288,14 +330,30 @@ class TapDevice:
                 raise TapError(f"device {self.name} failed: {error.strerror}") from None
         return frames
 
+    def read_frames(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` Ethernet frames, fewer when the queue ran dry (EAGAIN).
+
+        With offloads on, the virtio-net header is cut off (and its checksum
+        verdict lost: :class:`TapLoop` reads with :meth:`read_raw` instead).
+        """
+        frames = self.read_raw(limit)
+        if self.vnet_header:
+            return [frame[VNET_HEADER_LENGTH:] for frame in frames]
+        return frames
+
     def write(self, frame: bytes) -> bool:
         """Write one frame; False when the kernel queue was full (EAGAIN) and it must wait.
 
-        Frames the device can never take (it is down, or the frame is malformed)
-        are dropped and reported as written; ``TapLoop`` counts them.
+        With offloads on, the frame goes out behind the virtio-net header
+        :func:`backends.vnet.tx_header` derives from it. Frames the device can
+        never take (it is down, or the frame is malformed) are dropped and
+        reported as written; ``TapLoop`` counts them.
         """
         try:
-            os.write(self.fd, frame)
+            if self.vnet_header:
+                os.writev(self.fd, (tx_header(frame, self.mtu), frame))
+            else:
+                os.write(self.fd, frame)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as error:
@@ -318,26 +376,53 @@ class TapDevice:
         return link_index(self.name, self.namespace) is not None
 
 
+def stack_offload(device: TapDevice) -> InterfaceOffload:
+    """What the stack interface wired to ``device`` may assume (DESIGN.md "Offload-ready").
+
+    With the virtio-net header: the kernel finishes our TCP/UDP checksums and
+    cuts TCP segments of up to 64 KiB (an IPv4 datagram's limit, less 40 bytes
+    of IP options and 40 of TCP options). Received checksums are trusted per
+    frame, as the header says, so ``rx_checksum_verified`` stays False.
+    """
+    if not device.vnet_header:
+        return InterfaceOffload()
+    return InterfaceOffload(tx_checksum=True, max_segment=65535 - 60 - 60)
+
+
 class _DeviceWriteError(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
 
 
-def _open_tap(name: str) -> int:
+class _OffloadRefused(Exception):
+    """The kernel created the device but refused the virtio-net header or the offloads."""
+
+
+def _open_tap(name: str, *, vnet_header: bool = False) -> int:
     try:
         fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         raise TapError(f"cannot open {TUN_PATH}: {error.strerror}") from None
+    flags = IFF_TAP | IFF_NO_PI | (IFF_VNET_HDR if vnet_header else 0)
     try:
-        fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), IFF_TAP | IFF_NO_PI))
+        fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), flags))
     except OSError as error:
         os.close(fd)
         if error.errno == errno.EBUSY:
             raise TapError(f"device {name} already exists and is in use") from None
+        if error.errno == errno.EINVAL and vnet_header:
+            raise _OffloadRefused(f"IFF_VNET_HDR refused ({error.strerror})") from None
         if error.errno == errno.EINVAL:
             raise TapError(f"device {name} already exists and is not a free TAP") from None
         raise TapError(f"cannot create TAP device {name}: {error.strerror}") from None
+    if vnet_header:
+        try:
+            fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HEADER_LENGTH))
+            fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+        except OSError as error:
+            os.close(fd)  # the device is not persistent: closing removes it
+            raise _OffloadRefused(f"TUNSETOFFLOAD refused ({error.strerror})") from None
     return fd
 
 
@@ -398,6 +483,7 @@ class TapLoop:
         self.clock = clock
         self.counters: dict[str, int] = {
             "frames_in": 0, "frames_out": 0, "write_blocked": 0, "write_errors": 0,
+            "gso_in": 0, "gso_out": 0, "runts": 0,
         }
         self._pcap_offset = time.time_ns() // 1000 - clock()
         self._inbound: dict[str, ImpairedPath] = {}
@@ -484,24 +570,45 @@ class TapLoop:
         return max(0, min(due) - now) / 1_000_000
 
     def _receive(self, device: TapDevice, now: Instant) -> None:
-        frames = device.read_frames(self.read_batch)
-        self.counters["frames_in"] += len(frames)
+        reads = device.read_raw(self.read_batch)
+        self.counters["frames_in"] += len(reads)
         shim = self._inbound.get(device.interface)
+        if shim is not None:
+            # Frames cross the shim whole, virtio-net header included (it is part of what
+            # the kernel handed us); :meth:`_deliver` splits it off.
+            for read in reads:
+                self._deliver(device, shim.push(read, now), now)
+            return
+        self._deliver(device, reads, now)
+
+    def _deliver(self, device: TapDevice, reads: list[bytes], now: Instant) -> None:
         receive = self.stack.receive_frame
         pcap = self.pcap
         name = device.interface
-        for frame in frames:
-            for delivered in (shim.push(frame, now) if shim else (frame,)):
+        if not device.vnet_header:
+            for frame in reads:
                 if pcap is not None:
-                    pcap.write(now + self._pcap_offset, delivered)
-                receive(name, delivered, now=now)
+                    pcap.write(now + self._pcap_offset, frame)
+                receive(name, frame, now=now)
+            return
+        counters = self.counters
+        for read in reads:
+            if len(read) <= VNET_HEADER_LENGTH:
+                counters["runts"] += 1
+                continue
+            trusted, gso_size = rx_info(read)
+            view = memoryview(read)[VNET_HEADER_LENGTH:]
+            if gso_size:
+                counters["gso_in"] += 1
+            if pcap is not None:
+                pcap.write(now + self._pcap_offset, view)
+            receive(name, view, now=now, checksum_verified=trusted, gso_size=gso_size)
 
     def _release_held(self, now: Instant) -> None:
         for name, shim in self._inbound.items():
-            for frame in shim.release(now):
-                if self.pcap is not None:
-                    self.pcap.write(now + self._pcap_offset, frame)
-                self.stack.receive_frame(name, frame, now=now)
+            released = shim.release(now)
+            if released:
+                self._deliver(self.devices[name], released, now)
         for name, shim in self._outbound.items():
             for frame in shim.release(now):
                 self._write(self.devices[name], frame)
@@ -547,6 +654,8 @@ class TapLoop:
             return
         if written:
             self.counters["frames_out"] += 1
+            if len(frame) > device.mtu + 14:
+                self.counters["gso_out"] += 1
             return
         self.counters["write_blocked"] += 1
         device.write_queue.append(frame)

@@ -104,6 +104,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="seed of the stack and of the impairments (default: 0)")
     parser.add_argument("--pcap", metavar="FILE",
                         help="record every frame the stack receives and sends")
+    parser.add_argument("--no-offload", action="store_true",
+                        help="open the TAPs without the virtio-net header: no checksum "
+                        "offload, no 64 KiB TCP segments (TSO/GSO); one frame per wire frame")
     return parser
 
 
@@ -175,16 +178,20 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
     for namespace in dict.fromkeys(ns for ns in (netns0, netns1) if ns):
         if tap.ensure_namespace(namespace):
             resources.namespaces.append(namespace)
+    offload = not args.no_offload
     device0 = tap.TapDevice.create(args.tap0, interface="veth0", namespace=netns0,
-                                   kernel_address=KERNEL_ADDRESS0)
+                                   kernel_address=KERNEL_ADDRESS0, offload=offload)
     resources.devices.append(device0)
-    device1 = tap.TapDevice.create(args.tap1, interface="veth1", namespace=netns1)
+    device1 = tap.TapDevice.create(args.tap1, interface="veth1", namespace=netns1,
+                                   offload=offload)
     resources.devices.append(device1)
 
     stack = Stack(StackConfig(seed=args.seed, ip=IpConfig(forwarding=True)))
     now = tap.monotonic_us()
-    stack.add_interface("veth0", mac=tap.stack_mac(args.seed, "veth0"))
-    stack.add_interface("veth1", mac=tap.stack_mac(args.seed, "veth1"))
+    stack.add_interface("veth0", mac=tap.stack_mac(args.seed, "veth0"),
+                        offload=tap.stack_offload(device0))
+    stack.add_interface("veth1", mac=tap.stack_mac(args.seed, "veth1"),
+                        offload=tap.stack_offload(device1))
     stack.add_address("veth0", STACK_ADDRESS0, now=now)
     stack.add_address("veth1", STACK_ADDRESS1, now=now)
     echo: EchoServer | None = None
@@ -202,7 +209,7 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
     loop = tap.TapLoop(stack, [device0, device1], on_event=on_event, impairment=profile,
                        impairment_seed=args.seed, pcap=pcap)
     try:
-        for line in _describe(args, netns0, netns1):
+        for line in _describe(args, netns0, netns1, [device0, device1]):
             print(f"{prog}: {line}", flush=True)
         print(f"{prog}: TCP echo on port {ECHO_PORT}; ready (pid {os.getpid()}; "
               "Ctrl-C to stop)", flush=True)
@@ -215,12 +222,15 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
     counts = loop.counters
     accepted, echoed = (echo.accepted, echo.echoed_bytes) if echo else (0, 0)
     print(f"{prog}: stopped: {accepted} connections, {echoed} bytes echoed, "
-          f"{counts['frames_in']} frames in, {counts['frames_out']} frames out, "
+          f"{counts['frames_in']} frames in ({counts['gso_in']} GSO), {counts['frames_out']} "
+          f"frames out ({counts['gso_out']} GSO), {stack.stats().get('ip.gso_segmented', 0)} "
+          "super-segments cut for forwarding, "
           f"{stack.stats().get('drop.total', 0)} dropped by the stack", flush=True)
     return EXIT_OK
 
 
-def _describe(args: argparse.Namespace, netns0: str | None, netns1: str | None) -> Iterator[str]:
+def _describe(args: argparse.Namespace, netns0: str | None, netns1: str | None,
+              devices: list[TapDevice]) -> Iterator[str]:
     from backends.tap import stack_mac
 
     where0 = f" (netns {netns0})" if netns0 else ""
@@ -233,6 +243,14 @@ def _describe(args: argparse.Namespace, netns0: str | None, netns1: str | None) 
                f"duplicate {args.duplicate} seed {args.seed}")
     if args.pcap:
         yield f"recording frames to {args.pcap}"
+    if args.no_offload:
+        yield "offloads off (--no-offload): one frame per wire frame"
+    elif all(device.vnet_header for device in devices):
+        yield "offloads on: checksum offload and TCP segments up to 64 KiB (TSO/GSO)"
+    else:
+        notes = "; ".join(f"{device.name}: {device.offload_note}" for device in devices
+                          if not device.vnet_header)
+        yield f"offloads off: the kernel refused them ({notes})"
 
 
 def _teardown(resources: _Resources) -> None:

@@ -19,8 +19,23 @@ from dataclasses import dataclass, field
 
 from .arp import NeighbourCache, QueuedPacket
 from .config import StackConfig
-from .errors import AddressError, DropReason, InvalidHandleError, NoRouteError, ParseError
+from .errors import (
+    AddressError,
+    ConfigError,
+    DropReason,
+    InvalidHandleError,
+    NoRouteError,
+    ParseError,
+)
 from .events import DatagramReceived, EchoReplyReceived, Event, IcmpErrorReceived
+from .gso import (
+    is_whole_tcp,
+    l4_checksum_ok,
+    partial_checksum,
+    segment_tcp,
+    set_l4_checksum,
+    tcp_mss_for,
+)
 from .icmp import IcmpPolicy
 from .ip import (
     LIMITED_BROADCAST,
@@ -50,6 +65,7 @@ from .wire.ethernet import (
 )
 from .wire.icmp import IcmpMessage
 from .wire.ipv4 import (
+    MAX_TOTAL_LENGTH,
     PROTOCOL_ICMP,
     PROTOCOL_TCP,
     PROTOCOL_UDP,
@@ -65,14 +81,26 @@ from .wire.udp import UdpDatagram
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InterfaceOffload:
-    """What an interface's link does for the stack (DESIGN.md "Offload-ready")."""
+    """What an interface's link does for the stack (DESIGN.md "Offload-ready").
+
+    Per frame, :meth:`Stack.receive_frame` may say more (``checksum_verified``,
+    ``gso_size``); these are what holds for every frame of the interface.
+    """
 
     rx_checksum_verified: bool = False
-    """Received frames' IPv4/TCP/UDP checksums were already verified by the link."""
+    """Every received frame's IPv4/TCP/UDP checksums were already verified by the link."""
     tx_checksum: bool = False
-    """The link computes TCP/UDP checksums of frames we send (we leave them partial)."""
+    """The link finishes TCP/UDP checksums of frames we send. Every unfragmented TCP
+    datagram, and UDP one with a checksum, we send on the interface then carries the
+    partial checksum (the pseudo-header sum, folded, not complemented: Linux's
+    CHECKSUM_PARTIAL), forwarded ones included; see :mod:`simtcp.gso`."""
     max_segment: int = 0
-    """Largest TCP segment (payload) the link cuts into MTU-sized frames; 0 means no TSO."""
+    """Largest TCP segment (payload) the link cuts into MTU-sized frames (TSO/GSO); 0 means
+    none. Such segments leave whole even though the datagram exceeds the MTU."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_segment <= MAX_TOTAL_LENGTH:
+            raise ConfigError(f"max_segment {self.max_segment} outside 0..{MAX_TOTAL_LENGTH}")
 
 
 @dataclass(slots=True)
@@ -180,8 +208,16 @@ class Stack:
 
     # --- frames, time, events ----------------------------------------------
 
-    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant) -> None:
-        """Take one Ethernet frame from ``interface``; anything it provokes is queued."""
+    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant,
+                      checksum_verified: bool = False, gso_size: int = 0) -> None:
+        """Take one Ethernet frame from ``interface``; anything it provokes is queued.
+
+        ``checksum_verified``: the link vouches for this frame's checksums (a TAP's
+        virtio-net header says DATA_VALID, or NEEDS_CSUM: the TCP/UDP checksum is
+        then only partial and must not be checked). ``gso_size``: the frame is one
+        TCP super-segment (GSO) that stands for wire segments of that many payload
+        bytes; it is taken as one segment, or cut at that size if forwarded.
+        """
         stats = self.stats
         iface = self._interfaces.get(interface)
         if iface is None:
@@ -199,7 +235,8 @@ class Stack:
             stats.drop(DropReason.NOT_FOR_US)  # another host's unicast, or multicast
             return
         if ethernet.ethertype == ETHERTYPE_IPV4:
-            self._ipv4_received(iface, ethernet.payload, link_broadcast, now)
+            self._ipv4_received(iface, ethernet.payload, link_broadcast, now,
+                                verified=checksum_verified, gso_size=gso_size)
         elif ethernet.ethertype == ETHERTYPE_ARP:
             self._arp_received(iface, ethernet.payload, now)
         elif ethernet.is_vlan_tagged:
@@ -267,13 +304,13 @@ class Stack:
 
     # --- IPv4 in --------------------------------------------------------------
 
-    def _ipv4_received(self, iface: Interface, payload: Buffer,
-                       link_broadcast: bool, now: Instant) -> None:
+    def _ipv4_received(self, iface: Interface, payload: Buffer, link_broadcast: bool,
+                       now: Instant, *, verified: bool = False, gso_size: int = 0) -> None:
         stats = self.stats
         stats.count("ip.packets_in")
+        verified = verified or iface.offload.rx_checksum_verified
         try:
-            packet = Ipv4Packet.parse(payload,
-                                      verify_checksum=not iface.offload.rx_checksum_verified)
+            packet = Ipv4Packet.parse(payload, verify_checksum=not verified)
         except ParseError as error:
             stats.drop(error.reason)
             return
@@ -282,7 +319,7 @@ class Stack:
             return
         destination = packet.destination
         if destination in self._local or destination in self._broadcasts:
-            self._deliver_local(iface, packet, link_broadcast, now)
+            self._deliver_local(iface, packet, link_broadcast, now, verified)
         elif is_multicast(destination):
             stats.drop(DropReason.NOT_FOR_US)
         elif link_broadcast:
@@ -291,23 +328,25 @@ class Stack:
         elif not self.config.ip.forwarding:
             stats.drop(DropReason.FORWARDING_DISABLED)
         else:
-            self._forward(packet, now)
+            self._forward(packet, now, arrived_on=iface, verified=verified, gso_size=gso_size)
 
     def _deliver_local(self, iface: Interface, packet: Ipv4Packet, link_broadcast: bool,
-                       now: Instant) -> None:
+                       now: Instant, verified: bool) -> None:
         if packet.is_fragment:
             whole = self._reassembler.add(packet, now)
             if whole is None:
                 return
             packet = whole
+            # Fragments may come from different frames: only the interface's word holds.
+            verified = iface.offload.rx_checksum_verified
         to_broadcast = packet.destination in self._broadcasts
         protocol = packet.protocol
         if protocol == PROTOCOL_TCP:
-            self._tcp_received(iface, packet, to_broadcast or link_broadcast, now)
+            self._tcp_received(packet, to_broadcast or link_broadcast, now, verified)
         elif protocol == PROTOCOL_UDP:
-            self._udp_received(iface, packet, link_broadcast, to_broadcast, now)
+            self._udp_received(packet, link_broadcast, to_broadcast, now, verified)
         elif protocol == PROTOCOL_ICMP:
-            self._icmp_received(iface, packet, link_broadcast, to_broadcast, now)
+            self._icmp_received(packet, link_broadcast, to_broadcast, now, verified)
         else:
             self.stats.drop(DropReason.UNKNOWN_PROTOCOL)
             self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
@@ -316,7 +355,8 @@ class Stack:
 
     # --- forwarding (RFC 1812 in spirit) ----------------------------------------
 
-    def _forward(self, packet: Ipv4Packet, now: Instant) -> None:
+    def _forward(self, packet: Ipv4Packet, now: Instant, *, arrived_on: Interface,
+                 verified: bool = False, gso_size: int = 0) -> None:
         stats = self.stats
         if packet.ttl <= 1:
             stats.drop(DropReason.TTL_EXPIRED)
@@ -340,20 +380,71 @@ class Stack:
         datagram = bytes(header) + bytes(packet.payload)
         next_hop = route.gateway if route.gateway is not None else packet.destination
         stats.count("ip.forwarded")
-        if len(datagram) > out.mtu:
+        whole_l4 = packet.protocol in (PROTOCOL_TCP, PROTOCOL_UDP) and not packet.is_fragment
+        if len(datagram) > out.mtu or (whole_l4 and (verified or out.offload.tx_checksum)):
+            pieces = self._forward_offloaded(packet, datagram, arrived_on, out, verified,
+                                             gso_size, now)
+        else:
+            pieces = [datagram]
+        source = self._source_for(out)
+        for piece in pieces:
+            self._neighbours.resolve_and_send(out.name, next_hop, source, piece,
+                                              forwarded=True, now=now)
+
+    def _forward_offloaded(self, packet: Ipv4Packet, datagram: bytes, arrived_on: Interface,
+                           out: Interface, verified: bool, gso_size: int,
+                           now: Instant) -> list[bytes]:
+        """The datagrams to forward when offloads or the MTU get in the way (maybe none).
+
+        A TCP super-segment (it came as GSO, or larger than its link's MTU could
+        carry) that the next link cannot take whole is cut into MSS-sized segments
+        here, as Linux's software GSO does; a real datagram too big for the next
+        link is refused (DF, RFC 1191) or fragmented (RFC 791 §3.2). Checksums
+        leave in the form the next link wants: partial for a checksum-offloading
+        link (checked first, if nobody vouched for them), full otherwise.
+        """
+        stats = self.stats
+        offload = out.offload
+        whole_l4 = packet.protocol in (PROTOCOL_TCP, PROTOCOL_UDP) and not packet.is_fragment
+        oversized = len(datagram) > out.mtu
+        super_segment = oversized and is_whole_tcp(datagram) and (
+            gso_size > 0 or len(datagram) > arrived_on.mtu)
+        if whole_l4 and not verified and (offload.tx_checksum or super_segment):
+            if not l4_checksum_ok(datagram):
+                # New checksums would make corrupt data look good.
+                stats.drop(DropReason.BAD_CHECKSUM)
+                return []
+            verified = True
+        if super_segment:
+            out_mss = tcp_mss_for(datagram, out.mtu)
+            mss = min(gso_size or tcp_mss_for(datagram, arrived_on.mtu), out_mss)
+            payload_length = tcp_mss_for(datagram, len(datagram))
+            if (offload.tx_checksum and mss == out_mss
+                    and 0 < payload_length <= offload.max_segment):
+                oversized = False  # the next link cuts it at out_mss (TSO)
+            elif mss > 0:
+                pieces = segment_tcp(datagram, mss, partial=offload.tx_checksum)
+                stats.count("ip.gso_segmented")
+                stats.count("ip.gso_segments_out", len(pieces))
+                return pieces
+        if oversized:
             if packet.dont_fragment:
                 stats.drop(DropReason.FRAGMENT_NEEDED)
                 self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
                                       icmp_wire.CODE_FRAGMENTATION_NEEDED, packet, now,
                                       rest=out.mtu)
-                return
+                return []
+            if whole_l4 and verified:
+                whole = bytearray(datagram)
+                set_l4_checksum(whole, partial=False)  # it may have arrived partial
+                packet.payload = bytes(whole[packet.header_length:])
             packet.ttl -= 1
-            for piece in fragment(packet, out.mtu):
-                self._neighbours.resolve_and_send(out.name, next_hop, self._source_for(out),
-                                                  piece, forwarded=True, now=now)
-            return
-        self._neighbours.resolve_and_send(out.name, next_hop, self._source_for(out), datagram,
-                                          forwarded=True, now=now)
+            return fragment(packet, out.mtu)
+        if whole_l4 and verified:
+            whole = bytearray(datagram)
+            set_l4_checksum(whole, partial=offload.tx_checksum)
+            return [bytes(whole)]
+        return [datagram]
 
     def _unresolved(self, queued: QueuedPacket, now: Instant) -> None:
         """Resolution failed: a router tells the sender (RFC 1812 §4.3.3.1 host unreachable)."""
@@ -395,6 +486,18 @@ class Stack:
         source = self._source_for(iface, next_hop)
         return (source, iface.mtu) if source else None
 
+    def route_offload(self, destination: int) -> InterfaceOffload:
+        """What the link toward ``destination`` does for us (no offload without a route, or
+        for our own addresses); the TCP engine sizes segments by its ``max_segment``."""
+        iface = self._route_interface(destination)
+        return iface.offload if iface is not None else _NO_OFFLOAD
+
+    def _route_interface(self, destination: int) -> Interface | None:
+        if destination in self._local:
+            return None
+        route = self._routes.lookup(destination)
+        return self._interfaces[route.interface] if route is not None else None
+
     def is_local_address(self, address: int) -> bool:
         return address in self._local
 
@@ -433,8 +536,10 @@ class Stack:
                             ttl if ttl is not None else self.config.ip.default_ttl,
                             self._ip_id, dont_fragment)
         stats.count("ip.packets_out")
-        if packet.header_length + len(payload) <= iface.mtu:
-            datagrams = [packet.build()]
+        if packet.header_length + len(payload) <= iface.mtu or (
+                protocol == PROTOCOL_TCP and iface.offload.max_segment
+                and _tcp_payload_length(payload) <= iface.offload.max_segment):
+            datagrams = [packet.build()]  # fits, or the link cuts it (TSO)
         elif dont_fragment:
             stats.drop(DropReason.FRAGMENT_NEEDED)
             return False
@@ -452,12 +557,11 @@ class Stack:
 
     # --- ICMP -----------------------------------------------------------------
 
-    def _icmp_received(self, iface: Interface, packet: Ipv4Packet, link_broadcast: bool,
-                       to_broadcast: bool, now: Instant) -> None:
+    def _icmp_received(self, packet: Ipv4Packet, link_broadcast: bool, to_broadcast: bool,
+                       now: Instant, verified: bool) -> None:
         stats = self.stats
         try:
-            message = IcmpMessage.parse(packet.payload,
-                                        verify_checksum=not iface.offload.rx_checksum_verified)
+            message = IcmpMessage.parse(packet.payload, verify_checksum=not verified)
         except ParseError as error:
             stats.drop(error.reason)
             return
@@ -534,10 +638,10 @@ class Stack:
 
     # --- UDP ------------------------------------------------------------------
 
-    def _udp_received(self, iface: Interface, packet: Ipv4Packet, link_broadcast: bool,
-                      to_broadcast: bool, now: Instant) -> None:
+    def _udp_received(self, packet: Ipv4Packet, link_broadcast: bool, to_broadcast: bool,
+                      now: Instant, verified: bool) -> None:
         stats = self.stats
-        verify = not iface.offload.rx_checksum_verified
+        verify = not verified
         try:
             datagram = UdpDatagram.parse(packet.payload,
                                          source=packet.source if verify else None,
@@ -585,8 +689,14 @@ class Stack:
             source = info[0] if info else None
         if source is None and address != LIMITED_BROADCAST:
             raise NoRouteError(f"no route to {destination[0]}")
+        with_checksum = self.config.udp.send_checksum
+        iface = self._route_interface(address)
+        partial = (with_checksum and iface is not None and iface.offload.tx_checksum
+                   and 20 + 8 + len(data) <= iface.mtu)  # fragments need the whole checksum
         payload = UdpDatagram(bound.port, port, data).build(
-            source or 0, address, with_checksum=self.config.udp.send_checksum)
+            source or 0, address, with_checksum=with_checksum and not partial)
+        if partial:
+            payload = _with_partial_checksum(payload, source or 0, address, PROTOCOL_UDP)
         self.stats.count("udp.datagrams_out")
         if not self.send_ipv4(address, PROTOCOL_UDP, payload, now=now, source=source):
             raise NoRouteError(f"no route to {destination[0]}")
@@ -596,13 +706,13 @@ class Stack:
 
     # --- TCP ------------------------------------------------------------------
 
-    def _tcp_received(self, iface: Interface, packet: Ipv4Packet, broadcast: bool,
-                      now: Instant) -> None:
+    def _tcp_received(self, packet: Ipv4Packet, broadcast: bool, now: Instant,
+                      verified: bool) -> None:
         stats = self.stats
         if broadcast:
             stats.drop(DropReason.NOT_FOR_US)  # RFC 9293 §3.9.1: no TCP to broadcast
             return
-        verify = not iface.offload.rx_checksum_verified
+        verify = not verified
         try:
             segment = TcpSegment.parse(packet.payload,
                                        source=packet.source if verify else None,
@@ -617,8 +727,15 @@ class Stack:
                  now: Instant) -> None:
         """Wrap a segment from the TCP layer in IPv4 and send it (TcpHost protocol)."""
         self.stats.count("tcp.segments_out")
-        self.send_ipv4(destination, PROTOCOL_TCP, segment.build(source, destination), now=now,
-                       source=source, dont_fragment=True)
+        iface = self._route_interface(destination)
+        if iface is not None and iface.offload.tx_checksum:
+            payload = _with_partial_checksum(segment.build(source, destination,
+                                                           with_checksum=False),
+                                             source, destination, PROTOCOL_TCP)
+        else:
+            payload = segment.build(source, destination)
+        self.send_ipv4(destination, PROTOCOL_TCP, payload, now=now, source=source,
+                       dont_fragment=True)
 
     def tcp_listen(self, port: int, *, address: str | None = None,
                    backlog: int | None = None) -> int:
@@ -655,6 +772,8 @@ class Stack:
         return self.tcp.info(connection)
 
 
+_NO_OFFLOAD = InterfaceOffload()
+
 _DROPPABLE_EVENTS = (EchoReplyReceived, DatagramReceived, IcmpErrorReceived)
 """Events whose number the network alone decides; see ``StackConfig.event_limit``."""
 
@@ -664,6 +783,17 @@ def _address(text: str) -> int:
         return ip_from_str(text)
     except (ValueError, AttributeError):
         raise AddressError(f"not an IPv4 address: {text!r}") from None
+
+
+def _tcp_payload_length(segment: bytes) -> int:
+    return len(segment) - (segment[12] >> 4) * 4 if len(segment) >= 20 else 0
+
+
+def _with_partial_checksum(l4: bytes, source: int, destination: int, protocol: int) -> bytes:
+    """``l4`` (checksum field zero) with the partial checksum a tx_checksum link finishes."""
+    offset = 16 if protocol == PROTOCOL_TCP else 6
+    value = partial_checksum(source, destination, protocol, len(l4))
+    return b"".join((l4[:offset], value.to_bytes(2, "big"), l4[offset + 2:]))
 
 
 def _quoted_with_fixed_length(quoted: Buffer) -> bytes:

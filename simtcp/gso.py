@@ -1,0 +1,269 @@
+"""Segmentation offload in software: cut TCP super-segments (GSO), merge segments (GRO), checksums.
+
+A link with TSO takes one TCP segment of up to 64 KiB and puts MSS-sized
+frames on the wire; a receiver with GRO glues consecutive in-order segments
+of a flow back into one. Linux does both in software when the hardware does
+not (``tcp_gso_segment``, ``tcp_gro_receive``), and so do we: the router cuts
+a super-segment it must forward to an interface without TSO
+(:func:`segment_tcp`), and the simulator's offload-capable links cut and merge
+(:func:`segment_tcp`, :func:`gro_merge`).
+
+Cutting follows ``tcp_gso_segment``: every piece carries the original header
+(options included) with the sequence number advanced by its offset; FIN and
+PSH stay on the last piece only and CWR on the first only (RFC 3168 §6.1.2:
+CWR marks one segment); IP identifications count up from the original's, as
+Linux's GSO does (RFC 6864 §4.1: for atomic datagrams they carry no meaning).
+URG and its pointer are copied unchanged, as Linux does.
+
+"Partial" checksums are what a checksum-offloading link expects: the
+pseudo-header sum, folded but not complemented, in the checksum field
+(``CHECKSUM_PARTIAL``; :mod:`backends.vnet`). All functions here take and give
+raw bytes: they run once per frame on the forwarding path.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .wire.checksum import Buffer, internet_checksum, ones_complement_sum, pseudo_header_sum
+
+PROTOCOL_TCP = 6
+PROTOCOL_UDP = 17
+ETHERNET_HEADER_LENGTH = 14
+MAX_DATAGRAM = 65535
+
+TCP_FIN = 0x01
+TCP_SYN = 0x02
+TCP_RST = 0x04
+TCP_PSH = 0x08
+TCP_ACK = 0x10
+TCP_URG = 0x20
+TCP_ECE = 0x40
+TCP_CWR = 0x80
+
+_CHECKSUM_OFFSET = {PROTOCOL_TCP: 16, PROTOCOL_UDP: 6}
+_ADDRESSES = struct.Struct("!II")
+
+
+def l4_checksum_offset(protocol: int) -> int | None:
+    """Where in the TCP or UDP header the checksum field is; None for other protocols."""
+    return _CHECKSUM_OFFSET.get(protocol)
+
+
+def partial_checksum(source: int, destination: int, protocol: int, length: int) -> int:
+    """The pseudo-header sum a checksum-offloading link finishes (folded, not complemented)."""
+    return ones_complement_sum(b"", pseudo_header_sum(source, destination, protocol, length))
+
+
+def _l4_fields(datagram: Buffer) -> tuple[int, int, int, int, int]:
+    """(IP header length, protocol, source, destination, L4 length) of a checked datagram."""
+    header_length = (datagram[0] & 0x0F) * 4
+    total_length = (datagram[2] << 8) | datagram[3]
+    source, destination = _ADDRESSES.unpack_from(datagram, 12)
+    return header_length, datagram[9], source, destination, total_length - header_length
+
+
+def set_l4_checksum(datagram: bytearray, *, partial: bool) -> None:
+    """Fill the TCP/UDP checksum of an unfragmented datagram, in place: the full checksum
+    computed from scratch (whatever the field held), or the partial one.
+
+    A UDP checksum of 0 ("none", RFC 768) is left alone.
+    """
+    header_length, protocol, source, destination, length = _l4_fields(datagram)
+    offset = _CHECKSUM_OFFSET.get(protocol)
+    if offset is None or length < offset + 2:
+        return
+    at = header_length + offset
+    if protocol == PROTOCOL_UDP and datagram[at] == 0 and datagram[at + 1] == 0:
+        return
+    if partial:
+        value = partial_checksum(source, destination, protocol, length)
+    else:
+        datagram[at:at + 2] = b"\0\0"
+        initial = pseudo_header_sum(source, destination, protocol, length)
+        value = internet_checksum(memoryview(datagram)[header_length:header_length + length],
+                                  initial)
+        if protocol == PROTOCOL_UDP and value == 0:
+            value = 0xFFFF  # RFC 768: a computed zero is sent as all ones
+    datagram[at:at + 2] = value.to_bytes(2, "big")
+
+
+def l4_checksum_ok(datagram: Buffer) -> bool:
+    """Whether an unfragmented TCP/UDP datagram's full checksum verifies (UDP 0: no checksum)."""
+    header_length, protocol, source, destination, length = _l4_fields(datagram)
+    offset = _CHECKSUM_OFFSET.get(protocol)
+    if offset is None:
+        return True
+    if length < offset + 2:
+        return False
+    at = header_length + offset
+    if protocol == PROTOCOL_UDP and datagram[at] == 0 and datagram[at + 1] == 0:
+        return True
+    initial = pseudo_header_sum(source, destination, protocol, length)
+    view = memoryview(datagram)[header_length:header_length + length]
+    return internet_checksum(view, initial) == 0
+
+
+def tcp_mss_for(datagram: Buffer, mtu: int) -> int:
+    """The payload per segment that fits ``datagram``'s IP and TCP headers into ``mtu``."""
+    header_length = (datagram[0] & 0x0F) * 4
+    return mtu - header_length - (datagram[header_length + 12] >> 4) * 4
+
+
+def segment_tcp(datagram: Buffer, mss: int, *, partial: bool = False) -> list[bytes]:
+    """Cut an unfragmented IPv4 TCP datagram into datagrams of at most ``mss`` payload bytes.
+
+    Each piece gets a fresh IP header checksum and a full (or, with
+    ``partial``, a partial) TCP checksum. A datagram whose payload already
+    fits comes back as one piece with fresh checksums. ValueError when ``mss``
+    is not positive or the headers do not add up.
+    """
+    if mss <= 0:
+        raise ValueError(f"MSS {mss} cannot carry data")
+    view = memoryview(datagram)
+    ip_length, _, source, destination, tcp_length = _l4_fields(view)
+    tcp_header_length = (view[ip_length + 12] >> 4) * 4
+    if tcp_header_length < 20 or tcp_header_length > tcp_length:
+        raise ValueError("TCP header does not fit the datagram")
+    ip_header = bytearray(view[:ip_length])
+    tcp_header = bytearray(view[ip_length:ip_length + tcp_header_length])
+    payload = view[ip_length + tcp_header_length:ip_length + tcp_length]
+    seq = int.from_bytes(tcp_header[4:8], "big")
+    flags = tcp_header[13]
+    identification = (ip_header[4] << 8) | ip_header[5]
+    offsets = range(0, max(len(payload), 1), mss)
+    last = len(offsets) - 1
+    pieces: list[bytes] = []
+    for index, offset in enumerate(offsets):
+        chunk = payload[offset:offset + mss]
+        piece_flags = flags if index == last else flags & ~(TCP_FIN | TCP_PSH)
+        if index:
+            piece_flags &= ~TCP_CWR
+        segment_length = tcp_header_length + len(chunk)
+        tcp_header[4:8] = ((seq + offset) & 0xFFFFFFFF).to_bytes(4, "big")
+        tcp_header[13] = piece_flags
+        tcp_header[16:18] = b"\0\0"
+        pseudo = pseudo_header_sum(source, destination, PROTOCOL_TCP, segment_length)
+        if partial:
+            checksum = ones_complement_sum(b"", pseudo)
+        else:
+            checksum = internet_checksum(chunk, ones_complement_sum(tcp_header, pseudo))
+        tcp_header[16:18] = checksum.to_bytes(2, "big")
+        ip_header[2:4] = (ip_length + segment_length).to_bytes(2, "big")
+        ip_header[4:6] = ((identification + index) & 0xFFFF).to_bytes(2, "big")
+        ip_header[10:12] = b"\0\0"
+        ip_header[10:12] = internet_checksum(ip_header).to_bytes(2, "big")
+        pieces.append(b"".join((ip_header, tcp_header, chunk)))
+    return pieces
+
+
+def is_whole_tcp(datagram: Buffer) -> bool:
+    """An IPv4 datagram, not a fragment, carrying TCP (enough bytes for the headers)."""
+    return (len(datagram) >= 40 and datagram[0] >> 4 == 4 and datagram[9] == PROTOCOL_TCP
+            and not datagram[6] & 0x3F and not datagram[7])
+
+
+# --- GRO ------------------------------------------------------------------------
+
+_GRO_FLAGS = TCP_ACK | TCP_PSH
+"""Only pure data segments merge; SYN, FIN, RST, URG, ECE and CWR end a run (Linux too)."""
+
+
+def _gro_candidate(frame: bytes) -> tuple[bytes, int, int, int] | None:
+    """(flow key, seq, payload length, flags) of a frame GRO may merge, or None.
+
+    The key holds everything that must be equal for two segments to merge:
+    Ethernet header, IP TOS/flags/TTL/addresses, ports, ACK, window and the
+    options (timestamps included, as Linux's ``tcp_gro_receive`` demands).
+    """
+    if len(frame) < ETHERNET_HEADER_LENGTH + 40 or frame[12:14] != b"\x08\x00":
+        return None
+    ip = ETHERNET_HEADER_LENGTH
+    if frame[ip] != 0x45 or frame[ip + 9] != PROTOCOL_TCP or frame[ip + 6] & 0x3F or frame[ip + 7]:
+        return None
+    total_length = (frame[ip + 2] << 8) | frame[ip + 3]
+    if total_length > len(frame) - ip:
+        return None
+    tcp = ip + 20
+    tcp_header_length = (frame[tcp + 12] >> 4) * 4
+    payload_length = total_length - 20 - tcp_header_length
+    flags = frame[tcp + 13]
+    if tcp_header_length < 20 or payload_length <= 0 or flags & ~_GRO_FLAGS or not flags & TCP_ACK:
+        return None
+    datagram = memoryview(frame)[ip:ip + total_length]
+    if internet_checksum(datagram[:20]) != 0 or not l4_checksum_ok(datagram):
+        return None
+    key = b"".join((frame[0:ip + 2], frame[ip + 6:ip + 7], frame[ip + 8:ip + 9],
+                    frame[ip + 12:tcp + 4], frame[tcp + 8:tcp + 13],
+                    frame[tcp + 14:tcp + 16], frame[tcp + 20:tcp + tcp_header_length]))
+    seq = int.from_bytes(frame[tcp + 4:tcp + 8], "big")
+    return key, seq, payload_length, flags
+
+
+def _merged(run: list[bytes]) -> bytes:
+    """One frame carrying the payloads of ``run`` (checked candidates of one flow, in order)."""
+    if len(run) == 1:
+        return run[0]
+    first = run[0]
+    ip = ETHERNET_HEADER_LENGTH
+    tcp_header_length = (first[ip + 32] >> 4) * 4
+    start = ip + 20 + tcp_header_length
+    payloads = [memoryview(frame)[start:ip + ((frame[ip + 2] << 8) | frame[ip + 3])]
+                for frame in run]
+    datagram = bytearray(first[ip:start])
+    datagram[2:4] = (len(datagram) + sum(len(p) for p in payloads)).to_bytes(2, "big")
+    datagram[10:12] = b"\0\0"
+    datagram[10:12] = internet_checksum(datagram[:20]).to_bytes(2, "big")
+    datagram[33] |= run[-1][ip + 33] & TCP_PSH
+    datagram += b"".join(payloads)
+    set_l4_checksum(datagram, partial=False)
+    return first[:ip] + bytes(datagram)
+
+
+def gro_merge(frames: list[bytes], *, limit: int = MAX_DATAGRAM) -> list[bytes]:
+    """Merge runs of consecutive, in-order, same-flow TCP data frames into fewer frames.
+
+    Frames that are not plain data segments with good checksums pass
+    through untouched and in place. A run ends, as in Linux, after a segment
+    with PSH or one shorter than the run's first, and before a merge would
+    exceed ``limit`` bytes of IP datagram. Merged frames get fresh full checksums.
+    """
+    out: list[bytes] = []
+    run: list[bytes] = []
+    run_key = b""
+    next_seq = size = length = 0
+    for frame in frames:
+        candidate = _gro_candidate(frame)
+        if candidate is not None and run:
+            key, seq, payload_length, flags = candidate
+            if (key == run_key and seq == next_seq and payload_length <= size
+                    and length + payload_length <= limit):
+                run.append(frame)
+                length += payload_length
+                next_seq = (seq + payload_length) & 0xFFFFFFFF
+                if flags & TCP_PSH or payload_length < size:
+                    out.append(_merged(run))
+                    run = []
+                continue
+        if run:
+            out.append(_merged(run))
+            run = []
+        if candidate is None:
+            out.append(frame)
+            continue
+        run_key, seq, size, flags = candidate
+        if flags & TCP_PSH:
+            out.append(frame)
+            continue
+        run = [frame]
+        length = (frame[16] << 8 | frame[17])
+        next_seq = (seq + size) & 0xFFFFFFFF
+    if run:
+        out.append(_merged(run))
+    return out
+
+
+__all__ = [
+    "gro_merge", "is_whole_tcp", "l4_checksum_offset", "l4_checksum_ok", "partial_checksum",
+    "segment_tcp", "set_l4_checksum", "tcp_mss_for",
+]
