@@ -53,6 +53,8 @@ class TcpConfig:
     """Offer the window scale option (RFC 7323 §2) so windows may exceed 64 KiB."""
     timestamps: bool = True
     """Offer timestamps (RFC 7323 §3): RTT from every ACK (RTTM) and PAWS."""
+    sack: bool = True
+    """Offer SACK (RFC 2018): report out-of-order blocks, recover per RFC 6675."""
     max_out_of_order_blocks: int = 256
     """Separate out-of-order ranges held per connection; segments making more are dropped."""
     fin_wait_2_timeout: Duration = 60 * SECOND

@@ -20,6 +20,7 @@ from .congestion import CongestionControl
 from .host import TcpHost
 from .options import TimestampClock, TimestampState
 from .rto import RtoEstimator
+from .sack import SackReceiver, SackScoreboard
 
 
 class State(enum.Enum):
@@ -71,6 +72,7 @@ class TcpInfo:
     bytes_out_of_order: int = 0
     window_scaling: bool = False
     timestamps: bool = False
+    sack: bool = False
     backlog: int = 0
     queued: int = 0
 
@@ -110,7 +112,8 @@ class Connection:
         "rto_at", "delack_at", "persist_at", "keepalive_at", "close_at",
         "persist_backoff", "persist_probes", "keepalive_probes", "unacked_bytes",
         "send_blocked", "last_received_at", "last_oow_ack_at", "soft_error", "offered_wscale",
-        "ts_ok", "ts_clock", "ts", "last_ack_sent",
+        "ts_ok", "ts_clock", "ts", "last_ack_sent", "sack_ok", "sack_receiver", "scoreboard",
+        "sack_pending",
     )
 
     def __init__(self, *, handle: int, host: TcpHost, config: TcpConfig, timers: TimerHeap,
@@ -186,6 +189,12 @@ class Connection:
         self.ts_clock = ts_clock
         self.ts = TimestampState()
         self.last_ack_sent = 0
+        self.sack_ok = False
+        """Both SYNs carried SACK-permitted (RFC 2018 §2)."""
+        self.sack_receiver: SackReceiver | None = None
+        self.scoreboard: SackScoreboard | None = None
+        self.sack_pending = False
+        """A D-SACK block waits to be reported in the next ACK (RFC 2883)."""
         """RCV.NXT as of our latest segment: Last.ACK.sent of RFC 7323 §4.3."""
 
     def __repr__(self) -> str:
@@ -224,4 +233,5 @@ class Connection:
             bytes_readable=len(self.receive_buffer.readable),
             bytes_out_of_order=self.receive_buffer.out_of_order_bytes,
             window_scaling=bool(self.snd_wscale or self.rcv_wscale), timestamps=self.ts_ok,
+            sack=self.sack_ok,
         )

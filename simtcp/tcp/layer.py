@@ -26,7 +26,7 @@ from ..rng import SeededRandom
 from ..time import Instant
 from ..timers import TimerHeap
 from ..wire.tcp import TcpSegment
-from . import congestion, states
+from . import congestion, icmp_errors, states
 from .config import TcpConfig
 from .connection import Connection, Listener, State, TcpInfo, format_address
 from .host import TcpHost
@@ -89,7 +89,7 @@ class TcpLayer:
         if conn is None:
             self.host.stats.count("tcp.icmp_no_connection")
             return
-        states.icmp_error(self, conn, icmp_type=icmp_type, code=code,
+        icmp_errors.icmp_error(self, conn, icmp_type=icmp_type, code=code,
                           next_hop_mtu=next_hop_mtu, quoted_seq=quoted_seq, now=now)
         if conn.state is not State.CLOSED:
             conn.rearm()

@@ -20,6 +20,8 @@ from ..wire.tcp import (
     SYN,
     MssOption,
     NopOption,
+    SackOption,
+    SackPermittedOption,
     TcpOption,
     TcpSegment,
     TimestampsOption,
@@ -27,6 +29,8 @@ from ..wire.tcp import (
 )
 from .connection import Connection, State
 from .host import TcpHost
+from .options import TIMESTAMPS_SPACE, sack_block_capacity
+from .sack import NextSegment, SegmentKind, to_wire_blocks
 from .seq import SEQ_MASK
 
 _NOP = NopOption()
@@ -77,12 +81,29 @@ def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Insta
         # RFC 7323 §3.2: every segment; NOP NOP TS is the layout of Appendix A.
         options = (_NOP, _NOP, TimestampsOption(conn.ts_clock.tsval(now), conn.ts.ts_recent))
         conn.last_ack_sent = rcv_nxt
+    if not payload and conn.sack_receiver is not None and (
+            conn.sack_pending or conn.receive_buffer.has_out_of_order):
+        options += _sack_option(conn, len(options) and TIMESTAMPS_SPACE)
     segment = TcpSegment(conn.local_port, conn.remote_port, seq & SEQ_MASK,
                          rcv_nxt & SEQ_MASK, flags | ACK, advertised_window(conn),
                          options, payload)
     conn.unacked_bytes = 0
     conn.delack_at = None
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
+
+
+def _sack_option(conn: Connection, used: int) -> tuple[TcpOption, ...]:
+    """SACK blocks for a pure ACK (RFC 2018 §4, RFC 2883), as many as fit beside ``used``."""
+    receiver = conn.sack_receiver
+    if receiver is None:
+        return ()
+    conn.sack_pending = False
+    blocks = receiver.option_blocks(rcv_nxt=conn.rcv_nxt,
+                                    held=conn.receive_buffer.out_of_order_blocks(),
+                                    limit=sack_block_capacity(used))
+    if not blocks:
+        return ()
+    return (_NOP, _NOP, SackOption(to_wire_blocks(blocks)))
 
 
 def send_ack(conn: Connection, now: Instant) -> None:
@@ -118,6 +139,8 @@ def send_reset_reply(host: TcpHost, source: int, destination: int, segment: TcpS
 def send_syn(conn: Connection, now: Instant) -> None:
     """SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) with our MSS and maybe window scale."""
     options: tuple[TcpOption, ...] = (MssOption(conn.rcv_mss),)
+    if conn.sack_ok or (conn.state is State.SYN_SENT and conn.config.sack):
+        options += (_NOP, _NOP, SackPermittedOption())  # RFC 2018 §2
     if conn.offered_wscale >= 0:
         options += (_NOP, WindowScaleOption(conn.offered_wscale))
     if conn.ts_ok or (conn.state is State.SYN_SENT and conn.config.timestamps):
@@ -146,6 +169,9 @@ SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_
 def output(conn: Connection, now: Instant) -> None:
     """Send whatever the windows, Nagle and SWS avoidance allow, then our FIN if due."""
     if conn.state not in SENDING_STATES:
+        return
+    if conn.in_recovery and conn.scoreboard is not None:
+        sack_output(conn, now)
         return
     buffer = conn.send_buffer
     data_end = buffer.end
@@ -267,3 +293,63 @@ def schedule_ack(conn: Connection, size: int, now: Instant) -> None:
         send_ack(conn, now)
     elif conn.delack_at is None:
         conn.delack_at = now + conn.config.delayed_ack
+
+
+def retransmit_range(conn: Connection, start: int, end: int, now: Instant) -> int:
+    """Resend ``[start, end)`` (our FIN too if it lies inside); return the end sent."""
+    buffer = conn.send_buffer
+    data_end = buffer.end
+    stop = end if end < data_end else data_end
+    size = stop - start if stop > start else 0
+    fin_seq = conn.fin_seq
+    fin = fin_seq is not None and start <= fin_seq < end and conn.snd_max > fin_seq
+    if size == 0 and not fin:
+        return start
+    flags = ACK | FIN if fin else ACK
+    transmit(conn, start, flags, buffer.slice(start, size), now)
+    conn.retransmits += 1
+    sent_end = start + size + (1 if fin else 0)
+    rtt_seq = conn.rtt_seq
+    if rtt_seq is not None and start < rtt_seq <= sent_end:
+        conn.rtt_seq = None  # Karn's rule (RFC 6298 §3)
+    return sent_end
+
+
+def sack_output(conn: Connection, now: Instant) -> None:
+    """RFC 6675 §5 (C): while cwnd - pipe >= SMSS, send what NextSeg() picks."""
+    scoreboard = conn.scoreboard
+    if scoreboard is None:
+        return
+    mss = conn.snd_mss
+    buffer = conn.send_buffer
+    fin_seq = conn.fin_seq
+    sent = False
+    for _ in range(256):  # bounded work per call; ACKs keep the loop going
+        high = conn.snd_max
+        if conn.cc.cwnd - scoreboard.pipe(high) < mss:
+            break
+        window_end = conn.snd_una + conn.snd_wnd
+        data_end = buffer.end
+        new_data = (data_end > high and high < window_end) or (fin_seq is not None
+                                                                and high == fin_seq)
+        choice = scoreboard.next_segment(high_data=high, new_data=new_data)
+        if choice is None:
+            break
+        if choice.kind is SegmentKind.NEW_DATA:
+            size = min(mss, data_end - high, max(window_end - high, 0))
+            end = high + size
+            fin = fin_seq is not None and end == fin_seq
+            if size <= 0 and not fin:
+                break
+            flags = ACK | FIN if fin else ACK
+            transmit(conn, high, flags, buffer.slice(high, size), now)
+            conn.snd_nxt = conn.snd_max = end + (1 if fin else 0)
+        else:
+            sent_end = retransmit_range(conn, choice.start, choice.end, now)
+            if sent_end <= choice.start:
+                break
+            scoreboard.note_sent(NextSegment(kind=choice.kind, start=choice.start,
+                                             end=sent_end))
+        sent = True
+    if sent and conn.rto_at is None:
+        conn.rto_at = now + conn.rto.rto

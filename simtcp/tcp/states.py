@@ -41,17 +41,15 @@ from typing import Protocol
 
 from ..errors import DropReason
 from ..events import (
-    ConnectionFailed,
     ConnectionReset,
     ConnectionTimedOut,
     DataReceived,
     Event,
     PeerClosed,
-    SendSpaceAvailable,
 )
 from ..time import MILLISECOND, Instant
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment, TimestampsOption
-from . import congestion
+from . import congestion, recovery
 from .connection import Connection, Listener, State
 from .host import TcpHost
 from .options import TIMESTAMPS_SPACE, accepts_missing_timestamps
@@ -66,6 +64,7 @@ from .output import (
     send_syn,
     window_shift_for,
 )
+from .sack import SackReceiver, SackScoreboard, duplicate_range
 from .seq import unwrap
 
 DEFAULT_MSS = 536
@@ -74,8 +73,6 @@ MIN_MSS = 64
 """Floor for a peer-announced or ICMP-derived MSS, so segments stay useful."""
 OOW_ACK_INTERVAL = 500 * MILLISECOND
 """Least time between ACKs answering bare out-of-window segments (RFC 5961 §7 in spirit)."""
-HARD_UNREACHABLE_CODES = frozenset({2, 3, 9, 10, 13})
-"""Destination-unreachable codes that end a connection attempt (RFC 1122 §4.2.3.9)."""
 
 
 class Owner(Protocol):
@@ -163,6 +160,10 @@ def _apply_syn_options(conn: Connection, segment: TcpSegment, now: Instant) -> N
     else:
         conn.snd_wscale = conn.rcv_wscale = 0
         conn.offered_wscale = -1 if conn.state is State.SYN_RECEIVED else conn.offered_wscale
+    conn.sack_ok = config.sack and segment.sack_permitted
+    if conn.sack_ok:
+        conn.sack_receiver = SackReceiver()
+        conn.scoreboard = SackScoreboard(snd_una=conn.iss + 1, mss=conn.snd_mss)
     conn.cc = congestion.create(config.congestion_control, mss=conn.snd_mss,
                                 initial_window_segments=config.initial_window_segments)
 
@@ -207,7 +208,7 @@ def _syn_sent(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant)
         conn.rto_at = now + conn.rto.rto
         return
     if conn.retries == 0:
-        _rtt_sample(conn, now - conn.rtt_sent_at)  # Karn: only an unretransmitted SYN
+        recovery.rtt_sample(conn, now - conn.rtt_sent_at)  # Karn: only an unretransmitted SYN
     conn.snd_una = ack
     conn.snd_wl2 = ack
     conn.retries = 0
@@ -317,6 +318,9 @@ def _unacceptable(conn: Connection, segment: TcpSegment, seq: int, length: int,
         conn.host.stats.drop(DropReason.TCP_RST_INVALID)
         return
     conn.host.stats.drop(DropReason.TCP_OUT_OF_WINDOW)
+    size = len(segment.payload)
+    if size and conn.sack_receiver is not None and seq < conn.rcv_nxt:
+        _note_sack_arrival(conn, seq, seq + size, (seq, min(seq + size, conn.rcv_nxt)))
     if conn.state is State.TIME_WAIT and segment.flags & FIN and seq + length == conn.rcv_nxt:
         # RFC 9293 §3.10.7.4 "eighth", TIME-WAIT: a retransmitted FIN restarts 2*MSL.
         conn.close_at = now + 2 * conn.config.msl
@@ -366,7 +370,7 @@ def _ack_syn_received(owner: Owner, conn: Connection, segment: TcpSegment, seq: 
         send_reset_reply(conn.host, conn.remote_address, conn.local_address, segment, now)
         return False
     if conn.retries == 0:
-        _rtt_sample(conn, now - conn.rtt_sent_at)
+        recovery.rtt_sample(conn, now - conn.rtt_sent_at)
     conn.retries = 0
     conn.rto.reset_backoff()
     conn.rto_at = None
@@ -456,74 +460,16 @@ def _process_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, 
         if window and conn.persist_at is not None:
             conn.persist_at = None
             conn.persist_backoff = 0
+    sack_blocks = segment.sack_blocks if conn.scoreboard is not None else ()
     if ack > una:
-        _new_ack(owner, conn, ack, now)
-        if conn.ts_ok:
-            timestamps = segment.timestamps
-            if timestamps is not None and timestamps.echo_reply:
-                # RFC 7323 §4.1-§4.2: RTTM from an ACK that advances SND.UNA.
-                rtt = conn.ts_clock.rtt_from_echo(timestamps.echo_reply, now)
-                if rtt is not None:
-                    _rtt_sample(conn, rtt)
-    elif (conn.snd_nxt > una and not segment.payload and not segment.flags & (SYN | FIN)
-          and window == old_window):
-        _duplicate_ack(conn, now)  # RFC 5681 §2's definition of a duplicate ACK
-    return True
-
-
-def _new_ack(owner: Owner, conn: Connection, ack: int, now: Instant) -> None:
-    una = conn.snd_una
-    acked = ack - una
-    flight = conn.snd_max - una
-    conn.snd_una = ack
-    if conn.snd_nxt < ack:
-        conn.snd_nxt = ack
-    conn.send_buffer.acknowledge(ack)
-    rtt_seq = conn.rtt_seq
-    if rtt_seq is not None and ack >= rtt_seq:
-        conn.rtt_seq = None
-        if not conn.ts_ok:
-            _rtt_sample(conn, now - conn.rtt_sent_at)
-    conn.retries = 0
-    conn.rto.reset_backoff()
-    cc = conn.cc
-    if conn.in_recovery:
-        if ack >= conn.recover:
-            conn.in_recovery = False  # RFC 6582 §3.2 step 6: a full ACK
-            conn.dupacks = 0
-            cc.on_exit_recovery(conn.snd_max - ack)
-        else:
-            retransmit_first(conn, now)  # RFC 6582 §3.2 step 5: a partial ACK
-            cc.on_partial_ack(acked)
+        recovery.new_ack(conn, segment, ack, sack_blocks, now)
     else:
-        conn.dupacks = 0
-        cc.on_ack(acked, flight, now)
-    # RFC 6298 §5.2 and §5.3: stop the timer when all is acknowledged, else restart it.
-    conn.rto_at = now + conn.rto.rto if conn.snd_nxt > ack else None
-    if conn.send_blocked:
-        buffer = conn.send_buffer
-        if buffer.free_space >= max(buffer.capacity >> 2, 1):
-            conn.send_blocked = False
-            conn.host.emit(SendSpaceAvailable(connection=conn.handle, space=buffer.free_space))
-
-
-def _rtt_sample(conn: Connection, rtt: int) -> None:
-    conn.rto.sample(rtt)
-    conn.cc.on_rtt_sample(rtt)
-
-
-def _duplicate_ack(conn: Connection, now: Instant) -> None:
-    conn.dupacks += 1
-    if conn.in_recovery:
-        conn.cc.on_dupack_in_recovery()  # RFC 5681 §3.2 step 4
-    elif conn.dupacks == 3 and conn.snd_una > conn.recover:
-        # RFC 5681 §3.2 steps 2-3 guarded by RFC 6582 §3.2 step 2.
-        conn.host.stats.count("tcp.fast_retransmits")
-        conn.recover = conn.snd_max
-        conn.in_recovery = True
-        conn.cc.on_enter_recovery(conn.snd_max - conn.snd_una, now)
-        retransmit_first(conn, now)
-        conn.rto_at = now + conn.rto.rto
+        if sack_blocks:
+            recovery.sack_arrived(conn, ack, sack_blocks)
+        if (conn.snd_nxt > una and not segment.payload and not segment.flags & (SYN | FIN)
+                and window == old_window):
+            recovery.duplicate_ack(conn, now)  # RFC 5681 §2's definition of a duplicate ACK
+    return True
 
 
 # --- segment text and FIN (RFC 9293 §3.10.7.4 "seventh" and "eighth") -------
@@ -572,18 +518,26 @@ def _receive_data(conn: Connection, payload: object, seq: int, size: int, now: I
         end = right_edge
     if start < rcv_nxt:
         start = rcv_nxt
+    buffer = conn.receive_buffer
+    sack = conn.sack_receiver
+    duplicate = None
+    if sack is not None and (seq < rcv_nxt or start != rcv_nxt or buffer.has_out_of_order):
+        duplicate = duplicate_range(seq, seq + size, rcv_nxt, buffer.out_of_order_blocks())
     if end <= start:
+        if duplicate is not None and sack is not None:
+            _note_sack_arrival(conn, seq, seq + size, duplicate)
         send_ack(conn, now)  # nothing new (zero window or duplicate): tell the sender
         return
     data = payload if start == seq and end == seq + size else (
         memoryview(payload)[start - seq:end - seq])  # type: ignore[arg-type]
-    buffer = conn.receive_buffer
     if start == rcv_nxt:
         had_holes = buffer.has_out_of_order
         new_rcv_nxt = buffer.add(start, data, rcv_nxt)  # type: ignore[arg-type]
         conn.rcv_nxt = new_rcv_nxt
         if conn.visible:
             conn.host.emit(DataReceived(connection=conn.handle, available=len(buffer.readable)))
+        if sack is not None and (had_holes or duplicate is not None):
+            _note_sack_arrival(conn, start, end, duplicate)
         if had_holes:
             send_ack(conn, now)  # RFC 5681 §4.2: a segment that fills a gap is ACKed at once
         else:
@@ -591,8 +545,20 @@ def _receive_data(conn: Connection, payload: object, seq: int, size: int, now: I
         return
     if buffer.add(start, data, rcv_nxt) < 0:  # type: ignore[arg-type]
         conn.host.stats.drop(DropReason.TCP_OUT_OF_ORDER_FULL)
+    elif sack is not None:
+        _note_sack_arrival(conn, start, end, duplicate)
     conn.host.stats.count("tcp.out_of_order_segments")
     send_ack(conn, now)  # RFC 5681 §4.2: out-of-order data draws an immediate (dup) ACK
+
+
+def _note_sack_arrival(conn: Connection, start: int, end: int,
+                       duplicate: tuple[int, int] | None) -> None:
+    """Remember an arrival for the SACK blocks of our next ACK (RFC 2018 §4, RFC 2883)."""
+    sack = conn.sack_receiver
+    if sack is not None:
+        sack.record_arrival(start, end, rcv_nxt=conn.rcv_nxt, duplicate=duplicate)
+        if duplicate is not None:
+            conn.sack_pending = True
 
 
 def _fin_arrives(conn: Connection, now: Instant) -> None:
@@ -730,6 +696,8 @@ def _retransmission_timeout(owner: Owner, conn: Connection, now: Instant) -> Non
     conn.in_recovery = False
     conn.dupacks = 0
     conn.recover = conn.snd_max  # RFC 6582 §3.2 step 4 after a timeout
+    if conn.scoreboard is not None:
+        conn.scoreboard.on_rto()  # RFC 6675 §5.1: SACK information may be reneged
     conn.rto.back_off()
     conn.rtt_seq = None
     conn.snd_nxt = conn.snd_una
@@ -770,41 +738,3 @@ def _keepalive_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
     conn.host.stats.count("tcp.keepalive_probes")
     send_probe(conn, now)
     conn.keepalive_at = now + config.keepalive_interval
-
-
-# --- ICMP errors (RFC 1122 §4.2.3.9, RFC 5927, RFC 1191) ---------------------
-
-
-def icmp_error(owner: Owner, conn: Connection, *, icmp_type: int, code: int, next_hop_mtu: int,
-               quoted_seq: int, now: Instant) -> None:
-    """Act on an ICMP error quoting one of our segments, if it quotes data in flight."""
-    seq = unwrap(quoted_seq, conn.snd_una)
-    if not conn.snd_una <= seq < max(conn.snd_max, conn.snd_una + 1):
-        conn.host.stats.count("tcp.icmp_ignored")  # RFC 5927 §4.1: not in flight
-        return
-    if icmp_type == 3 and code == 4:
-        _path_mtu_shrank(conn, next_hop_mtu, now)
-        return
-    hard = icmp_type == 3 and code in HARD_UNREACHABLE_CODES
-    if hard and conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
-        conn.host.stats.count("tcp.icmp_hard_errors")
-        event = ConnectionFailed(connection=conn.handle, icmp_type=icmp_type, code=code)
-        owner.release(conn, event if conn.active else None)
-        return
-    # RFC 1122 §4.2.3.9 and RFC 5461: soft errors are remembered, not fatal.
-    conn.soft_error = (icmp_type, code)
-    conn.host.stats.count("tcp.icmp_soft_errors")
-
-
-def _path_mtu_shrank(conn: Connection, next_hop_mtu: int, now: Instant) -> None:
-    """RFC 1191 §6.2: a smaller MSS, and resend what was lost to the small link."""
-    new_mss = next_hop_mtu - 40
-    if next_hop_mtu < 68 or new_mss >= conn.snd_mss:
-        return
-    conn.snd_mss = max(new_mss, MIN_MSS)
-    conn.cc.set_mss(conn.snd_mss)
-    conn.host.stats.count("tcp.pmtu_updates")
-    if conn.state not in (State.SYN_SENT, State.SYN_RECEIVED):
-        conn.snd_nxt = conn.snd_una
-        conn.rtt_seq = None
-        output(conn, now)

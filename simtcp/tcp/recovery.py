@@ -1,0 +1,123 @@
+"""What an ACK does to the sender: RTT samples, cwnd, fast retransmit and loss recovery.
+
+Without SACK, recovery is RFC 5681 §3.2 with RFC 6582 (NewReno) partial ACKs:
+three duplicate ACKs retransmit SND.UNA's segment, each partial ACK the next
+one. With SACK (RFC 2018) negotiated, the connection keeps an RFC 6675
+scoreboard (:class:`.sack.SackScoreboard`): recovery starts on three
+duplicate ACKs or when IsLost(SND.UNA) holds, cwnd drops to ssthresh, and
+:func:`.output.sack_output` sends what NextSeg() chooses while
+``cwnd - pipe >= SMSS`` -- only what is missing, several holes per RTT.
+"""
+
+from __future__ import annotations
+
+from ..events import SendSpaceAvailable
+from ..time import Instant
+from ..wire.tcp import TcpSegment
+from .connection import Connection
+from .output import retransmit_first, sack_output
+from .sack import unwrap_blocks
+
+
+def rtt_sample(conn: Connection, rtt: int) -> None:
+    """One RTT measurement for the RTO estimator and the congestion control."""
+    conn.rto.sample(rtt)
+    conn.cc.on_rtt_sample(rtt)
+
+
+def sack_arrived(conn: Connection, ack: int, wire_blocks: tuple[tuple[int, int], ...]) -> None:
+    """Apply SACK blocks of an ACK that did not advance SND.UNA."""
+    scoreboard = conn.scoreboard
+    if scoreboard is not None:
+        blocks = unwrap_blocks(wire_blocks, conn.snd_una)
+        scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max)
+
+
+def new_ack(conn: Connection, segment: TcpSegment, ack: int,
+            wire_blocks: tuple[tuple[int, int], ...], now: Instant) -> None:
+    """SND.UNA < SEG.ACK <= SND.MAX: data left the network (RFC 9293 §3.10.7.4 "fifth")."""
+    una = conn.snd_una
+    acked = ack - una
+    flight = conn.snd_max - una
+    scoreboard = conn.scoreboard
+    if scoreboard is not None:
+        blocks = unwrap_blocks(wire_blocks, una) if wire_blocks else ()
+        scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max)
+    conn.snd_una = ack
+    if conn.snd_nxt < ack:
+        conn.snd_nxt = ack
+    conn.send_buffer.acknowledge(ack)
+    _measure_rtt(conn, segment, ack, now)
+    conn.retries = 0
+    conn.rto.reset_backoff()
+    cc = conn.cc
+    if conn.in_recovery:
+        if ack >= conn.recover:
+            conn.in_recovery = False  # RFC 6582 §3.2 step 6 / RFC 6675 §5: a full ACK
+            conn.dupacks = 0
+            if scoreboard is not None:
+                scoreboard.exit_recovery()
+            cc.on_exit_recovery(conn.snd_max - ack)
+        elif scoreboard is None:
+            retransmit_first(conn, now)  # RFC 6582 §3.2 step 5: a partial ACK
+            cc.on_partial_ack(acked)
+    else:
+        conn.dupacks = 0
+        cc.on_ack(acked, flight, now)
+        if scoreboard is not None and scoreboard.sacked and ack > conn.recover \
+                and scoreboard.should_enter_recovery():
+            enter_recovery(conn, now)  # RFC 6675 §5 (b): IsLost(HighACK + 1)
+    # RFC 6298 §5.2 and §5.3: stop the timer when all is acknowledged, else restart it.
+    conn.rto_at = now + conn.rto.rto if conn.snd_nxt > ack else None
+    if conn.send_blocked:
+        buffer = conn.send_buffer
+        if buffer.free_space >= max(buffer.capacity >> 2, 1):
+            conn.send_blocked = False
+            conn.host.emit(SendSpaceAvailable(connection=conn.handle, space=buffer.free_space))
+
+
+def _measure_rtt(conn: Connection, segment: TcpSegment, ack: int, now: Instant) -> None:
+    rtt_seq = conn.rtt_seq
+    if rtt_seq is not None and ack >= rtt_seq:
+        conn.rtt_seq = None
+        if not conn.ts_ok:
+            rtt_sample(conn, now - conn.rtt_sent_at)  # Karn's rule kept by rtt_seq
+    if conn.ts_ok:
+        timestamps = segment.timestamps
+        if timestamps is not None and timestamps.echo_reply:
+            # RFC 7323 §4.1-§4.2: RTTM from an ACK that advances SND.UNA.
+            rtt = conn.ts_clock.rtt_from_echo(timestamps.echo_reply, now)
+            if rtt is not None:
+                rtt_sample(conn, rtt)
+
+
+def duplicate_ack(conn: Connection, now: Instant) -> None:
+    """RFC 5681 §3.2 steps 1-4 (and RFC 6675 §5 with SACK)."""
+    conn.dupacks += 1
+    scoreboard = conn.scoreboard
+    if conn.in_recovery:
+        if scoreboard is None:
+            conn.cc.on_dupack_in_recovery()  # RFC 5681 §3.2 step 4
+        return
+    if conn.snd_una <= conn.recover:
+        return  # RFC 6582 §3.2 step 2: still within the last recovery's window
+    if conn.dupacks >= 3 or (scoreboard is not None and scoreboard.sacked
+                             and scoreboard.should_enter_recovery()):
+        enter_recovery(conn, now)
+
+
+def enter_recovery(conn: Connection, now: Instant) -> None:
+    """Fast retransmit and the start of fast recovery."""
+    conn.host.stats.count("tcp.fast_retransmits")
+    conn.recover = conn.snd_max
+    conn.in_recovery = True
+    cc = conn.cc
+    cc.on_enter_recovery(conn.snd_max - conn.snd_una, now)
+    scoreboard = conn.scoreboard
+    if scoreboard is None:
+        retransmit_first(conn, now)  # RFC 5681 §3.2 step 2
+    else:
+        cc.cwnd = cc.ssthresh  # RFC 6675 §5 (4.2): no inflation, pipe does the counting
+        scoreboard.enter_recovery(conn.snd_max)
+        sack_output(conn, now)
+    conn.rto_at = now + conn.rto.rto
