@@ -248,8 +248,9 @@ def describe_link(args: argparse.Namespace) -> str:
 
 
 def _summary(args: argparse.Namespace, result: TransferResult, out: TextIO) -> None:
-    direction = "both ways" if args.both_directions else "client -> server"
-    connections = f" over {args.connections} connections" if args.connections > 1 else ""
+    direction = "each way" if args.both_directions else "client -> server"
+    connections = (f" on each of {args.connections} connections" if args.connections > 1
+                   else "")
     print(f"transfer: {args.bytes} bytes ({format_size(args.bytes)}) {direction}{connections}, "
           f"seed {args.seed}", file=out)
     print(f"  link: {describe_link(args)}", file=out)
