@@ -336,8 +336,7 @@ def _unacceptable(conn: Connection, segment: TcpSegment, seq: int, length: int,
 def _reset_arrives(owner: Owner, conn: Connection, seq: int, now: Instant) -> None:
     """RFC 9293 §3.10.7.4 "second", with RFC 5961 §3.2's exact-match rule."""
     if seq != conn.rcv_nxt:
-        conn.host.stats.count("tcp.challenge_acks")
-        send_ack(conn, now)
+        _challenge_ack(conn, now)
         return
     state = conn.state
     conn.host.stats.count("tcp.resets_received")
@@ -354,7 +353,16 @@ def _syn_in_window(owner: Owner, conn: Connection, now: Instant) -> None:
     if conn.state is State.SYN_RECEIVED and not conn.active:
         owner.release(conn)  # passive open: return to LISTEN
         return
-    conn.host.stats.count("tcp.challenge_acks")  # RFC 5961 §4.2
+    _challenge_ack(conn, now)  # RFC 5961 §4.2
+
+
+def _challenge_ack(conn: Connection, now: Instant) -> None:
+    """RFC 5961 §3.2/§4.2/§5.2's challenge ACK, at most one per OOW_ACK_INTERVAL (§7)."""
+    if now - conn.last_oow_ack_at < OOW_ACK_INTERVAL:
+        conn.host.stats.count("tcp.challenge_acks_suppressed")
+        return
+    conn.last_oow_ack_at = now
+    conn.host.stats.count("tcp.challenge_acks")
     send_ack(conn, now)
 
 
@@ -444,6 +452,11 @@ def _process_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, 
         # RFC 9293 §3.10.7.4: an ACK of something not yet sent: ACK and drop.
         conn.host.stats.drop(DropReason.TCP_BAD_ACK)
         send_ack(conn, now)
+        return False
+    if ack < una - conn.max_snd_wnd:
+        # RFC 5961 §5.2: an ACK too old to be a duplicate: challenge and drop.
+        conn.host.stats.drop(DropReason.TCP_BAD_ACK)
+        _challenge_ack(conn, now)
         return False
     conn.persist_probes = 0
     if ack < una:
