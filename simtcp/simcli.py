@@ -16,13 +16,15 @@ a failed transfer exits 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing
+import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NoReturn, TextIO
 
@@ -286,14 +288,27 @@ def _transfer(args: argparse.Namespace) -> int:
             result = run_transfer(spec, pcap=stream, pcap_point=args.pcap_point)
     else:
         result = run_transfer(spec)
-    _summary(args, result, sys.stdout)
-    if args.json:
-        record = {**result.as_json(), "seed": args.seed}
-        if not result.ok:
-            record["replay"] = replay_command(args, args.seed)
-        print(json.dumps(record, sort_keys=False), file=sys.stdout)
-    sys.stdout.flush()
+    with _reader_may_leave():
+        _summary(args, result, sys.stdout)
+        if args.json:
+            record = {**result.as_json(), "seed": args.seed}
+            if not result.ok:
+                record["replay"] = replay_command(args, args.seed)
+            print(json.dumps(record, sort_keys=False), file=sys.stdout)
+        sys.stdout.flush()
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """Output piped into ``head`` may lose its reader: stop printing, without a traceback."""
+    try:
+        yield
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that the interpreter's last flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # --- campaign ------------------------------------------------------------------------------
@@ -336,6 +351,10 @@ class ProgressBar:
                 f"{failed} failed")
 
     def update(self, done: int, failed: int) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self._draw(done, failed)
+
+    def _draw(self, done: int, failed: int) -> None:
         if self.interactive:
             self.stream.write("\r" + self.line(done, failed))
             if done == self.total:
@@ -369,14 +388,10 @@ def _run_specs(specs: list[TransferSpec], workers: int,
     return sorted(outcomes, key=lambda outcome: outcome.seed)
 
 
-def _campaign(args: argparse.Namespace) -> int:
+def _campaign_report(args: argparse.Namespace, outcomes: list[SeedOutcome], wall: float,
+                     out: TextIO) -> None:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    specs = [spec_from_args(args, seed) for seed in seeds]
-    wall_start = time.perf_counter()
-    outcomes = _run_specs(specs, args.workers, ProgressBar(len(specs), sys.stderr))
-    wall = time.perf_counter() - wall_start
     failures = [outcome for outcome in outcomes if not outcome.ok]
-    out = sys.stdout
     print(f"campaign: seeds {seeds.start}..{seeds.stop - 1}, "
           f"{format_size(args.bytes)} bytes per transfer, link {describe_link(args)}", file=out)
     for outcome in failures:
@@ -395,6 +410,17 @@ def _campaign(args: argparse.Namespace) -> int:
                           "wall_seconds": round(wall, 6), "retransmits": retransmits}),
               file=out)
     out.flush()
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    specs = [spec_from_args(args, seed) for seed in seeds]
+    wall_start = time.perf_counter()
+    outcomes = _run_specs(specs, args.workers, ProgressBar(len(specs), sys.stderr))
+    wall = time.perf_counter() - wall_start
+    failures = [outcome for outcome in outcomes if not outcome.ok]
+    with _reader_may_leave():
+        _campaign_report(args, outcomes, wall, sys.stdout)
     return EXIT_FAILED if failures else EXIT_OK
 
 
