@@ -96,7 +96,7 @@ def rx_info(data: bytes | memoryview) -> tuple[bool, int]:
     flags = data[0]
     gso_size = 0
     if data[1] & ~GSO_ECN == GSO_TCPV4:
-        gso_size = data[6] | data[7] << 8
+        gso_size = data[4] | data[5] << 8
     return bool(flags & (FLAG_NEEDS_CSUM | FLAG_DATA_VALID)), gso_size
 
 

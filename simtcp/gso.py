@@ -24,7 +24,9 @@ raw bytes: they run once per frame on the forwarding path.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 
+from .errors import ConfigError, DropReason
 from .wire.checksum import Buffer, internet_checksum, ones_complement_sum, pseudo_header_sum
 
 PROTOCOL_TCP = 6
@@ -42,6 +44,32 @@ TCP_ECE = 0x40
 TCP_CWR = 0x80
 
 _CHECKSUM_OFFSET = {PROTOCOL_TCP: 16, PROTOCOL_UDP: 6}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterfaceOffload:
+    """What an interface's link does for the stack (DESIGN.md "Offload-ready").
+
+    Per frame, :meth:`Stack.receive_frame` may say more (``checksum_verified``,
+    ``gso_size``); these are what holds for every frame of the interface.
+    """
+
+    rx_checksum_verified: bool = False
+    """Every received frame's IPv4/TCP/UDP checksums were already verified by the link."""
+    tx_checksum: bool = False
+    """The link finishes TCP/UDP checksums of frames we send. Every unfragmented TCP
+    datagram, and UDP one with a checksum, we send on the interface then carries the
+    partial checksum (the pseudo-header sum, folded, not complemented: Linux's
+    CHECKSUM_PARTIAL), forwarded ones included; see :mod:`simtcp.gso`."""
+    max_segment: int = 0
+    """Largest TCP segment (payload) the link cuts into MTU-sized frames (TSO/GSO); 0 means
+    none. Such segments leave whole even though the datagram exceeds the MTU."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_segment <= MAX_DATAGRAM:
+            raise ConfigError(f"max_segment {self.max_segment} outside 0..{MAX_DATAGRAM}")
+
+
 _ADDRESSES = struct.Struct("!II")
 
 
@@ -163,6 +191,76 @@ def is_whole_tcp(datagram: Buffer) -> bool:
             and not datagram[6] & 0x3F and not datagram[7])
 
 
+def with_partial_checksum(l4: bytes, source: int, destination: int, protocol: int) -> bytes:
+    """A TCP or UDP packet built with a zero checksum field, given the partial checksum."""
+    offset = _CHECKSUM_OFFSET[protocol]
+    value = partial_checksum(source, destination, protocol, len(l4))
+    return b"".join((l4[:offset], value.to_bytes(2, "big"), l4[offset + 2:]))
+
+
+def tcp_payload_length(segment: Buffer) -> int:
+    """Payload bytes of a TCP segment (header and all), 0 when it is too short to say."""
+    return len(segment) - (segment[12] >> 4) * 4 if len(segment) >= 20 else 0
+
+
+# --- forwarding ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ForwardPlan:
+    """What to do with a datagram to forward when offloads or the MTU get in the way."""
+
+    pieces: list[bytes] = field(default_factory=list)
+    """Datagrams ready to go out (none when dropped or too big)."""
+    drop: DropReason | None = None
+    too_big: bytes | None = None
+    """A real datagram too big for the next link, checksums complete: refuse (DF) or
+    fragment it."""
+    segmented: bool = False
+    """A super-segment was cut here (software GSO)."""
+
+
+def plan_forward(datagram: bytes, *, arrived_mtu: int, out_mtu: int, tx_checksum: bool,
+                 max_segment: int, verified: bool, gso_size: int) -> ForwardPlan:
+    """Decide how a datagram (TTL already lowered) leaves by the next link.
+
+    A TCP super-segment (it came as GSO, or larger than its link's MTU could
+    carry) that the next link cannot take whole is cut into MSS-sized segments
+    here, as Linux's software GSO does: at ``gso_size``, or the MSS of the link
+    it came by, and never above what the next link carries. It goes whole to a
+    TSO link that would cut it at that same size. Checksums leave in the form
+    the next link wants: partial for a checksum-offloading link (checked first
+    when nobody vouched for them: new checksums would make corrupt data look
+    good), full otherwise.
+    """
+    whole_l4 = len(datagram) >= 20 and datagram[9] in _CHECKSUM_OFFSET and not (
+        datagram[6] & 0x3F or datagram[7])
+    oversized = len(datagram) > out_mtu
+    super_segment = oversized and is_whole_tcp(datagram) and (
+        gso_size > 0 or len(datagram) > arrived_mtu)
+    if whole_l4 and not verified and (tx_checksum or super_segment):
+        if not l4_checksum_ok(datagram):
+            return ForwardPlan(drop=DropReason.BAD_CHECKSUM)
+        verified = True
+    if super_segment:
+        out_mss = tcp_mss_for(datagram, out_mtu)
+        mss = min(gso_size or tcp_mss_for(datagram, arrived_mtu), out_mss)
+        payload_length = tcp_mss_for(datagram, len(datagram))
+        if tx_checksum and mss == out_mss and 0 < payload_length <= max_segment:
+            oversized = False  # the next link cuts it at out_mss (TSO)
+        elif mss > 0:
+            return ForwardPlan(pieces=segment_tcp(datagram, mss, partial=tx_checksum),
+                               segmented=True)
+    if not (whole_l4 and verified):
+        return ForwardPlan(too_big=datagram) if oversized else ForwardPlan(pieces=[datagram])
+    finished = bytearray(datagram)
+    # It may have arrived partial; fragments must carry the whole checksum.
+    set_l4_checksum(finished, partial=tx_checksum and not oversized)
+    if oversized:
+        return ForwardPlan(too_big=bytes(finished))
+    return ForwardPlan(pieces=[bytes(finished)])
+
+
 # --- GRO ------------------------------------------------------------------------
 
 _GRO_FLAGS = TCP_ACK | TCP_PSH
@@ -264,6 +362,7 @@ def gro_merge(frames: list[bytes], *, limit: int = MAX_DATAGRAM) -> list[bytes]:
 
 
 __all__ = [
-    "gro_merge", "is_whole_tcp", "l4_checksum_offset", "l4_checksum_ok", "partial_checksum",
-    "segment_tcp", "set_l4_checksum", "tcp_mss_for",
+    "ForwardPlan", "InterfaceOffload", "gro_merge", "is_whole_tcp", "l4_checksum_offset",
+    "l4_checksum_ok", "partial_checksum", "plan_forward", "segment_tcp", "set_l4_checksum",
+    "tcp_mss_for", "tcp_payload_length", "with_partial_checksum",
 ]

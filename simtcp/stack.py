@@ -19,23 +19,9 @@ from dataclasses import dataclass, field
 
 from .arp import NeighbourCache, QueuedPacket
 from .config import StackConfig
-from .errors import (
-    AddressError,
-    ConfigError,
-    DropReason,
-    InvalidHandleError,
-    NoRouteError,
-    ParseError,
-)
+from .errors import AddressError, DropReason, InvalidHandleError, NoRouteError, ParseError
 from .events import DatagramReceived, EchoReplyReceived, Event, IcmpErrorReceived
-from .gso import (
-    is_whole_tcp,
-    l4_checksum_ok,
-    partial_checksum,
-    segment_tcp,
-    set_l4_checksum,
-    tcp_mss_for,
-)
+from .gso import InterfaceOffload, plan_forward, tcp_payload_length, with_partial_checksum
 from .icmp import IcmpPolicy
 from .ip import (
     LIMITED_BROADCAST,
@@ -65,7 +51,6 @@ from .wire.ethernet import (
 )
 from .wire.icmp import IcmpMessage
 from .wire.ipv4 import (
-    MAX_TOTAL_LENGTH,
     PROTOCOL_ICMP,
     PROTOCOL_TCP,
     PROTOCOL_UDP,
@@ -77,30 +62,6 @@ from .wire.ipv4 import (
 )
 from .wire.tcp import TcpSegment
 from .wire.udp import UdpDatagram
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InterfaceOffload:
-    """What an interface's link does for the stack (DESIGN.md "Offload-ready").
-
-    Per frame, :meth:`Stack.receive_frame` may say more (``checksum_verified``,
-    ``gso_size``); these are what holds for every frame of the interface.
-    """
-
-    rx_checksum_verified: bool = False
-    """Every received frame's IPv4/TCP/UDP checksums were already verified by the link."""
-    tx_checksum: bool = False
-    """The link finishes TCP/UDP checksums of frames we send. Every unfragmented TCP
-    datagram, and UDP one with a checksum, we send on the interface then carries the
-    partial checksum (the pseudo-header sum, folded, not complemented: Linux's
-    CHECKSUM_PARTIAL), forwarded ones included; see :mod:`simtcp.gso`."""
-    max_segment: int = 0
-    """Largest TCP segment (payload) the link cuts into MTU-sized frames (TSO/GSO); 0 means
-    none. Such segments leave whole even though the datagram exceeds the MTU."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_segment <= MAX_TOTAL_LENGTH:
-            raise ConfigError(f"max_segment {self.max_segment} outside 0..{MAX_TOTAL_LENGTH}")
 
 
 @dataclass(slots=True)
@@ -381,70 +342,32 @@ class Stack:
         next_hop = route.gateway if route.gateway is not None else packet.destination
         stats.count("ip.forwarded")
         whole_l4 = packet.protocol in (PROTOCOL_TCP, PROTOCOL_UDP) and not packet.is_fragment
+        pieces = [datagram]
         if len(datagram) > out.mtu or (whole_l4 and (verified or out.offload.tx_checksum)):
-            pieces = self._forward_offloaded(packet, datagram, arrived_on, out, verified,
-                                             gso_size, now)
-        else:
-            pieces = [datagram]
+            plan = plan_forward(datagram, arrived_mtu=arrived_on.mtu, out_mtu=out.mtu,
+                                tx_checksum=out.offload.tx_checksum,
+                                max_segment=out.offload.max_segment, verified=verified,
+                                gso_size=gso_size)
+            pieces = plan.pieces
+            if plan.drop is not None:
+                stats.drop(plan.drop)
+            elif plan.segmented:
+                stats.count("ip.gso_segmented")
+                stats.count("ip.gso_segments_out", len(pieces))
+            elif plan.too_big is not None:
+                if packet.dont_fragment:
+                    stats.drop(DropReason.FRAGMENT_NEEDED)
+                    self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
+                                          icmp_wire.CODE_FRAGMENTATION_NEEDED, packet, now,
+                                          rest=out.mtu)
+                    return
+                packet.payload = plan.too_big[packet.header_length:]
+                packet.ttl -= 1
+                pieces = fragment(packet, out.mtu)
         source = self._source_for(out)
         for piece in pieces:
             self._neighbours.resolve_and_send(out.name, next_hop, source, piece,
                                               forwarded=True, now=now)
-
-    def _forward_offloaded(self, packet: Ipv4Packet, datagram: bytes, arrived_on: Interface,
-                           out: Interface, verified: bool, gso_size: int,
-                           now: Instant) -> list[bytes]:
-        """The datagrams to forward when offloads or the MTU get in the way (maybe none).
-
-        A TCP super-segment (it came as GSO, or larger than its link's MTU could
-        carry) that the next link cannot take whole is cut into MSS-sized segments
-        here, as Linux's software GSO does; a real datagram too big for the next
-        link is refused (DF, RFC 1191) or fragmented (RFC 791 §3.2). Checksums
-        leave in the form the next link wants: partial for a checksum-offloading
-        link (checked first, if nobody vouched for them), full otherwise.
-        """
-        stats = self.stats
-        offload = out.offload
-        whole_l4 = packet.protocol in (PROTOCOL_TCP, PROTOCOL_UDP) and not packet.is_fragment
-        oversized = len(datagram) > out.mtu
-        super_segment = oversized and is_whole_tcp(datagram) and (
-            gso_size > 0 or len(datagram) > arrived_on.mtu)
-        if whole_l4 and not verified and (offload.tx_checksum or super_segment):
-            if not l4_checksum_ok(datagram):
-                # New checksums would make corrupt data look good.
-                stats.drop(DropReason.BAD_CHECKSUM)
-                return []
-            verified = True
-        if super_segment:
-            out_mss = tcp_mss_for(datagram, out.mtu)
-            mss = min(gso_size or tcp_mss_for(datagram, arrived_on.mtu), out_mss)
-            payload_length = tcp_mss_for(datagram, len(datagram))
-            if (offload.tx_checksum and mss == out_mss
-                    and 0 < payload_length <= offload.max_segment):
-                oversized = False  # the next link cuts it at out_mss (TSO)
-            elif mss > 0:
-                pieces = segment_tcp(datagram, mss, partial=offload.tx_checksum)
-                stats.count("ip.gso_segmented")
-                stats.count("ip.gso_segments_out", len(pieces))
-                return pieces
-        if oversized:
-            if packet.dont_fragment:
-                stats.drop(DropReason.FRAGMENT_NEEDED)
-                self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
-                                      icmp_wire.CODE_FRAGMENTATION_NEEDED, packet, now,
-                                      rest=out.mtu)
-                return []
-            if whole_l4 and verified:
-                whole = bytearray(datagram)
-                set_l4_checksum(whole, partial=False)  # it may have arrived partial
-                packet.payload = bytes(whole[packet.header_length:])
-            packet.ttl -= 1
-            return fragment(packet, out.mtu)
-        if whole_l4 and verified:
-            whole = bytearray(datagram)
-            set_l4_checksum(whole, partial=offload.tx_checksum)
-            return [bytes(whole)]
-        return [datagram]
 
     def _unresolved(self, queued: QueuedPacket, now: Instant) -> None:
         """Resolution failed: a router tells the sender (RFC 1812 §4.3.3.1 host unreachable)."""
@@ -538,7 +461,7 @@ class Stack:
         stats.count("ip.packets_out")
         if packet.header_length + len(payload) <= iface.mtu or (
                 protocol == PROTOCOL_TCP and iface.offload.max_segment
-                and _tcp_payload_length(payload) <= iface.offload.max_segment):
+                and tcp_payload_length(payload) <= iface.offload.max_segment):
             datagrams = [packet.build()]  # fits, or the link cuts it (TSO)
         elif dont_fragment:
             stats.drop(DropReason.FRAGMENT_NEEDED)
@@ -696,7 +619,7 @@ class Stack:
         payload = UdpDatagram(bound.port, port, data).build(
             source or 0, address, with_checksum=with_checksum and not partial)
         if partial:
-            payload = _with_partial_checksum(payload, source or 0, address, PROTOCOL_UDP)
+            payload = with_partial_checksum(payload, source or 0, address, PROTOCOL_UDP)
         self.stats.count("udp.datagrams_out")
         if not self.send_ipv4(address, PROTOCOL_UDP, payload, now=now, source=source):
             raise NoRouteError(f"no route to {destination[0]}")
@@ -729,7 +652,7 @@ class Stack:
         self.stats.count("tcp.segments_out")
         iface = self._route_interface(destination)
         if iface is not None and iface.offload.tx_checksum:
-            payload = _with_partial_checksum(segment.build(source, destination,
+            payload = with_partial_checksum(segment.build(source, destination,
                                                            with_checksum=False),
                                              source, destination, PROTOCOL_TCP)
         else:
@@ -783,17 +706,6 @@ def _address(text: str) -> int:
         return ip_from_str(text)
     except (ValueError, AttributeError):
         raise AddressError(f"not an IPv4 address: {text!r}") from None
-
-
-def _tcp_payload_length(segment: bytes) -> int:
-    return len(segment) - (segment[12] >> 4) * 4 if len(segment) >= 20 else 0
-
-
-def _with_partial_checksum(l4: bytes, source: int, destination: int, protocol: int) -> bytes:
-    """``l4`` (checksum field zero) with the partial checksum a tx_checksum link finishes."""
-    offset = 16 if protocol == PROTOCOL_TCP else 6
-    value = partial_checksum(source, destination, protocol, len(l4))
-    return b"".join((l4[:offset], value.to_bytes(2, "big"), l4[offset + 2:]))
 
 
 def _quoted_with_fixed_length(quoted: Buffer) -> bytes:
