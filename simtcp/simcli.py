@@ -380,7 +380,8 @@ def _run_specs(specs: list[TransferSpec], workers: int,
             failed += not outcome.ok
             bar.update(len(outcomes), failed)
         return outcomes
-    with multiprocessing.get_context().Pool(min(workers, len(specs))) as pool:
+    # forkserver: workers start from a clean process, never from a fork of a threaded one.
+    with multiprocessing.get_context("forkserver").Pool(min(workers, len(specs))) as pool:
         for outcome in pool.imap_unordered(run_seed, specs):
             outcomes.append(outcome)
             failed += not outcome.ok
