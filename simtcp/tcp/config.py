@@ -55,6 +55,8 @@ class TcpConfig:
     """Offer timestamps (RFC 7323 §3): RTT from every ACK (RTTM) and PAWS."""
     sack: bool = True
     """Offer SACK (RFC 2018): report out-of-order blocks, recover per RFC 6675."""
+    syn_cookies: bool = True
+    """Answer SYNs with SYN cookies (RFC 4987 §3.6) while a listener's backlog is full."""
     max_out_of_order_blocks: int = 256
     """Separate out-of-order ranges held per connection; segments making more are dropped."""
     fin_wait_2_timeout: Duration = 60 * SECOND

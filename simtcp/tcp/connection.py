@@ -80,20 +80,31 @@ class TcpInfo:
 class Listener:
     """A passive open: the port, its backlog, and the connections it still counts."""
 
-    __slots__ = ("handle", "address", "port", "backlog", "members")
+    __slots__ = ("handle", "address", "port", "backlog", "half_open", "accepted")
 
     def __init__(self, handle: int, address: int, port: int, backlog: int) -> None:
         self.handle = handle
         self.address = address
         self.port = port
         self.backlog = backlog
-        self.members: set[Connection] = set()
-        """Half-open connections plus accepted ones the application has not used yet."""
+        self.half_open: set[Connection] = set()
+        """Connections in SYN-RECEIVED."""
+        self.accepted: set[Connection] = set()
+        """Accepted connections the application has not used yet."""
+
+    @property
+    def queued(self) -> int:
+        """What counts against the backlog: half-open plus accepted-but-unclaimed."""
+        return len(self.half_open) + len(self.accepted)
+
+    def forget(self, conn: Connection) -> None:
+        self.half_open.discard(conn)
+        self.accepted.discard(conn)
 
     def info(self) -> TcpInfo:
         return TcpInfo(state=State.LISTEN.value, local_address=format_address(self.address),
                        local_port=self.port, remote_address="0.0.0.0", remote_port=0,
-                       backlog=self.backlog, queued=len(self.members))
+                       backlog=self.backlog, queued=self.queued)
 
 
 class Connection:

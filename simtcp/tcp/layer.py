@@ -33,6 +33,7 @@ from .host import TcpHost
 from .isn import initial_sequence_number
 from .options import TimestampClock
 from .output import output, send_ack, send_reset_reply, send_syn, window_shift_for
+from .syncookies import SynCookies
 
 __all__ = ["TcpInfo", "TcpLayer"]
 
@@ -57,6 +58,7 @@ class TcpLayer:
         self._listening_ports: dict[int, set[int]] = {}
         self._handle_counter = itertools.count(1)
         self._port_random = rng.stream("tcp.ephemeral_ports")
+        self.cookies = SynCookies(rng)
 
     # --- from the stack -----------------------------------------------------
 
@@ -220,7 +222,7 @@ class TcpLayer:
         self._handles.pop(conn.handle, None)
         listener = conn.listener
         if listener is not None:
-            listener.members.discard(conn)
+            listener.forget(conn)
             conn.listener = None
         self.host.stats.count("tcp.connections_closed")
         if conn.visible:
@@ -236,28 +238,34 @@ class TcpLayer:
         if conn.active or listener is None:
             host.emit(ConnectionEstablished(connection=conn.handle))
             return
+        listener.half_open.discard(conn)
+        listener.accepted.add(conn)
         host.emit(ConnectionAccepted(listener=listener.handle, connection=conn.handle,
                                      remote_address=format_address(conn.remote_address),
                                      remote_port=conn.remote_port))
 
     def new_passive(self, listener: Listener, local: int, remote: int, segment: TcpSegment,
-                    now: Instant) -> Connection:
-        route = self.host.route_source(remote)
-        mtu = route[1] if route is not None else 1500
+                    now: Instant, *, iss: int | None = None) -> Connection:
         conn = self._new_connection((local, segment.destination_port),
-                                    (remote, segment.source_port), mtu, now)
+                                    (remote, segment.source_port), self.path_mtu(remote), now,
+                                    iss=iss)
         conn.listener = listener
-        listener.members.add(conn)
+        listener.half_open.add(conn)
         return conn
+
+    def path_mtu(self, remote: int) -> int:
+        route = self.host.route_source(remote)
+        return route[1] if route is not None else 1500
 
     # --- internals ----------------------------------------------------------------
 
     def _new_connection(self, local: tuple[int, int], remote: tuple[int, int], mtu: int,
-                        now: Instant) -> Connection:
+                        now: Instant, *, iss: int | None = None) -> Connection:
         config = self.config
         handle = next(self._handle_counter)
-        iss = initial_sequence_number(self.rng, local[0], local[1], remote[0], remote[1],
-                                      now=now)
+        if iss is None:
+            iss = initial_sequence_number(self.rng, local[0], local[1], remote[0], remote[1],
+                                          now=now)
         our_mss = max(min(config.mss, mtu - IP_TCP_HEADERS), states.MIN_MSS)
         cc = congestion.create(config.congestion_control, mss=our_mss,
                                initial_window_segments=config.initial_window_segments)
@@ -296,7 +304,7 @@ class TcpLayer:
         """The application used an accepted connection: it leaves the listen backlog."""
         listener = conn.listener
         if listener is not None and conn.visible:
-            listener.members.discard(conn)
+            listener.forget(conn)
             conn.listener = None
 
     def _close_listener(self, listener: Listener, now: Instant) -> None:
@@ -306,11 +314,13 @@ class TcpLayer:
         bound.discard(listener.address)
         if not bound:
             del self._listening_ports[listener.port]
-        for conn in list(listener.members):
+        for conn in list(listener.accepted):
+            conn.listener = None  # accepted connections live on; the application knows them
+        for conn in list(listener.half_open):
             conn.listener = None
-            if not conn.visible:
-                states.app_abort(self, conn, now)  # half-open: reset, as Linux does
-        listener.members.clear()
+            states.app_abort(self, conn, now)  # half-open: reset, as Linux does
+        listener.half_open.clear()
+        listener.accepted.clear()
 
     def _maybe_update_window(self, conn: Connection, now: Instant) -> None:
         """Send a window update once reading has at least doubled a small window.

@@ -47,9 +47,11 @@ from ..events import (
     Event,
     PeerClosed,
 )
+from ..rng import SeededRandom
 from ..time import MILLISECOND, Instant
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment, TimestampsOption
-from . import congestion, recovery
+from . import congestion, cookies, recovery
+from .config import TcpConfig
 from .connection import Connection, Listener, State
 from .host import TcpHost
 from .options import TIMESTAMPS_SPACE, accepts_missing_timestamps
@@ -66,6 +68,7 @@ from .output import (
 )
 from .sack import SackReceiver, SackScoreboard, duplicate_range
 from .seq import unwrap
+from .syncookies import SynCookies
 
 DEFAULT_MSS = 536
 """RFC 9293 §3.7.1: the send MSS when the peer's SYN carries no MSS option."""
@@ -79,6 +82,13 @@ class Owner(Protocol):
     """What the state machine needs from the layer that holds the connections."""
 
     host: TcpHost
+    config: TcpConfig
+    cookies: SynCookies
+    rng: SeededRandom
+
+    def path_mtu(self, remote: int) -> int:
+        """The MTU toward ``remote`` (for a SYN cookie's MSS)."""
+        ...
 
     def release(self, conn: Connection, event: Event | None = None) -> None:
         """Free the connection (CLOSED); tell the application with ``event`` if it knew it."""
@@ -89,7 +99,7 @@ class Owner(Protocol):
         ...
 
     def new_passive(self, listener: Listener, local: int, remote: int, segment: TcpSegment,
-                    now: Instant) -> Connection:
+                    now: Instant, *, iss: int | None = None) -> Connection:
         """Create and register a connection for a SYN that reached ``listener``."""
         ...
 
@@ -101,15 +111,26 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
                            segment: TcpSegment, now: Instant) -> None:
     flags = segment.flags
     host = owner.host
+    config = owner.config
     if flags & RST:
         return
     if flags & ACK:
+        if not flags & SYN and config.syn_cookies and _cookie_ack(owner, listener, source,
+                                                                  destination, segment, now):
+            return
         # An ACK to a listener is from a connection we do not have: reset it.
         send_reset_reply(host, source, destination, segment, now)
         return
     if not flags & SYN:
         return
-    if len(listener.members) >= listener.backlog:
+    if listener.queued >= listener.backlog:
+        if config.syn_cookies and len(listener.accepted) < listener.backlog:
+            # RFC 4987 §3.6: keep no state; the ISN remembers what we must know.
+            host.stats.count("tcp.syn_cookies_sent")
+            cookies.send_cookie_syn_ack(host, owner.cookies, owner.rng, config, local=destination,
+                                        remote=source, mtu=owner.path_mtu(source),
+                                        segment=segment, now=now)
+            return
         host.stats.drop(DropReason.TCP_BACKLOG_FULL)
         return
     conn = owner.new_passive(listener, destination, source, segment, now)
@@ -123,6 +144,25 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
     conn.rto_at = now + conn.rto.rto
     conn.rearm()
     host.stats.count("tcp.passive_opens")
+
+
+def _cookie_ack(owner: Owner, listener: Listener, source: int, destination: int,
+                segment: TcpSegment, now: Instant) -> bool:
+    """LISTEN -> ESTABLISHED for an ACK carrying a valid SYN cookie (RFC 4987 §3.6)."""
+    restored = cookies.check_cookie(owner.cookies, local=destination, remote=source,
+                                    segment=segment, now=now)
+    if restored is None or len(listener.accepted) >= listener.backlog:
+        return False
+    owner.host.stats.count("tcp.syn_cookies_accepted")
+    conn = owner.new_passive(listener, destination, source, segment, now,
+                             iss=(segment.ack - 1) & 0xFFFFFFFF)
+    cookies.restore(conn, restored, segment, now)
+    _become_established(owner, conn, now)
+    if segment.payload or segment.flags & FIN:
+        segment_arrives(owner, conn, segment, now)
+    if conn.state is not State.CLOSED:
+        conn.rearm()
+    return True
 
 
 def _learn_peer_syn(conn: Connection, segment: TcpSegment) -> None:

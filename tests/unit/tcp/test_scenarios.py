@@ -319,7 +319,7 @@ def test_sequence_numbers_across_the_wrap() -> None:
 
 
 def test_listen_backlog_drops_extra_syns_and_counts_them() -> None:
-    scenario = Scenario()
+    scenario = Scenario(config=TcpConfig(syn_cookies=False))
     scenario.listener = scenario.layer.listen(80, backlog=2)
     for port in (5001, 5002, 5003):
         segment = TcpSegment(port, 80, 1000, 0, SYN, 65535)
@@ -401,3 +401,36 @@ def test_duplicate_segments_do_not_duplicate_bytes() -> None:
     pair.a.layer.send(client, data, now=pair.now)
     pair.run(pair.now + 2 * SECOND)
     assert pair.b.layer.receive(server, now=pair.now) == data
+
+
+def test_syn_cookies_let_a_client_in_during_a_syn_flood() -> None:
+    config = TcpConfig(msl=1 * SECOND)
+    pair = make_pair(config, config)
+    listener = pair.b.layer.listen(80, backlog=4)
+    for port in range(1000, 1100):  # spoofed SYNs from an address that never answers
+        pair.b.layer.segment_received(0x0A000063, B_ADDR, TcpSegment(port, 80, port, 0, SYN,
+                                                                    1000), now=0)
+    assert pair.b.layer.connection_count() == 4  # no memory for the other 96
+    assert pair.b.host.stats["tcp.syn_cookies_sent"] == 96
+    pair.b.host.sent.clear()
+    client = pair.a.layer.connect(B_ADDR, 80, now=0)
+    pair.run(200 * MILLISECOND)
+    accepted = [e for e in pair.b.host.events if isinstance(e, ConnectionAccepted)]
+    assert len(accepted) == 1 and accepted[0].listener == listener
+    server = accepted[0].connection
+    assert pair.b.host.stats["tcp.syn_cookies_accepted"] == 1
+    info = pair.b.layer.info(server)
+    assert info.timestamps and info.sack and info.window_scaling  # restored from the TSecr
+    assert info.mss == 1460 - 12
+    data = bytes(range(256)) * 400
+    pair.a.layer.send(client, data, now=pair.now)
+    pair.run(pair.now + 2 * SECOND)
+    assert pair.b.layer.receive(server, now=pair.now) == data
+
+
+def test_a_forged_cookie_ack_is_reset() -> None:
+    scenario = Scenario()
+    scenario.listener = scenario.layer.listen(80, backlog=1)
+    replies = scenario.send(ACK, seq=5000, ack=123456)
+    assert [flags_to_str(r.flags) for r in replies] == ["R"]
+    assert scenario.layer.connection_count() == 0
