@@ -26,7 +26,7 @@ from ..rng import SeededRandom
 from ..time import Instant
 from ..timers import TimerHeap
 from ..wire.tcp import TcpSegment
-from . import congestion, icmp_errors, states
+from . import congestion, icmp_errors, states, timeouts
 from .config import TcpConfig
 from .connection import Connection, Listener, State, TcpInfo, format_address
 from .host import TcpHost
@@ -282,7 +282,7 @@ class TcpLayer:
     def _timer_fired(self, conn: Connection, now: Instant) -> None:
         if conn.key not in self._connections:
             return
-        states.timer_fired(self, conn, now)
+        timeouts.timer_fired(self, conn, now)
         if conn.state is not State.CLOSED:
             conn.rearm()
 

@@ -16,10 +16,9 @@ kinds of input move it:
    takes each state). Data is accepted only in ``_DATA_STATES``.
 2. **Application calls** (§3.10.1-§3.10.5): :func:`app_shutdown`,
    :func:`app_close`, :func:`app_abort`.
-3. **Timers** (§3.10.8): :func:`timer_fired` runs whichever of the
-   connection's deadlines are due: the SYN or data retransmission timer, the
-   delayed ACK, the persist timer, keepalive, and the TIME-WAIT / FIN-WAIT-2
-   timeout.
+3. **Timers** (§3.10.8) live in :mod:`.timeouts`: retransmission, delayed
+   ACK, persist, keepalive, TIME-WAIT. The only transition a timer makes is to
+   CLOSED (``owner.release``): 2*MSL ran out, or a retry limit did.
 
 Sequence numbers are absolute integers (:mod:`.seq`): a segment's SEQ is
 unwrapped against RCV.NXT and its ACK against SND.UNA before any comparison,
@@ -42,7 +41,6 @@ from typing import Protocol
 from ..errors import DropReason
 from ..events import (
     ConnectionReset,
-    ConnectionTimedOut,
     DataReceived,
     Event,
     PeerClosed,
@@ -57,10 +55,8 @@ from .host import TcpHost
 from .options import TIMESTAMPS_SPACE, accepts_missing_timestamps
 from .output import (
     output,
-    retransmit_first,
     schedule_ack,
     send_ack,
-    send_probe,
     send_reset_for,
     send_reset_reply,
     send_syn,
@@ -683,111 +679,3 @@ def app_abort(owner: Owner, conn: Connection, now: Instant) -> None:
         send_reset_for(conn, now)
         conn.host.stats.count("tcp.resets_sent")
     owner.release(conn)
-
-
-# --- timeouts (RFC 9293 §3.10.8) --------------------------------------------
-
-
-def timer_fired(owner: Owner, conn: Connection, now: Instant) -> None:
-    """Run every deadline of ``conn`` that is due at ``now``."""
-    close_at = conn.close_at
-    if close_at is not None and close_at <= now:
-        # TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2 limit, ran out.
-        conn.close_at = None
-        owner.release(conn)
-        return
-    rto_at = conn.rto_at
-    if rto_at is not None and rto_at <= now:
-        conn.rto_at = None
-        if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
-            _syn_timeout(owner, conn, now)
-        else:
-            _retransmission_timeout(owner, conn, now)
-        if conn.state is State.CLOSED:
-            return
-    delack_at = conn.delack_at
-    if delack_at is not None and delack_at <= now:
-        conn.delack_at = None
-        send_ack(conn, now)
-    persist_at = conn.persist_at
-    if persist_at is not None and persist_at <= now:
-        conn.persist_at = None
-        _persist_timeout(owner, conn, now)
-        if conn.state is State.CLOSED:
-            return
-    keepalive_at = conn.keepalive_at
-    if keepalive_at is not None and keepalive_at <= now:
-        conn.keepalive_at = None
-        _keepalive_timeout(owner, conn, now)
-
-
-def _syn_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
-    conn.retries += 1
-    if conn.retries > conn.config.syn_retries:
-        if conn.active:
-            owner.release(conn, ConnectionTimedOut(connection=conn.handle))
-        else:
-            owner.release(conn)
-        return
-    conn.rto.back_off()
-    conn.retransmits += 1
-    conn.host.stats.count("tcp.syn_retransmits")
-    send_syn(conn, now)
-    conn.rto_at = now + conn.rto.rto
-
-
-def _retransmission_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
-    """RFC 6298 §5.4-§5.6 with RFC 5681 §3.1's loss window and go-back-N."""
-    if conn.snd_una >= conn.snd_nxt and conn.snd_una >= conn.snd_max:
-        return
-    conn.retries += 1
-    if conn.retries > conn.config.data_retries:
-        owner.release(conn, ConnectionTimedOut(connection=conn.handle))
-        return
-    conn.host.stats.count("tcp.rto_expirations")
-    conn.cc.on_rto(conn.snd_max - conn.snd_una, first=conn.retries == 1)
-    conn.in_recovery = False
-    conn.dupacks = 0
-    conn.recover = conn.snd_max  # RFC 6582 §3.2 step 4 after a timeout
-    if conn.scoreboard is not None:
-        conn.scoreboard.on_rto()  # RFC 6675 §5.1: SACK information may be reneged
-    conn.rto.back_off()
-    conn.rtt_seq = None
-    conn.snd_nxt = conn.snd_una
-    retransmit_first(conn, now)
-    conn.rto_at = now + conn.rto.rto
-
-
-def _persist_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
-    """RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: probe the zero window, backing off."""
-    if conn.snd_wnd > 0 or conn.send_buffer.end <= conn.snd_nxt:
-        output(conn, now)
-        return
-    conn.persist_probes += 1
-    if conn.persist_probes > conn.config.data_retries:
-        owner.release(conn, ConnectionTimedOut(connection=conn.handle))
-        return
-    conn.host.stats.count("tcp.window_probes")
-    send_probe(conn, now)
-    conn.persist_backoff += 1
-    interval = conn.rto.rto << min(conn.persist_backoff, 16)
-    conn.persist_at = now + min(interval, conn.config.max_rto)
-
-
-def _keepalive_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
-    """RFC 1122 §4.2.3.6: probe an idle connection; drop it after enough silence."""
-    config = conn.config
-    if not config.keepalive or conn.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
-        return
-    idle_until = conn.last_received_at + config.keepalive_idle
-    if now < idle_until:
-        conn.keepalive_probes = 0
-        conn.keepalive_at = idle_until
-        return
-    if conn.keepalive_probes >= config.keepalive_probes:
-        owner.release(conn, ConnectionTimedOut(connection=conn.handle))
-        return
-    conn.keepalive_probes += 1
-    conn.host.stats.count("tcp.keepalive_probes")
-    send_probe(conn, now)
-    conn.keepalive_at = now + config.keepalive_interval
