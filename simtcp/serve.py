@@ -107,6 +107,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--no-offload", action="store_true",
                         help="open the TAPs without the virtio-net header: no checksum "
                         "offload, no 64 KiB TCP segments (TSO/GSO); one frame per wire frame")
+    parser.add_argument("--no-offload1", action="store_true",
+                        help="the same for the second TAP only: forwarding then cuts 64 KiB "
+                        "segments from the first into MTU-sized ones in software")
     return parser
 
 
@@ -183,7 +186,7 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
                                    kernel_address=KERNEL_ADDRESS0, offload=offload)
     resources.devices.append(device0)
     device1 = tap.TapDevice.create(args.tap1, interface="veth1", namespace=netns1,
-                                   offload=offload)
+                                   offload=offload and not args.no_offload1)
     resources.devices.append(device1)
 
     stack = Stack(StackConfig(seed=args.seed, ip=IpConfig(forwarding=True)))
@@ -245,12 +248,15 @@ def _describe(args: argparse.Namespace, netns0: str | None, netns1: str | None,
         yield f"recording frames to {args.pcap}"
     if args.no_offload:
         yield "offloads off (--no-offload): one frame per wire frame"
-    elif all(device.vnet_header for device in devices):
-        yield "offloads on: checksum offload and TCP segments up to 64 KiB (TSO/GSO)"
-    else:
-        notes = "; ".join(f"{device.name}: {device.offload_note}" for device in devices
-                          if not device.vnet_header)
-        yield f"offloads off: the kernel refused them ({notes})"
+        return
+    for device in devices:
+        if device.vnet_header:
+            yield (f"{device.name}: offloads on: checksum offload and TCP segments up to "
+                   "64 KiB (TSO/GSO)")
+        elif device.offload_note:
+            yield f"{device.name}: offloads off: the kernel refused them ({device.offload_note})"
+        else:
+            yield f"{device.name}: offloads off (--no-offload1)"
 
 
 def _teardown(resources: _Resources) -> None:
