@@ -66,6 +66,15 @@ class LinkProfile:
     mtu: int | None = None
     """Largest IP payload the link carries: frames longer than ``mtu + 14`` are dropped and
     counted. None means no limit."""
+    gso: bool = False
+    """The sending end is an offloading NIC (DESIGN.md "Offload-ready"; the simulator does
+    it, not :class:`Impairment`): it finishes the TCP/UDP checksums of every frame and cuts
+    TCP segments longer than ``mtu`` (1500 when None) into MTU-sized frames before they
+    reach the wire. Pair it with ``InterfaceOffload(tx_checksum=True, max_segment=...)``
+    on the sending stack's interface."""
+    gro: bool = False
+    """The receiving end merges consecutive in-order TCP segments of a flow that arrive at
+    the same instant into one frame (Linux GRO) before the host sees them."""
 
     def __post_init__(self) -> None:
         for name in ("loss", "reorder", "duplicate", "corrupt"):

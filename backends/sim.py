@@ -29,6 +29,15 @@ Pcap taps write in virtual time. A tap on a host interface records what the
 host sends (when it sends it) and what it receives (when it arrives, after the
 link's impairments). A tap on a link records what enters the link in both
 directions, before impairments (losses included).
+
+Offloads (DESIGN.md "Offload-ready"): a direction whose profile has ``gso``
+behaves like an offloading NIC at its sending end: TCP segments larger than
+the link's MTU are cut into MTU-sized frames and checksums are finished
+(:func:`simtcp.gso.nic_transmit`) before the frames meet the link taps and the
+impairments, so a link tap shows wire frames while a host tap shows what the
+host sent. A direction with ``gro`` merges, like Linux GRO, the frames that
+arrive at its far end at the same instant, one after the other
+(:func:`simtcp.gso.gro_merge`); the host and its taps see the merged frames.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from simtcp.errors import SimtcpError
+from simtcp.gso import gro_merge, nic_transmit
 from simtcp.time import Duration, Instant
 from simtcp.wire.pcap import PcapWriter
 
@@ -367,6 +377,14 @@ class Simulator:
         while heap and heap[0][0] <= now:
             _, _, direction, frame = heapq.heappop(heap)
             direction.arrived += 1
+            if direction.impairment.profile.gro:
+                batch = [frame]
+                while heap and heap[0][0] <= now and heap[0][2] is direction:
+                    batch.append(heapq.heappop(heap)[3])
+                    direction.arrived += 1
+                for merged in gro_merge(batch):
+                    self._arrive(direction.target, merged, now)
+                continue
             self._arrive(direction.target, frame, now)
         # A deadline armed while frames were delivered just now is not due yet
         # unless it is <= now; the next step (at this same instant) then fires it.
@@ -409,6 +427,15 @@ class Simulator:
                 self._transmit(port.outgoing, frame, now)
 
     def _transmit(self, direction: _Direction, frame: bytes, now: Instant) -> None:
+        impairment = direction.impairment
+        profile = impairment.profile
+        if profile.gso:
+            for wire_frame in nic_transmit(frame, profile.mtu or 1500):
+                self._transmit_one(direction, wire_frame, now)
+            return
+        self._transmit_one(direction, frame, now)
+
+    def _transmit_one(self, direction: _Direction, frame: bytes, now: Instant) -> None:
         for tap in direction.link_taps:
             tap.write(now, frame)
         heap = self._heap

@@ -261,6 +261,37 @@ def plan_forward(datagram: bytes, *, arrived_mtu: int, out_mtu: int, tx_checksum
     return ForwardPlan(pieces=[bytes(finished)])
 
 
+def nic_transmit(frame: bytes, mtu: int) -> list[bytes]:
+    """What an offloading NIC puts on the wire for one Ethernet frame from its host.
+
+    TCP and UDP checksums of whole IPv4 datagrams are finished (computed from
+    scratch: the host may have left them partial), and a TCP segment longer
+    than ``mtu`` is cut into segments that fit it. Anything else, malformed
+    frames included, goes out untouched.
+    """
+    if len(frame) < ETHERNET_HEADER_LENGTH + 20 or frame[12:14] != b"\x08\x00":
+        return [frame]
+    ip = ETHERNET_HEADER_LENGTH
+    header_length = (frame[ip] & 0x0F) * 4
+    total_length = (frame[ip + 2] << 8) | frame[ip + 3]
+    protocol = frame[ip + 9]
+    if (frame[ip] >> 4 != 4 or header_length < 20 or total_length < header_length + 8
+            or total_length > len(frame) - ip or protocol not in _CHECKSUM_OFFSET
+            or frame[ip + 6] & 0x3F or frame[ip + 7]):
+        return [frame]
+    datagram = frame[ip:ip + total_length]
+    if protocol == PROTOCOL_TCP and total_length > mtu and total_length >= header_length + 20:
+        tcp_header_length = (datagram[header_length + 12] >> 4) * 4
+        mss = mtu - header_length - tcp_header_length
+        fits = 20 <= tcp_header_length <= total_length - header_length
+        if fits and mss > 0:
+            head = frame[:ip]
+            return [head + piece for piece in segment_tcp(datagram, mss)]
+    finished = bytearray(datagram)
+    set_l4_checksum(finished, partial=False)
+    return [frame[:ip] + bytes(finished) + frame[ip + total_length:]]
+
+
 # --- GRO ------------------------------------------------------------------------
 
 _GRO_FLAGS = TCP_ACK | TCP_PSH
@@ -363,6 +394,6 @@ def gro_merge(frames: list[bytes], *, limit: int = MAX_DATAGRAM) -> list[bytes]:
 
 __all__ = [
     "ForwardPlan", "InterfaceOffload", "gro_merge", "is_whole_tcp", "l4_checksum_offset",
-    "l4_checksum_ok", "partial_checksum", "plan_forward", "segment_tcp", "set_l4_checksum",
-    "tcp_mss_for", "tcp_payload_length", "with_partial_checksum",
+    "l4_checksum_ok", "nic_transmit", "partial_checksum", "plan_forward", "segment_tcp",
+    "set_l4_checksum", "tcp_mss_for", "tcp_payload_length", "with_partial_checksum",
 ]
