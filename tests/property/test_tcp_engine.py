@@ -105,7 +105,7 @@ def run_transfer(pair: Pair, a_data: bytes, b_data: bytes, *, chunk: int) -> Non
     assert pair.a.timers.poll_at() is None and pair.b.timers.poll_at() is None
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     loss=st.sampled_from([0.0, 0.01, 0.05, 0.1, 0.3]),
@@ -139,3 +139,35 @@ def test_regression_go_back_n_ack_war() -> None:
     a_data, b_data = rng.randbytes(100_000), rng.randbytes(50_000)
     pair = make_pair(CONFIG, CONFIG, seed=120, fault=lossy_link(rng, 0.1, 0.3, 0.2))
     run_transfer(pair, a_data, b_data, chunk=100)
+
+
+def option_config(draw_flags: tuple[bool, bool, bool], congestion: str) -> TcpConfig:
+    sack, timestamps, window_scaling = draw_flags
+    return TcpConfig(msl=2 * SECOND, send_buffer=128 * 1024, receive_buffer=96 * 1024,
+                     data_retries=40, syn_retries=30, max_rto=4 * SECOND, sack=sack,
+                     timestamps=timestamps, window_scaling=window_scaling,
+                     congestion_control=congestion)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    a_flags=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    b_flags=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    congestion=st.sampled_from(["newreno", "cubic"]),
+    loss=st.sampled_from([0.0, 0.02, 0.1]),
+    reorder=st.sampled_from([0.0, 0.2]),
+    duplicate=st.sampled_from([0.0, 0.1]),
+    a_size=st.integers(0, 300_000),
+    b_size=st.integers(0, 100_000),
+)
+def test_every_option_combination_delivers_exactly(
+        seed: int, a_flags: tuple[bool, bool, bool], b_flags: tuple[bool, bool, bool],
+        congestion: str, loss: float, reorder: float, duplicate: float, a_size: int,
+        b_size: int) -> None:
+    rng = random.Random(seed)
+    a_data = rng.randbytes(a_size)
+    b_data = rng.randbytes(b_size)
+    pair = make_pair(option_config(a_flags, congestion), option_config(b_flags, congestion),
+                     seed=seed, fault=lossy_link(rng, loss, reorder, duplicate))
+    run_transfer(pair, a_data, b_data, chunk=16_384)

@@ -19,7 +19,7 @@ from simtcp.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 from tests.unit.tcp.harness import A_ADDR, B_ADDR, make_pair
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), attacks=st.integers(10, 400))
 def test_blind_injection_does_not_break_the_connection(seed: int, attacks: int) -> None:
     rng = random.Random(seed)
