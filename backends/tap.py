@@ -81,6 +81,7 @@ from typing import Any, Protocol
 from backends.impair import Impairment, LinkProfile
 from backends.vnet import VNET_HEADER_LENGTH, rx_info, tx_header
 from simtcp.events import Event
+from simtcp.gso import is_whole_tcp, nic_transmit, segment_tcp, tcp_mss_for
 from simtcp.stack import InterfaceOffload
 from simtcp.time import Instant
 from simtcp.wire.pcap import PcapWriter
@@ -389,6 +390,18 @@ def stack_offload(device: TapDevice) -> InterfaceOffload:
     return InterfaceOffload(tx_checksum=True, max_segment=65535 - 60 - 60)
 
 
+def _cut_for_wire(frame: bytes, mtu: int) -> list[bytes] | tuple[bytes]:
+    """A TCP frame the kernel would cut (TSO), cut here instead; partial checksums stay
+    partial, as :func:`backends.vnet.tx_header` expects of a checksum-offloading device."""
+    datagram = frame[14:]
+    if not is_whole_tcp(datagram):
+        return (frame,)
+    mss = tcp_mss_for(datagram, mtu)
+    if mss <= 0:
+        return (frame,)
+    return [frame[:14] + piece for piece in segment_tcp(datagram, mss, partial=True)]
+
+
 class _DeviceWriteError(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
@@ -573,24 +586,40 @@ class TapLoop:
         reads = device.read_raw(self.read_batch)
         self.counters["frames_in"] += len(reads)
         shim = self._inbound.get(device.interface)
-        if shim is not None:
-            # Frames cross the shim whole, virtio-net header included (it is part of what
-            # the kernel handed us); :meth:`_deliver` splits it off.
-            for read in reads:
-                self._deliver(device, shim.push(read, now), now)
+        if shim is None:
+            self._deliver(device, reads, now)
             return
-        self._deliver(device, reads, now)
+        for read in reads:
+            for frame in self._as_wire_frames(device, read):
+                self._deliver_plain(device.interface, shim.push(frame, now), now)
+
+    def _as_wire_frames(self, device: TapDevice, read: bytes) -> list[bytes]:
+        """What a wire would have carried of one read, for the impairment shim.
+
+        The shim models the wire, so it loses, delays and corrupts wire frames:
+        a GSO super-segment is cut into MTU-sized frames first, and checksums
+        the kernel left partial are finished, so that the stack checks every
+        frame the shim may have touched.
+        """
+        if not device.vnet_header:
+            return [read]
+        if len(read) <= VNET_HEADER_LENGTH:
+            self.counters["runts"] += 1
+            return []
+        trusted, gso_size = rx_info(read)
+        frame = read[VNET_HEADER_LENGTH:]
+        if gso_size:
+            self.counters["gso_in"] += 1
+        return nic_transmit(frame, device.mtu) if trusted else [frame]
 
     def _deliver(self, device: TapDevice, reads: list[bytes], now: Instant) -> None:
+        """Hand what the device read to the stack, with the virtio-net header's verdict."""
+        if not device.vnet_header:
+            self._deliver_plain(device.interface, reads, now)
+            return
         receive = self.stack.receive_frame
         pcap = self.pcap
         name = device.interface
-        if not device.vnet_header:
-            for frame in reads:
-                if pcap is not None:
-                    pcap.write(now + self._pcap_offset, frame)
-                receive(name, frame, now=now)
-            return
         counters = self.counters
         for read in reads:
             if len(read) <= VNET_HEADER_LENGTH:
@@ -604,11 +633,19 @@ class TapLoop:
                 pcap.write(now + self._pcap_offset, view)
             receive(name, view, now=now, checksum_verified=trusted, gso_size=gso_size)
 
+    def _deliver_plain(self, name: str, frames: list[bytes], now: Instant) -> None:
+        receive = self.stack.receive_frame
+        pcap = self.pcap
+        for frame in frames:
+            if pcap is not None:
+                pcap.write(now + self._pcap_offset, frame)
+            receive(name, frame, now=now)
+
     def _release_held(self, now: Instant) -> None:
         for name, shim in self._inbound.items():
             released = shim.release(now)
             if released:
-                self._deliver(self.devices[name], released, now)
+                self._deliver_plain(name, released, now)
         for name, shim in self._outbound.items():
             for frame in shim.release(now):
                 self._write(self.devices[name], frame)
@@ -639,8 +676,12 @@ class TapLoop:
             shim = outbound.get(name)
             if shim is None:
                 self._write(device, frame)
-            else:
-                for delivered in shim.push(frame, now):
+                continue
+            # The shim models the wire: cut what the kernel would cut (TSO) before it.
+            pieces = (_cut_for_wire(frame, device.mtu)
+                      if device.vnet_header and len(frame) > device.mtu + 14 else (frame,))
+            for piece in pieces:
+                for delivered in shim.push(piece, now):
                     self._write(device, delivered)
 
     def _write(self, device: TapDevice, frame: bytes) -> None:

@@ -186,9 +186,15 @@ def segment_tcp(datagram: Buffer, mss: int, *, partial: bool = False) -> list[by
 
 
 def is_whole_tcp(datagram: Buffer) -> bool:
-    """An IPv4 datagram, not a fragment, carrying TCP (enough bytes for the headers)."""
-    return (len(datagram) >= 40 and datagram[0] >> 4 == 4 and datagram[9] == PROTOCOL_TCP
-            and not datagram[6] & 0x3F and not datagram[7])
+    """An IPv4 datagram, not a fragment, carrying TCP whose headers add up (safe to cut)."""
+    if (len(datagram) < 40 or datagram[0] >> 4 != 4 or datagram[9] != PROTOCOL_TCP
+            or datagram[6] & 0x3F or datagram[7]):
+        return False
+    header_length = (datagram[0] & 0x0F) * 4
+    total_length = (datagram[2] << 8) | datagram[3]
+    if header_length < 20 or total_length > len(datagram) or header_length + 20 > total_length:
+        return False
+    return 20 <= (datagram[header_length + 12] >> 4) * 4 <= total_length - header_length
 
 
 def with_partial_checksum(l4: bytes, source: int, destination: int, protocol: int) -> bytes:

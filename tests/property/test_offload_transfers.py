@@ -19,7 +19,7 @@ from scapy.layers.l2 import Ether
 import simtcp.transfer
 from backends.impair import LinkProfile
 from simtcp.config import ArpConfig, IpConfig, StackConfig, TcpConfig
-from simtcp.gso import InterfaceOffload, gro_merge, nic_transmit, segment_tcp
+from simtcp.gso import InterfaceOffload, gro_merge, is_whole_tcp, nic_transmit, segment_tcp
 from simtcp.stack import Stack
 from simtcp.time import MILLISECOND, SECOND
 from simtcp.transfer import TransferResult, TransferSpec, run_transfer
@@ -123,9 +123,10 @@ def hostile_frames(draw: st.DrawFn) -> bytes:
     packet = IP(src="10.0.0.2", dst=draw(st.sampled_from(["10.0.0.1", "10.1.1.2"])),
                 flags=draw(st.sampled_from(["DF", ""])), ttl=draw(st.integers(1, 3))) / TCP(
         sport=4000, dport=80, seq=draw(st.integers(0, 2**32 - 1)),
+        dataofs=draw(st.one_of(st.none(), st.none(), st.integers(0, 15))),
         flags=draw(st.sampled_from(["A", "PA", "S", "FA", "R"]))) / bytes(size)
     data = bytes(Ether(dst=MAC, src="02:00:00:00:00:aa") / packet)
-    if kind == "cut" and size:
+    if kind == "cut" and size and is_whole_tcp(data[14:]):
         pieces = segment_tcp(data[14:], draw(st.integers(1, 2000)))
         data = data[:14] + pieces[draw(st.integers(0, len(pieces) - 1))]
     if draw(st.booleans()) and len(data) > 14:
