@@ -14,7 +14,7 @@ class TcpConfig:
 
     mss: int = 1460
     """Largest segment we accept, before clamping to the route's MTU (RFC 9293 §3.7.1)."""
-    send_buffer: int = 256 * 1024
+    send_buffer: int = 512 * 1024
     """Bytes the application may queue for sending per connection."""
     receive_buffer: int = 256 * 1024
     """Bytes held for the application per connection; bounds the advertised window."""

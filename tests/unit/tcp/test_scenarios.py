@@ -159,7 +159,7 @@ def test_persist_probes_back_off() -> None:
 
 def test_slow_reader_loses_nothing() -> None:
     receiver = TcpConfig(msl=1 * SECOND, receive_buffer=16 * 1024)
-    pair = make_pair(FAST, receiver)
+    pair = make_pair(TcpConfig(msl=1 * SECOND, send_buffer=64 * 1024), receiver)
     client, server = connect(pair)
     data = bytes((i * 7) & 0xFF for i in range(300_000))
     sent = 0
