@@ -14,7 +14,8 @@ costs a few ms per MB, measured and printed first).
    bytes over the virtual time from connect to the last byte and FIN, as a
    fraction of the link's 100 Mbit/s (its ceiling is lower: Ethernet, IP and TCP
    headers take 3.6% at 1500-byte frames, and slow start from 10 segments plus
-   the handshake cost about 0.25 s of the ~1.4 s the bytes need). The default
+   the handshake cost about 0.25 s of the ~1.4 s the bytes need). The 1% loss
+   rows use NewReno (the default, with SACK) and CUBIC. The default
    256 KiB receive window is half the path's 500 KB bandwidth-delay product, so
    two more rows give both ends bigger buffers: with a 1 MiB queue (no drops),
    and with a 512 KiB queue that the window overflows (loss recovery). The
@@ -66,14 +67,17 @@ def bulk_cases(size: int) -> list[tuple[str, TransferSpec]]:
     deep = replace(path, queue_limit=MiB)
     shallow = replace(path, queue_limit=512 * 1024)
 
-    def spec(profile: LinkProfile, buffers: int | None = None) -> TransferSpec:
-        tcp = TcpConfig() if buffers is None else TcpConfig(send_buffer=buffers,
-                                                            receive_buffer=buffers)
+    def spec(profile: LinkProfile, buffers: int | None = None,
+             congestion_control: str = "newreno") -> TransferSpec:
+        tcp = TcpConfig(congestion_control=congestion_control)
+        if buffers is not None:
+            tcp = replace(tcp, send_buffer=buffers, receive_buffer=buffers)
         return TransferSpec(bytes=size, seed=SEED, forward=profile, backward=profile, tcp=tcp)
 
     return [
         ("no loss", spec(path)),
         ("1% loss", spec(lossy)),
+        ("1% loss, CUBIC", spec(lossy, congestion_control="cubic")),
         ("no loss, 1M buf, 1M q", spec(deep, MiB)),
         ("no loss, 2M buf, 512K q", spec(shallow, 2 * MiB)),
         ("4x bytes, 1M buf, 1M q", replace(spec(deep, MiB), bytes=4 * size)),
