@@ -398,12 +398,19 @@ def _campaign_report(args: argparse.Namespace, outcomes: list[SeedOutcome], wall
     for outcome in failures:
         print(f"  seed {outcome.seed} FAILED: {outcome.reason}", file=out)
         print(f"    {replay_command(args, outcome.seed)}", file=out)
-    virtual = [outcome.virtual_seconds for outcome in outcomes if outcome.ok]
-    mean_virtual = sum(virtual) / len(virtual) if virtual else 0.0
+    passed = sorted((outcome for outcome in outcomes if outcome.ok),
+                    key=lambda outcome: outcome.virtual_seconds)
     retransmits = sum(outcome.retransmits for outcome in outcomes)
+    if passed:
+        # The slowest success is where performance bugs hide (a runaway RTO, a stall
+        # that recovered): show it with its replay command too.
+        median, slowest = passed[len(passed) // 2], passed[-1]
+        print(f"virtual time of the ok seeds: median {median.virtual_seconds:.3f}s, slowest "
+              f"{slowest.virtual_seconds:.3f}s (seed {slowest.seed}: "
+              f"{replay_command(args, slowest.seed)})", file=out)
     print(f"{len(outcomes) - len(failures)} ok, {len(failures)} failed of {len(outcomes)} "
-          f"seeds; mean virtual {mean_virtual:.3f}s, {retransmits} retransmits, "
-          f"wall {wall:.2f}s with {args.workers} worker(s)", file=out)
+          f"seeds; {retransmits} retransmits, wall {wall:.2f}s with {args.workers} worker(s)",
+          file=out)
     if args.json:
         print(json.dumps({"ok": not failures, "seeds": len(outcomes),
                           "failed": [outcome.seed for outcome in failures],

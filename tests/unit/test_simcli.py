@@ -9,6 +9,7 @@ import argparse
 import io
 import json
 import pathlib
+import re
 import shlex
 
 import pytest
@@ -221,6 +222,10 @@ def test_campaign_runs_every_seed_with_a_progress_bar(capsys: pytest.CaptureFixt
     record = last_json(captured.out)
     assert record == {**record, "ok": True, "seeds": 4, "failed": [], "replay": []}
     assert "4 ok, 0 failed of 4 seeds" in captured.out
+    slowest = next(line for line in captured.out.splitlines() if "slowest" in line)
+    match = re.search(r"\(seed (\d+): simtcp sim transfer --bytes 20K --loss 0.05 --seed (\d+)\)",
+                      slowest)
+    assert match is not None and match[1] == match[2] and 10 <= int(match[1]) <= 13
 
 
 def test_campaign_prints_the_replay_command_of_each_failure(
