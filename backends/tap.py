@@ -18,9 +18,13 @@ write carries what would be 40 wire frames, and per-frame cost is what limits
 a Python stack. The loop passes the header's verdict to the stack
 (``receive_frame(..., checksum_verified=, gso_size=)``) and derives the
 header of each frame it writes from the frame (:func:`backends.vnet.tx_header`).
-IPv6 TSO is not asked for: the stack has no IPv6. A kernel that refuses any of
-it leaves the device without offloads, and :attr:`TapDevice.offload_note` says
-why.
+The loop also merges runs of the stack's own full-sized TCP segments into one
+super-segment per write (:func:`simtcp.gso.coalesce_for_tso`): the kernel cuts
+it back at the same MSS, so the wire carries the very same segments, and one
+syscall replaces up to 45. IPv6 TSO is not asked for: the stack has no IPv6.
+A kernel that refuses any of it leaves the device without offloads, and
+:attr:`TapDevice.offload_note` says why. With the impairment shim, which
+models the wire, frames cross it as wire frames: GSO cut, checksums finished.
 
 The kernel creates the interface in the namespace the process runs in; we then
 move it with ``IFLA_NET_NS_FD``. Moving does not touch the file descriptor: the
@@ -81,7 +85,7 @@ from typing import Any, Protocol
 from backends.impair import Impairment, LinkProfile
 from backends.vnet import VNET_HEADER_LENGTH, rx_info, tx_header
 from simtcp.events import Event
-from simtcp.gso import is_whole_tcp, nic_transmit, segment_tcp, tcp_mss_for
+from simtcp.gso import coalesce_for_tso, is_whole_tcp, nic_transmit, segment_tcp, tcp_mss_for
 from simtcp.stack import InterfaceOffload
 from simtcp.time import Instant
 from simtcp.wire.pcap import PcapWriter
@@ -487,7 +491,7 @@ class TapLoop:
                  on_event: EventCallback | None = None,
                  impairment: LinkProfile | None = None, impairment_seed: int = 0,
                  pcap: PcapWriter | None = None, read_batch: int = 256,
-                 clock: Callable[[], Instant] = monotonic_us) -> None:
+                 clock: Callable[[], Instant] = monotonic_us, coalesce: bool = True) -> None:
         self.stack = stack
         self.devices = {device.interface: device for device in devices}
         self.on_event = on_event
@@ -496,7 +500,7 @@ class TapLoop:
         self.clock = clock
         self.counters: dict[str, int] = {
             "frames_in": 0, "frames_out": 0, "write_blocked": 0, "write_errors": 0,
-            "gso_in": 0, "gso_out": 0, "runts": 0,
+            "gso_in": 0, "gso_out": 0, "runts": 0, "coalesced": 0,
         }
         self._pcap_offset = time.time_ns() // 1000 - clock()
         self._inbound: dict[str, ImpairedPath] = {}
@@ -507,6 +511,11 @@ class TapLoop:
                                                    stream=f"in:{name}")
                 self._outbound[name] = ImpairedPath(impairment, seed=impairment_seed,
                                                     stream=f"out:{name}")
+        # Merging the stack's full-sized segments into TSO writes needs a device with the
+        # virtio-net header and no shim (which wants wire frames) on its way out.
+        self._coalescing = coalesce and any(
+            device.vnet_header and name not in self._outbound
+            for name, device in self.devices.items())
         self._selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector.register(self._wake_read, selectors.EVENT_READ, _WAKE)
@@ -663,6 +672,9 @@ class TapLoop:
         frames = self.stack.frames_to_send(now=now)
         if not frames:
             return
+        if self._coalescing and len(frames) > 1:
+            self._flush_coalesced(frames, now)
+            return
         pcap = self.pcap
         devices = self.devices
         outbound = self._outbound
@@ -683,6 +695,36 @@ class TapLoop:
             for piece in pieces:
                 for delivered in shim.push(piece, now):
                     self._write(device, delivered)
+
+    def _flush_coalesced(self, frames: list[tuple[str, bytes]], now: Instant) -> None:
+        """Write a batch device by device, full-sized TCP segments merged for TSO.
+
+        Frames of one device keep their order; frames of different devices
+        are independent wires, so their interleaving does not matter. The pcap
+        records what the stack sent, before merging.
+        """
+        per_device: dict[str, list[bytes]] = {}
+        pcap = self.pcap
+        stamp = now + self._pcap_offset
+        for name, frame in frames:
+            per_device.setdefault(name, []).append(frame)
+            if pcap is not None and name in self.devices:
+                pcap.write(stamp, frame)
+        for name, batch in per_device.items():
+            device = self.devices.get(name)
+            if device is None:
+                self.counters["write_errors"] += len(batch)
+                continue
+            shim = self._outbound.get(name)
+            if shim is not None or not device.vnet_header:
+                for frame in batch:
+                    for delivered in (shim.push(frame, now) if shim else (frame,)):
+                        self._write(device, delivered)
+                continue
+            merged = coalesce_for_tso(batch, device.mtu)
+            self.counters["coalesced"] += len(batch) - len(merged)
+            for frame in merged:
+                self._write(device, frame)
 
     def _write(self, device: TapDevice, frame: bytes) -> None:
         if device.write_queue:

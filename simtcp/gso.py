@@ -304,12 +304,13 @@ _GRO_FLAGS = TCP_ACK | TCP_PSH
 """Only pure data segments merge; SYN, FIN, RST, URG, ECE and CWR end a run (Linux too)."""
 
 
-def _gro_candidate(frame: bytes) -> tuple[bytes, int, int, int] | None:
-    """(flow key, seq, payload length, flags) of a frame GRO may merge, or None.
+def _gro_candidate(frame: bytes, verify: bool) -> tuple[bytes, int, int, int, int] | None:
+    """(flow key, seq, payload length, flags, TCP header length) of a frame GRO may merge.
 
-    The key holds everything that must be equal for two segments to merge:
-    Ethernet header, IP TOS/flags/TTL/addresses, ports, ACK, window and the
-    options (timestamps included, as Linux's ``tcp_gro_receive`` demands).
+    None when it may not. The key holds everything that must be equal for two
+    segments to merge: Ethernet header, IP TOS/flags/TTL/addresses, ports, ACK,
+    window and the options (timestamps included, as Linux's ``tcp_gro_receive``
+    demands). With ``verify`` the checksums must be good.
     """
     if len(frame) < ETHERNET_HEADER_LENGTH + 40 or frame[12:14] != b"\x08\x00":
         return None
@@ -325,18 +326,19 @@ def _gro_candidate(frame: bytes) -> tuple[bytes, int, int, int] | None:
     flags = frame[tcp + 13]
     if tcp_header_length < 20 or payload_length <= 0 or flags & ~_GRO_FLAGS or not flags & TCP_ACK:
         return None
-    datagram = memoryview(frame)[ip:ip + total_length]
-    if internet_checksum(datagram[:20]) != 0 or not l4_checksum_ok(datagram):
-        return None
+    if verify:
+        datagram = memoryview(frame)[ip:ip + total_length]
+        if internet_checksum(datagram[:20]) != 0 or not l4_checksum_ok(datagram):
+            return None
     key = b"".join((frame[0:ip + 2], frame[ip + 6:ip + 7], frame[ip + 8:ip + 9],
                     frame[ip + 12:tcp + 4], frame[tcp + 8:tcp + 13],
                     frame[tcp + 14:tcp + 16], frame[tcp + 20:tcp + tcp_header_length]))
     seq = int.from_bytes(frame[tcp + 4:tcp + 8], "big")
-    return key, seq, payload_length, flags
+    return key, seq, payload_length, flags, tcp_header_length
 
 
-def _merged(run: list[bytes]) -> bytes:
-    """One frame carrying the payloads of ``run`` (checked candidates of one flow, in order)."""
+def _merged(run: list[bytes], partial: bool) -> bytes:
+    """One frame carrying the payloads of ``run`` (candidates of one flow, in order)."""
     if len(run) == 1:
         return run[0]
     first = run[0]
@@ -351,7 +353,7 @@ def _merged(run: list[bytes]) -> bytes:
     datagram[10:12] = internet_checksum(datagram[:20]).to_bytes(2, "big")
     datagram[33] |= run[-1][ip + 33] & TCP_PSH
     datagram += b"".join(payloads)
-    set_l4_checksum(datagram, partial=False)
+    set_l4_checksum(datagram, partial=partial)
     return first[:ip] + bytes(datagram)
 
 
@@ -363,43 +365,63 @@ def gro_merge(frames: list[bytes], *, limit: int = MAX_DATAGRAM) -> list[bytes]:
     with PSH or one shorter than the run's first, and before a merge would
     exceed ``limit`` bytes of IP datagram. Merged frames get fresh full checksums.
     """
+    return _merge_runs(frames, limit=limit, verify=True, mtu=None)
+
+
+def coalesce_for_tso(frames: list[bytes], mtu: int, *, limit: int = MAX_DATAGRAM) -> list[bytes]:
+    """Merge the stack's own full-sized TCP segments into super-segments a TSO link cuts back.
+
+    For frames leaving a checksum-offloading, segmenting link (their
+    checksums partial): a run starts only at a segment whose payload is
+    exactly the MSS ``mtu`` leaves (options counted), so the link, which cuts
+    at that MSS, puts the very same segments on the wire; one write then
+    carries up to 64 KiB instead of one MSS. Merged frames keep partial
+    checksums; anything else passes through untouched and in place.
+    """
+    return _merge_runs(frames, limit=limit, verify=False, mtu=mtu)
+
+
+def _merge_runs(frames: list[bytes], *, limit: int, verify: bool,
+                mtu: int | None) -> list[bytes]:
     out: list[bytes] = []
     run: list[bytes] = []
     run_key = b""
     next_seq = size = length = 0
+    partial = not verify
     for frame in frames:
-        candidate = _gro_candidate(frame)
+        candidate = _gro_candidate(frame, verify)
         if candidate is not None and run:
-            key, seq, payload_length, flags = candidate
+            key, seq, payload_length, flags, _ = candidate
             if (key == run_key and seq == next_seq and payload_length <= size
                     and length + payload_length <= limit):
                 run.append(frame)
                 length += payload_length
                 next_seq = (seq + payload_length) & 0xFFFFFFFF
                 if flags & TCP_PSH or payload_length < size:
-                    out.append(_merged(run))
+                    out.append(_merged(run, partial))
                     run = []
                 continue
         if run:
-            out.append(_merged(run))
+            out.append(_merged(run, partial))
             run = []
         if candidate is None:
             out.append(frame)
             continue
-        run_key, seq, size, flags = candidate
-        if flags & TCP_PSH:
+        run_key, seq, size, flags, tcp_header_length = candidate
+        if flags & TCP_PSH or (mtu is not None and size != mtu - 20 - tcp_header_length):
             out.append(frame)
             continue
         run = [frame]
         length = (frame[16] << 8 | frame[17])
         next_seq = (seq + size) & 0xFFFFFFFF
     if run:
-        out.append(_merged(run))
+        out.append(_merged(run, partial))
     return out
 
 
 __all__ = [
-    "ForwardPlan", "InterfaceOffload", "gro_merge", "is_whole_tcp", "l4_checksum_offset",
-    "l4_checksum_ok", "nic_transmit", "partial_checksum", "plan_forward", "segment_tcp",
-    "set_l4_checksum", "tcp_mss_for", "tcp_payload_length", "with_partial_checksum",
+    "ForwardPlan", "InterfaceOffload", "coalesce_for_tso", "gro_merge", "is_whole_tcp",
+    "l4_checksum_offset", "l4_checksum_ok", "nic_transmit", "partial_checksum", "plan_forward",
+    "segment_tcp", "set_l4_checksum", "tcp_mss_for", "tcp_payload_length",
+    "with_partial_checksum",
 ]

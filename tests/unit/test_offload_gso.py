@@ -11,6 +11,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from simtcp.gso import (
+    coalesce_for_tso,
     gro_merge,
     l4_checksum_ok,
     partial_checksum,
@@ -188,3 +189,41 @@ def test_gro_passes_syn_fin_and_non_tcp_through() -> None:
     udp = wire([bytes(IP(src=SRC, dst=DST) / UDP() / b"x")])
     frames = syn + fin + udp + [b"\x00" * 10]
     assert gro_merge(frames) == frames
+
+
+# --- coalescing the stack's own segments for a TSO link ------------------------------
+
+
+def partial_wire(datagrams: list[bytes]) -> list[bytes]:
+    out = []
+    for frame in wire(datagrams):
+        data = bytearray(frame[14:])
+        set_l4_checksum(data, partial=True)
+        out.append(frame[:14] + bytes(data))
+    return out
+
+
+def test_coalesced_segments_are_cut_back_into_the_same_segments() -> None:
+    original = super_segment(20000, flags="PA")
+    segments = segment_tcp(original, 1448, partial=True)
+    frames = partial_wire(segments)
+    [merged] = coalesce_for_tso(frames, 1500)
+    assert merged[14:52] == partial_wire([original])[0][14:52]  # headers, partial checksum
+    assert merged[66:] == original[52:]
+    assert segment_tcp(merged[14:], tcp_mss_for(merged[14:], 1500), partial=True) == segments
+
+
+def test_coalescing_starts_only_at_a_full_sized_segment() -> None:
+    short = partial_wire(segment_tcp(super_segment(3000, flags="A"), 1000, partial=True))
+    assert coalesce_for_tso(short, 1500) == short  # 1000 < 1448: the link would cut elsewhere
+    full = partial_wire(segment_tcp(super_segment(1448 * 3 + 100, flags="A"), 1448))
+    assert len(coalesce_for_tso(full, 1500)) == 1
+    assert len(coalesce_for_tso(full, 1400)) == 4  # smaller MSS on that link: leave them
+
+
+def test_coalescing_keeps_acks_and_other_flows_in_place() -> None:
+    data = partial_wire(segment_tcp(super_segment(1448 * 4, flags="A"), 1448))
+    ack = partial_wire([super_segment(0, flags="A", seq=99)])
+    frames = data[:2] + ack + data[2:]
+    merged = coalesce_for_tso(frames, 1500)
+    assert [len(f) - 66 for f in merged] == [2896, 0, 2896]

@@ -26,7 +26,13 @@ from backends.vnet import (
     VnetHeader,
 )
 from simtcp.events import Event
-from simtcp.gso import InterfaceOffload, l4_checksum_ok, partial_checksum, set_l4_checksum
+from simtcp.gso import (
+    InterfaceOffload,
+    l4_checksum_ok,
+    partial_checksum,
+    segment_tcp,
+    set_l4_checksum,
+)
 from simtcp.time import Instant
 
 pytestmark = pytest.mark.timeout(30)
@@ -161,3 +167,26 @@ def test_the_shim_sees_wire_frames_both_ways(pair: tuple[TapDevice, socket.socke
             assert VnetHeader.parse(data).flags == FLAG_NEEDS_CSUM
     finally:
         loop.close()
+
+
+def test_full_sized_segments_go_out_as_one_tso_write(
+        pair: tuple[TapDevice, socket.socket]) -> None:
+    device, kernel = pair
+    whole = tcp_frame(1460 * 10 + 5)
+    pieces = [whole[:14] + piece for piece in segment_tcp(whole[14:], 1460, partial=True)]
+    for coalesce, writes in ((True, 1), (False, 11)):
+        stack = FakeStack()
+        loop = TapLoop(stack, [device], clock=lambda: 1, coalesce=coalesce)
+        try:
+            stack.outbox = [("veth0", piece) for piece in pieces]
+            loop.run_once()
+            sent = drain(kernel)
+            assert len(sent) == writes
+            assert b"".join(data[12 + 54:] for data in sent) == whole[54:]
+            assert loop.counters["coalesced"] == len(pieces) - writes
+            if coalesce:
+                header = VnetHeader.parse(sent[0])
+                assert (header.gso_type, header.gso_size) == (GSO_TCPV4, 1460)
+                assert sent[0][12:] == whole  # the partial checksum of the whole, too
+        finally:
+            loop.close()
