@@ -162,7 +162,10 @@ class TcpLayer:
         if conn.app_closed:
             raise InvalidStateError("cannot receive after close")
         data = conn.receive_buffer.read(max_bytes)
-        if data and conn.state in _CAN_RECEIVE:
+        if conn.state is State.CLOSED:
+            if not conn.receive_buffer.readable:
+                self._free_handle(conn)  # drained after the connection ended
+        elif data and conn.state in _CAN_RECEIVE:
             self._maybe_update_window(conn, now)
         return data
 
@@ -181,8 +184,11 @@ class TcpLayer:
             self._close_listener(item, now)
             return
         self._claim(item)
+        if item.state is State.CLOSED:
+            self._free_handle(item)  # ended already; only unread bytes were left
+            return
         states.app_close(self, item, now)
-        if item.state is not State.CLOSED:
+        if item.key in self._connections:
             item.rearm()
 
     def abort(self, handle: int, *, now: Instant) -> None:
@@ -192,6 +198,9 @@ class TcpLayer:
             self._close_listener(item, now)
             return
         self._claim(item)
+        if item.state is State.CLOSED:
+            self._free_handle(item)
+            return
         states.app_abort(self, item, now)
 
     def info(self, handle: int) -> TcpInfo:
@@ -219,12 +228,21 @@ class TcpLayer:
         conn.state = State.CLOSED
         conn.cancel_timers()
         self._connections.pop(conn.key, None)
-        self._handles.pop(conn.handle, None)
         listener = conn.listener
         if listener is not None:
             listener.forget(conn)
             conn.listener = None
         self.host.stats.count("tcp.connections_closed")
+        if (conn.visible and event is None and not conn.app_closed
+                and conn.receive_buffer.readable):
+            # An orderly end (LAST-ACK, TIME-WAIT) after shutdown() only: the bytes we
+            # acknowledged still belong to the application. The connection is gone from
+            # the TCP layer; its handle stays readable until drained or closed.
+            return
+        self._free_handle(conn, event)
+
+    def _free_handle(self, conn: Connection, event: Event | None = None) -> None:
+        self._handles.pop(conn.handle, None)
         if conn.visible:
             if event is not None:
                 self.host.emit(event)

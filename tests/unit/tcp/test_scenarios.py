@@ -437,3 +437,20 @@ def test_a_forged_cookie_ack_is_reset() -> None:
     replies = scenario.send(ACK, seq=5000, ack=123456)
     assert [flags_to_str(r.flags) for r in replies] == ["R"]
     assert scenario.layer.connection_count() == 0
+
+
+def test_bytes_stay_readable_after_an_orderly_end_until_drained() -> None:
+    pair = make_pair(FAST, FAST)
+    client, server = connect(pair)
+    pair.a.layer.send(client, b"last words", now=pair.now)
+    pair.a.layer.close(client, now=pair.now)
+    pair.run(pair.now + 100 * MILLISECOND)
+    pair.b.layer.shutdown(server, now=pair.now)  # B never read, only stopped writing
+    pair.run(pair.now + 100 * MILLISECOND)
+    assert pair.b.layer.connection_count() == 0  # LAST-ACK -> CLOSED: the TCB is gone
+    assert ConnectionClosed(connection=server) not in pair.b.host.events
+    assert pair.b.layer.receive(server, 4, now=pair.now) == b"last"
+    assert pair.b.layer.receive(server, now=pair.now) == b" words"
+    assert pair.b.host.events[-1] == ConnectionClosed(connection=server)
+    pair.run(pair.now + 3 * SECOND)
+    assert pair.a.layer.connection_count() == 0
