@@ -203,6 +203,14 @@ class TcpLayer:
             return
         states.app_abort(self, item, now)
 
+    def set_nodelay(self, handle: int, enabled: bool, *, now: Instant) -> None:
+        """Turn Nagle's algorithm (RFC 896) off (``enabled``) or on for one connection."""
+        conn = self._connection(handle)
+        conn.nodelay = enabled
+        if enabled and conn.key in self._connections:
+            output(conn, now)  # a held small segment may go now
+            conn.rearm()
+
     def info(self, handle: int) -> TcpInfo:
         """A snapshot of a connection's or listener's state."""
         return self._item(handle).info()

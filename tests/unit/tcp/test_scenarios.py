@@ -454,3 +454,14 @@ def test_bytes_stay_readable_after_an_orderly_end_until_drained() -> None:
     assert pair.b.host.events[-1] == ConnectionClosed(connection=server)
     pair.run(pair.now + 3 * SECOND)
     assert pair.a.layer.connection_count() == 0
+
+
+def test_nodelay_per_connection_releases_a_held_segment() -> None:
+    pair = make_pair(FAST, FAST)
+    client, server = connect(pair)
+    pair.a.layer.send(client, b"a" * 100, now=pair.now)
+    pair.a.host.sent.clear()
+    pair.a.layer.send(client, b"b" * 10, now=pair.now)
+    assert pair.a.host.sent == []  # Nagle holds it behind the unacknowledged 100 bytes
+    pair.a.layer.set_nodelay(client, True, now=pair.now)
+    assert [bytes(s.payload) for _, _, s in pair.a.host.sent] == [b"b" * 10]
