@@ -338,12 +338,23 @@ class TapDevice:
     def read_frames(self, limit: int) -> list[bytes]:
         """Up to ``limit`` Ethernet frames, fewer when the queue ran dry (EAGAIN).
 
-        With offloads on, the virtio-net header is cut off (and its checksum
-        verdict lost: :class:`TapLoop` reads with :meth:`read_raw` instead).
+        With offloads on, what the virtio-net header said is applied here, for
+        callers that cannot pass it on (:class:`TapLoop` reads with
+        :meth:`read_raw` instead): GSO super-segments come cut into MTU-sized
+        frames and partial checksums finished, so a stack that checks every
+        checksum takes them. (Writes still expect a stack interface with
+        :func:`stack_offload`.)
         """
-        frames = self.read_raw(limit)
-        if self.vnet_header:
-            return [frame[VNET_HEADER_LENGTH:] for frame in frames]
+        reads = self.read_raw(limit)
+        if not self.vnet_header:
+            return reads
+        frames: list[bytes] = []
+        for read in reads:
+            frame = read[VNET_HEADER_LENGTH:]
+            if len(read) > VNET_HEADER_LENGTH and rx_info(read)[0]:
+                frames += nic_transmit(frame, self.mtu)
+            elif frame:
+                frames.append(frame)
         return frames
 
     def write(self, frame: bytes) -> bool:

@@ -190,3 +190,14 @@ def test_full_sized_segments_go_out_as_one_tso_write(
                 assert sent[0][12:] == whole  # the partial checksum of the whole, too
         finally:
             loop.close()
+
+
+def test_read_frames_applies_the_header_for_callers_that_cannot(
+        pair: tuple[TapDevice, socket.socket]) -> None:
+    device, kernel = pair
+    kernel.send(VnetHeader(flags=FLAG_NEEDS_CSUM, gso_type=GSO_TCPV4,
+                           gso_size=1460).build() + tcp_frame(3000))
+    kernel.send(PLAIN_HEADER + b"plain frame")
+    frames = device.read_frames(10)
+    assert [len(frame) for frame in frames] == [1514, 1514, 14 + 40 + 80, 11]
+    assert all(l4_checksum_ok(frame[14:]) for frame in frames[:3])
