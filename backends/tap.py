@@ -78,11 +78,24 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any, Protocol
 
 from backends.impair import Impairment, LinkProfile
+from backends.tapsetup import (
+    TUN_PATH,
+    TapError,
+    check_name_free,
+    ensure_namespace,
+    forward_signal_in_child,
+    link_index,
+    list_namespaces,
+    missing_requirement,
+    netlink,
+    remove_namespace,
+    stack_mac,
+)
 from backends.vnet import VNET_HEADER_LENGTH, rx_info, tx_header
 from simtcp.events import Event
 from simtcp.gso import coalesce_for_tso, is_whole_tcp, nic_transmit, segment_tcp, tcp_mss_for
@@ -90,7 +103,6 @@ from simtcp.stack import InterfaceOffload
 from simtcp.time import Instant
 from simtcp.wire.pcap import PcapWriter
 
-TUN_PATH = "/dev/net/tun"
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
@@ -99,16 +111,10 @@ TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
-IFNAMSIZ = 16
-CAP_NET_ADMIN = 12
 MAX_FRAME = 65536 + 14
 MAX_READ = MAX_FRAME + VNET_HEADER_LENGTH + 64
 
 _IFREQ = struct.Struct("16sH")
-
-
-class TapError(Exception):
-    """Setting up or using a TAP device failed; ``str()`` is one line fit for a user."""
 
 
 class StackLike(Protocol):
@@ -128,120 +134,6 @@ EventCallback = Callable[[Event, Instant], None]
 def monotonic_us() -> Instant:
     """The loop's clock: monotonic integer microseconds."""
     return time.monotonic_ns() // 1000
-
-
-# --- preconditions ------------------------------------------------------------
-
-
-def missing_requirement() -> str | None:
-    """What stops us from creating TAP devices here, in one line, or None if nothing does."""
-    if not _has_net_admin():
-        return "needs root (CAP_NET_ADMIN) to create TAP devices; run it with sudo"
-    if not os.path.exists(TUN_PATH):
-        return f"{TUN_PATH} is missing (load the tun module: modprobe tun)"
-    try:
-        import pyroute2  # noqa: F401
-    except ImportError:
-        return "the pyroute2 package is missing (pip install pyroute2)"
-    return None
-
-
-def _has_net_admin() -> bool:
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
-    except OSError:
-        pass
-    return os.geteuid() == 0
-
-
-def forward_signal_in_child(owner_pid: int, number: int) -> bool:
-    """In a process forked from ``owner_pid``, die of signal ``number`` as if unhandled.
-
-    pyroute2 forks short-lived children to open netlink sockets inside a
-    namespace and stops them with SIGTERM. A Python handler inherited through
-    ``fork`` must not run our code there (it would tear down the parent's
-    devices from the child), so every handler of ours calls this first.
-    Returns False in the owner process.
-    """
-    if os.getpid() == owner_pid:
-        return False
-    signal.signal(number, signal.SIG_DFL)
-    os.kill(os.getpid(), number)
-    os._exit(128 + number)
-
-
-def stack_mac(seed: int, interface: str) -> str:
-    """A locally administered unicast MAC for one of the stack's interfaces, fixed by the seed."""
-    digest = bytearray(hashlib.blake2b(f"simtcp-mac:{seed}:{interface}".encode(),
-                                       digest_size=6).digest())
-    digest[0] = (digest[0] & 0xFC) | 0x02  # IEEE 802: locally administered, unicast
-    return ":".join(f"{octet:02x}" for octet in digest)
-
-
-# --- namespaces and links (pyroute2) ------------------------------------------
-
-
-def list_namespaces() -> list[str]:
-    from pyroute2 import netns
-
-    return [str(name) for name in netns.listnetns()]
-
-
-def ensure_namespace(name: str) -> bool:
-    """Create network namespace ``name`` unless it exists; True when we created it."""
-    from pyroute2 import netns
-
-    if name in list_namespaces():
-        return False
-    try:
-        netns.create(name)
-    except OSError as error:
-        raise TapError(f"cannot create network namespace {name}: {error.strerror}") from None
-    return True
-
-
-def remove_namespace(name: str) -> None:
-    from pyroute2 import netns
-
-    with contextlib.suppress(OSError):
-        netns.remove(name)
-
-
-@contextlib.contextmanager
-def netlink(namespace: str | None) -> Iterator[Any]:
-    """A pyroute2 route socket in ``namespace`` (None: our own)."""
-    from pyroute2 import IPRoute, NetNS
-
-    try:
-        socket = NetNS(namespace) if namespace else IPRoute()
-    except OSError as error:
-        where = f"namespace {namespace}" if namespace else "this namespace"
-        raise TapError(f"cannot open netlink in {where}: {error.strerror}") from None
-    try:
-        yield socket
-    finally:
-        socket.close()
-
-
-def link_index(name: str, namespace: str | None = None) -> int | None:
-    """Index of link ``name`` in ``namespace``, or None when there is none."""
-    with netlink(namespace) as ipr:
-        found = ipr.link_lookup(ifname=name)
-    return int(found[0]) if found else None
-
-
-def check_name_free(name: str, namespace: str | None) -> None:
-    """Raise :class:`TapError` when ``name`` is not a usable, unused interface name."""
-    if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name.strip() != name:
-        raise TapError(f"invalid device name {name!r} (1..15 characters, no '/' or spaces)")
-    places = [None] if namespace is None else [None, namespace]
-    for place in places:
-        if link_index(name, place) is not None:
-            where = f" in network namespace {place}" if place else ""
-            raise TapError(f"device {name} already exists{where}; pick another name")
 
 
 # --- one TAP device -----------------------------------------------------------
