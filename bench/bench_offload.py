@@ -14,6 +14,10 @@ no assertions. In one run, best of ``--rounds`` interleaved rounds:
 - CPU seconds per MB echoed for the simtcp process (user + system);
 - ping RTT p50/p99 of each;
 - how many of the frames simtcp read were GSO super-segments, and how many it wrote;
+- simtcp as a router between two kernel hosts (A behind the first TAP echoing
+  through simtcp with a kernel echo server on B behind the second): offloads on
+  both TAPs (64 KiB segments forwarded whole), on the first only (simtcp cuts
+  the kernel's GSO super-segments in software for B), and off;
 - the simulator's CPU cost per simulated MB over a plain link, an offloading link
   (GSO at the sender's NIC, GRO at the receiver's), and an offloading link whose
   stacks also leave checksums to it.
@@ -25,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +86,48 @@ def bench_simtcp(total: int, pings: int, *extra: str) -> dict[str, float]:
         result |= {"frames_in": frames_in, "gso_in": gso_in, "frames_out": frames_out,
                    "gso_out": gso_out}
     return result
+
+
+def bench_router(total: int, *extra: str) -> dict[str, float]:
+    """A (first TAP's namespace) echoes ``total`` bytes off B (second TAP's) through simtcp."""
+    from pyroute2 import NetNS
+
+    with namespace() as ns0, namespace() as ns1:
+        tap0, tap1 = unique("sbr0"), unique("sbr1")
+        server = subprocess.Popen(
+            [sys.executable, str(REPO / "echo_reply_server.py"), "--netns", ns0, "--netns1",
+             ns1, "--tap0", tap0, "--tap1", tap1, *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        echo_server = None
+        try:
+            assert server.stdout is not None
+            for line in server.stdout:
+                if "ready" in line:
+                    break
+            with NetNS(ns1) as ipr:
+                index = ipr.link_lookup(ifname=tap1)[0]
+                ipr.addr("add", index=index, address="10.1.1.2", prefixlen=24)
+                ipr.link("set", index=index, state="up")
+                ipr.route("add", dst="0.0.0.0/0", gateway="10.1.1.1")
+            with NetNS(ns0) as ipr:
+                ipr.route("add", dst="10.1.1.0/24", gateway="10.0.0.1")
+            echo_server = subprocess.Popen(
+                ["ip", "netns", "exec", ns1, sys.executable, str(TCP_TOOL), "serve", "--host",
+                 "10.1.1.2", "--port", "7"], stdout=subprocess.PIPE, text=True)
+            assert echo_server.stdout is not None
+            echo_server.stdout.readline()
+            nsrun(ns0, "ping", "-c", "3", "-i", "0.05", "10.1.1.2")
+            cpu_before = cpu_seconds(server.pid)
+            seconds = echo(ns0, "10.1.1.2", 7, 1, total)
+            cpu = cpu_seconds(server.pid) - cpu_before
+        finally:
+            if echo_server is not None:
+                echo_server.terminate()
+                echo_server.wait(10)
+            if server.poll() is None:
+                os.kill(server.pid, signal.SIGTERM)
+            server.wait(30)
+    return {"mb_s": total / MB / seconds, "cpu_s_per_mb": cpu / (total / MB)}
 
 
 def bench_kernel(total: int, pings: int) -> dict[str, float]:
@@ -188,6 +235,12 @@ def main() -> int:
         runs["offload"].append(bench_simtcp(total, args.pings))
         runs["no_offload"].append(bench_simtcp(total, args.pings, "--no-offload"))
     figures = {name: best(values) for name, values in runs.items()}
+    routers: dict[str, list[dict[str, float]]] = {"both": [], "first_only": [], "off": []}
+    for _ in range(max(1, args.rounds)):
+        routers["both"].append(bench_router(total))
+        routers["first_only"].append(bench_router(total, "--no-offload1"))
+        routers["off"].append(bench_router(total, "--no-offload"))
+    router = {name: best(values) for name, values in routers.items()}
     sim = bench_sim(int(args.sim_mbytes * MB))
     print(f"TCP echo of {args.mbytes:g} MB per test (Python kernel-socket client), "
           f"ping x{args.pings}, best of {args.rounds} rounds")
@@ -199,13 +252,19 @@ def main() -> int:
         print(f"  offloads: simtcp read {on['frames_in']:.0f} frames ({on['gso_in']:.0f} GSO "
               f"super-segments) and wrote {on['frames_out']:.0f} ({on['gso_out']:.0f} GSO) "
               "in its fewest-frames round")
+    print("simtcp as a router, kernel A -> simtcp -> kernel echo on B, 1 stream: "
+          + ", ".join(f"offloads {label} {router[name]['mb_s']:.1f} MB/s "
+                      f"({router[name]['cpu_s_per_mb']:.4f} CPU s/MB)"
+                      for name, label in (("both", "on both TAPs"),
+                                          ("first_only", "on the first only (software GSO)"),
+                                          ("off", "off"))))
     print(f"simulator, {args.sim_mbytes:g} MB one way over a 1 ms link: CPU s per simulated MB "
           f"plain {sim['sim_cpu_s_per_mb_plain']:.4f}, GSO+GRO link "
           f"{sim['sim_cpu_s_per_mb_gso_gro']:.4f}, GSO+GRO link with checksum-offloading "
           f"stacks {sim['sim_cpu_s_per_mb_gso_gro_csum']:.4f}; virtual seconds "
           f"{sim['sim_virtual_s_plain']:.3f} / {sim['sim_virtual_s_gso_gro']:.3f} / "
           f"{sim['sim_virtual_s_gso_gro_csum']:.3f}")
-    print(json.dumps({"figures": figures, "sim": sim,
+    print(json.dumps({"figures": figures, "router": router, "sim": sim,
                       "rounds": {name: [run.get("mb_s_1", 0) for run in values]
                                  for name, values in runs.items()}}))
     return 0
