@@ -56,6 +56,8 @@ class TcpConfig:
     """Offer timestamps (RFC 7323 §3): RTT from every ACK (RTTM) and PAWS."""
     sack: bool = True
     """Offer SACK (RFC 2018): report out-of-order blocks, recover per RFC 6675."""
+    rack: bool = True
+    """With SACK: RACK-TLP loss detection and tail loss probes (RFC 8985)."""
     syn_cookies: bool = True
     """Answer SYNs with SYN cookies (RFC 4987 §3.6) while a listener's backlog is full."""
     max_out_of_order_blocks: int = 256

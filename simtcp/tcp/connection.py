@@ -19,6 +19,7 @@ from .config import TcpConfig
 from .congestion import CongestionControl
 from .host import TcpHost
 from .options import TimestampClock, TimestampState
+from .rack import RackTlp
 from .rto import RtoEstimator
 from .sack import SackReceiver, SackScoreboard
 
@@ -124,7 +125,7 @@ class Connection:
         "persist_backoff", "persist_probes", "keepalive_probes", "unacked_bytes",
         "send_blocked", "last_received_at", "last_oow_ack_at", "soft_error", "offered_wscale",
         "ts_ok", "ts_clock", "ts", "last_ack_sent", "sack_ok", "sack_receiver", "scoreboard",
-        "sack_pending",
+        "sack_pending", "rack", "rack_clock", "reorder_at", "probe_at",
     )
 
     def __init__(self, *, handle: int, host: TcpHost, config: TcpConfig, timers: TimerHeap,
@@ -205,6 +206,12 @@ class Connection:
         self.sack_receiver: SackReceiver | None = None
         self.scoreboard: SackScoreboard | None = None
         self.sack_pending = False
+        self.rack: RackTlp | None = None
+        """RACK-TLP state (RFC 8985), on SACK connections when the config asks for it."""
+        self.rack_clock: Instant = 0
+        """The last transmit stamp given to RACK (strictly increasing)."""
+        self.reorder_at: Instant | None = None
+        self.probe_at: Instant | None = None
         """A D-SACK block waits to be reported in the next ACK (RFC 2883)."""
         """RCV.NXT as of our latest segment: Last.ACK.sent of RFC 7323 §4.3."""
 
@@ -216,13 +223,15 @@ class Connection:
     def rearm(self) -> None:
         """Arm the connection's one timer at the earliest of its deadlines."""
         deadline = self.rto_at
-        for candidate in (self.delack_at, self.persist_at, self.keepalive_at, self.close_at):
+        for candidate in (self.delack_at, self.persist_at, self.keepalive_at, self.close_at,
+                          self.reorder_at, self.probe_at):
             if candidate is not None and (deadline is None or candidate < deadline):
                 deadline = candidate
         self.timers.arm(self.timer, deadline)
 
     def cancel_timers(self) -> None:
         self.rto_at = self.delack_at = self.persist_at = self.keepalive_at = self.close_at = None
+        self.reorder_at = self.probe_at = None
         self.timers.cancel(self.timer)
 
     @property

@@ -27,6 +27,7 @@ from .connection import Connection
 from .host import TcpHost
 from .options import TIMESTAMPS_SPACE, TimestampClock
 from .output import window_shift_for
+from .rack import RackTlp
 from .sack import SackReceiver, SackScoreboard
 from .seq import SEQ_MASK
 from .syncookies import CookieOptions, SynCookies
@@ -100,6 +101,8 @@ def restore(conn: Connection, restored: CookieOptions, segment: TcpSegment,
     if conn.sack_ok:
         conn.sack_receiver = SackReceiver()
         conn.scoreboard = SackScoreboard(snd_una=conn.snd_una, mss=conn.snd_mss)
+        if config.rack:
+            conn.rack = RackTlp()
     conn.cc = congestion.create(config.congestion_control, mss=conn.snd_mss,
                                 initial_window_segments=config.initial_window_segments)
     conn.snd_wnd = conn.max_snd_wnd = segment.window << conn.snd_wscale

@@ -89,6 +89,14 @@ def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Insta
                          options, payload)
     conn.unacked_bytes = 0
     conn.delack_at = None
+    rack = conn.rack
+    if rack is not None and (payload or flags & FIN):
+        # RACK orders transmissions by time (RFC 8985 §6.2); segments sent at the same
+        # microsecond get distinct, increasing stamps so a retransmission sent after
+        # new data is not taken for an older one.
+        stamp = conn.rack_clock + 1 if conn.rack_clock >= now else now
+        conn.rack_clock = stamp
+        rack.on_transmit(seq, seq + len(payload) + (1 if flags & FIN else 0), now=stamp)
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
 
 
@@ -224,6 +232,8 @@ def output(conn: Connection, now: Instant) -> None:
         if conn.rto_at is None:
             conn.rto_at = now + conn.rto.rto
         conn.persist_at = None
+        if conn.rack is not None:
+            arm_probe(conn, now)
     elif window == 0 and data_end > nxt and conn.rto_at is None and conn.persist_at is None:
         # RFC 9293 §3.8.6.1: probe a zero window on the persist timer.
         conn.persist_backoff = 0
@@ -353,3 +363,43 @@ def sack_output(conn: Connection, now: Instant) -> None:
         sent = True
     if sent and conn.rto_at is None:
         conn.rto_at = now + conn.rto.rto
+
+
+def arm_probe(conn: Connection, now: Instant) -> None:
+    """Schedule a tail loss probe (RFC 8985 §7.2) after new data or an ACK of new data."""
+    rack = conn.rack
+    if rack is None:
+        return
+    conn.probe_at = rack.probe_deadline(now=now, srtt=conn.rto.srtt, rto_at=conn.rto_at,
+                                        in_recovery=conn.in_recovery,
+                                        flight_size=conn.snd_max - conn.snd_una,
+                                        mss=conn.snd_mss)
+
+
+def send_loss_probe(conn: Connection, now: Instant) -> None:
+    """The probe timer fired (RFC 8985 §7.3): one new segment, or the last one again."""
+    rack = conn.rack
+    scoreboard = conn.scoreboard
+    if rack is None or scoreboard is None or conn.snd_una >= conn.snd_max:
+        return
+    buffer = conn.send_buffer
+    high = conn.snd_max
+    window_end = conn.snd_una + conn.snd_wnd
+    new_data = buffer.end > high and window_end > high and conn.snd_nxt == high
+    probe = rack.choose_probe(new_data_available=new_data, snd_nxt=high, mss=conn.snd_mss)
+    if probe is None:
+        return
+    conn.host.stats.count("tcp.loss_probes")
+    if probe.new_data:
+        size = min(conn.snd_mss, buffer.end - high, window_end - high)
+        end = high + size
+        fin = conn.fin_seq is not None and end == conn.fin_seq
+        transmit(conn, high, ACK | FIN if fin else ACK, buffer.slice(high, size), now)
+        conn.snd_nxt = conn.snd_max = end + (1 if fin else 0)
+    else:
+        sent_end = retransmit_range(conn, probe.start, probe.end, now)
+        if sent_end <= probe.start:
+            return
+        scoreboard.note_retransmit(probe.start, sent_end)
+    rack.on_probe_sent(snd_nxt=conn.snd_max, retransmission=not probe.new_data, now=now)
+    conn.rto_at = now + conn.rto.rto  # RFC 8985 §7.3: the RTO follows the probe

@@ -15,7 +15,8 @@ from ..events import SendSpaceAvailable
 from ..time import Instant
 from ..wire.tcp import TcpSegment
 from .connection import Connection
-from .output import retransmit_first, sack_output
+from .output import arm_probe, retransmit_first, sack_output
+from .rack import RackVerdict
 from .sack import unwrap_blocks
 
 
@@ -25,12 +26,14 @@ def rtt_sample(conn: Connection, rtt: int) -> None:
     conn.cc.on_rtt_sample(rtt)
 
 
-def sack_arrived(conn: Connection, ack: int, wire_blocks: tuple[tuple[int, int], ...]) -> None:
+def sack_arrived(conn: Connection, ack: int, wire_blocks: tuple[tuple[int, int], ...],
+                 now: Instant) -> None:
     """Apply SACK blocks of an ACK that did not advance SND.UNA."""
     scoreboard = conn.scoreboard
     if scoreboard is not None:
         blocks = unwrap_blocks(wire_blocks, conn.snd_una)
-        scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max)
+        update = scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max)
+        _rack_ack(conn, blocks, update.dsack is not None, now)
 
 
 def new_ack(conn: Connection, segment: TcpSegment, ack: int,
@@ -40,9 +43,11 @@ def new_ack(conn: Connection, segment: TcpSegment, ack: int,
     acked = ack - una
     flight = conn.snd_max - una
     scoreboard = conn.scoreboard
+    blocks: list[tuple[int, int]] = []
+    dsack = False
     if scoreboard is not None:
-        blocks = unwrap_blocks(wire_blocks, una) if wire_blocks else ()
-        scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max)
+        blocks = unwrap_blocks(wire_blocks, una) if wire_blocks else []
+        dsack = scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max).dsack is not None
     conn.snd_una = ack
     if conn.snd_nxt < ack:
         conn.snd_nxt = ack
@@ -57,6 +62,8 @@ def new_ack(conn: Connection, segment: TcpSegment, ack: int,
             conn.dupacks = 0
             if scoreboard is not None:
                 scoreboard.exit_recovery()
+            if conn.rack is not None:
+                conn.rack.on_recovery_exit()
             cc.on_exit_recovery(conn.snd_max - ack)
         elif scoreboard is None:
             retransmit_first(conn, now)  # RFC 6582 §3.2 step 5: a partial ACK
@@ -69,6 +76,9 @@ def new_ack(conn: Connection, segment: TcpSegment, ack: int,
             enter_recovery(conn, now)  # RFC 6675 §5 (b): IsLost(HighACK + 1)
     # RFC 6298 §5.2 and §5.3: stop the timer when all is acknowledged, else restart it.
     conn.rto_at = now + conn.rto.rto if conn.snd_nxt > ack else None
+    if conn.rack is not None:
+        _rack_ack(conn, blocks, dsack, now)
+        arm_probe(conn, now)
     if conn.send_blocked:
         buffer = conn.send_buffer
         if buffer.free_space >= max(buffer.capacity >> 2, 1):
@@ -121,3 +131,33 @@ def enter_recovery(conn: Connection, now: Instant) -> None:
         scoreboard.enter_recovery(conn.snd_max)
         sack_output(conn, now)
     conn.rto_at = now + conn.rto.rto
+
+
+def _rack_ack(conn: Connection, blocks: list[tuple[int, int]], dsack: bool,
+              now: Instant) -> None:
+    """RFC 8985 §6.2: update RACK from an ACK and act on what it finds lost."""
+    rack = conn.rack
+    if rack is None:
+        return
+    verdict = rack.on_ack(snd_una=conn.snd_una, sack_blocks=blocks, dsack=dsack,
+                          snd_nxt=conn.snd_max, srtt=conn.rto.srtt,
+                          in_recovery=conn.in_recovery, now=now)
+    apply_rack_verdict(conn, verdict, now)
+
+
+def apply_rack_verdict(conn: Connection, verdict: RackVerdict, now: Instant) -> None:
+    """Mark RACK's lost ranges on the scoreboard; recover; keep the reorder timer."""
+    scoreboard = conn.scoreboard
+    conn.reorder_at = verdict.reorder_at
+    if scoreboard is None:
+        return
+    if verdict.lost:
+        conn.host.stats.count("tcp.rack_lost_segments", len(verdict.lost))
+        for start, end in verdict.lost:
+            scoreboard.mark_lost(start, end)
+        if not conn.in_recovery:
+            enter_recovery(conn, now)  # RFC 8985 §6.2 step 5: loss detected by time
+    if verdict.tlp_repaired_loss and not conn.in_recovery:
+        # RFC 8985 §7.4.2: the probe repaired a loss; respond as to one loss.
+        conn.cc.on_enter_recovery(conn.snd_max - conn.snd_una, now)
+        conn.cc.cwnd = conn.cc.ssthresh

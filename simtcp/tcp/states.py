@@ -62,6 +62,7 @@ from .output import (
     send_syn,
     window_shift_for,
 )
+from .rack import RackTlp
 from .sack import SackReceiver, SackScoreboard, duplicate_range
 from .seq import unwrap
 from .syncookies import SynCookies
@@ -200,6 +201,8 @@ def _apply_syn_options(conn: Connection, segment: TcpSegment, now: Instant) -> N
     if conn.sack_ok:
         conn.sack_receiver = SackReceiver()
         conn.scoreboard = SackScoreboard(snd_una=conn.iss + 1, mss=conn.snd_mss)
+        if config.rack:
+            conn.rack = RackTlp()
     conn.cc = congestion.create(config.congestion_control, mss=conn.snd_mss,
                                 initial_window_segments=config.initial_window_segments)
 
@@ -514,7 +517,7 @@ def _process_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, 
         recovery.new_ack(conn, segment, ack, sack_blocks, now)
     else:
         if sack_blocks:
-            recovery.sack_arrived(conn, ack, sack_blocks)
+            recovery.sack_arrived(conn, ack, sack_blocks, now)
         if (conn.snd_nxt > una and not segment.payload and not segment.flags & (SYN | FIN)
                 and window == old_window):
             recovery.duplicate_ack(conn, now)  # RFC 5681 §2's definition of a duplicate ACK

@@ -12,7 +12,16 @@ from __future__ import annotations
 from ..events import ConnectionTimedOut
 from ..time import Instant
 from .connection import Connection, State
-from .output import output, retransmit_first, send_ack, send_probe, send_syn
+from .output import (
+    SENDING_STATES,
+    output,
+    retransmit_first,
+    send_ack,
+    send_loss_probe,
+    send_probe,
+    send_syn,
+)
+from .recovery import apply_rack_verdict
 from .states import Owner
 
 
@@ -47,6 +56,28 @@ def timer_fired(owner: Owner, conn: Connection, now: Instant) -> None:
     if keepalive_at is not None and keepalive_at <= now:
         conn.keepalive_at = None
         _keepalive_timeout(owner, conn, now)
+        if conn.state is State.CLOSED:
+            return
+    _rack_timers(conn, now)
+
+
+def _rack_timers(conn: Connection, now: Instant) -> None:
+    """RACK's reorder timer (RFC 8985 §6.3) and the tail loss probe (§7.3)."""
+    rack = conn.rack
+    if rack is None:
+        return
+    reorder_at = conn.reorder_at
+    if reorder_at is not None and reorder_at <= now:
+        conn.reorder_at = None
+        verdict = rack.on_reorder_timeout(srtt=conn.rto.srtt, in_recovery=conn.in_recovery,
+                                          now=now)
+        apply_rack_verdict(conn, verdict, now)
+        output(conn, now)
+    probe_at = conn.probe_at
+    if probe_at is not None and probe_at <= now:
+        conn.probe_at = None
+        if not conn.in_recovery and conn.state in SENDING_STATES:
+            send_loss_probe(conn, now)
 
 
 def _syn_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
@@ -77,6 +108,9 @@ def _retransmission_timeout(owner: Owner, conn: Connection, now: Instant) -> Non
     conn.in_recovery = False
     conn.dupacks = 0
     conn.recover = conn.snd_max  # RFC 6582 §3.2 step 4 after a timeout
+    if conn.rack is not None:
+        conn.rack.on_rto(now=now)  # RFC 8985 §6.3; go-back-N below resends everything
+        conn.reorder_at = conn.probe_at = None
     if conn.scoreboard is not None:
         conn.scoreboard.on_rto()  # RFC 6675 §5.1: SACK information may be reneged
     conn.rto.back_off()

@@ -124,3 +124,36 @@ def test_without_sack_newreno_needs_a_round_trip_per_hole() -> None:
     assert pair.a.layer.info(client).bytes_in_send_buffer == 0
     assert pair.a.host.stats["tcp.rto_expirations"] == 0
     assert pair.a.layer.info(client).retransmits == 3  # partial ACKs, one hole at a time
+
+
+def test_tail_loss_is_repaired_by_a_probe_not_an_rto() -> None:
+    # 20 segments; the last two are lost: no duplicate ACKs can follow them.
+    pair, client, dropped = lossy_transfer({18, 19}, size=20 * 1448)
+    assert len(dropped) == 2
+    assert pair.a.host.stats["tcp.loss_probes"] == 1
+    assert pair.a.host.stats["tcp.rto_expirations"] == 0
+
+
+def test_a_lost_retransmission_is_resent_without_an_rto() -> None:
+    lost_once: dict[int, int] = {}
+    seen: list[int] = []
+
+    def fault(segment: TcpSegment, sender: int) -> list[int]:
+        if sender == A_ADDR and segment.payload:
+            if segment.seq not in seen:
+                seen.append(segment.seq)
+            if seen.index(segment.seq) == 5 and lost_once.get(segment.seq, 0) < 2:
+                lost_once[segment.seq] = lost_once.get(segment.seq, 0) + 1
+                return []  # the original and its first retransmission
+        return [0]
+
+    config = TcpConfig(msl=1 * SECOND, initial_window_segments=40)
+    pair = make_pair(config, config, fault=fault)
+    pair.b.layer.listen(80)
+    client = pair.a.layer.connect(B_ADDR, 80, now=0)
+    pair.run(100 * MILLISECOND)
+    pair.a.layer.send(client, bytes(100 * 1448), now=pair.now)
+    pair.run(pair.now + 5 * SECOND)
+    assert pair.a.layer.info(client).bytes_in_send_buffer == 0
+    assert pair.a.host.stats["tcp.rto_expirations"] == 0  # RACK found the lost retransmission
+    assert pair.a.host.stats["tcp.rack_lost_segments"] >= 1
