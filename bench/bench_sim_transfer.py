@@ -13,14 +13,15 @@ costs a few ms per MB, measured and printed first).
    128 KiB drop-tail queue), lossless and with 1% loss each way; goodput is the
    bytes over the virtual time from connect to the last byte and FIN, as a
    fraction of the link's 100 Mbit/s (its ceiling is lower: Ethernet, IP and TCP
-   headers take 3.6% at 1500-byte frames, and slow start from 10 segments plus
-   the handshake cost about 0.25 s of the ~1.4 s the bytes need). The 1% loss
-   rows use NewReno (the default, with SACK) and CUBIC. The default
-   256 KiB receive window is half the path's 500 KB bandwidth-delay product, so
-   two more rows give both ends bigger buffers: with a 1 MiB queue (no drops),
-   and with a 512 KiB queue that the window overflows (loss recovery). The
-   last row moves four times the bytes with 1 MiB buffers, so slow start
-   weighs less: closer to the steady-state goodput.
+   headers take 4% at 1500-byte frames, and slow start from 10 segments plus
+   the handshake cost about 0.25 s of the ~1.4 s the bytes need). A second
+   lossless row halves the delay (20 ms RTT), in case "a 20 ms link" means the
+   round trip. The 1% loss rows use NewReno (the default, with SACK) and
+   CUBIC. The default receive buffer (256 KiB) is half the 40 ms path's
+   500 KB bandwidth-delay product, so two more rows give both ends 1-2 MiB
+   buffers: with a 1 MiB queue (no drops), and with a 512 KiB queue that the
+   window overflows (loss recovery). The last row moves four times the bytes
+   with 1 MiB buffers, so slow start weighs less: closer to steady state.
 2. The same work per connection (``--per-connection`` bytes, default 128 KiB)
    over 1, 10, 100 and 1,000 concurrent connections on a 1 ms link without a
    rate limit: CPU seconds per MB should stay flat if no per-tick work scans
@@ -76,6 +77,7 @@ def bulk_cases(size: int) -> list[tuple[str, TransferSpec]]:
 
     return [
         ("no loss", spec(path)),
+        ("no loss, 10 ms one-way", spec(replace(path, delay=10 * MILLISECOND))),
         ("1% loss", spec(lossy)),
         ("1% loss, CUBIC", spec(lossy, congestion_control="cubic")),
         ("no loss, 1M buf, 1M q", spec(deep, MiB)),
@@ -85,8 +87,10 @@ def bulk_cases(size: int) -> list[tuple[str, TransferSpec]]:
 
 
 def bulk_rows(size: int) -> None:
-    print(f"\n{size / MiB:g} MiB over 100 Mbit/s, 20 ms one-way, seed {SEED} "
-          "(default: 256 KiB buffers, 128 KiB queue)")
+    defaults = TcpConfig()
+    print(f"\n{size / MiB:g} MiB over 100 Mbit/s, 20 ms one-way (40 ms RTT), seed {SEED}; "
+          f"default buffers: send {defaults.send_buffer // 1024} KiB, receive "
+          f"{defaults.receive_buffer // 1024} KiB; 128 KiB queue")
     print(f"{'case':<24}{'ok':>4}{'wall s':>8}{'cpu s':>7}{'virtual s':>10}"
           f"{'goodput':>11}{'of link':>8}{'cpu s/MB':>9}{'rexmits':>8}{'q drops':>8}")
     for name, spec in bulk_cases(size):
