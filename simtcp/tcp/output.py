@@ -276,6 +276,8 @@ def retransmit_first(conn: Connection, now: Instant) -> None:
         conn.rtt_seq = None  # Karn's rule (RFC 6298 §3)
     if conn.snd_nxt < end:
         conn.snd_nxt = end
+    if conn.snd_max < end:
+        conn.snd_max = end  # a full-sized resend may carry bytes never sent before
 
 
 def send_probe(conn: Connection, now: Instant) -> None:
@@ -319,6 +321,8 @@ def retransmit_range(conn: Connection, start: int, end: int, now: Instant) -> in
     transmit(conn, start, flags, buffer.slice(start, size), now)
     conn.retransmits += 1
     sent_end = start + size + (1 if fin else 0)
+    if conn.snd_max < sent_end:
+        conn.snd_max = sent_end
     rtt_seq = conn.rtt_seq
     if rtt_seq is not None and start < rtt_seq <= sent_end:
         conn.rtt_seq = None  # Karn's rule (RFC 6298 §3)

@@ -75,7 +75,7 @@ def new_ack(conn: Connection, segment: TcpSegment, ack: int,
                 and scoreboard.should_enter_recovery():
             enter_recovery(conn, now)  # RFC 6675 §5 (b): IsLost(HighACK + 1)
     # RFC 6298 §5.2 and §5.3: stop the timer when all is acknowledged, else restart it.
-    conn.rto_at = now + conn.rto.rto if conn.snd_nxt > ack else None
+    conn.rto_at = now + conn.rto.rto if conn.snd_max > ack else None
     if conn.rack is not None:
         _rack_ack(conn, blocks, dsack, now)
         arm_probe(conn, now)

@@ -306,7 +306,7 @@ def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Inst
         if _fails_timestamp_checks(conn, segment, timestamps, now):
             return
     if not _acceptable(conn, seq, length):
-        _unacceptable(conn, segment, seq, length, now)
+        _unacceptable(conn, segment, seq, length, now, timestamps)
         return
     if timestamps is not None:
         # RFC 7323 §4.3 (2) / §5.3 R3: echo the newest TSval of a segment covering Last.ACK.sent.
@@ -351,12 +351,18 @@ def _fails_timestamp_checks(conn: Connection, segment: TcpSegment,
 
 
 def _unacceptable(conn: Connection, segment: TcpSegment, seq: int, length: int,
-                  now: Instant) -> None:
+                  now: Instant, timestamps: TimestampsOption | None = None) -> None:
     """RFC 9293 §3.10.7.4 "first": answer with an ACK unless it is a RST, then drop."""
     if segment.flags & RST:
         conn.host.stats.drop(DropReason.TCP_RST_INVALID)
         return
     conn.host.stats.drop(DropReason.TCP_OUT_OF_WINDOW)
+    if timestamps is not None and length and seq < conn.rcv_nxt:
+        # A retransmission of bytes we hold (our ACK was lost). RFC 7323 §4.3 (2) holds
+        # (SEG.SEQ <= Last.ACK.sent), so echo its TSval: echoing the old TS.Recent would
+        # hand the sender its whole backoff as an RTT sample.
+        conn.ts.update_recent(timestamps.value, seg_seq=seq, last_ack_sent=conn.last_ack_sent,
+                              now=now)
     size = len(segment.payload)
     if size and conn.sack_receiver is not None and seq < conn.rcv_nxt:
         _note_sack_arrival(conn, seq, seq + size, (seq, min(seq + size, conn.rcv_nxt)))
@@ -518,7 +524,7 @@ def _process_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, 
     else:
         if sack_blocks:
             recovery.sack_arrived(conn, ack, sack_blocks, now)
-        if (conn.snd_nxt > una and not segment.payload and not segment.flags & (SYN | FIN)
+        if (conn.snd_max > una and not segment.payload and not segment.flags & (SYN | FIN)
                 and window == old_window):
             recovery.duplicate_ack(conn, now)  # RFC 5681 §2's definition of a duplicate ACK
     return True
