@@ -7,6 +7,13 @@ scoreboard (:class:`.sack.SackScoreboard`): recovery starts on three
 duplicate ACKs or when IsLost(SND.UNA) holds, cwnd drops to ssthresh, and
 :func:`.output.sack_output` sends what NextSeg() chooses while
 ``cwnd - pipe >= SMSS`` -- only what is missing, several holes per RTT.
+
+With RACK-TLP (RFC 8985, :mod:`.rack`) on top of SACK, every transmission is
+time-stamped; an ACK that delivers a later-sent segment marks earlier ones
+lost once they are a reordering window overdue (so a lost retransmission is
+resent without waiting for the RTO), a reorder timer re-checks the rest, and
+a tail loss probe after about two SRTTs of silence makes a lost last segment
+show itself by SACK instead of by timeout.
 """
 
 from __future__ import annotations

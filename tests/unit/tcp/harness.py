@@ -165,7 +165,3 @@ def make_pair(config_a: TcpConfig | None = None, config_b: TcpConfig | None = No
               wire: bool = True) -> Pair:
     return Pair(Endpoint(A_ADDR, config_a, seed=seed, wire=wire),
                 Endpoint(B_ADDR, config_b, seed=seed + 1, wire=wire), delay=delay, fault=fault)
-
-
-def seed_random(seed: int) -> SeededRandom:
-    return SeededRandom(seed)
