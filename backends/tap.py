@@ -403,7 +403,7 @@ class TapLoop:
         self.clock = clock
         self.counters: dict[str, int] = {
             "frames_in": 0, "frames_out": 0, "write_blocked": 0, "write_errors": 0,
-            "gso_in": 0, "gso_out": 0, "runts": 0, "coalesced": 0,
+            "gso_in": 0, "gso_out": 0, "gso_refused": 0, "runts": 0, "coalesced": 0,
         }
         self._pcap_offset = time.time_ns() // 1000 - clock()
         self._inbound: dict[str, ImpairedPath] = {}
@@ -635,8 +635,12 @@ class TapLoop:
             return
         try:
             written = device.write(frame)
-        except _DeviceWriteError:
-            self.counters["write_errors"] += 1
+        except _DeviceWriteError as error:
+            pieces = self._gso_refused(device, frame, error)
+            if pieces is None:
+                self.counters["write_errors"] += 1
+            for piece in pieces or ():
+                self._write(device, piece)
             return
         if written:
             self.counters["frames_out"] += 1
@@ -647,14 +651,29 @@ class TapLoop:
         device.write_queue.append(frame)
         self._blocked_changed = True
 
+    def _gso_refused(self, device: TapDevice, frame: bytes,
+                     error: _DeviceWriteError) -> list[bytes] | None:
+        """The pieces to write instead of a super-segment the kernel refused (EINVAL), so
+        TCP is not left retransmitting a frame that can never go; None for other errors."""
+        if error.code != errno.EINVAL or not device.vnet_header or len(frame) <= device.mtu + 14:
+            return None
+        pieces = list(_cut_for_wire(frame, device.mtu))
+        if len(pieces) < 2:
+            return None
+        self.counters["gso_refused"] += 1
+        return pieces
+
     def _flush_queue(self, device: TapDevice) -> None:
         queue = device.write_queue
         while queue:
             try:
                 written = device.write(queue[0])
-            except _DeviceWriteError:
-                self.counters["write_errors"] += 1
-                queue.popleft()
+            except _DeviceWriteError as error:
+                pieces = self._gso_refused(device, queue.popleft(), error)
+                if pieces is None:
+                    self.counters["write_errors"] += 1
+                else:  # the pieces go first, in order, ahead of later frames
+                    queue.extendleft(reversed(pieces))
                 continue
             if not written:
                 return

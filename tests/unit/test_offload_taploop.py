@@ -6,6 +6,7 @@ opened with IFF_VNET_HDR would (a 12-byte header, then the frame).
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import socket
@@ -15,6 +16,7 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
+import backends.tap as tap_module
 from backends.impair import LinkProfile
 from backends.tap import TapDevice, TapLoop, stack_offload
 from backends.vnet import (
@@ -201,3 +203,29 @@ def test_read_frames_applies_the_header_for_callers_that_cannot(
     frames = device.read_frames(10)
     assert [len(frame) for frame in frames] == [1514, 1514, 14 + 40 + 80, 11]
     assert all(l4_checksum_ok(frame[14:]) for frame in frames[:3])
+
+
+def test_a_refused_super_segment_goes_out_cut(pair: tuple[TapDevice, socket.socket]) -> None:
+    """A kernel that will not take a GSO write (EINVAL) gets the MTU-sized pieces instead."""
+    device, kernel = pair
+
+    class Refusing(TapDevice):
+        def write(self, frame: bytes) -> bool:
+            if len(frame) > self.mtu + 14:
+                raise tap_module._DeviceWriteError(errno.EINVAL)
+            return super().write(frame)
+
+    refusing = Refusing("fake1", device.fd, interface="veth0", namespace=None,
+                        vnet_header=True, mtu=1500)
+    stack = FakeStack()
+    loop = TapLoop(stack, [refusing], clock=lambda: 1, coalesce=False)
+    try:
+        big = tcp_frame(5000)
+        stack.outbox = [("veth0", big), ("veth0", b"\x00" * 60)]
+        loop.run_once()
+        sent = drain(kernel)
+        assert [len(data) - 12 for data in sent] == [1514] * 3 + [14 + 40 + 620, 60]
+        assert b"".join(data[12 + 54:] for data in sent[:4]) == big[54:]
+        assert loop.counters["gso_refused"] == 1 and loop.counters["write_errors"] == 0
+    finally:
+        loop.close()
