@@ -75,6 +75,7 @@ import random
 import selectors
 import signal
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -109,6 +110,7 @@ IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
+TUNSETVNETLE = 0x400454DC
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
 MAX_FRAME = 65536 + 14
@@ -337,12 +339,21 @@ def _open_tap(name: str, *, vnet_header: bool = False) -> int:
             raise TapError(f"device {name} already exists and is not a free TAP") from None
         raise TapError(f"cannot create TAP device {name}: {error.strerror}") from None
     if vnet_header:
+        step = "TUNSETVNETHDRSZ"
         try:
             fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HEADER_LENGTH))
+            # The header's fields are little-endian (virtio 1.x), whatever the host is.
+            step = "TUNSETVNETLE"
+            try:
+                fcntl.ioctl(fd, TUNSETVNETLE, struct.pack("i", 1))
+            except OSError:
+                if sys.byteorder != "little":
+                    raise
+            step = "TUNSETOFFLOAD"
             fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
         except OSError as error:
             os.close(fd)  # the device is not persistent: closing removes it
-            raise _OffloadRefused(f"TUNSETOFFLOAD refused ({error.strerror})") from None
+            raise _OffloadRefused(f"{step} refused ({error.strerror})") from None
     return fd
 
 

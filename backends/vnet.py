@@ -1,7 +1,7 @@
 """The virtio-net header a TAP opened with ``IFF_VNET_HDR`` puts in front of every frame.
 
-Layout (virtio 1.x ``struct virtio_net_hdr_v1``, 12 bytes, little-endian on
-this host; the kernel's ``include/uapi/linux/virtio_net.h``)::
+Layout (virtio 1.x ``struct virtio_net_hdr_v1``, 12 bytes, little-endian: we
+set ``TUNSETVNETLE``; the kernel's ``include/uapi/linux/virtio_net.h``)::
 
     u8  flags        NEEDS_CSUM (1): the L4 checksum is partial; DATA_VALID (2): verified
     u8  gso_type     NONE (0), TCPV4 (1), UDPV4 (3), TCPV6 (4); ECN (0x80) may be or-ed in
