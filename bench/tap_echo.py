@@ -13,7 +13,9 @@ no assertions:
 - the simtcp stream again with the impairment shim at 1% loss.
 
 ``--profile FILE`` runs the simtcp server under cProfile and prints where its
-time went (the top functions by own time).
+time went (the top functions by own time). The server runs with TAP offloads
+(its default); ``--no-offload`` passes that option on. ``bench/bench_offload.py``
+sets both side by side, with 16 streams and the router too.
 """
 
 from __future__ import annotations
@@ -188,7 +190,10 @@ def main() -> int:
     parser.add_argument("--profile", metavar="FILE",
                         help="cProfile the simtcp server (one extra round, not in the figures)")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--no-offload", action="store_true",
+                        help="run the simtcp server with --no-offload")
     args = parser.parse_args()
+    server_args: tuple[str, ...] = ("--no-offload",) if args.no_offload else ()
     if os.geteuid() != 0:
         print("tap_echo.py: needs root", file=sys.stderr)
         return 2
@@ -196,9 +201,9 @@ def main() -> int:
     kernels, simtcps, lossies = [], [], []
     for _ in range(max(1, args.rounds)):
         kernels.append(bench_kernel(size, args.pings))
-        simtcps.append(bench_simtcp(size, args.pings))
+        simtcps.append(bench_simtcp(size, args.pings, server_args))
         lossies.append(bench_simtcp(int(args.lossy_mbytes * MB), 0,
-                                    ("--loss", "0.01", "--seed", "1")))
+                                    ("--loss", "0.01", "--seed", "1", *server_args)))
     kernel, simtcp, lossy = best(kernels), best(simtcps), best(lossies)
     print(f"one TCP echo stream of {args.mbytes:g} MB (Python kernel-socket client), "
           f"ping x{args.pings}, best of {len(kernels)} rounds")
@@ -214,7 +219,7 @@ def main() -> int:
           + " | 1% loss " + " ".join(f"{r['mb_s']:.1f}" for r in lossies))
     print(json.dumps({"kernel": kernel, "simtcp": simtcp, "simtcp_loss_1pct": lossy}))
     if args.profile:
-        bench_simtcp(size, 0, profile=args.profile)
+        bench_simtcp(size, 0, server_args, profile=args.profile)
         time.sleep(0.2)
         print_profile(args.profile, args.top)
     return 0
