@@ -39,6 +39,10 @@ class State(enum.Enum):
     LAST_ACK = "LAST-ACK"
     TIME_WAIT = "TIME-WAIT"
 
+    # Members are singletons: identity hashing is correct and skips Enum's Python-level
+    # __hash__ on the per-segment set lookups (``state in SENDING_STATES``).
+    __hash__ = object.__hash__
+
 
 def format_address(address: int) -> str:
     """Dotted quad of a 32-bit IPv4 address."""
