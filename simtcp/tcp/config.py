@@ -18,6 +18,12 @@ class TcpConfig:
     """Bytes the application may queue for sending per connection."""
     receive_buffer: int = 256 * 1024
     """Bytes held for the application per connection; bounds the advertised window."""
+    receive_buffer_max: int = 0
+    """Ceiling of receive-buffer auto-tuning: the buffer grows toward four times what the
+    application reads per RTT (in the spirit of Linux's tcp_rcv_space_adjust) when window
+    scaling is on; at or below ``receive_buffer`` (the default) auto-tuning is off. Off by
+    default: in the simulator's shallow queues the larger windows overshoot in slow start
+    (16 MiB at 100 Mbit/s, 40 ms RTT: 3.8 s with it up to 4 MiB, 2.8 s without)."""
     initial_rto: Duration = 1 * SECOND
     """RTO before any RTT sample (RFC 6298 §2.1)."""
     min_rto: Duration = 200 * MILLISECOND
@@ -87,3 +93,12 @@ class TcpConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+
+def window_shift(config: TcpConfig) -> int:
+    """The window scale we offer: room for the largest the receive buffer may grow to."""
+    size = max(config.receive_buffer, config.receive_buffer_max)
+    shift = 0
+    while shift < 14 and size >> shift > 0xFFFF:
+        shift += 1
+    return shift

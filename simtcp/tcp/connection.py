@@ -129,7 +129,8 @@ class Connection:
         "persist_backoff", "persist_probes", "keepalive_probes", "unacked_bytes",
         "send_blocked", "last_received_at", "last_oow_ack_at", "soft_error", "offered_wscale",
         "ts_ok", "ts_clock", "ts", "last_ack_sent", "sack_ok", "sack_receiver", "scoreboard",
-        "sack_pending", "rack", "rack_clock", "reorder_at", "probe_at",
+        "sack_pending", "rack", "rack_clock", "reorder_at", "probe_at", "rcv_space_copied",
+        "rcv_space_at",
     )
 
     def __init__(self, *, handle: int, host: TcpHost, config: TcpConfig, timers: TimerHeap,
@@ -212,6 +213,9 @@ class Connection:
         self.sack_pending = False
         self.rack: RackTlp | None = None
         """RACK-TLP state (RFC 8985), on SACK connections when the config asks for it."""
+        self.rcv_space_copied = 0
+        """Bytes the application read since ``rcv_space_at`` (receive-buffer auto-tuning)."""
+        self.rcv_space_at: Instant = 0
         self.rack_clock: Instant = 0
         """The last transmit stamp given to RACK (strictly increasing)."""
         self.reorder_at: Instant | None = None

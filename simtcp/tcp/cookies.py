@@ -22,11 +22,10 @@ from ..wire.tcp import (
     WindowScaleOption,
 )
 from . import congestion
-from .config import TcpConfig
+from .config import TcpConfig, window_shift
 from .connection import Connection
 from .host import TcpHost
 from .options import TIMESTAMPS_SPACE, TimestampClock
-from .output import window_shift_for
 from .rack import RackTlp
 from .sack import SackReceiver, SackScoreboard
 from .seq import SEQ_MASK
@@ -56,7 +55,7 @@ def send_cookie_syn_ack(host: TcpHost, cookies: SynCookies, rng: SeededRandom,
         if sack:
             options += (_NOP, _NOP, SackPermittedOption())
         if shift is not None:
-            options += (_NOP, WindowScaleOption(window_shift_for(config.receive_buffer)))
+            options += (_NOP, WindowScaleOption(window_shift(config)))
         clock = TimestampClock.for_connection(rng, local, local_port, remote, remote_port)
         tsval = SynCookies.tsval(clock.tsval(now), window_shift=shift, sack_permitted=sack)
         options += (_NOP, _NOP, TimestampsOption(tsval, timestamps.value))
@@ -90,7 +89,7 @@ def restore(conn: Connection, restored: CookieOptions, segment: TcpSegment,
     if conn.ts_ok and timestamps is not None:
         conn.ts.learn_from_syn(timestamps.value, now)
     if restored.window_shift is not None:
-        conn.offered_wscale = window_shift_for(config.receive_buffer)
+        conn.offered_wscale = window_shift(config)
         conn.snd_wscale = restored.window_shift
         conn.rcv_wscale = conn.offered_wscale
     else:

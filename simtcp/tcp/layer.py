@@ -27,12 +27,12 @@ from ..time import Instant
 from ..timers import TimerHeap
 from ..wire.tcp import TcpSegment
 from . import congestion, icmp_errors, states, timeouts
-from .config import TcpConfig
+from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, State, TcpInfo, format_address
 from .host import TcpHost
 from .isn import initial_sequence_number
 from .options import TimestampClock
-from .output import output, send_ack, send_reset_reply, send_syn, window_shift_for
+from .output import output, send_ack, send_reset_reply, send_syn
 from .syncookies import SynCookies
 
 __all__ = ["TcpInfo", "TcpLayer"]
@@ -134,7 +134,7 @@ class TcpLayer:
         conn.visible = True
         conn.state = State.SYN_SENT
         if self.config.window_scaling:
-            conn.offered_wscale = window_shift_for(self.config.receive_buffer)
+            conn.offered_wscale = window_shift(self.config)
         send_syn(conn, now)
         conn.rtt_sent_at = now
         conn.rto_at = now + conn.rto.rto
@@ -166,6 +166,8 @@ class TcpLayer:
             if not conn.receive_buffer.readable:
                 self._free_handle(conn)  # drained after the connection ended
         elif data and conn.state in _CAN_RECEIVE:
+            if conn.rcv_wscale:
+                self._autotune(conn, len(data), now)
             self._maybe_update_window(conn, now)
         return data
 
@@ -347,6 +349,28 @@ class TcpLayer:
             states.app_abort(self, conn, now)  # half-open: reset, as Linux does
         listener.half_open.clear()
         listener.accepted.clear()
+
+    def _autotune(self, conn: Connection, copied: int, now: Instant) -> None:
+        """Grow the receive buffer toward 4x what the application reads per RTT.
+
+        Linux's dynamic right-sizing in spirit (tcp_rcv_space_adjust): a reader that
+        keeps up earns a window that can cover the path's bandwidth-delay product,
+        bounded by ``receive_buffer_max``; a slow reader never grows it.
+        """
+        buffer = conn.receive_buffer
+        limit = self.config.receive_buffer_max
+        if buffer.capacity >= limit:
+            return
+        conn.rcv_space_copied += copied
+        srtt = conn.rto.srtt
+        if srtt is None or now - conn.rcv_space_at < srtt:
+            return
+        target = 4 * conn.rcv_space_copied
+        if target > buffer.capacity:
+            buffer.capacity = min(target, limit)
+            self.host.stats.count("tcp.receive_buffer_grown")
+        conn.rcv_space_copied = 0
+        conn.rcv_space_at = now
 
     def _maybe_update_window(self, conn: Connection, now: Instant) -> None:
         """Send a window update once reading has at least doubled a small window.

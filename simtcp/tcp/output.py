@@ -38,14 +38,6 @@ MAX_WINDOW_SHIFT = 14
 """RFC 7323 §2.3: a shift count above 14 is used as 14."""
 
 
-def window_shift_for(buffer_size: int) -> int:
-    """The smallest window scale that lets ``buffer_size`` be advertised (RFC 7323 §2.2)."""
-    shift = 0
-    while shift < MAX_WINDOW_SHIFT and buffer_size >> shift > 0xFFFF:
-        shift += 1
-    return shift
-
-
 def advertised_window(conn: Connection) -> int:
     """The window field for a segment now; moves RCV.ADV (the right edge we offered).
 

@@ -49,7 +49,7 @@ from ..rng import SeededRandom
 from ..time import MILLISECOND, Instant
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment, TimestampsOption
 from . import congestion, cookies, recovery
-from .config import TcpConfig
+from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, State
 from .host import TcpHost
 from .options import TIMESTAMPS_SPACE, accepts_missing_timestamps
@@ -60,7 +60,6 @@ from .output import (
     send_reset_for,
     send_reset_reply,
     send_syn,
-    window_shift_for,
 )
 from .rack import RackTlp
 from .sack import SackReceiver, SackScoreboard, duplicate_range
@@ -134,7 +133,7 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
     conn.state = State.SYN_RECEIVED
     _learn_peer_syn(conn, segment)
     if segment.window_scale is not None and conn.config.window_scaling:
-        conn.offered_wscale = window_shift_for(conn.config.receive_buffer)
+        conn.offered_wscale = window_shift(conn.config)
     _apply_syn_options(conn, segment, now)
     send_syn(conn, now)
     conn.rtt_sent_at = now

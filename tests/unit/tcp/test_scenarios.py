@@ -465,3 +465,22 @@ def test_nodelay_per_connection_releases_a_held_segment() -> None:
     assert pair.a.host.sent == []  # Nagle holds it behind the unacknowledged 100 bytes
     pair.a.layer.set_nodelay(client, True, now=pair.now)
     assert [bytes(s.payload) for _, _, s in pair.a.host.sent] == [b"b" * 10]
+
+
+def test_receive_buffer_autotuning_grows_only_for_a_reader_that_keeps_up() -> None:
+    tuned = TcpConfig(msl=1 * SECOND, receive_buffer=64 * 1024,
+                      receive_buffer_max=1024 * 1024)
+    pair = make_pair(TcpConfig(msl=1 * SECOND, send_buffer=2 * 1024 * 1024), tuned)
+    client, server = connect(pair)
+    pair.a.layer.send(client, bytes(2_000_000), now=pair.now)
+    pair.run(pair.now + 10 * SECOND,
+             on_step=lambda: pair.b.layer.receive(server, now=pair.now))
+    assert pair.b.host.stats["tcp.receive_buffer_grown"] >= 1
+    assert pair.b.layer.info(server).rcv_wnd > 64 * 1024
+    slow = make_pair(FAST, tuned)
+    client, server = connect(slow)
+    slow.a.layer.send(client, bytes(500_000), now=slow.now)
+    for _ in range(5):
+        slow.run(slow.now + 2 * SECOND)
+        slow.b.layer.receive(server, 1000, now=slow.now)
+    assert slow.b.host.stats["tcp.receive_buffer_grown"] == 0
