@@ -85,6 +85,9 @@ class TransferSpec:
     from TCP's when a test looks for timers left behind)."""
     connections: int = 1
     """Concurrent connections, each carrying ``bytes`` (and ``reverse_bytes``)."""
+    backlog: int | None = None
+    """The server's listen backlog (None: room for every connection); a small one makes
+    the server answer the excess SYNs with SYN cookies."""
     stall_timeout: Duration = 900 * SECOND
     """Virtual time without any progress after which the run is declared stalled."""
     time_limit: Duration | None = None
@@ -287,7 +290,8 @@ class _Transfer:
         self.paused_once: set[int] = set()
         self.alarm = _Alarm()
         self.min_send_window: int | None = None
-        self.listener = server.tcp_listen(SERVER_PORT, backlog=max(128, 2 * spec.connections))
+        backlog = spec.backlog if spec.backlog is not None else max(128, 2 * spec.connections)
+        self.listener = server.tcp_listen(SERVER_PORT, backlog=backlog)
 
     # --- driving ----------------------------------------------------------------
 
