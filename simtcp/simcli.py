@@ -163,6 +163,9 @@ def _add_link_options(parser: argparse.ArgumentParser, default_bytes: str) -> No
                       help="the server sends N bytes back at the same time")
     work.add_argument("--connections", type=_integer(1, 10_000), default=1, metavar="N",
                       help="concurrent connections, each carrying N bytes (default 1)")
+    work.add_argument("--backlog", type=_integer(1, 65535), default=None, metavar="N",
+                      help="the server's listen backlog (default: room for every "
+                           "connection); beyond it SYN cookies answer")
     work.add_argument("--stall-timeout", type=parse_time, default=900 * SECOND, metavar="D",
                       help="virtual time without progress that fails a run (default 900s)")
     work.add_argument("--json", action="store_true",
@@ -207,7 +210,7 @@ def spec_from_args(args: argparse.Namespace, seed: int) -> TransferSpec:
     return TransferSpec(bytes=args.bytes, reverse_bytes=args.bytes if args.both_directions else 0,
                         seed=seed, forward=profile, backward=profile,
                         mtu=args.mtu or 1500, connections=args.connections,
-                        stall_timeout=args.stall_timeout)
+                        backlog=args.backlog, stall_timeout=args.stall_timeout)
 
 
 def replay_command(args: argparse.Namespace, seed: int) -> str:
@@ -229,6 +232,8 @@ def replay_command(args: argparse.Namespace, seed: int) -> str:
         words.append("--both-directions")
     if args.connections != 1:
         words += ["--connections", str(args.connections)]
+    if args.backlog is not None:
+        words += ["--backlog", str(args.backlog)]
     if args.stall_timeout != 900 * SECOND:
         words += ["--stall-timeout", format_time(args.stall_timeout)]
     return " ".join([*words, "--seed", str(seed)])

@@ -201,7 +201,7 @@ def test_replay_command_parses_back_to_the_same_spec() -> None:
     argv = ["campaign", "--seeds", "5", "--bytes", "96K", "--loss", "0.03", "--reorder",
             "0.2", "--duplicate", "0.01", "--corrupt", "0.125", "--delay", "1500us",
             "--jitter", "2ms", "--rate", "1500kbit", "--mtu", "576", "--both-directions",
-            "--connections", "3", "--stall-timeout", "100s"]
+            "--connections", "3", "--backlog", "2", "--stall-timeout", "100s"]
     args = build_parser().parse_args(argv)
     command = replay_command(args, 42)
     words = shlex.split(command)
