@@ -379,8 +379,8 @@ class _Transfer:
 
     def _read(self, stack: Stack, end: _End, now: Instant) -> None:
         """Take everything readable and compare it with the expected stream."""
-        if end.handle in self.paused_until or end.failure:
-            return
+        if end.handle in self.paused_until or end.failure or end.closed:
+            return  # a handle whose ConnectionClosed came is gone (nothing was left unread)
         while True:
             data = stack.receive(end.handle, CHUNK, now=now)
             if not data:
@@ -415,7 +415,7 @@ class _Transfer:
             self._close(stack, end, now)
 
     def _close(self, stack: Stack, end: _End, now: Instant) -> None:
-        if not end.close_called:
+        if not end.close_called and not end.closed:
             end.close_called = True
             stack.close(end.handle, now=now)
 
@@ -452,6 +452,8 @@ class _Transfer:
         del self.paused_until[handle]
         end = self.server_ends[handle]
         self.progress += 1
+        if end.closed:
+            return  # it ended while we were not reading: everything had been read
         try:
             self._read(self.server, end, now)
             if end.peer_closed and not end.failure:
