@@ -524,7 +524,7 @@ def test_regression_a_burst_beyond_the_backlog_completes_through_syn_cookies() -
 
 TIME_WAIT_DROPS_UNREAD = (
     "engine bug: an end that shut its write side first, then got the peer's FIN, sits "
-    "in TIME-WAIT; when 2*MSL ends the connection is freed with 13 KB still unread and "
+    "in TIME-WAIT; when 2*MSL ends the connection is freed with a byte still unread and "
     "without a ConnectionClosed event, so the next receive() raises InvalidHandleError: "
     "bytes already acknowledged to the peer never reach the application. The handle "
     "must stay readable until drained or closed (as the orderly-end change intends)")
@@ -533,8 +533,9 @@ TIME_WAIT_DROPS_UNREAD = (
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=TIME_WAIT_DROPS_UNREAD)
 def test_regression_time_wait_expiry_loses_unread_data() -> None:
     # Found by a slow-reader property with data both ways: the server (sending
-    # nothing back) shuts down at once, reads 1,448 bytes, then stops reading for 90
-    # virtual seconds with 13,033 bytes and the client's FIN in its buffer.
+    # nothing back) shuts down at once, reads the first 14,480 bytes, then stops
+    # reading for 90 virtual seconds with the last byte and the client's FIN in its
+    # buffer; TIME-WAIT ends at 60 s and takes that byte with it.
     result = run_transfer(TransferSpec(bytes=14_481, seed=0, pause_reading_after=1,
                                        pause_reading_for=90 * SECOND, arp=ARP_FOREVER))
     assert_clean(result)
