@@ -192,7 +192,7 @@ class _End:
     """One end of one connection: what it sends, what it expects, how far both got."""
 
     __slots__ = ("handle", "out_stream", "out_total", "sent", "shut", "in_stream", "in_total",
-                 "received", "peer_closed", "close_called", "closed", "failure",
+                 "received", "peer_closed", "fin_pending", "close_called", "closed", "failure",
                  "is_server")
 
     def __init__(self, handle: int, *, seed: int, port: int, is_server: bool,
@@ -208,6 +208,7 @@ class _End:
         self.in_total = in_total
         self.received = 0
         self.peer_closed = False
+        self.fin_pending = False
         self.close_called = False
         self.closed = False
         self.failure = ""
@@ -337,7 +338,7 @@ class _Transfer:
         elif isinstance(event, PeerClosed):
             self._read(stack, end, now)
             if end.handle in self.paused_until:
-                end.peer_closed = True  # checked once reading resumes
+                end.fin_pending = True  # handled once reading resumes
                 return
             self._peer_closed(stack, end, now)
         elif isinstance(event, ConnectionClosed):
@@ -456,7 +457,7 @@ class _Transfer:
             return  # it ended while we were not reading: everything had been read
         try:
             self._read(self.server, end, now)
-            if end.peer_closed and not end.failure:
+            if end.fin_pending and not end.failure:
                 self._peer_closed(self.server, end, now)
         except SimtcpError as error:
             self._fail(end, f"{type(error).__name__} from the API: {error}")
