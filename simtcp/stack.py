@@ -692,7 +692,16 @@ class Stack:
         self.tcp.abort(connection, now=now)
 
     def tcp_info(self, connection: int) -> TcpInfo:
+        """A snapshot of one connection: state, sequence variables, windows, RTT, counters."""
         return self.tcp.info(connection)
+
+    def tcp_connections_info(self) -> list[TcpInfo]:
+        """Every connection, half-open and TIME-WAIT included (like ``ss -t``)."""
+        return self.tcp.connections_info()
+
+    def tcp_set_nodelay(self, connection: int, enabled: bool, *, now: Instant) -> None:
+        """Turn Nagle's algorithm (RFC 896) off (``enabled=True``) or back on for one connection."""
+        self.tcp.set_nodelay(connection, enabled, now=now)
 
 
 _NO_OFFLOAD = InterfaceOffload()

@@ -479,3 +479,13 @@ def test_ping_and_udp_to_our_own_address_loop_back() -> None:
     assert DatagramReceived(socket=socket, source="10.0.0.1", source_port=9999,
                             destination="10.0.0.1", destination_port=9999,
                             data=b"to me") in events
+
+
+def test_tcp_info_and_nodelay_through_the_stack() -> None:
+    stack = make_stack()
+    teach(stack, "veth0", PEER_MAC, A_PEER, A_STACK)
+    connection = stack.tcp_connect("10.0.0.2", 80, now=0)
+    stack.tcp_set_nodelay(connection, True, now=0)
+    [info] = stack.tcp_connections_info()
+    assert info == stack.tcp_info(connection)
+    assert "SYN" in str(info.state).upper()
