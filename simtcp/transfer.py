@@ -343,6 +343,7 @@ class _Transfer:
             self._peer_closed(stack, end, now)
         elif isinstance(event, ConnectionClosed):
             end.closed = True
+            end.peer_closed = end.peer_closed or end.fin_pending  # ended in order, paused
             if not end.data_done or not end.shut:
                 self._fail(end, "closed before the transfer completed")
         elif isinstance(event, ConnectionReset):
