@@ -185,6 +185,21 @@ def test_slow_readers_under_loss_lose_nothing(seed: int, loss: float, after: int
     assert result.virtual_seconds >= pause
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), loss=st.floats(0.0, 0.2), reorder=st.floats(0.0, 0.2),
+       after=st.integers(1, 500_000), pause=st.integers(1, 50), size=st.integers(0, 2_000_000),
+       reverse=st.integers(0, 1_000_000), delay=st.integers(0, 30))
+def test_readers_that_pause_while_both_ends_send_lose_nothing(
+        seed: int, loss: float, reorder: float, after: int, pause: int, size: int,
+        reverse: int, delay: int) -> None:
+    # Pauses stay under TIME-WAIT's 60 s: see the TIME-WAIT regression below.
+    profile = LinkProfile(loss=loss, reorder=reorder, delay=delay * MILLISECOND)
+    assert_clean(run_transfer(TransferSpec(
+        bytes=size, reverse_bytes=reverse, seed=seed, forward=profile, backward=profile,
+        pause_reading_after=after, pause_reading_for=pause * SECOND, tcp=PATIENT_TCP,
+        arp=ARP_FOREVER)))
+
+
 def test_regression_slow_reader_ack_of_a_retransmission_past_snd_max() -> None:
     # Found by the slow-reader property: the reader stops after 1 byte for 20 s with
     # 9.4% loss; an RTO resent 1460 bytes from SND.UNA into an 800-byte window, past
