@@ -124,7 +124,7 @@ class Connection:
         "send_buffer", "receive_buffer", "fin_seq", "peer_fin_seq", "fin_received",
         "snd_mss", "rcv_mss", "rcv_mss_seen", "nodelay", "rto", "cc",
         "retries", "retransmits", "rtt_seq", "rtt_sent_at",
-        "dupacks", "recover", "in_recovery",
+        "dupacks", "recover", "in_recovery", "partial_acked",
         "rto_at", "delack_at", "persist_at", "keepalive_at", "close_at",
         "persist_backoff", "persist_probes", "keepalive_probes", "unacked_bytes",
         "send_blocked", "last_received_at", "last_oow_ack_at", "soft_error", "offered_wscale",
@@ -188,6 +188,8 @@ class Connection:
         self.dupacks = 0
         self.recover = iss
         self.in_recovery = False
+        self.partial_acked = False
+        """A partial ACK arrived in this NewReno recovery (RFC 6582 §3.2 step 5, "Impatient")."""
         self.rto_at: Instant | None = None
         self.delack_at: Instant | None = None
         self.persist_at: Instant | None = None

@@ -75,14 +75,28 @@ def new_ack(conn: Connection, segment: TcpSegment, ack: int,
         elif scoreboard is None:
             retransmit_first(conn, now)  # RFC 6582 §3.2 step 5: a partial ACK
             cc.on_partial_ack(acked)
+            if conn.partial_acked:
+                # RFC 6582 §3.2 step 5 restarts the timer on the FIRST partial ACK only (the
+                # Impatient variant, §4.1): with many losses in one window, one repair per RTT
+                # would take longer than letting the RTO go back and resend them all.
+                return _after_ack(conn, blocks, dsack, now, restart_timer=False)
+            conn.partial_acked = True
     else:
         conn.dupacks = 0
         cc.on_ack(acked, flight, now)
         if scoreboard is not None and scoreboard.sacked and ack > conn.recover \
                 and scoreboard.should_enter_recovery():
             enter_recovery(conn, now)  # RFC 6675 §5 (b): IsLost(HighACK + 1)
-    # RFC 6298 §5.2 and §5.3: stop the timer when all is acknowledged, else restart it.
-    conn.rto_at = now + conn.rto.rto if conn.snd_max > ack else None
+    _after_ack(conn, blocks, dsack, now, restart_timer=True)
+
+
+def _after_ack(conn: Connection, blocks: list[tuple[int, int]], dsack: bool, now: Instant, *,
+               restart_timer: bool) -> None:
+    """The timer, RACK and send-space bookkeeping every new ACK ends with."""
+    ack = conn.snd_una
+    if restart_timer or conn.snd_max <= ack:
+        # RFC 6298 §5.2 and §5.3: stop the timer when all is acknowledged, else restart it.
+        conn.rto_at = now + conn.rto.rto if conn.snd_max > ack else None
     if conn.rack is not None:
         _rack_ack(conn, blocks, dsack, now)
         arm_probe(conn, now)
@@ -128,6 +142,7 @@ def enter_recovery(conn: Connection, now: Instant) -> None:
     conn.host.stats.count("tcp.fast_retransmits")
     conn.recover = conn.snd_max
     conn.in_recovery = True
+    conn.partial_acked = False
     cc = conn.cc
     cc.on_enter_recovery(conn.snd_max - conn.snd_una, now)
     scoreboard = conn.scoreboard
