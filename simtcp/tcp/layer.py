@@ -373,16 +373,22 @@ class TcpLayer:
         conn.rcv_space_at = now
 
     def _maybe_update_window(self, conn: Connection, now: Instant) -> None:
-        """Send a window update once reading has at least doubled a small window.
+        """Send a window update once reading has grown the offer enough to matter.
 
-        RFC 9293 §3.8.6.2.2 (receiver SWS) bounds how small an increase may be
-        announced; like Linux, we also wait until the window has doubled, so a
-        bulk reader does not add one pure ACK per read.
+        Only the window we could actually announce counts: the free space capped by
+        the 16-bit field and rounded to the window scale (RFC 7323 §2.3). A read that
+        leaves that unchanged sends nothing; such an ACK would also be a duplicate
+        ACK counted toward the peer's fast retransmit (RFC 5681 §2). The offer must
+        grow by at least min(buffer/2, MSS) (RFC 9293 §3.8.6.2.2, RFC 1122 §4.2.3.3)
+        and, like Linux, at least double, so a bulk reader does not add one pure ACK
+        per read.
         """
-        current = conn.rcv_adv - conn.rcv_nxt
+        current = max(conn.rcv_adv - conn.rcv_nxt, 0)
         buffer = conn.receive_buffer
-        free = buffer.free_space
-        if free - current >= min(buffer.capacity >> 1, conn.rcv_mss) and free >= 2 * current:
+        shift = conn.rcv_wscale
+        offer = min(buffer.free_space >> shift, 0xFFFF) << shift
+        threshold = min(conn.rcv_mss, buffer.capacity >> 1)
+        if offer - current >= threshold and offer >= 2 * current:
             send_ack(conn, now)
             conn.rearm()
 

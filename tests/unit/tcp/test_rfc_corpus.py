@@ -1,0 +1,41 @@
+"""RFC disagreements found by the packetdrill corpus (tests/scenarios), pinned per segment."""
+
+from __future__ import annotations
+
+from simtcp.tcp import TcpConfig
+from simtcp.time import MILLISECOND
+from simtcp.wire.tcp import ACK
+
+from .scenario import Scenario
+
+
+def test_read_that_leaves_the_capped_window_unchanged_sends_no_ack() -> None:
+    # RFC 9293 §3.8.6.2.2, RFC 1122 §4.2.3.3: a 256 KiB buffer without window scaling
+    # always offers 65535; reading 1000 bytes cannot move the right edge, and an ACK
+    # would be a duplicate ACK to the peer (RFC 5681 §2).
+    scenario = Scenario()
+    scenario.enter("ESTABLISHED")
+    handle = scenario.handle or 0
+    scenario.send(ACK, payload=b"a" * 1000)
+    scenario.peer_nxt += 1000
+    scenario.advance(40 * MILLISECOND)  # the delayed ACK
+    assert scenario.layer.receive(handle, 2000, now=scenario.now) == b"a" * 1000
+    assert scenario.sent() == []
+
+
+def test_read_that_reopens_a_small_window_sends_an_update() -> None:
+    # The same rule still announces a window that grows by at least min(buffer/2, MSS).
+    scenario = Scenario(config=TcpConfig(window_scaling=False, receive_buffer=4096))
+    scenario.enter("ESTABLISHED")
+    handle = scenario.handle or 0
+    for _ in range(2):
+        scenario.send(ACK, payload=b"b" * 1460)
+        scenario.peer_nxt += 1460
+    scenario.send(ACK, payload=b"b" * 1176)
+    scenario.peer_nxt += 1176
+    scenario.advance(40 * MILLISECOND)
+    scenario.layer.receive(handle, 100, now=scenario.now)
+    assert scenario.sent() == []  # 100 bytes: silly
+    scenario.layer.receive(handle, 1500, now=scenario.now)
+    updates = scenario.sent()
+    assert [u.window for u in updates] == [1600]
