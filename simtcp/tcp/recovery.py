@@ -59,9 +59,10 @@ def new_ack(conn: Connection, segment: TcpSegment, ack: int,
     if conn.snd_nxt < ack:
         conn.snd_nxt = ack
     conn.send_buffer.acknowledge(ack)
-    _measure_rtt(conn, segment, ack, now)
+    _measure_rtt(conn, segment, ack, now)  # a valid sample also ends the backoff
     conn.retries = 0
-    conn.rto.reset_backoff()
+    # RFC 6298 §5 (Karn): without a valid RTT sample the backed-off RTO stays in force;
+    # an ACK of a retransmission alone does not reset it.
     cc = conn.cc
     if conn.in_recovery:
         if ack >= conn.recover:

@@ -39,3 +39,21 @@ def test_read_that_reopens_a_small_window_sends_an_update() -> None:
     scenario.layer.receive(handle, 1500, now=scenario.now)
     updates = scenario.sent()
     assert [u.window for u in updates] == [1600]
+
+
+def test_ack_of_a_retransmission_keeps_the_backoff() -> None:
+    # RFC 6298 §5 and §3 (Karn): the ACK of a retransmitted segment is no RTT sample,
+    # so the doubled RTO stays for the next data until a valid sample is taken.
+    scenario = Scenario(config=TcpConfig(window_scaling=False, timestamps=False))
+    scenario.enter("ESTABLISHED")
+    handle = scenario.handle or 0
+    scenario.layer.send(handle, b"c" * 1000, now=scenario.now)
+    first = scenario.sent()
+    assert [len(s.payload) for s in first] == [1000]
+    rto = scenario.layer.info(handle).rto
+    assert scenario.advance(rto)  # timed out and resent; the RTO doubles
+    scenario.send(ACK, ack=first[0].seq + 1000)
+    scenario.layer.send(handle, b"d" * 1000, now=scenario.now)
+    assert [len(s.payload) for s in scenario.sent()] == [1000]
+    assert scenario.advance(2 * rto - 1) == []  # not yet: the backoff was kept
+    assert [len(s.payload) for s in scenario.advance(1)] == [1000]
