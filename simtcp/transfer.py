@@ -287,8 +287,9 @@ class _Transfer:
         self.server_ends: dict[int, _End] = {}
         self.progress = 0
         self.failures: list[str] = []
-        self.paused_until: dict[int, Instant] = {}
-        self.paused_once: set[int] = set()
+        # Keyed by the end itself: handle numbers repeat between the two stacks.
+        self.paused_until: dict[_End, Instant] = {}
+        self.paused_once: set[_End] = set()
         self.alarm = _Alarm()
         self.min_send_window: int | None = None
         backlog = spec.backlog if spec.backlog is not None else max(128, 2 * spec.connections)
@@ -337,7 +338,7 @@ class _Transfer:
             self._read(stack, end, now)
         elif isinstance(event, PeerClosed):
             self._read(stack, end, now)
-            if end.handle in self.paused_until:
+            if end in self.paused_until:
                 end.fin_pending = True  # handled once reading resumes
                 return
             self._peer_closed(stack, end, now)
@@ -381,7 +382,7 @@ class _Transfer:
 
     def _read(self, stack: Stack, end: _End, now: Instant) -> None:
         """Take everything readable and compare it with the expected stream."""
-        if end.handle in self.paused_until or end.failure or end.closed:
+        if end in self.paused_until or end.failure or end.closed:
             return  # a handle whose ConnectionClosed came is gone (nothing was left unread)
         while True:
             data = stack.receive(end.handle, CHUNK, now=now)
@@ -392,7 +393,7 @@ class _Transfer:
             if end.failure:
                 return
             self._maybe_pause(end, now)
-            if end.handle in self.paused_until:
+            if end in self.paused_until:
                 return
 
     def _verify(self, end: _End, data: bytes) -> None:
@@ -426,12 +427,12 @@ class _Transfer:
     def _maybe_pause(self, end: _End, now: Instant) -> None:
         spec = self.spec
         if (spec.pause_reading_after is None or not end.is_server
-                or end.received < spec.pause_reading_after or end.handle in self.paused_once
+                or end.received < spec.pause_reading_after or end in self.paused_once
                 or spec.pause_reading_for <= 0):
             return
-        self.paused_once.add(end.handle)
+        self.paused_once.add(end)
         resume_at = now + spec.pause_reading_for
-        self.paused_until[end.handle] = resume_at
+        self.paused_until[end] = resume_at
         if self.alarm.deadline is None or resume_at < self.alarm.deadline:
             self.alarm.deadline = resume_at
 
@@ -444,15 +445,14 @@ class _Transfer:
                     continue
                 if self.min_send_window is None or window < self.min_send_window:
                     self.min_send_window = window
-        for handle, resume_at in list(self.paused_until.items()):
+        for paused, resume_at in list(self.paused_until.items()):
             if resume_at <= now:
-                self._resume(handle, now)
+                self._resume(paused, now)
         if self.paused_until:
             self.alarm.deadline = min(self.paused_until.values())
 
-    def _resume(self, handle: int, now: Instant) -> None:
-        del self.paused_until[handle]
-        end = self.server_ends[handle]
+    def _resume(self, end: _End, now: Instant) -> None:
+        del self.paused_until[end]
         self.progress += 1
         if end.closed:
             return  # it ended while we were not reading: everything had been read

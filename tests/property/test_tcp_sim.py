@@ -200,6 +200,14 @@ def test_readers_that_pause_while_both_ends_send_lose_nothing(
         arp=ARP_FOREVER)))
 
 
+def test_a_paused_server_end_does_not_pause_the_client_end_with_its_handle() -> None:
+    # Found by a wide random search: the harness kept pauses by handle number, and the
+    # client's connection 2 is not the server's connection 2.
+    assert_clean(run_transfer(TransferSpec(bytes=1, reverse_bytes=1, seed=0, connections=2,
+                                           pause_reading_after=1, pause_reading_for=SECOND,
+                                           stall_timeout=60 * SECOND, arp=ARP_FOREVER)))
+
+
 def test_regression_slow_reader_ack_of_a_retransmission_past_snd_max() -> None:
     # Found by the slow-reader property: the reader stops after 1 byte for 20 s with
     # 9.4% loss; an RTO resent 1460 bytes from SND.UNA into an 800-byte window, past
