@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ..time import MICROSECOND, Duration
+from ..time import MICROSECOND, SECOND, Duration
+
+_SYN_TIMEOUT_RTO: Duration = 3 * SECOND
+"""RFC 6298 §5.7: the RTO once data flows after the SYN (or SYN-ACK) timed out."""
 
 _CLOCK_GRANULARITY: Duration = 1000 * MICROSECOND
 """G of RFC 6298 §2: the granularity of our (simulated or real) clock, taken as 1 ms."""
@@ -52,3 +55,14 @@ class RtoEstimator:
 
     def reset_backoff(self) -> None:
         self.backoff = 0
+
+    def handshake_done(self, *, syn_timed_out: bool) -> None:
+        """The connection is established: end the SYN's backoff.
+
+        RFC 6298 §5.7: if the timer expired during the handshake and no RTT sample
+        was taken, the RTO is re-initialised to 3 s (when it was below that) for
+        the data that follows.
+        """
+        self.backoff = 0
+        if syn_timed_out and self.srtt is None and self._base_rto < _SYN_TIMEOUT_RTO:
+            self._base_rto = _SYN_TIMEOUT_RTO

@@ -249,8 +249,8 @@ def _syn_sent(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant)
         recovery.rtt_sample(conn, now - conn.rtt_sent_at)  # Karn: only an unretransmitted SYN
     conn.snd_una = ack
     conn.snd_wl2 = ack
+    conn.rto.handshake_done(syn_timed_out=conn.retries > 0)  # RFC 6298 §5.7
     conn.retries = 0
-    conn.rto.reset_backoff()
     conn.rto_at = None
     _become_established(owner, conn, now)
     send_ack(conn, now)
@@ -423,8 +423,8 @@ def _ack_syn_received(owner: Owner, conn: Connection, segment: TcpSegment, seq: 
         return False
     if conn.retries == 0:
         recovery.rtt_sample(conn, now - conn.rtt_sent_at)
+    conn.rto.handshake_done(syn_timed_out=conn.retries > 0)  # RFC 6298 §5.7
     conn.retries = 0
-    conn.rto.reset_backoff()
     conn.rto_at = None
     conn.snd_wnd = segment.window << conn.snd_wscale
     conn.max_snd_wnd = max(conn.max_snd_wnd, conn.snd_wnd)

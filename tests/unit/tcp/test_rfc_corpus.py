@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from simtcp.tcp import TcpConfig
-from simtcp.time import MILLISECOND
-from simtcp.wire.tcp import ACK
+from simtcp.time import MILLISECOND, SECOND
+from simtcp.wire.tcp import ACK, SYN, MssOption
 
 from .scenario import Scenario
 
@@ -57,3 +57,28 @@ def test_ack_of_a_retransmission_keeps_the_backoff() -> None:
     assert [len(s.payload) for s in scenario.sent()] == [1000]
     assert scenario.advance(2 * rto - 1) == []  # not yet: the backoff was kept
     assert [len(s.payload) for s in scenario.advance(1)] == [1000]
+
+
+def test_rto_is_three_seconds_after_a_syn_timeout_without_a_sample() -> None:
+    # RFC 6298 §5.7: the SYN was resent (no sample, Karn); data then uses RTO = 3 s.
+    scenario = Scenario(config=TcpConfig(window_scaling=False, timestamps=False))
+    scenario.syn_sent()
+    handle = scenario.handle or 0
+    assert [s.flags for s in scenario.advance(1000 * MILLISECOND)] == [SYN]
+    scenario.send(SYN | ACK, ack=scenario.our_iss + 1, options=(MssOption(1460),))
+    scenario.peer_nxt += 1
+    assert scenario.layer.info(handle).rto == 3 * SECOND
+    scenario.layer.send(handle, b"e" * 100, now=scenario.now)
+    assert [len(s.payload) for s in scenario.sent()] == [100]
+    assert scenario.advance(3 * SECOND - 1) == []
+    assert [len(s.payload) for s in scenario.advance(1)] == [100]
+
+
+def test_rto_stays_initial_after_a_handshake_without_timeout() -> None:
+    # Without a SYN timeout the handshake's own sample sets the RTO (RFC 6298 §2.2).
+    scenario = Scenario(config=TcpConfig(window_scaling=False, timestamps=False))
+    scenario.syn_sent()
+    handle = scenario.handle or 0
+    scenario.now += 100 * MILLISECOND
+    scenario.send(SYN | ACK, ack=scenario.our_iss + 1, options=(MssOption(1460),))
+    assert scenario.layer.info(handle).rto < 3 * SECOND
