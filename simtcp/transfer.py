@@ -34,7 +34,7 @@ from typing import BinaryIO
 from backends.impair import LinkProfile
 from backends.sim import Link, Simulator
 from simtcp.config import ArpConfig, StackConfig, TcpConfig
-from simtcp.errors import SimtcpError
+from simtcp.errors import InvalidHandleError, SimtcpError
 from simtcp.events import (
     ConnectionAccepted,
     ConnectionClosed,
@@ -307,12 +307,17 @@ class _Transfer:
 
     def process(self, now: Instant) -> None:
         """The simulator's process: handle every pending event of both stacks."""
-        for stack, ends in ((self.client, self.client_ends), (self.server, self.server_ends)):
-            while (event := stack.next_event()) is not None:
-                self.progress += 1
-                self._handle(stack, ends, event, now)
         if self.paused_until:
             self._check_pauses(now)
+        handled = True
+        while handled:  # API calls made here may emit events of their own: take them too
+            handled = False
+            for stack, ends in ((self.client, self.client_ends),
+                                (self.server, self.server_ends)):
+                while (event := stack.next_event()) is not None:
+                    handled = True
+                    self.progress += 1
+                    self._handle(stack, ends, event, now)
 
     def _handle(self, stack: Stack, ends: dict[int, _End], event: Event, now: Instant) -> None:
         if isinstance(event, ConnectionAccepted):
@@ -381,20 +386,22 @@ class _Transfer:
                 stack.shutdown(end.handle, now=now)
 
     def _read(self, stack: Stack, end: _End, now: Instant) -> None:
-        """Take everything readable and compare it with the expected stream."""
+        """Take everything readable (one call: it is bounded by the receive buffer) and
+        compare it with the expected stream.
+
+        One call, not a loop until empty: once an ended connection is drained the
+        engine frees its handle (ConnectionClosed follows), and a second receive()
+        would raise InvalidHandleError instead of returning b"".
+        """
         if end in self.paused_until or end.failure or end.closed:
             return  # a handle whose ConnectionClosed came is gone (nothing was left unread)
-        while True:
-            data = stack.receive(end.handle, CHUNK, now=now)
-            if not data:
-                return
-            self.progress += 1
-            self._verify(end, data)
-            if end.failure:
-                return
+        data = stack.receive(end.handle, -1, now=now)
+        if not data:
+            return
+        self.progress += 1
+        self._verify(end, data)
+        if not end.failure:
             self._maybe_pause(end, now)
-            if end in self.paused_until:
-                return
 
     def _verify(self, end: _End, data: bytes) -> None:
         offset = end.received
@@ -420,7 +427,14 @@ class _Transfer:
     def _close(self, stack: Stack, end: _End, now: Instant) -> None:
         if not end.close_called and not end.closed:
             end.close_called = True
-            stack.close(end.handle, now=now)
+            try:
+                stack.close(end.handle, now=now)
+            except InvalidHandleError:
+                # Reading drained a connection that had already ended in order (the
+                # reader was paused through its end): the engine freed the handle then,
+                # and its ConnectionClosed is still in the queue.
+                if not end.data_done:
+                    raise
 
     # --- the slow reader -------------------------------------------------------------
 
