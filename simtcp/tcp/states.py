@@ -271,17 +271,21 @@ def _become_established(owner: Owner, conn: Connection, now: Instant) -> None:
 def _acceptable(conn: Connection, seq: int, length: int) -> bool:
     """RFC 9293 §3.10.7.4 "first": the segment overlaps the receive window.
 
-    The right edge is inclusive, so a zero window still admits ACKs, RSTs
-    and a FIN at exactly RCV.NXT (the RFC's "special allowance"); data beyond
-    the window is trimmed later.
+    The window is RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND: its right edge is
+    exclusive. A zero window admits only a bare segment at exactly RCV.NXT, and
+    a segment with text whose first octet is RCV.NXT (a window probe), so that
+    its ACK is still processed (the RFC's "special allowance"); text beyond the
+    window is trimmed later.
     """
     rcv_nxt = conn.rcv_nxt
     window = conn.rcv_adv - rcv_nxt
-    if window < 0:
-        window = 0
+    if window <= 0:
+        if length == 0:
+            return seq == rcv_nxt
+        return seq <= rcv_nxt < seq + length
     if length == 0:
-        return rcv_nxt <= seq <= rcv_nxt + window
-    return seq + length > rcv_nxt and seq <= rcv_nxt + window
+        return rcv_nxt <= seq < rcv_nxt + window
+    return seq + length > rcv_nxt and seq < rcv_nxt + window
 
 
 def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant) -> None:

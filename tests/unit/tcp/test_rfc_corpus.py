@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from simtcp.tcp import TcpConfig
 from simtcp.time import MILLISECOND, SECOND
-from simtcp.wire.tcp import ACK, SYN, MssOption
+from simtcp.wire.tcp import ACK, RST, SYN, MssOption
 
 from .scenario import Scenario
 
@@ -82,3 +82,17 @@ def test_rto_stays_initial_after_a_handshake_without_timeout() -> None:
     scenario.now += 100 * MILLISECOND
     scenario.send(SYN | ACK, ack=scenario.our_iss + 1, options=(MssOption(1460),))
     assert scenario.layer.info(handle).rto < 3 * SECOND
+
+
+def test_rst_at_the_right_edge_is_outside_the_window() -> None:
+    # RFC 9293 §3.10.7.4: RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND. A RST at the last octet
+    # of the window draws a challenge ACK (RFC 5961 §3.2); one at RCV.NXT+RCV.WND is
+    # dropped in silence.
+    scenario = Scenario(config=TcpConfig(window_scaling=False, receive_buffer=4096))
+    scenario.enter("ESTABLISHED")
+    edge = scenario.peer_nxt + 4096
+    assert scenario.send(RST, seq=edge) == []
+    assert scenario.host.stats["drop.tcp_rst_invalid"] == 1
+    scenario.now += 600 * MILLISECOND  # past the challenge-ACK rate limit
+    assert [s.flags for s in scenario.send(RST, seq=edge - 1)] == [ACK]
+    assert scenario.state() == "ESTABLISHED"
