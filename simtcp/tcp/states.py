@@ -563,7 +563,9 @@ def _receive_text(owner: Owner, conn: Connection, segment: TcpSegment, seq: int,
         _receive_data(conn, payload, seq, size, now)
     if conn.peer_fin_seq == conn.rcv_nxt and not conn.fin_received:
         _fin_arrives(conn, now)
-    elif segment.flags & FIN and not size and conn.fin_received:
+    elif segment.flags & FIN and not size:
+        # A repeated FIN, or (RFC 5681 §4.2) a bare FIN after a gap: out of order, so
+        # it draws an immediate duplicate ACK.
         send_ack(conn, now)
 
 

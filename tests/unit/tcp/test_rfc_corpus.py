@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from simtcp.tcp import TcpConfig
 from simtcp.time import MILLISECOND, SECOND
-from simtcp.wire.tcp import ACK, RST, SYN, MssOption
+from simtcp.wire.tcp import ACK, FIN, RST, SYN, MssOption
 
 from .scenario import Scenario
 
@@ -95,4 +95,13 @@ def test_rst_at_the_right_edge_is_outside_the_window() -> None:
     assert scenario.host.stats["drop.tcp_rst_invalid"] == 1
     scenario.now += 600 * MILLISECOND  # past the challenge-ACK rate limit
     assert [s.flags for s in scenario.send(RST, seq=edge - 1)] == [ACK]
+    assert scenario.state() == "ESTABLISHED"
+
+
+def test_bare_fin_after_a_gap_draws_an_immediate_duplicate_ack() -> None:
+    # RFC 5681 §4.2: an out-of-order segment (here a FIN beyond a hole) is ACKed at once.
+    scenario = Scenario()
+    scenario.enter("ESTABLISHED")
+    replies = scenario.send(FIN | ACK, seq=scenario.peer_nxt + 100)
+    assert [(s.flags, s.ack) for s in replies] == [(ACK, scenario.peer_nxt)]
     assert scenario.state() == "ESTABLISHED"
