@@ -181,6 +181,11 @@ def output(conn: Connection, now: Instant) -> None:
     fin_seq = conn.fin_seq
     window = conn.snd_wnd
     cwnd = conn.cc.cwnd
+    dupacks = conn.dupacks
+    if 0 < dupacks < 3 and not conn.in_recovery:
+        # RFC 5681 §3.2 step 1 (RFC 3042, limited transmit): each of the first two
+        # duplicate ACKs lets one new segment go beyond cwnd, within the peer's window.
+        cwnd += dupacks * mss
     right_edge = una + (window if window < cwnd else cwnd)
     sent = False
     while True:

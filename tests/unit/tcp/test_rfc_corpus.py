@@ -105,3 +105,22 @@ def test_bare_fin_after_a_gap_draws_an_immediate_duplicate_ack() -> None:
     replies = scenario.send(FIN | ACK, seq=scenario.peer_nxt + 100)
     assert [(s.flags, s.ack) for s in replies] == [(ACK, scenario.peer_nxt)]
     assert scenario.state() == "ESTABLISHED"
+
+
+def test_limited_transmit_on_the_first_two_duplicate_acks() -> None:
+    # RFC 5681 §3.2 step 1, RFC 3042: the first and second duplicate ACKs each send
+    # one new segment; the third retransmits SND.UNA's.
+    scenario = Scenario(config=TcpConfig(window_scaling=False, timestamps=False, sack=False,
+                                         rack=False))
+    scenario.enter("ESTABLISHED")
+    handle = scenario.handle or 0
+    scenario.layer.send(handle, b"f" * 20000, now=scenario.now)
+    flight = scenario.sent()
+    una = flight[0].seq
+    end = flight[-1].seq + len(flight[-1].payload)
+    first = scenario.send(ACK, ack=una)
+    assert [(s.seq, len(s.payload)) for s in first] == [(end, 1460)]
+    second = scenario.send(ACK, ack=una)
+    assert [(s.seq, len(s.payload)) for s in second] == [(end + 1460, 1460)]
+    third = scenario.send(ACK, ack=una)
+    assert [s.seq for s in third][:1] == [una]
