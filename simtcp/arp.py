@@ -167,6 +167,7 @@ class NeighbourCache:
         else:
             entry.interface, entry.mac, entry.confirmed_at = interface, mac, now
             entry.probes_sent = 0
+            entry.used = False  # a fresh lifetime: re-validated again only if used in it
         self._timers.arm(entry.timer, now + self._config.entry_lifetime)
         pending = self._pending.pop(address, None)
         if pending is not None:

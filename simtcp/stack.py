@@ -199,7 +199,7 @@ class Stack:
             self._ipv4_received(iface, ethernet.payload, link_broadcast, now,
                                 verified=checksum_verified, gso_size=gso_size)
         elif ethernet.ethertype == ETHERTYPE_ARP:
-            self._arp_received(iface, ethernet.payload, now)
+            self._arp_received(iface, ethernet.payload, ethernet.source, now)
         elif ethernet.is_vlan_tagged:
             stats.drop(DropReason.VLAN_TAGGED)
         else:
@@ -238,11 +238,17 @@ class Stack:
 
     # --- ARP ----------------------------------------------------------------
 
-    def _arp_received(self, iface: Interface, payload: Buffer, now: Instant) -> None:
+    def _arp_received(self, iface: Interface, payload: Buffer, source_mac: bytes,
+                      now: Instant) -> None:
         try:
             packet = ArpPacket.parse(payload)
         except ParseError as error:
             self.stats.drop(error.reason)
+            return
+        if packet.sender_mac != source_mac:
+            # ARP carries no checksum; a sender MAC that disagrees with the frame's source is
+            # damage (or a spoof) that would poison the cache for a whole lifetime.
+            self.stats.drop(DropReason.MALFORMED)
             return
         target_iface = self._local.get(packet.target_ip)
         self._neighbours.packet_received(

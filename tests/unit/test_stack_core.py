@@ -489,3 +489,27 @@ def test_tcp_info_and_nodelay_through_the_stack() -> None:
     [info] = stack.tcp_connections_info()
     assert info == stack.tcp_info(connection)
     assert "SYN" in str(info.state).upper()
+
+
+def test_arp_whose_sender_mac_disagrees_with_the_frame_is_dropped() -> None:
+    stack = make_stack()
+    packet = ArpPacket(OPERATION_REQUEST, PEER_MAC_1, A_PEER, ZERO_MAC, A_STACK)
+    frame = EthernetFrame(BROADCAST_MAC, PEER_MAC, ETHERTYPE_ARP, packet.build()).build()
+    stack.receive_frame("veth0", frame, now=0)
+    assert stack.frames_to_send(now=0) == []
+    assert stack.stats()["arp.cache_entries"] == 0
+    assert stack.stats()["drop.malformed"] == 1
+
+
+def test_a_revalidated_entry_is_forgotten_after_a_lifetime_without_use() -> None:
+    stack = make_stack()
+    teach(stack, "veth0", PEER_MAC, A_PEER, A_STACK, now=0)
+    stack.ping("10.0.0.2", identifier=1, sequence=1, now=10)
+    stack.frames_to_send(now=10)
+    stack.handle_timer(now=60 * SECOND)  # used: a unicast probe
+    assert len(stack.frames_to_send(now=60 * SECOND)) == 1
+    stack.receive_frame("veth0", arp_frame(OPERATION_REPLY, PEER_MAC, A_PEER, A_STACK,
+                                           STACK_MAC_0, STACK_MAC_0), now=60 * SECOND + 5)
+    stack.handle_timer(now=120 * SECOND + 5)  # not used since: forgotten quietly
+    assert stack.frames_to_send(now=120 * SECOND + 5) == []
+    assert stack.stats()["arp.cache_entries"] == 0
