@@ -72,8 +72,9 @@ class NewReno(CongestionControl):
     def on_ack(self, acked: int, flight_size: int, now: Instant) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:
-            # RFC 5681 §3.1 (3.2) with RFC 3465 L=2: grow by at most 2 MSS per ACK.
-            self.cwnd += min(acked, 2 * mss)
+            # RFC 5681 §3.1 (3.2): cwnd += min(N, SMSS) per ACK (RFC 3465's L=2 is
+            # "not allowed as part of the standard").
+            self.cwnd += min(acked, mss)
             return
         # RFC 5681 §3.1 (3.3), counted in bytes (RFC 3465 §2.1).
         self._acked_in_ca += acked

@@ -112,7 +112,7 @@ class Cubic(CongestionControl):
     def on_ack(self, acked: int, flight_size: int, now: Instant) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, 2 * mss)  # slow start, as RFC 9438 §4.10 keeps it
+            self.cwnd += min(acked, mss)  # RFC 9438 §4.10: RFC 5681 §3.1 slow start
             return
         epoch_start = self.epoch_start
         if epoch_start is None:

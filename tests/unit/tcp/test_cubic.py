@@ -159,7 +159,7 @@ def test_slow_start_below_ssthresh() -> None:
     cubic.on_ack(MSS, 10 * MSS, now=0)
     assert cubic.cwnd == 11 * MSS
     cubic.on_ack(5 * MSS, 10 * MSS, now=0)
-    assert cubic.cwnd == 13 * MSS  # at most 2 MSS per ACK (RFC 3465 L=2)
+    assert cubic.cwnd == 12 * MSS  # at most 1 SMSS per ACK (RFC 5681 §3.1, RFC 9438 §4.10)
 
 
 @given(st.integers(min_value=4, max_value=2000), st.integers(min_value=1, max_value=400),

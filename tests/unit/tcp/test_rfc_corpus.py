@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from simtcp.tcp import TcpConfig
+from simtcp.tcp.congestion import NewReno
 from simtcp.time import MILLISECOND, SECOND
 from simtcp.wire.tcp import ACK, FIN, RST, SYN, MssOption
 
@@ -124,3 +125,12 @@ def test_limited_transmit_on_the_first_two_duplicate_acks() -> None:
     assert [(s.seq, len(s.payload)) for s in second] == [(end + 1460, 1460)]
     third = scenario.send(ACK, ack=una)
     assert [s.seq for s in third][:1] == [una]
+
+
+def test_slow_start_grows_by_at_most_one_smss_per_ack() -> None:
+    # RFC 5681 §3.1: cwnd += min(N, SMSS); an ACK of two segments adds one.
+    cc = NewReno(mss=1000, initial_window_segments=10)
+    cc.on_ack(2000, 10_000, 0)
+    assert cc.cwnd == 11_000
+    cc.on_ack(500, 10_000, 0)
+    assert cc.cwnd == 11_500
