@@ -349,20 +349,21 @@ class _Model:
             self.transmit(start, start + self.mss, index * MILLISECOND, first=True)
         self.arm_probe((self.high - BASE) // self.mss * MILLISECOND)
         now = 0
-        while self.events and self.snd_una < self.high and now < 60 * SECOND:
-            at, _, kind, args = heapq.heappop(self.events)
-            if self.rto_at is not None and self.rto_at < at:
-                now = self.rto_at
+        while self.snd_una < self.high and now < 60 * SECOND:
+            rto_at = self.rto_at
+            if rto_at is not None and (not self.events or rto_at < self.events[0][0]):
+                # The RTO fires even when nothing else is pending (a silent tail).
+                now = rto_at
                 self.rtos += 1
                 self.rto_at = None
                 self.board.on_rto()
                 verdict = self.rack.on_rto(now=now)
                 self.in_recovery = False
-                self.after_verdict(verdict.lost, None, now)
-                for start, end in verdict.lost:
-                    self.transmit(start, end, now, first=False)
-                heapq.heappush(self.events, (at, 0, kind, args))
+                self.after_verdict(verdict.lost, None, now)  # resends what it marked lost
                 continue
+            if not self.events:
+                break
+            at, _, kind, args = heapq.heappop(self.events)
             now = at
             if kind == "data":
                 self.arrive(args[0], args[1], now)
@@ -392,7 +393,11 @@ def test_any_first_transmission_losses_recover_without_rto(count: int, drops: li
     model.run()
     assert model.rcv_nxt == model.high  # every byte delivered
     assert model.snd_una == model.high
-    assert model.rtos == 0  # RACK and TLP did it all (retransmissions are never lost)
+    # Retransmissions are never lost, so RACK and TLP do it all -- unless the path's
+    # jitter delivers a retransmission in less than RACK.min_RTT: RFC 8985 §6.2 step 2
+    # then takes its ACK for the original's and RACK.xmit_ts cannot pass a later
+    # lost segment; one RTO (which resends every lost segment) ends it.
+    assert model.rtos <= (0 if len(set(jitter)) == 1 else 1)
     assert model.probes <= 1 + sum(drops)
 
 
