@@ -12,9 +12,9 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from . import __version__
+from .cliargs import OneLineParser
 
 # subcommand -> (module, one-line help). The module has main(argv) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -25,15 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """A usage error is one line and exit 2, not a usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="simtcp",
         description="A deterministic, simulation-first TCP/IP stack in pure Python.",
         epilog="Run 'simtcp COMMAND --help' for a command's options.",

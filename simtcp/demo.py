@@ -15,12 +15,13 @@ import statistics
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO
 
 from backends.impair import LinkProfile
 from backends.sim import Simulator
 
 from .apps import EchoServer
+from .cliargs import OneLineParser, duration, probability
 from .config import IpConfig, StackConfig
 from .errors import SimtcpError
 from .events import (
@@ -33,7 +34,7 @@ from .events import (
     PeerClosed,
 )
 from .stack import Stack
-from .time import MILLISECOND, SECOND, Instant, parse_duration
+from .time import MILLISECOND, SECOND, Instant
 from .wire.arp import OPERATION_REPLY, OPERATION_REQUEST, ArpPacket
 from .wire.ethernet import BROADCAST_MAC, ETHERTYPE_ARP, ZERO_MAC, EthernetFrame, mac_to_str
 from .wire.ipv4 import ip_from_str
@@ -213,41 +214,17 @@ def _is_reply_to(sequence: int, event: Event) -> bool:
     return isinstance(event, EchoReplyReceived) and event.sequence == sequence
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """A usage error is one line and exit 2, not a usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="simtcp demo",
         description="Play teeceepee2's session (arping, ping, route, ping, nc) in the simulator.")
     parser.add_argument("--seed", type=int, default=1, help="seed of the run (default 1)")
-    parser.add_argument("--loss", type=_probability, default=0.0,
+    parser.add_argument("--loss", type=probability, default=0.0,
                         help="frame loss each way, as a fraction (0.1 = 10%%)")
-    parser.add_argument("--delay", type=_duration, default=60,
+    parser.add_argument("--delay", type=duration, default=60,
                         help="one-way delay of the cable, e.g. 60us or 5ms (default 60us)")
     parser.add_argument("--pcap", metavar="FILE", help="record every frame on the cable")
     return parser
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
-    return value
-
-
-def _duration(text: str) -> int:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,9 +24,10 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, BinaryIO
 
 from .apps import EchoServer
+from .cliargs import OneLineParser, probability
 from .config import IpConfig, StackConfig
 from .errors import SimtcpError
 from .events import Event
@@ -47,23 +48,6 @@ KERNEL_ADDRESS0 = "10.0.0.2/24"
 ECHO_PORT = 80
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (``prog: error: ...``) and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1] (0.05 = 5%), got {text}")
-    return value
-
-
 def _device_name(text: str) -> str:
     if not text or len(text.encode()) > 15 or "/" in text or any(c.isspace() for c in text):
         raise argparse.ArgumentTypeError(f"not a device name: {text!r} (1..15 characters)")
@@ -78,7 +62,7 @@ def _namespace_name(text: str) -> str:
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command line of ``echo_reply_server.py`` and ``simtcp serve``."""
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog=prog,
         description="Serve the teeceepee2 topology over real TAP devices: the stack at "
         "10.0.0.1/24 (veth0 <-> tap-veth0, kernel side 10.0.0.2/24) and 10.1.1.1/24 "
@@ -94,11 +78,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="name of the first TAP device (default: %(default)s)")
     parser.add_argument("--tap1", metavar="NAME", type=_device_name, default="tap-veth1",
                         help="name of the second TAP device (default: %(default)s)")
-    parser.add_argument("--loss", metavar="P", type=_probability, default=0.0,
+    parser.add_argument("--loss", metavar="P", type=probability, default=0.0,
                         help="drop each frame with probability P, both directions")
-    parser.add_argument("--reorder", metavar="P", type=_probability, default=0.0,
+    parser.add_argument("--reorder", metavar="P", type=probability, default=0.0,
                         help="delay each frame by 1 ms with probability P so others pass it")
-    parser.add_argument("--duplicate", metavar="P", type=_probability, default=0.0,
+    parser.add_argument("--duplicate", metavar="P", type=probability, default=0.0,
                         help="deliver each frame twice with probability P")
     parser.add_argument("--seed", metavar="N", type=int, default=0,
                         help="seed of the stack and of the impairments (default: 0)")

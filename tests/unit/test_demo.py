@@ -41,4 +41,5 @@ def test_bad_option_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -
         simtcp_main(["demo", "--loss", "2"])
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["simtcp demo: error: argument --loss: 2 is not a fraction between 0 and 1"]
+    assert err == ["simtcp demo: error: argument --loss: must be a fraction in [0, 1] "
+                   "(0.05 = 5%), got 2 (see --help)"]
