@@ -25,7 +25,7 @@ from . import congestion
 from .config import TcpConfig, window_shift
 from .connection import Connection
 from .host import TcpHost
-from .options import TIMESTAMPS_SPACE, TimestampClock
+from .options import TimestampClock, send_mss
 from .rack import RackTlp
 from .sack import SackReceiver, SackScoreboard
 from .seq import SEQ_MASK
@@ -33,14 +33,13 @@ from .syncookies import CookieOptions, SynCookies
 
 _NOP = NopOption()
 DEFAULT_MSS = 536
-MIN_MSS = 64
 
 
 def send_cookie_syn_ack(host: TcpHost, cookies: SynCookies, rng: SeededRandom,
                         config: TcpConfig, *, local: int, remote: int, mtu: int,
                         segment: TcpSegment, now: Instant) -> None:
     """Answer ``segment`` (a SYN from ``remote``) with a SYN-ACK whose ISN is a cookie."""
-    our_mss = max(min(config.mss, mtu - 40), MIN_MSS)
+    our_mss = min(config.mss, mtu - 40)
     peer_mss = segment.mss or DEFAULT_MSS
     local_port, remote_port = segment.destination_port, segment.source_port
     isn = cookies.isn(local=local, local_port=local_port, remote=remote,
@@ -94,8 +93,7 @@ def restore(conn: Connection, restored: CookieOptions, segment: TcpSegment,
         conn.rcv_wscale = conn.offered_wscale
     else:
         conn.offered_wscale = -1
-    conn.snd_mss = max(min(restored.mss, conn.rcv_mss)
-                       - (TIMESTAMPS_SPACE if conn.ts_ok else 0), MIN_MSS)
+    conn.snd_mss = send_mss(restored.mss, conn.rcv_mss, conn.ts_ok)
     conn.sack_ok = restored.sack_permitted and config.sack
     if conn.sack_ok:
         conn.sack_receiver = SackReceiver()

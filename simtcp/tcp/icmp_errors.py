@@ -10,9 +10,10 @@ from __future__ import annotations
 from ..events import ConnectionFailed
 from ..time import Instant
 from .connection import Connection, State
+from .options import MIN_MSS
 from .output import output
 from .seq import unwrap
-from .states import MIN_MSS, Owner
+from .states import Owner
 
 HARD_UNREACHABLE_CODES = frozenset({2, 3, 9, 10, 13})
 """Destination-unreachable codes that end a connection attempt (RFC 1122 §4.2.3.9)."""

@@ -294,7 +294,7 @@ class TcpLayer:
         if iss is None:
             iss = initial_sequence_number(self.rng, local[0], local[1], remote[0], remote[1],
                                           now=now)
-        our_mss = max(min(config.mss, mtu - IP_TCP_HEADERS), states.MIN_MSS)
+        our_mss = min(config.mss, mtu - IP_TCP_HEADERS)  # RFC 9293 §3.7.1: what our link carries
         cc = congestion.create(config.congestion_control, mss=our_mss,
                                initial_window_segments=config.initial_window_segments)
         timer = self.timers.new_timer(_no_callback)

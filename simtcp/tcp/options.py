@@ -166,3 +166,17 @@ def sack_block_capacity(options_length: int) -> int:
     """
     room = MAX_OPTIONS_SPACE - options_length - 2 - (2 if options_length else 0)
     return max(min(room // 8, 4), 0)
+
+
+MIN_MSS = 64
+"""Floor for a peer-announced or ICMP-derived MSS, so segments stay useful."""
+
+
+def send_mss(peer_mss: int, our_mss: int, timestamps: bool) -> int:
+    """The payload of a full-sized segment we send (RFC 9293 §3.7.1, RFC 6691 §3).
+
+    A peer's tiny MSS is raised to MIN_MSS, but never past what our own link carries:
+    ``our_mss`` comes from our MTU, and RFC 791 allows MTUs down to 68 (MSS 28).
+    """
+    options = TIMESTAMPS_SPACE if timestamps else 0
+    return max(min(peer_mss, our_mss) - options, min(MIN_MSS, our_mss - options))

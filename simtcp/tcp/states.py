@@ -52,7 +52,7 @@ from . import congestion, cookies, recovery
 from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, State
 from .host import TcpHost
-from .options import TIMESTAMPS_SPACE, accepts_missing_timestamps
+from .options import accepts_missing_timestamps, send_mss
 from .output import (
     output,
     schedule_ack,
@@ -68,8 +68,7 @@ from .syncookies import SynCookies
 
 DEFAULT_MSS = 536
 """RFC 9293 §3.7.1: the send MSS when the peer's SYN carries no MSS option."""
-MIN_MSS = 64
-"""Floor for a peer-announced or ICMP-derived MSS, so segments stay useful."""
+
 OOW_ACK_INTERVAL = 500 * MILLISECOND
 """Least time between ACKs answering bare out-of-window segments (RFC 5961 §7 in spirit)."""
 
@@ -187,8 +186,7 @@ def _apply_syn_options(conn: Connection, segment: TcpSegment, now: Instant) -> N
         peer_mss = DEFAULT_MSS
     # The effective send MSS leaves room for the options every segment will carry
     # (RFC 6691 §3): with timestamps, a full-sized segment is 12 bytes shorter.
-    conn.snd_mss = max(min(peer_mss, conn.rcv_mss) - (TIMESTAMPS_SPACE if conn.ts_ok else 0),
-                       MIN_MSS)
+    conn.snd_mss = send_mss(peer_mss, conn.rcv_mss, conn.ts_ok)
     peer_shift = segment.window_scale
     if conn.offered_wscale >= 0 and peer_shift is not None:
         conn.snd_wscale = min(peer_shift, 14)

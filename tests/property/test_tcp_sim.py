@@ -501,18 +501,10 @@ def test_data_fin_and_reset_in_one_step_is_no_false_alarm() -> None:
     machine.teardown()
 
 
-SMALL_MTU = (
-    "engine bug: MIN_MSS = 64 (states.py, layer.py, cookies.py) floors the send MSS "
-    "above what an MTU below 116 carries once the 12 bytes of timestamps and 40 of "
-    "headers are added; each segment then exceeds the interface MTU with DF set, "
-    "send_ipv4 drops it (drop.fragment_needed) and the connection times out. RFC 791 "
-    "allows MTUs down to 68 (MSS 28); the floor must not exceed MTU - 40 - options")
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=SMALL_MTU)
 @pytest.mark.parametrize("mtu", [68, 100, 115])
 def test_regression_links_with_a_small_mtu(mtu: int) -> None:
-    # Found by `simtcp sim transfer --mtu 100`: 116 works, 115 never delivers a byte.
+    # Found by `simtcp sim transfer --mtu 100`: 116 worked, 115 never delivered a byte, as
+    # the MSS floor (64) plus timestamps exceeded the MTU. RFC 791 allows MTUs down to 68.
     profile = LinkProfile(mtu=mtu, delay=MILLISECOND)
     result = run_transfer(TransferSpec(bytes=20_000, reverse_bytes=3_000, seed=1, mtu=mtu,
                                        forward=profile, backward=profile,
