@@ -6,7 +6,6 @@ and pause input meanwhile; the impairment shim must be seeded and exact.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 
@@ -14,57 +13,15 @@ import pytest
 
 from backends.impair import LinkProfile
 from backends.tap import ImpairedPath, TapDevice, TapLoop, stack_mac
-from simtcp.events import Event
-from simtcp.time import Instant
+from tests.fake_tap import FakeStack, drain, socketpair_device
 
 pytestmark = [pytest.mark.unprivileged, pytest.mark.timeout(30)]
 
 
-class FakeStack:
-    """Records frames in; sends what the test queues; always has a due timer (never blocks)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, bytes]] = []
-        self.outbox: list[tuple[str, bytes]] = []
-        self.timer_calls = 0
-
-    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant) -> None:
-        self.received.append((interface, bytes(frame)))
-
-    def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]:
-        out, self.outbox = self.outbox, []
-        return out
-
-    def poll_at(self) -> Instant | None:
-        return 0
-
-    def handle_timer(self, *, now: Instant) -> None:
-        self.timer_calls += 1
-
-    def next_event(self) -> Event | None:
-        return None
-
-
 @pytest.fixture
 def pair() -> Iterator[tuple[TapDevice, socket.socket]]:
-    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    ours.setblocking(False)
-    kernel.setblocking(False)
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    device = TapDevice("fake0", os.dup(ours.fileno()), interface="veth0", namespace=None)
-    ours.close()
-    yield device, kernel
-    os.close(device.fd)
-    kernel.close()
-
-
-def drain(kernel: socket.socket) -> list[bytes]:
-    frames = []
-    while True:
-        try:
-            frames.append(kernel.recv(65536))
-        except BlockingIOError:
-            return frames
+    with socketpair_device(send_buffer=4096) as devices:
+        yield devices
 
 
 def test_full_queue_delays_frames_without_loss_or_reordering(
@@ -90,7 +47,8 @@ def test_full_queue_delays_frames_without_loss_or_reordering(
         loop.run_once()
         assert arrived == frames
         assert loop.counters["frames_out"] == len(frames)
-        assert stack.received == [("veth0", b"input while blocked")]
+        assert [(f.interface, f.frame) for f in stack.received] == [
+            ("veth0", b"input while blocked")]
     finally:
         loop.close()
 

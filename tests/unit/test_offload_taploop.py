@@ -7,7 +7,6 @@ opened with IFF_VNET_HDR would (a 12-byte header, then the frame).
 from __future__ import annotations
 
 import errno
-import os
 import random
 import socket
 from collections.abc import Iterator
@@ -27,7 +26,6 @@ from backends.vnet import (
     PLAIN_HEADER,
     VnetHeader,
 )
-from simtcp.events import Event
 from simtcp.gso import (
     InterfaceOffload,
     l4_checksum_ok,
@@ -35,59 +33,17 @@ from simtcp.gso import (
     segment_tcp,
     set_l4_checksum,
 )
-from simtcp.time import Instant
+from tests.fake_tap import FakeStack, drain, socketpair_device
 
 pytestmark = pytest.mark.timeout(30)
 
 ETHER = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x0800)
 
 
-class FakeStack:
-    """Records frames in with the per-frame offload words; sends what the test queues."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[bytes, bool, int]] = []
-        self.outbox: list[tuple[str, bytes]] = []
-
-    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant,
-                      checksum_verified: bool = False, gso_size: int = 0) -> None:
-        self.received.append((bytes(frame), checksum_verified, gso_size))
-
-    def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]:
-        out, self.outbox = self.outbox, []
-        return out
-
-    def poll_at(self) -> Instant | None:
-        return 0  # always due: run_once never blocks
-
-    def handle_timer(self, *, now: Instant) -> None:
-        pass
-
-    def next_event(self) -> Event | None:
-        return None
-
-
 @pytest.fixture
 def pair() -> Iterator[tuple[TapDevice, socket.socket]]:
-    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    ours.setblocking(False)
-    kernel.setblocking(False)
-    kernel.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    device = TapDevice("fake0", os.dup(ours.fileno()), interface="veth0", namespace=None,
-                       vnet_header=True, mtu=1500)
-    ours.close()
-    yield device, kernel
-    os.close(device.fd)
-    kernel.close()
-
-
-def drain(kernel: socket.socket) -> list[bytes]:
-    out = []
-    while True:
-        try:
-            out.append(kernel.recv(100_000))
-        except BlockingIOError:
-            return out
+    with socketpair_device(vnet_header=True, kernel_receive_buffer=1 << 20) as devices:
+        yield devices
 
 
 def tcp_frame(size: int, *, partial: bool = True) -> bytes:
@@ -118,7 +74,8 @@ def test_reads_hand_the_headers_verdict_to_the_stack(
         kernel.send(PLAIN_HEADER + b"plain")
         kernel.send(b"short")
         loop.run_once()
-        assert stack.received == [(gso, True, 1448), (b"valid", True, 0), (b"plain", False, 0)]
+        assert [(f.frame, f.checksum_verified, f.gso_size) for f in stack.received] == [
+            (gso, True, 1448), (b"valid", True, 0), (b"plain", False, 0)]
         assert loop.counters["gso_in"] == 1
         assert loop.counters["runts"] == 1
     finally:
@@ -152,11 +109,11 @@ def test_the_shim_sees_wire_frames_both_ways(pair: tuple[TapDevice, socket.socke
         kernel.send(VnetHeader(flags=FLAG_NEEDS_CSUM, gso_type=GSO_TCPV4,
                                gso_size=1460).build() + tcp_frame(5000))
         loop.run_once()
-        sizes = [len(frame) for frame, _, _ in stack.received]
+        sizes = [len(frame) for _, frame, _, _ in stack.received]
         assert sizes == [1514, 1514, 1514, 1514, 1514, 1514, 14 + 40 + 620, 14 + 40 + 620]
         # Checksums were finished so the stack can check what the shim touched.
         assert all(l4_checksum_ok(frame[14:]) and not verified and gso == 0
-                   for frame, verified, gso in stack.received)
+                   for _, frame, verified, gso in stack.received)
         stack.outbox = [("veth0", tcp_frame(3000))]
         loop.run_once()
         sent = drain(kernel)
