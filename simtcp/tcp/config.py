@@ -70,6 +70,14 @@ class TcpConfig:
     """Separate out-of-order ranges held per connection; segments making more are dropped."""
     fin_wait_2_timeout: Duration = 60 * SECOND
     """How long a connection the application closed waits in FIN-WAIT-2 for the peer's FIN."""
+    fast_path: bool = True
+    """Header prediction (:mod:`.fastpath`): in-order data and plain ACKs on an ESTABLISHED
+    connection skip the general RFC 9293 §3.10.7.4 checks; off, every segment takes the
+    general path (the oracle the equivalence property test compares against)."""
+    segmentation_offload: bool = True
+    """Build segments of several MSS at once where the route's link cuts them into MSS-sized
+    frames (TSO/GSO, :attr:`simtcp.gso.InterfaceOffload.max_segment`); off, every segment
+    carries at most one MSS. The bytes on the wire are the same either way."""
 
     def __post_init__(self) -> None:
         checks = (

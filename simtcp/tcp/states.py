@@ -48,7 +48,7 @@ from ..events import (
 from ..rng import SeededRandom
 from ..time import MILLISECOND, Instant
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment, TimestampsOption
-from . import congestion, cookies, recovery
+from . import congestion, cookies, fastpath, recovery
 from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, State
 from .host import TcpHost
@@ -209,6 +209,8 @@ def _apply_syn_options(conn: Connection, segment: TcpSegment, now: Instant) -> N
 
 def segment_arrives(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant) -> None:
     """Process one segment for an existing connection (any state but LISTEN)."""
+    if conn.config.fast_path and fastpath.try_fast_path(conn, segment, now):
+        return  # header prediction did exactly what _synchronized would have
     if conn.state is State.SYN_SENT:
         _syn_sent(owner, conn, segment, now)
     else:

@@ -1,0 +1,146 @@
+"""Header prediction: in-order data and plain ACKs on an ESTABLISHED connection, fast.
+
+Theory of operation
+-------------------
+
+Van Jacobson's header prediction (4.3BSD-Reno's ``tcp_input``, Linux's
+``tcp_rcv_established`` "fast path"; RFC 9293 keeps the general rules it
+short-cuts) rests on one observation: on a busy connection almost every
+segment is either the next in-order data with nothing else in it, or a plain
+ACK of new data. For those two, most of the RFC 9293 §3.10.7.4 checks
+(sequence acceptability, RST, SYN, the per-state ACK table, FIN, trimming to
+the window, SACK and D-SACK bookkeeping) are known to pass or to do nothing,
+so :func:`try_fast_path` tests a short predicate and does only what the
+general path would end up doing:
+
+- **(a) a pure ACK** advancing SND.UNA within SND.MAX: TS.Recent (RFC 7323
+  §4.3), the send window (RFC 9293 §3.10.7.4 "fifth"), then
+  :func:`.recovery.new_ack` (free the acknowledged bytes, RTT sample, cwnd,
+  RTO re-arm, RACK) and :func:`.output.output`;
+- **(b) pure in-order data** with SEG.ACK = SND.UNA that fits the window:
+  TS.Recent, the window, append to the receive queue, advance RCV.NXT, the
+  readable event, :func:`.output.schedule_ack` (RFC 1122 §4.2.3.2), and
+  :func:`.output.output`.
+
+The predicate: state ESTABLISHED; flags exactly ACK (PSH allowed); SEG.SEQ =
+RCV.NXT; options none, or exactly NOP NOP TS on a timestamped connection with
+a TSval that passes PAWS (RFC 7323 §5.3 R1) against a TS.Recent that is valid
+and not idle past §5.5's 24 days; no loss recovery and no duplicate ACKs
+counted (RFC 5681 §3.2, RFC 6675); for (a) nothing SACKed on the scoreboard;
+for (b) no out-of-order data held, no FIN of the peer known, the application
+has not closed. Anything else returns False before any state changed, and the
+caller runs the general path, which stays the oracle:
+``tests/property/test_fastpath_equivalence.py`` runs the same impaired
+traffic with the fast path on and off and demands identical frames on the
+wire and identical bytes delivered.
+
+Every state change below is the one ``states._synchronized`` makes for the
+same segment, in the same order. The only difference is the two counters
+``tcp.fast_path_ack`` and ``tcp.fast_path_data`` (the hit rate).
+"""
+
+from __future__ import annotations
+
+from ..events import DataReceived
+from ..time import Instant
+from ..wire.checksum import Buffer
+from ..wire.tcp import ACK, PSH, NopOption, TcpSegment, TimestampsOption
+from . import recovery
+from .connection import Connection, State
+from .options import PAWS_IDLE_LIMIT
+from .output import output, schedule_ack
+from .seq import SEQ_MASK, seq_lt
+
+_NOT_PSH = ~PSH & 0xFF
+_ACK_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1,
+                         State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK})
+"""States whose ACK handler (``states._ACK_HANDLERS``) is ``_process_ack`` plus at most a
+transition once our FIN is acknowledged, which the predicate excludes."""
+_DATA_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+"""States that accept segment text (``states._DATA_STATES``, RFC 9293 §3.10.7.4 "seventh")."""
+
+
+def try_fast_path(conn: Connection, segment: TcpSegment, now: Instant) -> bool:
+    """Process ``segment`` by header prediction if it qualifies; False: nothing was done."""
+    if (segment.flags & _NOT_PSH != ACK or conn.state not in _ACK_STATES
+            or conn.in_recovery or conn.dupacks):
+        return False
+    rcv_nxt = conn.rcv_nxt
+    if segment.seq != rcv_nxt & SEQ_MASK:
+        return False
+    if not _options_predicted(conn, segment, now):
+        return False
+    una = conn.snd_una
+    advance = (segment.ack - una) & SEQ_MASK
+    payload = segment.payload
+    size = len(payload)
+    fin_seq = conn.fin_seq
+    if fin_seq is not None and una + advance > fin_seq and conn.state is not State.FIN_WAIT_2:
+        return False  # our FIN acknowledged: a state transition, the general path's job
+    if size:
+        if (advance or conn.state not in _DATA_STATES or conn.app_closed or conn.peer_fin_seq is not None
+                or rcv_nxt + size > conn.rcv_adv or conn.receive_buffer.has_out_of_order):
+            return False
+    elif not 0 < advance <= conn.snd_max - una or (
+            conn.scoreboard is not None and conn.scoreboard.sacked):
+        return False
+    # From here on the general path's checks are known to pass: do what it does.
+    if conn.ts_ok:
+        # RFC 7323 §4.3 (2), as in states._synchronized.
+        conn.ts.update_recent(segment.options[2].value,  # type: ignore[union-attr]
+                              seg_seq=rcv_nxt, last_ack_sent=conn.last_ack_sent, now=now)
+    conn.last_received_at = now
+    conn.persist_probes = 0
+    ack = una + advance
+    _update_send_window(conn, segment, rcv_nxt, ack)
+    stats = conn.host.stats
+    if size:
+        stats.count("tcp.fast_path_data")
+        _receive_in_order(conn, payload, rcv_nxt, now)
+    else:
+        stats.count("tcp.fast_path_ack")
+        recovery.new_ack(conn, segment, ack, (), now)
+    output(conn, now)
+    return True
+
+
+def _options_predicted(conn: Connection, segment: TcpSegment, now: Instant) -> bool:
+    """No options, or on a timestamped connection exactly NOP NOP TS (RFC 7323 Appendix A)
+    whose TSval passes PAWS; anything else is for the general path."""
+    options = segment.options
+    if not conn.ts_ok:
+        return not options
+    if len(options) != 3:
+        return False
+    first, second, timestamps = options
+    if (type(timestamps) is not TimestampsOption or type(first) is not NopOption
+            or type(second) is not NopOption):
+        return False
+    ts = conn.ts
+    # RFC 7323 §5.3 R1 (PAWS) and §5.5 (an idle TS.Recent): the general path decides.
+    return (ts.valid and now - ts.ts_recent_at <= PAWS_IDLE_LIMIT
+            and not seq_lt(timestamps.value, ts.ts_recent))
+
+
+def _update_send_window(conn: Connection, segment: TcpSegment, seq: int, ack: int) -> None:
+    """RFC 9293 §3.10.7.4 "fifth": take the window from a segment newer than SND.WL1/WL2."""
+    if seq > conn.snd_wl1 or (seq == conn.snd_wl1 and ack >= conn.snd_wl2):
+        window = segment.window << conn.snd_wscale
+        conn.snd_wnd = window
+        conn.snd_wl1 = seq
+        conn.snd_wl2 = ack
+        if window > conn.max_snd_wnd:
+            conn.max_snd_wnd = window
+        if window and conn.persist_at is not None:
+            conn.persist_at = None
+            conn.persist_backoff = 0
+
+
+def _receive_in_order(conn: Connection, payload: Buffer, rcv_nxt: int, now: Instant) -> None:
+    """RFC 9293 §3.10.7.4 "seventh" for the next bytes in order, inside the window."""
+    buffer = conn.receive_buffer
+    new_rcv_nxt = buffer.add(rcv_nxt, payload, rcv_nxt)
+    conn.rcv_nxt = new_rcv_nxt
+    if conn.visible:
+        conn.host.emit(DataReceived(connection=conn.handle, available=len(buffer.readable)))
+    schedule_ack(conn, new_rcv_nxt - rcv_nxt, now)
