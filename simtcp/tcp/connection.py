@@ -130,7 +130,7 @@ class Connection:
         "send_blocked", "last_received_at", "last_oow_ack_at", "soft_error", "offered_wscale",
         "ts_ok", "ts_clock", "ts", "last_ack_sent", "sack_ok", "sack_receiver", "scoreboard",
         "sack_pending", "rack", "rack_clock", "reorder_at", "probe_at", "rcv_space_copied",
-        "rcv_space_at",
+        "rcv_space_at", "route_mtu", "route_max_segment", "snd_tso", "snd_tso_mss",
     )
 
     def __init__(self, *, handle: int, host: TcpHost, config: TcpConfig, timers: TimerHeap,
@@ -177,6 +177,14 @@ class Connection:
         self.snd_mss = our_mss
         self.rcv_mss = our_mss
         self.rcv_mss_seen = 0
+        self.route_mtu = 0
+        """MTU of our link toward the peer (the size its TSO cuts segments to)."""
+        self.route_max_segment = 0
+        """Largest segment payload that link cuts into MSS-sized frames (TSO); 0: none."""
+        self.snd_tso = our_mss
+        """Largest payload of one segment we build: a multiple of SND.MSS (see output)."""
+        self.snd_tso_mss = 0
+        """The SND.MSS ``snd_tso`` was computed for; it is recomputed when they differ."""
         self.nodelay = config.nodelay
         self.rto = RtoEstimator(initial_rto=config.initial_rto, min_rto=config.min_rto,
                                 max_rto=config.max_rto)

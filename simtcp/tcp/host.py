@@ -2,7 +2,7 @@
 
 The TCP layer never builds IP headers, resolves neighbours or reads a clock.
 It hands finished segments to :meth:`TcpHost.send_tcp`, asks the host which
-source address and MTU a destination is reached with, and reports events.
+source address, MTU and offloads a destination is reached with, and reports events.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..events import Event
+from ..gso import InterfaceOffload
 from ..stats import Stats
 from ..time import Instant
 from ..wire.tcp import TcpSegment
@@ -26,6 +27,11 @@ class TcpHost(Protocol):
 
     def route_source(self, destination: int) -> tuple[int, int] | None:
         """(source address, path MTU) used to reach ``destination``, or None without a route."""
+        ...
+
+    def route_offload(self, destination: int) -> InterfaceOffload:
+        """What the link toward ``destination`` does for us; TCP sizes segments by its
+        ``max_segment`` (TSO). No offload without a route or for our own addresses."""
         ...
 
     def is_local_address(self, address: int) -> bool:

@@ -11,7 +11,7 @@ from ..events import ConnectionFailed
 from ..time import Instant
 from .connection import Connection, State
 from .options import MIN_MSS
-from .output import output
+from .output import output, update_segment_size
 from .seq import unwrap
 from .states import Owner
 
@@ -50,6 +50,11 @@ def _path_mtu_shrank(conn: Connection, next_hop_mtu: int, now: Instant) -> None:
     if conn.scoreboard is not None:
         conn.scoreboard.mss = conn.snd_mss
     conn.host.stats.count("tcp.pmtu_updates")
+    # Our link still cuts super-segments at its own MTU, too big for the path now:
+    # update_segment_size falls back to one MSS per segment.
+    if conn.config.segmentation_offload:
+        conn.route_max_segment = conn.host.route_offload(conn.remote_address).max_segment
+    update_segment_size(conn)
     if conn.state not in (State.SYN_SENT, State.SYN_RECEIVED):
         conn.snd_nxt = conn.snd_una
         conn.rtt_seq = None

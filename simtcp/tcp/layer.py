@@ -302,6 +302,9 @@ class TcpLayer:
         conn = Connection(handle=handle, host=self.host, config=config, timers=self.timers,
                           timer=timer, local=local, remote=remote, iss=iss, our_mss=our_mss,
                           cc=cc, ts_clock=clock)
+        conn.route_mtu = mtu
+        if config.segmentation_offload:
+            conn.route_max_segment = self.host.route_offload(remote[0]).max_segment
         timer.callback = lambda now: self._timer_fired(conn, now)
         self._connections[conn.key] = conn
         self._handles[handle] = conn

@@ -35,6 +35,8 @@ from .seq import SEQ_MASK
 
 _NOP = NopOption()
 MAX_WINDOW_SHIFT = 14
+IP_TCP_HEADERS = 40
+"""IPv4 plus TCP header bytes without options (RFC 9293 §3.7.1)."""
 """RFC 7323 §2.3: a shift count above 14 is used as 14."""
 
 
@@ -87,8 +89,15 @@ def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Insta
         # microsecond get distinct, increasing stamps so a retransmission sent after
         # new data is not taken for an older one.
         stamp = conn.rack_clock + 1 if conn.rack_clock >= now else now
+        fin = 1 if flags & FIN else 0
+        if len(payload) > conn.snd_mss:
+            # A TSO segment: the wire carries (and the peer SACKs) its MSS pieces, so
+            # RACK keeps one record per piece, stamped as if sent one after the other.
+            stamp = rack.on_transmit_run(seq, seq + len(payload), conn.snd_mss, fin=fin,
+                                         now=stamp)
+        else:
+            rack.on_transmit(seq, seq + len(payload) + fin, now=stamp)
         conn.rack_clock = stamp
-        rack.on_transmit(seq, seq + len(payload) + (1 if flags & FIN else 0), now=stamp)
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
 
 
@@ -166,8 +175,34 @@ SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_
                             State.CLOSING, State.LAST_ACK})
 
 
+def update_segment_size(conn: Connection) -> int:
+    """Set ``conn.snd_tso``, the largest payload of one segment we build, and return it.
+
+    It is the largest multiple of SND.MSS within the route's ``max_segment`` when
+    the link cuts segments (TSO) into exactly SND.MSS-sized pieces, that is when
+    SND.MSS is what the link's MTU leaves beside the headers (IP, TCP and the
+    timestamps every data segment carries, RFC 7323 §3.2). Otherwise (a peer or a
+    path with a smaller MSS, RFC 1191 §6.2; no offload; loopback) it is SND.MSS.
+    """
+    mss = conn.snd_mss
+    limit = conn.route_max_segment
+    size = mss
+    options = TIMESTAMPS_SPACE if conn.ts_ok else 0
+    if limit >= 2 * mss and conn.route_mtu - IP_TCP_HEADERS - options == mss:
+        size = limit - limit % mss
+    conn.snd_tso = size
+    conn.snd_tso_mss = mss
+    return size
+
+
 def output(conn: Connection, now: Instant) -> None:
-    """Send whatever the windows, Nagle and SWS avoidance allow, then our FIN if due."""
+    """Send whatever the windows, Nagle and SWS avoidance allow, then our FIN if due.
+
+    With TSO one segment may carry up to ``conn.snd_tso`` bytes: it stands for
+    the run of MSS-sized segments the rules below would have sent one by one
+    (the link cuts it back into them), so only its last piece may be short, and
+    that piece goes only where it would have gone alone.
+    """
     if conn.state not in SENDING_STATES:
         return
     if conn.in_recovery and conn.scoreboard is not None:
@@ -176,6 +211,7 @@ def output(conn: Connection, now: Instant) -> None:
     buffer = conn.send_buffer
     data_end = buffer.end
     mss = conn.snd_mss
+    tso = conn.snd_tso if conn.snd_tso_mss == mss else update_segment_size(conn)
     una = conn.snd_una
     nxt = conn.snd_nxt
     fin_seq = conn.fin_seq
@@ -202,10 +238,19 @@ def output(conn: Connection, now: Instant) -> None:
         usable = right_edge - nxt
         if usable <= 0:
             break
-        size = mss if mss < unsent else unsent
+        size = tso if tso < unsent else unsent
         if usable < size:
             size = usable
-        if size < mss and nxt >= conn.snd_max and _hold_small_segment(conn, size, unsent, una):
+        if size > mss:
+            tail = size % mss
+            if tail:
+                # The short last piece waits as it would alone (Nagle, sender SWS).
+                tail_at = nxt + size - tail
+                if tail_at >= conn.snd_max and _hold_small_segment(conn, tail,
+                                                                   data_end - tail_at, una):
+                    size -= tail
+        elif size < mss and nxt >= conn.snd_max and _hold_small_segment(conn, size, unsent,
+                                                                         una):
             break
         end = nxt + size
         fin = fin_seq is not None and end == fin_seq
@@ -213,11 +258,14 @@ def output(conn: Connection, now: Instant) -> None:
         if end == data_end:
             flags |= PSH
         transmit(conn, nxt, flags, buffer.slice(nxt, size), now)
-        if nxt < conn.snd_max:
-            conn.retransmits += 1
-        elif conn.rtt_seq is None:
-            conn.rtt_seq = end
-            conn.rtt_sent_at = now
+        if size <= mss:
+            if nxt < conn.snd_max:
+                conn.retransmits += 1
+            elif conn.rtt_seq is None:
+                conn.rtt_seq = end
+                conn.rtt_sent_at = now
+        else:
+            _account_pieces(conn, nxt, end, mss, now)
         nxt = end + 1 if fin else end
         sent = True
         if fin:
@@ -235,6 +283,21 @@ def output(conn: Connection, now: Instant) -> None:
         # RFC 9293 §3.8.6.1: probe a zero window on the persist timer.
         conn.persist_backoff = 0
         conn.persist_at = now + conn.rto.rto
+
+
+def _account_pieces(conn: Connection, start: int, end: int, mss: int, now: Instant) -> None:
+    """Retransmission count and RTT timing (RFC 6298 §3) of a TSO segment's MSS pieces,
+    as if each had been sent alone: the first new piece is the one timed."""
+    snd_max = conn.snd_max
+    first_new = start
+    if start < snd_max:
+        resent = (snd_max if snd_max < end else end) - start
+        pieces = (resent + mss - 1) // mss
+        conn.retransmits += pieces
+        first_new = start + pieces * mss
+    if first_new < end and conn.rtt_seq is None:
+        conn.rtt_seq = first_new + mss if first_new + mss < end else end
+        conn.rtt_sent_at = now
 
 
 def _hold_small_segment(conn: Connection, size: int, unsent: int, una: int) -> bool:

@@ -13,7 +13,8 @@ reads a clock: every call takes ``now`` and returns what the engine must do.
 The engine's hooks:
 
 - :meth:`RackTlp.on_transmit` for every data segment sent (new, fast
-  retransmit, RTO, TLP, NextSeg) -- the transmit path in ``output``.
+  retransmit, RTO, TLP, NextSeg) -- the transmit path in ``output``;
+  :meth:`RackTlp.on_transmit_run` for a TSO segment, one record per MSS piece.
 - :meth:`RackTlp.on_ack` for every acceptable ACK with its SND.UNA, its
   absolute SACK blocks and whether it carried a D-SACK; it returns a
   :class:`RackVerdict`: ranges now lost (mark them on the SACK scoreboard and
@@ -143,6 +144,33 @@ class RackTlp:
             index += 1
         if covered_to < end:
             self._add_new(max(covered_to, start), end, now)
+
+    def on_transmit_run(self, start: int, data_end: int, piece: int, *, fin: int,
+                        now: Instant) -> Instant:
+        """A TSO segment ``[start, data_end)`` (plus ``fin``) left at ``now``; return the last
+        stamp used.
+
+        The link cuts it into ``piece``-byte segments and the peer acknowledges and SACKs
+        those, so each gets its own record, stamped ``now``, ``now + 1``, ... exactly as
+        if they had been sent one by one; the FIN rides on the last piece.
+        """
+        starts = self._starts
+        segments = self._segments
+        cuts = range(start, data_end, piece)
+        last = cuts[-1]
+        stamp = now
+        if (starts and segments[starts[-1]].end > start) or (
+                len(starts) + len(cuts) > self.max_segments):
+            for cut in cuts:  # retransmitted records move to the tail of the time order
+                self.on_transmit(cut, cut + piece if cut != last else data_end + fin,
+                                 now=stamp)
+                stamp += 1
+            return stamp - 1
+        for cut in cuts:  # new data beyond every record: append in both orders
+            segments[cut] = _Segment(cut, cut + piece if cut != last else data_end + fin, stamp)
+            stamp += 1
+        starts.extend(cuts)
+        return stamp - 1
 
     def _add_new(self, start: int, end: int, now: Instant) -> None:
         starts = self._starts

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simtcp.events import Event
+from simtcp.gso import InterfaceOffload
 from simtcp.rng import SeededRandom
 from simtcp.stats import Stats
 from simtcp.tcp import TcpConfig, TcpLayer
@@ -32,9 +33,11 @@ class FakeHost:
     """The TcpHost boundary, recording what the layer does."""
 
     def __init__(self, address: int, *, mtu: int = 1500, wire: bool = True,
-                 routable: bool = True) -> None:
+                 routable: bool = True, max_segment: int = 0) -> None:
         self.address = address
         self.mtu = mtu
+        self.max_segment = max_segment
+        """The link's TSO limit (InterfaceOffload.max_segment); 0: no offload."""
         self.wire = wire
         self.routable = routable
         self.stats = Stats()
@@ -49,6 +52,11 @@ class FakeHost:
 
     def route_source(self, destination: int) -> tuple[int, int] | None:
         return (self.address, self.mtu) if self.routable else None
+
+    def route_offload(self, destination: int) -> InterfaceOffload:
+        if not self.routable or destination == self.address:
+            return InterfaceOffload()
+        return InterfaceOffload(tx_checksum=bool(self.max_segment), max_segment=self.max_segment)
 
     def is_local_address(self, address: int) -> bool:
         return address == self.address
@@ -71,8 +79,8 @@ class Endpoint:
     """One TcpLayer with its host, timer heap and seed."""
 
     def __init__(self, address: int, config: TcpConfig | None = None, *, seed: int = 1,
-                 mtu: int = 1500, wire: bool = True) -> None:
-        self.host = FakeHost(address, mtu=mtu, wire=wire)
+                 mtu: int = 1500, wire: bool = True, max_segment: int = 0) -> None:
+        self.host = FakeHost(address, mtu=mtu, wire=wire, max_segment=max_segment)
         self.timers = TimerHeap()
         self.layer = TcpLayer(config or TcpConfig(), host=self.host, timers=self.timers,
                               rng=SeededRandom(seed))
@@ -162,6 +170,7 @@ class Pair:
 
 def make_pair(config_a: TcpConfig | None = None, config_b: TcpConfig | None = None, *,
               seed: int = 1, delay: int = 10 * MILLISECOND, fault: Fault = no_fault,
-              wire: bool = True) -> Pair:
-    return Pair(Endpoint(A_ADDR, config_a, seed=seed, wire=wire),
-                Endpoint(B_ADDR, config_b, seed=seed + 1, wire=wire), delay=delay, fault=fault)
+              wire: bool = True, max_segment: int = 0) -> Pair:
+    return Pair(Endpoint(A_ADDR, config_a, seed=seed, wire=wire, max_segment=max_segment),
+                Endpoint(B_ADDR, config_b, seed=seed + 1, wire=wire, max_segment=max_segment),
+                delay=delay, fault=fault)
