@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
-from backends.impair import LinkProfile
-from backends.sim import Simulator
-from simtcp import DataReceived, Stack, StackConfig, TcpConfig
-from simtcp.time import MILLISECOND, SECOND
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from backends.impair import LinkProfile  # noqa: E402
+from backends.sim import Simulator  # noqa: E402
+from simtcp import DataReceived, Stack, StackConfig, TcpConfig  # noqa: E402
+from simtcp.time import MILLISECOND, SECOND  # noqa: E402
 
 RATE = 100_000_000
 ONE_WAY = 20 * MILLISECOND

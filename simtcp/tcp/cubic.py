@@ -12,7 +12,10 @@ Recovery follows the engine's RFC 5681 / RFC 6582 shape (inflation by one MSS
 per duplicate ACK, deflation on partial ACKs) exactly like :class:`NewReno`;
 only the multiplicative decrease (beta 0.7, RFC 9438 §4.6), W_max with fast
 convergence (§4.7), and the growth in congestion avoidance (§4.2-§4.5,
-including the Reno-friendly estimate of §4.3) differ.
+including the Reno-friendly estimate of §4.3) differ. A timeout that ends a
+fast recovery is part of the congestion event recovery already answered: it
+keeps that event's ssthresh and W_max instead of taking them from the window
+that duplicate-ACK inflation pumped up (see :meth:`Cubic._rto_in_recovery`).
 
 Registration: ``congestion.ALGORITHMS`` is owned by another module; the one
 entry to add there is ``ALGORITHMS["cubic"] = cubic_factory`` through a late
@@ -51,7 +54,8 @@ class Cubic(CongestionControl):
 
     name = "cubic"
     __slots__ = ("w_max", "cwnd_prior", "epoch_start", "cwnd_epoch", "k_us", "w_est",
-                 "rtt", "fast_convergence", "_cubic_frac", "_est_frac", "_after_rto")
+                 "rtt", "fast_convergence", "_cubic_frac", "_est_frac", "_after_rto",
+                 "_recovering")
 
     def __init__(self, *, mss: int, initial_window_segments: int,
                  fast_convergence: bool = True) -> None:
@@ -73,6 +77,8 @@ class Cubic(CongestionControl):
         self._cubic_frac = 0
         self._est_frac = 0
         self._after_rto = False
+        self._recovering = False
+        """Between on_enter_recovery and the full ACK (or RTO, or next on_ack) that ends it."""
 
     # --- what the engine may add: an RTT feed ---------------------------------
 
@@ -110,6 +116,7 @@ class Cubic(CongestionControl):
     # --- the CongestionControl interface ---------------------------------------------
 
     def on_ack(self, acked: int, flight_size: int, now: Instant) -> None:
+        self._recovering = False  # the engine calls on_ack only outside recovery
         mss = self.mss
         if self.cwnd < self.ssthresh:
             self.cwnd += min(acked, mss)  # RFC 9438 §4.10: RFC 5681 §3.1 slow start
@@ -159,6 +166,7 @@ class Cubic(CongestionControl):
 
     def on_enter_recovery(self, flight_size: int, now: Instant) -> None:
         self._congestion_event(flight_size)
+        self._recovering = True
         # Same recovery shape as NewReno (RFC 5681 §3.2 step 3 inflation).
         self.cwnd = self.ssthresh + 3 * self.mss
 
@@ -171,17 +179,41 @@ class Cubic(CongestionControl):
             self.cwnd += self.mss
 
     def on_exit_recovery(self, flight_size: int) -> None:
+        self._recovering = False
         self.cwnd = max(min(self.ssthresh, flight_size + self.mss), self.mss)
         self.epoch_start = None  # the next ACK starts a new epoch from this window
 
     def on_rto(self, flight_size: int, *, first: bool) -> None:
         # RFC 9438 §4.8: cwnd as Reno (one segment), ssthresh with beta_cubic, and
         # the next avoidance stage starts with K = 0 from its own window.
-        if first:
+        if first and self._recovering:
+            self._rto_in_recovery(flight_size)
+        elif first:
             self._congestion_event(flight_size)
+        self._recovering = False
         self.cwnd = self.mss
         self.epoch_start = None
         self._after_rto = True
+
+    def _rto_in_recovery(self, flight_size: int) -> None:
+        """The timer expired before fast recovery's full ACK: the same congestion event.
+
+        Recovery already cut ssthresh to beta * FlightSize and recorded W_max and
+        cwnd_prior from the window before the loss (RFC 9438 §4.6, §4.7). Since
+        then RFC 5681 §3.2 step 4 inflation has let new data out for every
+        duplicate ACK, so SND.MAX - SND.UNA (and the inflated cwnd) now count
+        bytes the receiver already holds above the holes: without SACK it can
+        reach the whole send buffer, and 0.7 of it is far above the path. Taking
+        W_max, cwnd_prior and ssthresh again from those figures would restart
+        slow start towards a window that the last overshoot proved too large, and
+        NewReno's one repair per RTT (RFC 6582 §3.2 step 5) ends in another RTO.
+        RFC 5681 §3.1 only bounds ssthresh from above after a timeout ("no more
+        than" equation 4, with beta_cubic for CUBIC per RFC 9438 §4.8), so the
+        lower of the two is kept and W_max / cwnd_prior stay those of the loss.
+        """
+        bound = max(flight_size * BETA_NUM // BETA_DEN, 2 * self.mss)
+        self.ssthresh = min(self.ssthresh, bound)
+        self._acked_in_ca = 0
 
 
 def cubic_factory(*, mss: int, initial_window_segments: int) -> CongestionControl:
