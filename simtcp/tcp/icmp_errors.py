@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..events import ConnectionFailed
 from ..time import Instant
 from .connection import Connection, State
-from .options import MIN_MSS
+from .options import MIN_MSS, TIMESTAMPS_SPACE
 from .output import output, update_segment_size
 from .seq import unwrap
 from .states import Owner
@@ -42,7 +42,8 @@ def icmp_error(owner: Owner, conn: Connection, *, icmp_type: int, code: int, nex
 
 def _path_mtu_shrank(conn: Connection, next_hop_mtu: int, now: Instant) -> None:
     """RFC 1191 §6.2: a smaller MSS, and resend what was lost to the small link."""
-    new_mss = next_hop_mtu - 40
+    # RFC 1191 §3: MSS = MTU - 40; every data segment also carries timestamps (RFC 6691 §3).
+    new_mss = next_hop_mtu - 40 - (TIMESTAMPS_SPACE if conn.ts_ok else 0)
     if next_hop_mtu < 68 or new_mss >= conn.snd_mss:
         return
     conn.snd_mss = max(new_mss, MIN_MSS)

@@ -240,3 +240,27 @@ def test_rack_keeps_one_record_per_piece_of_a_big_segment() -> None:
                           snd_nxt=1000 + 4 * MSS + 11, srtt=None, in_recovery=False,
                           now=40_000)
     assert rack.outstanding_segments == 0 and verdict.lost == ()
+
+
+def test_fragmentation_needed_ends_big_segments() -> None:
+    pair, client, server = make()
+    pair.a.layer.send(client, PAYLOAD[:100_000], now=pair.now)
+    first = pair.a.host.sent[-1][2]
+    assert len(first.payload) == 10 * MSS
+    info = pair.a.layer.info(client)
+    before = len(pair.a.host.sent)
+    pair.a.layer.icmp_error_received(
+        icmp_type=3, code=4, next_hop_mtu=1000, quoted_source=A_ADDR,
+        quoted_source_port=info.local_port, quoted_destination=B_ADDR,
+        quoted_destination_port=80, quoted_seq=first.seq, now=pair.now)
+    # RFC 1191 §6.2: 1000 - 40 - 12 (timestamps), resent from SND.UNA in segments that fit.
+    assert pair.a.layer.info(client).mss == 948
+    resent = [segment for _, _, segment in pair.a.host.sent[before:]]
+    assert resent[0].seq == first.seq and max(data_sizes(resent)) == 948
+    received = bytearray()
+    pair.run(pair.now + 20 * SECOND,
+             on_step=lambda: received.extend(pair.b.layer.receive(server, now=pair.now)))
+    assert bytes(received) == PAYLOAD[:100_000]
+    assert isinstance(pair, CuttingPair)
+    later = data_sizes(pair.built[pair.built.index(resent[0]):])
+    assert max(later) == 948
