@@ -88,6 +88,15 @@ class NeighbourCache:
         entry.used = True
         return entry.mac
 
+    def resolved_mac(self, interface: str, next_hop: int) -> bytes | None:
+        """The MAC :meth:`resolve_and_send` would send to at once (the entry is marked used,
+        as sending does), or None when it would queue and resolve instead."""
+        entry = self._entries.get(next_hop)
+        if entry is None or entry.interface != interface:
+            return None
+        entry.used = True
+        return entry.mac
+
     # --- sending --------------------------------------------------------------
 
     def resolve_and_send(self, interface: str, next_hop: int, source: int, datagram: bytes, *,

@@ -24,6 +24,11 @@ class Stats:
     def count(self, name: str, amount: int = 1) -> None:
         self._counters[name] += amount
 
+    def counters(self) -> Counter[str]:
+        """The live counters themselves, for per-frame paths: ``counters[name] += 1``
+        there is the same as :meth:`count` without the call."""
+        return self._counters
+
     def drop(self, reason: DropReason) -> None:
         counters = self._counters
         counters["drop." + reason.value] += 1

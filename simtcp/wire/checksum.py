@@ -69,6 +69,20 @@ def internet_checksum(data: Buffer, initial: int = 0) -> int:
     return ~ones_complement_sum(data, initial) & 0xFFFF
 
 
+def checksum_verifies(data: Buffer, initial: int = 0) -> bool:
+    """``internet_checksum(data, initial) == 0`` in one call: how received data is checked.
+
+    The sum folds to 0xffff exactly when it is a non-zero multiple of 0xffff
+    (see the module doc), so small buffers need no folding at all.
+    """
+    length = len(data)
+    if length > _CHUNK:
+        return internet_checksum(data, initial) == 0
+    value = int.from_bytes(data, "big")
+    total = (value << 8 if length & 1 else value) + initial
+    return total != 0 and total % 0xFFFF == 0
+
+
 def pseudo_header_sum(source: int, destination: int, protocol: int, length: int) -> int:
     """Unfolded sum of the IPv4 pseudo-header (RFC 9293 §3.1, RFC 768) for TCP and UDP."""
     return (

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ..errors import DropReason, ParseError
-from .checksum import Buffer, internet_checksum, pseudo_header_sum
+from .checksum import Buffer, checksum_verifies, ones_complement_sum
 
 PROTOCOL_TCP = 6
 MIN_HEADER_LENGTH = 20
@@ -36,6 +36,20 @@ OPTION_SACK = 5
 OPTION_TIMESTAMPS = 8
 
 _HEADER = struct.Struct("!HHIIBBHHH")
+_HEADER_WITH_TIMESTAMPS = struct.Struct("!HHIIBBHHHIII")
+"""The header followed by NOP, NOP, Timestamps (RFC 7323 Appendix A): nearly every segment."""
+_NOP_NOP_TIMESTAMPS = 0x0101080A
+_NOP_NOP_TIMESTAMPS_PREFIX = b"\x01\x01\x08\x0a"
+_TIMESTAMP_VALUES = struct.Struct("!II")
+_LARGE_PAYLOAD = 4096
+"""Past this many bytes the payload's sum takes :func:`ones_complement_sum`'s chunked route."""
+
+CHECKSUM_FULL = 0
+"""``build_header``: the complete checksum over pseudo-header, header and payload."""
+CHECKSUM_PARTIAL = 1
+"""``build_header``: the pseudo-header sum a checksum-offloading link finishes."""
+CHECKSUM_ZERO = 2
+"""``build_header``: a zero checksum field."""
 _FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
                  (ECE, "E"), (CWR, "W"))
 
@@ -105,9 +119,17 @@ _SACK_PERMITTED = SackPermittedOption()
 
 def parse_options(data: bytes) -> tuple[TcpOption, ...]:
     """Parse an options area; ParseError when an option runs off the end or its length is < 2."""
+    if len(data) == 12 and data[:4] == _NOP_NOP_TIMESTAMPS_PREFIX:
+        # The layout nearly every segment carries (RFC 7323 Appendix A), in one step.
+        return (_NOP, _NOP, TimestampsOption(*_TIMESTAMP_VALUES.unpack_from(data, 4)))
+    return parse_options_general(data)
+
+
+def parse_options_general(data: bytes) -> tuple[TcpOption, ...]:
+    """:func:`parse_options` without its shortcut: option by option (the tests' oracle)."""
+    end = len(data)
     options: list[TcpOption] = []
     index = 0
-    end = len(data)
     while index < end:
         kind = data[index]
         if kind == OPTION_EOL:
@@ -176,6 +198,16 @@ def build_options(options: tuple[TcpOption, ...] | list[TcpOption]) -> bytes:
     return raw
 
 
+def _timestamps_only(options: tuple[TcpOption, ...]) -> TimestampsOption | None:
+    """The Timestamps option when ``options`` are exactly NOP, NOP, Timestamps."""
+    if len(options) == 3:
+        timestamps = options[2]
+        if (type(timestamps) is TimestampsOption and type(options[0]) is NopOption
+                and type(options[1]) is NopOption):
+            return timestamps
+    return None
+
+
 def flags_to_str(flags: int) -> str:
     """Flags in tcpdump's letters: ``S``, ``S.``, ``P.``, ``F.``, ``R``."""
     return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "none"
@@ -215,10 +247,10 @@ class TcpSegment:
         header_length = (offset_byte >> 4) * 4
         if header_length < MIN_HEADER_LENGTH or header_length > length:
             raise ParseError(f"TCP data offset of {header_length} bytes in {length}")
-        if source is not None and destination is not None:
-            initial = pseudo_header_sum(source, destination, PROTOCOL_TCP, length)
-            if internet_checksum(data, initial) != 0:
-                raise ParseError("TCP checksum mismatch", DropReason.BAD_CHECKSUM)
+        if source is not None and destination is not None and not checksum_verifies(
+                data, (source >> 16) + (source & 0xFFFF) + (destination >> 16)
+                + (destination & 0xFFFF) + PROTOCOL_TCP + length):  # the pseudo-header sum
+            raise ParseError("TCP checksum mismatch", DropReason.BAD_CHECKSUM)
         view = memoryview(data)
         options = (
             parse_options(bytes(view[MIN_HEADER_LENGTH:header_length]))
@@ -229,20 +261,74 @@ class TcpSegment:
 
     def build(self, source: int, destination: int, *, with_checksum: bool = True) -> bytes:
         """Serialise with the pseudo-header checksum (or 0, for checksum offload)."""
-        options = build_options(self.options) if self.options else b""
-        header = _HEADER.pack(
-            self.source_port, self.destination_port, self.seq, self.ack,
-            ((MIN_HEADER_LENGTH + len(options)) // 4) << 4 | self.reserved, self.flags,
-            self.window, 0, self.urgent_pointer,
-        ) + options
+        header = self.build_header(source, destination,
+                                   checksum=CHECKSUM_FULL if with_checksum else CHECKSUM_ZERO)
         payload = self.payload
-        if not with_checksum:
-            return header + bytes(payload)
-        length = len(header) + len(payload)
-        initial = pseudo_header_sum(source, destination, PROTOCOL_TCP, length)
-        segment = header + bytes(payload)
-        checksum = internet_checksum(segment, initial)
-        return segment[:16] + checksum.to_bytes(2, "big") + segment[18:]
+        return header + payload if payload else header
+
+    def build_header(self, source: int, destination: int, *,
+                     checksum: int = CHECKSUM_FULL) -> bytes:
+        """The header and options alone, for callers that join the payload themselves.
+
+        The checksum (:data:`CHECKSUM_FULL`, :data:`CHECKSUM_PARTIAL` or
+        :data:`CHECKSUM_ZERO`) still covers the payload. The header's words
+        are summed as integers, never packed twice: ones' complement sums do
+        not care where a word sits (RFC 1071 §2(B)), and the header is an even
+        number of bytes, so the payload's sum just adds.
+        """
+        payload_length = len(self.payload)
+        options = self.options
+        timestamps = _timestamps_only(options) if options else None
+        if timestamps is not None:
+            raw_options = b""
+            header_length = 32
+        else:
+            raw_options = build_options(options) if options else b""
+            header_length = MIN_HEADER_LENGTH + len(raw_options)
+        offset_byte = (header_length >> 2) << 4 | self.reserved
+        value = 0
+        if checksum != CHECKSUM_ZERO:
+            value = self._checksum(source, destination, header_length + payload_length,
+                                   offset_byte, timestamps, raw_options,
+                                   partial=checksum == CHECKSUM_PARTIAL)
+        if timestamps is not None:
+            return _HEADER_WITH_TIMESTAMPS.pack(
+                self.source_port, self.destination_port, self.seq, self.ack, offset_byte,
+                self.flags, self.window, value, self.urgent_pointer, _NOP_NOP_TIMESTAMPS,
+                timestamps.value, timestamps.echo_reply)
+        return _HEADER.pack(
+            self.source_port, self.destination_port, self.seq, self.ack, offset_byte,
+            self.flags, self.window, value, self.urgent_pointer) + raw_options
+
+    def _checksum(self, source: int, destination: int, length: int, offset_byte: int,
+                  timestamps: TimestampsOption | None, raw_options: bytes, *,
+                  partial: bool) -> int:
+        """The checksum field (RFC 9293 §3.1) of this segment ``length`` bytes long."""
+        total = ((source >> 16) + (source & 0xFFFF) + (destination >> 16)
+                 + (destination & 0xFFFF) + PROTOCOL_TCP + length)  # the pseudo-header
+        if partial:
+            return total % 0xFFFF or 0xFFFF  # folded, not complemented (CHECKSUM_PARTIAL)
+        seq = self.seq
+        ack = self.ack
+        total += (self.source_port + self.destination_port + (seq >> 16) + (seq & 0xFFFF)
+                  + (ack >> 16) + (ack & 0xFFFF) + (offset_byte << 8 | self.flags)
+                  + self.window + self.urgent_pointer)
+        if timestamps is not None:
+            tsval = timestamps.value
+            tsecr = timestamps.echo_reply
+            total += (0x0101 + 0x080A + (tsval >> 16) + (tsval & 0xFFFF) + (tsecr >> 16)
+                      + (tsecr & 0xFFFF))
+        elif raw_options:
+            total += int.from_bytes(raw_options, "big")
+        payload = self.payload
+        size = len(payload)
+        if size > _LARGE_PAYLOAD:
+            total += ones_complement_sum(payload)
+        elif size:
+            total += int.from_bytes(payload, "big") << 8 if size & 1 else int.from_bytes(
+                payload, "big")
+        # total > 0 (the protocol number is in it), so its fold is total mod 0xffff, 0 -> 0xffff.
+        return ~(total % 0xFFFF or 0xFFFF) & 0xFFFF
 
     # --- what the TCP engine asks of a segment ------------------------------
 

@@ -1,0 +1,260 @@
+"""The per-frame fast paths against the slow, clear code they shortcut (the oracles).
+
+- ``TcpSegment.build_header``/``build`` (header words summed as integers, one
+  pack) against the original: pack with a zero checksum, then the checksum over
+  pseudo-header and bytes;
+- ``ethernet_ipv4_header`` against ``build_ethernet_header`` + ``Ipv4Packet.build_header``;
+- ``parse_options``'s NOP NOP Timestamps shortcut against the general loop;
+- ``Stack.send_tcp`` (fast path) against ``Stack._send_tcp_general``, and
+  ``Stack.receive_frame`` with and without its TCP fast path, on valid and
+  damaged frames: the same frames out, the same events, the same counters.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simtcp import ArpConfig, InterfaceOffload, Stack, StackConfig
+from simtcp.wire.arp import OPERATION_REQUEST, ArpPacket
+from simtcp.wire.checksum import internet_checksum, ones_complement_sum, pseudo_header_sum
+from simtcp.wire.ethernet import (
+    BROADCAST_MAC,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    ZERO_MAC,
+    EthernetFrame,
+    build_ethernet_header,
+)
+from simtcp.wire.ipv4 import PROTOCOL_TCP, Ipv4Packet, ethernet_ipv4_header, ip_from_str
+from simtcp.wire.tcp import (
+    ACK,
+    CHECKSUM_FULL,
+    CHECKSUM_PARTIAL,
+    CHECKSUM_ZERO,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    MssOption,
+    NopOption,
+    SackOption,
+    SackPermittedOption,
+    TcpOption,
+    TcpSegment,
+    TimestampsOption,
+    UnknownOption,
+    WindowScaleOption,
+    build_options,
+    parse_options,
+    parse_options_general,
+)
+
+SETTINGS = settings(max_examples=120, deadline=None)
+
+u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
+STACK_MAC = bytes.fromhex("020000000001")
+PEER_MAC = bytes.fromhex("0a0000000002")
+STACK = ip_from_str("10.0.0.1")
+PEER = ip_from_str("10.0.0.2")
+UNRESOLVED = ip_from_str("10.0.0.3")
+BEHIND_GATEWAY = ip_from_str("172.16.5.9")
+SUBNET_BROADCAST = ip_from_str("10.0.0.255")
+
+option = st.one_of(
+    st.just(NopOption()), st.builds(MssOption, u16),
+    st.builds(WindowScaleOption, st.integers(0, 14)), st.just(SackPermittedOption()),
+    st.builds(TimestampsOption, u32, u32),
+    st.builds(SackOption, st.lists(st.tuples(u32, u32), min_size=1, max_size=3).map(tuple)),
+    st.builds(UnknownOption, st.integers(9, 250), st.binary(max_size=6)))
+option_lists = st.one_of(
+    st.just(()),
+    st.builds(lambda value, echo: (NopOption(), NopOption(), TimestampsOption(value, echo)),
+              u32, u32),
+    st.lists(option, max_size=4).map(tuple).filter(lambda options: len(build_options_safe(
+        options)) <= 40))
+payloads = st.one_of(st.binary(max_size=1600), st.integers(4000, 9000).map(
+    lambda size: bytes(index * 7 & 0xFF for index in range(size))))
+
+
+def build_options_safe(options: tuple[TcpOption, ...]) -> bytes:
+    try:
+        return build_options(options)
+    except ValueError:
+        return bytes(44)
+
+
+segments = st.builds(
+    TcpSegment, u16, u16, u32, u32, st.sampled_from([ACK, ACK | PSH, SYN, SYN | ACK, FIN | ACK,
+                                                      RST, 0, 0xFF]),
+    u16, option_lists, payloads, u16, st.integers(0, 15))
+
+
+def reference_build(segment: TcpSegment, source: int, destination: int, mode: int) -> bytes:
+    """The builder as it was: pack with a zero checksum, then checksum the joined bytes."""
+    options = build_options(segment.options) if segment.options else b""
+    header = struct.pack(
+        "!HHIIBBHHH", segment.source_port, segment.destination_port, segment.seq, segment.ack,
+        ((20 + len(options)) // 4) << 4 | segment.reserved, segment.flags, segment.window, 0,
+        segment.urgent_pointer) + options
+    whole = header + bytes(segment.payload)
+    initial = pseudo_header_sum(source, destination, PROTOCOL_TCP, len(whole))
+    if mode == CHECKSUM_ZERO:
+        return whole
+    if mode == CHECKSUM_PARTIAL:
+        value = ones_complement_sum(b"", initial)
+    else:
+        value = internet_checksum(whole, initial)
+    return whole[:16] + value.to_bytes(2, "big") + whole[18:]
+
+
+@SETTINGS
+@given(segments, u32, u32, st.sampled_from([CHECKSUM_FULL, CHECKSUM_PARTIAL, CHECKSUM_ZERO]),
+       st.sampled_from([bytes, bytearray, memoryview]))
+def test_tcp_build_matches_the_reference(segment: TcpSegment, source: int, destination: int,
+                                         mode: int, kind: type) -> None:
+    segment.payload = kind(bytes(segment.payload))
+    expected = reference_build(segment, source, destination, mode)
+    header = segment.build_header(source, destination, checksum=mode)
+    assert header + bytes(segment.payload) == expected
+    if mode != CHECKSUM_PARTIAL:
+        assert segment.build(source, destination,
+                             with_checksum=mode == CHECKSUM_FULL) == expected
+
+
+@SETTINGS
+@given(st.binary(min_size=6, max_size=6), st.binary(min_size=6, max_size=6), u32, u32,
+       st.integers(0, 255), st.integers(0, 65515), st.integers(0, 255), u16, st.booleans())
+def test_ethernet_ipv4_header_matches_the_layered_builders(
+        destination_mac: bytes, source_mac: bytes, source: int, destination: int, protocol: int,
+        payload_length: int, ttl: int, identification: int, dont_fragment: bool) -> None:
+    packet = Ipv4Packet(source, destination, protocol, b"", ttl, identification, dont_fragment)
+    expected = (build_ethernet_header(destination_mac, source_mac, ETHERTYPE_IPV4)
+                + packet.build_header(payload_length))
+    assert ethernet_ipv4_header(
+        destination_mac, source_mac, source=source, destination=destination, protocol=protocol,
+        payload_length=payload_length, ttl=ttl, identification=identification,
+        dont_fragment=dont_fragment) == expected
+
+
+@SETTINGS
+@given(u32, u32, st.binary(max_size=12))
+def test_timestamp_shortcut_matches_the_general_option_parser(value: int, echo: int,
+                                                              noise: bytes) -> None:
+    area = b"\x01\x01\x08\x0a" + struct.pack("!II", value, echo)
+    assert parse_options(area) == parse_options_general(area)
+    assert parse_options(area) == (NopOption(), NopOption(), TimestampsOption(value, echo))
+    damaged = (noise + area)[:12]
+    try:
+        expected: object = parse_options_general(damaged)
+    except ValueError as error:
+        expected = type(error)
+    try:
+        got: object = parse_options(damaged)
+    except ValueError as error:
+        got = type(error)
+    assert got == expected
+
+
+# --- the stack ------------------------------------------------------------------------
+
+
+def make_stack(mtu: int, offload: InterfaceOffload) -> Stack:
+    stack = Stack(StackConfig(seed=3, arp=ArpConfig(gratuitous_on_add=False)))
+    stack.add_interface("veth0", mac=STACK_MAC, mtu=mtu, offload=offload)
+    stack.add_address("veth0", "10.0.0.1/24")
+    stack.add_route("172.16.0.0/16", via="10.0.0.2")
+    request = ArpPacket(OPERATION_REQUEST, PEER_MAC, PEER, ZERO_MAC, STACK)
+    stack.receive_frame("veth0", EthernetFrame(BROADCAST_MAC, PEER_MAC, ETHERTYPE_ARP,
+                                               request.build()).build(), now=0)
+    stack.frames_to_send(now=0)
+    return stack
+
+
+offloads = st.builds(lambda tx, segment: InterfaceOffload(tx_checksum=tx, max_segment=segment),
+                     st.booleans(), st.sampled_from([0, 9000, 65415]))
+destinations = st.sampled_from([PEER, UNRESOLVED, BEHIND_GATEWAY, SUBNET_BROADCAST, STACK,
+                                0xFFFFFFFF, ip_from_str("192.168.1.1")])
+
+
+@SETTINGS
+@given(segments, st.integers(576, 9000), offloads, destinations)
+def test_send_fast_path_matches_the_general_path(segment: TcpSegment, mtu: int,
+                                                 offload: InterfaceOffload,
+                                                 destination: int) -> None:
+    fast, general = make_stack(mtu, offload), make_stack(mtu, offload)
+    outcomes = []
+    for stack in (fast, general):
+        try:
+            if stack is fast:
+                stack.send_tcp(STACK, destination, segment, now=10)
+            else:
+                stack.stats.count("tcp.segments_out")
+                stack._send_tcp_general(STACK, destination, segment, 10)
+            outcome: object = stack.frames_to_send(now=10)
+        except (ValueError, struct.error) as error:
+            outcome = type(error)
+        outcomes.append((outcome, stack.stats(), stack._ip_id))
+    assert outcomes[0] == outcomes[1]
+
+
+def tcp_frame(segment: TcpSegment, source: int, destination: int) -> bytes:
+    datagram = Ipv4Packet(source, destination, PROTOCOL_TCP, segment.build(source, destination),
+                          identification=5, dont_fragment=True).build()
+    return EthernetFrame(STACK_MAC, PEER_MAC, ETHERTYPE_IPV4, datagram).build()
+
+
+def damage(frame: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
+    raw = bytearray(frame)
+    for at, value in edits:
+        raw[at % len(raw)] = value
+    return bytes(raw[:cut] if cut is not None else raw)
+
+
+frames = st.builds(
+    tcp_frame, segments.map(lambda s: TcpSegment(s.source_port, 80, s.seq, s.ack, s.flags,
+                                                 s.window, s.options, s.payload[:1400])),
+    st.sampled_from([PEER, ip_from_str("127.0.0.1"), ip_from_str("224.0.0.1")]),
+    st.sampled_from([STACK, SUBNET_BROADCAST, ip_from_str("10.0.0.77")]))
+edits = st.lists(st.tuples(st.integers(0, 80), st.integers(0, 255)), max_size=3)
+
+
+@SETTINGS
+@given(st.lists(st.tuples(frames, edits, st.none() | st.integers(0, 80)), min_size=1,
+                max_size=4), st.booleans(), st.booleans())
+def test_receive_fast_path_matches_the_general_path(
+        inputs: list[tuple[bytes, list[tuple[int, int]], int | None]], verified: bool,
+        offloaded: bool) -> None:
+    offload = InterfaceOffload(rx_checksum_verified=offloaded)
+    fast, general = make_stack(1500, offload), make_stack(1500, offload)
+    general._tcp_fast_received = lambda *args: False  # type: ignore[method-assign]
+    for stack in (fast, general):
+        stack.tcp_listen(80)
+    for index, (frame, frame_edits, cut) in enumerate(inputs):
+        raw = damage(frame, frame_edits, cut)
+        now = 100 + index
+        seen = []
+        for stack in (fast, general):
+            stack.receive_frame("veth0", raw, now=now, checksum_verified=verified)
+            events = []
+            while (event := stack.next_event()) is not None:
+                events.append(event)
+            seen.append((stack.frames_to_send(now=now), events, stack.stats()))
+        assert seen[0] == seen[1]
+
+
+def test_the_fast_paths_are_taken_for_an_ordinary_segment() -> None:
+    """The oracle tests compare outcomes; this one makes sure the fast paths really run."""
+    stack = make_stack(1500, InterfaceOffload())
+    stack.tcp_listen(80)
+    stack._send_tcp_general = None  # type: ignore[assignment,method-assign]
+    syn = TcpSegment(40000, 80, 1000, 0, SYN, 65535, (MssOption(1460),))
+    stack.receive_frame("veth0", tcp_frame(syn, PEER, STACK), now=5)  # answered: SYN-ACK
+    ((_, reply),) = stack.frames_to_send(now=5)
+    answer = TcpSegment.parse(Ipv4Packet.parse(EthernetFrame.parse(reply).payload).payload,
+                              source=STACK, destination=PEER)
+    assert answer.flags == SYN | ACK and answer.ack == 1001
+    assert stack.stats()["tcp.segments_in"] == 1
