@@ -589,6 +589,9 @@ class TapLoop:
         if self._coalescing and len(frames) > 1:
             self._flush_coalesced(frames, now)
             return
+        if self.pcap is None and not self._outbound:
+            self._write_plain(frames)
+            return
         pcap = self.pcap
         devices = self.devices
         outbound = self._outbound
@@ -609,6 +612,35 @@ class TapLoop:
             for piece in pieces:
                 for delivered in shim.push(piece, now):
                     self._write(device, delivered)
+
+    def _write_plain(self, frames: list[tuple[str, bytes]]) -> None:
+        """Write a batch with no pcap and no shim: one ``os.write`` per frame, inline.
+
+        Per frame this is :meth:`_write`; a device with the virtio-net header, a
+        blocked queue or a write that fails (EAGAIN or worse) takes :meth:`_write`
+        itself, which tries again and queues or counts as it always does.
+        """
+        devices = self.devices
+        counters = self.counters
+        write = os.write
+        written = 0
+        for name, frame in frames:
+            device = devices.get(name)
+            if device is None:
+                counters["write_errors"] += 1
+                continue
+            if not device.vnet_header and not device.write_queue:
+                try:
+                    write(device.fd, frame)
+                except OSError:
+                    pass
+                else:
+                    written += 1
+                    if len(frame) > device.mtu + 14:
+                        counters["gso_out"] += 1
+                    continue
+            self._write(device, frame)
+        counters["frames_out"] += written
 
     def _flush_coalesced(self, frames: list[tuple[str, bytes]], now: Instant) -> None:
         """Write a batch device by device, full-sized TCP segments merged for TSO.

@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER = REPO / "echo_reply_server.py"
@@ -169,6 +170,50 @@ def print_profile(path: str, top: int) -> None:
     stats.sort_stats("tottime").print_stats(top)
 
 
+_LAYERS = (
+    ("/simtcp/tcp/", "TCP engine (simtcp/tcp)"),
+    ("/simtcp/wire/checksum.py", "checksums (wire/checksum.py)"),
+    ("/simtcp/wire/", "wire formats (simtcp/wire)"),
+    ("/simtcp/stack.py", "stack, ARP, IP, GSO, stats"),
+    ("/simtcp/arp.py", "stack, ARP, IP, GSO, stats"),
+    ("/simtcp/ip.py", "stack, ARP, IP, GSO, stats"),
+    ("/simtcp/gso.py", "stack, ARP, IP, GSO, stats"),
+    ("/simtcp/stats.py", "stack, ARP, IP, GSO, stats"),
+    ("/backends/", "TAP loop (backends)"),
+    ("/simtcp/apps.py", "echo application"),
+    ("/simtcp/", "simtcp, other modules"),
+)
+
+
+def _layer(filename: str, function: str) -> str | None:
+    if filename == "~":
+        if "posix.write" in function or "writev" in function:
+            return "write syscalls"
+        if "posix.read" in function:
+            return "read syscalls"
+        if "poll" in function or "select" in function:
+            return None  # waiting, not working
+        return "builtins (len, int.from_bytes, join, ...)"
+    for fragment, layer in _LAYERS:
+        if fragment in filename:
+            return layer
+    return None  # start-up, imports, pyroute2
+
+
+def print_shares(path: str) -> None:
+    """Own time per layer, as shares of the busy time (epoll waits and start-up left out)."""
+    totals: dict[str, float] = {}
+    raw: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    for (filename, _line, function), (_calls, _primitive, own, *_rest) in raw.items():
+        layer = _layer(filename, function)
+        if layer is not None:
+            totals[layer] = totals.get(layer, 0.0) + own
+    busy = sum(totals.values()) or 1.0
+    print(f"where the busy time went ({busy:.2f} s under cProfile, by own time):")
+    for layer, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+        print(f"  {layer:44s} {seconds:6.3f} s  {100 * seconds / busy:5.1f}%")
+
+
 def best(runs: list[dict[str, float]]) -> dict[str, float]:
     """Best of several rounds, each figure on its own: a busy machine only makes things slower."""
     merged = dict(max(runs, key=lambda run: run["mb_s"]))
@@ -222,6 +267,7 @@ def main() -> int:
         bench_simtcp(size, 0, server_args, profile=args.profile)
         time.sleep(0.2)
         print_profile(args.profile, args.top)
+        print_shares(args.profile)
     return 0
 
 
