@@ -90,6 +90,18 @@ class LinkProfile:
             raise ConfigError("LinkProfile.mtu must not be negative")
 
     @property
+    def is_deterministic(self) -> bool:
+        """True when no chance is involved: each frame arrives once, unchanged, in order (or
+        is dropped by the MTU or the queue), and the random stream is never drawn from."""
+        return (
+            self.loss == 0.0
+            and self.reorder == 0.0
+            and self.duplicate == 0.0
+            and self.corrupt == 0.0
+            and self.jitter == 0
+        )
+
+    @property
     def is_perfect(self) -> bool:
         """True when the profile never touches a frame (only a fixed delay, if any)."""
         return (
@@ -119,6 +131,10 @@ class Impairment:
     __slots__ = (
         "_profile",
         "_perfect",
+        "deterministic",
+        "gso",
+        "gro",
+        "_frame_limit",
         "_rng",
         "counters",
         "_last_arrival_at",
@@ -140,7 +156,12 @@ class Impairment:
         self._queue_bytes = 0
         self._busy_until_scaled = 0
         self._profile = profile
-        self._perfect = profile.is_perfect
+        self._perfect = True
+        self.deterministic = True
+        """No chance in the profile: :meth:`arrival_at` may stand in for :meth:`apply`."""
+        self.gso = self.gro = False
+        self._frame_limit: int | None = None
+        self._derive(profile)
 
     @property
     def profile(self) -> LinkProfile:
@@ -155,7 +176,40 @@ class Impairment:
             busy_until = -(-self._busy_until_scaled // old_rate) if old_rate else 0
             self._busy_until_scaled = busy_until * new_rate
         self._profile = profile
+        self._derive(profile)
+
+    def _derive(self, profile: LinkProfile) -> None:
+        """Flags read per frame, kept as plain attributes (a profile is frozen)."""
         self._perfect = profile.is_perfect
+        self.deterministic = profile.is_deterministic
+        self.gso = profile.gso
+        self.gro = profile.gro
+        self._frame_limit = None if profile.mtu is None else profile.mtu + ETHERNET_HEADER_LENGTH
+
+    def arrival_at(self, size: int, now: Instant) -> Instant:
+        """When a frame of ``size`` bytes sent at ``now`` arrives, or -1 when the MTU or the
+        queue drops it: :meth:`apply` for a :attr:`deterministic` profile (same answer, same
+        counters), without building lists. Only valid while :attr:`deterministic` holds."""
+        counters = self.counters
+        counters["sent"] += 1
+        profile = self._profile
+        if not self._perfect:
+            limit = self._frame_limit
+            if limit is not None and size > limit:
+                counters["mtu_drops"] += 1
+                return -1
+            if profile.rate:
+                finished_at = self._enqueue(size, now, profile)
+                if finished_at is None:
+                    counters["queue_drops"] += 1
+                    return -1
+                now = finished_at
+        arrival_at = now + profile.delay
+        if arrival_at < self._last_arrival_at:  # FIFO; or the delay was lowered mid-run
+            arrival_at = self._last_arrival_at
+        self._last_arrival_at = arrival_at
+        counters["delivered"] += 1
+        return arrival_at
 
     def apply(self, frame: bytes, now: Instant) -> list[tuple[Instant, bytes]]:
         """The (deliver_at, frame) pairs that reach the far end of ``frame`` sent at ``now``."""

@@ -43,10 +43,10 @@ arrive at its far end at the same instant, one after the other
 from __future__ import annotations
 
 import hashlib
-import heapq
 import itertools
 import random
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import BinaryIO, Protocol
 
 from simtcp.errors import SimtcpError
@@ -299,7 +299,7 @@ class Simulator:
             f"inject>{port.name}", Impairment(LinkProfile(), random.Random(0)), port
         )
         self.counters["injected"] += 1
-        heapq.heappush(self._heap, (self.now + delay, next(self._sequence), direction, frame))
+        heappush(self._heap, (self.now + delay, next(self._sequence), direction, frame))
 
     @property
     def links(self) -> dict[str, Link]:
@@ -334,8 +334,18 @@ class Simulator:
         (False, with the clock at the deadline). The condition is checked first."""
         deadline = self.now + timeout
         self._drain(self.now)
+        hosts = self._host_list
+        heap = self._heap
         while not condition():
-            next_at = self._next_at()
+            # _next_at, inlined: this loop runs once per step.
+            earliest: Instant | None = None
+            for host in hosts:
+                at = host.node.poll_at()
+                if at is not None and (earliest is None or at < earliest):
+                    earliest = at
+            self._earliest_deadline = earliest
+            next_at = heap[0][0] if heap and (earliest is None or heap[0][0] < earliest) else (
+                earliest)
             if next_at is None or next_at > deadline:
                 self.now = max(self.now, deadline)
                 return False
@@ -372,20 +382,30 @@ class Simulator:
                     f"more than {self.max_steps_per_instant} steps at t={now}us; "
                     "a node's poll_at() stays due after handle_timer()"
                 )
-        self.counters["steps"] += 1
+        counters = self.counters
+        counters["steps"] += 1
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, _, direction, frame = heapq.heappop(heap)
+            _, _, direction, frame = heappop(heap)
             direction.arrived += 1
-            if direction.impairment.profile.gro:
+            if direction.impairment.gro:
                 batch = [frame]
                 while heap and heap[0][0] <= now and heap[0][2] is direction:
-                    batch.append(heapq.heappop(heap)[3])
+                    batch.append(heappop(heap)[3])
                     direction.arrived += 1
                 for merged in gro_merge(batch):
                     self._arrive(direction.target, merged, now)
                 continue
-            self._arrive(direction.target, frame, now)
+            port = direction.target
+            node = port.node
+            if node is None:
+                self._arrive(port, frame, now)
+                continue
+            counters["frames_arrived"] += 1  # _arrive, inlined for a host
+            if port.taps:
+                for tap in port.taps:
+                    tap.write(now, frame)
+            node.receive_frame(port.interface, frame, now=now)
         # A deadline armed while frames were delivered just now is not due yet
         # unless it is <= now; the next step (at this same instant) then fires it.
         earliest = self._earliest_deadline
@@ -412,6 +432,8 @@ class Simulator:
             self._transmit(direction, frame, now)
 
     def _drain(self, now: Instant) -> None:
+        heap = self._heap
+        sequence = self._sequence
         for host in self._host_list:
             output = host.node.frames_to_send(now=now)
             if not output:
@@ -422,15 +444,26 @@ class Simulator:
                 if port is None or port.outgoing is None:
                     self.counters["unattached"] += 1
                     continue
-                for tap in port.taps:
-                    tap.write(now, frame)
-                self._transmit(port.outgoing, frame, now)
+                direction = port.outgoing
+                if port.taps:
+                    for tap in port.taps:
+                        tap.write(now, frame)
+                impairment = direction.impairment
+                if impairment.gso or not impairment.deterministic:
+                    self._transmit(direction, frame, now)
+                    continue
+                # _transmit_one for a link without chance, inlined: the common frame.
+                if direction.link_taps:
+                    for tap in direction.link_taps:
+                        tap.write(now, frame)
+                arrive_at = impairment.arrival_at(len(frame), now)
+                if arrive_at >= 0:
+                    heappush(heap, (arrive_at, next(sequence), direction, frame))
 
     def _transmit(self, direction: _Direction, frame: bytes, now: Instant) -> None:
         impairment = direction.impairment
-        profile = impairment.profile
-        if profile.gso:
-            for wire_frame in nic_transmit(frame, profile.mtu or 1500):
+        if impairment.gso:
+            for wire_frame in nic_transmit(frame, impairment.profile.mtu or 1500):
                 self._transmit_one(direction, wire_frame, now)
             return
         self._transmit_one(direction, frame, now)
@@ -438,10 +471,16 @@ class Simulator:
     def _transmit_one(self, direction: _Direction, frame: bytes, now: Instant) -> None:
         for tap in direction.link_taps:
             tap.write(now, frame)
+        impairment = direction.impairment
         heap = self._heap
         sequence = self._sequence
-        for arrive_at, copy in direction.impairment.apply(frame, now):
-            heapq.heappush(heap, (arrive_at, next(sequence), direction, copy))
+        if impairment.deterministic:
+            arrive_at = impairment.arrival_at(len(frame), now)
+            if arrive_at >= 0:
+                heappush(heap, (arrive_at, next(sequence), direction, frame))
+            return
+        for arrive_at, copy in impairment.apply(frame, now):
+            heappush(heap, (arrive_at, next(sequence), direction, copy))
 
     # --- helpers ------------------------------------------------------------
     def _host(self, name: str) -> _Host:
