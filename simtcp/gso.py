@@ -337,8 +337,12 @@ def _gro_candidate(frame: bytes, verify: bool) -> tuple[bytes, int, int, int, in
     return key, seq, payload_length, flags, tcp_header_length
 
 
-def _merged(run: list[bytes], partial: bool) -> bytes:
-    """One frame carrying the payloads of ``run`` (candidates of one flow, in order)."""
+def _merged(run: list[bytes], partial: bool | None) -> bytes:
+    """One frame carrying the payloads of ``run`` (candidates of one flow, in order).
+
+    The TCP checksum is computed afresh, full or ``partial``; with None it is
+    left as the first frame's, for a receiver told the pieces were verified.
+    """
     if len(run) == 1:
         return run[0]
     first = run[0]
@@ -353,7 +357,8 @@ def _merged(run: list[bytes], partial: bool) -> bytes:
     datagram[10:12] = internet_checksum(datagram[:20]).to_bytes(2, "big")
     datagram[33] |= run[-1][ip + 33] & TCP_PSH
     datagram += b"".join(payloads)
-    set_l4_checksum(datagram, partial=partial)
+    if partial is not None:
+        set_l4_checksum(datagram, partial=partial)
     return first[:ip] + bytes(datagram)
 
 
@@ -381,13 +386,41 @@ def coalesce_for_tso(frames: list[bytes], mtu: int, *, limit: int = MAX_DATAGRAM
     return _merge_runs(frames, limit=limit, verify=False, mtu=mtu)
 
 
+def gro_receive(frames: list[bytes], *,
+                limit: int = MAX_DATAGRAM) -> list[tuple[bytes, bool, int]]:
+    """Software GRO for a link without offloads: what :func:`gro_merge` makes, as
+    ``(frame, checksum_verified, gso_size)`` for :meth:`simtcp.Stack.receive_frame`.
+
+    Every frame GRO looked at had its checksums verified here, merged or not,
+    so the stack need not check them again; a merged frame keeps its first
+    piece's TCP checksum (the receiver is told they were verified) and its
+    ``gso_size`` is that piece's payload length (Linux's ``gso_size``). Frames
+    GRO passes over come back unverified, with ``gso_size`` 0.
+    """
+    out: list[tuple[bytes, bool, int]] = []
+    for run, size in _runs(frames, limit=limit, verify=True, mtu=None):
+        if len(run) > 1:
+            out.append((_merged(run, None), True, size))
+        else:
+            out.append((run[0], size > 0, 0))
+    return out
+
+
 def _merge_runs(frames: list[bytes], *, limit: int, verify: bool,
                 mtu: int | None) -> list[bytes]:
-    out: list[bytes] = []
+    partial = not verify
+    return [_merged(run, partial) if len(run) > 1 else run[0]
+            for run, _size in _runs(frames, limit=limit, verify=verify, mtu=mtu)]
+
+
+def _runs(frames: list[bytes], *, limit: int, verify: bool,
+          mtu: int | None) -> list[tuple[list[bytes], int]]:
+    """The frames in order, grouped into runs that may merge: (run, first payload size);
+    a frame that is no candidate comes alone with size 0."""
+    out: list[tuple[list[bytes], int]] = []
     run: list[bytes] = []
     run_key = b""
     next_seq = size = length = 0
-    partial = not verify
     for frame in frames:
         candidate = _gro_candidate(frame, verify)
         if candidate is not None and run:
@@ -398,29 +431,30 @@ def _merge_runs(frames: list[bytes], *, limit: int, verify: bool,
                 length += payload_length
                 next_seq = (seq + payload_length) & 0xFFFFFFFF
                 if flags & TCP_PSH or payload_length < size:
-                    out.append(_merged(run, partial))
+                    out.append((run, size))
                     run = []
                 continue
         if run:
-            out.append(_merged(run, partial))
+            out.append((run, size))
             run = []
         if candidate is None:
-            out.append(frame)
+            out.append(([frame], 0))
             continue
         run_key, seq, size, flags, tcp_header_length = candidate
         if flags & TCP_PSH or (mtu is not None and size != mtu - 20 - tcp_header_length):
-            out.append(frame)
+            out.append(([frame], size))
             continue
         run = [frame]
         length = (frame[16] << 8 | frame[17])
         next_seq = (seq + size) & 0xFFFFFFFF
     if run:
-        out.append(_merged(run, partial))
+        out.append((run, size))
     return out
 
 
 __all__ = [
-    "ForwardPlan", "InterfaceOffload", "coalesce_for_tso", "gro_merge", "is_whole_tcp",
+    "ForwardPlan", "InterfaceOffload", "coalesce_for_tso", "gro_merge", "gro_receive",
+    "is_whole_tcp",
     "l4_checksum_offset", "l4_checksum_ok", "nic_transmit", "partial_checksum", "plan_forward",
     "segment_tcp", "set_l4_checksum", "tcp_mss_for", "tcp_payload_length",
     "with_partial_checksum",
