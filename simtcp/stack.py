@@ -243,11 +243,13 @@ class Stack:
     def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]:
         """Every frame queued since the last call, in order, as (interface, frame)."""
         loopback = self._loopback
+        self.tcp.flush_acks(now=now)  # ACKs owed that no data the application sent carried
         while loopback:
             # Datagrams to our own addresses (RFC 1122 §3.3.1.1) are delivered here, as if they
             # had come back on the wire, so no API call re-enters a layer that is mid-update.
             datagram = loopback.popleft()
             self._ipv4_received(self._loopback_interface, datagram, False, now)
+            self.tcp.flush_acks(now=now)
         output = self._output
         self._output = []
         return output
