@@ -78,6 +78,13 @@ class TcpConfig:
     """Build segments of several MSS at once where the route's link cuts them into MSS-sized
     frames (TSO/GSO, :attr:`simtcp.gso.InterfaceOffload.max_segment`); off, every segment
     carries at most one MSS. The bytes on the wire are the same either way."""
+    max_stretch_ack: int = 0
+    """ACK thinning: bytes an ACK owed for every second segment (RFC 5681 §4.2) may come
+    to cover while more segments arrive before the host collects output (Linux's GRO
+    makes such stretch ACKs of up to 64 KiB). 0: none, the owed ACK leaves before the
+    next segment and only one still owed at collection may ride on reply data. Over a
+    TAP, 65535 drops a third of the frames an echo writes; but a sender growing cwnd by
+    min(N, SMSS) per ACK in slow start (RFC 5681 §3.1, ours) then ramps up slower."""
 
     def __post_init__(self) -> None:
         checks = (
@@ -93,6 +100,7 @@ class TcpConfig:
             (self.backlog >= 1, "tcp.backlog must be at least 1"),
             (self.initial_window_segments >= 1, "tcp.initial_window_segments must be >= 1"),
             (self.max_out_of_order_blocks >= 1, "tcp.max_out_of_order_blocks must be >= 1"),
+            (self.max_stretch_ack >= 0, "tcp.max_stretch_ack must be >= 0"),
             (1 <= self.ephemeral_ports[0] <= self.ephemeral_ports[1] <= 65535,
              "tcp.ephemeral_ports must be a range within 1..65535"),
             (self.keepalive_idle > 0 and self.keepalive_interval > 0

@@ -112,6 +112,22 @@ class Listener:
                        backlog=self.backlog, queued=self.queued)
 
 
+class PendingAcks:
+    """The connections owing an immediate ACK, shared by one layer's connections.
+
+    ``enabled`` turns on when the host first calls ``TcpLayer.flush_acks``, that is
+    when it promises to flush before it collects output; until then an owed ACK is
+    sent at once. ``due_at`` is the time the queued ACKs were owed at.
+    """
+
+    __slots__ = ("enabled", "connections", "due_at")
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.connections: list[Connection] = []
+        self.due_at: Instant = 0
+
+
 class Connection:
     """One connection's variables (RFC 9293 §3.3.1 names where they exist)."""
 
@@ -131,6 +147,7 @@ class Connection:
         "ts_ok", "ts_clock", "ts", "last_ack_sent", "sack_ok", "sack_receiver", "scoreboard",
         "sack_pending", "rack", "rack_clock", "reorder_at", "probe_at", "rcv_space_copied",
         "rcv_space_at", "route_mtu", "route_max_segment", "snd_tso", "snd_tso_mss",
+        "ack_pending", "pending_acks",
     )
 
     def __init__(self, *, handle: int, host: TcpHost, config: TcpConfig, timers: TimerHeap,
@@ -185,6 +202,11 @@ class Connection:
         """Largest payload of one segment we build: a multiple of SND.MSS (see output)."""
         self.snd_tso_mss = 0
         """The SND.MSS ``snd_tso`` was computed for; it is recomputed when they differ."""
+        self.ack_pending = False
+        """An immediate ACK is owed: it leaves when the host collects output, unless a
+        segment we send first carries it (see :class:`PendingAcks`)."""
+        self.pending_acks = PendingAcks()
+        """The layer's shared queue of connections owing an ACK (set by the layer)."""
         self.nodelay = config.nodelay
         self.rto = RtoEstimator(initial_rto=config.initial_rto, min_rto=config.min_rto,
                                 max_rto=config.max_rto)

@@ -28,7 +28,7 @@ from ..timers import TimerHeap
 from ..wire.tcp import TcpSegment
 from . import congestion, icmp_errors, states, timeouts
 from .config import TcpConfig, window_shift
-from .connection import Connection, Listener, State, TcpInfo, format_address
+from .connection import Connection, Listener, PendingAcks, State, TcpInfo, format_address
 from .host import TcpHost
 from .isn import initial_sequence_number
 from .options import TimestampClock
@@ -59,15 +59,23 @@ class TcpLayer:
         self._handle_counter = itertools.count(1)
         self._port_random = rng.stream("tcp.ephemeral_ports")
         self.cookies = SynCookies(rng)
+        self._pending_acks = PendingAcks()
 
     # --- from the stack -----------------------------------------------------
 
     def segment_received(self, source: int, destination: int, segment: TcpSegment, *,
                          now: Instant) -> None:
         """One parsed, checksum-verified segment from ``source`` to our ``destination``."""
+        if self._pending_acks.connections and now != self._pending_acks.due_at:
+            self.flush_acks(now=self._pending_acks.due_at)  # no output collected since
         conn = self._connections.get(
             (destination, segment.destination_port, source, segment.source_port))
         if conn is not None:
+            if conn.ack_pending and conn.unacked_bytes >= self.config.max_stretch_ack:
+                # RFC 5681 §4.2: the ACK owed for the segments before this one leaves
+                # first (unless thinning lets it stretch): only one still owed when the
+                # host collects output may ride on data (RFC 1122 §4.2.3.2).
+                send_ack(conn, now)
             states.segment_arrives(self, conn, segment, now)
             if conn.state is not State.CLOSED:
                 conn.rearm()
@@ -95,6 +103,29 @@ class TcpLayer:
                           next_hop_mtu=next_hop_mtu, quoted_seq=quoted_seq, now=now)
         if conn.state is not State.CLOSED:
             conn.rearm()
+
+    def flush_acks(self, *, now: Instant) -> None:
+        """Send the immediate ACKs still owed; the host calls this before collecting output.
+
+        From the first call on, :func:`.output.schedule_ack` queues its immediate
+        ACK (RFC 5681 §4.2, every second full segment) instead of sending it, so
+        data the application sends in the meantime carries it (RFC 1122 §4.2.3.2).
+        A segment arriving meanwhile makes it leave first, unless
+        ``TcpConfig.max_stretch_ack`` lets it stretch over that one. The ACKs leave at
+        ``now`` (the time they were owed at when the host collects output at once,
+        as the simulator, the TAP loop and the drill runner do).
+        """
+        pending = self._pending_acks
+        pending.enabled = True
+        connections = pending.connections
+        if not connections:
+            return
+        pending.connections = []
+        for conn in connections:
+            if conn.ack_pending and conn.state in _CAN_ACK:
+                send_ack(conn, now)
+                conn.rearm()
+            conn.ack_pending = False
 
     # --- the API --------------------------------------------------------------
 
@@ -305,12 +336,15 @@ class TcpLayer:
         conn.route_mtu = mtu
         if config.segmentation_offload:
             conn.route_max_segment = self.host.route_offload(remote[0]).max_segment
+        conn.pending_acks = self._pending_acks
         timer.callback = lambda now: self._timer_fired(conn, now)
         self._connections[conn.key] = conn
         self._handles[handle] = conn
         return conn
 
     def _timer_fired(self, conn: Connection, now: Instant) -> None:
+        if self._pending_acks.connections and now != self._pending_acks.due_at:
+            self.flush_acks(now=self._pending_acks.due_at)
         if conn.key not in self._connections:
             return
         timeouts.timer_fired(self, conn, now)
@@ -412,6 +446,8 @@ class TcpLayer:
 _CAN_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
                        State.CLOSE_WAIT})
 _CAN_RECEIVE = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+_CAN_ACK = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT,
+                      State.CLOSING, State.LAST_ACK, State.TIME_WAIT})
 
 
 def _check_port(port: int) -> None:

@@ -83,6 +83,7 @@ def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Insta
                          options, payload)
     conn.unacked_bytes = 0
     conn.delack_at = None
+    conn.ack_pending = False  # this segment carries the ACK that was owed
     rack = conn.rack
     if rack is not None and (payload or flags & FIN):
         # RACK orders transmissions by time (RFC 8985 §6.2); segments sent at the same
@@ -357,12 +358,23 @@ def schedule_ack(conn: Connection, size: int, now: Instant) -> None:
     ACK at once every second full-sized segment, where full-sized is the largest
     segment seen from the peer (capped at our MSS): with timestamps on, the
     peer's full segments are 12 bytes shorter than the MSS we announced.
+
+    "At once" means before the host collects its output, when the host flushes
+    (:class:`.connection.PendingAcks`): data the application sends meanwhile
+    carries the ACK (RFC 1122 §4.2.3.2 piggybacking) and no pure ACK is needed.
     """
     if size > conn.rcv_mss_seen:
         conn.rcv_mss_seen = size if size < conn.rcv_mss else conn.rcv_mss
     conn.unacked_bytes += size
     if conn.unacked_bytes >= 2 * conn.rcv_mss_seen:
-        send_ack(conn, now)
+        pending = conn.pending_acks
+        if not pending.enabled:
+            send_ack(conn, now)
+        elif not conn.ack_pending:
+            conn.ack_pending = True
+            if not pending.connections:
+                pending.due_at = now
+            pending.connections.append(conn)
     elif conn.delack_at is None:
         conn.delack_at = now + conn.config.delayed_ack
 
