@@ -27,7 +27,13 @@ import struct
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, DropReason
-from .wire.checksum import Buffer, internet_checksum, ones_complement_sum, pseudo_header_sum
+from .wire.checksum import (
+    Buffer,
+    checksum_verifies,
+    internet_checksum,
+    ones_complement_sum,
+    pseudo_header_sum,
+)
 
 PROTOCOL_TCP = 6
 PROTOCOL_UDP = 17
@@ -304,7 +310,13 @@ _GRO_FLAGS = TCP_ACK | TCP_PSH
 """Only pure data segments merge; SYN, FIN, RST, URG, ECE and CWR end a run (Linux too)."""
 
 
-def _gro_candidate(frame: bytes, verify: bool) -> tuple[bytes, int, int, int, int] | None:
+_GRO_HEADERS = struct.Struct("!12sHBBHHHBBHIIHHIIBBHHH")
+"""MACs, EtherType, an option-less IPv4 header and a TCP header, as GRO reads them."""
+
+GroKey = tuple[bytes, int, int, int, int, int, int, int, int, int, int, bytes]
+
+
+def _gro_candidate(frame: bytes, verify: bool) -> tuple[GroKey, int, int, int, int] | None:
     """(flow key, seq, payload length, flags, TCP header length) of a frame GRO may merge.
 
     None when it may not. The key holds everything that must be equal for two
@@ -312,28 +324,28 @@ def _gro_candidate(frame: bytes, verify: bool) -> tuple[bytes, int, int, int, in
     window and the options (timestamps included, as Linux's ``tcp_gro_receive``
     demands). With ``verify`` the checksums must be good.
     """
-    if len(frame) < ETHERNET_HEADER_LENGTH + 40 or frame[12:14] != b"\x08\x00":
+    if len(frame) < ETHERNET_HEADER_LENGTH + 40:
         return None
-    ip = ETHERNET_HEADER_LENGTH
-    if frame[ip] != 0x45 or frame[ip + 9] != PROTOCOL_TCP or frame[ip + 6] & 0x3F or frame[ip + 7]:
+    (macs, ethertype, version_ihl, tos, total_length, _identification, flags_offset, ttl,
+     protocol, _checksum, source, destination, source_port, destination_port, seq, ack,
+     offset_byte, flags, window, _tcp_checksum, _urgent) = _GRO_HEADERS.unpack_from(frame)
+    if (ethertype != 0x0800 or version_ihl != 0x45 or protocol != PROTOCOL_TCP
+            or flags_offset & 0x3FFF or total_length > len(frame) - ETHERNET_HEADER_LENGTH):
         return None
-    total_length = (frame[ip + 2] << 8) | frame[ip + 3]
-    if total_length > len(frame) - ip:
-        return None
-    tcp = ip + 20
-    tcp_header_length = (frame[tcp + 12] >> 4) * 4
+    tcp_header_length = (offset_byte >> 4) * 4
     payload_length = total_length - 20 - tcp_header_length
-    flags = frame[tcp + 13]
     if tcp_header_length < 20 or payload_length <= 0 or flags & ~_GRO_FLAGS or not flags & TCP_ACK:
         return None
-    if verify:
-        datagram = memoryview(frame)[ip:ip + total_length]
-        if internet_checksum(datagram[:20]) != 0 or not l4_checksum_ok(datagram):
-            return None
-    key = b"".join((frame[0:ip + 2], frame[ip + 6:ip + 7], frame[ip + 8:ip + 9],
-                    frame[ip + 12:tcp + 4], frame[tcp + 8:tcp + 13],
-                    frame[tcp + 14:tcp + 16], frame[tcp + 20:tcp + tcp_header_length]))
-    seq = int.from_bytes(frame[tcp + 4:tcp + 8], "big")
+    tcp = ETHERNET_HEADER_LENGTH + 20
+    if verify and (
+            # An option-less header's sum is never 0: it verifies when 0xffff divides it.
+            int.from_bytes(frame[ETHERNET_HEADER_LENGTH:tcp], "big") % 0xFFFF
+            or not checksum_verifies(frame[tcp:ETHERNET_HEADER_LENGTH + total_length],
+                                     pseudo_header_sum(source, destination, PROTOCOL_TCP,
+                                                       total_length - 20))):
+        return None
+    key = (macs, tos, flags_offset >> 8, ttl, source, destination, source_port,
+           destination_port, ack, offset_byte, window, frame[tcp + 20:tcp + tcp_header_length])
     return key, seq, payload_length, flags, tcp_header_length
 
 
@@ -419,7 +431,7 @@ def _runs(frames: list[bytes], *, limit: int, verify: bool,
     a frame that is no candidate comes alone with size 0."""
     out: list[tuple[list[bytes], int]] = []
     run: list[bytes] = []
-    run_key = b""
+    run_key: GroKey | None = None
     next_seq = size = length = 0
     for frame in frames:
         candidate = _gro_candidate(frame, verify)
