@@ -198,12 +198,21 @@ class Impairment:
             if limit is not None and size > limit:
                 counters["mtu_drops"] += 1
                 return -1
-            if profile.rate:
-                finished_at = self._enqueue(size, now, profile)
-                if finished_at is None:
+            rate = profile.rate
+            if rate:  # _enqueue, inlined
+                queue = self._queue
+                while queue and queue[0][0] <= now:
+                    self._queue_bytes -= queue.popleft()[1]
+                if self._queue_bytes + size > profile.queue_limit:
                     counters["queue_drops"] += 1
                     return -1
-                now = finished_at
+                start_scaled = now * rate
+                if start_scaled < self._busy_until_scaled:
+                    start_scaled = self._busy_until_scaled
+                self._busy_until_scaled = finish_scaled = start_scaled + size * 8 * SECOND
+                now = -(-finish_scaled // rate)  # the last bit has left
+                queue.append((now, size))
+                self._queue_bytes += size
         arrival_at = now + profile.delay
         if arrival_at < self._last_arrival_at:  # FIFO; or the delay was lowered mid-run
             arrival_at = self._last_arrival_at
@@ -223,7 +232,8 @@ class Impairment:
             self._last_arrival_at = arrival_at
             counters["delivered"] += 1
             return [(arrival_at, frame)]
-        if profile.mtu is not None and len(frame) > profile.mtu + ETHERNET_HEADER_LENGTH:
+        limit = self._frame_limit
+        if limit is not None and len(frame) > limit:
             counters["mtu_drops"] += 1
             return []
         departed_at = now
@@ -237,13 +247,13 @@ class Impairment:
         if profile.loss and rng.random() < profile.loss:
             counters["lost"] += 1
             return []
-        copies = 1
         if profile.duplicate and rng.random() < profile.duplicate:
-            copies = 2
             counters["duplicated"] += 1
-        arrivals = [self._wire(frame, departed_at, profile, rng) for _ in range(copies)]
-        counters["delivered"] += copies
-        return arrivals
+            counters["delivered"] += 2
+            first = self._wire(frame, departed_at, profile, rng)
+            return [first, self._wire(frame, departed_at, profile, rng)]
+        counters["delivered"] += 1
+        return [self._wire(frame, departed_at, profile, rng)]
 
     def _wire(
         self, frame: bytes, departed_at: Instant, profile: LinkProfile, rng: random.Random
