@@ -238,11 +238,13 @@ class Connection:
         self.ts_clock = ts_clock
         self.ts = TimestampState()
         self.last_ack_sent = 0
+        """RCV.NXT as of our latest segment: Last.ACK.sent of RFC 7323 §4.3."""
         self.sack_ok = False
         """Both SYNs carried SACK-permitted (RFC 2018 §2)."""
         self.sack_receiver: SackReceiver | None = None
         self.scoreboard: SackScoreboard | None = None
         self.sack_pending = False
+        """SACK blocks (a D-SACK block, RFC 2883) wait to be reported in the next ACK."""
         self.rack: RackTlp | None = None
         """RACK-TLP state (RFC 8985), on SACK connections when the config asks for it."""
         self.rcv_space_copied = 0
@@ -252,8 +254,6 @@ class Connection:
         """The last transmit stamp given to RACK (strictly increasing)."""
         self.reorder_at: Instant | None = None
         self.probe_at: Instant | None = None
-        """A D-SACK block waits to be reported in the next ACK (RFC 2883)."""
-        """RCV.NXT as of our latest segment: Last.ACK.sent of RFC 7323 §4.3."""
 
     def __repr__(self) -> str:
         return (f"<Connection {self.handle} {self.state.value} "
