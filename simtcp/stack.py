@@ -56,7 +56,6 @@ from .wire.ipv4 import (
     PROTOCOL_TCP,
     PROTOCOL_UDP,
     Ipv4Packet,
-    ethernet_ipv4_header,
     ip_from_str,
     ip_to_str,
     prefix_from_str,
@@ -710,21 +709,18 @@ class Stack:
         if next_hop in iface.broadcasts or next_hop == LIMITED_BROADCAST:
             return False
         offload = iface.offload
-        header = segment.build_header(source, destination, checksum=(
-            CHECKSUM_PARTIAL if offload.tx_checksum else CHECKSUM_FULL))
-        payload = segment.payload
-        length = len(header) + len(payload)
-        if 20 + length > iface.mtu and not (
-                offload.max_segment and len(payload) <= offload.max_segment):
+        payload_length = len(segment.payload)
+        if 20 + segment.header_length + payload_length > iface.mtu and not (
+                offload.max_segment and payload_length <= offload.max_segment):
             return False  # the general path drops it: TCP sets DF (RFC 1191)
         mac = self._neighbours.resolved_mac(iface.name, next_hop)
         if mac is None:
             return False
         self._ip_id = identification = (self._ip_id + 1) & 0xFFFF
-        self._output.append((iface.name, b"".join((ethernet_ipv4_header(
-            mac, iface.mac, source=source, destination=destination, protocol=PROTOCOL_TCP,
-            payload_length=length, ttl=self.config.ip.default_ttl,
-            identification=identification, dont_fragment=True), header, payload))))
+        self._output.append((iface.name, segment.build_ipv4_frame(
+            mac, iface.mac, source, destination, ttl=self.config.ip.default_ttl,
+            identification=identification,
+            checksum=CHECKSUM_PARTIAL if offload.tx_checksum else CHECKSUM_FULL)))
         counters = self._counters
         counters["ip.packets_out"] += 1
         counters["link.frames_out"] += 1

@@ -22,8 +22,6 @@ FLAG_MORE_FRAGMENTS = 0x2000
 OFFSET_MASK = 0x1FFF
 
 _HEADER = struct.Struct("!BBHHHBBHII")
-_ETHERNET_IPV4 = struct.Struct("!6s6sHBBHHHBBHII")
-_ETHERTYPE_IPV4 = 0x0800
 
 
 def ip_to_str(address: int) -> str:
@@ -144,23 +142,3 @@ class Ipv4Packet:
     def build(self) -> bytes:
         return self.build_header(len(self.payload)) + bytes(self.payload)
 
-
-def ethernet_ipv4_header(destination_mac: bytes, source_mac: bytes, *, source: int,
-                         destination: int, protocol: int, payload_length: int, ttl: int,
-                         identification: int, dont_fragment: bool) -> bytes:
-    """An Ethernet II header and an option-less IPv4 header (TOS 0), 34 bytes in one pack.
-
-    The same bytes as ``build_ethernet_header(...)`` followed by
-    ``Ipv4Packet(...).build_header(payload_length)``, for the transmit fast
-    path: the header checksum is summed from the fields as integers
-    (RFC 1071 §2(B)) instead of from packed bytes. ValueError past 65,535 bytes.
-    """
-    total_length = MIN_HEADER_LENGTH + payload_length
-    if total_length > MAX_TOTAL_LENGTH:
-        raise ValueError(f"IPv4 datagram of {total_length} bytes")
-    flags_offset = FLAG_DONT_FRAGMENT if dont_fragment else 0
-    total = (0x4500 + total_length + identification + flags_offset + (ttl << 8 | protocol)
-             + (source >> 16) + (source & 0xFFFF) + (destination >> 16) + (destination & 0xFFFF))
-    return _ETHERNET_IPV4.pack(
-        destination_mac, source_mac, _ETHERTYPE_IPV4, 0x45, 0, total_length, identification,
-        flags_offset, ttl, protocol, ~(total % 0xFFFF or 0xFFFF) & 0xFFFF, source, destination)

@@ -38,6 +38,9 @@ OPTION_TIMESTAMPS = 8
 _HEADER = struct.Struct("!HHIIBBHHH")
 _HEADER_WITH_TIMESTAMPS = struct.Struct("!HHIIBBHHHIII")
 """The header followed by NOP, NOP, Timestamps (RFC 7323 Appendix A): nearly every segment."""
+_FRAME = struct.Struct("!6s6sHBBHHHBBHIIHHIIBBHHH")
+"""Ethernet II, an option-less IPv4 header and the TCP header: ``build_ipv4_frame``."""
+_FRAME_WITH_TIMESTAMPS = struct.Struct("!6s6sHBBHHHBBHIIHHIIBBHHHIII")
 _NOP_NOP_TIMESTAMPS = 0x0101080A
 _NOP_NOP_TIMESTAMPS_PREFIX = b"\x01\x01\x08\x0a"
 _TIMESTAMP_VALUES = struct.Struct("!II")
@@ -252,10 +255,13 @@ class TcpSegment:
                 + (destination & 0xFFFF) + PROTOCOL_TCP + length):  # the pseudo-header sum
             raise ParseError("TCP checksum mismatch", DropReason.BAD_CHECKSUM)
         view = memoryview(data)
-        options = (
-            parse_options(bytes(view[MIN_HEADER_LENGTH:header_length]))
-            if header_length > MIN_HEADER_LENGTH else ()
-        )
+        if header_length == 32 and view[20:24] == _NOP_NOP_TIMESTAMPS_PREFIX:
+            options: tuple[TcpOption, ...] = (
+                _NOP, _NOP, TimestampsOption(*_TIMESTAMP_VALUES.unpack_from(data, 24)))
+        elif header_length > MIN_HEADER_LENGTH:
+            options = parse_options(bytes(view[MIN_HEADER_LENGTH:header_length]))
+        else:
+            options = ()
         return cls(source_port, destination_port, seq, ack, flags, window, options,
                    view[header_length:], urgent_pointer, offset_byte & 0x0F, checksum)
 
@@ -299,6 +305,64 @@ class TcpSegment:
         return _HEADER.pack(
             self.source_port, self.destination_port, self.seq, self.ack, offset_byte,
             self.flags, self.window, value, self.urgent_pointer) + raw_options
+
+    @property
+    def header_length(self) -> int:
+        """Bytes of header and options :meth:`build_header` makes."""
+        options = self.options
+        if not options:
+            return MIN_HEADER_LENGTH
+        if _timestamps_only(options) is not None:
+            return 32
+        return MIN_HEADER_LENGTH + len(build_options(options))
+
+    def build_ipv4_frame(self, destination_mac: bytes, source_mac: bytes, source: int,
+                         destination: int, *, ttl: int, identification: int,
+                         dont_fragment: bool = True, checksum: int = CHECKSUM_FULL) -> bytes:
+        """The whole Ethernet II frame: an option-less IPv4 header (TOS 0) around this segment.
+
+        The same bytes as ``build_ethernet_header`` + ``Ipv4Packet(...).build()`` around
+        :meth:`build_header` and the payload, in one pack for the transmit fast path:
+        both checksums are summed from the fields as integers (RFC 1071 §2(B)).
+        ValueError past an IPv4 datagram's 65,535 bytes.
+        """
+        payload = self.payload
+        options = self.options
+        timestamps = _timestamps_only(options) if options else None
+        if timestamps is not None:
+            raw_options = b""
+            header_length = 32
+        else:
+            raw_options = build_options(options) if options else b""
+            header_length = MIN_HEADER_LENGTH + len(raw_options)
+        offset_byte = (header_length >> 2) << 4 | self.reserved
+        length = header_length + len(payload)
+        value = 0
+        if checksum != CHECKSUM_ZERO:
+            value = self._checksum(source, destination, length, offset_byte, timestamps,
+                                   raw_options, partial=checksum == CHECKSUM_PARTIAL)
+        total_length = 20 + length
+        if total_length > 0xFFFF:
+            raise ValueError(f"IPv4 datagram of {total_length} bytes")
+        flags_offset = 0x4000 if dont_fragment else 0  # DF (RFC 791 §3.1)
+        ip_sum = (0x4500 + total_length + identification + flags_offset + (ttl << 8 | PROTOCOL_TCP)
+                  + (source >> 16) + (source & 0xFFFF) + (destination >> 16)
+                  + (destination & 0xFFFF))
+        ip_checksum = ~(ip_sum % 0xFFFF or 0xFFFF) & 0xFFFF
+        if timestamps is not None:
+            head = _FRAME_WITH_TIMESTAMPS.pack(
+                destination_mac, source_mac, 0x0800, 0x45, 0, total_length, identification,
+                flags_offset, ttl, PROTOCOL_TCP, ip_checksum, source, destination,
+                self.source_port, self.destination_port, self.seq, self.ack, offset_byte,
+                self.flags, self.window, value, self.urgent_pointer, _NOP_NOP_TIMESTAMPS,
+                timestamps.value, timestamps.echo_reply)
+        else:
+            head = _FRAME.pack(
+                destination_mac, source_mac, 0x0800, 0x45, 0, total_length, identification,
+                flags_offset, ttl, PROTOCOL_TCP, ip_checksum, source, destination,
+                self.source_port, self.destination_port, self.seq, self.ack, offset_byte,
+                self.flags, self.window, value, self.urgent_pointer) + raw_options
+        return head + payload if payload else head
 
     def _checksum(self, source: int, destination: int, length: int, offset_byte: int,
                   timestamps: TimestampsOption | None, raw_options: bytes, *,

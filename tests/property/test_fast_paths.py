@@ -3,7 +3,8 @@
 - ``TcpSegment.build_header``/``build`` (header words summed as integers, one
   pack) against the original: pack with a zero checksum, then the checksum over
   pseudo-header and bytes;
-- ``ethernet_ipv4_header`` against ``build_ethernet_header`` + ``Ipv4Packet.build_header``;
+- ``TcpSegment.build_ipv4_frame`` against ``build_ethernet_header`` + ``Ipv4Packet.build``
+  around ``TcpSegment.build``;
 - ``parse_options``'s NOP NOP Timestamps shortcut against the general loop;
 - ``Stack.send_tcp`` (fast path) against ``Stack._send_tcp_general``, and
   ``Stack.receive_frame`` with and without its TCP fast path, on valid and
@@ -28,7 +29,7 @@ from simtcp.wire.ethernet import (
     EthernetFrame,
     build_ethernet_header,
 )
-from simtcp.wire.ipv4 import PROTOCOL_TCP, Ipv4Packet, ethernet_ipv4_header, ip_from_str
+from simtcp.wire.ipv4 import PROTOCOL_TCP, Ipv4Packet, ip_from_str
 from simtcp.wire.tcp import (
     ACK,
     CHECKSUM_FULL,
@@ -126,18 +127,21 @@ def test_tcp_build_matches_the_reference(segment: TcpSegment, source: int, desti
 
 
 @SETTINGS
-@given(st.binary(min_size=6, max_size=6), st.binary(min_size=6, max_size=6), u32, u32,
-       st.integers(0, 255), st.integers(0, 65515), st.integers(0, 255), u16, st.booleans())
-def test_ethernet_ipv4_header_matches_the_layered_builders(
-        destination_mac: bytes, source_mac: bytes, source: int, destination: int, protocol: int,
-        payload_length: int, ttl: int, identification: int, dont_fragment: bool) -> None:
-    packet = Ipv4Packet(source, destination, protocol, b"", ttl, identification, dont_fragment)
-    expected = (build_ethernet_header(destination_mac, source_mac, ETHERTYPE_IPV4)
-                + packet.build_header(payload_length))
-    assert ethernet_ipv4_header(
-        destination_mac, source_mac, source=source, destination=destination, protocol=protocol,
-        payload_length=payload_length, ttl=ttl, identification=identification,
-        dont_fragment=dont_fragment) == expected
+@given(segments, st.binary(min_size=6, max_size=6), st.binary(min_size=6, max_size=6), u32,
+       u32, st.integers(0, 255), u16, st.booleans(), st.sampled_from([CHECKSUM_FULL,
+                                                                     CHECKSUM_PARTIAL]))
+def test_ipv4_frame_matches_the_layered_builders(
+        segment: TcpSegment, destination_mac: bytes, source_mac: bytes, source: int,
+        destination: int, ttl: int, identification: int, dont_fragment: bool,
+        mode: int) -> None:
+    l4 = reference_build(segment, source, destination, mode)
+    packet = Ipv4Packet(source, destination, PROTOCOL_TCP, l4, ttl, identification,
+                        dont_fragment)
+    expected = build_ethernet_header(destination_mac, source_mac, ETHERTYPE_IPV4) + packet.build()
+    assert segment.build_ipv4_frame(
+        destination_mac, source_mac, source, destination, ttl=ttl,
+        identification=identification, dont_fragment=dont_fragment, checksum=mode) == expected
+    assert segment.header_length == len(l4) - len(segment.payload)
 
 
 @SETTINGS
