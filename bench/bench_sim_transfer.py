@@ -28,12 +28,30 @@ costs a few ms per MB, measured and printed first).
    all connections. Small counts are repeated so each row moves at least
    ~12 MB.
 
-Figures only, no assertions.
+3. The simulator alone: two trivial nodes (a window-limited sender of 1,514-byte
+   frames, a receiver answering every second frame with a 66-byte one) over a
+   100 Mbit/s 20 ms link, a 1 ms link without rate limit, and the rate-limited
+   link with chance in it (1% duplication, corruption and reordering). The nodes
+   cost next to nothing, so this is the simulator's own CPU per simulated MB
+   (event heap, impairments, polling and draining the nodes once per step).
+
+``--profile`` runs the first bulk case under cProfile and prints each module's
+share of the time (builtins counted with the module that called them), grouped
+into the simulator (``backends/``), the stack and TCP engine (``simtcp/``
+below the API), and the harness (``simtcp/transfer.py``: the checking
+applications and the pattern generator). Profiling inflates call-heavy code, so
+read shares, not seconds.
+
+Figures only, no assertions. CPU seconds, not wall seconds: the machine's cores
+are shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import cProfile
+import pstats
 import sys
 import time
 from dataclasses import replace
@@ -43,6 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backends.impair import LinkProfile  # noqa: E402
+from backends.sim import Simulator  # noqa: E402
 from simtcp.config import TcpConfig  # noqa: E402
 from simtcp.time import MILLISECOND  # noqa: E402
 from simtcp.transfer import PatternStream, TransferSpec, run_transfer  # noqa: E402
@@ -129,16 +148,138 @@ def scaling_rows(per_connection: int, counts: list[int]) -> None:
               f"{cpu:>8.2f}{cpu / (moved / MB):>10.4f}{virtual / runs:>11.3f}")
 
 
+class _WindowSender:
+    """Keeps ``window`` frames unanswered in flight until ``total`` are sent."""
+
+    FRAME = bytes.fromhex("020000000002" "020000000001" "88b5") + bytes(1500)
+
+    def __init__(self, total: int, window: int) -> None:
+        self.total = total
+        self.window = window
+        self.sent = 0
+        self.answered = 0
+
+    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: int) -> None:
+        self.answered += 2
+
+    def frames_to_send(self, *, now: int) -> list[tuple[str, bytes]]:
+        count = min(self.total - self.sent, self.window - (self.sent - self.answered))
+        if count <= 0:
+            return []
+        self.sent += count
+        return [("eth0", self.FRAME)] * count
+
+    def poll_at(self) -> int | None:
+        return None
+
+    def handle_timer(self, *, now: int) -> None:
+        pass
+
+
+class _Answerer:
+    """Answers every second frame with a small one."""
+
+    FRAME = bytes.fromhex("020000000001" "020000000002" "88b5") + bytes(52)
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.outbox: list[tuple[str, bytes]] = []
+
+    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: int) -> None:
+        self.received += 1
+        if not self.received & 1:
+            self.outbox.append(("eth0", self.FRAME))
+
+    def frames_to_send(self, *, now: int) -> list[tuple[str, bytes]]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    def poll_at(self) -> int | None:
+        return None
+
+    def handle_timer(self, *, now: int) -> None:
+        pass
+
+
+def simulator_rows(frames: int = 20_000) -> None:
+    path = LinkProfile(delay=20 * MILLISECOND, rate=LINK_RATE, queue_limit=MiB)
+    cases = [("100 Mbit/s, 20 ms", path),
+             ("1 ms, no rate limit", LinkProfile(delay=1 * MILLISECOND)),
+             ("100 Mbit/s, 20 ms, chance", replace(path, duplicate=0.01, corrupt=0.01,
+                                                   reorder=0.01))]
+    print(f"\nthe simulator alone: {frames} frames of 1,514 bytes between trivial nodes "
+          "(best of 3)")
+    print(f"{'link':<28}{'steps':>8}{'frames':>8}{'cpu s':>8}{'cpu s/MB':>10}{'us/frame':>9}")
+    for name, profile in cases:
+        best = None
+        for _ in range(3):
+            sim = Simulator(SEED)
+            sender, answerer = _WindowSender(frames, 300), _Answerer()
+            sim.add_host("a", sender)
+            sim.add_host("b", answerer)
+            sim.connect(("a", "eth0"), ("b", "eth0"), profile)
+            start = time.process_time()
+            sim.run_until(lambda a=answerer: a.received >= frames, timeout=3600 * 10**6)
+            cpu = time.process_time() - start
+            best = cpu if best is None else min(best, cpu)
+        steps, arrived = sim.counters["steps"], sim.counters["frames_arrived"]
+        print(f"{name:<28}{steps:>8}{arrived:>8}{best:>8.3f}{best / (frames * 1500 / MB):>10.4f}"
+              f"{best / arrived * 1e6:>9.2f}")
+
+
+def _group(path: str) -> str:
+    if "/backends/" in path:
+        return "simulator"
+    if path.endswith("simtcp/transfer.py") or path.endswith("/random.py"):
+        return "harness"
+    if "/simtcp/" in path:
+        return "stack + engine"
+    return "other"
+
+
+def profile_rows(size: int) -> None:
+    name, spec = bulk_cases(size)[0]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    result = run_transfer(spec)
+    profiler.disable()
+    modules: collections.Counter[str] = collections.Counter()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    for (path, _, _), (_, _, own, _, callers) in stats.items():
+        if path.startswith("~"):  # a builtin: charge each caller's share to its module
+            for (caller, _, _), figures in callers.items():
+                modules[caller] += figures[2]
+        else:
+            modules[path] += own
+    total = sum(modules.values())
+    groups: collections.Counter[str] = collections.Counter()
+    for path, seconds in modules.items():
+        groups[_group(path)] += seconds
+    print(f"\nprofile of '{name}' ({'ok' if result.ok else 'FAILED'}), share of "
+          f"{total:.2f} profiled s:")
+    for group, seconds in groups.most_common():
+        print(f"  {group:<16}{seconds / total:>7.1%}")
+    for path, seconds in modules.most_common(16):
+        short = path.split("/main/")[-1] if "/main/" in path else path.rsplit("/", 2)[-1]
+        print(f"    {seconds / total:>6.1%}  {short}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mbytes", type=int, default=16, help="MiB per bulk transfer")
     parser.add_argument("--per-connection", type=int, default=128 * 1024,
                         help="bytes per connection in the scaling series")
     parser.add_argument("--quick", action="store_true", help="stop the series at 100")
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile the first bulk case: shares per module")
     args = parser.parse_args()
+    if args.profile:
+        profile_rows(args.mbytes * MiB)
+        return 0
     print(f"harness (generate + compare the data): {harness_cost_per_mb():.4f} cpu s/MB")
     bulk_rows(args.mbytes * MiB)
     scaling_rows(args.per_connection, [1, 10, 100] if args.quick else [1, 10, 100, 1000])
+    simulator_rows()
     return 0
 
 
