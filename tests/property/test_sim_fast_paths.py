@@ -13,26 +13,33 @@ from __future__ import annotations
 import random
 import struct
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from backends.impair import Impairment, LinkProfile
 from simtcp.gso import gro_merge, set_l4_checksum
 from simtcp.wire.checksum import internet_checksum
 
+# Values that make the boundaries likely: at 8 Mbit/s a byte takes a microsecond, so
+# gaps equal to frame sizes free the queue exactly when the next frame comes; sizes
+# that add up to the queue limit, and MTUs that fit a frame exactly.
+SIZES = [14, 60, 100, 986, 1000, 1500, 1514]
 deterministic_profiles = st.builds(
     LinkProfile,
-    delay=st.integers(0, 5_000),
-    rate=st.sampled_from([0, 1_000_000, 3_000_000, 100_000_000]),
-    queue_limit=st.integers(1, 20_000),
-    mtu=st.none() | st.integers(0, 1_500),
+    delay=st.sampled_from([0, 1, 100, 5_000]),
+    rate=st.sampled_from([0, 3_000_000, 8_000_000, 100_000_000]),
+    queue_limit=st.sampled_from([1, 100, 1_000, 1_514, 2_000, 3_028, 20_000]),
+    mtu=st.sampled_from([None, 0, 46, 972, 986, 1_500]),
 )
-sends = st.lists(st.tuples(st.integers(0, 2_000), st.integers(14, 1_600)), max_size=60)
+sends = st.lists(st.tuples(st.sampled_from([0, 1, 14, 60, 100, 986, 1_000, 1_514, 3_000]),
+                           st.sampled_from(SIZES)), max_size=60)
 """(microseconds after the previous send, frame size) pairs."""
 
 
 @settings(max_examples=200, deadline=None)
 @given(deterministic_profiles, deterministic_profiles, sends, st.integers(0, 60))
+@example(LinkProfile(delay=5_000), LinkProfile(delay=0), [(0, 60), (0, 60)], 1)  # FIFO
+@example(LinkProfile(rate=8_000_000, queue_limit=120), LinkProfile(), [(0, 60)] * 3, 9)
 def test_arrival_at_matches_apply(first: LinkProfile, second: LinkProfile,
                                   frames: list[tuple[int, int]], switch_after: int) -> None:
     fast = Impairment(first, random.Random(1))
