@@ -293,17 +293,27 @@ class TapDevice:
         return link_index(self.name, self.namespace) is not None
 
 
-def stack_offload(device: TapDevice) -> InterfaceOffload:
+def stack_offload(device: TapDevice, *, software_segmentation: bool = False) -> InterfaceOffload:
     """What the stack interface wired to ``device`` may assume (DESIGN.md "Offload-ready").
 
     With the virtio-net header: the kernel finishes our TCP/UDP checksums and
     cuts TCP segments of up to 64 KiB (an IPv4 datagram's limit, less 40 bytes
     of IP options and 40 of TCP options). Received checksums are trusted per
     frame, as the header says, so ``rx_checksum_verified`` stays False.
+
+    Without it, ``software_segmentation`` lets TCP build segments that large all
+    the same and has the stack cut them into wire frames before they leave
+    (:attr:`InterfaceOffload.software_segmentation`): the device sees the same
+    frames, TCP's per-segment work is done once per 64 KiB.
     """
     if not device.vnet_header:
+        if software_segmentation:
+            return InterfaceOffload(max_segment=_MAX_SEGMENT, software_segmentation=True)
         return InterfaceOffload()
-    return InterfaceOffload(tx_checksum=True, max_segment=65535 - 60 - 60)
+    return InterfaceOffload(tx_checksum=True, max_segment=_MAX_SEGMENT)
+
+
+_MAX_SEGMENT = 65535 - 60 - 60
 
 
 def _cut_for_wire(frame: bytes, mtu: int) -> list[bytes] | tuple[bytes]:

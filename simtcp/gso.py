@@ -70,10 +70,18 @@ class InterfaceOffload:
     max_segment: int = 0
     """Largest TCP segment (payload) the link cuts into MTU-sized frames (TSO/GSO); 0 means
     none. Such segments leave whole even though the datagram exceeds the MTU."""
+    software_segmentation: bool = False
+    """The link cuts nothing: the stack cuts TCP segments of up to ``max_segment`` into
+    MTU-sized frames itself, just before they leave (GSO in software, as Linux does for a
+    NIC without TSO). TCP then pays its per-segment costs once per ``max_segment`` bytes,
+    and the link sees the frames it would have seen without. Needs ``max_segment``, and
+    excludes ``tx_checksum`` (the frames leave finished)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_segment <= MAX_DATAGRAM:
             raise ConfigError(f"max_segment {self.max_segment} outside 0..{MAX_DATAGRAM}")
+        if self.software_segmentation and (not self.max_segment or self.tx_checksum):
+            raise ConfigError("software_segmentation needs max_segment and no tx_checksum")
 
 
 _ADDRESSES = struct.Struct("!II")

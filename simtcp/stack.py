@@ -22,7 +22,15 @@ from .arp import NeighbourCache, QueuedPacket
 from .config import StackConfig
 from .errors import AddressError, DropReason, InvalidHandleError, NoRouteError, ParseError
 from .events import DatagramReceived, EchoReplyReceived, Event, IcmpErrorReceived
-from .gso import InterfaceOffload, plan_forward, tcp_payload_length, with_partial_checksum
+from .gso import (
+    InterfaceOffload,
+    is_whole_tcp,
+    plan_forward,
+    segment_tcp,
+    tcp_mss_for,
+    tcp_payload_length,
+    with_partial_checksum,
+)
 from .icmp import IcmpPolicy
 from .ip import (
     LIMITED_BROADCAST,
@@ -301,8 +309,17 @@ class Stack:
 
     def _transmit(self, interface: str, destination: bytes, datagram: bytes) -> None:
         iface = self._interfaces[interface]
-        self._output.append((interface, build_ethernet_header(destination, iface.mac,
-                                                              ETHERTYPE_IPV4) + datagram))
+        header = build_ethernet_header(destination, iface.mac, ETHERTYPE_IPV4)
+        if (len(datagram) > iface.mtu and iface.offload.software_segmentation
+                and is_whole_tcp(datagram)):
+            # GSO in software (InterfaceOffload.software_segmentation): cut just before the link.
+            pieces = segment_tcp(datagram, tcp_mss_for(datagram, iface.mtu))
+            self._output.extend([(interface, header + piece) for piece in pieces])
+            self.stats.count("link.frames_out", len(pieces))
+            self.stats.count("ip.gso_segmented")
+            self.stats.count("ip.gso_segments_out", len(pieces))
+            return
+        self._output.append((interface, header + datagram))
         self.stats.count("link.frames_out")
 
     # --- IPv4 in --------------------------------------------------------------
@@ -710,19 +727,33 @@ class Stack:
             return False
         offload = iface.offload
         payload_length = len(segment.payload)
-        if 20 + segment.header_length + payload_length > iface.mtu and not (
-                offload.max_segment and payload_length <= offload.max_segment):
+        header_length = segment.header_length
+        oversized = 20 + header_length + payload_length > iface.mtu
+        if oversized and not (offload.max_segment and payload_length <= offload.max_segment):
             return False  # the general path drops it: TCP sets DF (RFC 1191)
         mac = self._neighbours.resolved_mac(iface.name, next_hop)
         if mac is None:
             return False
-        self._ip_id = identification = (self._ip_id + 1) & 0xFFFF
+        counters = self._counters
+        counters["ip.packets_out"] += 1
+        identification = (self._ip_id + 1) & 0xFFFF
+        if oversized and offload.software_segmentation:
+            frames = segment.build_ipv4_frames(
+                mac, iface.mac, source, destination, ttl=self.config.ip.default_ttl,
+                identification=identification, mss=iface.mtu - 20 - header_length)
+            # Each piece takes the identification it would have had sent on its own.
+            self._ip_id = (self._ip_id + len(frames)) & 0xFFFF
+            name = iface.name
+            self._output.extend([(name, frame) for frame in frames])
+            counters["link.frames_out"] += len(frames)
+            counters["ip.gso_segmented"] += 1
+            counters["ip.gso_segments_out"] += len(frames)
+            return True
+        self._ip_id = identification
         self._output.append((iface.name, segment.build_ipv4_frame(
             mac, iface.mac, source, destination, ttl=self.config.ip.default_ttl,
             identification=identification,
             checksum=CHECKSUM_PARTIAL if offload.tx_checksum else CHECKSUM_FULL)))
-        counters = self._counters
-        counters["ip.packets_out"] += 1
         counters["link.frames_out"] += 1
         return True
 

@@ -282,19 +282,11 @@ class TcpSegment:
         not care where a word sits (RFC 1071 §2(B)), and the header is an even
         number of bytes, so the payload's sum just adds.
         """
-        payload_length = len(self.payload)
-        options = self.options
-        timestamps = _timestamps_only(options) if options else None
-        if timestamps is not None:
-            raw_options = b""
-            header_length = 32
-        else:
-            raw_options = build_options(options) if options else b""
-            header_length = MIN_HEADER_LENGTH + len(raw_options)
+        timestamps, raw_options, header_length = self._layout()
         offset_byte = (header_length >> 2) << 4 | self.reserved
         value = 0
         if checksum != CHECKSUM_ZERO:
-            value = self._checksum(source, destination, header_length + payload_length,
+            value = self._checksum(source, destination, self.seq, self.flags, self.payload,
                                    offset_byte, timestamps, raw_options,
                                    partial=checksum == CHECKSUM_PARTIAL)
         if timestamps is not None:
@@ -309,12 +301,19 @@ class TcpSegment:
     @property
     def header_length(self) -> int:
         """Bytes of header and options :meth:`build_header` makes."""
+        return self._layout()[2]
+
+    def _layout(self) -> tuple[TimestampsOption | None, bytes, int]:
+        """(the Timestamps option when the options are NOP NOP TS, else the options'
+        bytes, header length)."""
         options = self.options
         if not options:
-            return MIN_HEADER_LENGTH
-        if _timestamps_only(options) is not None:
-            return 32
-        return MIN_HEADER_LENGTH + len(build_options(options))
+            return None, b"", MIN_HEADER_LENGTH
+        timestamps = _timestamps_only(options)
+        if timestamps is not None:
+            return timestamps, b"", 32
+        raw_options = build_options(options)
+        return None, raw_options, MIN_HEADER_LENGTH + len(raw_options)
 
     def build_ipv4_frame(self, destination_mac: bytes, source_mac: bytes, source: int,
                          destination: int, *, ttl: int, identification: int,
@@ -326,25 +325,58 @@ class TcpSegment:
         both checksums are summed from the fields as integers (RFC 1071 §2(B)).
         ValueError past an IPv4 datagram's 65,535 bytes.
         """
-        payload = self.payload
-        options = self.options
-        timestamps = _timestamps_only(options) if options else None
-        if timestamps is not None:
-            raw_options = b""
-            header_length = 32
-        else:
-            raw_options = build_options(options) if options else b""
-            header_length = MIN_HEADER_LENGTH + len(raw_options)
+        return self._frame(
+            self._layout(), destination_mac, source_mac, source, destination, self.seq,
+            self.flags, self.payload, ttl=ttl, identification=identification,
+            flags_offset=0x4000 if dont_fragment else 0, checksum=checksum)
+
+    def build_ipv4_frames(self, destination_mac: bytes, source_mac: bytes, source: int,
+                          destination: int, *, ttl: int, identification: int,
+                          mss: int) -> list[bytes]:
+        """This segment cut into frames of at most ``mss`` payload bytes (GSO in software).
+
+        The very frames :func:`simtcp.gso.segment_tcp` cuts from
+        :meth:`build_ipv4_frame`'s datagram (full checksums, DF): each piece's
+        sequence number advanced by its offset, FIN and PSH on the last piece
+        only, CWR on the first only, IP identifications counting up from
+        ``identification``. ValueError when ``mss`` is not positive.
+        """
+        if mss <= 0:
+            raise ValueError(f"MSS {mss} cannot carry data")
+        layout = self._layout()
+        payload = memoryview(self.payload)
+        seq = self.seq
+        flags = self.flags
+        offsets = range(0, max(len(payload), 1), mss)
+        last = len(offsets) - 1
+        frames: list[bytes] = []
+        for index, offset in enumerate(offsets):
+            piece_flags = flags if index == last else flags & ~(FIN | PSH)
+            if index:
+                piece_flags &= ~CWR  # RFC 3168 §6.1.2: CWR marks one segment
+            frames.append(self._frame(
+                layout, destination_mac, source_mac, source, destination,
+                (seq + offset) & 0xFFFFFFFF, piece_flags, payload[offset:offset + mss], ttl=ttl,
+                identification=(identification + index) & 0xFFFF, flags_offset=0x4000,
+                checksum=CHECKSUM_FULL))
+        return frames
+
+    def _frame(self, layout: tuple[TimestampsOption | None, bytes, int], destination_mac: bytes,
+               source_mac: bytes, source: int, destination: int, seq: int, flags: int,
+               payload: Buffer, *, ttl: int, identification: int, flags_offset: int,
+               checksum: int) -> bytes:
+        """One frame of this segment's ports, ACK, window and options with the given
+        sequence number, flags and payload (see :meth:`build_ipv4_frame`)."""
+        timestamps, raw_options, header_length = layout
         offset_byte = (header_length >> 2) << 4 | self.reserved
         length = header_length + len(payload)
         value = 0
         if checksum != CHECKSUM_ZERO:
-            value = self._checksum(source, destination, length, offset_byte, timestamps,
-                                   raw_options, partial=checksum == CHECKSUM_PARTIAL)
+            value = self._checksum(source, destination, seq, flags, payload, offset_byte,
+                                   timestamps, raw_options, partial=checksum == CHECKSUM_PARTIAL)
         total_length = 20 + length
         if total_length > 0xFFFF:
             raise ValueError(f"IPv4 datagram of {total_length} bytes")
-        flags_offset = 0x4000 if dont_fragment else 0  # DF (RFC 791 §3.1)
         ip_sum = (0x4500 + total_length + identification + flags_offset + (ttl << 8 | PROTOCOL_TCP)
                   + (source >> 16) + (source & 0xFFFF) + (destination >> 16)
                   + (destination & 0xFFFF))
@@ -353,29 +385,30 @@ class TcpSegment:
             head = _FRAME_WITH_TIMESTAMPS.pack(
                 destination_mac, source_mac, 0x0800, 0x45, 0, total_length, identification,
                 flags_offset, ttl, PROTOCOL_TCP, ip_checksum, source, destination,
-                self.source_port, self.destination_port, self.seq, self.ack, offset_byte,
-                self.flags, self.window, value, self.urgent_pointer, _NOP_NOP_TIMESTAMPS,
+                self.source_port, self.destination_port, seq, self.ack, offset_byte, flags,
+                self.window, value, self.urgent_pointer, _NOP_NOP_TIMESTAMPS,
                 timestamps.value, timestamps.echo_reply)
         else:
             head = _FRAME.pack(
                 destination_mac, source_mac, 0x0800, 0x45, 0, total_length, identification,
                 flags_offset, ttl, PROTOCOL_TCP, ip_checksum, source, destination,
-                self.source_port, self.destination_port, self.seq, self.ack, offset_byte,
-                self.flags, self.window, value, self.urgent_pointer) + raw_options
+                self.source_port, self.destination_port, seq, self.ack, offset_byte, flags,
+                self.window, value, self.urgent_pointer) + raw_options
         return head + payload if payload else head
 
-    def _checksum(self, source: int, destination: int, length: int, offset_byte: int,
-                  timestamps: TimestampsOption | None, raw_options: bytes, *,
+    def _checksum(self, source: int, destination: int, seq: int, flags: int, payload: Buffer,
+                  offset_byte: int, timestamps: TimestampsOption | None, raw_options: bytes, *,
                   partial: bool) -> int:
-        """The checksum field (RFC 9293 §3.1) of this segment ``length`` bytes long."""
+        """The checksum field (RFC 9293 §3.1) of this segment with that sequence number,
+        flags and payload."""
+        size = len(payload)
         total = ((source >> 16) + (source & 0xFFFF) + (destination >> 16)
-                 + (destination & 0xFFFF) + PROTOCOL_TCP + length)  # the pseudo-header
+                 + (destination & 0xFFFF) + PROTOCOL_TCP + (offset_byte >> 4) * 4 + size)
         if partial:
             return total % 0xFFFF or 0xFFFF  # folded, not complemented (CHECKSUM_PARTIAL)
-        seq = self.seq
         ack = self.ack
         total += (self.source_port + self.destination_port + (seq >> 16) + (seq & 0xFFFF)
-                  + (ack >> 16) + (ack & 0xFFFF) + (offset_byte << 8 | self.flags)
+                  + (ack >> 16) + (ack & 0xFFFF) + (offset_byte << 8 | flags)
                   + self.window + self.urgent_pointer)
         if timestamps is not None:
             tsval = timestamps.value
@@ -384,8 +417,6 @@ class TcpSegment:
                       + (tsecr & 0xFFFF))
         elif raw_options:
             total += int.from_bytes(raw_options, "big")
-        payload = self.payload
-        size = len(payload)
         if size > _LARGE_PAYLOAD:
             total += ones_complement_sum(payload)
         elif size:
