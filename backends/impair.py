@@ -90,12 +90,11 @@ class LinkProfile:
             raise ConfigError("LinkProfile.mtu must not be negative")
 
     @property
-    def is_deterministic(self) -> bool:
-        """True when no chance is involved: each frame arrives once, unchanged, in order (or
-        is dropped by the MTU or the queue), and the random stream is never drawn from."""
+    def is_fifo(self) -> bool:
+        """True when frames cross unchanged, in order and at most once: no reordering,
+        duplication, corruption or jitter (loss, the MTU and the queue may still drop them)."""
         return (
-            self.loss == 0.0
-            and self.reorder == 0.0
+            self.reorder == 0.0
             and self.duplicate == 0.0
             and self.corrupt == 0.0
             and self.jitter == 0
@@ -131,7 +130,7 @@ class Impairment:
     __slots__ = (
         "_profile",
         "_perfect",
-        "deterministic",
+        "fifo",
         "gso",
         "gro",
         "_frame_limit",
@@ -157,8 +156,9 @@ class Impairment:
         self._busy_until_scaled = 0
         self._profile = profile
         self._perfect = True
-        self.deterministic = True
-        """No chance in the profile: :meth:`arrival_at` may stand in for :meth:`apply`."""
+        self.fifo = True
+        """The profile :attr:`~LinkProfile.is_fifo`: :meth:`arrival_at` may stand in for
+        :meth:`apply`."""
         self.gso = self.gro = False
         self._frame_limit: int | None = None
         self._derive(profile)
@@ -181,15 +181,16 @@ class Impairment:
     def _derive(self, profile: LinkProfile) -> None:
         """Flags read per frame, kept as plain attributes (a profile is frozen)."""
         self._perfect = profile.is_perfect
-        self.deterministic = profile.is_deterministic
+        self.fifo = profile.is_fifo
         self.gso = profile.gso
         self.gro = profile.gro
         self._frame_limit = None if profile.mtu is None else profile.mtu + ETHERNET_HEADER_LENGTH
 
     def arrival_at(self, size: int, now: Instant) -> Instant:
-        """When a frame of ``size`` bytes sent at ``now`` arrives, or -1 when the MTU or the
-        queue drops it: :meth:`apply` for a :attr:`deterministic` profile (same answer, same
-        counters), without building lists. Only valid while :attr:`deterministic` holds."""
+        """When a frame of ``size`` bytes sent at ``now`` arrives, or -1 when the MTU, the
+        queue or loss drops it: :meth:`apply` for a :attr:`fifo` profile, without building
+        lists (same answer, same counters, the same draws from the random stream). Only
+        valid while :attr:`fifo` holds."""
         counters = self.counters
         counters["sent"] += 1
         profile = self._profile
@@ -213,6 +214,9 @@ class Impairment:
                 now = -(-finish_scaled // rate)  # the last bit has left
                 queue.append((now, size))
                 self._queue_bytes += size
+            if profile.loss and self._rng.random() < profile.loss:
+                counters["lost"] += 1
+                return -1
         arrival_at = now + profile.delay
         if arrival_at < self._last_arrival_at:  # FIFO; or the delay was lowered mid-run
             arrival_at = self._last_arrival_at

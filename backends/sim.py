@@ -469,7 +469,7 @@ class Simulator:
                 if direction.link_taps:
                     for tap in direction.link_taps:
                         tap.write(now, frame)
-                if impairment.deterministic:
+                if impairment.fifo:
                     arrive_at = impairment.arrival_at(len(frame), now)
                     if arrive_at >= 0:
                         heappush(heap, (arrive_at, next(sequence), direction, frame))
@@ -491,7 +491,7 @@ class Simulator:
         impairment = direction.impairment
         heap = self._heap
         sequence = self._sequence
-        if impairment.deterministic:
+        if impairment.fifo:
             arrive_at = impairment.arrival_at(len(frame), now)
             if arrive_at >= 0:
                 heappush(heap, (arrive_at, next(sequence), direction, frame))

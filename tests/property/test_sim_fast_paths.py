@@ -1,9 +1,10 @@
 """The simulator's fast paths against the general code they stand in for.
 
-``Impairment.arrival_at`` schedules a frame on a link without chance (no loss,
-reordering, duplication, corruption or jitter) without building lists; the
+``Impairment.arrival_at`` schedules a frame on a FIFO link (no reordering,
+duplication, corruption or jitter; loss allowed) without building lists; the
 general ``Impairment.apply`` is its oracle: same arrival instants, same drops,
-same counters, same queue. The simulator also hands a lone frame on a GRO link
+same counters, same queue, and the same draws from the random stream (checked
+by drawing from both streams after every frame). The simulator also hands a lone frame on a GRO link
 straight to its host, relying on ``gro_merge`` passing a single frame through
 untouched; that assumption is pinned here too.
 """
@@ -24,8 +25,9 @@ from simtcp.wire.checksum import internet_checksum
 # gaps equal to frame sizes free the queue exactly when the next frame comes; sizes
 # that add up to the queue limit, and MTUs that fit a frame exactly.
 SIZES = [14, 60, 100, 986, 1000, 1500, 1514]
-deterministic_profiles = st.builds(
+fifo_profiles = st.builds(
     LinkProfile,
+    loss=st.sampled_from([0.0, 0.0, 0.3, 1.0]),
     delay=st.sampled_from([0, 1, 100, 5_000]),
     rate=st.sampled_from([0, 3_000_000, 8_000_000, 100_000_000]),
     queue_limit=st.sampled_from([1, 100, 1_000, 1_514, 2_000, 3_028, 20_000]),
@@ -37,14 +39,17 @@ sends = st.lists(st.tuples(st.sampled_from([0, 1, 14, 60, 100, 986, 1_000, 1_514
 
 
 @settings(max_examples=200, deadline=None)
-@given(deterministic_profiles, deterministic_profiles, sends, st.integers(0, 60))
+@given(fifo_profiles, fifo_profiles, sends, st.integers(0, 60))
 @example(LinkProfile(delay=5_000), LinkProfile(delay=0), [(0, 60), (0, 60)], 1)  # FIFO
 @example(LinkProfile(rate=8_000_000, queue_limit=120), LinkProfile(), [(0, 60)] * 3, 9)
+@example(LinkProfile(loss=0.5, mtu=46), LinkProfile(loss=0.5, rate=8_000_000, queue_limit=100),
+         [(0, 60), (0, 14), (0, 60), (0, 60), (0, 14)], 2)  # no draw for frames dropped first
 def test_arrival_at_matches_apply(first: LinkProfile, second: LinkProfile,
                                   frames: list[tuple[int, int]], switch_after: int) -> None:
-    fast = Impairment(first, random.Random(1))
-    general = Impairment(first, random.Random(1))
-    assert fast.deterministic
+    fast_rng, general_rng = random.Random(1), random.Random(1)
+    fast = Impairment(first, fast_rng)
+    general = Impairment(first, general_rng)
+    assert fast.fifo
     now = 0
     for number, (gap, size) in enumerate(frames):
         if number == switch_after:  # a profile change mid-run (a link fault)
@@ -56,17 +61,18 @@ def test_arrival_at_matches_apply(first: LinkProfile, second: LinkProfile,
         assert arrivals == ([] if arrival_at < 0 else [(arrival_at, frame)])
         assert fast.counters == general.counters
         assert fast.queued_bytes == general.queued_bytes
+        assert fast_rng.getstate() == general_rng.getstate()
 
 
 @settings(max_examples=50, deadline=None)
 @given(st.floats(0.0, 1.0), st.sampled_from(["loss", "reorder", "duplicate", "corrupt"]))
-def test_any_chance_turns_the_fast_path_off(probability: float, name: str) -> None:
+def test_only_loss_keeps_the_fast_path(probability: float, name: str) -> None:
     profile = LinkProfile(**{name: probability})  # type: ignore[arg-type]
-    assert Impairment(profile, random.Random(1)).deterministic == (probability == 0.0)
+    assert Impairment(profile, random.Random(1)).fifo == (probability == 0.0 or name == "loss")
     jittery = Impairment(LinkProfile(jitter=1), random.Random(1))
-    assert not jittery.deterministic
-    jittery.profile = LinkProfile(delay=5)
-    assert jittery.deterministic
+    assert not jittery.fifo
+    jittery.profile = LinkProfile(delay=5, loss=0.5)
+    assert jittery.fifo
 
 
 def tcp_data_frame(seq: int, payload: bytes) -> bytes:
