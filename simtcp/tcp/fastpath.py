@@ -54,9 +54,10 @@ from . import recovery
 from .connection import Connection, State
 from .options import PAWS_IDLE_LIMIT
 from .output import output, schedule_ack
-from .seq import SEQ_MASK, seq_lt
+from .seq import SEQ_MASK
 
 _NOT_PSH = ~PSH & 0xFF
+_HALF = 1 << 31
 _ACK_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1,
                          State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK})
 """States whose ACK handler (``states._ACK_HANDLERS``) is ``_process_ack`` plus at most a
@@ -72,14 +73,26 @@ def try_fast_path(conn: Connection, segment: TcpSegment, now: Instant) -> bool:
         return False
     # From here on the general path's checks are known to pass: do what it does, in its order.
     rcv_nxt = conn.rcv_nxt
-    if conn.ts_ok:
-        # RFC 7323 §4.3 (2), as in states._synchronized.
-        conn.ts.update_recent(segment.options[2].value,  # type: ignore[union-attr]
-                              seg_seq=rcv_nxt, last_ack_sent=conn.last_ack_sent, now=now)
+    if conn.ts_ok and rcv_nxt <= conn.last_ack_sent:
+        # RFC 7323 §4.3 (2), TimestampState.update_recent inlined: PAWS passed, so
+        # SEG.TSval is not older than TS.Recent.
+        ts = conn.ts
+        ts.ts_recent = segment.options[2].value  # type: ignore[union-attr]
+        ts.ts_recent_at = now
     conn.last_received_at = now
     conn.persist_probes = 0
     ack = conn.snd_una + advance
-    _update_send_window(conn, segment, rcv_nxt, ack)
+    if rcv_nxt > conn.snd_wl1 or (rcv_nxt == conn.snd_wl1 and ack >= conn.snd_wl2):
+        # RFC 9293 §3.10.7.4 "fifth": the window of a segment newer than SND.WL1/WL2.
+        window = segment.window << conn.snd_wscale
+        conn.snd_wnd = window
+        conn.snd_wl1 = rcv_nxt
+        conn.snd_wl2 = ack
+        if window > conn.max_snd_wnd:
+            conn.max_snd_wnd = window
+        if window and conn.persist_at is not None:
+            conn.persist_at = None
+            conn.persist_backoff = 0
     if advance:
         recovery.new_ack(conn, segment, ack, (), now)
     payload = segment.payload
@@ -133,21 +146,7 @@ def _options_predicted(conn: Connection, segment: TcpSegment, now: Instant) -> b
     ts = conn.ts
     # RFC 7323 §5.3 R1 (PAWS) and §5.5 (an idle TS.Recent): the general path decides.
     return (ts.valid and now - ts.ts_recent_at <= PAWS_IDLE_LIMIT
-            and not seq_lt(timestamps.value, ts.ts_recent))
-
-
-def _update_send_window(conn: Connection, segment: TcpSegment, seq: int, ack: int) -> None:
-    """RFC 9293 §3.10.7.4 "fifth": take the window from a segment newer than SND.WL1/WL2."""
-    if seq > conn.snd_wl1 or (seq == conn.snd_wl1 and ack >= conn.snd_wl2):
-        window = segment.window << conn.snd_wscale
-        conn.snd_wnd = window
-        conn.snd_wl1 = seq
-        conn.snd_wl2 = ack
-        if window > conn.max_snd_wnd:
-            conn.max_snd_wnd = window
-        if window and conn.persist_at is not None:
-            conn.persist_at = None
-            conn.persist_backoff = 0
+            and (timestamps.value - ts.ts_recent) & SEQ_MASK < _HALF)  # not seq_lt
 
 
 def _receive_in_order(conn: Connection, payload: Buffer, rcv_nxt: int, now: Instant) -> None:

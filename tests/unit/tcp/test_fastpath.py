@@ -195,6 +195,7 @@ def test_a_window_larger_than_any_before_is_taken_and_remembered() -> None:
 
 def test_timestamped_segments_passing_paws_are_taken() -> None:
     twin = Twin(replace(CONFIG, timestamps=True), timestamps=True)
+    twin.tick(10 * MILLISECOND)  # TS.Recent's age (RFC 7323 §5.5) moves on
     twin.step(ACK, payload=b"a" * 100, options=twin.ts_options(5001), taken=True, advance=100)
     twin.step(ACK, payload=b"b" * 100, options=twin.ts_options(5001), taken=True, advance=100)
     twin.tick(50 * MILLISECOND)  # the delayed ACK echoes the same TS.Recent
