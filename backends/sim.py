@@ -245,6 +245,7 @@ class Simulator:
         self._switches: dict[str, Switch] = {}
         self._links: dict[str, Link] = {}
         self._processes: list[Process] = []
+        self._injectors: dict[str, _Direction] = {}
         self._steps_at_now = 0
         self._earliest_deadline: Instant | None = None
         self.counters = {"steps": 0, "frames_arrived": 0, "unattached": 0, "injected": 0}
@@ -319,9 +320,12 @@ class Simulator:
     def inject(self, endpoint: Endpoint, frame: bytes, *, delay: Duration = 0) -> None:
         """Deliver ``frame`` to a host interface ``delay`` from now, bypassing any link."""
         port = self._port(endpoint)
-        direction = _Direction(
-            f"inject>{port.name}", Impairment(LinkProfile(), random.Random(0)), port
-        )
+        direction = self._injectors.get(port.name)
+        if direction is None:  # one per port: a perfect direction that only carries injections
+            direction = _Direction(
+                f"inject>{port.name}", Impairment(LinkProfile(), random.Random(0)), port
+            )
+            self._injectors[port.name] = direction
         self.counters["injected"] += 1
         heappush(self._heap, (self.now + delay, next(self._sequence), direction, frame))
 
