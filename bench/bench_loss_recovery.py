@@ -9,6 +9,10 @@ is MSS/RTT * 1.22/sqrt(p) (Mathis, Semke, Mahdavi, Ott 1997), the steady-state
 rate of a Reno sender that recovers every loss by fast retransmit.
 
     python3 bench/bench_loss_recovery.py [--seconds 8] [--seed 1]
+        [--abc-limit-segments L] [--max-stretch-ack BYTES]
+
+``--abc-limit-segments`` and ``--max-stretch-ack`` set those TcpConfig fields on
+both stacks (RFC 3465 byte counting in slow start; ACK thinning at the receiver).
 
 Figures only: nothing here asserts on time.
 """
@@ -37,10 +41,11 @@ MSS = 1460
 CHUNK = 256 * 1024
 
 
-def run(loss: float, congestion: str, sack: bool, seconds: int, seed: int) -> tuple[float, int]:
+def run(loss: float, congestion: str, sack: bool, seconds: int, seed: int,
+        base: TcpConfig) -> tuple[float, int]:
     """Goodput in Mbit/s over ``seconds`` of virtual time after a 2 s warm-up, and RTOs."""
-    tcp = TcpConfig(congestion_control=congestion, sack=sack, send_buffer=4 * BDP,
-                    receive_buffer=4 * BDP)
+    tcp = replace(base, congestion_control=congestion, sack=sack, send_buffer=4 * BDP,
+                  receive_buffer=4 * BDP)
     sim = Simulator(seed)
     client = Stack(StackConfig(seed=seed, tcp=tcp))
     server = Stack(StackConfig(seed=seed + 1, tcp=tcp))
@@ -84,7 +89,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8, help="measured virtual seconds")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--abc-limit-segments", type=int, default=None,
+                        help="TcpConfig.abc_limit_segments (default: the config's)")
+    parser.add_argument("--max-stretch-ack", type=int, default=None,
+                        help="TcpConfig.max_stretch_ack (default: the config's)")
     args = parser.parse_args()
+    base = TcpConfig()
+    if args.abc_limit_segments is not None:
+        base = replace(base, abc_limit_segments=args.abc_limit_segments)
+    if args.max_stretch_ack is not None:
+        base = replace(base, max_stretch_ack=args.max_stretch_ack)
+    print(f"abc_limit_segments {base.abc_limit_segments}, "
+          f"max_stretch_ack {base.max_stretch_ack}")
     print(f"100 Mbit/s, RTT 40 ms, queue {BDP // 1024} KiB, {args.seconds} virtual s measured "
           f"after a 2 s warm-up, seed {args.seed}")
     print(f"{'loss':>6} {'cc':>8} {'sack':>5} {'goodput Mbit/s':>15} {'Mathis bound':>13} "
@@ -93,7 +109,7 @@ def main() -> None:
         for congestion in ("newreno", "cubic"):
             for sack in (True, False):
                 cpu = time.process_time()
-                goodput, rtos = run(loss, congestion, sack, args.seconds, args.seed)
+                goodput, rtos = run(loss, congestion, sack, args.seconds, args.seed, base)
                 cpu = time.process_time() - cpu
                 bound = mathis(loss)
                 print(f"{loss:>6.1%} {congestion:>8} {'on' if sack else 'off':>5} "

@@ -78,6 +78,17 @@ class TcpConfig:
     """Build segments of several MSS at once where the route's link cuts them into MSS-sized
     frames (TSO/GSO, :attr:`simtcp.gso.InterfaceOffload.max_segment`); off, every segment
     carries at most one MSS. The bytes on the wire are the same either way."""
+    abc_limit_segments: int = 1
+    """L of Appropriate Byte Counting (RFC 3465 §2.2) in SMSS: in slow start one ACK of N
+    new bytes grows cwnd by min(N, L), never taking it further past ssthresh than RFC 5681
+    §3.1's min(N, SMSS) would, and by at most one SMSS in the slow start after an RTO (RFC
+    3465 §2.3). 1 (default) is RFC 5681 §3.1 equation 3; 2 is RFC 3465 §2.3's allowance for
+    delayed ACKs. 0: as many SMSS as one TSO segment of the route holds (1 without TSO):
+    a TSO route already takes bursts that long from us, and a receiver behind GRO (Linux
+    over a TAP with offloads) or with ``max_stretch_ack`` ACKs once per such burst, so with
+    1 slow start ramps about 20 times slower there (see
+    :func:`simtcp.tcp.recovery.slow_start_limit`). Congestion avoidance counts bytes
+    whatever this is (RFC 3465 §2.1)."""
     max_stretch_ack: int = 0
     """ACK thinning: bytes an ACK owed for every second segment (RFC 5681 §4.2) may come
     to cover while more segments arrive before the host collects output (Linux's GRO
@@ -101,6 +112,7 @@ class TcpConfig:
             (self.initial_window_segments >= 1, "tcp.initial_window_segments must be >= 1"),
             (self.max_out_of_order_blocks >= 1, "tcp.max_out_of_order_blocks must be >= 1"),
             (self.max_stretch_ack >= 0, "tcp.max_stretch_ack must be >= 0"),
+            (self.abc_limit_segments >= 0, "tcp.abc_limit_segments must be >= 0"),
             (1 <= self.ephemeral_ports[0] <= self.ephemeral_ports[1] <= 65535,
              "tcp.ephemeral_ports must be a range within 1..65535"),
             (self.keepalive_idle > 0 and self.keepalive_interval > 0

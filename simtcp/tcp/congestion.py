@@ -18,10 +18,15 @@ class CongestionControl:
     """The interface every algorithm implements; all sizes are bytes."""
 
     name = "base"
-    __slots__ = ("mss", "cwnd", "ssthresh", "_acked_in_ca")
+    __slots__ = ("mss", "cwnd", "ssthresh", "abc_limit", "_acked_in_ca", "_slow_start_after_rto")
 
-    def __init__(self, *, mss: int, initial_window_segments: int) -> None:
+    def __init__(self, *, mss: int, initial_window_segments: int, abc_limit: int = 0) -> None:
         self.mss = mss
+        self.abc_limit = abc_limit
+        """L of RFC 3465 §2.2 in bytes: the most one ACK adds to cwnd in slow start (0: one
+        SMSS, RFC 5681 §3.1 equation 3). The engine sets it from
+        ``TcpConfig.abc_limit_segments`` (:func:`.recovery.slow_start_limit`)."""
+        self._slow_start_after_rto = False
         # RFC 6928 §2: IW = min(N*MSS, max(2*MSS, 14600)) for N = 10; other N taken as given.
         initial = initial_window_segments * mss
         if initial_window_segments == 10:
@@ -34,6 +39,33 @@ class CongestionControl:
         """The effective MSS changed (handshake or PMTU); keep cwnd at least one segment."""
         self.mss = mss
         self.cwnd = max(self.cwnd, mss)
+        self.abc_limit = 0  # counted in SMSS: the engine sets it again for the new one
+
+    def slow_start(self, acked: int) -> None:
+        """cwnd < ssthresh: grow by the bytes acknowledged, at most L (RFC 3465 §2.2).
+
+        ``cwnd += min(N, L)`` where N is the bytes this ACK newly acknowledges. With
+        L = SMSS (``abc_limit`` 0) this is RFC 5681 §3.1 equation 3. A larger L keeps
+        slow start doubling cwnd per RTT when the receiver ACKs many segments at once
+        (delayed ACKs, RFC 3465 §2.3; stretch ACKs of a GRO receiver). Two bounds:
+
+        - in the slow start that follows a retransmission timeout L is one SMSS (RFC
+          3465 §2.3): a cumulative ACK may then cover data the receiver had held
+          above the hole, not data that just left the network;
+        - RFC 5681 §3.1 ends slow start once cwnd exceeds ssthresh, which one ACK may
+          overshoot by its own increase of at most min(N, SMSS); a larger L never
+          takes cwnd further past ssthresh than that.
+        """
+        cwnd = self.cwnd
+        mss = self.mss
+        standard = acked if acked < mss else mss
+        limit = self.abc_limit
+        if limit <= mss or self._slow_start_after_rto:
+            self.cwnd = cwnd + standard
+            return
+        grown = cwnd + (acked if acked < limit else limit)
+        ceiling = self.ssthresh if self.ssthresh > cwnd + standard else cwnd + standard
+        self.cwnd = grown if grown < ceiling else ceiling
 
     def on_rtt_sample(self, rtt: Duration) -> None:
         """An RTT measurement; algorithms that need it (CUBIC) override this."""
@@ -70,13 +102,13 @@ class NewReno(CongestionControl):
     __slots__ = ()
 
     def on_ack(self, acked: int, flight_size: int, now: Instant) -> None:
-        mss = self.mss
         if self.cwnd < self.ssthresh:
-            # RFC 5681 §3.1 (3.2): cwnd += min(N, SMSS) per ACK (RFC 3465's L=2 is
-            # "not allowed as part of the standard").
-            self.cwnd += min(acked, mss)
+            self.slow_start(acked)  # RFC 5681 §3.1 (eq. 3) or RFC 3465 §2.2 with L > SMSS
             return
-        # RFC 5681 §3.1 (3.3), counted in bytes (RFC 3465 §2.1).
+        self._slow_start_after_rto = False
+        # RFC 5681 §3.1 (eq. 3.3), counted in bytes (RFC 3465 §2.1): one SMSS once a
+        # cwnd's worth of bytes is acknowledged, however few ACKs carried them.
+        mss = self.mss
         self._acked_in_ca += acked
         if self._acked_in_ca >= self.cwnd:
             self._acked_in_ca -= self.cwnd
@@ -87,6 +119,7 @@ class NewReno(CongestionControl):
         self.ssthresh = max(flight_size // 2, 2 * self.mss)
         self.cwnd = self.ssthresh + 3 * self.mss
         self._acked_in_ca = 0
+        self._slow_start_after_rto = False
 
     def on_dupack_in_recovery(self) -> None:
         self.cwnd += self.mss  # RFC 5681 §3.2 step 4
@@ -107,6 +140,7 @@ class NewReno(CongestionControl):
             self.ssthresh = max(flight_size // 2, 2 * self.mss)
         self.cwnd = self.mss
         self._acked_in_ca = 0
+        self._slow_start_after_rto = True  # RFC 3465 §2.3: L = SMSS until ssthresh
 
 
 ALGORITHMS: dict[str, Callable[..., CongestionControl]] = {"newreno": NewReno, "reno": NewReno}

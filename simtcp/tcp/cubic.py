@@ -58,8 +58,9 @@ class Cubic(CongestionControl):
                  "_recovering")
 
     def __init__(self, *, mss: int, initial_window_segments: int,
-                 fast_convergence: bool = True) -> None:
-        super().__init__(mss=mss, initial_window_segments=initial_window_segments)
+                 fast_convergence: bool = True, abc_limit: int = 0) -> None:
+        super().__init__(mss=mss, initial_window_segments=initial_window_segments,
+                         abc_limit=abc_limit)
         self.w_max = 0
         """W_max: the window just before the last reduction, fast convergence applied (bytes)."""
         self.cwnd_prior = 0
@@ -117,10 +118,11 @@ class Cubic(CongestionControl):
 
     def on_ack(self, acked: int, flight_size: int, now: Instant) -> None:
         self._recovering = False  # the engine calls on_ack only outside recovery
-        mss = self.mss
         if self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, mss)  # RFC 9438 §4.10: RFC 5681 §3.1 slow start
+            # RFC 9438 §4.10: slow start as RFC 5681 §3.1, or RFC 3465 §2.2 byte counting.
+            self.slow_start(acked)
             return
+        self._slow_start_after_rto = False
         epoch_start = self.epoch_start
         if epoch_start is None:
             self._start_epoch(now)
@@ -163,6 +165,7 @@ class Cubic(CongestionControl):
         self.ssthresh = max(flight_size * BETA_NUM // BETA_DEN, 2 * self.mss)
         self.epoch_start = None
         self._acked_in_ca = 0
+        self._slow_start_after_rto = False
 
     def on_enter_recovery(self, flight_size: int, now: Instant) -> None:
         self._congestion_event(flight_size)
@@ -194,6 +197,7 @@ class Cubic(CongestionControl):
         self.cwnd = self.mss
         self.epoch_start = None
         self._after_rto = True
+        self._slow_start_after_rto = True  # RFC 3465 §2.3: L = SMSS until ssthresh
 
     def _rto_in_recovery(self, flight_size: int) -> None:
         """The timer expired before fast recovery's full ACK: the same congestion event.

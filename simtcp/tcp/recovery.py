@@ -84,11 +84,36 @@ def new_ack(conn: Connection, segment: TcpSegment, ack: int,
             conn.partial_acked = True
     else:
         conn.dupacks = 0
+        if not cc.abc_limit:
+            cc.abc_limit = slow_start_limit(conn)
         cc.on_ack(acked, flight, now)
         if scoreboard is not None and scoreboard.sacked and ack > conn.recover \
                 and scoreboard.should_enter_recovery():
             enter_recovery(conn, now)  # RFC 6675 §5 (b): IsLost(HighACK + 1)
     _after_ack(conn, blocks, dsack, now, restart_timer=True)
+
+
+def slow_start_limit(conn: Connection) -> int:
+    """L of RFC 3465 §2.2 in bytes: ``TcpConfig.abc_limit_segments`` SMSS, or for 0 the
+    SMSS that fit in one segment the route's link segments for us (TSO; 1 without).
+
+    RFC 3465 §2.3 caps L at 2*SMSS because a larger increase per ACK lets the sender
+    put a longer line-rate burst on the wire than ACK clocking would. A route with
+    TSO already takes bursts of ``max_segment`` bytes from us in one piece (and with
+    ``segmentation_offload`` off the same frames leave back to back, see
+    tests/property/test_tso_sim.py), so an ACK may add up to that much without making
+    a burst longer than the ones we send anyway: with a receiver that ACKs once per
+    64 KiB (a GRO receiver such as Linux over a TAP), slow start still doubles cwnd
+    per RTT. Linux itself counts every acknowledged segment in slow start with no
+    limit (tcp_slow_start). The route's size, not ``conn.snd_tso``, so that the
+    segmentation_offload switch changes no frame on the wire.
+    """
+    mss = conn.snd_mss
+    segments = conn.config.abc_limit_segments
+    if segments == 0:
+        max_segment = conn.host.route_offload(conn.remote_address).max_segment
+        segments = max(max_segment // mss, 1)
+    return segments * mss
 
 
 def _after_ack(conn: Connection, blocks: list[tuple[int, int]], dsack: bool, now: Instant, *,
