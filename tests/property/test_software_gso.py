@@ -6,6 +6,8 @@ segments, the stack cuts them into wire frames just before they leave.
   byte for byte (IPv4 identifications included: each piece takes the one it would
   have had sent alone) and microsecond for microsecond, with
   ``TcpConfig.segmentation_offload`` on (big segments, cut by the stack) and off;
+- and the same frames as interfaces without it (slow start's byte counting set to
+  one SMSS per ACK, RFC 5681 §3.1, so the route's segment size changes nothing);
 - the control: with it on the stack really cuts big segments.
 """
 
@@ -110,6 +112,28 @@ def test_software_segmentation_on_and_off_put_the_same_frames_on_the_wire(
         captures.append(wire_frames(capture.getvalue()))
     assert captures[0] == captures[1]
     assert max(len(frame) for _, _, frame in captures[0]) <= 1514
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), forward=profiles, backward=profiles,
+       size=st.integers(50_000, 400_000), reverse=st.integers(0, 50_000))
+def test_software_segmentation_changes_no_frame_against_a_plain_interface(
+        seed: int, forward: LinkProfile, backward: LinkProfile, size: int,
+        reverse: int) -> None:
+    captures = []
+    for stack_class in (SoftwareGsoStack, Stack):
+        tcp = TcpConfig(syn_retries=30, data_retries=60, max_rto=5 * SECOND,
+                        abc_limit_segments=1)
+        capture = io.BytesIO()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(simtcp.transfer, "Stack", stack_class)
+            result = run_transfer(TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed,
+                                               forward=forward, backward=backward, tcp=tcp,
+                                               arp=ARP_FOREVER), pcap=capture,
+                                  pcap_point="link")
+        assert result.ok, result.reason + "\n" + result.detail
+        captures.append(wire_frames(capture.getvalue()))
+    assert captures[0] == captures[1]
 
 
 def test_the_stack_really_cuts_big_segments(monkeypatch: pytest.MonkeyPatch) -> None:
