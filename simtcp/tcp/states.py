@@ -113,7 +113,7 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
         if not flags & SYN and config.syn_cookies and _cookie_ack(owner, listener, source,
                                                                   destination, segment, now):
             return
-        # An ACK to a listener is from a connection we do not have: reset it.
+        # RFC 9293 §3.10.7.2: an ACK to a listener is from a connection we do not have.
         send_reset_reply(host, source, destination, segment, now)
         return
     if not flags & SYN:
@@ -125,6 +125,8 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
             cookies.send_cookie_syn_ack(host, owner.cookies, owner.rng, config, local=destination,
                                         remote=source, mtu=owner.path_mtu(source),
                                         segment=segment, now=now)
+            owner.cookies.note_sent(local=destination, local_port=segment.destination_port,
+                                    now=now)
             return
         host.stats.drop(DropReason.TCP_BACKLOG_FULL)
         return
@@ -143,12 +145,24 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
 
 def _cookie_ack(owner: Owner, listener: Listener, source: int, destination: int,
                 segment: TcpSegment, now: Instant) -> bool:
-    """LISTEN -> ESTABLISHED for an ACK carrying a valid SYN cookie (RFC 4987 §3.6)."""
+    """LISTEN -> ESTABLISHED for an ACK carrying a valid SYN cookie (RFC 4987 §3.6).
+
+    True when the segment was handled (accepted, or dropped so that the client
+    retransmits); False when it is no cookie's and RFC 9293 §3.10.7.2's reset applies.
+    """
+    stats = owner.host.stats
     restored = cookies.check_cookie(owner.cookies, local=destination, remote=source,
                                     segment=segment, now=now)
-    if restored is None or len(listener.accepted) >= listener.backlog:
-        return False
-    owner.host.stats.count("tcp.syn_cookies_accepted")
+    if restored is None:
+        return _cookie_ack_failed(owner, destination, segment, now)
+    if len(listener.accepted) >= listener.backlog:
+        # No room in the accept queue: drop, keeping no state (RFC 4987 §3.6), as Linux
+        # does with tcp_abort_on_overflow=0. The client thinks it is connected and
+        # retransmits; a later copy completes the handshake once the application has
+        # taken connections. A reset would kill a client that a moment later fits.
+        stats.drop(DropReason.TCP_BACKLOG_FULL)
+        return True
+    stats.count("tcp.syn_cookies_accepted")
     conn = owner.new_passive(listener, destination, source, segment, now,
                              iss=(segment.ack - 1) & 0xFFFFFFFF)
     cookies.restore(conn, restored, segment, now)
@@ -157,6 +171,30 @@ def _cookie_ack(owner: Owner, listener: Listener, source: int, destination: int,
         segment_arrives(owner, conn, segment, now)
     if conn.state is not State.CLOSED:
         conn.rearm()
+    return True
+
+
+def _cookie_ack_failed(owner: Owner, destination: int, segment: TcpSegment,
+                       now: Instant) -> bool:
+    """An ACK to a listener whose cookie check failed: drop it (True) or reset it (False).
+
+    A cookie binds the client's ISN, and only the segment at ISN + 1 carries it
+    (SEG.SEQ - 1, as Linux's cookie_v4_check reads it). When that first segment
+    (the handshake's ACK, or the first data) is lost or overtaken, the client's
+    later segments fail the check. If this listener sent cookies recently and the
+    ACK number has a cookie's shape, drop it silently: the client retransmits from
+    ISN + 1 (RFC 9293 §3.8.1) and that copy validates. Otherwise the RFC 9293
+    §3.10.7.2 reset stands (stale connections, forged or random ACKs, listeners that
+    never sent a cookie); a blind attacker gains nothing from the drop (no state, no
+    reply).
+    """
+    syn_cookies = owner.cookies
+    port = segment.destination_port
+    if not (syn_cookies.recently_sent(local=destination, local_port=port, now=now)
+            and syn_cookies.looks_like_cookie(segment.ack, now=now)):
+        return False
+    owner.host.stats.count("tcp.syn_cookie_acks_dropped")
+    owner.host.stats.drop(DropReason.TCP_NO_CONNECTION)
     return True
 
 

@@ -23,6 +23,14 @@ bits 0-3 the peer's window shift (15: no window scaling), bit 4 SACK-permitted.
 The TSval is lowered, never raised, so our clock does not run ahead. Without
 timestamps, a cookie connection has neither window scaling nor SACK (Linux
 behaves the same). Our own receive shift is recomputed from the configuration.
+
+Only the client's segment at ISN + 1 can validate (SEG.SEQ - 1 must be the ISN
+the hash binds, as in Linux's ``cookie_v4_check``). So that a client whose
+first segment was lost is not reset for its later ones, the engine drops
+instead of resetting an ACK that fails the check while the listener's cookies
+can still come back (:meth:`SynCookies.recently_sent`, per listening address
+and port) and the ACK number has a cookie's shape
+(:meth:`SynCookies.looks_like_cookie`); the client retransmits from ISN + 1.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ COOKIE_SLOT: Duration = 64 * SECOND
 """Length of one time slot of the cookie's counter (RFC 4987 §3.6: 64 s)."""
 MAX_AGE_SLOTS = 2
 """A cookie stays valid while ``count - its count <= 2`` (Linux's MAX_SYNCOOKIE_AGE)."""
+MAX_REMEMBERED_LISTENERS = 64
+"""Listening (address, port) pairs whose last cookie time is kept (bounded memory)."""
 _NO_WSCALE = 0x0F
 _WSCALE_MASK = 0x0F
 _SACK_BIT = 0x10
@@ -62,7 +72,7 @@ class CookieOptions:
 class SynCookies:
     """Make and check SYN cookies for one stack, keyed from its seed."""
 
-    __slots__ = ("_rng", "mss_table", "slot", "max_age_slots")
+    __slots__ = ("_rng", "mss_table", "slot", "max_age_slots", "_sent_at")
 
     def __init__(self, rng: SeededRandom, *, mss_table: tuple[int, ...] = MSS_TABLE,
                  slot: Duration = COOKIE_SLOT, max_age_slots: int = MAX_AGE_SLOTS) -> None:
@@ -74,6 +84,8 @@ class SynCookies:
         self.mss_table = mss_table
         self.slot = slot
         self.max_age_slots = max_age_slots
+        self._sent_at: dict[tuple[int, int], Instant] = {}
+        """When each listening (address, port) last answered a SYN with a cookie."""
 
     def _hash(self, local: int, local_port: int, remote: int, remote_port: int,
               peer_isn: int, count: int, mss_index: int) -> int:
@@ -100,6 +112,38 @@ class SynCookies:
         digest = self._hash(local, local_port, remote, remote_port, peer_isn & SEQ_MASK,
                             count, index)
         return ((count & 0x1F) << 27 | index << 24 | digest) & SEQ_MASK
+
+    @property
+    def lifetime(self) -> Duration:
+        """How long after it was sent a cookie can still validate (the age check's bound)."""
+        return (self.max_age_slots + 1) * self.slot
+
+    def note_sent(self, *, local: int, local_port: int, now: Instant) -> None:
+        """Remember that the listener at ``local:local_port`` sent a cookie at ``now``."""
+        sent_at = self._sent_at
+        if len(sent_at) >= MAX_REMEMBERED_LISTENERS and (local, local_port) not in sent_at:
+            for key, at in list(sent_at.items()):
+                if now - at > self.lifetime:
+                    del sent_at[key]
+            if len(sent_at) >= MAX_REMEMBERED_LISTENERS:
+                del sent_at[min(sent_at, key=sent_at.__getitem__)]
+        sent_at[(local, local_port)] = now
+
+    def recently_sent(self, *, local: int, local_port: int, now: Instant) -> bool:
+        """Whether that listener sent a cookie that may still come back (within lifetime)."""
+        sent_at = self._sent_at.get((local, local_port))
+        return sent_at is not None and now - sent_at <= self.lifetime
+
+    def looks_like_cookie(self, seg_ack: int, *, now: Instant) -> bool:
+        """Whether ``seg_ack - 1`` has a cookie's shape: a used MSS index and a live slot.
+
+        No hash is checked (that needs the client's ISN, which only the segment at
+        ISN + 1 carries); about 1 in 21 random values passes.
+        """
+        cookie = (seg_ack - 1) & SEQ_MASK
+        if cookie >> 24 & 0x07 >= len(self.mss_table):
+            return False
+        return (now // self.slot - (cookie >> 27)) & 0x1F <= self.max_age_slots
 
     @staticmethod
     def tsval(tsval_now: int, *, window_shift: int | None, sack_permitted: bool) -> int:
