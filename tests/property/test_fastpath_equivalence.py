@@ -3,13 +3,13 @@
 ``simtcp/tcp/fastpath.py`` claims to do, for the segments it takes, exactly what
 ``states._synchronized`` (RFC 9293 §3.10.7.4) does. The proof here: the same
 seeded transfer over the same impaired link (loss, reordering, duplication,
-corruption, GRO merging), run once with ``TcpConfig(fast_path=True)`` and once
-with ``fast_path=False`` on both ends, with timestamps, SACK (and RACK) and
-window scaling drawn on or off, must put the same frames on the wire at the
-same virtual times (the link's pcap, byte for byte), deliver the same bytes,
-and leave every stack counter equal except the fast path's own two. A
-transfer in which the fast path never ran proves nothing, so the test also
-checks that it ran.
+corruption, GRO merging; software GSO on the sending interfaces or not), run
+once with ``TcpConfig(fast_path=True)`` and once with ``fast_path=False`` on
+both ends, with timestamps, SACK (and RACK) and window scaling drawn on or off,
+must put the same frames on the wire at the same virtual times (the link's
+pcap, byte for byte), deliver the same bytes, and leave every stack counter
+equal except the fast path's own two. A transfer in which the fast path never
+ran proves nothing, so the test also checks that it ran.
 """
 
 from __future__ import annotations
@@ -24,12 +24,36 @@ from hypothesis import strategies as st
 import simtcp.transfer as transfer_module
 from backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
+from simtcp.gso import InterfaceOffload
 from simtcp.stack import Stack
 from simtcp.time import MILLISECOND, SECOND
 from simtcp.transfer import TransferResult, TransferSpec, run_transfer
 
 FAST_PATH_COUNTERS = ("tcp.fast_path_ack", "tcp.fast_path_data")
 ARP_FOREVER = ArpConfig(entry_lifetime=10**12)
+
+
+SOFTWARE_GSO = InterfaceOffload(max_segment=65535 - 120, software_segmentation=True)
+
+
+class SoftwareGsoStack(Stack):
+    """A Stack whose interfaces cut 64 KiB TCP segments into frames themselves."""
+
+    def add_interface(self, name: str, *, mac: str | bytes, mtu: int = 1500,
+                      offload: InterfaceOffload | None = None) -> None:
+        super().add_interface(name, mac=mac, mtu=mtu, offload=offload or SOFTWARE_GSO)
+
+
+@contextlib.contextmanager
+def software_gso(on: bool) -> Iterator[None]:
+    """Run the transfers inside with software-GSO interfaces on both stacks (if ``on``)."""
+    plain = transfer_module.Stack
+    if on:
+        transfer_module.Stack = SoftwareGsoStack  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        transfer_module.Stack = plain  # type: ignore[misc]
 
 
 @contextlib.contextmanager
@@ -139,13 +163,14 @@ tcp_configs = st.builds(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), forward=profiles, backward=profiles,
        size=sizes, reverse=st.one_of(st.just(0), sizes),
-       tcp=tcp_configs, mtu=st.sampled_from([1500, 576, 9000]))
+       tcp=tcp_configs, mtu=st.sampled_from([1500, 576, 9000]), gso=st.booleans())
 def test_fast_path_puts_the_same_frames_on_the_wire_as_the_general_path(
         seed: int, forward: LinkProfile, backward: LinkProfile, size: int, reverse: int,
-        tcp: TcpConfig, mtu: int) -> None:
+        tcp: TcpConfig, mtu: int, gso: bool) -> None:
     spec = TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed, forward=forward,
                         backward=backward, mtu=mtu, tcp=tcp, arp=ARP_FOREVER)
-    result, stats = run_both(spec)
+    with software_gso(gso):
+        result, stats = run_both(spec)
     assert result.ok, result.reason
     segments = sum(counters["tcp.segments_in"] for counters in stats)
     event(f"fast path took {10 * (10 * hits(stats) // max(segments, 1))}%+ of the segments")
