@@ -42,9 +42,11 @@ CHUNK = 256 * 1024
 
 
 def run(loss: float, congestion: str, sack: bool, seconds: int, seed: int,
-        base: TcpConfig) -> tuple[float, int]:
-    """Goodput in Mbit/s over ``seconds`` of virtual time after a 2 s warm-up, and RTOs."""
-    tcp = replace(base, congestion_control=congestion, sack=sack, send_buffer=4 * BDP,
+        base: TcpConfig | None = None) -> tuple[float, int]:
+    """Goodput in Mbit/s over ``seconds`` of virtual time after a 2 s warm-up, and RTOs
+    (``base``: the TcpConfig to start from, the default one when None)."""
+    tcp = replace(base or TcpConfig(), congestion_control=congestion, sack=sack,
+                  send_buffer=4 * BDP,
                   receive_buffer=4 * BDP)
     sim = Simulator(seed)
     client = Stack(StackConfig(seed=seed, tcp=tcp))

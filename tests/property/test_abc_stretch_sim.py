@@ -5,8 +5,9 @@ GRO-merged 64 KiB segment sends one ACK where RFC 5681 §4.2 would send twenty;
 a sender growing cwnd by min(N, SMSS) per ACK (RFC 5681 §3.1) then ramps up
 about twenty times slower. With Appropriate Byte Counting (RFC 3465 §2.2, L up
 to one TSO segment: ``TcpConfig.abc_limit_segments`` 45, or 0 on a TSO route)
-the transfer must finish within :data:`FACTOR` of the virtual time it takes with
-an ACK every second segment. The controls show the comparison can fail: with L = one SMSS, stretch
+the transfer must finish within :data:`FACTOR` (plus one RTT, the granularity of
+slow start's rounds) of the virtual time it takes with an ACK every second
+segment. The controls show the comparison can fail: with L = one SMSS, stretch
 ACKs make the same transfer more than three times slower.
 """
 
@@ -56,12 +57,13 @@ def test_stretch_acks_finish_within_factor_with_byte_counting(
         delay_ms: int, size: int, cc: str, seed: int) -> None:
     link = LinkProfile(delay=delay_ms * MILLISECOND)
     tcp = TcpConfig(congestion_control=cc, abc_limit_segments=45, **BUFFERS)
+    rtt = 2 * delay_ms / 1000
     every_second = completion(tcp, link, size, seed)
     stretched = completion(replace(tcp, max_stretch_ack=65535), link, size, seed)
-    assert stretched <= every_second * FACTOR
+    assert stretched <= every_second * FACTOR + rtt
     # Nor slower than the RFC 5681 sender with an ACK every second segment.
     rfc5681 = completion(replace(tcp, abc_limit_segments=1), link, size, seed)
-    assert stretched <= rfc5681 * FACTOR
+    assert stretched <= rfc5681 * FACTOR + rtt
 
 
 def test_control_stretch_acks_without_byte_counting_are_much_slower() -> None:
@@ -86,16 +88,16 @@ def test_route_limit_on_a_tso_route_keeps_pace_with_gro_acks(delay_ms: int, cc: 
                                                              seed: int) -> None:
     """TSO interfaces and a GSO/GRO link: the receiver sees one 64 KiB segment per burst
     and ACKs it once (as Linux over a TAP with offloads does). With L from the route
-    (``abc_limit_segments=0``: one TSO segment) the transfer stays within FACTOR of one
-    where the link cuts segments but does not merge them on arrival (an ACK every
-    second segment); with L = one SMSS it takes more than three times as long."""
+    (``abc_limit_segments=0``: one TSO segment) the transfer stays within FACTOR (plus
+    one RTT) of one where the link cuts segments but does not merge them on arrival
+    (an ACK every second segment); with L = one SMSS it takes over three times as long."""
     size = 4_000_000
     cutting = LinkProfile(delay=delay_ms * MILLISECOND, gso=True)
     merging = replace(cutting, gro=True)
     tcp = TcpConfig(congestion_control=cc, abc_limit_segments=0, **BUFFERS)
     every_second = completion(tcp, cutting, size, seed)
     gro_acks = completion(tcp, merging, size, seed)
-    assert gro_acks <= every_second * FACTOR
+    assert gro_acks <= every_second * FACTOR + 2 * delay_ms / 1000
     rfc5681 = completion(replace(tcp, abc_limit_segments=1), merging, size, seed)
     assert rfc5681 > 3 * gro_acks
 
