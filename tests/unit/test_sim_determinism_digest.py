@@ -23,6 +23,7 @@ import io
 import itertools
 import random
 import struct
+from dataclasses import replace
 
 import pytest
 
@@ -280,3 +281,29 @@ def test_digests_see_a_different_seed_and_a_different_profile() -> None:
     assert run_pair(1, "chaos") != run_pair(2, "chaos")
     assert run_pair(1, "chaos") != run_pair(1, "loss")
     assert run_pair(3, "chaos") == run_pair(3, "chaos")
+
+
+# --- with real stacks: no pinned digests (the engine changes), but the same rules ----------
+
+
+def stack_transfer(pcap_point: str | None) -> tuple[object, ...]:
+    from simtcp.transfer import TransferSpec, run_transfer
+
+    spec = TransferSpec(bytes=60_000, reverse_bytes=20_000, seed=11,
+                        forward=replace(CHAOS, mtu=None), backward=PROFILES["chaos"][1])
+    stream = io.BytesIO()
+    result = (run_transfer(spec) if pcap_point is None
+              else run_transfer(spec, pcap=stream, pcap_point=pcap_point))
+    return (result.ok, result.reason, result.bytes_delivered, result.virtual_seconds,
+            result.retransmits, result.link_stats, result.closed_at,
+            hashlib.sha256(stream.getvalue()).hexdigest())
+
+
+def test_stack_transfers_replay_and_taps_change_nothing() -> None:
+    plain = stack_transfer(None)
+    assert plain[0] is True, plain[1]
+    link = stack_transfer("link")
+    assert link == stack_transfer("link")  # the same seed, the same pcap
+    assert link[:-1] == plain[:-1]  # a tap only watches
+    assert stack_transfer("client")[:-1] == plain[:-1]
+    assert link[-1] != plain[-1]  # the tap did record something
