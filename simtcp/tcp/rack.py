@@ -200,8 +200,8 @@ class RackTlp:
         (:attr:`.sack.SackUpdate.dsack`). ``srtt`` caps the reordering window.
         """
         delivered = self._take_delivered(snd_una, sack_blocks)
-        for segment in delivered:
-            self._update_rack(segment, now)
+        if delivered:
+            self._update_rack(delivered, now)
         self._update_dsack_round(snd_una, snd_nxt, dsack)
         repaired = self._tlp_on_ack(snd_una, dsack, now)
         lost, reorder_at = self._detect_loss(srtt, in_recovery, now)
@@ -231,26 +231,43 @@ class RackTlp:
             del starts[index:last]
         return delivered
 
-    def _update_rack(self, segment: _Segment, now: Instant) -> None:
-        """Steps 1-3 of RFC 8985 §6.2 for one newly delivered segment."""
-        rtt = now - segment.xmit_ts
-        if segment.retransmitted:
-            min_rtt = self.min_rtt
-            if min_rtt is not None and rtt < min_rtt:
-                return  # step 2: the ACK is for the original, not this retransmission
-        elif self.min_rtt is None or rtt < self.min_rtt:
-            self.min_rtt = rtt  # step 1 (a simple minimum, not a windowed filter)
+    def _update_rack(self, delivered: list[_Segment], now: Instant) -> None:
+        """Steps 1-3 of RFC 8985 §6.2 for each newly delivered segment, in order.
+
+        One loop over locals rather than a call per segment: an ACK of a TSO
+        segment delivers dozens of MSS-sized records at once.
+        """
+        min_rtt = self.min_rtt
         rack_ts = self.rack_xmit_ts
-        if rack_ts is None or _sent_after(segment.xmit_ts, segment.end, rack_ts,
-                                          self.rack_end_seq):
-            self.rack_rtt = rtt
-            self.rack_xmit_ts = segment.xmit_ts
-            self.rack_end_seq = segment.end
-        # Step 3: delivered below the highest delivered sequence means reordering.
-        if segment.end < self.fack and not segment.retransmitted:
-            self.reordering_seen = True
-        elif segment.end > self.fack:
-            self.fack = segment.end
+        rack_end = self.rack_end_seq
+        rack_rtt = self.rack_rtt
+        fack = self.fack
+        reordering = self.reordering_seen
+        for segment in delivered:
+            xmit_ts = segment.xmit_ts
+            end = segment.end
+            rtt = now - xmit_ts
+            retransmitted = segment.retransmitted
+            if retransmitted:
+                if min_rtt is not None and rtt < min_rtt:
+                    continue  # step 2: the ACK is for the original, not this retransmission
+            elif min_rtt is None or rtt < min_rtt:
+                min_rtt = rtt  # step 1 (a simple minimum, not a windowed filter)
+            if rack_ts is None or xmit_ts > rack_ts or (xmit_ts == rack_ts and end > rack_end):
+                rack_rtt = rtt  # RACK_sent_after: transmit time, then end sequence
+                rack_ts = xmit_ts
+                rack_end = end
+            # Step 3: delivered below the highest delivered sequence means reordering.
+            if end < fack and not retransmitted:
+                reordering = True
+            elif end > fack:
+                fack = end
+        self.min_rtt = min_rtt
+        self.rack_xmit_ts = rack_ts
+        self.rack_end_seq = rack_end
+        self.rack_rtt = rack_rtt
+        self.fack = fack
+        self.reordering_seen = reordering
 
     def _update_dsack_round(self, snd_una: int, snd_nxt: int, dsack: bool) -> None:
         """Step 4 of RFC 8985 §6.2: grow the reordering window on D-SACK, once per round."""
