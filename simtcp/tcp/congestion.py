@@ -3,7 +3,9 @@
 The engine detects the events (new ACK, three duplicate ACKs, partial and full
 ACKs during recovery, RTO) and keeps the recovery point; an algorithm only
 decides what ``cwnd`` and ``ssthresh`` become. Adding an algorithm (CUBIC in
-the next issue) is a subclass plus one entry in :data:`ALGORITHMS`.
+the next issue) is a subclass plus one entry in :data:`ALGORITHMS`. Slow start
+is shared (:meth:`CongestionControl.slow_start`): RFC 5681 §3.1's min(N, SMSS)
+per ACK, or RFC 3465 Appropriate Byte Counting up to ``abc_limit`` bytes.
 """
 
 from __future__ import annotations

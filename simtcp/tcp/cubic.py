@@ -12,7 +12,9 @@ Recovery follows the engine's RFC 5681 / RFC 6582 shape (inflation by one MSS
 per duplicate ACK, deflation on partial ACKs) exactly like :class:`NewReno`;
 only the multiplicative decrease (beta 0.7, RFC 9438 §4.6), W_max with fast
 convergence (§4.7), and the growth in congestion avoidance (§4.2-§4.5,
-including the Reno-friendly estimate of §4.3) differ. A timeout that ends a
+including the Reno-friendly estimate of §4.3) differ; slow start is the shared
+:meth:`CongestionControl.slow_start` (RFC 9438 §4.10: RFC 5681 §3.1, with RFC
+3465 byte counting when ``abc_limit`` allows). A timeout that ends a
 fast recovery is part of the congestion event recovery already answered: it
 keeps that event's ssthresh and W_max instead of taking them from the window
 that duplicate-ACK inflation pumped up (see :meth:`Cubic._rto_in_recovery`).
