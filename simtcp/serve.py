@@ -90,7 +90,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="record every frame the stack receives and sends")
     parser.add_argument("--no-offload", action="store_true",
                         help="open the TAPs without the virtio-net header: no checksum "
-                        "offload, no 64 KiB TCP segments (TSO/GSO); one frame per wire frame")
+                        "offload, no 64 KiB TCP segments (TSO/GSO); the kernel hands over and "
+                        "takes one frame per wire frame (the stack still merges and cuts them "
+                        "in software, see --no-gro)")
+    parser.add_argument("--no-gro", action="store_true",
+                        help="on a TAP without offloads, hand every frame to the stack as it "
+                        "came (no software GRO: one ACK per two frames, not per merged run) "
+                        "and have TCP build MSS-sized segments (no software GSO)")
     parser.add_argument("--no-offload1", action="store_true",
                         help="the same for the second TAP only: forwarding then cuts 64 KiB "
                         "segments from the first into MTU-sized ones in software")
@@ -175,10 +181,11 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
 
     stack = Stack(StackConfig(seed=args.seed, ip=IpConfig(forwarding=True)))
     now = tap.monotonic_us()
+    software = not args.no_gro  # GSO/GRO in software where the TAP has no offloads
     stack.add_interface("veth0", mac=tap.stack_mac(args.seed, "veth0"),
-                        offload=tap.stack_offload(device0))
+                        offload=tap.stack_offload(device0, software_segmentation=software))
     stack.add_interface("veth1", mac=tap.stack_mac(args.seed, "veth1"),
-                        offload=tap.stack_offload(device1))
+                        offload=tap.stack_offload(device1, software_segmentation=software))
     stack.add_address("veth0", STACK_ADDRESS0, now=now)
     stack.add_address("veth1", STACK_ADDRESS1, now=now)
     echo: EchoServer | None = None
@@ -194,7 +201,7 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
             echo.handle_event(event, when)
 
     loop = tap.TapLoop(stack, [device0, device1], on_event=on_event, impairment=profile,
-                       impairment_seed=args.seed, pcap=pcap)
+                       impairment_seed=args.seed, pcap=pcap, gro=software)
     try:
         for line in _describe(args, netns0, netns1, [device0, device1]):
             print(f"{prog}: {line}", flush=True)
@@ -212,7 +219,8 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
           f"{counts['frames_in']} frames in ({counts['gso_in']} GSO), {counts['frames_out']} "
           f"frames out ({counts['gso_out']} GSO), {stack.stats().get('ip.gso_segmented', 0)} "
           "super-segments cut for forwarding, "
-          f"{stack.stats().get('drop.total', 0)} dropped by the stack", flush=True)
+          f"{stack.stats().get('drop.total', 0)} dropped by the stack, "
+          f"{counts['gro_merged']} runs merged by software GRO", flush=True)
     return EXIT_OK
 
 
@@ -231,7 +239,9 @@ def _describe(args: argparse.Namespace, netns0: str | None, netns1: str | None,
     if args.pcap:
         yield f"recording frames to {args.pcap}"
     if args.no_offload:
-        yield "offloads off (--no-offload): one frame per wire frame"
+        yield ("offloads off (--no-offload): one frame per wire frame; "
+               + ("no software GRO/GSO (--no-gro)" if args.no_gro
+                  else "software GRO merges runs of frames, software GSO cuts 64 KiB segments"))
         return
     for device in devices:
         if device.vnet_header:

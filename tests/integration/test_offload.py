@@ -58,10 +58,25 @@ def test_no_offload_seed_session(start_server: Callable[..., ServerProcess]) -> 
 
 def test_no_offload_8_mib_stream(start_server: Callable[..., ServerProcess]) -> None:
     server = start_server(extra=("--no-offload",))
+    assert "software GRO merges runs of frames" in server.output()
     summary = echo_clients(server, count=1, size=8 * 1024 * 1024)
     assert summary["ok"] == 1, summary
     summary = echo_clients(server, count=16, size=128 * 1024)
     assert summary["ok"] == 16, summary
+    line = stopped_line(server)
+    assert counter(line, r"(\d+) runs merged by software GRO") > 0, line
+
+
+def test_no_offload_no_gro_8_mib_stream(start_server: Callable[..., ServerProcess]) -> None:
+    """The plain per-frame path: every frame reaches the stack as it came."""
+    server = start_server(extra=("--no-offload", "--no-gro"))
+    assert "no software GRO/GSO (--no-gro)" in server.output()
+    summary = echo_clients(server, count=1, size=8 * 1024 * 1024)
+    assert summary["ok"] == 1, summary
+    summary = echo_clients(server, count=4, size=256 * 1024)
+    assert summary["ok"] == 4, summary
+    line = stopped_line(server)
+    assert counter(line, r"(\d+) runs merged by software GRO") == 0, line
 
 
 def test_no_offload_impairment_shim(start_server: Callable[..., ServerProcess]) -> None:
