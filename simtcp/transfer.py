@@ -48,6 +48,7 @@ from simtcp.events import (
     PeerClosed,
     SendSpaceAvailable,
 )
+from simtcp.gso import InterfaceOffload
 from simtcp.stack import Stack
 from simtcp.time import SECOND, Duration, Instant
 from simtcp.wire.checksum import Buffer
@@ -58,6 +59,9 @@ SERVER_ADDRESS = "10.0.0.2"
 SERVER_PORT = 5001
 CHUNK = 64 * 1024
 """Bytes generated, offered to ``send`` and taken by ``receive`` at a time."""
+SHARED_CHUNKS = 128
+"""Chunks (64 KiB each, 8 MiB in all) the cache shared by every :class:`PatternStream`
+keeps: the receiver of a window of up to several MiB finds what its sender generated."""
 
 PCAP_POINTS = ("client", "server", "link")
 
@@ -100,6 +104,9 @@ class TransferSpec:
     """The server stops reading each connection once it holds this many bytes of it ..."""
     pause_reading_for: Duration = 0
     """... for this long (virtual), then reads again: a slow reader."""
+    offload: InterfaceOffload | None = None
+    """Both stacks' interface offloads (TSO, software GSO, checksum offload; None: none).
+    Hardware TSO or checksum offload needs a link that does the work (``LinkProfile(gso=True)``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +144,10 @@ class TransferResult:
     (None without a reading pause)."""
     detail: str = ""
     """A traceback when the engine raised, for debugging."""
+    client_stats: dict[str, int] = field(default_factory=dict)
+    """The client stack's ``stats()`` at the end of the run (counters and gauges)."""
+    server_stats: dict[str, int] = field(default_factory=dict)
+    """The server stack's ``stats()`` at the end of the run."""
 
     def as_json(self) -> dict[str, object]:
         """The JSON fields ``simtcp sim transfer --json`` prints."""
@@ -154,6 +165,11 @@ class TransferResult:
         }
 
 
+_shared_chunks: dict[tuple[str, int], bytes] = {}
+"""(label, index) -> chunk, oldest first: the sender generates a chunk and the receiver,
+a window behind, finds it here instead of generating it again."""
+
+
 class PatternStream:
     """A seeded pseudo-random byte stream, read at any offset without holding it whole."""
 
@@ -166,7 +182,14 @@ class PatternStream:
 
     def _load(self, index: int) -> bytes:
         if index != self._index:
-            self._chunk = random.Random(f"{self._label}:{index}").randbytes(CHUNK)
+            key = (self._label, index)
+            chunk = _shared_chunks.get(key)
+            if chunk is None:
+                chunk = random.Random(f"{self._label}:{index}").randbytes(CHUNK)
+                if len(_shared_chunks) >= SHARED_CHUNKS:
+                    del _shared_chunks[next(iter(_shared_chunks))]  # the oldest
+                _shared_chunks[key] = chunk
+            self._chunk = chunk
             self._index = index
         return self._chunk
 
@@ -483,10 +506,20 @@ class _Transfer:
         return [*self.client_ends.values(), *self.server_ends.values()]
 
     def data_done(self) -> bool:
+        """Every end has all its bytes and the peer's FIN (or something failed).
+
+        Checked after every simulator step: it scans the two dicts, stopping at the
+        first end not done, and builds nothing."""
         if self.failures:
             return True
-        ends = self.all_ends()
-        return len(ends) == 2 * self.spec.connections and all(end.data_done for end in ends)
+        client_ends, server_ends = self.client_ends, self.server_ends
+        if len(client_ends) + len(server_ends) != 2 * self.spec.connections:
+            return False
+        for ends in (client_ends, server_ends):
+            for end in ends.values():
+                if end.received != end.in_total or not end.peer_closed:
+                    return False
+        return True
 
     def all_closed(self) -> bool:
         return bool(self.failures) or (
@@ -507,7 +540,8 @@ def _build(spec: TransferSpec) -> tuple[Simulator, Stack, Stack, Link]:
     for index, (name, address) in enumerate((("client", CLIENT_ADDRESS),
                                              ("server", SERVER_ADDRESS))):
         stack = Stack(StackConfig(seed=2 * spec.seed + index, tcp=spec.tcp, arp=spec.arp))
-        stack.add_interface("eth0", mac=f"02:00:00:00:00:{index + 1:02x}", mtu=spec.mtu)
+        stack.add_interface("eth0", mac=f"02:00:00:00:00:{index + 1:02x}", mtu=spec.mtu,
+                            offload=spec.offload)
         stack.add_address("eth0", f"{address}/24", now=0)
         sim.add_host(name, stack)
         stacks.append(stack)
@@ -532,7 +566,9 @@ def _run_phase(sim: Simulator, transfer: _Transfer, done: Callable[[], bool], *,
         limit = stall_timeout if deadline is None else min(stall_timeout, deadline - sim.now)
         if limit <= 0:
             return f"time limit reached at t={sim.now / SECOND:.3f}s (virtual)"
-        moved = sim.run_until(lambda: done() or transfer.progress != mark,  # noqa: B023
+        # Progress first: it changes at nearly every step, and done() then waits for
+        # the loop's own check.
+        moved = sim.run_until(lambda: transfer.progress != mark or done(),  # noqa: B023
                               timeout=limit)
         if not moved:
             if deadline is not None and sim.now >= deadline:
@@ -625,7 +661,8 @@ def _result(spec: TransferSpec, transfer: _Transfer, retransmits: int, reason: s
         idle_for=(idle_for[0], idle_for[1]),
         min_send_window=transfer.min_send_window if spec.pause_reading_after is not None
         else None,
-        detail=detail)
+        detail=detail, client_stats=transfer.client.stats(),
+        server_stats=transfer.server.stats())
 
 
 __all__ = ["PCAP_POINTS", "PatternStream", "TransferResult", "TransferSpec",
