@@ -29,24 +29,20 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
 import cProfile
 import json
 import os
 import pstats
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import simtcp.transfer as transfer_module  # noqa: E402
 from backends.impair import LinkProfile  # noqa: E402
 from simtcp.config import TcpConfig  # noqa: E402
-from simtcp.stack import Stack  # noqa: E402
 from simtcp.time import MILLISECOND  # noqa: E402
 from simtcp.transfer import TransferResult, TransferSpec, run_transfer  # noqa: E402
 
@@ -85,29 +81,10 @@ def with_fast_path(spec: TransferSpec, on: bool) -> TransferSpec:
     return TransferSpec(**fields)  # type: ignore[arg-type]
 
 
-@contextlib.contextmanager
-def captured_stacks() -> Iterator[list[Stack]]:
-    """The two stacks of the next run_transfer, for their counters (it keeps them inside)."""
-    stacks: list[Stack] = []
-    build = transfer_module._build
-
-    def recording_build(spec: TransferSpec):  # type: ignore[no-untyped-def]
-        built = build(spec)
-        stacks[:] = [built[1], built[2]]
-        return built
-
-    transfer_module._build = recording_build
-    try:
-        yield stacks
-    finally:
-        transfer_module._build = build
-
-
 def measure(spec: TransferSpec) -> tuple[TransferResult, int, int]:
     """One run: its result, segments processed by both stacks, and fast-path hits."""
-    with captured_stacks() as stacks:
-        result = run_transfer(spec)
-    counters = [stack.stats() for stack in stacks]
+    result = run_transfer(spec)
+    counters = [result.client_stats, result.server_stats]
     segments = sum(c.get("tcp.segments_in", 0) for c in counters)
     hits = sum(c.get("tcp.fast_path_data", 0) + c.get("tcp.fast_path_ack", 0)
                for c in counters)

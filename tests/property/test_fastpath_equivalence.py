@@ -14,18 +14,14 @@ ran proves nothing, so the test also checks that it ran.
 
 from __future__ import annotations
 
-import contextlib
 import io
-from collections.abc import Iterator
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import simtcp.transfer as transfer_module
 from backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
 from simtcp.gso import InterfaceOffload
-from simtcp.stack import Stack
 from simtcp.time import MILLISECOND, SECOND
 from simtcp.transfer import TransferResult, TransferSpec, run_transfer
 
@@ -34,56 +30,14 @@ ARP_FOREVER = ArpConfig(entry_lifetime=10**12)
 
 
 SOFTWARE_GSO = InterfaceOffload(max_segment=65535 - 120, software_segmentation=True)
-
-
-class SoftwareGsoStack(Stack):
-    """A Stack whose interfaces cut 64 KiB TCP segments into frames themselves."""
-
-    def add_interface(self, name: str, *, mac: str | bytes, mtu: int = 1500,
-                      offload: InterfaceOffload | None = None) -> None:
-        super().add_interface(name, mac=mac, mtu=mtu, offload=offload or SOFTWARE_GSO)
-
-
-@contextlib.contextmanager
-def software_gso(on: bool) -> Iterator[None]:
-    """Run the transfers inside with software-GSO interfaces on both stacks (if ``on``)."""
-    plain = transfer_module.Stack
-    if on:
-        transfer_module.Stack = SoftwareGsoStack  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        transfer_module.Stack = plain  # type: ignore[misc]
-
-
-@contextlib.contextmanager
-def capture_stacks() -> Iterator[list[Stack]]:
-    """The client and server stacks of the next ``run_transfer`` (for their counters).
-
-    ``run_transfer`` does not hand out its stacks; wrapping its builder is the
-    least intrusive way to read ``stack.stats()`` after the run.
-    """
-    stacks: list[Stack] = []
-    build = transfer_module._build
-
-    def recording_build(spec: TransferSpec):  # type: ignore[no-untyped-def]
-        built = build(spec)
-        stacks[:] = [built[1], built[2]]
-        return built
-
-    transfer_module._build = recording_build
-    try:
-        yield stacks
-    finally:
-        transfer_module._build = build
+"""Interfaces that cut 64 KiB TCP segments into frames themselves."""
 
 
 def run(spec: TransferSpec) -> tuple[TransferResult, bytes, list[dict[str, int]]]:
-    """One transfer: its result, the link's pcap, and both stacks' counters."""
+    """One transfer: its result, the link's pcap, and both stacks' counters at the end."""
     pcap = io.BytesIO()
-    with capture_stacks() as stacks:
-        result = run_transfer(spec, pcap=pcap, pcap_point="link")
-    return result, pcap.getvalue(), [stack.stats() for stack in stacks]
+    result = run_transfer(spec, pcap=pcap, pcap_point="link")
+    return result, pcap.getvalue(), [result.client_stats, result.server_stats]
 
 
 def run_both(spec: TransferSpec) -> tuple[TransferResult, list[dict[str, int]]]:
@@ -168,9 +122,9 @@ def test_fast_path_puts_the_same_frames_on_the_wire_as_the_general_path(
         seed: int, forward: LinkProfile, backward: LinkProfile, size: int, reverse: int,
         tcp: TcpConfig, mtu: int, gso: bool) -> None:
     spec = TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed, forward=forward,
-                        backward=backward, mtu=mtu, tcp=tcp, arp=ARP_FOREVER)
-    with software_gso(gso):
-        result, stats = run_both(spec)
+                        backward=backward, mtu=mtu, tcp=tcp, arp=ARP_FOREVER,
+                        offload=SOFTWARE_GSO if gso else None)
+    result, stats = run_both(spec)
     assert result.ok, result.reason
     segments = sum(counters["tcp.segments_in"] for counters in stats)
     event(f"fast path took {10 * (10 * hits(stats) // max(segments, 1))}%+ of the segments")
