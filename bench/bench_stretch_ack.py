@@ -26,11 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import simtcp.transfer  # noqa: E402
 from backends.impair import LinkProfile  # noqa: E402
 from simtcp.config import ArpConfig, TcpConfig  # noqa: E402
 from simtcp.gso import InterfaceOffload  # noqa: E402
-from simtcp.stack import Stack  # noqa: E402
 from simtcp.time import MILLISECOND  # noqa: E402
 from simtcp.transfer import TransferSpec, run_transfer  # noqa: E402
 
@@ -44,14 +42,6 @@ LINKS = {
 }
 
 
-class OffloadStack(Stack):
-    """A Stack whose interfaces offload checksums and segmentation (TSO)."""
-
-    def add_interface(self, name: str, *, mac: str | bytes, mtu: int = 1500,
-                      offload: InterfaceOffload | None = None) -> None:
-        super().add_interface(name, mac=mac, mtu=mtu, offload=offload or OFFLOAD)
-
-
 def run(link: str, cc: str, stretch: int, abc: int, size: int, seed: int,
         tso: bool) -> tuple[float, int, int]:
     """Virtual seconds, retransmits and server stack frames sent for one transfer."""
@@ -62,8 +52,7 @@ def run(link: str, cc: str, stretch: int, abc: int, size: int, seed: int,
     tcp = TcpConfig(congestion_control=cc, max_stretch_ack=stretch, abc_limit_segments=abc,
                     send_buffer=4 * 1024 * 1024, receive_buffer=4 * 1024 * 1024)
     spec = TransferSpec(bytes=size, seed=seed, forward=forward, backward=backward, tcp=tcp,
-                        arp=ArpConfig(entry_lifetime=10**12))
-    simtcp.transfer.Stack = OffloadStack if tso else Stack  # type: ignore[misc]
+                        arp=ArpConfig(entry_lifetime=10**12), offload=OFFLOAD if tso else None)
     result = run_transfer(spec)
     if not result.ok:
         raise SystemExit(f"transfer failed: {result.reason}")

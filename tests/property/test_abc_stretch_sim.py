@@ -16,35 +16,26 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import simtcp.transfer
 from backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
 from simtcp.gso import InterfaceOffload
-from simtcp.stack import Stack
 from simtcp.time import MILLISECOND
 from simtcp.transfer import TransferSpec, run_transfer
 
 FACTOR = 1.1
 """Largest ratio of completion times, stretch ACKs over an ACK per two segments."""
 OFFLOAD = InterfaceOffload(tx_checksum=True, max_segment=65535 - 120)
+"""TSO interfaces, like a TAP with offloads (the link must then cut: ``gso=True``)."""
 BUFFERS = {"send_buffer": 4 * 1024 * 1024, "receive_buffer": 4 * 1024 * 1024}
 
 
-class OffloadStack(Stack):
-    """A Stack whose interfaces offload segmentation (TSO), like a TAP with offloads."""
-
-    def add_interface(self, name: str, *, mac: str | bytes, mtu: int = 1500,
-                      offload: InterfaceOffload | None = None) -> None:
-        super().add_interface(name, mac=mac, mtu=mtu, offload=offload or OFFLOAD)
-
-
-def completion(tcp: TcpConfig, link: LinkProfile, size: int, seed: int) -> float:
+def completion(tcp: TcpConfig, link: LinkProfile, size: int, seed: int,
+               offload: InterfaceOffload | None = None) -> float:
     spec = TransferSpec(bytes=size, seed=seed, forward=link, backward=link, tcp=tcp,
-                        arp=ArpConfig(entry_lifetime=10**12))
+                        arp=ArpConfig(entry_lifetime=10**12), offload=offload)
     result = run_transfer(spec)
     assert result.ok, result.reason
     return result.virtual_seconds
@@ -74,14 +65,7 @@ def test_control_stretch_acks_without_byte_counting_are_much_slower() -> None:
     assert stretched > 3 * every_second
 
 
-@pytest.fixture
-def offloading_stacks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(simtcp.transfer, "Stack", OffloadStack)
-
-
-@pytest.mark.usefixtures("offloading_stacks")
-@settings(max_examples=6, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None)
 @given(delay_ms=st.integers(2, 40), cc=st.sampled_from(["newreno", "cubic"]),
        seed=st.integers(0, 2**16))
 def test_route_limit_on_a_tso_route_keeps_pace_with_gro_acks(delay_ms: int, cc: str,
@@ -95,10 +79,10 @@ def test_route_limit_on_a_tso_route_keeps_pace_with_gro_acks(delay_ms: int, cc: 
     cutting = LinkProfile(delay=delay_ms * MILLISECOND, gso=True)
     merging = replace(cutting, gro=True)
     tcp = TcpConfig(congestion_control=cc, abc_limit_segments=0, **BUFFERS)
-    every_second = completion(tcp, cutting, size, seed)
-    gro_acks = completion(tcp, merging, size, seed)
+    every_second = completion(tcp, cutting, size, seed, OFFLOAD)
+    gro_acks = completion(tcp, merging, size, seed, OFFLOAD)
     assert gro_acks <= every_second * FACTOR + 2 * delay_ms / 1000
-    rfc5681 = completion(replace(tcp, abc_limit_segments=1), merging, size, seed)
+    rfc5681 = completion(replace(tcp, abc_limit_segments=1), merging, size, seed, OFFLOAD)
     assert rfc5681 > 3 * gro_acks
 
 
