@@ -1,38 +1,22 @@
-"""Real Linux TAP devices driving a Stack: /dev/net/tun, pyroute2 setup, one epoll loop.
+"""Real Linux TAP devices driving a Stack: one epoll loop, impairment shim, pcap.
 
 Theory of operation
 -------------------
 
-A :class:`TapDevice` is one TAP interface: the file descriptor we read and
-write Ethernet frames on (``/dev/net/tun`` with ``IFF_TAP | IFF_NO_PI``, so
-there is no packet-information header), and the kernel's side of it, a
-network interface that pyroute2 addresses, brings up and, optionally, moves
-into a network namespace.
+The devices themselves (``/dev/net/tun``, ioctls, the virtio-net header and
+offload negotiation, reads and writes) are :mod:`backends.tapdevice`; the
+host side (privileges, namespaces, pyroute2) is :mod:`backends.tapsetup`.
+This module re-exports both, so ``from backends import tap`` gives the whole
+backend.
 
-Offloads (DESIGN.md "Offload-ready"): with ``offload=True`` the device is
-opened with ``IFF_VNET_HDR``, the 12-byte virtio-net header
-(:mod:`backends.vnet`) in front of every frame, and ``TUNSETOFFLOAD`` with
-``TUN_F_CSUM | TUN_F_TSO4``. The kernel then hands us TCP segments of up to
-64 KiB (GSO) with partial checksums, and takes the same from us: one read or
-write carries what would be 40 wire frames, and per-frame cost is what limits
-a Python stack. The loop passes the header's verdict to the stack
-(``receive_frame(..., checksum_verified=, gso_size=)``) and derives the
-header of each frame it writes from the frame (:func:`backends.vnet.tx_header`).
-The loop also merges runs of the stack's own full-sized TCP segments into one
+With offloads on, the loop passes the virtio-net header's verdict to the stack
+(``receive_frame(..., checksum_verified=, gso_size=)``) and derives the header
+of each frame it writes from the frame (:func:`backends.vnet.tx_header`). It
+also merges runs of the stack's own full-sized TCP segments into one
 super-segment per write (:func:`simtcp.gso.coalesce_for_tso`): the kernel cuts
 it back at the same MSS, so the wire carries the very same segments, and one
-syscall replaces up to 45. IPv6 TSO is not asked for: the stack has no IPv6.
-A kernel that refuses any of it leaves the device without offloads, and
-:attr:`TapDevice.offload_note` says why. With the impairment shim, which
-models the wire, frames cross it as wire frames: GSO cut, checksums finished.
-
-The kernel creates the interface in the namespace the process runs in; we then
-move it with ``IFLA_NET_NS_FD``. Moving does not touch the file descriptor: the
-fd is bound to the device, not to a namespace, and keeps carrying its frames.
-The device is not persistent (we never call ``TUNSETPERSIST``), so it lives
-exactly as long as our fd: closing the fd removes it from whichever namespace
-it is in, and a crashed process leaves nothing behind. :meth:`TapDevice.close`
-still checks, and deletes the link with pyroute2 if it survived.
+syscall replaces up to 45. With the impairment shim, which models the wire,
+frames cross it as wire frames: GSO cut, checksums finished.
 
 :class:`TapLoop` drives one :class:`simtcp.Stack` over any number of devices
 with the cycle the sans-IO contract asks for (DESIGN.md "The core's
@@ -66,7 +50,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import heapq
 import itertools
@@ -74,18 +57,31 @@ import os
 import random
 import selectors
 import signal
-import struct
-import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any, Protocol
 
 from backends.impair import Impairment, LinkProfile
+from backends.tapdevice import (
+    IFF_NO_PI,
+    IFF_TAP,
+    IFF_VNET_HDR,
+    MAX_FRAME,
+    MAX_READ,
+    TUN_F_CSUM,
+    TUN_F_TSO4,
+    TUNSETIFF,
+    TUNSETOFFLOAD,
+    TUNSETVNETHDRSZ,
+    TUNSETVNETLE,
+    DeviceWriteError,
+    TapDevice,
+    cut_for_wire,
+    stack_offload,
+)
 from backends.tapsetup import (
-    TUN_PATH,
     TapError,
     check_name_free,
     ensure_namespace,
@@ -93,37 +89,15 @@ from backends.tapsetup import (
     link_index,
     list_namespaces,
     missing_requirement,
-    netlink,
     remove_namespace,
     stack_mac,
 )
-from backends.vnet import VNET_HEADER_LENGTH, rx_info, tx_header
+from backends.vnet import VNET_HEADER_LENGTH, rx_info
 from simtcp.events import Event
-from simtcp.gso import (
-    coalesce_for_tso,
-    gro_receive,
-    is_whole_tcp,
-    nic_transmit,
-    segment_tcp,
-    tcp_mss_for,
-)
+from simtcp.gso import coalesce_for_tso, gro_receive, nic_transmit
 from simtcp.stack import InterfaceOffload
 from simtcp.time import Instant
 from simtcp.wire.pcap import PcapWriter
-
-TUNSETIFF = 0x400454CA
-IFF_TAP = 0x0002
-IFF_NO_PI = 0x1000
-IFF_VNET_HDR = 0x4000
-TUNSETOFFLOAD = 0x400454D0
-TUNSETVNETHDRSZ = 0x400454D8
-TUNSETVNETLE = 0x400454DC
-TUN_F_CSUM = 0x01
-TUN_F_TSO4 = 0x02
-MAX_FRAME = 65536 + 14
-MAX_READ = MAX_FRAME + VNET_HEADER_LENGTH + 64
-
-_IFREQ = struct.Struct("16sH")
 
 
 class StackLike(Protocol):
@@ -143,235 +117,6 @@ EventCallback = Callable[[Event, Instant], None]
 def monotonic_us() -> Instant:
     """The loop's clock: monotonic integer microseconds."""
     return time.monotonic_ns() // 1000
-
-
-# --- one TAP device -----------------------------------------------------------
-
-
-class TapDevice:
-    """A TAP interface: our non-blocking fd, and the kernel's interface (maybe in a netns)."""
-
-    def __init__(self, name: str, fd: int, *, interface: str, namespace: str | None,
-                 vnet_header: bool = False, mtu: int = 1500) -> None:
-        self.name = name
-        """The kernel's interface name (e.g. ``tap-veth0``)."""
-        self.fd = fd
-        self.interface = interface
-        """The stack interface this device is wired to (e.g. ``veth0``)."""
-        self.namespace = namespace
-        """Where the kernel side lives; None means the namespace we run in."""
-        self.vnet_header = vnet_header
-        """Every read and write starts with a virtio-net header: offloads are on."""
-        self.mtu = mtu
-        """The MTU given to the kernel side; the MSS of GSO frames we write follows from it."""
-        self.offload_note: str | None = None
-        """Why offloads were asked for and are off (the kernel refused), or None."""
-        self.write_queue: deque[bytes] = deque()
-        """Frames that met EAGAIN, in order; flushed when the fd is writable."""
-
-    @classmethod
-    def create(cls, name: str, *, interface: str, namespace: str | None = None,
-               kernel_address: str | None = None, mtu: int = 1500,
-               txqueuelen: int = 1000, offload: bool = False) -> TapDevice:
-        """Create ``name``, move it into ``namespace``, address it, bring it up.
-
-        ``kernel_address`` is the kernel side's address with prefix (``"10.0.0.2/24"``).
-        ``offload`` asks for checksum offload and TSO (see the module doc); the
-        stack interface wired to the device must then be given
-        :func:`stack_offload` (``device.vnet_header`` says whether it took).
-        """
-        check_name_free(name, namespace)
-        note = None
-        if offload:
-            try:
-                fd = _open_tap(name, vnet_header=True)
-            except _OffloadRefused as refused:
-                fd, note = _open_tap(name), str(refused)
-        else:
-            fd = _open_tap(name)
-        device = cls(name, fd, interface=interface, namespace=namespace,
-                     vnet_header=offload and note is None, mtu=mtu)
-        device.offload_note = note
-        try:
-            device._configure(kernel_address, mtu, txqueuelen)
-        except BaseException:
-            device.close()
-            raise
-        return device
-
-    def _configure(self, kernel_address: str | None, mtu: int, txqueuelen: int) -> None:
-        try:
-            if self.namespace is not None:
-                with netlink(None) as ipr:
-                    index = ipr.link_lookup(ifname=self.name)[0]
-                    # The fd stays bound to the device across the move.
-                    ipr.link("set", index=index, net_ns_fd=self.namespace)
-            with netlink(self.namespace) as ipr:
-                index = ipr.link_lookup(ifname=self.name)[0]
-                ipr.link("set", index=index, mtu=mtu, txqlen=txqueuelen)
-                if kernel_address is not None:
-                    address, _, prefix = kernel_address.partition("/")
-                    ipr.addr("add", index=index, address=address, prefixlen=int(prefix or 32))
-                ipr.link("set", index=index, state="up")
-        except (OSError, IndexError) as error:
-            detail = getattr(error, "strerror", None) or str(error) or type(error).__name__
-            raise TapError(f"cannot configure device {self.name}: {detail}") from None
-
-    def read_raw(self, limit: int) -> list[bytes]:
-        """Up to ``limit`` reads, fewer when the queue ran dry (EAGAIN); each read starts
-        with the virtio-net header when :attr:`vnet_header` is set."""
-        frames: list[bytes] = []
-        read = os.read
-        fd = self.fd
-        for _ in range(limit):
-            try:
-                frames.append(read(fd, MAX_READ))
-            except BlockingIOError:
-                break
-            except InterruptedError:
-                continue
-            except OSError as error:
-                if error.errno == errno.EBADFD:
-                    raise TapError(f"device {self.name} was removed from under us") from None
-                raise TapError(f"device {self.name} failed: {error.strerror}") from None
-        return frames
-
-    def read_frames(self, limit: int) -> list[bytes]:
-        """Up to ``limit`` Ethernet frames, fewer when the queue ran dry (EAGAIN).
-
-        With offloads on, what the virtio-net header said is applied here, for
-        callers that cannot pass it on (:class:`TapLoop` reads with
-        :meth:`read_raw` instead): GSO super-segments come cut into MTU-sized
-        frames and partial checksums finished, so a stack that checks every
-        checksum takes them. (Writes still expect a stack interface with
-        :func:`stack_offload`.)
-        """
-        reads = self.read_raw(limit)
-        if not self.vnet_header:
-            return reads
-        frames: list[bytes] = []
-        for read in reads:
-            frame = read[VNET_HEADER_LENGTH:]
-            if len(read) > VNET_HEADER_LENGTH and rx_info(read)[0]:
-                frames += nic_transmit(frame, self.mtu)
-            elif frame:
-                frames.append(frame)
-        return frames
-
-    def write(self, frame: bytes) -> bool:
-        """Write one frame; False when the kernel queue was full (EAGAIN) and it must wait.
-
-        With offloads on, the frame goes out behind the virtio-net header
-        :func:`backends.vnet.tx_header` derives from it. Frames the device can
-        never take (it is down, or the frame is malformed) are dropped and
-        reported as written; ``TapLoop`` counts them.
-        """
-        try:
-            if self.vnet_header:
-                os.writev(self.fd, (tx_header(frame, self.mtu), frame))
-            else:
-                os.write(self.fd, frame)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError as error:
-            if error.errno in (errno.ENOBUFS, errno.ENOMEM):
-                return False
-            raise _DeviceWriteError(error.errno or 0) from None
-        return True
-
-    def close(self) -> None:
-        """Close the fd (which removes the device) and make sure the device is gone."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        with contextlib.suppress(TapError, OSError), netlink(self.namespace) as ipr:
-            found = ipr.link_lookup(ifname=self.name)
-            if found:
-                ipr.link("del", index=found[0])
-
-    def exists(self) -> bool:
-        return link_index(self.name, self.namespace) is not None
-
-
-def stack_offload(device: TapDevice, *, software_segmentation: bool = False) -> InterfaceOffload:
-    """What the stack interface wired to ``device`` may assume (DESIGN.md "Offload-ready").
-
-    With the virtio-net header: the kernel finishes our TCP/UDP checksums and
-    cuts TCP segments of up to 64 KiB (an IPv4 datagram's limit, less 40 bytes
-    of IP options and 40 of TCP options). Received checksums are trusted per
-    frame, as the header says, so ``rx_checksum_verified`` stays False.
-
-    Without it, ``software_segmentation`` lets TCP build segments that large all
-    the same and has the stack cut them into wire frames before they leave
-    (:attr:`InterfaceOffload.software_segmentation`): the device sees the same
-    frames, TCP's per-segment work is done once per 64 KiB.
-    """
-    if not device.vnet_header:
-        if software_segmentation:
-            return InterfaceOffload(max_segment=_MAX_SEGMENT, software_segmentation=True)
-        return InterfaceOffload()
-    return InterfaceOffload(tx_checksum=True, max_segment=_MAX_SEGMENT)
-
-
-_MAX_SEGMENT = 65535 - 60 - 60
-
-
-def _cut_for_wire(frame: bytes, mtu: int) -> list[bytes] | tuple[bytes]:
-    """A TCP frame the kernel would cut (TSO), cut here instead; partial checksums stay
-    partial, as :func:`backends.vnet.tx_header` expects of a checksum-offloading device."""
-    datagram = frame[14:]
-    if not is_whole_tcp(datagram):
-        return (frame,)
-    mss = tcp_mss_for(datagram, mtu)
-    if mss <= 0:
-        return (frame,)
-    return [frame[:14] + piece for piece in segment_tcp(datagram, mss, partial=True)]
-
-
-class _DeviceWriteError(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class _OffloadRefused(Exception):
-    """The kernel created the device but refused the virtio-net header or the offloads."""
-
-
-def _open_tap(name: str, *, vnet_header: bool = False) -> int:
-    try:
-        fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as error:
-        raise TapError(f"cannot open {TUN_PATH}: {error.strerror}") from None
-    flags = IFF_TAP | IFF_NO_PI | (IFF_VNET_HDR if vnet_header else 0)
-    try:
-        fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), flags))
-    except OSError as error:
-        os.close(fd)
-        if error.errno == errno.EBUSY:
-            raise TapError(f"device {name} already exists and is in use") from None
-        if error.errno == errno.EINVAL and vnet_header:
-            raise _OffloadRefused(f"IFF_VNET_HDR refused ({error.strerror})") from None
-        if error.errno == errno.EINVAL:
-            raise TapError(f"device {name} already exists and is not a free TAP") from None
-        raise TapError(f"cannot create TAP device {name}: {error.strerror}") from None
-    if vnet_header:
-        step = "TUNSETVNETHDRSZ"
-        try:
-            fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HEADER_LENGTH))
-            # The header's fields are little-endian (virtio 1.x), whatever the host is.
-            step = "TUNSETVNETLE"
-            try:
-                fcntl.ioctl(fd, TUNSETVNETLE, struct.pack("i", 1))
-            except OSError:
-                if sys.byteorder != "little":
-                    raise
-            step = "TUNSETOFFLOAD"
-            fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
-        except OSError as error:
-            os.close(fd)  # the device is not persistent: closing removes it
-            raise _OffloadRefused(f"{step} refused ({error.strerror})") from None
-    return fd
 
 
 # --- impairment ---------------------------------------------------------------
@@ -649,7 +394,7 @@ class TapLoop:
                 self._write(device, frame)
                 continue
             # The shim models the wire: cut what the kernel would cut (TSO) before it.
-            pieces = (_cut_for_wire(frame, device.mtu)
+            pieces = (cut_for_wire(frame, device.mtu)
                       if device.vnet_header and len(frame) > device.mtu + 14 else (frame,))
             for piece in pieces:
                 for delivered in shim.push(piece, now):
@@ -720,7 +465,7 @@ class TapLoop:
             return
         try:
             written = device.write(frame)
-        except _DeviceWriteError as error:
+        except DeviceWriteError as error:
             pieces = self._gso_refused(device, frame, error)
             if pieces is None:
                 self.counters["write_errors"] += 1
@@ -737,12 +482,12 @@ class TapLoop:
         self._blocked_changed = True
 
     def _gso_refused(self, device: TapDevice, frame: bytes,
-                     error: _DeviceWriteError) -> list[bytes] | None:
+                     error: DeviceWriteError) -> list[bytes] | None:
         """The pieces to write instead of a super-segment the kernel refused (EINVAL), so
         TCP is not left retransmitting a frame that can never go; None for other errors."""
         if error.code != errno.EINVAL or not device.vnet_header or len(frame) <= device.mtu + 14:
             return None
-        pieces = list(_cut_for_wire(frame, device.mtu))
+        pieces = list(cut_for_wire(frame, device.mtu))
         if len(pieces) < 2:
             return None
         self.counters["gso_refused"] += 1
@@ -753,7 +498,7 @@ class TapLoop:
         while queue:
             try:
                 written = device.write(queue[0])
-            except _DeviceWriteError as error:
+            except DeviceWriteError as error:
                 pieces = self._gso_refused(device, queue.popleft(), error)
                 if pieces is None:
                     self.counters["write_errors"] += 1
@@ -802,8 +547,14 @@ class TapLoop:
         return counts
 
 
+_DeviceWriteError = DeviceWriteError
+"""The name :mod:`simtcp.aio.tap` and older tests import."""
+
 __all__ = [
-    "ImpairedPath", "LinkProfile", "TapDevice", "TapError", "TapLoop",
+    "IFF_NO_PI", "IFF_TAP", "IFF_VNET_HDR", "MAX_FRAME", "MAX_READ", "TUNSETIFF",
+    "TUNSETOFFLOAD", "TUNSETVNETHDRSZ", "TUNSETVNETLE", "TUN_F_CSUM", "TUN_F_TSO4",
+    "DeviceWriteError", "ImpairedPath", "InterfaceOffload", "LinkProfile", "StackLike",
+    "TapDevice", "TapError", "TapLoop", "cut_for_wire", "stack_offload",
     "check_name_free", "ensure_namespace", "forward_signal_in_child", "link_index",
     "list_namespaces", "missing_requirement", "monotonic_us", "remove_namespace", "stack_mac",
 ]

@@ -1,11 +1,24 @@
-"""ICMP policy (RFC 792, RFC 1122 §3.2.2): when we may send an error, and at what rate."""
+"""ICMP (RFC 792, RFC 1122 §3.2.2): messages to the stack, and when we may send an error."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .config import IcmpConfig
+from .errors import DropReason, ParseError
+from .events import EchoReplyReceived, IcmpErrorReceived
+from .ip import is_martian_source
 from .time import SECOND, Instant
+from .wire import icmp as icmp_wire
+from .wire.checksum import Buffer
 from .wire.icmp import ERROR_TYPES, IcmpMessage
-from .wire.ipv4 import PROTOCOL_ICMP, Ipv4Packet
+from .wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Packet, ip_to_str
+
+if TYPE_CHECKING:
+    from .config import StackConfig
+    from .events import Event
+    from .stats import Stats
+    from .tcp import TcpLayer
 
 QUOTE_DATA_BYTES = 8
 """RFC 792 quotes the header plus 64 bits; RFC 1812 §4.3.2.3 allows more, 8 is what hosts need."""
@@ -61,3 +74,105 @@ class IcmpPolicy:
     @staticmethod
     def error(icmp_type: int, code: int, offending: Ipv4Packet, rest: int = 0) -> IcmpMessage:
         return IcmpMessage(icmp_type, code, rest, IcmpPolicy.quote(offending))
+
+
+class IcmpHandling:
+    """ICMP messages addressed to the stack, and the errors it sends, for :class:`Stack`.
+
+    Echo requests are answered from the very address that was asked; echo replies
+    and errors about UDP or raw datagrams become events; errors quoting one of our
+    TCP segments go to the TCP layer (RFC 5927, RFC 1191). Errors we send obey
+    :class:`IcmpPolicy` (never about an error, a fragment or a broadcast; rate limited).
+    """
+
+    if TYPE_CHECKING:
+        config: StackConfig
+        stats: Stats
+        tcp: TcpLayer
+        _icmp: IcmpPolicy
+        _local: dict[int, str]
+        _broadcasts: set[int]
+
+        def emit(self, event: Event) -> None: ...
+
+        def send_ipv4(self, destination: int, protocol: int, payload: bytes, *,
+                      now: Instant, source: int | None = None, ttl: int | None = None,
+                      dont_fragment: bool = False) -> bool: ...
+
+    def _icmp_received(self, packet: Ipv4Packet, link_broadcast: bool, to_broadcast: bool,
+                       now: Instant, verified: bool) -> None:
+        stats = self.stats
+        try:
+            message = IcmpMessage.parse(packet.payload, verify_checksum=not verified)
+        except ParseError as error:
+            stats.drop(error.reason)
+            return
+        stats.count(f"icmp.in.type{message.icmp_type}")
+        if message.icmp_type == icmp_wire.TYPE_ECHO_REQUEST:
+            if (to_broadcast or link_broadcast) and not self.config.icmp.reply_to_broadcast:
+                stats.drop(DropReason.BROADCAST_ECHO)  # RFC 1122 §3.2.2.6 allows silence
+                return
+            # Reply from the very address that was asked (the seed's bug, fixed).
+            source = packet.destination if packet.destination in self._local else None
+            reply = IcmpMessage(icmp_wire.TYPE_ECHO_REPLY, 0, message.rest, message.payload)
+            stats.count("icmp.out.type0")
+            self.send_ipv4(packet.source, PROTOCOL_ICMP, reply.build(), now=now, source=source)
+        elif message.icmp_type == icmp_wire.TYPE_ECHO_REPLY:
+            self.emit(EchoReplyReceived(source=ip_to_str(packet.source),
+                                        identifier=message.identifier,
+                                        sequence=message.sequence,
+                                        payload=bytes(message.payload), ttl=packet.ttl))
+        elif message.is_error:
+            self._icmp_error_received(packet, message, now)
+        else:
+            stats.drop(DropReason.ICMP_UNHANDLED)
+
+    def _icmp_error_received(self, packet: Ipv4Packet, message: IcmpMessage,
+                             now: Instant) -> None:
+        try:
+            quoted = Ipv4Packet.parse(_quoted_with_fixed_length(message.payload),
+                                      verify_checksum=False)
+        except ParseError as error:
+            self.stats.drop(error.reason)
+            return
+        if quoted.source not in self._local:
+            self.stats.drop(DropReason.NOT_FOR_US)
+            return
+        data = bytes(quoted.payload)
+        if quoted.protocol == PROTOCOL_TCP and len(data) >= 8:
+            self.tcp.icmp_error_received(
+                icmp_type=message.icmp_type, code=message.code,
+                next_hop_mtu=message.next_hop_mtu, quoted_source=quoted.source,
+                quoted_destination=quoted.destination,
+                quoted_source_port=int.from_bytes(data[0:2], "big"),
+                quoted_destination_port=int.from_bytes(data[2:4], "big"),
+                quoted_seq=int.from_bytes(data[4:8], "big"), now=now)
+            return
+        self.emit(IcmpErrorReceived(source=ip_to_str(packet.source), icmp_type=message.icmp_type,
+                                    code=message.code,
+                                    original_destination=ip_to_str(quoted.destination),
+                                    original_protocol=quoted.protocol))
+
+    def _send_icmp_error(self, icmp_type: int, code: int, offending: Ipv4Packet, now: Instant,
+                         *, link_broadcast: bool = False, to_broadcast: bool = False,
+                         rest: int = 0) -> None:
+        if not IcmpPolicy.may_answer(offending, link_broadcast=link_broadcast,
+                                     to_broadcast=to_broadcast):
+            return
+        if offending.source in self._broadcasts or is_martian_source(offending.source):
+            return
+        if not self._icmp.allow(now):
+            self.stats.drop(DropReason.ICMP_RATE_LIMITED)
+            return
+        message = IcmpPolicy.error(icmp_type, code, offending, rest)
+        self.stats.count(f"icmp.out.type{icmp_type}")
+        # RFC 1812 §4.3.2.4: the source is the address of the interface the error leaves by.
+        self.send_ipv4(offending.source, PROTOCOL_ICMP, message.build(), now=now)
+
+
+def _quoted_with_fixed_length(quoted: Buffer) -> bytes:
+    """ICMP quotes only header + 8 bytes, so fix the quoted total length to what is there."""
+    data = bytearray(quoted)
+    if len(data) >= 20:
+        data[2:4] = min(len(data), 0xFFFF).to_bytes(2, "big")
+    return bytes(data)

@@ -14,7 +14,6 @@ API raises, with the exception classes of :mod:`simtcp.errors`.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -31,7 +30,7 @@ from .gso import (
     tcp_payload_length,
     with_partial_checksum,
 )
-from .icmp import IcmpPolicy
+from .icmp import IcmpHandling, IcmpPolicy
 from .ip import (
     LIMITED_BROADCAST,
     Reassembler,
@@ -44,6 +43,7 @@ from .ip import (
 from .rng import SeededRandom
 from .stats import Stats
 from .tcp import TcpInfo, TcpLayer
+from .tcpio import FAST_MIN_FRAME, TcpFrameIO
 from .time import Instant
 from .timers import TimerHeap
 from .udp import UdpSockets
@@ -69,7 +69,6 @@ from .wire.ipv4 import (
     prefix_from_str,
     prefix_mask,
 )
-from .wire.tcp import CHECKSUM_FULL, CHECKSUM_PARTIAL, TcpSegment
 from .wire.udp import UdpDatagram
 
 
@@ -83,8 +82,13 @@ class Interface:
     broadcasts: set[int] = field(default_factory=set)
 
 
-class Stack:
-    """A TCP/IP host (and, with ``ip.forwarding``, a router) driven entirely by its caller."""
+class Stack(TcpFrameIO, IcmpHandling):
+    """A TCP/IP host (and, with ``ip.forwarding``, a router) driven entirely by its caller.
+
+    TCP segments in and out of frames (the per-frame fast paths and their layered
+    oracles) are :class:`~simtcp.tcpio.TcpFrameIO`; ICMP messages to the stack and the
+    errors it sends are :class:`~simtcp.icmp.IcmpHandling`.
+    """
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config = config or StackConfig()
@@ -195,7 +199,7 @@ class Stack:
             stats.drop(DropReason.UNKNOWN_INTERFACE)
             return
         self._counters["link.frames_in"] += 1
-        if len(frame) >= _FAST_MIN_FRAME and self._tcp_fast_received(
+        if len(frame) >= FAST_MIN_FRAME and self._tcp_fast_received(
                 iface, frame, now, checksum_verified or iface.offload.rx_checksum_verified):
             return
         try:
@@ -217,35 +221,6 @@ class Stack:
             stats.drop(DropReason.VLAN_TAGGED)
         else:
             stats.drop(DropReason.UNSUPPORTED_ETHERTYPE)
-
-    def _tcp_fast_received(self, iface: Interface, frame: Buffer, now: Instant,
-                           verified: bool) -> bool:
-        """Deliver the common frame in one step: TCP in an unfragmented IPv4 datagram without
-        options, unicast to one of our addresses. False (nothing done) for anything else,
-        which the general path then takes; ``test_fast_paths`` holds the two paths equal."""
-        (mac, ethertype, version_ihl, _tos, total_length, _identification, flags_offset, _ttl,
-         protocol, _checksum, source, destination) = _FAST_RX.unpack_from(frame)
-        if (version_ihl != 0x45 or protocol != PROTOCOL_TCP or ethertype != ETHERTYPE_IPV4
-                or flags_offset & 0x3FFF or mac != iface.mac
-                or not 40 <= total_length <= len(frame) - 14
-                or destination not in self._local or destination in self._broadcasts
-                or source >> 28 == 0xE or source >> 24 == 127 or source == LIMITED_BROADCAST):
-            return False
-        # The header verifies when its sum is a multiple of 0xffff (never 0: version 4 is in it).
-        if not verified and int.from_bytes(frame[14:34], "big") % 0xFFFF:
-            return False
-        counters = self._counters
-        counters["ip.packets_in"] += 1
-        try:
-            segment = TcpSegment.parse(memoryview(frame)[34:14 + total_length],
-                                       source=None if verified else source,
-                                       destination=None if verified else destination)
-        except ParseError as error:
-            self.stats.drop(error.reason)
-            return True
-        counters["tcp.segments_in"] += 1
-        self.tcp.segment_received(source, destination, segment, now=now)
-        return True
 
     def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]:
         """Every frame queued since the last call, in order, as (interface, frame)."""
@@ -539,76 +514,6 @@ class Stack:
 
     # --- ICMP -----------------------------------------------------------------
 
-    def _icmp_received(self, packet: Ipv4Packet, link_broadcast: bool, to_broadcast: bool,
-                       now: Instant, verified: bool) -> None:
-        stats = self.stats
-        try:
-            message = IcmpMessage.parse(packet.payload, verify_checksum=not verified)
-        except ParseError as error:
-            stats.drop(error.reason)
-            return
-        stats.count(f"icmp.in.type{message.icmp_type}")
-        if message.icmp_type == icmp_wire.TYPE_ECHO_REQUEST:
-            if (to_broadcast or link_broadcast) and not self.config.icmp.reply_to_broadcast:
-                stats.drop(DropReason.BROADCAST_ECHO)  # RFC 1122 §3.2.2.6 allows silence
-                return
-            # Reply from the very address that was asked (the seed's bug, fixed).
-            source = packet.destination if packet.destination in self._local else None
-            reply = IcmpMessage(icmp_wire.TYPE_ECHO_REPLY, 0, message.rest, message.payload)
-            stats.count("icmp.out.type0")
-            self.send_ipv4(packet.source, PROTOCOL_ICMP, reply.build(), now=now, source=source)
-        elif message.icmp_type == icmp_wire.TYPE_ECHO_REPLY:
-            self.emit(EchoReplyReceived(source=ip_to_str(packet.source),
-                                        identifier=message.identifier,
-                                        sequence=message.sequence,
-                                        payload=bytes(message.payload), ttl=packet.ttl))
-        elif message.is_error:
-            self._icmp_error_received(packet, message, now)
-        else:
-            stats.drop(DropReason.ICMP_UNHANDLED)
-
-    def _icmp_error_received(self, packet: Ipv4Packet, message: IcmpMessage,
-                             now: Instant) -> None:
-        try:
-            quoted = Ipv4Packet.parse(_quoted_with_fixed_length(message.payload),
-                                      verify_checksum=False)
-        except ParseError as error:
-            self.stats.drop(error.reason)
-            return
-        if quoted.source not in self._local:
-            self.stats.drop(DropReason.NOT_FOR_US)
-            return
-        data = bytes(quoted.payload)
-        if quoted.protocol == PROTOCOL_TCP and len(data) >= 8:
-            self.tcp.icmp_error_received(
-                icmp_type=message.icmp_type, code=message.code,
-                next_hop_mtu=message.next_hop_mtu, quoted_source=quoted.source,
-                quoted_destination=quoted.destination,
-                quoted_source_port=int.from_bytes(data[0:2], "big"),
-                quoted_destination_port=int.from_bytes(data[2:4], "big"),
-                quoted_seq=int.from_bytes(data[4:8], "big"), now=now)
-            return
-        self.emit(IcmpErrorReceived(source=ip_to_str(packet.source), icmp_type=message.icmp_type,
-                                    code=message.code,
-                                    original_destination=ip_to_str(quoted.destination),
-                                    original_protocol=quoted.protocol))
-
-    def _send_icmp_error(self, icmp_type: int, code: int, offending: Ipv4Packet, now: Instant,
-                         *, link_broadcast: bool = False, to_broadcast: bool = False,
-                         rest: int = 0) -> None:
-        if not IcmpPolicy.may_answer(offending, link_broadcast=link_broadcast,
-                                     to_broadcast=to_broadcast):
-            return
-        if offending.source in self._broadcasts or is_martian_source(offending.source):
-            return
-        if not self._icmp.allow(now):
-            self.stats.drop(DropReason.ICMP_RATE_LIMITED)
-            return
-        message = IcmpPolicy.error(icmp_type, code, offending, rest)
-        self.stats.count(f"icmp.out.type{icmp_type}")
-        # RFC 1812 §4.3.2.4: the source is the address of the interface the error leaves by.
-        self.send_ipv4(offending.source, PROTOCOL_ICMP, message.build(), now=now)
-
     def ping(self, destination: str, *, identifier: int, sequence: int, payload: bytes = b"",
              ttl: int | None = None, now: Instant) -> None:
         """Send an ICMP echo request; the answer arrives as an EchoReplyReceived event."""
@@ -688,88 +593,6 @@ class Stack:
 
     # --- TCP ------------------------------------------------------------------
 
-    def _tcp_received(self, packet: Ipv4Packet, broadcast: bool, now: Instant,
-                      verified: bool) -> None:
-        stats = self.stats
-        if broadcast:
-            stats.drop(DropReason.NOT_FOR_US)  # RFC 9293 §3.9.1: no TCP to broadcast
-            return
-        verify = not verified
-        try:
-            segment = TcpSegment.parse(packet.payload,
-                                       source=packet.source if verify else None,
-                                       destination=packet.destination if verify else None)
-        except ParseError as error:
-            stats.drop(error.reason)
-            return
-        stats.count("tcp.segments_in")
-        self.tcp.segment_received(packet.source, packet.destination, segment, now=now)
-
-    def send_tcp(self, source: int, destination: int, segment: TcpSegment, *,
-                 now: Instant) -> None:
-        """Wrap a segment from the TCP layer in IPv4 and send it (TcpHost protocol)."""
-        self._counters["tcp.segments_out"] += 1
-        if not self._tcp_fast_sent(source, destination, segment):
-            self._send_tcp_general(source, destination, segment, now)
-
-    def _tcp_fast_sent(self, source: int, destination: int, segment: TcpSegment) -> bool:
-        """Queue the common segment's frame in one step: routed to a resolved unicast next hop,
-        fitting the link (or its TSO). False (nothing done) for anything else, which
-        :meth:`_send_tcp_general` then sends; ``test_fast_paths`` holds the two equal."""
-        if destination in self._local or destination == LIMITED_BROADCAST:
-            return False
-        route = self._routes.lookup(destination)
-        if route is None:
-            return False
-        iface = self._interfaces[route.interface]
-        next_hop = route.gateway if route.gateway is not None else destination
-        if next_hop in iface.broadcasts or next_hop == LIMITED_BROADCAST:
-            return False
-        offload = iface.offload
-        payload_length = len(segment.payload)
-        header_length = segment.header_length
-        oversized = 20 + header_length + payload_length > iface.mtu
-        if oversized and not (offload.max_segment and payload_length <= offload.max_segment):
-            return False  # the general path drops it: TCP sets DF (RFC 1191)
-        mac = self._neighbours.resolved_mac(iface.name, next_hop)
-        if mac is None:
-            return False
-        counters = self._counters
-        counters["ip.packets_out"] += 1
-        identification = (self._ip_id + 1) & 0xFFFF
-        if oversized and offload.software_segmentation:
-            frames = segment.build_ipv4_frames(
-                mac, iface.mac, source, destination, ttl=self.config.ip.default_ttl,
-                identification=identification, mss=iface.mtu - 20 - header_length)
-            # Each piece takes the identification it would have had sent on its own.
-            self._ip_id = (self._ip_id + len(frames)) & 0xFFFF
-            name = iface.name
-            self._output.extend([(name, frame) for frame in frames])
-            counters["link.frames_out"] += len(frames)
-            counters["ip.gso_segmented"] += 1
-            counters["ip.gso_segments_out"] += len(frames)
-            return True
-        self._ip_id = identification
-        self._output.append((iface.name, segment.build_ipv4_frame(
-            mac, iface.mac, source, destination, ttl=self.config.ip.default_ttl,
-            identification=identification,
-            checksum=CHECKSUM_PARTIAL if offload.tx_checksum else CHECKSUM_FULL)))
-        counters["link.frames_out"] += 1
-        return True
-
-    def _send_tcp_general(self, source: int, destination: int, segment: TcpSegment,
-                          now: Instant) -> None:
-        """Every case :meth:`_tcp_fast_sent` declines, through the layers one by one."""
-        iface = self._route_interface(destination)
-        if iface is not None and iface.offload.tx_checksum:
-            payload = with_partial_checksum(segment.build(source, destination,
-                                                           with_checksum=False),
-                                             source, destination, PROTOCOL_TCP)
-        else:
-            payload = segment.build(source, destination)
-        self.send_ipv4(destination, PROTOCOL_TCP, payload, now=now, source=source,
-                       dont_fragment=True)
-
     def tcp_listen(self, port: int, *, address: str | None = None,
                    backlog: int | None = None) -> int:
         """Listen on ``port`` (all our addresses, or one); returns the listener's handle."""
@@ -816,10 +639,6 @@ class Stack:
 
 _NO_OFFLOAD = InterfaceOffload()
 
-_FAST_RX = struct.Struct("!6s6xHBBHHHBBHII")
-"""Destination MAC and EtherType, then the option-less IPv4 header: the receive fast path."""
-_FAST_MIN_FRAME = 14 + 20 + 20
-
 _DROPPABLE_EVENTS = (EchoReplyReceived, DatagramReceived, IcmpErrorReceived)
 """Events whose number the network alone decides; see ``StackConfig.event_limit``."""
 
@@ -829,14 +648,6 @@ def _address(text: str) -> int:
         return ip_from_str(text)
     except (ValueError, AttributeError):
         raise AddressError(f"not an IPv4 address: {text!r}") from None
-
-
-def _quoted_with_fixed_length(quoted: Buffer) -> bytes:
-    """ICMP quotes only header + 8 bytes, so fix the quoted total length to what is there."""
-    data = bytearray(quoted)
-    if len(data) >= 20:
-        data[2:4] = min(len(data), 0xFFFF).to_bytes(2, "big")
-    return bytes(data)
 
 
 __all__ = ["InterfaceOffload", "InvalidHandleError", "Stack"]

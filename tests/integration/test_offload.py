@@ -108,7 +108,7 @@ def test_refused_offloads_fall_back_with_a_note(monkeypatch: pytest.MonkeyPatch,
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_ioctl(fd, request, *args)
 
-    monkeypatch.setattr(tap.fcntl, "ioctl", refusing)
+    monkeypatch.setattr(fcntl, "ioctl", refusing)  # backends.tapdevice calls fcntl.ioctl
     name = unique_name("sto")
     device = tap.TapDevice.create(name, interface="veth0", namespace=make_netns(),
                                   offload=True)
