@@ -43,6 +43,7 @@ from .ip import (
 from .rng import SeededRandom
 from .stats import Stats
 from .tcp import TcpInfo, TcpLayer
+from .tcp.connection import PendingAcks
 from .tcpio import FAST_MIN_FRAME, TcpFrameIO
 from .time import Instant
 from .timers import TimerHeap
@@ -113,6 +114,10 @@ class Stack(TcpFrameIO, IcmpHandling):
         self._reassembler = Reassembler(config.ip, timers=self.timers, stats=self.stats,
                                         timed_out=self._reassembly_timed_out)
         self.tcp = TcpLayer(config.tcp, host=self, timers=self.timers, rng=self.rng)
+        self._timer_entries = self.timers.entries
+        # TcpLayer keeps one PendingAcks for its life; read here so that frames_to_send skips
+        # flush_acks when nothing is owed. (Wanted: a public TcpLayer.pending_acks.)
+        self._owed_acks: PendingAcks = self.tcp._pending_acks
         stats = self.stats
         stats.gauge("arp.cache_entries", self._neighbours.__len__)
         stats.gauge("arp.queued_packets", self._neighbours.pending_packets)
@@ -225,6 +230,14 @@ class Stack(TcpFrameIO, IcmpHandling):
     def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]:
         """Every frame queued since the last call, in order, as (interface, frame)."""
         loopback = self._loopback
+        owed = self._owed_acks
+        if not loopback and owed.enabled and not owed.connections:
+            # Nothing for flush_acks to do (it ran once and enabled queueing): skip the call.
+            output = self._output
+            if not output:
+                return []
+            self._output = []
+            return output
         self.tcp.flush_acks(now=now)  # ACKs owed that no data the application sent carried
         while loopback:
             # Datagrams to our own addresses (RFC 1122 §3.3.1.1) are delivered here, as if they
@@ -238,7 +251,14 @@ class Stack(TcpFrameIO, IcmpHandling):
 
     def poll_at(self) -> Instant | None:
         """The next absolute time :meth:`handle_timer` has work, or None."""
-        return self.timers.poll_at()
+        # TimerHeap.poll_at's exact-top test, inlined: every loop and simulator step asks.
+        heap = self._timer_entries
+        if heap:
+            at, token, timer = heap[0]
+            if token == timer._queued_token and timer.deadline == at:
+                return at
+            return self.timers.poll_at()
+        return None
 
     def handle_timer(self, *, now: Instant) -> None:
         """Fire every timer due at or before ``now``."""

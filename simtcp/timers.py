@@ -43,6 +43,9 @@ class TimerHeap:
 
     def __init__(self) -> None:
         self._heap: list[tuple[Instant, int, TimerHandle]] = []
+        self.entries = self._heap
+        """The heap itself, read-only, for owners that inline :meth:`poll_at`'s exact-top
+        test (``Stack.poll_at``, asked once per loop turn or simulator step)."""
         self._tokens = itertools.count(1)
 
     def new_timer(self, callback: TimerCallback) -> TimerHandle:
@@ -86,8 +89,14 @@ class TimerHeap:
 
     def poll_at(self) -> Instant | None:
         """The earliest deadline of any armed timer, or None."""
+        heap = self._heap
+        if not heap:
+            return None
+        at, token, timer = heap[0]
+        if token == timer._queued_token and timer.deadline == at:
+            return at  # the top is exact already: the common case
         self._settle_top()
-        return self._heap[0][0] if self._heap else None
+        return heap[0][0] if heap else None
 
     def run_due(self, now: Instant) -> int:
         """Fire every timer due at or before ``now``; return how many fired.

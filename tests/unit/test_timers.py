@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simtcp import Stack
 from simtcp.timers import TimerHeap
 
 
@@ -67,3 +71,23 @@ def test_many_owners_fire_in_deadline_order() -> None:
     heap.run_due(10_000)
     assert fired == sorted(fired)
     assert len(fired) == 1_000
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.none() | st.integers(0, 50)), max_size=40))
+def test_poll_at_shortcuts_match_a_brute_force_minimum(
+        operations: list[tuple[int, int | None]]) -> None:
+    """TimerHeap.poll_at's exact-top shortcut, and Stack.poll_at's inlined copy of it, give
+    the earliest armed deadline after any mix of arming earlier, later, cancelling, firing."""
+    stack = Stack()
+    heap = stack.timers
+    timers = [heap.new_timer(lambda now: None) for _ in range(5)]
+    for step, (index, deadline) in enumerate(operations):
+        if step % 7 == 6:
+            heap.run_due(deadline or 0)
+        else:
+            heap.arm(timers[index], deadline)
+        armed = [t.deadline for t in timers if t.deadline is not None]
+        expected = min(armed) if armed else None
+        assert stack.poll_at() == expected
+        assert heap.poll_at() == expected
