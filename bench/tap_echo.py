@@ -68,12 +68,13 @@ def nsrun(ns: str, *argv: str, timeout: float = 600) -> str:
     return result.stdout
 
 
-def echo_stream(ns: str, host: str, port: int, size: int) -> float:
-    """Seconds one connection takes to echo ``size`` bytes (verified intact)."""
+def echo_stream(ns: str, host: str, port: int, size: int, streams: int = 1) -> float:
+    """Seconds ``streams`` concurrent connections take to echo ``size`` bytes in all (each
+    ``size // streams``, verified intact)."""
     out = nsrun(ns, sys.executable, str(TCP_TOOL), "clients", "--host", host, "--port", str(port),
-                "--count", "1", "--bytes", str(size), "--timeout", "300")
+                "--count", str(streams), "--bytes", str(size // streams), "--timeout", "300")
     summary = json.loads(out.strip().splitlines()[-1])
-    if summary["ok"] != 1:
+    if summary["ok"] != streams:
         raise RuntimeError(f"echo failed: {summary}")
     return float(summary["seconds"])
 
@@ -117,14 +118,14 @@ class Server:
 
 
 def bench_simtcp(size: int, pings: int, extra: tuple[str, ...] = (),
-                 profile: str | None = None) -> dict[str, float]:
+                 profile: str | None = None, streams: int = 1) -> dict[str, float]:
     with namespace() as ns:
         server = Server(ns, *extra, profile=profile)
         try:
             nsrun(ns, "ping", "-c", "3", "-i", "0.05", "10.0.0.1")
             rtts = ping_rtts(ns, "10.0.0.1", pings) if pings else []
             cpu_before = cpu_seconds(server.process.pid)
-            seconds = echo_stream(ns, "10.0.0.1", 80, size)
+            seconds = echo_stream(ns, "10.0.0.1", 80, size, streams)
             cpu = cpu_seconds(server.process.pid) - cpu_before
         finally:
             server.stop()
@@ -135,7 +136,7 @@ def bench_simtcp(size: int, pings: int, extra: tuple[str, ...] = (),
     return result
 
 
-def bench_kernel(size: int, pings: int) -> dict[str, float]:
+def bench_kernel(size: int, pings: int, streams: int = 1) -> dict[str, float]:
     from pyroute2 import IPRoute, NetNS
 
     with namespace() as server_ns, namespace() as client_ns:
@@ -156,7 +157,7 @@ def bench_kernel(size: int, pings: int) -> dict[str, float]:
             assert echo.stdout is not None
             echo.stdout.readline()
             rtts = ping_rtts(client_ns, "10.9.0.1", pings)
-            seconds = echo_stream(client_ns, "10.9.0.1", 7, size)
+            seconds = echo_stream(client_ns, "10.9.0.1", 7, size, streams)
         finally:
             echo.terminate()
             echo.wait(10)
@@ -234,12 +235,17 @@ def best(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mbytes", type=float, default=32, help="stream size in MB (10^6)")
+    parser.add_argument("--mbytes", type=float, default=32,
+                        help="MB (10^6) echoed per test, split over the streams")
+    parser.add_argument("--streams", type=int, default=1,
+                        help="concurrent echo connections (the profiled run too)")
     parser.add_argument("--lossy-mbytes", type=float, default=8,
-                        help="stream size at 1%% loss, MB")
+                        help="MB echoed at 1%% loss (0: skip that row)")
     parser.add_argument("--pings", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds; the best figure of each kind is printed")
+    parser.add_argument("--simtcp-only", action="store_true",
+                        help="skip the kernel rows (and the lossy row): simtcp's clean echo only")
     parser.add_argument("--profile", metavar="FILE",
                         help="cProfile the simtcp server (one extra round, not in the figures)")
     parser.add_argument("--top", type=int, default=25)
@@ -250,34 +256,50 @@ def main() -> int:
     if os.geteuid() != 0:
         print("tap_echo.py: needs root", file=sys.stderr)
         return 2
-    size = int(args.mbytes * MB)
+    size, streams = int(args.mbytes * MB), max(1, args.streams)
+    lossy_size = 0 if args.simtcp_only else int(args.lossy_mbytes * MB)
     kernels, simtcps, lossies = [], [], []
-    for _ in range(max(1, args.rounds)):
-        kernels.append(bench_kernel(size, args.pings))
-        simtcps.append(bench_simtcp(size, args.pings, server_args))
-        lossies.append(bench_simtcp(int(args.lossy_mbytes * MB), 0,
-                                    ("--loss", "0.01", "--seed", "1", *server_args)))
-    kernel, simtcp, lossy = best(kernels), best(simtcps), best(lossies)
-    print(f"one TCP echo stream of {args.mbytes:g} MB (Python kernel-socket client), "
-          f"ping x{args.pings}, best of {len(kernels)} rounds")
-    print(f"  kernel over veth : {kernel['mb_s']:8.1f} MB/s   ping p50 "
-          f"{kernel['ping_p50_ms']:.3f} ms  p99 {kernel['ping_p99_ms']:.3f} ms")
-    print(f"  simtcp over TAP  : {simtcp['mb_s']:8.1f} MB/s   ping p50 "
-          f"{simtcp['ping_p50_ms']:.3f} ms  p99 {simtcp['ping_p99_ms']:.3f} ms   "
-          f"{simtcp['cpu_s_per_mb']:.4f} CPU s/MB")
-    print(f"  simtcp, 1% loss  : {lossy['mb_s']:8.1f} MB/s   ({args.lossy_mbytes:g} MB, "
-          f"{lossy['cpu_s_per_mb']:.4f} CPU s/MB)")
-    print("  all rounds (MB/s): kernel " + " ".join(f"{r['mb_s']:.1f}" for r in kernels)
-          + " | simtcp " + " ".join(f"{r['mb_s']:.1f}" for r in simtcps)
-          + " | 1% loss " + " ".join(f"{r['mb_s']:.1f}" for r in lossies))
-    print(json.dumps({"kernel": kernel, "simtcp": simtcp, "simtcp_loss_1pct": lossy}))
+    for _ in range(max(0, args.rounds)):
+        if not args.simtcp_only:
+            kernels.append(bench_kernel(size, args.pings, streams))
+        simtcps.append(bench_simtcp(size, args.pings, server_args, streams=streams))
+        if lossy_size:
+            lossies.append(bench_simtcp(lossy_size, 0, ("--loss", "0.01", "--seed", "1",
+                                                        *server_args)))
+    if simtcps:
+        report(args, streams, kernels, simtcps, lossies)
     if args.profile:
-        bench_simtcp(size, 0, server_args, profile=args.profile)
+        bench_simtcp(size, 0, server_args, profile=args.profile, streams=streams)
         time.sleep(0.2)
         print_profile(args.profile, args.top)
         print_shares(args.profile)
     return 0
 
+
+def report(args: argparse.Namespace, streams: int, kernels: list[dict[str, float]],
+           simtcps: list[dict[str, float]], lossies: list[dict[str, float]]) -> None:
+    simtcp = best(simtcps)
+    print(f"{streams} concurrent TCP echo stream(s), {args.mbytes:g} MB in all (Python "
+          f"kernel-socket client), ping x{args.pings}, best of {len(simtcps)} rounds")
+    if kernels:
+        kernel = best(kernels)
+        print(f"  kernel over veth : {kernel['mb_s']:8.1f} MB/s   ping p50 "
+              f"{kernel['ping_p50_ms']:.3f} ms  p99 {kernel['ping_p99_ms']:.3f} ms")
+    ping = (f"   ping p50 {simtcp['ping_p50_ms']:.3f} ms  p99 {simtcp['ping_p99_ms']:.3f} ms"
+            if "ping_p50_ms" in simtcp else "")
+    print(f"  simtcp over TAP  : {simtcp['mb_s']:8.1f} MB/s{ping}   "
+          f"{simtcp['cpu_s_per_mb']:.4f} CPU s/MB")
+    if lossies:
+        lossy = best(lossies)
+        print(f"  simtcp, 1% loss  : {lossy['mb_s']:8.1f} MB/s   ({args.lossy_mbytes:g} MB, "
+              f"{lossy['cpu_s_per_mb']:.4f} CPU s/MB)")
+    print("  all rounds: simtcp MB/s " + " ".join(f"{r['mb_s']:.1f}" for r in simtcps)
+          + " | CPU s/MB " + " ".join(f"{r['cpu_s_per_mb']:.4f}" for r in simtcps)
+          + (" | kernel MB/s " + " ".join(f"{r['mb_s']:.1f}" for r in kernels) if kernels else "")
+          + (" | 1% loss MB/s " + " ".join(f"{r['mb_s']:.1f}" for r in lossies)
+             if lossies else ""))
+    print(json.dumps({"kernel": best(kernels) if kernels else None, "simtcp": simtcp,
+                      "simtcp_loss_1pct": best(lossies) if lossies else None}))
 
 if __name__ == "__main__":
     sys.exit(main())

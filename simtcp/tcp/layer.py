@@ -32,7 +32,7 @@ from .connection import Connection, Listener, PendingAcks, State, TcpInfo, forma
 from .host import TcpHost
 from .isn import initial_sequence_number
 from .options import TimestampClock
-from .output import output, send_ack, send_reset_reply, send_syn
+from .output import output, owe_ack, send_ack, send_reset_reply, send_syn
 from .syncookies import SynCookies
 
 __all__ = ["TcpInfo", "TcpLayer"]
@@ -419,15 +419,23 @@ class TcpLayer:
         grow by at least min(buffer/2, MSS) (RFC 9293 §3.8.6.2.2, RFC 1122 §4.2.3.3)
         and, like Linux, at least double, so a bulk reader does not add one pure ACK
         per read.
+
+        The update is owed like an immediate ACK (:func:`.output.owe_ack`): data the
+        application sends before the host collects output (an echo's reply) carries
+        it, and only otherwise does a pure ACK leave (RFC 1122 §4.2.3.2 piggybacking;
+        RFC 9293 §3.8.6.2.2 asks only that the update be sent, not how).
         """
+        pending = self._pending_acks
+        if pending.connections and now != pending.due_at:
+            self.flush_acks(now=pending.due_at)  # owed earlier, not collected since
         current = max(conn.rcv_adv - conn.rcv_nxt, 0)
         buffer = conn.receive_buffer
         shift = conn.rcv_wscale
         offer = min(buffer.free_space >> shift, 0xFFFF) << shift
         threshold = min(conn.rcv_mss, buffer.capacity >> 1)
         if offer - current >= threshold and offer >= 2 * current:
-            send_ack(conn, now)
-            conn.rearm()
+            if owe_ack(conn, now):
+                conn.rearm()
 
     def _ephemeral_port(self, source: int, remote: int, remote_port: int) -> int:
         """A seeded random free port (RFC 6056 §3.3.1's simple algorithm)."""

@@ -367,16 +367,29 @@ def schedule_ack(conn: Connection, size: int, now: Instant) -> None:
         conn.rcv_mss_seen = size if size < conn.rcv_mss else conn.rcv_mss
     conn.unacked_bytes += size
     if conn.unacked_bytes >= 2 * conn.rcv_mss_seen:
-        pending = conn.pending_acks
-        if not pending.enabled:
-            send_ack(conn, now)
-        elif not conn.ack_pending:
-            conn.ack_pending = True
-            if not pending.connections:
-                pending.due_at = now
-            pending.connections.append(conn)
+        owe_ack(conn, now)
     elif conn.delack_at is None:
         conn.delack_at = now + conn.config.delayed_ack
+
+
+def owe_ack(conn: Connection, now: Instant) -> bool:
+    """An ACK is due now: queue it for the host's flush, or send it when nothing flushes.
+
+    Queued (:class:`.connection.PendingAcks`), it leaves when the host collects
+    output, at ``now``, unless a segment the connection sends before then carries
+    it (RFC 1122 §4.2.3.2 piggybacking). Returns whether it was sent at once
+    (the caller then re-arms the connection's timer).
+    """
+    pending = conn.pending_acks
+    if not pending.enabled:
+        send_ack(conn, now)
+        return True
+    if not conn.ack_pending:
+        conn.ack_pending = True
+        if not pending.connections:
+            pending.due_at = now
+        pending.connections.append(conn)
+    return False
 
 
 def retransmit_range(conn: Connection, start: int, end: int, now: Instant) -> int:
