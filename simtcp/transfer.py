@@ -558,24 +558,57 @@ def _add_pcap(sim: Simulator, stream: BinaryIO, point: str) -> None:
         raise ValueError(f"pcap point must be one of {', '.join(PCAP_POINTS)}, not {point!r}")
 
 
+class _ProgressWatch:
+    """A phase's ``run_until`` condition: ``done()``, remembering when progress last moved."""
+
+    __slots__ = ("sim", "transfer", "done", "mark", "moved_at")
+
+    def __init__(self, sim: Simulator, transfer: _Transfer, done: Callable[[], bool]) -> None:
+        self.sim = sim
+        self.transfer = transfer
+        self.done = done
+        self.mark = transfer.progress
+        self.moved_at = sim.now
+
+    def __call__(self) -> bool:
+        progress = self.transfer.progress
+        if progress != self.mark:
+            self.mark = progress
+            self.moved_at = self.sim.now
+        return self.done()
+
+
 def _run_phase(sim: Simulator, transfer: _Transfer, done: Callable[[], bool], *,
                stall_timeout: Duration, deadline: Instant | None) -> str:
-    """Step until ``done()``; a reason string when progress stops or time runs out."""
+    """Step until ``done()``; a reason string when progress stops or time runs out.
+
+    The run stalls when no step moves ``transfer.progress`` for ``stall_timeout``.
+    One ``run_until`` covers the phase while progress keeps moving: it stops, its
+    clock at its own deadline, only when the next instant anything happens lies
+    beyond the stall deadline it was given, and then it resumes from the last
+    progress seen (the steps taken are those of one ``run_until`` per progress step).
+    """
+    watch = _ProgressWatch(sim, transfer, done)
     while not done():
-        mark = transfer.progress
-        limit = stall_timeout if deadline is None else min(stall_timeout, deadline - sim.now)
-        if limit <= 0:
-            return f"time limit reached at t={sim.now / SECOND:.3f}s (virtual)"
-        # Progress first: it changes at nearly every step, and done() then waits for
-        # the loop's own check.
-        moved = sim.run_until(lambda: transfer.progress != mark or done(),  # noqa: B023
-                              timeout=limit)
-        if not moved:
-            if deadline is not None and sim.now >= deadline:
-                return f"time limit reached at t={sim.now / SECOND:.3f}s (virtual)"
-            return (f"stalled: no progress for {limit / SECOND:.0f}s of virtual time "
-                    f"(at t={sim.now / SECOND:.3f}s, {transfer.delivered()} bytes delivered)")
+        until = watch.moved_at + stall_timeout
+        if deadline is not None and deadline < until:
+            until = deadline
+        if until <= sim.now:
+            return _out_of_time(sim, transfer, stall_timeout, deadline)
+        moved_at = watch.moved_at
+        if sim.run_until(watch, timeout=until - sim.now):
+            return ""
+        if watch.moved_at == moved_at:
+            return _out_of_time(sim, transfer, stall_timeout, deadline)
     return ""
+
+
+def _out_of_time(sim: Simulator, transfer: _Transfer, stall_timeout: Duration,
+                 deadline: Instant | None) -> str:
+    if deadline is not None and sim.now >= deadline or stall_timeout <= 0:
+        return f"time limit reached at t={sim.now / SECOND:.3f}s (virtual)"
+    return (f"stalled: no progress for {stall_timeout / SECOND:.0f}s of virtual time "
+            f"(at t={sim.now / SECOND:.3f}s, {transfer.delivered()} bytes delivered)")
 
 
 def _warm_up(sim: Simulator, client: Stack, link: Link) -> None:
