@@ -21,10 +21,6 @@ The data stream is generated in 64 KiB chunks from the seed, so a gigabyte
 needs no gigabyte of memory on either side; a small cache shared by every
 stream (``SHARED_CHUNKS``) lets the receiver, a window behind, reuse the chunk
 its sender generated instead of generating it again.
-
-``TransferSpec.offload`` gives both hosts' interfaces an offload (TSO, software
-GSO), and ``TransferResult`` carries both stacks' ``stats()`` at the end, so
-tests read counters without reaching into the harness.
 """
 
 from __future__ import annotations
