@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..time import Instant
 from ..timers import TimerHandle, TimerHeap
+from ..wire.tcp import TcpOption, TimestampsOption
 from .buffers import ReceiveBuffer, SendBuffer
 from .config import TcpConfig
 from .congestion import CongestionControl
@@ -22,6 +23,9 @@ from .options import TimestampClock, TimestampState
 from .rack import RackTlp
 from .rto import RtoEstimator
 from .sack import SackReceiver, SackScoreboard
+
+_NO_TIMESTAMPS_YET = TimestampsOption(-1, -1)
+"""``Connection.ts_sent`` before the first segment: no real TSval is negative."""
 
 
 class State(enum.Enum):
@@ -147,7 +151,7 @@ class Connection:
         "ts_ok", "ts_clock", "ts", "last_ack_sent", "sack_ok", "sack_receiver", "scoreboard",
         "sack_pending", "rack", "rack_clock", "reorder_at", "probe_at", "rcv_space_copied",
         "rcv_space_at", "route_mtu", "route_max_segment", "snd_tso", "snd_tso_mss",
-        "ack_pending", "pending_acks",
+        "ack_pending", "pending_acks", "ts_sent", "ts_options",
     )
 
     def __init__(self, *, handle: int, host: TcpHost, config: TcpConfig, timers: TimerHeap,
@@ -239,6 +243,11 @@ class Connection:
         self.ts = TimestampState()
         self.last_ack_sent = 0
         """RCV.NXT as of our latest segment: Last.ACK.sent of RFC 7323 §4.3."""
+        self.ts_sent = _NO_TIMESTAMPS_YET
+        """The timestamps option of our latest segment (see ``ts_options``)."""
+        self.ts_options: tuple[TcpOption, ...] = ()
+        """NOP NOP ``ts_sent``: reused (both are immutable) while TSval and TS.Recent stay
+        the same, as they do for the segments of one 1 ms tick (:func:`.output.transmit`)."""
         self.sack_ok = False
         """Both SYNs carried SACK-permitted (RFC 2018 §2)."""
         self.sack_receiver: SackReceiver | None = None

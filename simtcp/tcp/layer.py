@@ -433,9 +433,8 @@ class TcpLayer:
         shift = conn.rcv_wscale
         offer = min(buffer.free_space >> shift, 0xFFFF) << shift
         threshold = min(conn.rcv_mss, buffer.capacity >> 1)
-        if offer - current >= threshold and offer >= 2 * current:
-            if owe_ack(conn, now):
-                conn.rearm()
+        if offer - current >= threshold and offer >= 2 * current and owe_ack(conn, now):
+            conn.rearm()  # sent at once: the delayed-ACK deadline is gone
 
     def _ephemeral_port(self, source: int, remote: int, remote_port: int) -> int:
         """A seeded random free port (RFC 6056 §3.3.1's simple algorithm)."""

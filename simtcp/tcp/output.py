@@ -29,7 +29,7 @@ from ..wire.tcp import (
 )
 from .connection import Connection, State
 from .host import TcpHost
-from .options import TIMESTAMPS_SPACE, sack_block_capacity
+from .options import TIMESTAMPS_SPACE, TS_TICK, sack_block_capacity
 from .sack import NextSegment, SegmentKind, to_wire_blocks
 from .seq import SEQ_MASK
 
@@ -72,8 +72,16 @@ def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Insta
     rcv_nxt = conn.rcv_nxt
     options: tuple[TcpOption, ...] = ()
     if conn.ts_ok:
-        # RFC 7323 §3.2: every segment; NOP NOP TS is the layout of Appendix A.
-        options = (_NOP, _NOP, TimestampsOption(conn.ts_clock.tsval(now), conn.ts.ts_recent))
+        # RFC 7323 §3.2: every segment; NOP NOP TS is the layout of Appendix A. The
+        # options are immutable: the previous segment's serve while TSval (1 ms ticks)
+        # and TS.Recent are unchanged.
+        tsval = (conn.ts_clock.offset + now // TS_TICK) & SEQ_MASK  # TimestampClock.tsval
+        ts_recent = conn.ts.ts_recent
+        timestamps = conn.ts_sent
+        if timestamps.value != tsval or timestamps.echo_reply != ts_recent:
+            conn.ts_sent = timestamps = TimestampsOption(tsval, ts_recent)
+            conn.ts_options = (_NOP, _NOP, timestamps)
+        options = conn.ts_options
         conn.last_ack_sent = rcv_nxt
     if not payload and conn.sack_receiver is not None and (
             conn.sack_pending or conn.receive_buffer.has_out_of_order):

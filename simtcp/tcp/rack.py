@@ -65,6 +65,11 @@ class RackVerdict:
     """A TLP retransmission repaired a tail loss: reduce cwnd as fast recovery would."""
 
 
+NO_VERDICT = RackVerdict()
+"""The verdict of almost every ACK: nothing lost, no reorder timer, no repair (shared: a
+frozen dataclass, so one instance serves every connection)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Probe:
     """What the probe timer should send (RFC 8985 §7.3)."""
@@ -205,6 +210,8 @@ class RackTlp:
         self._update_dsack_round(snd_una, snd_nxt, dsack)
         repaired = self._tlp_on_ack(snd_una, dsack, now)
         lost, reorder_at = self._detect_loss(srtt, in_recovery, now)
+        if not lost and reorder_at is None and not repaired:
+            return NO_VERDICT
         return RackVerdict(lost=lost, reorder_at=reorder_at, tlp_repaired_loss=repaired)
 
     def _take_delivered(self, snd_una: int,
@@ -323,6 +330,8 @@ class RackTlp:
                            now: Instant) -> RackVerdict:
         """The RACK reorder timer fired (RFC 8985 §6.3): run loss detection again."""
         lost, reorder_at = self._detect_loss(srtt, in_recovery, now)
+        if not lost and reorder_at is None:
+            return NO_VERDICT
         return RackVerdict(lost=lost, reorder_at=reorder_at)
 
     def on_rto(self, *, now: Instant) -> RackVerdict:

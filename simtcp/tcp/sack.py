@@ -319,6 +319,9 @@ class SackUpdate:
     """The D-SACK block (RFC 2883 §4) if the first block reported a duplicate."""
 
 
+_NO_CHANGE = SackUpdate(acked=0, newly_sacked=0, dsack=None)
+
+
 class SackScoreboard:
     """RFC 6675's scoreboard for one connection (bounded, wrap-free absolute numbers)."""
 
@@ -350,21 +353,15 @@ class SackScoreboard:
         Blocks not inside ``[SND.UNA, high_data]`` are ignored, as Linux's
         ``tcp_is_sackblock_valid`` does, except a first block taken as D-SACK.
         """
-        acked = 0
-        if ack > self.snd_una:
-            acked = ack - self.snd_una
-            self.snd_una = ack
-            for ranges in (self.sacked, self.retransmitted, self.lost_marks):
-                ranges.discard_below(ack)
-            if self.high_rxt < ack:
-                self.high_rxt = ack
+        acked = self.cumulative_ack(ack)
+        if not blocks:
+            return SackUpdate(acked=acked, newly_sacked=0, dsack=None) if acked else _NO_CHANGE
         dsack = None
-        if blocks:
-            first_start, first_end = blocks[0]
-            if first_end <= ack or (len(blocks) > 1 and blocks[1][0] <= first_start
-                                    and first_end <= blocks[1][1]):
-                dsack = (first_start, first_end)  # RFC 2883 §4: the first block repeats data
-                blocks = blocks[1:]
+        first_start, first_end = blocks[0]
+        if first_end <= ack or (len(blocks) > 1 and blocks[1][0] <= first_start
+                                and first_end <= blocks[1][1]):
+            dsack = (first_start, first_end)  # RFC 2883 §4: the first block repeats data
+            blocks = blocks[1:]
         newly = 0
         una = self.snd_una
         for start, end in blocks:
@@ -376,6 +373,21 @@ class SackScoreboard:
                 self.retransmitted.remove(start, end)
                 self.lost_marks.remove(start, end)
         return SackUpdate(acked=acked, newly_sacked=newly, dsack=dsack)
+
+    def cumulative_ack(self, ack: int) -> int:
+        """Apply a cumulative ``ack`` alone (an ACK without SACK blocks); return the bytes
+        it newly covers. ``update`` without blocks, minus building its :class:`SackUpdate`
+        (the engine's common case: the D-SACK it reports needs a block)."""
+        una = self.snd_una
+        if ack <= una:
+            return 0
+        self.snd_una = ack
+        self.sacked.discard_below(ack)
+        self.retransmitted.discard_below(ack)
+        self.lost_marks.discard_below(ack)
+        if self.high_rxt < ack:
+            self.high_rxt = ack
+        return ack - una
 
     def mark_lost(self, start: int, end: int) -> None:
         """Declare ``[start, end)`` lost (RACK, RFC 8985 §6.2), retransmissions included.
