@@ -23,13 +23,13 @@ raw bytes: they run once per frame on the forwarding path.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, DropReason
 from .wire.checksum import (
     Buffer,
-    checksum_verifies,
     internet_checksum,
     ones_complement_sum,
     pseudo_header_sum,
@@ -159,6 +159,13 @@ def segment_tcp(datagram: Buffer, mss: int, *, partial: bool = False) -> list[by
     ``partial``, a partial) TCP checksum. A datagram whose payload already
     fits comes back as one piece with fresh checksums. ValueError when ``mss``
     is not positive or the headers do not add up.
+
+    The pieces' headers differ from the original only in a few words (IP total
+    length, identification; TCP sequence number, flags), so each header's sum is
+    taken once with those words removed and each piece adds its own (RFC 1624's
+    idea, RFC 1071 §2(B)'s arithmetic, modulo 0xffff); only the payload chunks are
+    summed byte by byte. The bytes equal those of summing every piece from scratch
+    (``tests/property/test_gso_incremental.py`` keeps that version as the oracle).
     """
     if mss <= 0:
         raise ValueError(f"MSS {mss} cannot carry data")
@@ -167,36 +174,67 @@ def segment_tcp(datagram: Buffer, mss: int, *, partial: bool = False) -> list[by
     tcp_header_length = (view[ip_length + 12] >> 4) * 4
     if tcp_header_length < 20 or tcp_header_length > tcp_length:
         raise ValueError("TCP header does not fit the datagram")
-    ip_header = bytearray(view[:ip_length])
-    tcp_header = bytearray(view[ip_length:ip_length + tcp_header_length])
+    ip_header = bytes(view[:ip_length])
+    tcp_header = bytes(view[ip_length:ip_length + tcp_header_length])
     payload = view[ip_length + tcp_header_length:ip_length + tcp_length]
-    seq = int.from_bytes(tcp_header[4:8], "big")
-    flags = tcp_header[13]
-    identification = (ip_header[4] << 8) | ip_header[5]
-    offsets = range(0, max(len(payload), 1), mss)
-    last = len(offsets) - 1
+    _, total_length, identification, _, ip_checksum = _IP_WORDS.unpack_from(ip_header)
+    _, seq, _, offset_byte, flags, _, tcp_checksum = _TCP_WORDS.unpack_from(tcp_header)
+    pseudo = ((source >> 16) + (source & 0xFFFF) + (destination >> 16) + (destination & 0xFFFF)
+              + PROTOCOL_TCP)
+    # The headers' sums without the words each piece sets (both header lengths are even).
+    ip_base = int.from_bytes(ip_header, "big") - total_length - identification - ip_checksum
+    tcp_base = (int.from_bytes(tcp_header, "big") - (seq >> 16) - (seq & 0xFFFF) - flags
+                - tcp_checksum + pseudo)
+    pack = _piece_header(ip_length, tcp_header_length).pack
+    ip_head, ip_middle, ip_options = ip_header[:2], ip_header[6:10], ip_header[12:]
+    ports, ack, window = tcp_header[:4], tcp_header[8:12], tcp_header[14:16]
+    tcp_options = tcp_header[18:]
+    payload_length = len(payload)
+    last = max(payload_length - 1, 0) // mss
     pieces: list[bytes] = []
-    for index, offset in enumerate(offsets):
+    for index, offset in enumerate(range(0, max(payload_length, 1), mss)):
         chunk = payload[offset:offset + mss]
+        chunk_length = len(chunk)
         piece_flags = flags if index == last else flags & ~(TCP_FIN | TCP_PSH)
         if index:
             piece_flags &= ~TCP_CWR
-        segment_length = tcp_header_length + len(chunk)
-        tcp_header[4:8] = ((seq + offset) & 0xFFFFFFFF).to_bytes(4, "big")
-        tcp_header[13] = piece_flags
-        tcp_header[16:18] = b"\0\0"
-        pseudo = pseudo_header_sum(source, destination, PROTOCOL_TCP, segment_length)
+        segment_length = tcp_header_length + chunk_length
+        piece_seq = (seq + offset) & 0xFFFFFFFF
         if partial:
-            checksum = ones_complement_sum(b"", pseudo)
+            # The pseudo-header sum, folded (never 0: the protocol is in it), not complemented.
+            checksum = (pseudo + segment_length) % 0xFFFF or 0xFFFF
         else:
-            checksum = internet_checksum(chunk, ones_complement_sum(tcp_header, pseudo))
-        tcp_header[16:18] = checksum.to_bytes(2, "big")
-        ip_header[2:4] = (ip_length + segment_length).to_bytes(2, "big")
-        ip_header[4:6] = ((identification + index) & 0xFFFF).to_bytes(2, "big")
-        ip_header[10:12] = b"\0\0"
-        ip_header[10:12] = internet_checksum(ip_header).to_bytes(2, "big")
-        pieces.append(b"".join((ip_header, tcp_header, chunk)))
+            if chunk_length > _SMALL_SUM:
+                value = ones_complement_sum(chunk)
+            else:
+                value = int.from_bytes(chunk, "big")
+                if chunk_length & 1:
+                    value <<= 8
+            total = (value % 0xFFFF + tcp_base + (piece_seq >> 16) + (piece_seq & 0xFFFF)
+                     + piece_flags + segment_length) % 0xFFFF
+            checksum = 0xFFFF - total if total else 0
+        piece_length = ip_length + segment_length
+        piece_id = (identification + index) & 0xFFFF
+        header_sum = (ip_base + piece_length + piece_id) % 0xFFFF
+        pieces.append(pack(ip_head, piece_length, piece_id, ip_middle,
+                           0xFFFF - header_sum if header_sum else 0, ip_options, ports,
+                           piece_seq, ack, offset_byte, piece_flags, window, checksum,
+                           tcp_options) + chunk)
     return pieces
+
+
+_SMALL_SUM = 4096
+"""Up to this many bytes one ``int.from_bytes`` sums fastest; beyond, ``ones_complement_sum``."""
+_IP_WORDS = struct.Struct("!HHHIH")
+"""Version/TOS, total length, identification, flags to protocol, header checksum."""
+_TCP_WORDS = struct.Struct("!IIIBBHH")
+"""Ports, sequence number, acknowledgment, data offset, flags, window, checksum."""
+
+
+@functools.lru_cache(maxsize=64)
+def _piece_header(ip_length: int, tcp_header_length: int) -> struct.Struct:
+    """The IP and TCP headers of one piece, options included, packed in one call."""
+    return struct.Struct(f"!2sHH4sH{ip_length - 12}s4sI4sBB2sH{tcp_header_length - 18}s")
 
 
 def is_whole_tcp(datagram: Buffer) -> bool:
@@ -299,17 +337,49 @@ def nic_transmit(frame: bytes, mtu: int) -> list[bytes]:
             or total_length > len(frame) - ip or protocol not in _CHECKSUM_OFFSET
             or frame[ip + 6] & 0x3F or frame[ip + 7]):
         return [frame]
-    datagram = frame[ip:ip + total_length]
     if protocol == PROTOCOL_TCP and total_length > mtu and total_length >= header_length + 20:
+        datagram = frame[ip:ip + total_length]
         tcp_header_length = (datagram[header_length + 12] >> 4) * 4
         mss = mtu - header_length - tcp_header_length
         fits = 20 <= tcp_header_length <= total_length - header_length
         if fits and mss > 0:
             head = frame[:ip]
             return [head + piece for piece in segment_tcp(datagram, mss)]
-    finished = bytearray(datagram)
-    set_l4_checksum(finished, partial=False)
-    return [frame[:ip] + bytes(finished) + frame[ip + total_length:]]
+    return [_finish_l4_checksum(frame, ip + header_length, ip + total_length, protocol)]
+
+
+def _finish_l4_checksum(frame: bytes, start: int, end: int, protocol: int) -> bytes:
+    """Ethernet ``frame`` with the full TCP/UDP checksum of its L4 bytes ``start:end``
+    computed from scratch, whatever the field held; the very same object when the field
+    was right already.
+
+    One pass over the bytes as they are: the field's own word is taken out of the sum
+    arithmetically instead of zeroing a copy (RFC 1624's idea). A UDP checksum of 0
+    ("none", RFC 768) stays; a computed zero goes out as all ones.
+    """
+    offset = _CHECKSUM_OFFSET[protocol]
+    at = start + offset
+    length = end - start
+    if length < offset + 2:
+        return frame
+    field_value = (frame[at] << 8) | frame[at + 1]
+    if protocol == PROTOCOL_UDP and not field_value:
+        return frame
+    source, destination = _ADDRESSES.unpack_from(frame, ETHERNET_HEADER_LENGTH + 12)
+    if length > _SMALL_SUM:
+        value = ones_complement_sum(memoryview(frame)[start:end])
+    else:
+        value = int.from_bytes(memoryview(frame)[start:end], "big")
+        if length & 1:
+            value <<= 8
+    total = (value % 0xFFFF - field_value + (source >> 16) + (source & 0xFFFF)
+             + (destination >> 16) + (destination & 0xFFFF) + protocol + length) % 0xFFFF
+    checksum = 0xFFFF - total if total else 0
+    if protocol == PROTOCOL_UDP and checksum == 0:
+        checksum = 0xFFFF
+    if checksum == field_value:
+        return frame
+    return b"".join((frame[:at], checksum.to_bytes(2, "big"), frame[at + 2:]))
 
 
 # --- GRO ------------------------------------------------------------------------
@@ -324,13 +394,15 @@ _GRO_HEADERS = struct.Struct("!12sHBBHHHBBHIIHHIIBBHHH")
 GroKey = tuple[bytes, int, int, int, int, int, int, int, int, int, int, bytes]
 
 
-def _gro_candidate(frame: bytes, verify: bool) -> tuple[GroKey, int, int, int, int] | None:
+def _gro_candidate(frame: bytes, verify: bool,
+                   verify_l4: bool) -> tuple[GroKey, int, int, int, int] | None:
     """(flow key, seq, payload length, flags, TCP header length) of a frame GRO may merge.
 
     None when it may not. The key holds everything that must be equal for two
     segments to merge: Ethernet header, IP TOS/flags/TTL/addresses, ports, ACK,
     window and the options (timestamps included, as Linux's ``tcp_gro_receive``
-    demands). With ``verify`` the checksums must be good.
+    demands). With ``verify`` the IPv4 header checksum must be good, with
+    ``verify_l4`` the TCP checksum too.
     """
     if len(frame) < ETHERNET_HEADER_LENGTH + 40:
         return None
@@ -345,13 +417,19 @@ def _gro_candidate(frame: bytes, verify: bool) -> tuple[GroKey, int, int, int, i
     if tcp_header_length < 20 or payload_length <= 0 or flags & ~_GRO_FLAGS or not flags & TCP_ACK:
         return None
     tcp = ETHERNET_HEADER_LENGTH + 20
-    if verify and (
-            # An option-less header's sum is never 0: it verifies when 0xffff divides it.
-            int.from_bytes(frame[ETHERNET_HEADER_LENGTH:tcp], "big") % 0xFFFF
-            or not checksum_verifies(frame[tcp:ETHERNET_HEADER_LENGTH + total_length],
-                                     pseudo_header_sum(source, destination, PROTOCOL_TCP,
-                                                       total_length - 20))):
+    # An option-less header's sum is never 0: it verifies when 0xffff divides it.
+    if verify and int.from_bytes(frame[ETHERNET_HEADER_LENGTH:tcp], "big") % 0xFFFF:
         return None
+    if verify_l4:
+        # checksum_verifies, inlined: the words and the pseudo-header (never 0) must sum to a
+        # multiple of 0xffff; the big sum is reduced before the small words join it.
+        value = int.from_bytes(frame[tcp:ETHERNET_HEADER_LENGTH + total_length], "big")
+        if total_length & 1:
+            value <<= 8
+        pseudo = ((source >> 16) + (source & 0xFFFF) + (destination >> 16)
+                  + (destination & 0xFFFF) + PROTOCOL_TCP + total_length - 20)
+        if (value % 0xFFFF + pseudo) % 0xFFFF:
+            return None
     key = (macs, tos, flags_offset >> 8, ttl, source, destination, source_port,
            destination_port, ack, offset_byte, window, frame[tcp + 20:tcp + tcp_header_length])
     return key, seq, payload_length, flags, tcp_header_length
@@ -360,8 +438,9 @@ def _gro_candidate(frame: bytes, verify: bool) -> tuple[GroKey, int, int, int, i
 def _merged(run: list[bytes], partial: bool | None) -> bytes:
     """One frame carrying the payloads of ``run`` (candidates of one flow, in order).
 
-    The TCP checksum is computed afresh, full or ``partial``; with None it is
-    left as the first frame's, for a receiver told the pieces were verified.
+    The TCP checksum is full (``partial`` False: derived from the pieces' own, which
+    must be good), or partial (True); with None it is left as the first frame's, for a
+    receiver told the pieces were verified.
     """
     if len(run) == 1:
         return run[0]
@@ -376,21 +455,56 @@ def _merged(run: list[bytes], partial: bool | None) -> bytes:
     datagram[10:12] = b"\0\0"
     datagram[10:12] = internet_checksum(datagram[:20]).to_bytes(2, "big")
     datagram[33] |= run[-1][ip + 33] & TCP_PSH
+    if partial is False:
+        datagram[36:38] = _merged_checksum(run, payloads, datagram).to_bytes(2, "big")
     datagram += b"".join(payloads)
-    if partial is not None:
-        set_l4_checksum(datagram, partial=partial)
+    if partial:
+        set_l4_checksum(datagram, partial=True)
     return first[:ip] + bytes(datagram)
 
 
-def gro_merge(frames: list[bytes], *, limit: int = MAX_DATAGRAM) -> list[bytes]:
+def _merged_checksum(run: list[bytes], payloads: list[memoryview], headers: bytearray) -> int:
+    """The full TCP checksum of the merged segment, from the pieces' verified checksums.
+
+    A good piece's words sum to 0 (mod 0xffff) with its pseudo-header, so its payload
+    sums to minus the rest, no byte of it read again; a payload that lands at an odd
+    offset of the merged segment has its bytes' weights swapped, which multiplies its
+    sum by 256 (RFC 1071 §2(B): 256 * 256 = 1 mod 0xffff). ``headers`` are the merged
+    IP and TCP headers (checksum field as the first piece had it).
+    """
+    ip = ETHERNET_HEADER_LENGTH
+    tcp = ip + 20
+    source, destination = _ADDRESSES.unpack_from(headers, 12)
+    addresses = (source >> 16) + (source & 0xFFFF) + (destination >> 16) + (destination & 0xFFFF)
+    tcp_header_length = len(headers) - 20
+    position = tcp_header_length
+    total = 0
+    for frame, payload in zip(run, payloads, strict=True):
+        segment_length = tcp_header_length + len(payload)
+        piece = -(int.from_bytes(frame[tcp:tcp + tcp_header_length], "big") + addresses
+                  + PROTOCOL_TCP + segment_length)
+        total += piece * 256 if position & 1 else piece
+        position += len(payload)
+    header = int.from_bytes(headers[20:], "big") - ((headers[36] << 8) | headers[37])
+    total = (total + header + addresses + PROTOCOL_TCP + position) % 0xFFFF
+    return 0xFFFF - total if total else 0
+
+
+def gro_merge(frames: list[bytes], *, limit: int = MAX_DATAGRAM,
+              verified: bool = False) -> list[bytes]:
     """Merge runs of consecutive, in-order, same-flow TCP data frames into fewer frames.
 
     Frames that are not plain data segments with good checksums pass
     through untouched and in place. A run ends, as in Linux, after a segment
     with PSH or one shorter than the run's first, and before a merge would
-    exceed ``limit`` bytes of IP datagram. Merged frames get fresh full checksums.
+    exceed ``limit`` bytes of IP datagram. Merged frames get fresh full checksums,
+    derived from the pieces' (:func:`_merged_checksum`). ``verified``: the caller
+    knows every frame's TCP checksum is good (an offloading NIC finished it, and
+    nothing on the way could damage it), so it is not checked again; the IPv4
+    header's, which costs nothing, still is.
     """
-    return _merge_runs(frames, limit=limit, verify=True, mtu=None)
+    return _merge_runs(frames, limit=limit, verify=True, mtu=None, partial=False,
+                       verify_l4=not verified)
 
 
 def coalesce_for_tso(frames: list[bytes], mtu: int, *, limit: int = MAX_DATAGRAM) -> list[bytes]:
@@ -403,7 +517,7 @@ def coalesce_for_tso(frames: list[bytes], mtu: int, *, limit: int = MAX_DATAGRAM
     carries up to 64 KiB instead of one MSS. Merged frames keep partial
     checksums; anything else passes through untouched and in place.
     """
-    return _merge_runs(frames, limit=limit, verify=False, mtu=mtu)
+    return _merge_runs(frames, limit=limit, verify=False, mtu=mtu, partial=True)
 
 
 def gro_receive(frames: list[bytes], *,
@@ -426,23 +540,26 @@ def gro_receive(frames: list[bytes], *,
     return out
 
 
-def _merge_runs(frames: list[bytes], *, limit: int, verify: bool,
-                mtu: int | None) -> list[bytes]:
-    partial = not verify
+def _merge_runs(frames: list[bytes], *, limit: int, verify: bool, mtu: int | None,
+                partial: bool, verify_l4: bool | None = None) -> list[bytes]:
     return [_merged(run, partial) if len(run) > 1 else run[0]
-            for run, _size in _runs(frames, limit=limit, verify=verify, mtu=mtu)]
+            for run, _size in _runs(frames, limit=limit, verify=verify, mtu=mtu,
+                                    verify_l4=verify_l4)]
 
 
-def _runs(frames: list[bytes], *, limit: int, verify: bool,
-          mtu: int | None) -> list[tuple[list[bytes], int]]:
+def _runs(frames: list[bytes], *, limit: int, verify: bool, mtu: int | None,
+          verify_l4: bool | None = None) -> list[tuple[list[bytes], int]]:
     """The frames in order, grouped into runs that may merge: (run, first payload size);
-    a frame that is no candidate comes alone with size 0."""
+    a frame that is no candidate comes alone with size 0. ``verify`` checks the
+    checksums, ``verify_l4`` (default: as ``verify``) the TCP one among them."""
+    if verify_l4 is None:
+        verify_l4 = verify
     out: list[tuple[list[bytes], int]] = []
     run: list[bytes] = []
     run_key: GroKey | None = None
     next_seq = size = length = 0
     for frame in frames:
-        candidate = _gro_candidate(frame, verify)
+        candidate = _gro_candidate(frame, verify, verify_l4)
         if candidate is not None and run:
             key, seq, payload_length, flags, _ = candidate
             if (key == run_key and seq == next_seq and payload_length <= size
