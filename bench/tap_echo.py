@@ -95,13 +95,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+TCP_DEFAULTS_FLAG = "--tap-echo-tcp-defaults="
+"""Runs this script as echo_reply_server.py with TcpConfig defaults changed (``--tcp``)."""
+TCP_DEFAULTS: dict[str, int] = {}
+"""``--tcp KEY=VALUE`` settings: the servers started here get them as TcpConfig defaults."""
+
+
 class Server:
     """echo_reply_server.py in a namespace, stopped with SIGTERM by PID."""
 
     def __init__(self, ns: str, *extra: str, profile: str | None = None) -> None:
         prefix = ["-m", "cProfile", "-o", profile] if profile else []
+        program = [str(SERVER)]
+        if TCP_DEFAULTS and SERVER == REPO / "echo_reply_server.py":
+            program = [str(Path(__file__).resolve()), TCP_DEFAULTS_FLAG + json.dumps(TCP_DEFAULTS)]
         self.process = subprocess.Popen(
-            [sys.executable, *prefix, str(SERVER), "--netns", ns, "--tap0", unique("sbt0"),
+            [sys.executable, *prefix, *program, "--netns", ns, "--tap0", unique("sbt0"),
              "--tap1", unique("sbt1"), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
         assert self.process.stdout is not None
@@ -233,7 +242,32 @@ def best(runs: list[dict[str, float]]) -> dict[str, float]:
     return merged
 
 
+def serve_with_tcp_defaults(argv: list[str]) -> int:
+    """echo_reply_server.py, with the TcpConfig defaults that ``argv``'s flag names."""
+    flag = next(arg for arg in argv if arg.startswith(TCP_DEFAULTS_FLAG))
+    argv.remove(flag)
+    sys.path.insert(0, str(REPO))
+    from simtcp.serve import main as serve_main
+    from simtcp.tcp import TcpConfig
+
+    defaults = TcpConfig.__init__.__kwdefaults__
+    assert defaults is not None  # keyword-only fields with defaults
+    for key, value in json.loads(flag[len(TCP_DEFAULTS_FLAG):]).items():
+        if key not in defaults:
+            raise SystemExit(f"TcpConfig has no field {key!r}")
+        defaults[key] = value
+    sys.argv = [sys.argv[0], *argv]
+    return serve_main(prog="echo_reply_server.py")
+
+
+def tcp_setting(text: str) -> tuple[str, int]:
+    key, _, value = text.partition("=")
+    return key, int(value)
+
+
 def main() -> int:
+    if any(arg.startswith(TCP_DEFAULTS_FLAG) for arg in sys.argv):
+        return serve_with_tcp_defaults(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mbytes", type=float, default=32,
                         help="MB (10^6) echoed per test, split over the streams")
@@ -251,7 +285,11 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-offload", action="store_true",
                         help="run the simtcp server with --no-offload")
+    parser.add_argument("--tcp", metavar="KEY=VALUE", type=tcp_setting, action="append",
+                        default=[], help="a TcpConfig default for the simtcp server (an "
+                        "integer field, e.g. max_stretch_ack=65535); repeatable")
     args = parser.parse_args()
+    TCP_DEFAULTS.update(args.tcp)
     server_args: tuple[str, ...] = ("--no-offload",) if args.no_offload else ()
     if os.geteuid() != 0:
         print("tap_echo.py: needs root", file=sys.stderr)

@@ -16,58 +16,107 @@ from ..wire.checksum import Buffer
 class SendBuffer:
     """Bytes the application queued, from SND.UNA's first data byte onwards.
 
-    ``base`` is the absolute sequence number of ``data[0]``; bytes below it were
-    acknowledged and are gone. SYN and FIN take sequence space but no bytes.
+    ``base`` is the absolute sequence number of the first byte not yet
+    acknowledged; bytes below it are gone. SYN and FIN take sequence space but
+    no bytes. The bytes live in a list of immutable chunks, each the ``bytes``
+    one ``append`` took (no copy when the application passed ``bytes``), so
+    queueing never moves what is already queued: a ``bytearray`` that is consumed
+    at the front and appended at the back is copied whole by CPython whenever it
+    must grow, that is about once per append on a full buffer (an echo of 16
+    streams spent 4.5% of its time there). Small appends are merged into a small
+    last chunk, so the chunk count stays below ``2 * capacity / SMALL_CHUNK``.
     """
 
-    __slots__ = ("data", "base", "capacity")
+    __slots__ = ("base", "capacity", "_chunks", "_starts", "_end")
 
     def __init__(self, *, base: int, capacity: int) -> None:
-        self.data = bytearray()
         self.base = base
         self.capacity = capacity
+        self._chunks: list[bytes] = []
+        """The queued bytes in order; the first may begin below ``base`` (acknowledged
+        bytes kept until the whole chunk is)."""
+        self._starts: list[int] = []
+        """Absolute sequence number of each chunk's first byte."""
+        self._end = base
 
     @property
     def end(self) -> int:
         """Absolute sequence number just after the last queued byte."""
-        return self.base + len(self.data)
+        return self._end
 
     @property
     def free_space(self) -> int:
-        return self.capacity - len(self.data)
+        return self.capacity - (self._end - self.base)
 
     def __len__(self) -> int:
-        return len(self.data)
+        return self._end - self.base
 
     def append(self, data: Buffer) -> int:
         """Queue as much of ``data`` as fits; return how many bytes were taken."""
-        room = self.capacity - len(self.data)
-        if room <= 0:
-            return 0
+        end = self._end
+        room = self.capacity - (end - self.base)
         size = len(data)
-        if size <= room:
-            self.data += data
-            return size
-        self.data += memoryview(data)[:room]
-        return room
+        if room <= 0 or not size:
+            return 0
+        if size > room:
+            piece = bytes(memoryview(data)[:room])
+            size = room
+        else:
+            piece = data if type(data) is bytes else bytes(data)
+        chunks = self._chunks
+        if size < SMALL_CHUNK and chunks and len(chunks[-1]) < SMALL_CHUNK:
+            chunks[-1] += piece  # a few small writes: one small copy, not many chunks
+        else:
+            chunks.append(piece)
+            self._starts.append(end)
+        self._end = end + size
+        return size
 
     def acknowledge(self, ack: int) -> None:
         """Drop every byte below absolute sequence ``ack``."""
-        count = ack - self.base
-        if count <= 0:
+        if ack <= self.base:
             return
-        data = self.data
-        if count >= len(data):
-            self.base += len(data)
-            data.clear()
+        if ack >= self._end:
+            self.base = self._end
+            self._chunks.clear()
+            self._starts.clear()
             return
-        del data[:count]
         self.base = ack
+        starts = self._starts
+        first = bisect_right(starts, ack) - 1  # the chunk holding byte ``ack``
+        if first:
+            del starts[:first]
+            del self._chunks[:first]
 
     def slice(self, seq: int, size: int) -> bytes:
         """``size`` bytes starting at absolute sequence ``seq`` (fewer at the end)."""
-        start = seq - self.base
-        return bytes(self.data[start:start + size])
+        stop = seq + size
+        if stop > self._end:
+            stop = self._end
+        if stop <= seq:
+            return b""
+        if seq < self.base:
+            # Never asked by the engine; answered as the old bytearray slice did.
+            whole = b"".join(self._chunks)[self.base - self._starts[0]:] if self._chunks else b""
+            return whole[seq - self.base:seq - self.base + size]
+        starts = self._starts
+        chunks = self._chunks
+        index = bisect_right(starts, seq) - 1
+        chunk = chunks[index]
+        offset = seq - starts[index]
+        if stop - starts[index] <= len(chunk):
+            return chunk[offset:stop - starts[index]]  # the whole chunk: no copy at all
+        parts: list[Buffer] = [memoryview(chunk)[offset:]]
+        index += 1
+        while starts[index] + len(chunks[index]) < stop:
+            parts.append(chunks[index])
+            index += 1
+        parts.append(memoryview(chunks[index])[:stop - starts[index]])
+        return b"".join(parts)
+
+
+SMALL_CHUNK = 4096
+"""Appends shorter than this are merged into a last chunk shorter than this."""
 
 
 class ReceiveBuffer:
@@ -190,6 +239,6 @@ class ReceiveBuffer:
             data = bytes(readable)
             readable.clear()
             return data
-        data = bytes(readable[:max_bytes])
+        data = bytes(memoryview(readable)[:max_bytes])  # one copy; the view dies here
         del readable[:max_bytes]
         return data
