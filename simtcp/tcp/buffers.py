@@ -1,14 +1,18 @@
 """The send buffer and the receive buffer with bounded out-of-order reassembly.
 
-Both keep sequence numbers absolute (see :mod:`.seq`). Bytes live in
-``bytearray`` objects: CPython removes bytes from the front of a bytearray by
-moving a start pointer, so consuming from the front is O(1) amortised, and no
-per-byte Python loop runs anywhere.
+Both keep sequence numbers absolute (see :mod:`.seq`). Queued bytes live in
+lists of immutable chunks, not in one ``bytearray``: CPython removes bytes from
+the front of a bytearray by moving a start pointer, but once that pointer has
+moved, every append that must grow the array copies all of it, which for a
+full buffer consumed at the front and refilled at the back is nearly every
+append. Out-of-order blocks stay bytearrays (they only grow). No per-byte
+Python loop runs anywhere.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 
 from ..wire.checksum import Buffer
 
@@ -126,22 +130,52 @@ class ReceiveBuffer:
     trims every segment to the advertised window first, so what is held never
     exceeds the window (RFC 9293 §3.10.7.4, "seventh"). ``max_blocks`` bounds
     the bookkeeping when a peer sends many small holes.
+
+    In-order bytes wait as a queue of immutable chunks (one per segment; small
+    ones merged as in :class:`SendBuffer`), for the same reason as the send
+    buffer's: a bytearray appended at the back while the application reads from
+    the front is copied whole by CPython each time it grows. A read that takes
+    exactly one whole chunk returns it without a copy; any other read joins once.
     """
 
-    __slots__ = ("readable", "capacity", "max_blocks", "_starts", "_blocks", "_ooo_bytes")
+    __slots__ = ("available", "capacity", "max_blocks", "_queue", "_offset", "_starts",
+                 "_blocks", "_ooo_bytes")
 
     def __init__(self, *, capacity: int, max_blocks: int) -> None:
-        self.readable = bytearray()
+        self.available = 0
+        """In-order bytes waiting for the application."""
         self.capacity = capacity
         self.max_blocks = max_blocks
+        self._queue: deque[bytes] = deque()
+        self._offset = 0
+        """Bytes of ``_queue[0]`` the application already took."""
         self._starts: list[int] = []
         self._blocks: list[bytearray] = []
         self._ooo_bytes = 0
 
     @property
+    def readable(self) -> bytes:
+        """A copy of the in-order bytes waiting (for inspection; :meth:`read` takes them)."""
+        if not self._queue:
+            return b""
+        return b"".join(self._queue)[self._offset:]
+
+    @property
     def free_space(self) -> int:
         """Room for more in-order bytes: what bounds the advertised window."""
-        return self.capacity - len(self.readable)
+        return self.capacity - self.available
+
+    def _push(self, data: Buffer) -> None:
+        size = len(data)
+        if not size:
+            return
+        piece = data if type(data) is bytes else bytes(data)
+        queue = self._queue
+        if size < SMALL_CHUNK and queue and len(queue[-1]) < SMALL_CHUNK:
+            queue[-1] += piece
+        else:
+            queue.append(piece)
+        self.available += size
 
     @property
     def out_of_order_bytes(self) -> int:
@@ -165,7 +199,7 @@ class ReceiveBuffer:
         blocks are already held.
         """
         if seq == rcv_nxt:
-            self.readable += payload
+            self._push(payload)
             rcv_nxt += len(payload)
             if self._starts and self._starts[0] <= rcv_nxt:
                 rcv_nxt = self._drain(rcv_nxt)
@@ -178,14 +212,13 @@ class ReceiveBuffer:
         starts = self._starts
         blocks = self._blocks
         count = 0
-        readable = self.readable
         while count < len(starts) and starts[count] <= rcv_nxt:
             start = starts[count]
             block = blocks[count]
             self._ooo_bytes -= len(block)
             end = start + len(block)
             if end > rcv_nxt:
-                readable += memoryview(block)[rcv_nxt - start:]
+                self._push(memoryview(block)[rcv_nxt - start:])
                 rcv_nxt = end
             count += 1
         del starts[:count]
@@ -234,11 +267,30 @@ class ReceiveBuffer:
 
     def read(self, max_bytes: int) -> bytes:
         """Take up to ``max_bytes`` in-order bytes (all of them when negative)."""
-        readable = self.readable
-        if max_bytes < 0 or max_bytes >= len(readable):
-            data = bytes(readable)
-            readable.clear()
-            return data
-        data = bytes(memoryview(readable)[:max_bytes])  # one copy; the view dies here
-        del readable[:max_bytes]
-        return data
+        queue = self._queue
+        if not queue or not max_bytes:
+            return b""
+        wanted = self.available if max_bytes < 0 or max_bytes > self.available else max_bytes
+        self.available -= wanted
+        offset = self._offset
+        first = queue[0]
+        if offset == 0 and len(first) == wanted:
+            queue.popleft()
+            return first  # one whole chunk: no copy
+        if len(first) - offset > wanted:
+            self._offset = offset + wanted
+            return first[offset:offset + wanted]
+        parts: list[Buffer] = []
+        while wanted:
+            chunk = queue[0]
+            left = len(chunk) - offset
+            if left > wanted:
+                parts.append(memoryview(chunk)[offset:offset + wanted])
+                offset += wanted
+                break
+            parts.append(memoryview(chunk)[offset:] if offset else chunk)
+            queue.popleft()
+            offset = 0
+            wanted -= left
+        self._offset = offset
+        return b"".join(parts)

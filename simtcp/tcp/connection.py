@@ -299,7 +299,7 @@ class Connection:
             rcv_wnd=max(self.rcv_adv - self.rcv_nxt, 0), mss=self.snd_mss,
             cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh, srtt=self.rto.srtt, rto=self.rto.rto,
             retransmits=self.retransmits, bytes_in_send_buffer=len(self.send_buffer),
-            bytes_readable=len(self.receive_buffer.readable),
+            bytes_readable=self.receive_buffer.available,
             bytes_out_of_order=self.receive_buffer.out_of_order_bytes,
             window_scaling=bool(self.snd_wscale or self.rcv_wscale), timestamps=self.ts_ok,
             sack=self.sack_ok,

@@ -155,5 +155,5 @@ def _receive_in_order(conn: Connection, payload: Buffer, rcv_nxt: int, now: Inst
     new_rcv_nxt = buffer.add(rcv_nxt, payload, rcv_nxt)
     conn.rcv_nxt = new_rcv_nxt
     if conn.visible:
-        conn.host.emit(DataReceived(connection=conn.handle, available=len(buffer.readable)))
+        conn.host.emit(DataReceived(connection=conn.handle, available=buffer.available))
     schedule_ack(conn, new_rcv_nxt - rcv_nxt, now)

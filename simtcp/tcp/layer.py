@@ -194,7 +194,7 @@ class TcpLayer:
             raise InvalidStateError("cannot receive after close")
         data = conn.receive_buffer.read(max_bytes)
         if conn.state is State.CLOSED:
-            if not conn.receive_buffer.readable:
+            if not conn.receive_buffer.available:
                 self._free_handle(conn)  # drained after the connection ended
         elif data and conn.state in _CAN_RECEIVE:
             if conn.rcv_wscale:
@@ -275,7 +275,7 @@ class TcpLayer:
             conn.listener = None
         self.host.stats.count("tcp.connections_closed")
         if (conn.visible and event is None and not conn.app_closed
-                and conn.receive_buffer.readable):
+                and conn.receive_buffer.available):
             # An orderly end (LAST-ACK, TIME-WAIT) after shutdown() only: the bytes we
             # acknowledged still belong to the application. The connection is gone from
             # the TCP layer; its handle stays readable until drained or closed.

@@ -636,7 +636,7 @@ def _receive_data(conn: Connection, payload: object, seq: int, size: int, now: I
         new_rcv_nxt = buffer.add(start, data, rcv_nxt)  # type: ignore[arg-type]
         conn.rcv_nxt = new_rcv_nxt
         if conn.visible:
-            conn.host.emit(DataReceived(connection=conn.handle, available=len(buffer.readable)))
+            conn.host.emit(DataReceived(connection=conn.handle, available=buffer.available))
         if sack is not None and (had_holes or duplicate is not None):
             _note_sack_arrival(conn, start, end, duplicate)
         if had_holes:
@@ -712,7 +712,7 @@ def app_close(owner: Owner, conn: Connection, now: Instant) -> None:
     if state is State.SYN_SENT:
         owner.release(conn)
         return
-    if conn.receive_buffer.readable and state in _DATA_STATES | {State.CLOSE_WAIT}:
+    if conn.receive_buffer.available and state in _DATA_STATES | {State.CLOSE_WAIT}:
         # RFC 1122 §4.2.2.13: closing with unread data resets, so the peer knows.
         app_abort(owner, conn, now)
         return

@@ -1,10 +1,13 @@
-"""SendBuffer keeps chunks; a bytearray consumed at the front is its oracle.
+"""SendBuffer and ReceiveBuffer keep chunks; a bytearray consumed at the front is the oracle.
 
 The chunked buffer (``simtcp.tcp.buffers.SendBuffer``) must answer every
 ``append``, ``acknowledge``, ``slice``, ``end``, ``free_space`` and ``len``
 exactly as the plain ``bytearray`` version it replaced, for any interleaving,
 with appends of ``bytes``, ``bytearray`` and ``memoryview`` that are small
-(merged into the last chunk), large, or larger than the room left.
+(merged into the last chunk), large, or larger than the room left. The
+receive buffer's in-order queue must hand out the same bytes as the bytearray
+it replaced for any mix of in-order segments, out-of-order segments pulled in
+when the gap fills, and reads of any size.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simtcp.tcp.buffers import SMALL_CHUNK, SendBuffer
+from simtcp.tcp.buffers import SMALL_CHUNK, ReceiveBuffer, SendBuffer
 
 
 class ByteArraySendBuffer:
@@ -108,3 +111,84 @@ def test_many_small_appends_make_few_chunks() -> None:
         buffer.append(b"x")
     assert buffer.slice(0, 20_000) == b"x" * 10_000
     assert len(buffer._chunks) <= 10_000 // (SMALL_CHUNK // 2) + 1
+
+
+class ByteArrayReadQueue:
+    """The previous in-order queue of ReceiveBuffer: one bytearray."""
+
+    def __init__(self) -> None:
+        self.readable = bytearray()
+
+    def read(self, max_bytes: int) -> bytes:
+        if max_bytes < 0 or max_bytes >= len(self.readable):
+            data = bytes(self.readable)
+            self.readable.clear()
+            return data
+        data = bytes(self.readable[:max_bytes])
+        del self.readable[:max_bytes]
+        return data
+
+
+RECEIVE_OPERATIONS = st.lists(st.one_of(
+    st.tuples(st.just("segment"), SIZES, st.integers(0, 2 * SMALL_CHUNK)),
+    st.tuples(st.just("read"), st.one_of(st.just(-1), SIZES), st.just(0)),
+), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations=RECEIVE_OPERATIONS, rcv_nxt=st.integers(0, 1 << 40))
+def test_receive_queue_equals_the_bytearray_one(operations: list[tuple[str, int, int]],
+                                                rcv_nxt: int) -> None:
+    """In-order data, out-of-order data pulled in later, reads of any size: the same bytes."""
+    buffer = ReceiveBuffer(capacity=1 << 30, max_blocks=8)
+    oracle = ByteArrayReadQueue()
+    stream = bytes(index % 253 for index in range(64 * SMALL_CHUNK))
+    sent = 0  # stream bytes given to the buffer in order (directly or by filling a gap)
+    held: list[tuple[int, int]] = []  # out-of-order ranges given, relative to the stream
+    base = rcv_nxt
+    pushed = 0  # stream bytes the oracle has received
+    for name, size, gap in operations:
+        if name == "segment":
+            start = sent + gap
+            end = min(start + size, len(stream))
+            if start >= end:
+                continue
+            new_rcv_nxt = buffer.add(base + start, memoryview(stream)[start:end], base + sent)
+            if new_rcv_nxt < 0:
+                continue
+            if gap:
+                held.append((start, end))
+            else:
+                sent = end
+            # Held ranges that now continue the in-order data are pulled in.
+            for held_start, held_end in sorted(held):
+                if held_start <= sent < held_end:
+                    sent = held_end
+            held = [(s, e) for s, e in held if e > sent]
+            oracle.readable += stream[pushed:sent]
+            pushed = sent
+            assert new_rcv_nxt == base + sent
+        else:
+            assert buffer.read(size) == oracle.read(size)
+        assert buffer.available == len(oracle.readable)
+        assert buffer.readable == bytes(oracle.readable)
+        assert buffer.free_space == (1 << 30) - len(oracle.readable)
+
+
+def test_a_read_of_one_whole_segment_takes_it_without_a_copy() -> None:
+    buffer = ReceiveBuffer(capacity=1 << 20, max_blocks=4)
+    segment = b"s" * 65536
+    buffer.add(0, segment, 0)
+    buffer.add(65536, b"t" * 65536, 65536)
+    assert buffer.read(65536) is segment
+    assert buffer.read(10) == b"t" * 10
+    assert buffer.read(-1) == b"t" * (65536 - 10)
+    assert buffer.available == 0 and buffer.read(-1) == b""
+
+
+def test_a_segment_overlapping_a_held_block_pulls_in_only_its_new_bytes() -> None:
+    buffer = ReceiveBuffer(capacity=1 << 20, max_blocks=4)
+    stream = bytes(range(200))
+    assert buffer.add(100, stream[100:150], 0) == 0  # held out of order
+    assert buffer.add(0, stream[0:120], 0) == 150  # overlaps the held block by 20 bytes
+    assert buffer.read(-1) == stream[:150]
