@@ -22,7 +22,7 @@ frames cross it as wire frames: GSO cut, checksums finished.
 with the cycle the sans-IO contract asks for (DESIGN.md "The core's
 contract"):
 
-1. wait in ``selectors`` (epoll) until a device is readable, a blocked write
+1. wait in epoll until a device is readable, a blocked write
    can proceed, a signal arrives, or the stack's ``poll_at()`` deadline (or an
    impairment hold) comes due;
 2. read every ready frame from every readable device (until ``EAGAIN``, at
@@ -55,7 +55,7 @@ import heapq
 import itertools
 import os
 import random
-import selectors
+import select
 import signal
 import threading
 import time
@@ -157,9 +157,6 @@ class ImpairedPath:
 # --- the loop -----------------------------------------------------------------
 
 
-_WAKE = "wake"
-
-
 class TapLoop:
     """Drives one stack over TAP devices until :meth:`stop` (or a signal) ends it."""
 
@@ -196,13 +193,16 @@ class TapLoop:
         self._coalescing = coalesce and any(
             device.vnet_header and name not in self._outbound
             for name, device in self.devices.items())
-        self._selector = selectors.DefaultSelector()
+        self._shims = (*self._inbound.values(), *self._outbound.values())
+        # epoll itself, not selectors: its wrapper costs microseconds on every wake-up.
+        self._epoll = select.epoll()
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._selector.register(self._wake_read, selectors.EVENT_READ, _WAKE)
+        self._epoll.register(self._wake_read, select.EPOLLIN)
+        self._by_fd: dict[int, TapDevice] = {}
         self._interest: dict[int, int] = {}
         self._blocked_changed = False
         for device in self.devices.values():
-            self._watch(device, selectors.EVENT_READ)
+            self._watch(device, select.EPOLLIN)
         self._stopping = False
         self._owner_pid = os.getpid()
 
@@ -215,7 +215,7 @@ class TapLoop:
 
     def close(self) -> None:
         """Release the loop's own descriptors (devices are the caller's to close)."""
-        self._selector.close()
+        self._epoll.close()
         for fd in (self._wake_read, self._wake_write):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -241,19 +241,25 @@ class TapLoop:
     # --- one turn -------------------------------------------------------------
     def run_once(self) -> None:
         """Wait for input or the next deadline, then do one receive/timer/event/send cycle."""
-        ready = self._selector.select(self._timeout(self.clock()))
-        now = self.clock()
+        clock = self.clock
+        by_fd = self._by_fd
+        ready = self._epoll.poll(self._timeout(clock()), len(by_fd) + 1)
+        now = clock()
         stack = self.stack
-        for key, mask in ready:
-            device = key.data
-            if device is _WAKE:
-                self._drain_wake()
+        for fd, event in ready:
+            device = by_fd.get(fd)
+            if device is None:
+                if fd == self._wake_read:
+                    self._drain_wake()
                 continue
-            if mask & selectors.EVENT_WRITE:
+            interest = self._interest[fd]
+            # As selectors reports it: an error or a hang-up wakes both watched directions.
+            if event & ~select.EPOLLIN and interest & select.EPOLLOUT:
                 self._flush_queue(device)
-            if mask & selectors.EVENT_READ:
+            if event & ~select.EPOLLOUT and interest & select.EPOLLIN:
                 self._receive(device, now)
-        self._release_held(now)
+        if self._shims:
+            self._release_held(now)
         deadline = stack.poll_at()
         if deadline is not None and deadline <= now:
             stack.handle_timer(now=now)
@@ -262,14 +268,18 @@ class TapLoop:
         if self._blocked_changed:
             self._update_interest()
 
-    def _timeout(self, now: Instant) -> float | None:
-        deadlines = [self.stack.poll_at()]
-        for shim in (*self._inbound.values(), *self._outbound.values()):
-            deadlines.append(shim.next_release_at())
-        due = [deadline for deadline in deadlines if deadline is not None]
-        if not due:
-            return None
-        return max(0, min(due) - now) / 1_000_000
+    def _timeout(self, now: Instant) -> float:
+        """Seconds until the stack's deadline or a held frame's release, rounded up to
+        epoll's millisecond, so that nothing wakes early; -1: nothing is due, ever."""
+        deadline = self.stack.poll_at()
+        for shim in self._shims:
+            release_at = shim.next_release_at()
+            if release_at is not None and (deadline is None or release_at < deadline):
+                deadline = release_at
+        if deadline is None:
+            return -1
+        wait_us = deadline - now
+        return -(-wait_us // 1000) / 1000 if wait_us > 0 else 0
 
     def _receive(self, device: TapDevice, now: Instant) -> None:
         reads = device.read_raw(self.read_batch)
@@ -516,9 +526,9 @@ class TapLoop:
         self._blocked_changed = False
         blocked = any(device.write_queue for device in self.devices.values())
         for device in self.devices.values():
-            events = 0 if blocked else selectors.EVENT_READ
+            events = 0 if blocked else select.EPOLLIN
             if device.write_queue:
-                events |= selectors.EVENT_WRITE
+                events |= select.EPOLLOUT
             self._watch(device, events)
 
     def _watch(self, device: TapDevice, events: int) -> None:
@@ -526,11 +536,13 @@ class TapLoop:
         if events == current:
             return
         if not events:
-            self._selector.unregister(device.fd)
+            self._epoll.unregister(device.fd)
+            del self._by_fd[device.fd]
         elif not current:
-            self._selector.register(device.fd, events, device)
+            self._epoll.register(device.fd, events)
+            self._by_fd[device.fd] = device
         else:
-            self._selector.modify(device.fd, events, device)
+            self._epoll.modify(device.fd, events)
         self._interest[device.fd] = events
 
     def _drain_wake(self) -> None:

@@ -204,7 +204,7 @@ class Stack(TcpFrameIO, IcmpHandling):
             stats.drop(DropReason.UNKNOWN_INTERFACE)
             return
         self._counters["link.frames_in"] += 1
-        if len(frame) >= FAST_MIN_FRAME and self._tcp_fast_received(
+        if len(frame) >= FAST_MIN_FRAME and self._fast_received(
                 iface, frame, now, checksum_verified or iface.offload.rx_checksum_verified):
             return
         try:

@@ -13,7 +13,7 @@ So :class:`TcpFrameIO`, a part of :class:`simtcp.stack.Stack`, takes the
 common case in one step each way and leaves every other case to the layered
 code, which stays here as the oracle:
 
-Receive (:meth:`TcpFrameIO._tcp_fast_received`, called first by
+Receive (:meth:`TcpFrameIO._fast_received`, called first by
 ``Stack.receive_frame``): one ``struct`` unpack reads the destination MAC, the
 EtherType and the whole option-less IPv4 header. The frame qualifies when it
 is IPv4 with IHL 5 carrying TCP, unfragmented (no MF, offset 0), unicast to
@@ -58,7 +58,7 @@ from .ip import LIMITED_BROADCAST
 from .time import Instant
 from .wire.checksum import Buffer
 from .wire.ethernet import ETHERTYPE_IPV4
-from .wire.ipv4 import PROTOCOL_TCP, Ipv4Packet
+from .wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Packet
 from .wire.tcp import CHECKSUM_FULL, CHECKSUM_PARTIAL, TcpSegment
 
 if TYPE_CHECKING:
@@ -71,8 +71,8 @@ if TYPE_CHECKING:
 
 FAST_RX = struct.Struct("!6s6xHBBHHHBBHII")
 """Destination MAC and EtherType, then the option-less IPv4 header: the receive fast path."""
-FAST_MIN_FRAME = 14 + 20 + 20
-"""The shortest frame the receive fast path looks at: Ethernet, IPv4 and TCP headers."""
+FAST_MIN_FRAME = 14 + 20 + 8
+"""The shortest frame the receive fast path looks at: Ethernet, IPv4 and ICMP headers."""
 
 
 class TcpFrameIO:
@@ -93,28 +93,36 @@ class TcpFrameIO:
 
         def _route_interface(self, destination: int) -> Interface | None: ...
 
+        def _echo_fast_received(self, iface: Interface, frame: Buffer, now: Instant,
+                                verified: bool, total_length: int, source: int,
+                                destination: int) -> bool: ...
+
         def send_ipv4(self, destination: int, protocol: int, payload: bytes, *,
                       now: Instant, source: int | None = None, ttl: int | None = None,
                       dont_fragment: bool = False) -> bool: ...
 
     # --- receive --------------------------------------------------------------
 
-    def _tcp_fast_received(self, iface: Interface, frame: Buffer, now: Instant,
-                           verified: bool) -> bool:
-        """Deliver the common frame in one step: TCP in an unfragmented IPv4 datagram without
+    def _fast_received(self, iface: Interface, frame: Buffer, now: Instant,
+                       verified: bool) -> bool:
+        """Deliver the common frame in one step: TCP (or an ICMP echo request, answered by
+        :meth:`IcmpHandling._echo_fast_received`) in an unfragmented IPv4 datagram without
         options, unicast to one of our addresses. False (nothing done) for anything else,
         which the general path then takes; ``test_fast_paths`` holds the two paths equal."""
         (mac, ethertype, version_ihl, _tos, total_length, _identification, flags_offset, _ttl,
          protocol, _checksum, source, destination) = FAST_RX.unpack_from(frame)
-        if (version_ihl != 0x45 or protocol != PROTOCOL_TCP or ethertype != ETHERTYPE_IPV4
+        if (version_ihl != 0x45 or ethertype != ETHERTYPE_IPV4
                 or flags_offset & 0x3FFF or mac != iface.mac
-                or not 40 <= total_length <= len(frame) - 14
+                or not 28 <= total_length <= len(frame) - 14
                 or destination not in self._local or destination in self._broadcasts
                 or source >> 28 == 0xE or source >> 24 == 127 or source == LIMITED_BROADCAST):
             return False
         # The header verifies when its sum is a multiple of 0xffff (never 0: version 4 is in it).
         if not verified and int.from_bytes(frame[14:34], "big") % 0xFFFF:
             return False
+        if protocol != PROTOCOL_TCP or total_length < 40:
+            return protocol == PROTOCOL_ICMP and self._echo_fast_received(
+                iface, frame, now, verified, total_length, source, destination)
         counters = self._counters
         counters["ip.packets_in"] += 1
         try:

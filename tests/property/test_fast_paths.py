@@ -7,14 +7,16 @@
   around ``TcpSegment.build``;
 - ``parse_options``'s NOP NOP Timestamps shortcut against the general loop;
 - ``Stack.send_tcp`` (fast path) against ``Stack._send_tcp_general``, and
-  ``Stack.receive_frame`` with and without its TCP fast path, on valid and
-  damaged frames: the same frames out, the same events, the same counters.
+  ``Stack.receive_frame`` with and without its fast path (TCP, ICMP echo
+  requests), on valid and damaged frames: the same frames out, the same
+  events, the same counters.
 """
 
 from __future__ import annotations
 
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +31,8 @@ from simtcp.wire.ethernet import (
     EthernetFrame,
     build_ethernet_header,
 )
-from simtcp.wire.ipv4 import PROTOCOL_TCP, Ipv4Packet, ip_from_str
+from simtcp.wire.icmp import IcmpMessage
+from simtcp.wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Packet, ip_from_str
 from simtcp.wire.tcp import (
     ACK,
     CHECKSUM_FULL,
@@ -226,15 +229,33 @@ frames = st.builds(
 edits = st.lists(st.tuples(st.integers(0, 80), st.integers(0, 255)), max_size=3)
 
 
+def echo_frame(message: IcmpMessage, source: int, destination: int, ttl: int) -> bytes:
+    datagram = Ipv4Packet(source, destination, PROTOCOL_ICMP, message.build(), ttl=ttl,
+                          identification=9).build()
+    return EthernetFrame(STACK_MAC, PEER_MAC, ETHERTYPE_IPV4, datagram).build()
+
+
+echo_data = st.one_of(st.binary(max_size=1600), st.integers(0, 1700).map(bytes))
+echo_frames = st.builds(
+    echo_frame,
+    st.builds(IcmpMessage, st.sampled_from([8, 8, 8, 0, 13]), st.sampled_from([0, 0, 1]),
+              st.sampled_from([0, 0xFFFF0000, 0x0001FFFE]) | u32, echo_data),
+    st.sampled_from([PEER, PEER, UNRESOLVED, BEHIND_GATEWAY, STACK, SUBNET_BROADCAST,
+                     ip_from_str("192.168.1.1"), ip_from_str("127.0.0.1")]),
+    st.sampled_from([STACK, STACK, SUBNET_BROADCAST, ip_from_str("10.0.0.77")]),
+    st.integers(1, 255))
+
+
 @SETTINGS
-@given(st.lists(st.tuples(frames, edits, st.none() | st.integers(0, 80)), min_size=1,
-                max_size=4), st.booleans(), st.booleans())
+@given(st.lists(st.tuples(frames | echo_frames, edits, st.none() | st.integers(0, 80)),
+                min_size=1, max_size=4), st.booleans(), st.booleans(),
+       st.sampled_from([1500, 1500, 576]))
 def test_receive_fast_path_matches_the_general_path(
         inputs: list[tuple[bytes, list[tuple[int, int]], int | None]], verified: bool,
-        offloaded: bool) -> None:
+        offloaded: bool, mtu: int) -> None:
     offload = InterfaceOffload(rx_checksum_verified=offloaded)
-    fast, general = make_stack(1500, offload), make_stack(1500, offload)
-    general._tcp_fast_received = lambda *args: False  # type: ignore[method-assign]
+    fast, general = make_stack(mtu, offload), make_stack(mtu, offload)
+    general._fast_received = lambda *args: False  # type: ignore[method-assign]
     for stack in (fast, general):
         stack.tcp_listen(80)
     for index, (frame, frame_edits, cut) in enumerate(inputs):
@@ -250,6 +271,49 @@ def test_receive_fast_path_matches_the_general_path(
         assert seen[0] == seen[1]
 
 
+def damaged_at(frame: bytes, at: int) -> bytes:
+    raw = bytearray(frame)
+    raw[at] ^= 0x01
+    return bytes(raw)
+
+
+ECHO = echo_frame(IcmpMessage.echo_request(7, 1, bytes(range(200))), PEER, STACK, 64)
+ECHO_CASES = {
+    "ordinary": (ECHO, 1500),
+    "zeros": (echo_frame(IcmpMessage(8, 0, 0, b""), PEER, STACK, 64), 1500),
+    "odd data": (echo_frame(IcmpMessage(8, 3, 0xFFFF0000, b"\xff" * 57), PEER, STACK, 9), 1500),
+    "bad icmp checksum": (damaged_at(ECHO, 14 + 20 + 2), 1500),
+    "damaged data": (damaged_at(ECHO, 14 + 20 + 8 + 99), 1500),
+    "damaged ip header": (damaged_at(ECHO, 14 + 8), 1500),
+    "reply fragmented": (ECHO, 200),
+    "behind the gateway": (echo_frame(IcmpMessage.echo_request(1, 2, b"x"), BEHIND_GATEWAY,
+                                      STACK, 64), 1500),
+    "unresolved": (echo_frame(IcmpMessage.echo_request(1, 2, b"x"), UNRESOLVED, STACK, 64),
+                   1500),
+    "from ourselves": (echo_frame(IcmpMessage.echo_request(1, 2, b"x"), STACK, STACK, 64),
+                       1500),
+    "to the broadcast": (echo_frame(IcmpMessage.echo_request(1, 2, b"x"), PEER,
+                                    SUBNET_BROADCAST, 64), 1500),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ECHO_CASES))
+@pytest.mark.parametrize("verified", [False, True])
+def test_echo_fast_path_matches_the_general_path_at_the_edges(case: str,
+                                                              verified: bool) -> None:
+    frame, mtu = ECHO_CASES[case]
+    fast, general = make_stack(mtu, InterfaceOffload()), make_stack(mtu, InterfaceOffload())
+    general._fast_received = lambda *args: False  # type: ignore[method-assign]
+    seen = []
+    for stack in (fast, general):
+        stack.receive_frame("veth0", frame, now=7, checksum_verified=verified)
+        events = []
+        while (event := stack.next_event()) is not None:
+            events.append(event)
+        seen.append((stack.frames_to_send(now=7), events, stack.stats(), stack._ip_id))
+    assert seen[0] == seen[1]
+
+
 def test_the_fast_paths_are_taken_for_an_ordinary_segment() -> None:
     """The oracle tests compare outcomes; this one makes sure the fast paths really run."""
     stack = make_stack(1500, InterfaceOffload())
@@ -262,3 +326,10 @@ def test_the_fast_paths_are_taken_for_an_ordinary_segment() -> None:
                               source=STACK, destination=PEER)
     assert answer.flags == SYN | ACK and answer.ack == 1001
     assert stack.stats()["tcp.segments_in"] == 1
+    stack._icmp_received = None  # type: ignore[assignment,method-assign]
+    request = IcmpMessage.echo_request(7, 1, b"abc")
+    stack.receive_frame("veth0", echo_frame(request, PEER, STACK, 64), now=6)
+    ((_, reply),) = stack.frames_to_send(now=6)
+    packet = Ipv4Packet.parse(EthernetFrame.parse(reply).payload)
+    assert packet.source == STACK and packet.destination == PEER
+    assert IcmpMessage.parse(packet.payload) == IcmpMessage.echo_reply(7, 1, b"abc")
