@@ -12,10 +12,19 @@ no assertions:
 - ping RTT p50/p99 of both;
 - the simtcp stream again with the impairment shim at 1% loss.
 
+``--streams N`` echoes N concurrent connections (``--mbytes`` split between
+them) in every row and in the profiled run; ``--simtcp-only`` skips the kernel
+and lossy rows; ``--rounds 0 --profile FILE`` only profiles.
+
 ``--profile FILE`` runs the simtcp server under cProfile and prints where its
 time went (the top functions by own time). The server runs with TAP offloads
-(its default); ``--no-offload`` passes that option on. ``bench/bench_offload.py``
-sets both side by side, with 16 streams and the router too.
+(its default); ``--no-offload`` passes that option on. ``--tcp KEY=VALUE``
+(repeatable) changes a ``TcpConfig`` default in the server, e.g.
+``--tcp max_stretch_ack=65535`` (the server then starts through this script).
+``bench/bench_offload.py`` sets offloads on and off side by side, with 16
+streams and the router too.
+
+CPU seconds come from /proc in clock ticks (10 ms): use tens of MB or more.
 """
 
 from __future__ import annotations
