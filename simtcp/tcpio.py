@@ -1,4 +1,4 @@
-"""The stack's TCP frame I/O: one-step receive and transmit fast paths, and their oracles.
+"""The stack's per-frame fast paths: TCP in and out of frames in one step, and their oracles.
 
 Theory of operation
 -------------------
@@ -16,17 +16,20 @@ code, which stays here as the oracle:
 Receive (:meth:`TcpFrameIO._fast_received`, called first by
 ``Stack.receive_frame``): one ``struct`` unpack reads the destination MAC, the
 EtherType and the whole option-less IPv4 header. The frame qualifies when it
-is IPv4 with IHL 5 carrying TCP, unfragmented (no MF, offset 0), unicast to
-our MAC and to one of our addresses (not a broadcast: RFC 9293 §3.9.1), its
-total length fits the frame, and its source is not martian (multicast,
-loopback, limited broadcast: RFC 1122 §3.2.1.3). The IPv4 header checksum is
-verified by summing the header as one integer modulo 0xffff (RFC 1071: the
-one's complement sum is the sum modulo 2^16 - 1), unless the link vouched for
-the frame. Then the segment is parsed straight from a view of the frame and
-handed to the TCP layer. Anything that fails a test returns False before any
-state or counter changed, and ``Stack.receive_frame`` continues down the
-general path (:meth:`_tcp_received` for TCP), so a frame counts and acts the
-same either way.
+is IPv4 with IHL 5 carrying TCP (or ICMP), unfragmented (no MF, offset 0),
+unicast to our MAC and to one of our addresses (not a broadcast: RFC 9293
+§3.9.1), its total length fits the frame, and its source is not martian
+(multicast, loopback, limited broadcast: RFC 1122 §3.2.1.3). The IPv4 header
+checksum is verified by summing the header as one integer modulo 0xffff
+(RFC 1071: the one's complement sum is the sum modulo 2^16 - 1), unless the
+link vouched for the frame. Then a TCP segment is parsed straight from a view
+of the frame and handed to the TCP layer; an ICMP echo request is answered at
+once by :meth:`simtcp.icmp.IcmpHandling._echo_fast_received` (ping's latency
+over a TAP is mostly this path and the loop around it). Anything that fails a
+test returns False before any state or counter changed, and
+``Stack.receive_frame`` continues down the general path (:meth:`_tcp_received`
+for TCP, ``IcmpHandling._icmp_received`` for ICMP), so a frame counts and acts
+the same either way.
 
 Transmit (:meth:`TcpFrameIO.send_tcp`, the ``TcpHost`` entry point): when the
 destination is routed (not ours, not a broadcast) to a next hop whose MAC the
@@ -112,6 +115,7 @@ class TcpFrameIO:
         (mac, ethertype, version_ihl, _tos, total_length, _identification, flags_offset, _ttl,
          protocol, _checksum, source, destination) = FAST_RX.unpack_from(frame)
         if (version_ihl != 0x45 or ethertype != ETHERTYPE_IPV4
+                or (protocol != PROTOCOL_TCP and protocol != PROTOCOL_ICMP)
                 or flags_offset & 0x3FFF or mac != iface.mac
                 or not 28 <= total_length <= len(frame) - 14
                 or destination not in self._local or destination in self._broadcasts
