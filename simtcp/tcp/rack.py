@@ -33,8 +33,6 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
-from operator import le
 
 from ..time import MILLISECOND, SECOND, Duration, Instant
 
@@ -173,13 +171,11 @@ class RackTlp:
                                  now=stamp)
                 stamp += 1
             return stamp - 1
-        # New data beyond every record: append in both orders (one C-level loop: a 64 KiB
-        # segment makes some 45 records).
-        ends = chain(range(start + piece, last + 1, piece), (data_end + fin,))
-        stamps = range(now, now + len(cuts))
-        segments.update(zip(cuts, map(_Segment, cuts, ends, stamps), strict=True))
+        for cut in cuts:  # new data beyond every record: append in both orders
+            segments[cut] = _Segment(cut, cut + piece if cut != last else data_end + fin, stamp)
+            stamp += 1
         starts.extend(cuts)
-        return now + len(cuts) - 1
+        return stamp - 1
 
     def _add_new(self, start: int, end: int, now: Instant) -> None:
         starts = self._starts
@@ -222,10 +218,12 @@ class RackTlp:
                         sack_blocks: Sequence[tuple[int, int]]) -> list[_Segment]:
         starts = self._starts
         segments = self._segments
+        delivered = []
         count = bisect_left(starts, snd_una)
         if count and segments[starts[count - 1]].end > snd_una:
             count -= 1  # partly acknowledged: not delivered yet
-        delivered = list(map(segments.pop, starts[:count]))
+        for start in starts[:count]:
+            delivered.append(segments.pop(start))
         del starts[:count]
         sacked_ends = self._sacked_ends
         del sacked_ends[:bisect_right(sacked_ends, snd_una)]
@@ -244,17 +242,8 @@ class RackTlp:
         """Steps 1-3 of RFC 8985 §6.2 for each newly delivered segment, in order.
 
         One loop over locals rather than a call per segment: an ACK of a TSO
-        segment delivers dozens of MSS-sized records at once. When none of them was
-        retransmitted and they come in sequence order (the pieces of TSO segments
-        acknowledged cumulatively), :meth:`_update_rack_in_order` gets the same result
-        from the extremes alone.
+        segment delivers dozens of MSS-sized records at once.
         """
-        if len(delivered) > 2:
-            ends = [segment.end for segment in delivered]
-            if (all(map(le, ends, islice(ends, 1, None)))
-                    and not any(segment.retransmitted for segment in delivered)):
-                self._update_rack_in_order(delivered, ends, now)
-                return
         min_rtt = self.min_rtt
         rack_ts = self.rack_xmit_ts
         rack_end = self.rack_end_seq
@@ -286,33 +275,6 @@ class RackTlp:
         self.rack_rtt = rack_rtt
         self.fack = fack
         self.reordering_seen = reordering
-
-    def _update_rack_in_order(self, delivered: list[_Segment], ends: list[int],
-                              now: Instant) -> None:
-        """:meth:`_update_rack` for records none of which was retransmitted, with ``ends``
-        (their end sequences) non-decreasing.
-
-        Step 1's minimum is the RTT of the latest transmission; step 2's RACK.xmit_ts and
-        RACK.end_seq end at the greatest (xmit_ts, end) pair, as RACK_sent_after orders
-        them, with that record's RTT; step 3 sees reordering only if the first end is
-        below RACK.fack (the later ones are not below their predecessors), and RACK.fack
-        ends at the last end if that is higher.
-        """
-        top_ts, top_end = max(zip([segment.xmit_ts for segment in delivered], ends, strict=True))
-        rtt = now - top_ts
-        if self.min_rtt is None or rtt < self.min_rtt:
-            self.min_rtt = rtt
-        rack_ts = self.rack_xmit_ts
-        if rack_ts is None or top_ts > rack_ts or (top_ts == rack_ts
-                                                   and top_end > self.rack_end_seq):
-            self.rack_rtt = rtt
-            self.rack_xmit_ts = top_ts
-            self.rack_end_seq = top_end
-        fack = self.fack
-        if ends[0] < fack:
-            self.reordering_seen = True
-        if ends[-1] > fack:
-            self.fack = ends[-1]
 
     def _update_dsack_round(self, snd_una: int, snd_nxt: int, dsack: bool) -> None:
         """Step 4 of RFC 8985 §6.2: grow the reordering window on D-SACK, once per round."""
