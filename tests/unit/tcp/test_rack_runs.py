@@ -1,10 +1,10 @@
-"""RACK's shortcuts for TSO segments give what the record-by-record code gives.
+"""RACK's batch paths for TSO segments give what the record-by-record steps give.
 
-- ``RackTlp._update_rack`` takes records delivered in sequence order with none
-  retransmitted (the MSS pieces of TSO segments, cumulatively acknowledged) from
-  their extremes; the per-segment steps of RFC 8985 §6.2 are the reference;
-- ``RackTlp.on_transmit_run`` builds the pieces' records in one C-level loop;
-  sending the pieces one by one with ``on_transmit`` is the reference.
+- ``RackTlp._update_rack`` over records delivered in sequence order with none
+  retransmitted (the MSS pieces of TSO segments, cumulatively acknowledged, the
+  common case) against the per-segment steps of RFC 8985 §6.2;
+- ``RackTlp.on_transmit_run`` (one record per piece of a TSO segment) against
+  sending the pieces one by one with ``on_transmit``.
 """
 
 from __future__ import annotations
