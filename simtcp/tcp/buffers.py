@@ -123,6 +123,11 @@ SMALL_CHUNK = 4096
 """Appends shorter than this are merged into a last chunk shorter than this."""
 
 
+SMALL_SEGMENT = 1024
+"""In-order segments shorter than this are merged into a last chunk shorter than this;
+longer ones stay chunks of their own (merging them would copy every byte again)."""
+
+
 class ReceiveBuffer:
     """In-order bytes waiting for the application, plus out-of-order blocks.
 
@@ -131,8 +136,8 @@ class ReceiveBuffer:
     exceeds the window (RFC 9293 §3.10.7.4, "seventh"). ``max_blocks`` bounds
     the bookkeeping when a peer sends many small holes.
 
-    In-order bytes wait as a queue of immutable chunks (one per segment; small
-    ones merged as in :class:`SendBuffer`), for the same reason as the send
+    In-order bytes wait as a queue of immutable chunks (one per segment; tiny
+    ones merged, see ``SMALL_SEGMENT``), for the same reason as the send
     buffer's: a bytearray appended at the back while the application reads from
     the front is copied whole by CPython each time it grows. A read that takes
     exactly one whole chunk returns it without a copy; any other read joins once.
@@ -171,8 +176,8 @@ class ReceiveBuffer:
             return
         piece = data if type(data) is bytes else bytes(data)
         queue = self._queue
-        if size < SMALL_CHUNK and queue and len(queue[-1]) < SMALL_CHUNK:
-            queue[-1] += piece
+        if size < SMALL_SEGMENT and queue and len(queue[-1]) < SMALL_SEGMENT:
+            queue[-1] += piece  # tiny segments (interactive traffic): few, small chunks
         else:
             queue.append(piece)
         self.available += size
@@ -199,8 +204,13 @@ class ReceiveBuffer:
         blocks are already held.
         """
         if seq == rcv_nxt:
-            self._push(payload)
-            rcv_nxt += len(payload)
+            size = len(payload)
+            if size >= SMALL_SEGMENT:  # the bulk case, inline: _push without the call
+                self._queue.append(payload if type(payload) is bytes else bytes(payload))
+                self.available += size
+            else:
+                self._push(payload)
+            rcv_nxt += size
             if self._starts and self._starts[0] <= rcv_nxt:
                 rcv_nxt = self._drain(rcv_nxt)
             return rcv_nxt

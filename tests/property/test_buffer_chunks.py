@@ -15,7 +15,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simtcp.tcp.buffers import SMALL_CHUNK, ReceiveBuffer, SendBuffer
+from simtcp.tcp.buffers import SMALL_CHUNK, SMALL_SEGMENT, ReceiveBuffer, SendBuffer
 
 
 class ByteArraySendBuffer:
@@ -192,3 +192,15 @@ def test_a_segment_overlapping_a_held_block_pulls_in_only_its_new_bytes() -> Non
     assert buffer.add(100, stream[100:150], 0) == 0  # held out of order
     assert buffer.add(0, stream[0:120], 0) == 150  # overlaps the held block by 20 bytes
     assert buffer.read(-1) == stream[:150]
+
+
+
+def test_tiny_segments_are_merged_and_full_ones_kept_apart() -> None:
+    buffer = ReceiveBuffer(capacity=1 << 22, max_blocks=4)
+    stream = bytes(index % 241 for index in range(100_000))
+    rcv_nxt = 0
+    for size in [10] * 150 + [SMALL_SEGMENT] * 3 + [10] * 5:
+        rcv_nxt = buffer.add(rcv_nxt, stream[rcv_nxt:rcv_nxt + size], rcv_nxt)
+    assert [len(chunk) for chunk in buffer._queue] == [1030, 470] + [SMALL_SEGMENT] * 3 + [50]
+    assert buffer.read(1025) == stream[:1025]
+    assert buffer.read(-1) == stream[1025:rcv_nxt]
