@@ -82,6 +82,7 @@ from backends.tapdevice import (
     stack_offload,
 )
 from backends.tapsetup import (
+    TUN_PATH,
     TapError,
     check_name_free,
     ensure_namespace,
@@ -89,6 +90,7 @@ from backends.tapsetup import (
     link_index,
     list_namespaces,
     missing_requirement,
+    netlink,
     remove_namespace,
     stack_mac,
 )
@@ -568,5 +570,6 @@ __all__ = [
     "DeviceWriteError", "ImpairedPath", "InterfaceOffload", "LinkProfile", "StackLike",
     "TapDevice", "TapError", "TapLoop", "cut_for_wire", "stack_offload",
     "check_name_free", "ensure_namespace", "forward_signal_in_child", "link_index",
-    "list_namespaces", "missing_requirement", "monotonic_us", "remove_namespace", "stack_mac",
+    "list_namespaces", "missing_requirement", "monotonic_us", "netlink", "remove_namespace",
+    "stack_mac", "TUN_PATH",
 ]

@@ -1,9 +1,10 @@
 """The host side of TAP devices: privileges, network namespaces and links, via pyroute2.
 
-What :mod:`backends.tap` needs around the device itself: whether we may
-create TAPs here, namespaces made and removed, netlink sockets in them, name
-checks, the seeded MACs of the stack's interfaces, and signal handling that
-survives pyroute2's forked helpers. :mod:`backends.tap` re-exports all of it.
+What :mod:`backends.tapdevice` and :mod:`backends.tap` need around the device
+itself: whether we may create TAPs here, namespaces made and removed, netlink
+sockets in them, name checks, the seeded MACs of the stack's interfaces, and
+signal handling that survives pyroute2's forked helpers. :mod:`backends.tap`
+re-exports all of it.
 """
 
 from __future__ import annotations
