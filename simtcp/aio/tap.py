@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from backends.tap import TapDevice, TapError
-from backends.tap import _DeviceWriteError as DeviceWriteError  # hard write errors (EIO, ...)
+from backends.tapdevice import DeviceWriteError  # hard write errors (EIO, ...)
 
 if TYPE_CHECKING:
     from ..stack import Stack
