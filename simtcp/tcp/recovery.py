@@ -53,8 +53,12 @@ def new_ack(conn: Connection, segment: TcpSegment, ack: int,
     blocks: list[tuple[int, int]] = []
     dsack = False
     if scoreboard is not None:
-        blocks = unwrap_blocks(wire_blocks, una) if wire_blocks else []
-        dsack = scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max).dsack is not None
+        if wire_blocks:
+            blocks = unwrap_blocks(wire_blocks, una)
+            dsack = scoreboard.update(ack=ack, blocks=blocks,
+                                      high_data=conn.snd_max).dsack is not None
+        else:  # the common ACK: no blocks, no D-SACK, no SackUpdate to build
+            scoreboard.cumulative_ack(ack)
     conn.snd_una = ack
     if conn.snd_nxt < ack:
         conn.snd_nxt = ack
