@@ -283,6 +283,19 @@ class Connection:
         self.reorder_at = self.probe_at = None
         self.timers.cancel(self.timer)
 
+    def take_send_window(self, seq: int, ack: int, window: int) -> None:
+        """RFC 9293 §3.10.7.4 "fifth": take the (scaled) ``window`` of a segment newer
+        than SND.WL1/SND.WL2, and stop probing once it opens."""
+        if seq > self.snd_wl1 or (seq == self.snd_wl1 and ack >= self.snd_wl2):
+            self.snd_wnd = window
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            if window > self.max_snd_wnd:
+                self.max_snd_wnd = window
+            if window and self.persist_at is not None:
+                self.persist_at = None
+                self.persist_backoff = 0
+
     @property
     def fin_acked(self) -> bool:
         """Our FIN was sent and acknowledged."""

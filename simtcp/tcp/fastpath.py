@@ -82,17 +82,7 @@ def try_fast_path(conn: Connection, segment: TcpSegment, now: Instant) -> bool:
     conn.last_received_at = now
     conn.persist_probes = 0
     ack = conn.snd_una + advance
-    if rcv_nxt > conn.snd_wl1 or (rcv_nxt == conn.snd_wl1 and ack >= conn.snd_wl2):
-        # RFC 9293 §3.10.7.4 "fifth": the window of a segment newer than SND.WL1/WL2.
-        window = segment.window << conn.snd_wscale
-        conn.snd_wnd = window
-        conn.snd_wl1 = rcv_nxt
-        conn.snd_wl2 = ack
-        if window > conn.max_snd_wnd:
-            conn.max_snd_wnd = window
-        if window and conn.persist_at is not None:
-            conn.persist_at = None
-            conn.persist_backoff = 0
+    conn.take_send_window(rcv_nxt, ack, segment.window << conn.snd_wscale)
     if advance:
         recovery.new_ack(conn, segment, ack, (), now)
     payload = segment.payload

@@ -549,16 +549,7 @@ def _process_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, 
         return True  # an old duplicate: ignore its ACK field
     window = segment.window << conn.snd_wscale
     old_window = conn.snd_wnd
-    if seq > conn.snd_wl1 or (seq == conn.snd_wl1 and ack >= conn.snd_wl2):
-        # RFC 9293 §3.10.7.4: update the send window only from newer segments.
-        conn.snd_wnd = window
-        conn.snd_wl1 = seq
-        conn.snd_wl2 = ack
-        if window > conn.max_snd_wnd:
-            conn.max_snd_wnd = window
-        if window and conn.persist_at is not None:
-            conn.persist_at = None
-            conn.persist_backoff = 0
+    conn.take_send_window(seq, ack, window)  # only from newer segments
     sack_blocks = segment.sack_blocks if conn.scoreboard is not None else ()
     if ack > una:
         recovery.new_ack(conn, segment, ack, sack_blocks, now)
