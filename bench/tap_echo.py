@@ -294,12 +294,16 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-offload", action="store_true",
                         help="run the simtcp server with --no-offload")
+    parser.add_argument("--no-gro", action="store_true",
+                        help="run the simtcp server with --no-gro (with --no-offload: the "
+                        "plain per-frame path, no software GRO/GSO)")
     parser.add_argument("--tcp", metavar="KEY=VALUE", type=tcp_setting, action="append",
                         default=[], help="a TcpConfig default for the simtcp server (an "
                         "integer field, e.g. max_stretch_ack=65535); repeatable")
     args = parser.parse_args()
     TCP_DEFAULTS.update(args.tcp)
-    server_args: tuple[str, ...] = ("--no-offload",) if args.no_offload else ()
+    server_args: tuple[str, ...] = (("--no-offload",) if args.no_offload else ()) + (
+        ("--no-gro",) if args.no_gro else ())
     if os.geteuid() != 0:
         print("tap_echo.py: needs root", file=sys.stderr)
         return 2
