@@ -388,6 +388,9 @@ _GRO_FLAGS = TCP_ACK | TCP_PSH
 """Only pure data segments merge; SYN, FIN, RST, URG, ECE and CWR end a run (Linux too)."""
 
 
+GRO_FLOWS = 8
+"""Flows software GRO holds open runs for at once (Linux's ``MAX_GRO_SKBS``)."""
+
 _GRO_HEADERS = struct.Struct("!12sHBBHHHBBHIIHHIIBBHHH")
 """MACs, EtherType, an option-less IPv4 header and a TCP header, as GRO reads them."""
 
@@ -491,7 +494,7 @@ def _merged_checksum(run: list[bytes], payloads: list[memoryview], headers: byte
 
 
 def gro_merge(frames: list[bytes], *, limit: int = MAX_DATAGRAM,
-              verified: bool = False) -> list[bytes]:
+              verified: bool = False, flows: int = 0) -> list[bytes]:
     """Merge runs of consecutive, in-order, same-flow TCP data frames into fewer frames.
 
     Frames that are not plain data segments with good checksums pass
@@ -501,8 +504,13 @@ def gro_merge(frames: list[bytes], *, limit: int = MAX_DATAGRAM,
     derived from the pieces' (:func:`_merged_checksum`). ``verified``: the caller
     knows every frame's TCP checksum is good (an offloading NIC finished it, and
     nothing on the way could damage it), so it is not checked again; the IPv4
-    header's, which costs nothing, still is.
+    header's, which costs nothing, still is. ``flows`` > 0: runs are those of
+    :func:`_flow_runs` (per flow across interleaved frames) instead of adjacent frames.
     """
+    if flows > 0:
+        return [_merged(run, False) if len(run) > 1 else run[0]
+                for run, _size in _flow_runs(frames, limit=limit, flows=flows,
+                                             verify_l4=not verified)]
     return _merge_runs(frames, limit=limit, verify=True, mtu=None, partial=False,
                        verify_l4=not verified)
 
@@ -520,19 +528,23 @@ def coalesce_for_tso(frames: list[bytes], mtu: int, *, limit: int = MAX_DATAGRAM
     return _merge_runs(frames, limit=limit, verify=False, mtu=mtu, partial=True)
 
 
-def gro_receive(frames: list[bytes], *,
-                limit: int = MAX_DATAGRAM) -> list[tuple[bytes, bool, int]]:
-    """Software GRO for a link without offloads: what :func:`gro_merge` makes, as
-    ``(frame, checksum_verified, gso_size)`` for :meth:`simtcp.Stack.receive_frame`.
+def gro_receive(frames: list[bytes], *, limit: int = MAX_DATAGRAM,
+                flows: int = GRO_FLOWS) -> list[tuple[bytes, bool, int]]:
+    """Software GRO for a link without offloads: what :func:`gro_merge` makes, per flow
+    (:func:`_flow_runs`, at most ``flows`` open at once), as ``(frame, checksum_verified,
+    gso_size)`` for :meth:`simtcp.Stack.receive_frame`.
 
     Every frame GRO looked at had its checksums verified here, merged or not,
     so the stack need not check them again; a merged frame keeps its first
     piece's TCP checksum (the receiver is told they were verified) and its
     ``gso_size`` is that piece's payload length (Linux's ``gso_size``). Frames
-    GRO passes over come back unverified, with ``gso_size`` 0.
+    GRO passes over come back unverified, with ``gso_size`` 0. ``flows`` 0: only
+    adjacent frames merge (:func:`_runs`).
     """
     out: list[tuple[bytes, bool, int]] = []
-    for run, size in _runs(frames, limit=limit, verify=True, mtu=None):
+    runs = (_flow_runs(frames, limit=limit, flows=flows) if flows > 0
+            else _runs(frames, limit=limit, verify=True, mtu=None))
+    for run, size in runs:
         if len(run) > 1:
             out.append((_merged(run, None), True, size))
         else:
@@ -589,8 +601,90 @@ def _runs(frames: list[bytes], *, limit: int, verify: bool, mtu: int | None,
     return out
 
 
+@dataclass(slots=True)
+class _OpenRun:
+    """A flow's run being merged: its frames, the key they share, where the next must start."""
+
+    frames: list[bytes]
+    key: GroKey
+    size: int
+    """The first piece's payload length: no later piece may be longer."""
+    next_seq: int
+    length: int
+    """The merged IP datagram's length so far."""
+
+
+def _flow_of(frame: bytes) -> bytes | None:
+    """The 4-tuple (addresses, ports; raw bytes) of an IPv4 TCP frame GRO may not merge.
+
+    None for a frame of no TCP flow (ARP, ICMP, UDP, not IPv4); ``b""`` for TCP whose
+    flow cannot be told (a fragment, a header cut short): it may belong to any flow.
+    """
+    if len(frame) < ETHERNET_HEADER_LENGTH + 20 or frame[12:14] != b"\x08\x00" or (
+            frame[14] >> 4 != 4 or frame[23] != PROTOCOL_TCP):
+        return None
+    tcp = ETHERNET_HEADER_LENGTH + (frame[14] & 0x0F) * 4
+    if frame[20] & 0x3F or frame[21] or tcp < 34 or len(frame) < tcp + 4:
+        return b""
+    return frame[26:34] + frame[tcp:tcp + 4]
+
+
+def _flow_runs(frames: list[bytes], *, limit: int, flows: int,
+               verify_l4: bool = True) -> list[tuple[list[bytes], int]]:
+    """:func:`_runs` per flow, as Linux's GRO does (``dev_gro_receive``): a run stays open
+    while other flows' frames pass, in a table of at most ``flows`` flows keyed by the
+    4-tuple (the oldest is flushed to make room).
+
+    A run is flushed (put out, where the frame that ends it stands) before a frame of
+    its flow that cannot join it, so each flow's frames keep their order; frames of no
+    TCP flow pass at once, and a TCP frame whose flow cannot be told flushes every run.
+    What is still open at the end is put out last, oldest first. Checksums are verified
+    (the TCP one only with ``verify_l4``).
+    """
+    out: list[tuple[list[bytes], int]] = []
+    table: dict[bytes, _OpenRun] = {}
+    for frame in frames:
+        candidate = _gro_candidate(frame, True, verify_l4)
+        if candidate is None:
+            flow = _flow_of(frame)
+            if flow:
+                run = table.pop(flow, None)
+                if run is not None:
+                    out.append((run.frames, run.size))
+            elif flow is not None:
+                out += [(run.frames, run.size) for run in table.values()]
+                table.clear()
+            out.append(([frame], 0))
+            continue
+        key, seq, payload_length, flags, _ = candidate
+        flow = frame[26:38]
+        run = table.get(flow)
+        if run is not None:
+            if (key == run.key and seq == run.next_seq and payload_length <= run.size
+                    and run.length + payload_length <= limit):
+                run.frames.append(frame)
+                run.length += payload_length
+                run.next_seq = (seq + payload_length) & 0xFFFFFFFF
+                if flags & TCP_PSH or payload_length < run.size:
+                    del table[flow]
+                    out.append((run.frames, run.size))
+                continue
+            del table[flow]
+            out.append((run.frames, run.size))
+        if flags & TCP_PSH:
+            out.append(([frame], payload_length))
+            continue
+        if len(table) >= flows:
+            oldest = next(iter(table))
+            out.append((table[oldest].frames, table.pop(oldest).size))
+        table[flow] = _OpenRun([frame], key, payload_length,
+                               (seq + payload_length) & 0xFFFFFFFF, (frame[16] << 8) | frame[17])
+    out += [(run.frames, run.size) for run in table.values()]
+    return out
+
+
 __all__ = [
-    "ForwardPlan", "InterfaceOffload", "coalesce_for_tso", "gro_merge", "gro_receive",
+    "GRO_FLOWS", "ForwardPlan", "InterfaceOffload", "coalesce_for_tso", "gro_merge", "gro_receive",
     "is_whole_tcp",
     "l4_checksum_offset", "l4_checksum_ok", "nic_transmit", "partial_checksum", "plan_forward",
     "segment_tcp", "set_l4_checksum", "tcp_mss_for", "tcp_payload_length",
