@@ -338,10 +338,13 @@ class TapLoop:
             receive(name, view, now=now, checksum_verified=trusted, gso_size=gso_size)
 
     def _deliver_gro(self, name: str, reads: list[bytes], now: Instant) -> None:
-        """Merge runs of in-order TCP data of one flow before the stack sees them, as Linux's
+        """Merge runs of in-order TCP data of each flow before the stack sees them, as Linux's
         GRO does (:func:`simtcp.gso.gro_receive`): one call, and one ACK, per run instead of
-        per frame. The checksums of every frame merged are verified on the way. The pcap
-        records the frames as read; the shim, which models the wire, never gets here."""
+        per frame. Runs are per flow across the batch (up to ``GRO_FLOWS`` flows open), so
+        concurrent streams whose frames interleave still merge; each flow's frames keep their
+        order, different flows' merged segments may reach the stack in another order. The
+        checksums of every frame merged are verified on the way. The pcap records the frames
+        as read; the shim, which models the wire, never gets here."""
         pcap = self.pcap
         if pcap is not None:
             stamp = now + self._pcap_offset

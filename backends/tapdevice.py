@@ -60,6 +60,10 @@ MAX_READ = MAX_FRAME + VNET_HEADER_LENGTH + 64
 
 _IFREQ = struct.Struct("16sH")
 
+TXQUEUELEN = 1000
+"""Frames the kernel queues for us on a device (its qdisc and the tun driver's ring) before
+it drops them: 16 concurrent streams over a device without offloads overflowed 1000."""
+
 
 class TapDevice:
     """A TAP interface: our non-blocking fd, and the kernel's interface (maybe in a netns)."""
@@ -85,7 +89,7 @@ class TapDevice:
     @classmethod
     def create(cls, name: str, *, interface: str, namespace: str | None = None,
                kernel_address: str | None = None, mtu: int = 1500,
-               txqueuelen: int = 1000, offload: bool = False) -> TapDevice:
+               txqueuelen: int = TXQUEUELEN, offload: bool = False) -> TapDevice:
         """Create ``name``, move it into ``namespace``, address it, bring it up.
 
         ``kernel_address`` is the kernel side's address with prefix (``"10.0.0.2/24"``).

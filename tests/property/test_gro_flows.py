@@ -107,6 +107,14 @@ def tcp_checksum_ok(frame: bytes) -> bool:
     return internet_checksum(frame[IP + 20:IP + total], initial) == 0
 
 
+def merge_key(frame: bytes) -> bytes:
+    """What must be equal for two segments to merge: every header byte but the IP length,
+    identification and checksum, and the TCP sequence number, flags and checksum."""
+    header = IP + 20 + (frame[IP + 32] >> 4) * 4
+    return b"".join((frame[:IP + 2], frame[IP + 6:IP + 10], frame[IP + 12:IP + 24],
+                     frame[IP + 28:IP + 33], frame[IP + 34:IP + 36], frame[IP + 38:header]))
+
+
 def mergeable(frame: bytes) -> bool:
     _, flags, payload = fields(frame)
     return flags in (ACK, ACK | PSH) and bool(payload) and tcp_checksum_ok(frame)
@@ -137,6 +145,7 @@ def check_flow(inputs: list[tuple[int, bytes]], outputs: list[tuple[int, tuple[b
             placed[index] = position
             piece_seq, piece_flags, piece_payload = fields(piece)
             assert mergeable(piece) and piece_seq == (seq + taken) & 0xFFFFFFFF
+            assert merge_key(piece) == merge_key(first) == merge_key(frame)
             assert len(piece_payload) <= len(first_payload)
             pieces.append(piece)
             taken += len(piece_payload)
@@ -243,3 +252,11 @@ def test_a_frame_of_the_flow_that_cannot_join_flushes_its_run_first() -> None:
     out = [f for f, _, _ in gro_receive(frames)]
     assert [fields(f)[2] for f in out] == [b"\0" * 2896, b"", b"\1" * 1448 * 3]
     assert out[1] == fin
+
+
+def test_a_run_stops_before_the_datagram_would_exceed_the_limit() -> None:
+    first, second = round_robin(2, 10)
+    frames = [frame for pair in zip(first, second, strict=True) for frame in pair]
+    out = gro_receive(frames, limit=6000)
+    assert sorted(len(fields(f)[2]) // 1448 for f, _, _ in out) == [2, 2, 4, 4, 4, 4]
+    check(frames, out, full=False, limit=6000)

@@ -160,3 +160,78 @@ def test_a_stack_fed_merged_segments_receives_every_byte(gro: bool) -> None:
         assert segments_in < len(data) // 1448 // 4, "GRO should merge most segments"
     else:
         assert segments_in > len(data) // 1448
+
+
+def _round_robin_by_flow(frames: list[bytes]) -> list[bytes]:
+    """The batch with its flows' frames interleaved one by one (each flow's order kept)."""
+    flows: dict[bytes, list[bytes]] = {}
+    for frame in frames:
+        flows.setdefault(frame[26:38], []).append(frame)
+    queues = list(flows.values())
+    out = []
+    while queues:
+        out += [queue.pop(0) for queue in queues]
+        queues = [queue for queue in queues if queue]
+    return out
+
+
+@pytest.mark.parametrize("flows", [0, 8])
+def test_a_stack_fed_interleaved_connections_receives_every_byte_of_each(flows: int) -> None:
+    client, server = _stack("0a:00:00:00:00:02", SRC + "/24"), _stack("02:00:00:00:00:01",
+                                                                      DST + "/24")
+    server.tcp_listen(80)
+    now = 1_000
+    handles = [client.tcp_connect(DST, 80, now=now) for _ in range(4)]
+    data = {handle: random.Random(handle).randbytes(150_000) for handle in handles}
+    sent = dict.fromkeys(handles, 0)
+    received: dict[int, bytearray] = {}
+    for _ in range(3000):
+        now += 100
+        for handle in handles:
+            if sent[handle] < len(data[handle]):
+                sent[handle] += client.send(
+                    handle, data[handle][sent[handle]:sent[handle] + 65536], now=now)
+        batch = _round_robin_by_flow([frame for _, frame in client.frames_to_send(now=now)])
+        for frame, verified, gso_size in gro_receive(batch, flows=flows):
+            server.receive_frame("e", frame, now=now, checksum_verified=verified,
+                                 gso_size=gso_size)
+        while (event := server.next_event()) is not None:
+            if isinstance(event, DataReceived):
+                received.setdefault(event.connection, bytearray()).extend(
+                    server.receive(event.connection, -1, now=now))
+        for _, frame in server.frames_to_send(now=now):
+            client.receive_frame("e", frame, now=now)
+        while client.next_event() is not None:
+            pass
+        for stack in (client, server):
+            deadline = stack.poll_at()
+            if deadline is not None and deadline <= now:
+                stack.handle_timer(now=now)
+        if sum(map(len, received.values())) == 4 * 150_000:
+            break
+    assert sorted(map(bytes, received.values())) == sorted(data.values())
+    segments_in = server.stats()["tcp.segments_in"]
+    if flows:
+        assert segments_in < 4 * 150_000 // 1448 // 3, "per-flow GRO should merge most"
+    else:
+        assert segments_in > 4 * 150_000 // 1448, "adjacent-only GRO merges none of these"
+
+
+def test_the_loop_merges_interleaved_flows_each(pair: tuple[TapDevice, socket.socket]) -> None:
+    device, kernel = pair
+    first = wire_frames(6 * 1448, 1448)
+    second = [frame[:34] + (40001).to_bytes(2, "big") + frame[36:50]
+              + ((int.from_bytes(frame[50:52], "big") - 1) % 0xFFFF).to_bytes(2, "big")
+              + frame[52:] for frame in first]  # source port + 1, checksum adjusted
+    stack = FakeStack()
+    loop = TapLoop(stack, [device], gro=True)
+    try:
+        for frame in _round_robin_by_flow(first + second):
+            kernel.send(frame)
+        loop.run_once()
+    finally:
+        loop.close()
+    assert [(len(r.frame), r.checksum_verified, r.gso_size) for r in stack.received] == [
+        (14 + 52 + 6 * 1448, True, 1448)] * 2
+    assert [r.frame[34:36] for r in stack.received] == [b"\x9c\x40", b"\x9c\x41"]
+    assert loop.counters["gro_merged"] == 2
