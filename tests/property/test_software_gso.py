@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import simtcp.transfer
 from backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
 from simtcp.errors import ConfigError
 from simtcp.gso import InterfaceOffload, segment_tcp
-from simtcp.stack import Stack
 from simtcp.time import MILLISECOND, SECOND
 from simtcp.transfer import TransferSpec, run_transfer
 from simtcp.wire.tcp import ACK, CWR, FIN, PSH, SYN, NopOption, TcpSegment, TimestampsOption
@@ -60,20 +57,6 @@ def test_software_segmentation_is_checked() -> None:
         InterfaceOffload(max_segment=60000, tx_checksum=True, software_segmentation=True)
 
 
-class SoftwareGsoStack(Stack):
-    """A Stack whose interfaces cut TCP segments themselves (links cut nothing)."""
-
-    def add_interface(self, name: str, *, mac: str | bytes, mtu: int = 1500,
-                      offload: InterfaceOffload | None = None) -> None:
-        super().add_interface(name, mac=mac, mtu=mtu, offload=offload or SOFTWARE_GSO)
-
-
-@pytest.fixture
-def software_gso_stacks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(simtcp.transfer, "Stack", SoftwareGsoStack)
-    yield
-
-
 def wire_frames(pcap: bytes) -> list[tuple[int, int, bytes]]:
     frames = []
     offset = 24
@@ -91,9 +74,7 @@ profiles = st.builds(LinkProfile, loss=probabilities, reorder=probabilities,
                      mtu=st.just(1500))
 
 
-@pytest.mark.usefixtures("software_gso_stacks")
-@settings(max_examples=12, deadline=None, suppress_health_check=[
-    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), forward=profiles, backward=profiles,
        size=st.one_of(st.integers(0, 5000), st.integers(50_000, 600_000)),
        reverse=st.integers(0, 100_000), sack=st.booleans())
@@ -107,7 +88,8 @@ def test_software_segmentation_on_and_off_put_the_same_frames_on_the_wire(
         capture = io.BytesIO()
         result = run_transfer(TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed,
                                            forward=forward, backward=backward, tcp=tcp,
-                                           arp=ARP_FOREVER), pcap=capture, pcap_point="link")
+                                           arp=ARP_FOREVER, offload=SOFTWARE_GSO),
+                              pcap=capture, pcap_point="link")
         assert result.ok, result.reason + "\n" + result.detail
         captures.append(wire_frames(capture.getvalue()))
     assert captures[0] == captures[1]
@@ -121,16 +103,14 @@ def test_software_segmentation_changes_no_frame_against_a_plain_interface(
         seed: int, forward: LinkProfile, backward: LinkProfile, size: int,
         reverse: int) -> None:
     captures = []
-    for stack_class in (SoftwareGsoStack, Stack):
+    for offload in (SOFTWARE_GSO, None):
         tcp = TcpConfig(syn_retries=30, data_retries=60, max_rto=5 * SECOND,
                         abc_limit_segments=1)
         capture = io.BytesIO()
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(simtcp.transfer, "Stack", stack_class)
-            result = run_transfer(TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed,
-                                               forward=forward, backward=backward, tcp=tcp,
-                                               arp=ARP_FOREVER), pcap=capture,
-                                  pcap_point="link")
+        result = run_transfer(TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed,
+                                           forward=forward, backward=backward, tcp=tcp,
+                                           arp=ARP_FOREVER, offload=offload), pcap=capture,
+                              pcap_point="link")
         assert result.ok, result.reason + "\n" + result.detail
         captures.append(wire_frames(capture.getvalue()))
     assert captures[0] == captures[1]
@@ -147,11 +127,11 @@ def test_the_stack_really_cuts_big_segments(monkeypatch: pytest.MonkeyPatch) -> 
         return frames
 
     monkeypatch.setattr(TcpSegment, "build_ipv4_frames", counting)
-    monkeypatch.setattr(simtcp.transfer, "Stack", SoftwareGsoStack)
     link = LinkProfile(delay=5 * MILLISECOND, mtu=1500)
     capture = io.BytesIO()
     result = run_transfer(TransferSpec(bytes=2_000_000, seed=3, forward=link, backward=link,
-                                       arp=ARP_FOREVER), pcap=capture, pcap_point="client")
+                                       arp=ARP_FOREVER, offload=SOFTWARE_GSO), pcap=capture,
+                       pcap_point="client")
     assert result.ok
     assert max(cuts) == 45, "a 64 KiB segment is 45 frames of 1,448 bytes"
     assert max(len(frame) for _, _, frame in wire_frames(capture.getvalue())) == 1514

@@ -14,36 +14,18 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import simtcp.transfer
 from backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
 from simtcp.gso import InterfaceOffload
-from simtcp.stack import Stack
 from simtcp.time import MILLISECOND, SECOND
 from simtcp.transfer import TransferResult, TransferSpec, run_transfer
 
 OFFLOAD = InterfaceOffload(tx_checksum=True, max_segment=65535 - 120)
 ARP_FOREVER = ArpConfig(entry_lifetime=10**12)
-
-
-class OffloadStack(Stack):
-    """A Stack whose interfaces offload checksums and segmentation."""
-
-    def add_interface(self, name: str, *, mac: str | bytes, mtu: int = 1500,
-                      offload: InterfaceOffload | None = None) -> None:
-        super().add_interface(name, mac=mac, mtu=mtu, offload=offload or OFFLOAD)
-
-
-@pytest.fixture
-def offloading_stacks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(simtcp.transfer, "Stack", OffloadStack)
-    yield
 
 
 def frame_sizes(pcap: bytes) -> list[int]:
@@ -89,9 +71,7 @@ profiles = st.builds(LinkProfile, loss=probabilities, reorder=probabilities,
                      mtu=st.just(1500), gso=st.just(True), gro=st.booleans())
 
 
-@pytest.mark.usefixtures("offloading_stacks")
-@settings(max_examples=40, deadline=None, suppress_health_check=[
-    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), forward=profiles, backward=profiles,
        size=st.one_of(st.integers(0, 5000), st.integers(50_000, 2_000_000)),
        reverse=st.one_of(st.integers(0, 5000), st.integers(20_000, 500_000)), sack=st.booleans(),
@@ -103,7 +83,7 @@ def test_segmentation_offload_on_and_off_put_the_same_frames_on_the_wire(
         tcp = TcpConfig(syn_retries=30, data_retries=60, max_rto=5 * SECOND, sack=sack,
                         rack=rack, nodelay=nodelay, segmentation_offload=offload)
         return TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed, forward=forward,
-                            backward=backward, tcp=tcp, arp=ARP_FOREVER)
+                            backward=backward, tcp=tcp, arp=ARP_FOREVER, offload=OFFLOAD)
 
     on, wire_on = run(spec(True), "link")
     off, wire_off = run(spec(False), "link")
@@ -111,7 +91,6 @@ def test_segmentation_offload_on_and_off_put_the_same_frames_on_the_wire(
     assert wire_frames(wire_on) == wire_frames(wire_off)
 
 
-@pytest.mark.usefixtures("offloading_stacks")
 def test_the_hosts_really_send_big_segments() -> None:
     """The control: with offload on, the client hands its link segments of many MSS."""
     link = LinkProfile(delay=5 * MILLISECOND, mtu=1500, gso=True, gro=True)
@@ -119,7 +98,7 @@ def test_the_hosts_really_send_big_segments() -> None:
     for offload in (True, False):
         tcp = TcpConfig(segmentation_offload=offload)
         _, capture = run(TransferSpec(bytes=2_000_000, seed=3, forward=link, backward=link,
-                                      tcp=tcp, arp=ARP_FOREVER), "client")
+                                      tcp=tcp, arp=ARP_FOREVER, offload=OFFLOAD), "client")
         sizes[offload] = frame_sizes(capture)
     assert max(sizes[False]) == 1514
     assert max(sizes[True]) == 14 + 20 + 32 + 45 * 1448
