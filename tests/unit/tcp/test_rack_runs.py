@@ -3,8 +3,8 @@
 - ``RackTlp._update_rack`` over records delivered in sequence order with none
   retransmitted (the MSS pieces of TSO segments, cumulatively acknowledged, the
   common case) against the per-segment steps of RFC 8985 §6.2;
-- ``RackTlp.on_transmit_run`` (one record per piece of a TSO segment) against
-  sending the pieces one by one with ``on_transmit``.
+- ``RackTlp.on_transmit_run`` (one run record per TSO segment, standing for its
+  pieces) against sending the pieces one by one with ``on_transmit``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from simtcp.tcp.rack import RackTlp, _Segment
 
 from .test_rack_batch import STATE, reference
+from .test_rack_run_records import _pieces
 
 MSS = 1448
 
@@ -62,8 +63,8 @@ def test_in_order_deliveries_match_per_segment_steps(
 
 
 def _records(rack: RackTlp) -> list[tuple[int, int, int, bool, bool]]:
-    return [(s.start, s.end, s.xmit_ts, s.retransmitted, s.lost)
-            for s in rack._segments.values()]
+    """The records as the pieces they stand for (a run record is one per TSO segment)."""
+    return _pieces(rack)
 
 
 @settings(max_examples=200, deadline=None)
@@ -74,7 +75,7 @@ def test_a_run_of_pieces_is_recorded_as_if_sent_one_by_one(
         runs: list[tuple[int, bool]], piece: int) -> None:
     whole, pieces = RackTlp(), RackTlp()
     seq, now = 1000, 50
-    for size, fin in runs:
+    for sent, (size, fin) in enumerate(runs, 1):
         stamp = whole.on_transmit_run(seq, seq + size, piece, fin=int(fin), now=now)
         cuts = list(range(seq, seq + size, piece))
         for index, cut in enumerate(cuts):
@@ -82,6 +83,8 @@ def test_a_run_of_pieces_is_recorded_as_if_sent_one_by_one(
             pieces.on_transmit(cut, end, now=now + index)
         assert stamp == now + len(cuts) - 1
         assert _records(whole) == _records(pieces)
-        assert whole._starts == pieces._starts
+        assert whole.outstanding_segments == pieces.outstanding_segments
+        if whole.outstanding_segments <= whole.max_segments // 2:
+            assert len(whole._segments) == sent  # one record per run (under the cap)
         seq += size + int(fin)
         now = stamp + 3
