@@ -110,6 +110,21 @@ class Probe:
     end: int
 
 
+def _trim_front(run: _Segment, taken: int) -> _Segment:
+    """Cut the first ``taken`` pieces off ``run`` (left in place, keyed by its unchanged
+    end) and return them as a record of their own."""
+    start = run.start
+    piece = run.piece
+    lost = run.lost
+    front = _Segment(start, start + taken * piece, run.xmit_ts, False, min(lost, taken), piece,
+                     taken)
+    run.start = start + taken * piece
+    run.xmit_ts += taken
+    run.count -= taken
+    run.lost = lost - taken if lost > taken else 0
+    return front
+
+
 def _sent_after(t1: Instant, seq1: int, t2: Instant, seq2: int) -> bool:
     """RACK_sent_after (RFC 8985 §6.2): transmit time first, end sequence as tie-break."""
     return t1 > t2 or (t1 == t2 and seq1 > seq2)
@@ -324,16 +339,8 @@ class RackTlp:
             first = segments[ends[0]]
             if first.count > 1 and first.start + first.piece <= snd_una:
                 # The acknowledged front of a run: cut off and delivered, the rest in place.
-                piece = first.piece
-                taken = min((snd_una - first.start) // piece, first.count - 1)
-                start = first.start
-                lost = first.lost
-                delivered.append(_Segment(start, start + taken * piece, first.xmit_ts, False,
-                                          min(lost, taken), piece, taken))
-                first.start = start + taken * piece
-                first.xmit_ts += taken
-                first.count -= taken
-                first.lost = lost - taken if lost > taken else 0
+                taken = min((snd_una - first.start) // first.piece, first.count - 1)
+                delivered.append(_trim_front(first, taken))
                 pieces -= taken
         self._pieces = pieces
         sacked_ends = self._sacked_ends
@@ -361,13 +368,19 @@ class RackTlp:
             if high <= low:
                 break
             partial = high < record.count  # the next piece ends beyond the block
-            if low or partial:
+            if low:
                 record = self._split(record, low, high, False)[0]
-            del self._segments[record.end]
-            del ends[bisect_left(ends, record.end)]
+            elif partial:  # the front of a run: cut off, the rest stays in place
+                record = _trim_front(record, high)
+            if not partial or low:
+                del self._segments[record.end]
+                del ends[bisect_left(ends, record.end)]
             delivered.append(record)
             self._pieces -= record.count
-            new_ends = [e for _, e in record.ranges(0, record.count)]
+            new_ends = list(range(record.start + record.piece,
+                                  record.start + record.count * record.piece,
+                                  record.piece)) if record.count > 1 else []
+            new_ends.append(record.end)
             pos = bisect_left(sacked_ends, new_ends[0])
             if pos == len(sacked_ends) or sacked_ends[pos] >= new_ends[-1]:
                 sacked_ends[pos:pos] = new_ends
