@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from simtcp.serve import main  # noqa: E402
+from simtcp.programs.serve import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(prog="echo_reply_server.py"))

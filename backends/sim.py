@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Hosts are sans-IO nodes (:class:`FrameNode`, which ``simtcp.Stack`` satisfies)
 joined by point-to-point links or through learning switches. Each direction
-of a link is an :class:`~backends.impair.Impairment` with its own
+of a link is an :class:`~simtcp.backends.impair.Impairment` with its own
 :class:`LinkProfile` and its own random stream, derived from the simulator's
 seed and the direction's name, so adding a link never changes the chances of
 another and the same seed replays a run frame for frame.
@@ -25,8 +25,8 @@ Cost: the simulator's own work is a few microseconds per frame
 on their way (only corruption and GSO make new ones); heap entries are plain
 tuples; a direction whose profile is FIFO (:attr:`LinkProfile.is_fifo`, the
 common clean or merely lossy link) is scheduled by
-:meth:`~backends.impair.Impairment.arrival_at` without lists, drawing the same
-random numbers as the general :meth:`~backends.impair.Impairment.apply`; taps
+:meth:`~simtcp.backends.impair.Impairment.arrival_at` without lists, drawing the same
+random numbers as the general :meth:`~simtcp.backends.impair.Impairment.apply`; taps
 cost nothing unless added. Each node is polled once per step (and once more
 when a deadline is due): without a word from the node the simulator cannot
 know its deadline did not move.
@@ -186,8 +186,10 @@ class Switch:
     def _flood_from(self, index: int) -> list[_Direction]:
         ports = self.ports
         if self._flood_ports != len(ports):
-            self._flood = [[port for number, port in enumerate(ports) if number != ingress]
-                           for ingress in range(len(ports))]
+            self._flood = [
+                [port for number, port in enumerate(ports) if number != ingress]
+                for ingress in range(len(ports))
+            ]
             self._flood_ports = len(ports)
         return self._flood[index]
 
@@ -372,8 +374,9 @@ class Simulator:
                 if at is not None and (earliest is None or at < earliest):
                     earliest = at
             self._earliest_deadline = earliest
-            next_at = heap[0][0] if heap and (earliest is None or heap[0][0] < earliest) else (
-                earliest)
+            next_at = (
+                heap[0][0] if heap and (earliest is None or heap[0][0] < earliest) else (earliest)
+            )
             if next_at is None or next_at > deadline:
                 self.now = max(self.now, deadline)
                 return False

@@ -4,14 +4,14 @@ Theory of operation
 -------------------
 
 The devices themselves (``/dev/net/tun``, ioctls, the virtio-net header and
-offload negotiation, reads and writes) are :mod:`backends.tapdevice`; the
-host side (privileges, namespaces, pyroute2) is :mod:`backends.tapsetup`.
-This module re-exports both, so ``from backends import tap`` gives the whole
+offload negotiation, reads and writes) are :mod:`simtcp.backends.tapdevice`; the
+host side (privileges, namespaces, pyroute2) is :mod:`simtcp.backends.tapsetup`.
+This module re-exports both, so ``from simtcp.backends import tap`` gives the whole
 backend.
 
 With offloads on, the loop passes the virtio-net header's verdict to the stack
 (``receive_frame(..., checksum_verified=, gso_size=)``) and derives the header
-of each frame it writes from the frame (:func:`backends.vnet.tx_header`). It
+of each frame it writes from the frame (:func:`simtcp.backends.vnet.tx_header`). It
 also merges runs of the stack's own full-sized TCP segments into one
 super-segment per write (:func:`simtcp.gso.coalesce_for_tso`): the kernel cuts
 it back at the same MSS, so the wire carries the very same segments, and one
@@ -38,7 +38,7 @@ contract"):
 
 Time is ``time.monotonic_ns() // 1000``: integer microseconds, as the core wants.
 
-An optional impairment shim (the simulator's :class:`backends.impair.Impairment`:
+An optional impairment shim (the simulator's :class:`simtcp.backends.impair.Impairment`:
 loss, reordering, duplication, ...; seeded) sits between each device and the
 stack, in both directions, and an optional pcap
 writer records every frame at the stack's boundary (what the stack received
@@ -63,8 +63,14 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any, Protocol
 
-from backends.impair import Impairment, LinkProfile
-from backends.tapdevice import (
+from simtcp.events import Event
+from simtcp.gso import coalesce_for_tso, gro_receive, nic_transmit
+from simtcp.stack import InterfaceOffload
+from simtcp.time import Instant
+from simtcp.wire.pcap import PcapWriter
+
+from .impair import Impairment, LinkProfile
+from .tapdevice import (
     IFF_NO_PI,
     IFF_TAP,
     IFF_VNET_HDR,
@@ -81,7 +87,7 @@ from backends.tapdevice import (
     cut_for_wire,
     stack_offload,
 )
-from backends.tapsetup import (
+from .tapsetup import (
     TUN_PATH,
     TapError,
     check_name_free,
@@ -94,19 +100,21 @@ from backends.tapsetup import (
     remove_namespace,
     stack_mac,
 )
-from backends.vnet import VNET_HEADER_LENGTH, rx_info
-from simtcp.events import Event
-from simtcp.gso import coalesce_for_tso, gro_receive, nic_transmit
-from simtcp.stack import InterfaceOffload
-from simtcp.time import Instant
-from simtcp.wire.pcap import PcapWriter
+from .vnet import VNET_HEADER_LENGTH, rx_info
 
 
 class StackLike(Protocol):
     """The part of :class:`simtcp.Stack` the loop drives."""
 
-    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant,
-                      checksum_verified: bool = False, gso_size: int = 0) -> None: ...
+    def receive_frame(
+        self,
+        interface: str,
+        frame: bytes | memoryview,
+        *,
+        now: Instant,
+        checksum_verified: bool = False,
+        gso_size: int = 0,
+    ) -> None: ...
     def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]: ...
     def poll_at(self) -> Instant | None: ...
     def handle_timer(self, *, now: Instant) -> None: ...
@@ -125,7 +133,7 @@ def monotonic_us() -> Instant:
 
 
 class ImpairedPath:
-    """One direction of one device through :class:`backends.impair.Impairment`.
+    """One direction of one device through :class:`simtcp.backends.impair.Impairment`.
 
     The impairment model (shared with the simulator) says when each copy of a
     frame arrives; copies wait here in a heap until then. With no delay
@@ -162,12 +170,20 @@ class ImpairedPath:
 class TapLoop:
     """Drives one stack over TAP devices until :meth:`stop` (or a signal) ends it."""
 
-    def __init__(self, stack: StackLike, devices: Iterable[TapDevice], *,
-                 on_event: EventCallback | None = None,
-                 impairment: LinkProfile | None = None, impairment_seed: int = 0,
-                 pcap: PcapWriter | None = None, read_batch: int = 256,
-                 clock: Callable[[], Instant] = monotonic_us, coalesce: bool = True,
-                 gro: bool = False) -> None:
+    def __init__(
+        self,
+        stack: StackLike,
+        devices: Iterable[TapDevice],
+        *,
+        on_event: EventCallback | None = None,
+        impairment: LinkProfile | None = None,
+        impairment_seed: int = 0,
+        pcap: PcapWriter | None = None,
+        read_batch: int = 256,
+        clock: Callable[[], Instant] = monotonic_us,
+        coalesce: bool = True,
+        gro: bool = False,
+    ) -> None:
         self.stack = stack
         self.devices = {device.interface: device for device in devices}
         self.on_event = on_event
@@ -175,8 +191,15 @@ class TapLoop:
         self.read_batch = read_batch
         self.clock = clock
         self.counters: dict[str, int] = {
-            "frames_in": 0, "frames_out": 0, "write_blocked": 0, "write_errors": 0,
-            "gso_in": 0, "gso_out": 0, "gso_refused": 0, "runts": 0, "coalesced": 0,
+            "frames_in": 0,
+            "frames_out": 0,
+            "write_blocked": 0,
+            "write_errors": 0,
+            "gso_in": 0,
+            "gso_out": 0,
+            "gso_refused": 0,
+            "runts": 0,
+            "coalesced": 0,
             "gro_merged": 0,
         }
         self.gro = gro
@@ -186,15 +209,18 @@ class TapLoop:
         self._outbound: dict[str, ImpairedPath] = {}
         if impairment is not None and not impairment.is_perfect:
             for name in self.devices:
-                self._inbound[name] = ImpairedPath(impairment, seed=impairment_seed,
-                                                   stream=f"in:{name}")
-                self._outbound[name] = ImpairedPath(impairment, seed=impairment_seed,
-                                                    stream=f"out:{name}")
+                self._inbound[name] = ImpairedPath(
+                    impairment, seed=impairment_seed, stream=f"in:{name}"
+                )
+                self._outbound[name] = ImpairedPath(
+                    impairment, seed=impairment_seed, stream=f"out:{name}"
+                )
         # Merging the stack's full-sized segments into TSO writes needs a device with the
         # virtio-net header and no shim (which wants wire frames) on its way out.
         self._coalescing = coalesce and any(
             device.vnet_header and name not in self._outbound
-            for name, device in self.devices.items())
+            for name, device in self.devices.items()
+        )
         self._shims = (*self._inbound.values(), *self._outbound.values())
         # epoll itself, not selectors: its wrapper costs microseconds on every wake-up.
         self._epoll = select.epoll()
@@ -409,8 +435,11 @@ class TapLoop:
                 self._write(device, frame)
                 continue
             # The shim models the wire: cut what the kernel would cut (TSO) before it.
-            pieces = (cut_for_wire(frame, device.mtu)
-                      if device.vnet_header and len(frame) > device.mtu + 14 else (frame,))
+            pieces = (
+                cut_for_wire(frame, device.mtu)
+                if device.vnet_header and len(frame) > device.mtu + 14
+                else (frame,)
+            )
             for piece in pieces:
                 for delivered in shim.push(piece, now):
                     self._write(device, delivered)
@@ -466,7 +495,7 @@ class TapLoop:
             shim = self._outbound.get(name)
             if shim is not None or not device.vnet_header:
                 for frame in batch:
-                    for delivered in (shim.push(frame, now) if shim else (frame,)):
+                    for delivered in shim.push(frame, now) if shim else (frame,):
                         self._write(device, delivered)
                 continue
             merged = coalesce_for_tso(batch, device.mtu)
@@ -496,8 +525,9 @@ class TapLoop:
         device.write_queue.append(frame)
         self._blocked_changed = True
 
-    def _gso_refused(self, device: TapDevice, frame: bytes,
-                     error: DeviceWriteError) -> list[bytes] | None:
+    def _gso_refused(
+        self, device: TapDevice, frame: bytes, error: DeviceWriteError
+    ) -> list[bytes] | None:
         """The pieces to write instead of a super-segment the kernel refused (EINVAL), so
         TCP is not left retransmitting a frame that can never go; None for other errors."""
         if error.code != errno.EINVAL or not device.vnet_header or len(frame) <= device.mtu + 14:
@@ -565,14 +595,39 @@ class TapLoop:
 
 
 _DeviceWriteError = DeviceWriteError
-"""The name :mod:`simtcp.aio.tap` and older tests import."""
+"""The name :mod:`simtcp.backends.aio_tap` and older tests import."""
 
 __all__ = [
-    "IFF_NO_PI", "IFF_TAP", "IFF_VNET_HDR", "MAX_FRAME", "MAX_READ", "TUNSETIFF",
-    "TUNSETOFFLOAD", "TUNSETVNETHDRSZ", "TUNSETVNETLE", "TUN_F_CSUM", "TUN_F_TSO4",
-    "DeviceWriteError", "ImpairedPath", "InterfaceOffload", "LinkProfile", "StackLike",
-    "TapDevice", "TapError", "TapLoop", "cut_for_wire", "stack_offload",
-    "check_name_free", "ensure_namespace", "forward_signal_in_child", "link_index",
-    "list_namespaces", "missing_requirement", "monotonic_us", "netlink", "remove_namespace",
-    "stack_mac", "TUN_PATH",
+    "IFF_NO_PI",
+    "IFF_TAP",
+    "IFF_VNET_HDR",
+    "MAX_FRAME",
+    "MAX_READ",
+    "TUNSETIFF",
+    "TUNSETOFFLOAD",
+    "TUNSETVNETHDRSZ",
+    "TUNSETVNETLE",
+    "TUN_F_CSUM",
+    "TUN_F_TSO4",
+    "DeviceWriteError",
+    "ImpairedPath",
+    "InterfaceOffload",
+    "LinkProfile",
+    "StackLike",
+    "TapDevice",
+    "TapError",
+    "TapLoop",
+    "cut_for_wire",
+    "stack_offload",
+    "check_name_free",
+    "ensure_namespace",
+    "forward_signal_in_child",
+    "link_index",
+    "list_namespaces",
+    "missing_requirement",
+    "monotonic_us",
+    "netlink",
+    "remove_namespace",
+    "stack_mac",
+    "TUN_PATH",
 ]

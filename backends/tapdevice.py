@@ -7,11 +7,11 @@ A :class:`TapDevice` is one TAP interface: the file descriptor we read and
 write Ethernet frames on (``/dev/net/tun`` with ``IFF_TAP | IFF_NO_PI``, so
 there is no packet-information header), and the kernel's side of it, a
 network interface that pyroute2 addresses, brings up and, optionally, moves
-into a network namespace (:mod:`backends.tapsetup` holds the pyroute2 side).
+into a network namespace (:mod:`simtcp.backends.tapsetup` holds the pyroute2 side).
 
 Offloads (DESIGN.md "Offload-ready"): with ``offload=True`` the device is
 opened with ``IFF_VNET_HDR``, the 12-byte virtio-net header
-(:mod:`backends.vnet`) in front of every frame, and ``TUNSETOFFLOAD`` with
+(:mod:`simtcp.backends.vnet`) in front of every frame, and ``TUNSETOFFLOAD`` with
 ``TUN_F_CSUM | TUN_F_TSO4``. The kernel then hands us TCP segments of up to
 64 KiB (GSO) with partial checksums, and takes the same from us: one read or
 write carries what would be 40 wire frames, and per-frame cost is what limits
@@ -28,7 +28,7 @@ exactly as long as our fd: closing the fd removes it from whichever namespace
 it is in, and a crashed process leaves nothing behind. :meth:`TapDevice.close`
 still checks, and deletes the link with pyroute2 if it survived.
 
-:mod:`backends.tap` drives devices with a stack (:class:`backends.tap.TapLoop`)
+:mod:`simtcp.backends.tap` drives devices with a stack (:class:`simtcp.backends.tap.TapLoop`)
 and re-exports everything public here.
 """
 
@@ -42,9 +42,10 @@ import struct
 import sys
 from collections import deque
 
-from backends.tapsetup import TUN_PATH, TapError, check_name_free, link_index, netlink
-from backends.vnet import VNET_HEADER_LENGTH, rx_info, tx_header
 from simtcp.gso import InterfaceOffload, is_whole_tcp, nic_transmit, segment_tcp, tcp_mss_for
+
+from .tapsetup import TUN_PATH, TapError, check_name_free, link_index, netlink
+from .vnet import VNET_HEADER_LENGTH, rx_info, tx_header
 
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
@@ -70,8 +71,16 @@ of queueing delay (about 6 MB) when we fall behind."""
 class TapDevice:
     """A TAP interface: our non-blocking fd, and the kernel's interface (maybe in a netns)."""
 
-    def __init__(self, name: str, fd: int, *, interface: str, namespace: str | None,
-                 vnet_header: bool = False, mtu: int = 1500) -> None:
+    def __init__(
+        self,
+        name: str,
+        fd: int,
+        *,
+        interface: str,
+        namespace: str | None,
+        vnet_header: bool = False,
+        mtu: int = 1500,
+    ) -> None:
         self.name = name
         """The kernel's interface name (e.g. ``tap-veth0``)."""
         self.fd = fd
@@ -89,9 +98,17 @@ class TapDevice:
         """Frames that met EAGAIN, in order; flushed when the fd is writable."""
 
     @classmethod
-    def create(cls, name: str, *, interface: str, namespace: str | None = None,
-               kernel_address: str | None = None, mtu: int = 1500,
-               txqueuelen: int = TXQUEUELEN, offload: bool = False) -> TapDevice:
+    def create(
+        cls,
+        name: str,
+        *,
+        interface: str,
+        namespace: str | None = None,
+        kernel_address: str | None = None,
+        mtu: int = 1500,
+        txqueuelen: int = TXQUEUELEN,
+        offload: bool = False,
+    ) -> TapDevice:
         """Create ``name``, move it into ``namespace``, address it, bring it up.
 
         ``kernel_address`` is the kernel side's address with prefix (``"10.0.0.2/24"``).
@@ -108,8 +125,14 @@ class TapDevice:
                 fd, note = _open_tap(name), str(refused)
         else:
             fd = _open_tap(name)
-        device = cls(name, fd, interface=interface, namespace=namespace,
-                     vnet_header=offload and note is None, mtu=mtu)
+        device = cls(
+            name,
+            fd,
+            interface=interface,
+            namespace=namespace,
+            vnet_header=offload and note is None,
+            mtu=mtu,
+        )
         device.offload_note = note
         try:
             device._configure(kernel_address, mtu, txqueuelen)
@@ -181,7 +204,7 @@ class TapDevice:
         """Write one frame; False when the kernel queue was full (EAGAIN) and it must wait.
 
         With offloads on, the frame goes out behind the virtio-net header
-        :func:`backends.vnet.tx_header` derives from it. Frames the device can
+        :func:`simtcp.backends.vnet.tx_header` derives from it. Frames the device can
         never take (it is down, or the frame is malformed) are dropped and
         reported as written; ``TapLoop`` counts them.
         """
@@ -237,7 +260,7 @@ _MAX_SEGMENT = 65535 - 60 - 60
 
 def cut_for_wire(frame: bytes, mtu: int) -> list[bytes] | tuple[bytes]:
     """A TCP frame the kernel would cut (TSO), cut here instead; partial checksums stay
-    partial, as :func:`backends.vnet.tx_header` expects of a checksum-offloading device."""
+    partial, as :func:`simtcp.backends.vnet.tx_header` expects of a checksum-offloading device."""
     datagram = frame[14:]
     if not is_whole_tcp(datagram):
         return (frame,)
@@ -296,7 +319,19 @@ def _open_tap(name: str, *, vnet_header: bool = False) -> int:
 
 
 __all__ = [
-    "IFF_NO_PI", "IFF_TAP", "IFF_VNET_HDR", "MAX_FRAME", "MAX_READ", "TUNSETIFF",
-    "TUNSETOFFLOAD", "TUNSETVNETHDRSZ", "TUNSETVNETLE", "TUN_F_CSUM", "TUN_F_TSO4",
-    "DeviceWriteError", "TapDevice", "cut_for_wire", "stack_offload",
+    "IFF_NO_PI",
+    "IFF_TAP",
+    "IFF_VNET_HDR",
+    "MAX_FRAME",
+    "MAX_READ",
+    "TUNSETIFF",
+    "TUNSETOFFLOAD",
+    "TUNSETVNETHDRSZ",
+    "TUNSETVNETLE",
+    "TUN_F_CSUM",
+    "TUN_F_TSO4",
+    "DeviceWriteError",
+    "TapDevice",
+    "cut_for_wire",
+    "stack_offload",
 ]

@@ -1,9 +1,9 @@
 """The host side of TAP devices: privileges, network namespaces and links, via pyroute2.
 
-What :mod:`backends.tapdevice` and :mod:`backends.tap` need around the device
+What :mod:`simtcp.backends.tapdevice` and :mod:`simtcp.backends.tap` need around the device
 itself: whether we may create TAPs here, namespaces made and removed, netlink
 sockets in them, name checks, the seeded MACs of the stack's interfaces, and
-signal handling that survives pyroute2's forked helpers. :mod:`backends.tap`
+signal handling that survives pyroute2's forked helpers. :mod:`simtcp.backends.tap`
 re-exports all of it.
 """
 
@@ -70,8 +70,9 @@ def forward_signal_in_child(owner_pid: int, number: int) -> bool:
 
 def stack_mac(seed: int, interface: str) -> str:
     """A locally administered unicast MAC for one of the stack's interfaces, fixed by the seed."""
-    digest = bytearray(hashlib.blake2b(f"simtcp-mac:{seed}:{interface}".encode(),
-                                       digest_size=6).digest())
+    digest = bytearray(
+        hashlib.blake2b(f"simtcp-mac:{seed}:{interface}".encode(), digest_size=6).digest()
+    )
     digest[0] = (digest[0] & 0xFC) | 0x02  # IEEE 802: locally administered, unicast
     return ":".join(f"{octet:02x}" for octet in digest)
 
@@ -140,6 +141,14 @@ def check_name_free(name: str, namespace: str | None) -> None:
 
 
 __all__ = [
-    "TapError", "check_name_free", "ensure_namespace", "forward_signal_in_child", "link_index",
-    "list_namespaces", "missing_requirement", "netlink", "remove_namespace", "stack_mac",
+    "TapError",
+    "check_name_free",
+    "ensure_namespace",
+    "forward_signal_in_child",
+    "link_index",
+    "list_namespaces",
+    "missing_requirement",
+    "netlink",
+    "remove_namespace",
+    "stack_mac",
 ]

@@ -70,12 +70,25 @@ class VnetHeader:
         if len(data) < VNET_HEADER_LENGTH:
             raise ValueError(f"virtio-net header of {len(data)} bytes")
         flags, gso_type, header_length, gso_size, start, offset, _ = _LAYOUT.unpack_from(data)
-        return cls(flags=flags, gso_type=gso_type, header_length=header_length,
-                   gso_size=gso_size, csum_start=start, csum_offset=offset)
+        return cls(
+            flags=flags,
+            gso_type=gso_type,
+            header_length=header_length,
+            gso_size=gso_size,
+            csum_start=start,
+            csum_offset=offset,
+        )
 
     def build(self) -> bytes:
-        return _LAYOUT.pack(self.flags, self.gso_type, self.header_length, self.gso_size,
-                            self.csum_start, self.csum_offset, 0)
+        return _LAYOUT.pack(
+            self.flags,
+            self.gso_type,
+            self.header_length,
+            self.gso_size,
+            self.csum_start,
+            self.csum_offset,
+            0,
+        )
 
     @property
     def checksum_trusted(self) -> bool:
@@ -125,18 +138,38 @@ def tx_header(frame: bytes | memoryview, mtu: int) -> bytes:
         if len(frame) > mtu + ETHERNET_HEADER_LENGTH and len(frame) > end_of_headers:
             gso_size = mtu - ip_header_length - tcp_header_length
             if gso_size > 0:
-                return _LAYOUT.pack(FLAG_NEEDS_CSUM, GSO_TCPV4, end_of_headers, gso_size, start,
-                                    TCP_CHECKSUM_OFFSET, 0)
-        return _LAYOUT.pack(FLAG_NEEDS_CSUM, GSO_NONE, end_of_headers, 0, start,
-                            TCP_CHECKSUM_OFFSET, 0)
-    if (protocol == IPPROTO_UDP and len(frame) >= start + 8
-            and (frame[start + 6] or frame[start + 7])):
-        return _LAYOUT.pack(FLAG_NEEDS_CSUM, GSO_NONE, start + 8, 0, start,
-                            UDP_CHECKSUM_OFFSET, 0)
+                return _LAYOUT.pack(
+                    FLAG_NEEDS_CSUM,
+                    GSO_TCPV4,
+                    end_of_headers,
+                    gso_size,
+                    start,
+                    TCP_CHECKSUM_OFFSET,
+                    0,
+                )
+        return _LAYOUT.pack(
+            FLAG_NEEDS_CSUM, GSO_NONE, end_of_headers, 0, start, TCP_CHECKSUM_OFFSET, 0
+        )
+    if (
+        protocol == IPPROTO_UDP
+        and len(frame) >= start + 8
+        and (frame[start + 6] or frame[start + 7])
+    ):
+        return _LAYOUT.pack(FLAG_NEEDS_CSUM, GSO_NONE, start + 8, 0, start, UDP_CHECKSUM_OFFSET, 0)
     return PLAIN_HEADER
 
 
 __all__ = [
-    "FLAG_DATA_VALID", "FLAG_NEEDS_CSUM", "GSO_ECN", "GSO_NONE", "GSO_TCPV4", "GSO_TCPV6",
-    "GSO_UDP", "PLAIN_HEADER", "VNET_HEADER_LENGTH", "VnetHeader", "rx_info", "tx_header",
+    "FLAG_DATA_VALID",
+    "FLAG_NEEDS_CSUM",
+    "GSO_ECN",
+    "GSO_NONE",
+    "GSO_TCPV4",
+    "GSO_TCPV6",
+    "GSO_UDP",
+    "PLAIN_HEADER",
+    "VNET_HEADER_LENGTH",
+    "VnetHeader",
+    "rx_info",
+    "tx_header",
 ]

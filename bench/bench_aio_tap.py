@@ -7,8 +7,8 @@ Both servers run in this process, one after the other, on a fresh TAP device
 whose kernel side (10.0.0.2/24) sits in a namespace made here and removed at
 the end; the stack is 10.0.0.1/24 with the same seed and configuration:
 
-- ``plain``: ``backends.tap.TapLoop`` (epoll) with ``simtcp.apps.EchoServer``;
-- ``asyncio``: ``simtcp.aio.over_tap`` on asyncio's default loop, with an
+- ``plain``: ``simtcp.backends.tap.TapLoop`` (epoll) with ``simtcp.apps.EchoServer``;
+- ``asyncio``: ``simtcp.backends.aio_tap.over_tap`` on asyncio's default loop, with an
   ``async def`` handler doing ``read`` / ``write`` / ``drain``.
 
 The kernel client (``tests/integration/tcp_tool.py clients``: Python
@@ -38,10 +38,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backends import tap  # noqa: E402
 from simtcp import Stack, StackConfig  # noqa: E402
-from simtcp.aio.tap import over_tap  # noqa: E402
 from simtcp.apps import EchoServer  # noqa: E402
+from simtcp.backends import tap  # noqa: E402
+from simtcp.backends.aio_tap import over_tap  # noqa: E402
 
 TCP_TOOL = REPO / "tests" / "integration" / "tcp_tool.py"
 STACK, KERNEL, PORT = "10.0.0.1", "10.0.0.2", 7
@@ -65,8 +65,12 @@ def namespace() -> Iterator[str]:
 
 @contextlib.contextmanager
 def device(ns: str) -> Iterator[tap.TapDevice]:
-    created = tap.TapDevice.create(f"staio{secrets.token_hex(3)}", interface="eth0",
-                                   namespace=ns, kernel_address=f"{KERNEL}/24")
+    created = tap.TapDevice.create(
+        f"staio{secrets.token_hex(3)}",
+        interface="eth0",
+        namespace=ns,
+        kernel_address=f"{KERNEL}/24",
+    )
     try:
         yield created
     finally:
@@ -81,8 +85,25 @@ def new_stack() -> Stack:
 
 
 def client_argv(ns: str, size: int, count: int) -> list[str]:
-    return ["ip", "netns", "exec", ns, sys.executable, str(TCP_TOOL), "clients", "--host", STACK,
-            "--port", str(PORT), "--count", str(count), "--bytes", str(size), "--timeout", "300"]
+    return [
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        sys.executable,
+        str(TCP_TOOL),
+        "clients",
+        "--host",
+        STACK,
+        "--port",
+        str(PORT),
+        "--count",
+        str(count),
+        "--bytes",
+        str(size),
+        "--timeout",
+        "300",
+    ]
 
 
 def summary_of(out: str) -> dict[str, Any]:
@@ -107,8 +128,9 @@ def run_plain(ns: str, size: int, count: int) -> tuple[float, float]:
 
         def client() -> None:
             try:
-                done = subprocess.run(client_argv(ns, size, count), capture_output=True,
-                                      text=True, timeout=600)
+                done = subprocess.run(
+                    client_argv(ns, size, count), capture_output=True, text=True, timeout=600
+                )
                 result["out"] = done.stdout + done.stderr
             finally:
                 loop.stop()
@@ -140,8 +162,10 @@ def run_asyncio(ns: str, size: int, count: int) -> tuple[float, float]:
         try:
             async with await net.start_server(_aio_echo, STACK, PORT):
                 process = await asyncio.create_subprocess_exec(
-                    *client_argv(ns, size, count), stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT)
+                    *client_argv(ns, size, count),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
                 out, _ = await process.communicate()
                 return out.decode()
         finally:
@@ -154,8 +178,14 @@ def run_asyncio(ns: str, size: int, count: int) -> tuple[float, float]:
     return float(summary_of(out)["seconds"]), cpu
 
 
-def measure(name: str, runner: Callable[[str, int, int], tuple[float, float]], ns: str,
-            size: int, count: int, rounds: list[dict[str, list[float]]]) -> None:
+def measure(
+    name: str,
+    runner: Callable[[str, int, int], tuple[float, float]],
+    ns: str,
+    size: int,
+    count: int,
+    rounds: list[dict[str, list[float]]],
+) -> None:
     seconds, cpu = runner(ns, size, count)
     total = size * count * 2 / MB  # payload both ways through the stack
     rounds[0].setdefault(name, []).append(size * count / MB / seconds)
@@ -173,8 +203,10 @@ def main() -> int:
     if missing is not None:
         print(f"bench_aio_tap: {missing}", file=sys.stderr)
         return 2
-    cases = [("1 stream", int(args.mbytes * MB), 1),
-             (f"{args.clients} streams", int(args.mbytes * MB / args.clients), args.clients)]
+    cases = [
+        ("1 stream", int(args.mbytes * MB), 1),
+        (f"{args.clients} streams", int(args.mbytes * MB / args.clients), args.clients),
+    ]
     report: dict[str, Any] = {}
     with namespace() as ns:
         for label, size, count in cases:
@@ -185,13 +217,19 @@ def main() -> int:
             goodput = {name: statistics.median(values) for name, values in rounds[0].items()}
             cpu = {name: statistics.median(values) for name, values in rounds[1].items()}
             ratio = goodput["asyncio"] / goodput["plain"]
-            report[label] = {"goodput_mb_s": goodput, "cpu_s_per_mb": cpu, "ratio": ratio,
-                             "samples_mb_s": rounds[0]}
-            print(f"{label:>11}: plain {goodput['plain']:6.2f} MB/s "
-                  f"({cpu['plain'] * 1000:.1f} ms CPU/MB), asyncio {goodput['asyncio']:6.2f} "
-                  f"MB/s ({cpu['asyncio'] * 1000:.1f} ms CPU/MB): asyncio/plain = {ratio:.2f} "
-                  f"(median of {args.rounds}, {size * count / MB:.0f} MB echoed each)",
-                  flush=True)
+            report[label] = {
+                "goodput_mb_s": goodput,
+                "cpu_s_per_mb": cpu,
+                "ratio": ratio,
+                "samples_mb_s": rounds[0],
+            }
+            print(
+                f"{label:>11}: plain {goodput['plain']:6.2f} MB/s "
+                f"({cpu['plain'] * 1000:.1f} ms CPU/MB), asyncio {goodput['asyncio']:6.2f} "
+                f"MB/s ({cpu['asyncio'] * 1000:.1f} ms CPU/MB): asyncio/plain = {ratio:.2f} "
+                f"(median of {args.rounds}, {size * count / MB:.0f} MB echoed each)",
+                flush=True,
+            )
     if args.json:
         print(json.dumps(report))
     return 0

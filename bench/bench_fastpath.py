@@ -9,7 +9,7 @@ the same process, the same traffic (the property test
 ``tests/property/test_fastpath_equivalence.py`` shows the frames are identical
 either way, so only the CPU differs). Figures only, no assertions.
 
-1. Simulator (:func:`simtcp.transfer.run_transfer`, both stacks in this
+1. Simulator (:func:`simtcp.programs.transfer.run_transfer`, both stacks in this
    process): bulk one way, both ways at once, 1% loss each way, and a GRO
    receive link (merged segments). Per row, off and on: CPU seconds per MB
    (best of ``--rounds``; it counts both ends, the simulator and the harness's
@@ -41,10 +41,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backends.impair import LinkProfile  # noqa: E402
+from simtcp.backends.impair import LinkProfile  # noqa: E402
 from simtcp.config import TcpConfig  # noqa: E402
+from simtcp.programs.transfer import TransferResult, TransferSpec, run_transfer  # noqa: E402
 from simtcp.time import MILLISECOND  # noqa: E402
-from simtcp.transfer import TransferResult, TransferSpec, run_transfer  # noqa: E402
 
 MB = 1_000_000
 SERVE_FLAG = "--bench-fast-path="
@@ -63,14 +63,20 @@ def rows(size: int) -> list[Row]:
     gro = LinkProfile(delay=1 * MILLISECOND, gro=True)
     tcp = TcpConfig(receive_buffer=1 << 20, send_buffer=1 << 20)
     return [
-        Row(name="bulk one way", spec=TransferSpec(bytes=size, forward=link, backward=link,
-                                                   tcp=tcp)),
-        Row(name="both ways", spec=TransferSpec(bytes=size // 2, reverse_bytes=size // 2,
-                                                forward=link, backward=link, tcp=tcp)),
-        Row(name="1% loss", spec=TransferSpec(bytes=size, forward=lossy, backward=lossy,
-                                              tcp=tcp)),
-        Row(name="GRO receive link", spec=TransferSpec(bytes=size, forward=gro, backward=link,
-                                                       tcp=tcp)),
+        Row(
+            name="bulk one way", spec=TransferSpec(bytes=size, forward=link, backward=link, tcp=tcp)
+        ),
+        Row(
+            name="both ways",
+            spec=TransferSpec(
+                bytes=size // 2, reverse_bytes=size // 2, forward=link, backward=link, tcp=tcp
+            ),
+        ),
+        Row(name="1% loss", spec=TransferSpec(bytes=size, forward=lossy, backward=lossy, tcp=tcp)),
+        Row(
+            name="GRO receive link",
+            spec=TransferSpec(bytes=size, forward=gro, backward=link, tcp=tcp),
+        ),
     ]
 
 
@@ -86,16 +92,19 @@ def measure(spec: TransferSpec) -> tuple[TransferResult, int, int]:
     result = run_transfer(spec)
     counters = [result.client_stats, result.server_stats]
     segments = sum(c.get("tcp.segments_in", 0) for c in counters)
-    hits = sum(c.get("tcp.fast_path_data", 0) + c.get("tcp.fast_path_ack", 0)
-               for c in counters)
+    hits = sum(c.get("tcp.fast_path_data", 0) + c.get("tcp.fast_path_ack", 0) for c in counters)
     return result, segments, hits
 
 
 def bench_simulator(size: int, rounds: int) -> list[dict[str, object]]:
-    print(f"simulator, {size / MB:g} MB per row, best of {rounds} (CPU s/MB counts both ends, "
-          "the simulator and the byte checking)")
-    print(f"  {'':18} {'CPU s/MB off':>12} {'on':>8} {'saved':>6}   "
-          f"{'segments/CPU s off':>18} {'on':>8}   {'hit rate':>8}  same virtual time")
+    print(
+        f"simulator, {size / MB:g} MB per row, best of {rounds} (CPU s/MB counts both ends, "
+        "the simulator and the byte checking)"
+    )
+    print(
+        f"  {'':18} {'CPU s/MB off':>12} {'on':>8} {'saved':>6}   "
+        f"{'segments/CPU s off':>18} {'on':>8}   {'hit rate':>8}  same virtual time"
+    )
     table = []
     for row in rows(size):
         best: dict[bool, tuple[float, TransferResult, int, int]] = {}
@@ -107,19 +116,26 @@ def bench_simulator(size: int, rounds: int) -> list[dict[str, object]]:
                 if on not in best or result.cpu_seconds < best[on][0]:
                     best[on] = (result.cpu_seconds, result, segments, hits)
         (off_cpu, off, off_segments, _), (on_cpu, on_result, on_segments, hits) = (
-            best[False], best[True])
+            best[False],
+            best[True],
+        )
         mbytes = on_result.bytes / MB
         figures = {
-            "row": row.name, "cpu_s_per_mb_off": off_cpu / mbytes,
-            "cpu_s_per_mb_on": on_cpu / mbytes, "segments_per_cpu_s_off": off_segments / off_cpu,
-            "segments_per_cpu_s_on": on_segments / on_cpu, "hit_rate": hits / on_segments,
+            "row": row.name,
+            "cpu_s_per_mb_off": off_cpu / mbytes,
+            "cpu_s_per_mb_on": on_cpu / mbytes,
+            "segments_per_cpu_s_off": off_segments / off_cpu,
+            "segments_per_cpu_s_on": on_segments / on_cpu,
+            "hit_rate": hits / on_segments,
             "same_virtual_time": off.virtual_seconds == on_result.virtual_seconds,
         }
         table.append(figures)
-        print(f"  {row.name:18} {off_cpu / mbytes:12.4f} {on_cpu / mbytes:8.4f} "
-              f"{1 - on_cpu / off_cpu:6.1%}   {off_segments / off_cpu:18,.0f} "
-              f"{on_segments / on_cpu:8,.0f}   {hits / on_segments:8.1%}  "
-              f"{figures['same_virtual_time']}")
+        print(
+            f"  {row.name:18} {off_cpu / mbytes:12.4f} {on_cpu / mbytes:8.4f} "
+            f"{1 - on_cpu / off_cpu:6.1%}   {off_segments / off_cpu:18,.0f} "
+            f"{on_segments / on_cpu:8,.0f}   {hits / on_segments:8.1%}  "
+            f"{figures['same_virtual_time']}"
+        )
     return table
 
 
@@ -154,15 +170,19 @@ def bench_tap(size: int, rounds: int, offload: bool) -> list[dict[str, object]]:
                 with open(counts) as stream:
                     figures |= json.load(stream)
                 runs[setting].append(figures)
-    print(f"TAP echo (tap_echo.py's simtcp stream), {size / MB:g} MB, offloads "
-          f"{'on' if offload else 'off'}, best of {rounds}:")
+    print(
+        f"TAP echo (tap_echo.py's simtcp stream), {size / MB:g} MB, offloads "
+        f"{'on' if offload else 'off'}, best of {rounds}:"
+    )
     table = []
     for setting in ("off", "on"):
         best = min(runs[setting], key=lambda figures: figures["cpu_s_per_mb"])
         calls = best["segments"] or 1
-        print(f"  fast path {setting:3}: {best['mb_s']:7.1f} MB/s  {best['cpu_s_per_mb']:.4f} "
-              f"CPU s/MB   {best['segments']:.0f} segments to connections, "
-              f"fast path took {best['hits'] / calls:.1%}")
+        print(
+            f"  fast path {setting:3}: {best['mb_s']:7.1f} MB/s  {best['cpu_s_per_mb']:.4f} "
+            f"CPU s/MB   {best['segments']:.0f} segments to connections, "
+            f"fast path took {best['hits'] / calls:.1%}"
+        )
         table.append({"fast_path": setting} | best)
     return table
 
@@ -171,7 +191,7 @@ def serve(argv: list[str]) -> int:
     """Run echo_reply_server with the default TcpConfig's fast path set by SERVE_FLAG."""
     flag = next(arg for arg in argv if arg.startswith(SERVE_FLAG))
     argv.remove(flag)
-    setting, _, counts_path = flag[len(SERVE_FLAG):].partition(":")
+    setting, _, counts_path = flag[len(SERVE_FLAG) :].partition(":")
     TcpConfig.__init__.__kwdefaults__["fast_path"] = setting == "on"
     from simtcp.tcp import fastpath, states
 
@@ -197,7 +217,7 @@ def serve(argv: list[str]) -> int:
             json.dump(counts, stream)
 
     atexit.register(write_counts)
-    from simtcp.serve import main as serve_main
+    from simtcp.programs.serve import main as serve_main
 
     sys.argv = [sys.argv[0], *argv]
     return serve_main(prog="echo_reply_server.py")
@@ -217,13 +237,15 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     figures: dict[str, object] = {
-        "simulator": bench_simulator(int(args.mbytes * MB), max(1, args.rounds))}
+        "simulator": bench_simulator(int(args.mbytes * MB), max(1, args.rounds))
+    }
     if args.tap:
         if os.geteuid() != 0:
             print("bench_fastpath.py --tap: needs root", file=sys.stderr)
             return 2
-        figures["tap"] = bench_tap(int(args.tap_mbytes * MB), max(1, args.rounds),
-                                   not args.no_offload)
+        figures["tap"] = bench_tap(
+            int(args.tap_mbytes * MB), max(1, args.rounds), not args.no_offload
+        )
     if args.profile:
         profile_simulator(int(args.mbytes * MB), args.profile, args.top)
     if args.json:

@@ -29,9 +29,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backends.impair import LinkProfile  # noqa: E402
-from backends.sim import Simulator  # noqa: E402
 from simtcp import DataReceived, Stack, StackConfig, TcpConfig  # noqa: E402
+from simtcp.backends.impair import LinkProfile  # noqa: E402
+from simtcp.backends.sim import Simulator  # noqa: E402
 from simtcp.time import MILLISECOND, SECOND  # noqa: E402
 
 RATE = 100_000_000
@@ -41,18 +41,25 @@ MSS = 1460
 CHUNK = 256 * 1024
 
 
-def run(loss: float, congestion: str, sack: bool, seconds: int, seed: int,
-        base: TcpConfig | None = None) -> tuple[float, int]:
+def run(
+    loss: float, congestion: str, sack: bool, seconds: int, seed: int, base: TcpConfig | None = None
+) -> tuple[float, int]:
     """Goodput in Mbit/s over ``seconds`` of virtual time after a 2 s warm-up, and RTOs
     (``base``: the TcpConfig to start from, the default one when None)."""
-    tcp = replace(base or TcpConfig(), congestion_control=congestion, sack=sack,
-                  send_buffer=4 * BDP,
-                  receive_buffer=4 * BDP)
+    tcp = replace(
+        base or TcpConfig(),
+        congestion_control=congestion,
+        sack=sack,
+        send_buffer=4 * BDP,
+        receive_buffer=4 * BDP,
+    )
     sim = Simulator(seed)
     client = Stack(StackConfig(seed=seed, tcp=tcp))
     server = Stack(StackConfig(seed=seed + 1, tcp=tcp))
-    for name, stack, mac, address in (("client", client, "02:00:00:00:00:01", "10.0.0.1/24"),
-                                      ("server", server, "02:00:00:00:00:02", "10.0.0.2/24")):
+    for name, stack, mac, address in (
+        ("client", client, "02:00:00:00:00:01", "10.0.0.1/24"),
+        ("server", server, "02:00:00:00:00:02", "10.0.0.2/24"),
+    ):
         stack.add_interface("eth0", mac=mac)
         stack.add_address("eth0", address)
         sim.add_host(name, stack)
@@ -91,22 +98,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8, help="measured virtual seconds")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--abc-limit-segments", type=int, default=None,
-                        help="TcpConfig.abc_limit_segments (default: the config's)")
-    parser.add_argument("--max-stretch-ack", type=int, default=None,
-                        help="TcpConfig.max_stretch_ack (default: the config's)")
+    parser.add_argument(
+        "--abc-limit-segments",
+        type=int,
+        default=None,
+        help="TcpConfig.abc_limit_segments (default: the config's)",
+    )
+    parser.add_argument(
+        "--max-stretch-ack",
+        type=int,
+        default=None,
+        help="TcpConfig.max_stretch_ack (default: the config's)",
+    )
     args = parser.parse_args()
     base = TcpConfig()
     if args.abc_limit_segments is not None:
         base = replace(base, abc_limit_segments=args.abc_limit_segments)
     if args.max_stretch_ack is not None:
         base = replace(base, max_stretch_ack=args.max_stretch_ack)
-    print(f"abc_limit_segments {base.abc_limit_segments}, "
-          f"max_stretch_ack {base.max_stretch_ack}")
-    print(f"100 Mbit/s, RTT 40 ms, queue {BDP // 1024} KiB, {args.seconds} virtual s measured "
-          f"after a 2 s warm-up, seed {args.seed}")
-    print(f"{'loss':>6} {'cc':>8} {'sack':>5} {'goodput Mbit/s':>15} {'Mathis bound':>13} "
-          f"{'ratio':>6} {'RTOs':>5} {'cpu s':>6}")
+    print(f"abc_limit_segments {base.abc_limit_segments}, max_stretch_ack {base.max_stretch_ack}")
+    print(
+        f"100 Mbit/s, RTT 40 ms, queue {BDP // 1024} KiB, {args.seconds} virtual s measured "
+        f"after a 2 s warm-up, seed {args.seed}"
+    )
+    print(
+        f"{'loss':>6} {'cc':>8} {'sack':>5} {'goodput Mbit/s':>15} {'Mathis bound':>13} "
+        f"{'ratio':>6} {'RTOs':>5} {'cpu s':>6}"
+    )
     for loss in (0.0, 0.001, 0.01, 0.05):
         for congestion in ("newreno", "cubic"):
             for sack in (True, False):
@@ -114,9 +132,12 @@ def main() -> None:
                 goodput, rtos = run(loss, congestion, sack, args.seconds, args.seed, base)
                 cpu = time.process_time() - cpu
                 bound = mathis(loss)
-                print(f"{loss:>6.1%} {congestion:>8} {'on' if sack else 'off':>5} "
-                      f"{goodput:>15.2f} {bound:>13.2f} {goodput / bound:>6.2f} {rtos:>5} "
-                      f"{cpu:>6.1f}", flush=True)
+                print(
+                    f"{loss:>6.1%} {congestion:>8} {'on' if sack else 'off':>5} "
+                    f"{goodput:>15.2f} {bound:>13.2f} {goodput / bound:>6.2f} {rtos:>5} "
+                    f"{cpu:>6.1f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

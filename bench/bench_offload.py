@@ -54,8 +54,22 @@ STREAMS = (1, 16)
 
 def echo(ns: str, host: str, port: int, count: int, size: int) -> float:
     """Seconds ``count`` concurrent connections take to echo ``size`` bytes each, intact."""
-    out = nsrun(ns, sys.executable, str(TCP_TOOL), "clients", "--host", host, "--port",
-                str(port), "--count", str(count), "--bytes", str(size), "--timeout", "300")
+    out = nsrun(
+        ns,
+        sys.executable,
+        str(TCP_TOOL),
+        "clients",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--count",
+        str(count),
+        "--bytes",
+        str(size),
+        "--timeout",
+        "300",
+    )
     summary = json.loads(out.strip().splitlines()[-1])
     if summary["ok"] != count:
         raise RuntimeError(f"echo failed: {summary}")
@@ -83,8 +97,12 @@ def bench_simtcp(total: int, pings: int, *extra: str) -> dict[str, float]:
     match = re.search(r"(\d+) frames in \((\d+) GSO\), (\d+) frames out \((\d+) GSO\)", stopped)
     if match:
         frames_in, gso_in, frames_out, gso_out = map(int, match.groups())
-        result |= {"frames_in": frames_in, "gso_in": gso_in, "frames_out": frames_out,
-                   "gso_out": gso_out}
+        result |= {
+            "frames_in": frames_in,
+            "gso_in": gso_in,
+            "frames_out": frames_out,
+            "gso_out": gso_out,
+        }
     return result
 
 
@@ -95,9 +113,24 @@ def bench_router(total: int, *extra: str) -> dict[str, float]:
     with namespace() as ns0, namespace() as ns1:
         tap0, tap1 = unique("sbr0"), unique("sbr1")
         server = subprocess.Popen(
-            [sys.executable, str(REPO / "echo_reply_server.py"), "--netns", ns0, "--netns1",
-             ns1, "--tap0", tap0, "--tap1", tap1, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+            [
+                sys.executable,
+                str(REPO / "echo_reply_server.py"),
+                "--netns",
+                ns0,
+                "--netns1",
+                ns1,
+                "--tap0",
+                tap0,
+                "--tap1",
+                tap1,
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         echo_server = None
         try:
             assert server.stdout is not None
@@ -112,8 +145,22 @@ def bench_router(total: int, *extra: str) -> dict[str, float]:
             with NetNS(ns0) as ipr:
                 ipr.route("add", dst="10.1.1.0/24", gateway="10.0.0.1")
             echo_server = subprocess.Popen(
-                ["ip", "netns", "exec", ns1, sys.executable, str(TCP_TOOL), "serve", "--host",
-                 "10.1.1.2", "--port", "7"], stdout=subprocess.PIPE, text=True)
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns1,
+                    sys.executable,
+                    str(TCP_TOOL),
+                    "serve",
+                    "--host",
+                    "10.1.1.2",
+                    "--port",
+                    "7",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             assert echo_server.stdout is not None
             echo_server.stdout.readline()
             nsrun(ns0, "ping", "-c", "3", "-i", "0.05", "10.1.1.2")
@@ -145,9 +192,23 @@ def bench_kernel(total: int, pings: int) -> dict[str, float]:
                 index = ipr.link_lookup(ifname=name)[0]
                 ipr.addr("add", index=index, address=address, prefixlen=24)
                 ipr.link("set", index=index, state="up")
-        server = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable,
-                                   str(TCP_TOOL), "serve", "--host", "10.9.0.1", "--port", "7"],
-                                  stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                server_ns,
+                sys.executable,
+                str(TCP_TOOL),
+                "serve",
+                "--host",
+                "10.9.0.1",
+                "--port",
+                "7",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert server.stdout is not None
             server.stdout.readline()
@@ -164,30 +225,45 @@ def bench_kernel(total: int, pings: int) -> dict[str, float]:
 
 def bench_sim(total: int) -> dict[str, float]:
     """CPU seconds per simulated MB: plain link, offloading link, and offloading stacks too."""
-    import simtcp.transfer
-    from backends.impair import LinkProfile
+    import simtcp.programs.transfer
+    from simtcp.backends.impair import LinkProfile
     from simtcp.gso import InterfaceOffload
     from simtcp.stack import Stack
     from simtcp.time import MILLISECOND
 
     class OffloadStack(Stack):
-        def add_interface(self, name: str, *, mac: str | bytes, mtu: int = 1500,
-                          offload: InterfaceOffload | None = None) -> None:
-            super().add_interface(name, mac=mac, mtu=mtu, offload=offload or InterfaceOffload(
-                tx_checksum=True, max_segment=65535 - 120))
+        def add_interface(
+            self,
+            name: str,
+            *,
+            mac: str | bytes,
+            mtu: int = 1500,
+            offload: InterfaceOffload | None = None,
+        ) -> None:
+            super().add_interface(
+                name,
+                mac=mac,
+                mtu=mtu,
+                offload=offload or InterfaceOffload(tx_checksum=True, max_segment=65535 - 120),
+            )
 
     plain = LinkProfile(delay=1 * MILLISECOND)
     offloading = LinkProfile(delay=1 * MILLISECOND, mtu=1500, gso=True, gro=True)
     result = {}
-    for label, profile, stack_class in (("plain", plain, Stack),
-                                        ("gso_gro", offloading, Stack),
-                                        ("gso_gro_csum", offloading, OffloadStack)):
-        simtcp.transfer.Stack = stack_class  # type: ignore[misc]
+    for label, profile, stack_class in (
+        ("plain", plain, Stack),
+        ("gso_gro", offloading, Stack),
+        ("gso_gro_csum", offloading, OffloadStack),
+    ):
+        simtcp.programs.transfer.Stack = stack_class  # type: ignore[misc]
         try:
-            run = simtcp.transfer.run_transfer(simtcp.transfer.TransferSpec(
-                bytes=total, seed=1, forward=profile, backward=profile))
+            run = simtcp.programs.transfer.run_transfer(
+                simtcp.programs.transfer.TransferSpec(
+                    bytes=total, seed=1, forward=profile, backward=profile
+                )
+            )
         finally:
-            simtcp.transfer.Stack = Stack  # type: ignore[misc]
+            simtcp.programs.transfer.Stack = Stack  # type: ignore[misc]
         if not run.ok:
             raise RuntimeError(f"simulated transfer failed: {run.reason}")
         result[f"sim_cpu_s_per_mb_{label}"] = run.cpu_seconds / (total / MB)
@@ -213,14 +289,16 @@ def row(label: str, figures: dict[str, float]) -> str:
             text += f" ({figures[f'cpu_s_per_mb_{count}']:.4f} CPU s/MB)"
         else:
             text += " " * 20
-    return text + (f"   ping p50 {figures['ping_p50_ms']:.3f} ms p99 "
-                   f"{figures['ping_p99_ms']:.3f} ms")
+    return text + (
+        f"   ping p50 {figures['ping_p50_ms']:.3f} ms p99 {figures['ping_p99_ms']:.3f} ms"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mbytes", type=float, default=32,
-                        help="MB (10^6) echoed per test, split over the streams")
+    parser.add_argument(
+        "--mbytes", type=float, default=32, help="MB (10^6) echoed per test, split over the streams"
+    )
     parser.add_argument("--pings", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sim-mbytes", type=float, default=16)
@@ -242,31 +320,52 @@ def main() -> int:
         routers["off"].append(bench_router(total, "--no-offload"))
     router = {name: best(values) for name, values in routers.items()}
     sim = bench_sim(int(args.sim_mbytes * MB))
-    print(f"TCP echo of {args.mbytes:g} MB per test (Python kernel-socket client), "
-          f"ping x{args.pings}, best of {args.rounds} rounds")
+    print(
+        f"TCP echo of {args.mbytes:g} MB per test (Python kernel-socket client), "
+        f"ping x{args.pings}, best of {args.rounds} rounds"
+    )
     print(row("kernel over veth", figures["kernel"]))
     print(row("simtcp TAP, offloads", figures["offload"]))
     print(row("simtcp TAP, --no-offload", figures["no_offload"]))
     on = figures["offload"]
     if "frames_in" in on:
-        print(f"  offloads: simtcp read {on['frames_in']:.0f} frames ({on['gso_in']:.0f} GSO "
-              f"super-segments) and wrote {on['frames_out']:.0f} ({on['gso_out']:.0f} GSO) "
-              "in its fewest-frames round")
-    print("simtcp as a router, kernel A -> simtcp -> kernel echo on B, 1 stream: "
-          + ", ".join(f"offloads {label} {router[name]['mb_s']:.1f} MB/s "
-                      f"({router[name]['cpu_s_per_mb']:.4f} CPU s/MB)"
-                      for name, label in (("both", "on both TAPs"),
-                                          ("first_only", "on the first only (software GSO)"),
-                                          ("off", "off"))))
-    print(f"simulator, {args.sim_mbytes:g} MB one way over a 1 ms link: CPU s per simulated MB "
-          f"plain {sim['sim_cpu_s_per_mb_plain']:.4f}, GSO+GRO link "
-          f"{sim['sim_cpu_s_per_mb_gso_gro']:.4f}, GSO+GRO link with checksum-offloading "
-          f"stacks {sim['sim_cpu_s_per_mb_gso_gro_csum']:.4f}; virtual seconds "
-          f"{sim['sim_virtual_s_plain']:.3f} / {sim['sim_virtual_s_gso_gro']:.3f} / "
-          f"{sim['sim_virtual_s_gso_gro_csum']:.3f}")
-    print(json.dumps({"figures": figures, "router": router, "sim": sim,
-                      "rounds": {name: [run.get("mb_s_1", 0) for run in values]
-                                 for name, values in runs.items()}}))
+        print(
+            f"  offloads: simtcp read {on['frames_in']:.0f} frames ({on['gso_in']:.0f} GSO "
+            f"super-segments) and wrote {on['frames_out']:.0f} ({on['gso_out']:.0f} GSO) "
+            "in its fewest-frames round"
+        )
+    print(
+        "simtcp as a router, kernel A -> simtcp -> kernel echo on B, 1 stream: "
+        + ", ".join(
+            f"offloads {label} {router[name]['mb_s']:.1f} MB/s "
+            f"({router[name]['cpu_s_per_mb']:.4f} CPU s/MB)"
+            for name, label in (
+                ("both", "on both TAPs"),
+                ("first_only", "on the first only (software GSO)"),
+                ("off", "off"),
+            )
+        )
+    )
+    print(
+        f"simulator, {args.sim_mbytes:g} MB one way over a 1 ms link: CPU s per simulated MB "
+        f"plain {sim['sim_cpu_s_per_mb_plain']:.4f}, GSO+GRO link "
+        f"{sim['sim_cpu_s_per_mb_gso_gro']:.4f}, GSO+GRO link with checksum-offloading "
+        f"stacks {sim['sim_cpu_s_per_mb_gso_gro_csum']:.4f}; virtual seconds "
+        f"{sim['sim_virtual_s_plain']:.3f} / {sim['sim_virtual_s_gso_gro']:.3f} / "
+        f"{sim['sim_virtual_s_gso_gro_csum']:.3f}"
+    )
+    print(
+        json.dumps(
+            {
+                "figures": figures,
+                "router": router,
+                "sim": sim,
+                "rounds": {
+                    name: [run.get("mb_s_1", 0) for run in values] for name, values in runs.items()
+                },
+            }
+        )
+    )
     return 0
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backends.sim import LinkProfile, Simulator  # noqa: E402
+from simtcp.backends.sim import LinkProfile, Simulator  # noqa: E402
 from simtcp.config import ArpConfig, IpConfig, StackConfig  # noqa: E402
 from simtcp.events import EchoReplyReceived  # noqa: E402
 from simtcp.stack import Stack  # noqa: E402

@@ -3,7 +3,7 @@
 
 Run from the repository: ``python3 bench/bench_sim_transfer.py [--mbytes 16] [--quick]``.
 
-Every figure comes from :func:`simtcp.transfer.run_transfer`: two stacks in one
+Every figure comes from :func:`simtcp.programs.transfer.run_transfer`: two stacks in one
 process, one link, the client sends seeded bytes and the server checks each
 byte as it arrives. CPU seconds are this process's, so they count both ends,
 the simulator and the checking harness (generating and comparing the data
@@ -60,11 +60,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backends.impair import LinkProfile  # noqa: E402
-from backends.sim import Simulator  # noqa: E402
+from simtcp.backends.impair import LinkProfile  # noqa: E402
+from simtcp.backends.sim import Simulator  # noqa: E402
 from simtcp.config import TcpConfig  # noqa: E402
+from simtcp.programs.transfer import PatternStream, TransferSpec, run_transfer  # noqa: E402
 from simtcp.time import MILLISECOND  # noqa: E402
-from simtcp.transfer import PatternStream, TransferSpec, run_transfer  # noqa: E402
 
 MB = 1_000_000
 MiB = 1 << 20
@@ -87,8 +87,9 @@ def bulk_cases(size: int) -> list[tuple[str, TransferSpec]]:
     deep = replace(path, queue_limit=MiB)
     shallow = replace(path, queue_limit=512 * 1024)
 
-    def spec(profile: LinkProfile, buffers: int | None = None,
-             congestion_control: str = "newreno") -> TransferSpec:
+    def spec(
+        profile: LinkProfile, buffers: int | None = None, congestion_control: str = "newreno"
+    ) -> TransferSpec:
         tcp = TcpConfig(congestion_control=congestion_control)
         if buffers is not None:
             tcp = replace(tcp, send_buffer=buffers, receive_buffer=buffers)
@@ -107,20 +108,26 @@ def bulk_cases(size: int) -> list[tuple[str, TransferSpec]]:
 
 def bulk_rows(size: int) -> None:
     defaults = TcpConfig()
-    print(f"\n{size / MiB:g} MiB over 100 Mbit/s, 20 ms one-way (40 ms RTT), seed {SEED}; "
-          f"default buffers: send {defaults.send_buffer // 1024} KiB, receive "
-          f"{defaults.receive_buffer // 1024} KiB; 128 KiB queue")
-    print(f"{'case':<24}{'ok':>4}{'wall s':>8}{'cpu s':>7}{'virtual s':>10}"
-          f"{'goodput':>11}{'of link':>8}{'cpu s/MB':>9}{'rexmits':>8}{'q drops':>8}")
+    print(
+        f"\n{size / MiB:g} MiB over 100 Mbit/s, 20 ms one-way (40 ms RTT), seed {SEED}; "
+        f"default buffers: send {defaults.send_buffer // 1024} KiB, receive "
+        f"{defaults.receive_buffer // 1024} KiB; 128 KiB queue"
+    )
+    print(
+        f"{'case':<24}{'ok':>4}{'wall s':>8}{'cpu s':>7}{'virtual s':>10}"
+        f"{'goodput':>11}{'of link':>8}{'cpu s/MB':>9}{'rexmits':>8}{'q drops':>8}"
+    )
     for name, spec in bulk_cases(size):
         result = run_transfer(spec)
         goodput = result.bytes_delivered * 8 / result.virtual_seconds
         drops = sum(counts["queue_drops"] for counts in result.link_stats.values())
-        print(f"{name:<24}{'yes' if result.ok else 'NO':>4}{result.wall_seconds:>8.2f}"
-              f"{result.cpu_seconds:>7.2f}{result.virtual_seconds:>10.2f}"
-              f"{goodput / 1e6:>6.1f}Mb/s{goodput / LINK_RATE:>8.1%}"
-              f"{result.cpu_seconds / (result.bytes / MB):>9.4f}{result.retransmits:>8}"
-              f"{drops:>8}")
+        print(
+            f"{name:<24}{'yes' if result.ok else 'NO':>4}{result.wall_seconds:>8.2f}"
+            f"{result.cpu_seconds:>7.2f}{result.virtual_seconds:>10.2f}"
+            f"{goodput / 1e6:>6.1f}Mb/s{goodput / LINK_RATE:>8.1%}"
+            f"{result.cpu_seconds / (result.bytes / MB):>9.4f}{result.retransmits:>8}"
+            f"{drops:>8}"
+        )
         if not result.ok:
             print(f"    failed: {result.reason}")
 
@@ -128,30 +135,39 @@ def bulk_rows(size: int) -> None:
 def scaling_rows(per_connection: int, counts: list[int]) -> None:
     path = LinkProfile(delay=1 * MILLISECOND)
     print(f"\n{per_connection / 1024:g} KiB per connection, 1 ms link, no rate limit")
-    print(f"{'connections':>11}{'runs':>6}{'MB':>8}{'ok':>5}{'wall s':>9}{'cpu s':>8}"
-          f"{'cpu s/MB':>10}{'virtual s':>11}")
+    print(
+        f"{'connections':>11}{'runs':>6}{'MB':>8}{'ok':>5}{'wall s':>9}{'cpu s':>8}"
+        f"{'cpu s/MB':>10}{'virtual s':>11}"
+    )
     for count in counts:
         runs = max(1, 100 // count)
         wall = cpu = virtual = 0.0
         moved = 0
         ok = True
         for run in range(runs):
-            spec = TransferSpec(bytes=per_connection, seed=SEED + run, forward=path,
-                                backward=path, connections=count)
+            spec = TransferSpec(
+                bytes=per_connection,
+                seed=SEED + run,
+                forward=path,
+                backward=path,
+                connections=count,
+            )
             result = run_transfer(spec)
             ok = ok and result.ok
             wall += result.wall_seconds
             cpu += result.cpu_seconds
             virtual += result.virtual_seconds
             moved += result.bytes
-        print(f"{count:>11}{runs:>6}{moved / MB:>8.1f}{'yes' if ok else 'NO':>5}{wall:>9.2f}"
-              f"{cpu:>8.2f}{cpu / (moved / MB):>10.4f}{virtual / runs:>11.3f}")
+        print(
+            f"{count:>11}{runs:>6}{moved / MB:>8.1f}{'yes' if ok else 'NO':>5}{wall:>9.2f}"
+            f"{cpu:>8.2f}{cpu / (moved / MB):>10.4f}{virtual / runs:>11.3f}"
+        )
 
 
 class _WindowSender:
     """Keeps ``window`` frames unanswered in flight until ``total`` are sent."""
 
-    FRAME = bytes.fromhex("020000000002" "020000000001" "88b5") + bytes(1500)
+    FRAME = bytes.fromhex("02000000000202000000000188b5") + bytes(1500)
 
     def __init__(self, total: int, window: int) -> None:
         self.total = total
@@ -179,7 +195,7 @@ class _WindowSender:
 class _Answerer:
     """Answers every second frame with a small one."""
 
-    FRAME = bytes.fromhex("020000000001" "020000000002" "88b5") + bytes(52)
+    FRAME = bytes.fromhex("02000000000102000000000288b5") + bytes(52)
 
     def __init__(self) -> None:
         self.received = 0
@@ -203,12 +219,14 @@ class _Answerer:
 
 def simulator_rows(frames: int = 20_000) -> None:
     path = LinkProfile(delay=20 * MILLISECOND, rate=LINK_RATE, queue_limit=MiB)
-    cases = [("100 Mbit/s, 20 ms", path),
-             ("1 ms, no rate limit", LinkProfile(delay=1 * MILLISECOND)),
-             ("100 Mbit/s, 20 ms, chance", replace(path, duplicate=0.01, corrupt=0.01,
-                                                   reorder=0.01))]
-    print(f"\nthe simulator alone: {frames} frames of 1,514 bytes between trivial nodes "
-          "(best of 3)")
+    cases = [
+        ("100 Mbit/s, 20 ms", path),
+        ("1 ms, no rate limit", LinkProfile(delay=1 * MILLISECOND)),
+        ("100 Mbit/s, 20 ms, chance", replace(path, duplicate=0.01, corrupt=0.01, reorder=0.01)),
+    ]
+    print(
+        f"\nthe simulator alone: {frames} frames of 1,514 bytes between trivial nodes (best of 3)"
+    )
     print(f"{'link':<28}{'steps':>8}{'frames':>8}{'cpu s':>8}{'cpu s/MB':>10}{'us/frame':>9}")
     for name, profile in cases:
         best = None
@@ -223,8 +241,10 @@ def simulator_rows(frames: int = 20_000) -> None:
             cpu = time.process_time() - start
             best = cpu if best is None else min(best, cpu)
         steps, arrived = sim.counters["steps"], sim.counters["frames_arrived"]
-        print(f"{name:<28}{steps:>8}{arrived:>8}{best:>8.3f}{best / (frames * 1500 / MB):>10.4f}"
-              f"{best / arrived * 1e6:>9.2f}")
+        print(
+            f"{name:<28}{steps:>8}{arrived:>8}{best:>8.3f}{best / (frames * 1500 / MB):>10.4f}"
+            f"{best / arrived * 1e6:>9.2f}"
+        )
 
 
 def _group(path: str) -> str:
@@ -255,8 +275,10 @@ def profile_rows(size: int) -> None:
     groups: collections.Counter[str] = collections.Counter()
     for path, seconds in modules.items():
         groups[_group(path)] += seconds
-    print(f"\nprofile of '{name}' ({'ok' if result.ok else 'FAILED'}), share of "
-          f"{total:.2f} profiled s:")
+    print(
+        f"\nprofile of '{name}' ({'ok' if result.ok else 'FAILED'}), share of "
+        f"{total:.2f} profiled s:"
+    )
     for group, seconds in groups.most_common():
         print(f"  {group:<16}{seconds / total:>7.1%}")
     for path, seconds in modules.most_common(16):
@@ -267,11 +289,16 @@ def profile_rows(size: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mbytes", type=int, default=16, help="MiB per bulk transfer")
-    parser.add_argument("--per-connection", type=int, default=128 * 1024,
-                        help="bytes per connection in the scaling series")
+    parser.add_argument(
+        "--per-connection",
+        type=int,
+        default=128 * 1024,
+        help="bytes per connection in the scaling series",
+    )
     parser.add_argument("--quick", action="store_true", help="stop the series at 100")
-    parser.add_argument("--profile", action="store_true",
-                        help="only profile the first bulk case: shares per module")
+    parser.add_argument(
+        "--profile", action="store_true", help="only profile the first bulk case: shares per module"
+    )
     args = parser.parse_args()
     if args.profile:
         profile_rows(args.mbytes * MiB)

@@ -56,13 +56,23 @@ def mtu_frame() -> bytes:
     """A 1514-byte frame: Ethernet + 20-byte IPv4 + TCP with timestamps + 1448 bytes of data."""
     payload = random.Random(1500).randbytes(1448)
     segment = TcpSegment(
-        source_port=80, destination_port=40000, seq=0x12345678, ack=0x9ABCDEF0,
-        flags=PSH | ACK, window=501,
+        source_port=80,
+        destination_port=40000,
+        seq=0x12345678,
+        ack=0x9ABCDEF0,
+        flags=PSH | ACK,
+        window=501,
         options=(NopOption(), NopOption(), TimestampsOption(123456789, 987654321)),
         payload=payload,
     )
-    ip = Ipv4Packet(SOURCE, DESTINATION, PROTOCOL_TCP, segment.build(SOURCE, DESTINATION),
-                    identification=4242, dont_fragment=True)
+    ip = Ipv4Packet(
+        SOURCE,
+        DESTINATION,
+        PROTOCOL_TCP,
+        segment.build(SOURCE, DESTINATION),
+        identification=4242,
+        dont_fragment=True,
+    )
     return EthernetFrame(MAC_B, MAC_A, ETHERTYPE_IPV4, ip.build()).build()
 
 

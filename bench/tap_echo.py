@@ -70,8 +70,9 @@ def namespace() -> Iterator[str]:
 
 
 def nsrun(ns: str, *argv: str, timeout: float = 600) -> str:
-    result = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{argv[:3]} failed: {result.stdout}{result.stderr}")
     return result.stdout
@@ -80,8 +81,22 @@ def nsrun(ns: str, *argv: str, timeout: float = 600) -> str:
 def echo_stream(ns: str, host: str, port: int, size: int, streams: int = 1) -> float:
     """Seconds ``streams`` concurrent connections take to echo ``size`` bytes in all (each
     ``size // streams``, verified intact)."""
-    out = nsrun(ns, sys.executable, str(TCP_TOOL), "clients", "--host", host, "--port", str(port),
-                "--count", str(streams), "--bytes", str(size // streams), "--timeout", "300")
+    out = nsrun(
+        ns,
+        sys.executable,
+        str(TCP_TOOL),
+        "clients",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--count",
+        str(streams),
+        "--bytes",
+        str(size // streams),
+        "--timeout",
+        "300",
+    )
     summary = json.loads(out.strip().splitlines()[-1])
     if summary["ok"] != streams:
         raise RuntimeError(f"echo failed: {summary}")
@@ -119,9 +134,23 @@ class Server:
         if TCP_DEFAULTS and SERVER == REPO / "echo_reply_server.py":
             program = [str(Path(__file__).resolve()), TCP_DEFAULTS_FLAG + json.dumps(TCP_DEFAULTS)]
         self.process = subprocess.Popen(
-            [sys.executable, *prefix, *program, "--netns", ns, "--tap0", unique("sbt0"),
-             "--tap1", unique("sbt1"), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+            [
+                sys.executable,
+                *prefix,
+                *program,
+                "--netns",
+                ns,
+                "--tap0",
+                unique("sbt0"),
+                "--tap1",
+                unique("sbt1"),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         assert self.process.stdout is not None
         for line in self.process.stdout:
             if "ready" in line:
@@ -135,8 +164,9 @@ class Server:
         self.process.wait(30)
 
 
-def bench_simtcp(size: int, pings: int, extra: tuple[str, ...] = (),
-                 profile: str | None = None, streams: int = 1) -> dict[str, float]:
+def bench_simtcp(
+    size: int, pings: int, extra: tuple[str, ...] = (), profile: str | None = None, streams: int = 1
+) -> dict[str, float]:
     with namespace() as ns:
         server = Server(ns, *extra, profile=profile)
         try:
@@ -149,8 +179,11 @@ def bench_simtcp(size: int, pings: int, extra: tuple[str, ...] = (),
             server.stop()
     result = {"mb_s": size / MB / seconds, "seconds": seconds, "cpu_s_per_mb": cpu / (size / MB)}
     if rtts:
-        result |= {"ping_p50_ms": percentile(rtts, 0.5), "ping_p99_ms": percentile(rtts, 0.99),
-                   "ping_mean_ms": statistics.fmean(rtts)}
+        result |= {
+            "ping_p50_ms": percentile(rtts, 0.5),
+            "ping_p99_ms": percentile(rtts, 0.99),
+            "ping_mean_ms": statistics.fmean(rtts),
+        }
     return result
 
 
@@ -168,9 +201,23 @@ def bench_kernel(size: int, pings: int, streams: int = 1) -> dict[str, float]:
                 index = ipr.link_lookup(ifname=name)[0]
                 ipr.addr("add", index=index, address=address, prefixlen=24)
                 ipr.link("set", index=index, state="up")
-        echo = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, str(TCP_TOOL),
-                                 "serve", "--host", "10.9.0.1", "--port", "7"],
-                                stdout=subprocess.PIPE, text=True)
+        echo = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                server_ns,
+                sys.executable,
+                str(TCP_TOOL),
+                "serve",
+                "--host",
+                "10.9.0.1",
+                "--port",
+                "7",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert echo.stdout is not None
             echo.stdout.readline()
@@ -179,9 +226,13 @@ def bench_kernel(size: int, pings: int, streams: int = 1) -> dict[str, float]:
         finally:
             echo.terminate()
             echo.wait(10)
-    return {"mb_s": size / MB / seconds, "seconds": seconds,
-            "ping_p50_ms": percentile(rtts, 0.5), "ping_p99_ms": percentile(rtts, 0.99),
-            "ping_mean_ms": statistics.fmean(rtts)}
+    return {
+        "mb_s": size / MB / seconds,
+        "seconds": seconds,
+        "ping_p50_ms": percentile(rtts, 0.5),
+        "ping_p99_ms": percentile(rtts, 0.99),
+        "ping_mean_ms": statistics.fmean(rtts),
+    }
 
 
 def print_profile(path: str, top: int) -> None:
@@ -256,12 +307,12 @@ def serve_with_tcp_defaults(argv: list[str]) -> int:
     flag = next(arg for arg in argv if arg.startswith(TCP_DEFAULTS_FLAG))
     argv.remove(flag)
     sys.path.insert(0, str(REPO))
-    from simtcp.serve import main as serve_main
+    from simtcp.programs.serve import main as serve_main
     from simtcp.tcp import TcpConfig
 
     defaults = TcpConfig.__init__.__kwdefaults__
     assert defaults is not None  # keyword-only fields with defaults
-    for key, value in json.loads(flag[len(TCP_DEFAULTS_FLAG):]).items():
+    for key, value in json.loads(flag[len(TCP_DEFAULTS_FLAG) :]).items():
         if key not in defaults:
             raise SystemExit(f"TcpConfig has no field {key!r}")
         defaults[key] = value
@@ -278,32 +329,56 @@ def main() -> int:
     if any(arg.startswith(TCP_DEFAULTS_FLAG) for arg in sys.argv):
         return serve_with_tcp_defaults(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mbytes", type=float, default=32,
-                        help="MB (10^6) echoed per test, split over the streams")
-    parser.add_argument("--streams", type=int, default=1,
-                        help="concurrent echo connections (the profiled run too)")
-    parser.add_argument("--lossy-mbytes", type=float, default=8,
-                        help="MB echoed at 1%% loss (0: skip that row)")
+    parser.add_argument(
+        "--mbytes", type=float, default=32, help="MB (10^6) echoed per test, split over the streams"
+    )
+    parser.add_argument(
+        "--streams", type=int, default=1, help="concurrent echo connections (the profiled run too)"
+    )
+    parser.add_argument(
+        "--lossy-mbytes", type=float, default=8, help="MB echoed at 1%% loss (0: skip that row)"
+    )
     parser.add_argument("--pings", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds; the best figure of each kind is printed")
-    parser.add_argument("--simtcp-only", action="store_true",
-                        help="skip the kernel rows (and the lossy row): simtcp's clean echo only")
-    parser.add_argument("--profile", metavar="FILE",
-                        help="cProfile the simtcp server (one extra round, not in the figures)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds; the best figure of each kind is printed",
+    )
+    parser.add_argument(
+        "--simtcp-only",
+        action="store_true",
+        help="skip the kernel rows (and the lossy row): simtcp's clean echo only",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="cProfile the simtcp server (one extra round, not in the figures)",
+    )
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--no-offload", action="store_true",
-                        help="run the simtcp server with --no-offload")
-    parser.add_argument("--no-gro", action="store_true",
-                        help="run the simtcp server with --no-gro (with --no-offload: the "
-                        "plain per-frame path, no software GRO/GSO)")
-    parser.add_argument("--tcp", metavar="KEY=VALUE", type=tcp_setting, action="append",
-                        default=[], help="a TcpConfig default for the simtcp server (an "
-                        "integer field, e.g. max_stretch_ack=65535); repeatable")
+    parser.add_argument(
+        "--no-offload", action="store_true", help="run the simtcp server with --no-offload"
+    )
+    parser.add_argument(
+        "--no-gro",
+        action="store_true",
+        help="run the simtcp server with --no-gro (with --no-offload: the "
+        "plain per-frame path, no software GRO/GSO)",
+    )
+    parser.add_argument(
+        "--tcp",
+        metavar="KEY=VALUE",
+        type=tcp_setting,
+        action="append",
+        default=[],
+        help="a TcpConfig default for the simtcp server (an "
+        "integer field, e.g. max_stretch_ack=65535); repeatable",
+    )
     args = parser.parse_args()
     TCP_DEFAULTS.update(args.tcp)
     server_args: tuple[str, ...] = (("--no-offload",) if args.no_offload else ()) + (
-        ("--no-gro",) if args.no_gro else ())
+        ("--no-gro",) if args.no_gro else ()
+    )
     if os.geteuid() != 0:
         print("tap_echo.py: needs root", file=sys.stderr)
         return 2
@@ -315,8 +390,9 @@ def main() -> int:
             kernels.append(bench_kernel(size, args.pings, streams))
         simtcps.append(bench_simtcp(size, args.pings, server_args, streams=streams))
         if lossy_size:
-            lossies.append(bench_simtcp(lossy_size, 0, ("--loss", "0.01", "--seed", "1",
-                                                        *server_args)))
+            lossies.append(
+                bench_simtcp(lossy_size, 0, ("--loss", "0.01", "--seed", "1", *server_args))
+            )
     if simtcps:
         report(args, streams, kernels, simtcps, lossies)
     if args.profile:
@@ -327,30 +403,57 @@ def main() -> int:
     return 0
 
 
-def report(args: argparse.Namespace, streams: int, kernels: list[dict[str, float]],
-           simtcps: list[dict[str, float]], lossies: list[dict[str, float]]) -> None:
+def report(
+    args: argparse.Namespace,
+    streams: int,
+    kernels: list[dict[str, float]],
+    simtcps: list[dict[str, float]],
+    lossies: list[dict[str, float]],
+) -> None:
     simtcp = best(simtcps)
-    print(f"{streams} concurrent TCP echo stream(s), {args.mbytes:g} MB in all (Python "
-          f"kernel-socket client), ping x{args.pings}, best of {len(simtcps)} rounds")
+    print(
+        f"{streams} concurrent TCP echo stream(s), {args.mbytes:g} MB in all (Python "
+        f"kernel-socket client), ping x{args.pings}, best of {len(simtcps)} rounds"
+    )
     if kernels:
         kernel = best(kernels)
-        print(f"  kernel over veth : {kernel['mb_s']:8.1f} MB/s   ping p50 "
-              f"{kernel['ping_p50_ms']:.3f} ms  p99 {kernel['ping_p99_ms']:.3f} ms")
-    ping = (f"   ping p50 {simtcp['ping_p50_ms']:.3f} ms  p99 {simtcp['ping_p99_ms']:.3f} ms"
-            if "ping_p50_ms" in simtcp else "")
-    print(f"  simtcp over TAP  : {simtcp['mb_s']:8.1f} MB/s{ping}   "
-          f"{simtcp['cpu_s_per_mb']:.4f} CPU s/MB")
+        print(
+            f"  kernel over veth : {kernel['mb_s']:8.1f} MB/s   ping p50 "
+            f"{kernel['ping_p50_ms']:.3f} ms  p99 {kernel['ping_p99_ms']:.3f} ms"
+        )
+    ping = (
+        f"   ping p50 {simtcp['ping_p50_ms']:.3f} ms  p99 {simtcp['ping_p99_ms']:.3f} ms"
+        if "ping_p50_ms" in simtcp
+        else ""
+    )
+    print(
+        f"  simtcp over TAP  : {simtcp['mb_s']:8.1f} MB/s{ping}   "
+        f"{simtcp['cpu_s_per_mb']:.4f} CPU s/MB"
+    )
     if lossies:
         lossy = best(lossies)
-        print(f"  simtcp, 1% loss  : {lossy['mb_s']:8.1f} MB/s   ({args.lossy_mbytes:g} MB, "
-              f"{lossy['cpu_s_per_mb']:.4f} CPU s/MB)")
-    print("  all rounds: simtcp MB/s " + " ".join(f"{r['mb_s']:.1f}" for r in simtcps)
-          + " | CPU s/MB " + " ".join(f"{r['cpu_s_per_mb']:.4f}" for r in simtcps)
-          + (" | kernel MB/s " + " ".join(f"{r['mb_s']:.1f}" for r in kernels) if kernels else "")
-          + (" | 1% loss MB/s " + " ".join(f"{r['mb_s']:.1f}" for r in lossies)
-             if lossies else ""))
-    print(json.dumps({"kernel": best(kernels) if kernels else None, "simtcp": simtcp,
-                      "simtcp_loss_1pct": best(lossies) if lossies else None}))
+        print(
+            f"  simtcp, 1% loss  : {lossy['mb_s']:8.1f} MB/s   ({args.lossy_mbytes:g} MB, "
+            f"{lossy['cpu_s_per_mb']:.4f} CPU s/MB)"
+        )
+    print(
+        "  all rounds: simtcp MB/s "
+        + " ".join(f"{r['mb_s']:.1f}" for r in simtcps)
+        + " | CPU s/MB "
+        + " ".join(f"{r['cpu_s_per_mb']:.4f}" for r in simtcps)
+        + (" | kernel MB/s " + " ".join(f"{r['mb_s']:.1f}" for r in kernels) if kernels else "")
+        + (" | 1% loss MB/s " + " ".join(f"{r['mb_s']:.1f}" for r in lossies) if lossies else "")
+    )
+    print(
+        json.dumps(
+            {
+                "kernel": best(kernels) if kernels else None,
+                "simtcp": simtcp,
+                "simtcp_loss_1pct": best(lossies) if lossies else None,
+            }
+        )
+    )
+
 
 if __name__ == "__main__":
     sys.exit(main())

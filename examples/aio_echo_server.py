@@ -20,9 +20,10 @@ import asyncio
 import signal
 import sys
 
-from backends import tap
 from simtcp import Stack, StackConfig
-from simtcp.aio import AioStack, StreamReader, StreamWriter, over_tap
+from simtcp.aio import AioStack, StreamReader, StreamWriter
+from simtcp.backends import tap
+from simtcp.backends.aio_tap import over_tap
 
 STACK_ADDRESS = "10.0.0.1"
 KERNEL_ADDRESS = "10.0.0.2/24"
@@ -83,8 +84,9 @@ def main() -> int:
         print(f"aio_echo_server: {missing}", file=sys.stderr)
         return 2
     try:
-        device = tap.TapDevice.create(args.tap, interface="eth0", namespace=args.netns,
-                                      kernel_address=KERNEL_ADDRESS)
+        device = tap.TapDevice.create(
+            args.tap, interface="eth0", namespace=args.netns, kernel_address=KERNEL_ADDRESS
+        )
     except tap.TapError as error:
         print(f"aio_echo_server: {error}", file=sys.stderr)
         return 2

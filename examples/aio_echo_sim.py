@@ -5,7 +5,7 @@
 Two stacks on one simulated link (2 ms each way, with the loss, reordering
 and duplication asked for); the server runs ``echo`` exactly as
 aio_echo_server.py does, and asyncio clients send seeded random bytes and
-check the echo. The asyncio loop is a :class:`simtcp.aio.VirtualTimeLoop`:
+check the echo. The asyncio loop is a :class:`simtcp.backends.aio_sim.VirtualTimeLoop`:
 ``loop.time()`` is the simulator's clock, and where asyncio would sleep the
 clock jumps to the next frame or timer. The same seed replays the same run,
 which is what makes an asyncio program property-testable.
@@ -19,9 +19,10 @@ import random
 import sys
 import time
 
-from backends.sim import LinkProfile, Simulator
 from simtcp import Stack, StackConfig
-from simtcp.aio import AioStack, StreamReader, StreamWriter, VirtualTimeLoop
+from simtcp.aio import AioStack, StreamReader, StreamWriter
+from simtcp.backends.aio_sim import VirtualTimeLoop
+from simtcp.backends.sim import LinkProfile, Simulator
 
 SERVER, CLIENT = "10.0.0.1", "10.0.0.2"
 
@@ -40,7 +41,7 @@ async def client(net: AioStack, index: int, size: int, seed: int) -> bool:
 
     async def send() -> None:
         for offset in range(0, size, 8192):
-            writer.write(payload[offset:offset + 8192])
+            writer.write(payload[offset : offset + 8192])
             await writer.drain()
         writer.write_eof()
 
@@ -55,8 +56,9 @@ async def client(net: AioStack, index: int, size: int, seed: int) -> bool:
 async def run(server_net: AioStack, client_net: AioStack, args: argparse.Namespace) -> int:
     server = await server_net.start_server(echo, SERVER, 7)
     async with server:
-        results = await asyncio.gather(*(client(client_net, index, args.bytes, args.seed)
-                                         for index in range(args.clients)))
+        results = await asyncio.gather(
+            *(client(client_net, index, args.bytes, args.seed) for index in range(args.clients))
+        )
     return sum(results)
 
 
@@ -81,17 +83,20 @@ def main() -> int:
     loop = VirtualTimeLoop(sim)
     server_net = loop.attach("server", make_stack(args.seed, SERVER, "02:00:00:00:00:01"))
     client_net = loop.attach("client", make_stack(args.seed + 1, CLIENT, "02:00:00:00:00:02"))
-    profile = LinkProfile(delay=2_000, loss=args.loss, reorder=args.reorder,
-                          duplicate=args.duplicate)
+    profile = LinkProfile(
+        delay=2_000, loss=args.loss, reorder=args.reorder, duplicate=args.duplicate
+    )
     sim.connect(("server", "eth0"), ("client", "eth0"), profile)
 
     started = time.monotonic()
     intact = loop.run(run(server_net, client_net, args))
     wall = time.monotonic() - started
     lost = sum(direction["lost"] for direction in sim.link_stats().values())
-    print(f"{intact}/{args.clients} clients got their {args.bytes} bytes back intact; "
-          f"{sim.now / 1e6:.3f} s of virtual time in {wall:.3f} s of wall time; "
-          f"{lost} frames lost on the link (seed {args.seed})")
+    print(
+        f"{intact}/{args.clients} clients got their {args.bytes} bytes back intact; "
+        f"{sim.now / 1e6:.3f} s of virtual time in {wall:.3f} s of wall time; "
+        f"{lost} frames lost on the link (seed {args.seed})"
+    )
     return 0 if intact == args.clients else 1
 
 

@@ -18,9 +18,9 @@ do exactly this.
 import selectors
 import time
 
-from backends.tap import TapDevice, stack_mac
 from simtcp import Stack
 from simtcp.apps import EchoServer
+from simtcp.backends.tap import TapDevice, stack_mac
 
 
 def now_us() -> int:

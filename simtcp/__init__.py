@@ -3,8 +3,8 @@
 The core is sans-IO: feed it Ethernet frames and the current time
 (:meth:`Stack.receive_frame`, :meth:`Stack.handle_timer`), take frames, events
 and the next deadline out (:meth:`Stack.frames_to_send`, :meth:`Stack.next_event`,
-:meth:`Stack.poll_at`). ``backends.sim`` drives it in virtual time and
-``backends.tap`` over real Linux TAP devices.
+:meth:`Stack.poll_at`). ``simtcp.backends.sim`` drives it in virtual time and
+``simtcp.backends.tap`` over real Linux TAP devices.
 """
 
 from __future__ import annotations

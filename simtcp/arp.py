@@ -64,8 +64,16 @@ Unresolved = Callable[[QueuedPacket, Instant], None]
 class NeighbourCache:
     """IPv4 -> MAC for every interface, with bounded queues of waiting packets."""
 
-    def __init__(self, config: ArpConfig, *, timers: TimerHeap, stats: Stats,
-                 send_arp: SendArp, transmit: Transmit, unresolved: Unresolved) -> None:
+    def __init__(
+        self,
+        config: ArpConfig,
+        *,
+        timers: TimerHeap,
+        stats: Stats,
+        send_arp: SendArp,
+        transmit: Transmit,
+        unresolved: Unresolved,
+    ) -> None:
         self._config = config
         self._timers = timers
         self._stats = stats
@@ -99,8 +107,16 @@ class NeighbourCache:
 
     # --- sending --------------------------------------------------------------
 
-    def resolve_and_send(self, interface: str, next_hop: int, source: int, datagram: bytes, *,
-                         forwarded: bool, now: Instant) -> None:
+    def resolve_and_send(
+        self,
+        interface: str,
+        next_hop: int,
+        source: int,
+        datagram: bytes,
+        *,
+        forwarded: bool,
+        now: Instant,
+    ) -> None:
         """Send ``datagram`` to ``next_hop`` now if its MAC is known, else queue and resolve."""
         entry = self._entries.get(next_hop)
         if entry is not None and entry.interface == interface:
@@ -125,8 +141,11 @@ class NeighbourCache:
     def _request(self, target: int, pending: PendingResolution, now: Instant) -> None:
         pending.requests_sent += 1
         self._stats.count("arp.requests_out")
-        self._send_arp(pending.interface, BROADCAST_MAC, ArpPacket(
-            OPERATION_REQUEST, b"", pending.source, ZERO_MAC, target))
+        self._send_arp(
+            pending.interface,
+            BROADCAST_MAC,
+            ArpPacket(OPERATION_REQUEST, b"", pending.source, ZERO_MAC, target),
+        )
         self._timers.arm(pending.timer, now + self._config.request_interval)
 
     def _retry(self, target: int, now: Instant) -> None:
@@ -144,26 +163,39 @@ class NeighbourCache:
 
     # --- receiving ------------------------------------------------------------
 
-    def packet_received(self, interface: str, packet: ArpPacket, *, our_mac: bytes,
-                        target_is_ours: bool, sender_is_ours: bool, now: Instant) -> None:
+    def packet_received(
+        self,
+        interface: str,
+        packet: ArpPacket,
+        *,
+        our_mac: bytes,
+        target_is_ours: bool,
+        sender_is_ours: bool,
+        now: Instant,
+    ) -> None:
         """RFC 826's reception algorithm, with our own addresses protected."""
         if packet.operation not in (OPERATION_REQUEST, OPERATION_REPLY):
             self._stats.drop(DropReason.MALFORMED)
             return
-        self._stats.count("arp.requests_in" if packet.operation == OPERATION_REQUEST
-                          else "arp.replies_in")
+        self._stats.count(
+            "arp.requests_in" if packet.operation == OPERATION_REQUEST else "arp.replies_in"
+        )
         if sender_is_ours:
             # Someone claims one of our addresses: never let it into the cache.
             self._stats.drop(DropReason.ARP_OWN_ADDRESS_CLAIMED)
             return
         sender = packet.sender_ip
-        if sender != 0 and (sender in self._entries or target_is_ours
-                            or sender in self._pending):
+        if sender != 0 and (sender in self._entries or target_is_ours or sender in self._pending):
             self._learn(interface, sender, packet.sender_mac, now)
         if target_is_ours and packet.operation == OPERATION_REQUEST:
             self._stats.count("arp.replies_out")
-            self._send_arp(interface, packet.sender_mac, ArpPacket(
-                OPERATION_REPLY, our_mac, packet.target_ip, packet.sender_mac, packet.sender_ip))
+            self._send_arp(
+                interface,
+                packet.sender_mac,
+                ArpPacket(
+                    OPERATION_REPLY, our_mac, packet.target_ip, packet.sender_mac, packet.sender_ip
+                ),
+            )
 
     def _learn(self, interface: str, address: int, mac: bytes, now: Instant) -> None:
         entry = self._entries.get(address)
@@ -200,15 +232,17 @@ class NeighbourCache:
             return
         entry.probes_sent += 1
         self._stats.count("arp.requests_out")
-        self._send_arp(entry.interface, entry.mac, ArpPacket(
-            OPERATION_REQUEST, b"", 0, ZERO_MAC, address))
+        self._send_arp(
+            entry.interface, entry.mac, ArpPacket(OPERATION_REQUEST, b"", 0, ZERO_MAC, address)
+        )
         self._timers.arm(entry.timer, now + self._config.request_interval)
 
     def announce(self, interface: str, address: int) -> None:
         """A gratuitous ARP request announcing ``address`` (RFC 5227 §3 style)."""
         self._stats.count("arp.gratuitous_out")
-        self._send_arp(interface, BROADCAST_MAC, ArpPacket(
-            OPERATION_REQUEST, b"", address, ZERO_MAC, address))
+        self._send_arp(
+            interface, BROADCAST_MAC, ArpPacket(OPERATION_REQUEST, b"", address, ZERO_MAC, address)
+        )
 
     def forget_interface(self, interface: str) -> None:
         for address in [a for a, e in self._entries.items() if e.interface == interface]:

@@ -93,5 +93,13 @@ class StackConfig:
             raise ConfigError("icmp.error_rate must be > 0 and icmp.error_burst >= 1")
 
 
-__all__ = ["ArpConfig", "IcmpConfig", "IpConfig", "StackConfig", "TcpConfig", "UdpConfig",
-           "MILLISECOND", "SECOND"]
+__all__ = [
+    "ArpConfig",
+    "IcmpConfig",
+    "IpConfig",
+    "StackConfig",
+    "TcpConfig",
+    "UdpConfig",
+    "MILLISECOND",
+    "SECOND",
+]

@@ -17,7 +17,7 @@ URG and its pointer are copied unchanged, as Linux does.
 
 "Partial" checksums are what a checksum-offloading link expects: the
 pseudo-header sum, folded but not complemented, in the checksum field
-(``CHECKSUM_PARTIAL``; :mod:`backends.vnet`). All functions here take and give
+(``CHECKSUM_PARTIAL``; :mod:`simtcp.backends.vnet`). All functions here take and give
 raw bytes: they run once per frame on the forwarding path.
 """
 
@@ -121,13 +121,14 @@ def set_l4_checksum(datagram: bytearray, *, partial: bool) -> None:
     if partial:
         value = partial_checksum(source, destination, protocol, length)
     else:
-        datagram[at:at + 2] = b"\0\0"
+        datagram[at : at + 2] = b"\0\0"
         initial = pseudo_header_sum(source, destination, protocol, length)
-        value = internet_checksum(memoryview(datagram)[header_length:header_length + length],
-                                  initial)
+        value = internet_checksum(
+            memoryview(datagram)[header_length : header_length + length], initial
+        )
         if protocol == PROTOCOL_UDP and value == 0:
             value = 0xFFFF  # RFC 768: a computed zero is sent as all ones
-    datagram[at:at + 2] = value.to_bytes(2, "big")
+    datagram[at : at + 2] = value.to_bytes(2, "big")
 
 
 def l4_checksum_ok(datagram: Buffer) -> bool:
@@ -142,7 +143,7 @@ def l4_checksum_ok(datagram: Buffer) -> bool:
     if protocol == PROTOCOL_UDP and datagram[at] == 0 and datagram[at + 1] == 0:
         return True
     initial = pseudo_header_sum(source, destination, protocol, length)
-    view = memoryview(datagram)[header_length:header_length + length]
+    view = memoryview(datagram)[header_length : header_length + length]
     return internet_checksum(view, initial) == 0
 
 
@@ -175,16 +176,27 @@ def segment_tcp(datagram: Buffer, mss: int, *, partial: bool = False) -> list[by
     if tcp_header_length < 20 or tcp_header_length > tcp_length:
         raise ValueError("TCP header does not fit the datagram")
     ip_header = bytes(view[:ip_length])
-    tcp_header = bytes(view[ip_length:ip_length + tcp_header_length])
-    payload = view[ip_length + tcp_header_length:ip_length + tcp_length]
+    tcp_header = bytes(view[ip_length : ip_length + tcp_header_length])
+    payload = view[ip_length + tcp_header_length : ip_length + tcp_length]
     _, total_length, identification, _, ip_checksum = _IP_WORDS.unpack_from(ip_header)
     _, seq, _, offset_byte, flags, _, tcp_checksum = _TCP_WORDS.unpack_from(tcp_header)
-    pseudo = ((source >> 16) + (source & 0xFFFF) + (destination >> 16) + (destination & 0xFFFF)
-              + PROTOCOL_TCP)
+    pseudo = (
+        (source >> 16)
+        + (source & 0xFFFF)
+        + (destination >> 16)
+        + (destination & 0xFFFF)
+        + PROTOCOL_TCP
+    )
     # The headers' sums without the words each piece sets (both header lengths are even).
     ip_base = int.from_bytes(ip_header, "big") - total_length - identification - ip_checksum
-    tcp_base = (int.from_bytes(tcp_header, "big") - (seq >> 16) - (seq & 0xFFFF) - flags
-                - tcp_checksum + pseudo)
+    tcp_base = (
+        int.from_bytes(tcp_header, "big")
+        - (seq >> 16)
+        - (seq & 0xFFFF)
+        - flags
+        - tcp_checksum
+        + pseudo
+    )
     pack = _piece_header(ip_length, tcp_header_length).pack
     ip_head, ip_middle, ip_options = ip_header[:2], ip_header[6:10], ip_header[12:]
     ports, ack, window = tcp_header[:4], tcp_header[8:12], tcp_header[14:16]
@@ -193,7 +205,7 @@ def segment_tcp(datagram: Buffer, mss: int, *, partial: bool = False) -> list[by
     last = max(payload_length - 1, 0) // mss
     pieces: list[bytes] = []
     for index, offset in enumerate(range(0, max(payload_length, 1), mss)):
-        chunk = payload[offset:offset + mss]
+        chunk = payload[offset : offset + mss]
         chunk_length = len(chunk)
         piece_flags = flags if index == last else flags & ~(TCP_FIN | TCP_PSH)
         if index:
@@ -210,16 +222,37 @@ def segment_tcp(datagram: Buffer, mss: int, *, partial: bool = False) -> list[by
                 value = int.from_bytes(chunk, "big")
                 if chunk_length & 1:
                     value <<= 8
-            total = (value % 0xFFFF + tcp_base + (piece_seq >> 16) + (piece_seq & 0xFFFF)
-                     + piece_flags + segment_length) % 0xFFFF
+            total = (
+                value % 0xFFFF
+                + tcp_base
+                + (piece_seq >> 16)
+                + (piece_seq & 0xFFFF)
+                + piece_flags
+                + segment_length
+            ) % 0xFFFF
             checksum = 0xFFFF - total if total else 0
         piece_length = ip_length + segment_length
         piece_id = (identification + index) & 0xFFFF
         header_sum = (ip_base + piece_length + piece_id) % 0xFFFF
-        pieces.append(pack(ip_head, piece_length, piece_id, ip_middle,
-                           0xFFFF - header_sum if header_sum else 0, ip_options, ports,
-                           piece_seq, ack, offset_byte, piece_flags, window, checksum,
-                           tcp_options) + chunk)
+        pieces.append(
+            pack(
+                ip_head,
+                piece_length,
+                piece_id,
+                ip_middle,
+                0xFFFF - header_sum if header_sum else 0,
+                ip_options,
+                ports,
+                piece_seq,
+                ack,
+                offset_byte,
+                piece_flags,
+                window,
+                checksum,
+                tcp_options,
+            )
+            + chunk
+        )
     return pieces
 
 
@@ -239,8 +272,13 @@ def _piece_header(ip_length: int, tcp_header_length: int) -> struct.Struct:
 
 def is_whole_tcp(datagram: Buffer) -> bool:
     """An IPv4 datagram, not a fragment, carrying TCP whose headers add up (safe to cut)."""
-    if (len(datagram) < 40 or datagram[0] >> 4 != 4 or datagram[9] != PROTOCOL_TCP
-            or datagram[6] & 0x3F or datagram[7]):
+    if (
+        len(datagram) < 40
+        or datagram[0] >> 4 != 4
+        or datagram[9] != PROTOCOL_TCP
+        or datagram[6] & 0x3F
+        or datagram[7]
+    ):
         return False
     header_length = (datagram[0] & 0x0F) * 4
     total_length = (datagram[2] << 8) | datagram[3]
@@ -253,7 +291,7 @@ def with_partial_checksum(l4: bytes, source: int, destination: int, protocol: in
     """A TCP or UDP packet built with a zero checksum field, given the partial checksum."""
     offset = _CHECKSUM_OFFSET[protocol]
     value = partial_checksum(source, destination, protocol, len(l4))
-    return b"".join((l4[:offset], value.to_bytes(2, "big"), l4[offset + 2:]))
+    return b"".join((l4[:offset], value.to_bytes(2, "big"), l4[offset + 2 :]))
 
 
 def tcp_payload_length(segment: Buffer) -> int:
@@ -278,8 +316,16 @@ class ForwardPlan:
     """A super-segment was cut here (software GSO)."""
 
 
-def plan_forward(datagram: bytes, *, arrived_mtu: int, out_mtu: int, tx_checksum: bool,
-                 max_segment: int, verified: bool, gso_size: int) -> ForwardPlan:
+def plan_forward(
+    datagram: bytes,
+    *,
+    arrived_mtu: int,
+    out_mtu: int,
+    tx_checksum: bool,
+    max_segment: int,
+    verified: bool,
+    gso_size: int,
+) -> ForwardPlan:
     """Decide how a datagram (TTL already lowered) leaves by the next link.
 
     A TCP super-segment (it came as GSO, or larger than its link's MTU could
@@ -291,11 +337,15 @@ def plan_forward(datagram: bytes, *, arrived_mtu: int, out_mtu: int, tx_checksum
     when nobody vouched for them: new checksums would make corrupt data look
     good), full otherwise.
     """
-    whole_l4 = len(datagram) >= 20 and datagram[9] in _CHECKSUM_OFFSET and not (
-        datagram[6] & 0x3F or datagram[7])
+    whole_l4 = (
+        len(datagram) >= 20
+        and datagram[9] in _CHECKSUM_OFFSET
+        and not (datagram[6] & 0x3F or datagram[7])
+    )
     oversized = len(datagram) > out_mtu
-    super_segment = oversized and is_whole_tcp(datagram) and (
-        gso_size > 0 or len(datagram) > arrived_mtu)
+    super_segment = (
+        oversized and is_whole_tcp(datagram) and (gso_size > 0 or len(datagram) > arrived_mtu)
+    )
     if whole_l4 and not verified and (tx_checksum or super_segment):
         if not l4_checksum_ok(datagram):
             return ForwardPlan(drop=DropReason.BAD_CHECKSUM)
@@ -307,8 +357,9 @@ def plan_forward(datagram: bytes, *, arrived_mtu: int, out_mtu: int, tx_checksum
         if tx_checksum and mss == out_mss and 0 < payload_length <= max_segment:
             oversized = False  # the next link cuts it at out_mss (TSO)
         elif mss > 0:
-            return ForwardPlan(pieces=segment_tcp(datagram, mss, partial=tx_checksum),
-                               segmented=True)
+            return ForwardPlan(
+                pieces=segment_tcp(datagram, mss, partial=tx_checksum), segmented=True
+            )
     if not (whole_l4 and verified):
         return ForwardPlan(too_big=datagram) if oversized else ForwardPlan(pieces=[datagram])
     finished = bytearray(datagram)
@@ -333,12 +384,18 @@ def nic_transmit(frame: bytes, mtu: int) -> list[bytes]:
     header_length = (frame[ip] & 0x0F) * 4
     total_length = (frame[ip + 2] << 8) | frame[ip + 3]
     protocol = frame[ip + 9]
-    if (frame[ip] >> 4 != 4 or header_length < 20 or total_length < header_length + 8
-            or total_length > len(frame) - ip or protocol not in _CHECKSUM_OFFSET
-            or frame[ip + 6] & 0x3F or frame[ip + 7]):
+    if (
+        frame[ip] >> 4 != 4
+        or header_length < 20
+        or total_length < header_length + 8
+        or total_length > len(frame) - ip
+        or protocol not in _CHECKSUM_OFFSET
+        or frame[ip + 6] & 0x3F
+        or frame[ip + 7]
+    ):
         return [frame]
     if protocol == PROTOCOL_TCP and total_length > mtu and total_length >= header_length + 20:
-        datagram = frame[ip:ip + total_length]
+        datagram = frame[ip : ip + total_length]
         tcp_header_length = (datagram[header_length + 12] >> 4) * 4
         mss = mtu - header_length - tcp_header_length
         fits = 20 <= tcp_header_length <= total_length - header_length
@@ -372,14 +429,22 @@ def _finish_l4_checksum(frame: bytes, start: int, end: int, protocol: int) -> by
         value = int.from_bytes(memoryview(frame)[start:end], "big")
         if length & 1:
             value <<= 8
-    total = (value % 0xFFFF - field_value + (source >> 16) + (source & 0xFFFF)
-             + (destination >> 16) + (destination & 0xFFFF) + protocol + length) % 0xFFFF
+    total = (
+        value % 0xFFFF
+        - field_value
+        + (source >> 16)
+        + (source & 0xFFFF)
+        + (destination >> 16)
+        + (destination & 0xFFFF)
+        + protocol
+        + length
+    ) % 0xFFFF
     checksum = 0xFFFF - total if total else 0
     if protocol == PROTOCOL_UDP and checksum == 0:
         checksum = 0xFFFF
     if checksum == field_value:
         return frame
-    return b"".join((frame[:at], checksum.to_bytes(2, "big"), frame[at + 2:]))
+    return b"".join((frame[:at], checksum.to_bytes(2, "big"), frame[at + 2 :]))
 
 
 # --- GRO ------------------------------------------------------------------------
@@ -397,8 +462,9 @@ _GRO_HEADERS = struct.Struct("!12sHBBHHHBBHIIHHIIBBHHH")
 GroKey = tuple[bytes, int, int, int, int, int, int, int, int, int, int, bytes]
 
 
-def _gro_candidate(frame: bytes, verify: bool,
-                   verify_l4: bool) -> tuple[GroKey, int, int, int, int] | None:
+def _gro_candidate(
+    frame: bytes, verify: bool, verify_l4: bool
+) -> tuple[GroKey, int, int, int, int] | None:
     """(flow key, seq, payload length, flags, TCP header length) of a frame GRO may merge.
 
     None when it may not. The key holds everything that must be equal for two
@@ -409,11 +475,36 @@ def _gro_candidate(frame: bytes, verify: bool,
     """
     if len(frame) < ETHERNET_HEADER_LENGTH + 40:
         return None
-    (macs, ethertype, version_ihl, tos, total_length, _identification, flags_offset, ttl,
-     protocol, _checksum, source, destination, source_port, destination_port, seq, ack,
-     offset_byte, flags, window, _tcp_checksum, _urgent) = _GRO_HEADERS.unpack_from(frame)
-    if (ethertype != 0x0800 or version_ihl != 0x45 or protocol != PROTOCOL_TCP
-            or flags_offset & 0x3FFF or total_length > len(frame) - ETHERNET_HEADER_LENGTH):
+    (
+        macs,
+        ethertype,
+        version_ihl,
+        tos,
+        total_length,
+        _identification,
+        flags_offset,
+        ttl,
+        protocol,
+        _checksum,
+        source,
+        destination,
+        source_port,
+        destination_port,
+        seq,
+        ack,
+        offset_byte,
+        flags,
+        window,
+        _tcp_checksum,
+        _urgent,
+    ) = _GRO_HEADERS.unpack_from(frame)
+    if (
+        ethertype != 0x0800
+        or version_ihl != 0x45
+        or protocol != PROTOCOL_TCP
+        or flags_offset & 0x3FFF
+        or total_length > len(frame) - ETHERNET_HEADER_LENGTH
+    ):
         return None
     tcp_header_length = (offset_byte >> 4) * 4
     payload_length = total_length - 20 - tcp_header_length
@@ -426,15 +517,34 @@ def _gro_candidate(frame: bytes, verify: bool,
     if verify_l4:
         # checksum_verifies, inlined: the words and the pseudo-header (never 0) must sum to a
         # multiple of 0xffff; the big sum is reduced before the small words join it.
-        value = int.from_bytes(frame[tcp:ETHERNET_HEADER_LENGTH + total_length], "big")
+        value = int.from_bytes(frame[tcp : ETHERNET_HEADER_LENGTH + total_length], "big")
         if total_length & 1:
             value <<= 8
-        pseudo = ((source >> 16) + (source & 0xFFFF) + (destination >> 16)
-                  + (destination & 0xFFFF) + PROTOCOL_TCP + total_length - 20)
+        pseudo = (
+            (source >> 16)
+            + (source & 0xFFFF)
+            + (destination >> 16)
+            + (destination & 0xFFFF)
+            + PROTOCOL_TCP
+            + total_length
+            - 20
+        )
         if (value % 0xFFFF + pseudo) % 0xFFFF:
             return None
-    key = (macs, tos, flags_offset >> 8, ttl, source, destination, source_port,
-           destination_port, ack, offset_byte, window, frame[tcp + 20:tcp + tcp_header_length])
+    key = (
+        macs,
+        tos,
+        flags_offset >> 8,
+        ttl,
+        source,
+        destination,
+        source_port,
+        destination_port,
+        ack,
+        offset_byte,
+        window,
+        frame[tcp + 20 : tcp + tcp_header_length],
+    )
     return key, seq, payload_length, flags, tcp_header_length
 
 
@@ -451,8 +561,9 @@ def _merged(run: list[bytes], partial: bool | None) -> bytes:
     ip = ETHERNET_HEADER_LENGTH
     tcp_header_length = (first[ip + 32] >> 4) * 4
     start = ip + 20 + tcp_header_length
-    payloads = [memoryview(frame)[start:ip + ((frame[ip + 2] << 8) | frame[ip + 3])]
-                for frame in run]
+    payloads = [
+        memoryview(frame)[start : ip + ((frame[ip + 2] << 8) | frame[ip + 3])] for frame in run
+    ]
     datagram = bytearray(first[ip:start])
     datagram[2:4] = (len(datagram) + sum(len(p) for p in payloads)).to_bytes(2, "big")
     datagram[10:12] = b"\0\0"
@@ -484,8 +595,12 @@ def _merged_checksum(run: list[bytes], payloads: list[memoryview], headers: byte
     total = 0
     for frame, payload in zip(run, payloads, strict=True):
         segment_length = tcp_header_length + len(payload)
-        piece = -(int.from_bytes(frame[tcp:tcp + tcp_header_length], "big") + addresses
-                  + PROTOCOL_TCP + segment_length)
+        piece = -(
+            int.from_bytes(frame[tcp : tcp + tcp_header_length], "big")
+            + addresses
+            + PROTOCOL_TCP
+            + segment_length
+        )
         total += piece * 256 if position & 1 else piece
         position += len(payload)
     header = int.from_bytes(headers[20:], "big") - ((headers[36] << 8) | headers[37])
@@ -493,8 +608,9 @@ def _merged_checksum(run: list[bytes], payloads: list[memoryview], headers: byte
     return 0xFFFF - total if total else 0
 
 
-def gro_merge(frames: list[bytes], *, limit: int = MAX_DATAGRAM,
-              verified: bool = False, flows: int = 0) -> list[bytes]:
+def gro_merge(
+    frames: list[bytes], *, limit: int = MAX_DATAGRAM, verified: bool = False, flows: int = 0
+) -> list[bytes]:
     """Merge runs of consecutive, in-order, same-flow TCP data frames into fewer frames.
 
     Frames that are not plain data segments with good checksums pass
@@ -508,11 +624,13 @@ def gro_merge(frames: list[bytes], *, limit: int = MAX_DATAGRAM,
     :func:`_flow_runs` (per flow across interleaved frames) instead of adjacent frames.
     """
     if flows > 0:
-        return [_merged(run, False) if len(run) > 1 else run[0]
-                for run, _size in _flow_runs(frames, limit=limit, flows=flows,
-                                             verify_l4=not verified)]
-    return _merge_runs(frames, limit=limit, verify=True, mtu=None, partial=False,
-                       verify_l4=not verified)
+        return [
+            _merged(run, False) if len(run) > 1 else run[0]
+            for run, _size in _flow_runs(frames, limit=limit, flows=flows, verify_l4=not verified)
+        ]
+    return _merge_runs(
+        frames, limit=limit, verify=True, mtu=None, partial=False, verify_l4=not verified
+    )
 
 
 def coalesce_for_tso(frames: list[bytes], mtu: int, *, limit: int = MAX_DATAGRAM) -> list[bytes]:
@@ -528,8 +646,9 @@ def coalesce_for_tso(frames: list[bytes], mtu: int, *, limit: int = MAX_DATAGRAM
     return _merge_runs(frames, limit=limit, verify=False, mtu=mtu, partial=True)
 
 
-def gro_receive(frames: list[bytes], *, limit: int = MAX_DATAGRAM,
-                flows: int = GRO_FLOWS) -> list[tuple[bytes, bool, int]]:
+def gro_receive(
+    frames: list[bytes], *, limit: int = MAX_DATAGRAM, flows: int = GRO_FLOWS
+) -> list[tuple[bytes, bool, int]]:
     """Software GRO for a link without offloads: what :func:`gro_merge` makes, per flow
     (:func:`_flow_runs`, at most ``flows`` open at once), as ``(frame, checksum_verified,
     gso_size)`` for :meth:`simtcp.Stack.receive_frame`.
@@ -542,8 +661,11 @@ def gro_receive(frames: list[bytes], *, limit: int = MAX_DATAGRAM,
     adjacent frames merge (:func:`_runs`).
     """
     out: list[tuple[bytes, bool, int]] = []
-    runs = (_flow_runs(frames, limit=limit, flows=flows) if flows > 0
-            else _runs(frames, limit=limit, verify=True, mtu=None))
+    runs = (
+        _flow_runs(frames, limit=limit, flows=flows)
+        if flows > 0
+        else _runs(frames, limit=limit, verify=True, mtu=None)
+    )
     for run, size in runs:
         if len(run) > 1:
             out.append((_merged(run, None), True, size))
@@ -552,15 +674,24 @@ def gro_receive(frames: list[bytes], *, limit: int = MAX_DATAGRAM,
     return out
 
 
-def _merge_runs(frames: list[bytes], *, limit: int, verify: bool, mtu: int | None,
-                partial: bool, verify_l4: bool | None = None) -> list[bytes]:
-    return [_merged(run, partial) if len(run) > 1 else run[0]
-            for run, _size in _runs(frames, limit=limit, verify=verify, mtu=mtu,
-                                    verify_l4=verify_l4)]
+def _merge_runs(
+    frames: list[bytes],
+    *,
+    limit: int,
+    verify: bool,
+    mtu: int | None,
+    partial: bool,
+    verify_l4: bool | None = None,
+) -> list[bytes]:
+    return [
+        _merged(run, partial) if len(run) > 1 else run[0]
+        for run, _size in _runs(frames, limit=limit, verify=verify, mtu=mtu, verify_l4=verify_l4)
+    ]
 
 
-def _runs(frames: list[bytes], *, limit: int, verify: bool, mtu: int | None,
-          verify_l4: bool | None = None) -> list[tuple[list[bytes], int]]:
+def _runs(
+    frames: list[bytes], *, limit: int, verify: bool, mtu: int | None, verify_l4: bool | None = None
+) -> list[tuple[list[bytes], int]]:
     """The frames in order, grouped into runs that may merge: (run, first payload size);
     a frame that is no candidate comes alone with size 0. ``verify`` checks the
     checksums, ``verify_l4`` (default: as ``verify``) the TCP one among them."""
@@ -574,8 +705,12 @@ def _runs(frames: list[bytes], *, limit: int, verify: bool, mtu: int | None,
         candidate = _gro_candidate(frame, verify, verify_l4)
         if candidate is not None and run:
             key, seq, payload_length, flags, _ = candidate
-            if (key == run_key and seq == next_seq and payload_length <= size
-                    and length + payload_length <= limit):
+            if (
+                key == run_key
+                and seq == next_seq
+                and payload_length <= size
+                and length + payload_length <= limit
+            ):
                 run.append(frame)
                 length += payload_length
                 next_seq = (seq + payload_length) & 0xFFFFFFFF
@@ -594,7 +729,7 @@ def _runs(frames: list[bytes], *, limit: int, verify: bool, mtu: int | None,
             out.append(([frame], size))
             continue
         run = [frame]
-        length = (frame[16] << 8 | frame[17])
+        length = frame[16] << 8 | frame[17]
         next_seq = (seq + size) & 0xFFFFFFFF
     if run:
         out.append((run, size))
@@ -620,17 +755,21 @@ def _flow_of(frame: bytes) -> bytes | None:
     None for a frame of no TCP flow (ARP, ICMP, UDP, not IPv4); ``b""`` for TCP whose
     flow cannot be told (a fragment, a header cut short): it may belong to any flow.
     """
-    if len(frame) < ETHERNET_HEADER_LENGTH + 20 or frame[12:14] != b"\x08\x00" or (
-            frame[14] >> 4 != 4 or frame[23] != PROTOCOL_TCP):
+    if (
+        len(frame) < ETHERNET_HEADER_LENGTH + 20
+        or frame[12:14] != b"\x08\x00"
+        or (frame[14] >> 4 != 4 or frame[23] != PROTOCOL_TCP)
+    ):
         return None
     tcp = ETHERNET_HEADER_LENGTH + (frame[14] & 0x0F) * 4
     if frame[20] & 0x3F or frame[21] or tcp < 34 or len(frame) < tcp + 4:
         return b""
-    return frame[26:34] + frame[tcp:tcp + 4]
+    return frame[26:34] + frame[tcp : tcp + 4]
 
 
-def _flow_runs(frames: list[bytes], *, limit: int, flows: int,
-               verify_l4: bool = True) -> list[tuple[list[bytes], int]]:
+def _flow_runs(
+    frames: list[bytes], *, limit: int, flows: int, verify_l4: bool = True
+) -> list[tuple[list[bytes], int]]:
     """:func:`_runs` per flow, as Linux's GRO does (``dev_gro_receive``): a run stays open
     while other flows' frames pass, in a table of at most ``flows`` flows keyed by the
     4-tuple (the oldest is flushed to make room).
@@ -660,8 +799,12 @@ def _flow_runs(frames: list[bytes], *, limit: int, flows: int,
         flow = frame[26:38]
         run = table.get(flow)
         if run is not None:
-            if (key == run.key and seq == run.next_seq and payload_length <= run.size
-                    and run.length + payload_length <= limit):
+            if (
+                key == run.key
+                and seq == run.next_seq
+                and payload_length <= run.size
+                and run.length + payload_length <= limit
+            ):
                 run.frames.append(frame)
                 run.length += payload_length
                 run.next_seq = (seq + payload_length) & 0xFFFFFFFF
@@ -677,16 +820,33 @@ def _flow_runs(frames: list[bytes], *, limit: int, flows: int,
         if len(table) >= flows:
             oldest = next(iter(table))
             out.append((table[oldest].frames, table.pop(oldest).size))
-        table[flow] = _OpenRun([frame], key, payload_length,
-                               (seq + payload_length) & 0xFFFFFFFF, (frame[16] << 8) | frame[17])
+        table[flow] = _OpenRun(
+            [frame],
+            key,
+            payload_length,
+            (seq + payload_length) & 0xFFFFFFFF,
+            (frame[16] << 8) | frame[17],
+        )
     out += [(run.frames, run.size) for run in table.values()]
     return out
 
 
 __all__ = [
-    "GRO_FLOWS", "ForwardPlan", "InterfaceOffload", "coalesce_for_tso", "gro_merge", "gro_receive",
+    "GRO_FLOWS",
+    "ForwardPlan",
+    "InterfaceOffload",
+    "coalesce_for_tso",
+    "gro_merge",
+    "gro_receive",
     "is_whole_tcp",
-    "l4_checksum_offset", "l4_checksum_ok", "nic_transmit", "partial_checksum", "plan_forward",
-    "segment_tcp", "set_l4_checksum", "tcp_mss_for", "tcp_payload_length",
+    "l4_checksum_offset",
+    "l4_checksum_ok",
+    "nic_transmit",
+    "partial_checksum",
+    "plan_forward",
+    "segment_tcp",
+    "set_l4_checksum",
+    "tcp_mss_for",
+    "tcp_payload_length",
     "with_partial_checksum",
 ]

@@ -106,13 +106,28 @@ class IcmpHandling:
 
         def emit(self, event: Event) -> None: ...
 
-        def send_ipv4(self, destination: int, protocol: int, payload: bytes, *,
-                      now: Instant, source: int | None = None, ttl: int | None = None,
-                      dont_fragment: bool = False) -> bool: ...
+        def send_ipv4(
+            self,
+            destination: int,
+            protocol: int,
+            payload: bytes,
+            *,
+            now: Instant,
+            source: int | None = None,
+            ttl: int | None = None,
+            dont_fragment: bool = False,
+        ) -> bool: ...
 
-    def _echo_fast_received(self, iface: Interface, frame: Buffer, now: Instant,
-                            verified: bool, total_length: int, source: int,
-                            destination: int) -> bool:
+    def _echo_fast_received(
+        self,
+        iface: Interface,
+        frame: Buffer,
+        now: Instant,
+        verified: bool,
+        total_length: int,
+        source: int,
+        destination: int,
+    ) -> bool:
         """Answer an echo request in one step, for :meth:`TcpFrameIO._fast_received`, which
         checked the Ethernet and IPv4 headers (option-less, unfragmented, unicast to us).
 
@@ -131,16 +146,23 @@ class IcmpHandling:
         if (end - 42) & 1:
             data_value <<= 8  # RFC 1071: an odd length is summed as if padded with a zero
         data_sum = data_value % 0xFFFF
-        if not verified and (((frame[34] << 8) | frame[35]) + ((frame[36] << 8) | frame[37])
-                             + rest_words + data_sum) % 0xFFFF:
+        if (
+            not verified
+            and (
+                ((frame[34] << 8) | frame[35])
+                + ((frame[36] << 8) | frame[37])
+                + rest_words
+                + data_sum
+            )
+            % 0xFFFF
+        ):
             return False  # the general path counts the bad checksum
         route = self._routes.lookup(source)
         if route is None:
             return False
         out = self._interfaces[route.interface]
         next_hop = route.gateway if route.gateway is not None else source
-        if (total_length > out.mtu or next_hop in out.broadcasts
-                or next_hop == LIMITED_BROADCAST):
+        if total_length > out.mtu or next_hop in out.broadcasts or next_hop == LIMITED_BROADCAST:
             return False
         mac = self._neighbours.resolved_mac(out.name, next_hop)
         if mac is None:
@@ -158,18 +180,51 @@ class IcmpHandling:
             reply_checksum = 0xFFFF - reply_sum if reply_sum else 0
         else:
             reply_checksum = 0xFFFF  # a reply of zeros sums to 0 itself: its complement
-        header_sum = (0x4500 + total_length + identification + (ttl << 8) + PROTOCOL_ICMP
-                      + (source >> 16) + (source & 0xFFFF) + (destination >> 16)
-                      + (destination & 0xFFFF)) % 0xFFFF
-        self._output.append((out.name, _ECHO_REPLY_HEADERS.pack(
-            mac, out.mac, ETHERTYPE_IPV4, 0x45, 0, total_length, identification, 0, ttl,
-            PROTOCOL_ICMP, 0xFFFF - header_sum if header_sum else 0, destination, source,
-            icmp_wire.TYPE_ECHO_REPLY, 0, reply_checksum)
-            + frame[38:end]))
+        header_sum = (
+            0x4500
+            + total_length
+            + identification
+            + (ttl << 8)
+            + PROTOCOL_ICMP
+            + (source >> 16)
+            + (source & 0xFFFF)
+            + (destination >> 16)
+            + (destination & 0xFFFF)
+        ) % 0xFFFF
+        self._output.append(
+            (
+                out.name,
+                _ECHO_REPLY_HEADERS.pack(
+                    mac,
+                    out.mac,
+                    ETHERTYPE_IPV4,
+                    0x45,
+                    0,
+                    total_length,
+                    identification,
+                    0,
+                    ttl,
+                    PROTOCOL_ICMP,
+                    0xFFFF - header_sum if header_sum else 0,
+                    destination,
+                    source,
+                    icmp_wire.TYPE_ECHO_REPLY,
+                    0,
+                    reply_checksum,
+                )
+                + frame[38:end],
+            )
+        )
         return True
 
-    def _icmp_received(self, packet: Ipv4Packet, link_broadcast: bool, to_broadcast: bool,
-                       now: Instant, verified: bool) -> None:
+    def _icmp_received(
+        self,
+        packet: Ipv4Packet,
+        link_broadcast: bool,
+        to_broadcast: bool,
+        now: Instant,
+        verified: bool,
+    ) -> None:
         stats = self.stats
         try:
             message = IcmpMessage.parse(packet.payload, verify_checksum=not verified)
@@ -187,20 +242,25 @@ class IcmpHandling:
             stats.count("icmp.out.type0")
             self.send_ipv4(packet.source, PROTOCOL_ICMP, reply.build(), now=now, source=source)
         elif message.icmp_type == icmp_wire.TYPE_ECHO_REPLY:
-            self.emit(EchoReplyReceived(source=ip_to_str(packet.source),
-                                        identifier=message.identifier,
-                                        sequence=message.sequence,
-                                        payload=bytes(message.payload), ttl=packet.ttl))
+            self.emit(
+                EchoReplyReceived(
+                    source=ip_to_str(packet.source),
+                    identifier=message.identifier,
+                    sequence=message.sequence,
+                    payload=bytes(message.payload),
+                    ttl=packet.ttl,
+                )
+            )
         elif message.is_error:
             self._icmp_error_received(packet, message, now)
         else:
             stats.drop(DropReason.ICMP_UNHANDLED)
 
-    def _icmp_error_received(self, packet: Ipv4Packet, message: IcmpMessage,
-                             now: Instant) -> None:
+    def _icmp_error_received(self, packet: Ipv4Packet, message: IcmpMessage, now: Instant) -> None:
         try:
-            quoted = Ipv4Packet.parse(_quoted_with_fixed_length(message.payload),
-                                      verify_checksum=False)
+            quoted = Ipv4Packet.parse(
+                _quoted_with_fixed_length(message.payload), verify_checksum=False
+            )
         except ParseError as error:
             self.stats.drop(error.reason)
             return
@@ -210,23 +270,41 @@ class IcmpHandling:
         data = bytes(quoted.payload)
         if quoted.protocol == PROTOCOL_TCP and len(data) >= 8:
             self.tcp.icmp_error_received(
-                icmp_type=message.icmp_type, code=message.code,
-                next_hop_mtu=message.next_hop_mtu, quoted_source=quoted.source,
+                icmp_type=message.icmp_type,
+                code=message.code,
+                next_hop_mtu=message.next_hop_mtu,
+                quoted_source=quoted.source,
                 quoted_destination=quoted.destination,
                 quoted_source_port=int.from_bytes(data[0:2], "big"),
                 quoted_destination_port=int.from_bytes(data[2:4], "big"),
-                quoted_seq=int.from_bytes(data[4:8], "big"), now=now)
+                quoted_seq=int.from_bytes(data[4:8], "big"),
+                now=now,
+            )
             return
-        self.emit(IcmpErrorReceived(source=ip_to_str(packet.source), icmp_type=message.icmp_type,
-                                    code=message.code,
-                                    original_destination=ip_to_str(quoted.destination),
-                                    original_protocol=quoted.protocol))
+        self.emit(
+            IcmpErrorReceived(
+                source=ip_to_str(packet.source),
+                icmp_type=message.icmp_type,
+                code=message.code,
+                original_destination=ip_to_str(quoted.destination),
+                original_protocol=quoted.protocol,
+            )
+        )
 
-    def _send_icmp_error(self, icmp_type: int, code: int, offending: Ipv4Packet, now: Instant,
-                         *, link_broadcast: bool = False, to_broadcast: bool = False,
-                         rest: int = 0) -> None:
-        if not IcmpPolicy.may_answer(offending, link_broadcast=link_broadcast,
-                                     to_broadcast=to_broadcast):
+    def _send_icmp_error(
+        self,
+        icmp_type: int,
+        code: int,
+        offending: Ipv4Packet,
+        now: Instant,
+        *,
+        link_broadcast: bool = False,
+        to_broadcast: bool = False,
+        rest: int = 0,
+    ) -> None:
+        if not IcmpPolicy.may_answer(
+            offending, link_broadcast=link_broadcast, to_broadcast=to_broadcast
+        ):
             return
         if offending.source in self._broadcasts or is_martian_source(offending.source):
             return

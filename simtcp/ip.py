@@ -52,8 +52,11 @@ class RoutingTable:
         self._cache: dict[int, Route | None] = {}
 
     def add(self, route: Route) -> None:
-        self._routes = [r for r in self._routes if (r.network, r.prefix_length) !=
-                        (route.network, route.prefix_length)]
+        self._routes = [
+            r
+            for r in self._routes
+            if (r.network, r.prefix_length) != (route.network, route.prefix_length)
+        ]
         self._routes.append(route)
         self._routes.sort(key=lambda r: -r.prefix_length)
         self._cache.clear()
@@ -96,7 +99,7 @@ def copied_options(options: bytes) -> bytes:
             break
         length = options[index + 1]
         if kind & 0x80:
-            kept += options[index:index + length]
+            kept += options[index : index + length]
         index += length
     if len(kept) % 4:
         kept += bytes(4 - len(kept) % 4)
@@ -117,12 +120,21 @@ def fragment(packet: Ipv4Packet, mtu: int) -> list[bytes]:
     last_more = packet.more_fragments
     while offset < len(payload):
         room = first_room if offset == 0 else later_room
-        chunk = payload[offset:offset + room]
+        chunk = payload[offset : offset + room]
         more = offset + len(chunk) < len(payload) or last_more
         piece = Ipv4Packet(
-            packet.source, packet.destination, packet.protocol, chunk, packet.ttl,
-            packet.identification, packet.dont_fragment, more, base + offset, packet.tos,
-            packet.options if offset == 0 else later_options, packet.reserved_flag,
+            packet.source,
+            packet.destination,
+            packet.protocol,
+            chunk,
+            packet.ttl,
+            packet.identification,
+            packet.dont_fragment,
+            more,
+            base + offset,
+            packet.tos,
+            packet.options if offset == 0 else later_options,
+            packet.reserved_flag,
         )
         pieces.append(piece.build())
         offset += len(chunk)
@@ -150,8 +162,14 @@ class Reassembler:
     fragment already held is ignored, as a duplicating link produces them.
     """
 
-    def __init__(self, config: IpConfig, *, timers: TimerHeap, stats: Stats,
-                 timed_out: Callable[[Ipv4Packet, Instant], None]) -> None:
+    def __init__(
+        self,
+        config: IpConfig,
+        *,
+        timers: TimerHeap,
+        stats: Stats,
+        timed_out: Callable[[Ipv4Packet, Instant], None],
+    ) -> None:
         self._config = config
         self._timers = timers
         self._stats = stats
@@ -172,32 +190,40 @@ class Reassembler:
         data = bytes(packet.payload)
         offset = packet.fragment_offset
         end = offset + len(data)
-        if end + packet.header_length > MAX_TOTAL_LENGTH or (packet.more_fragments and
-                                                             (not data or len(data) % 8)):
+        if end + packet.header_length > MAX_TOTAL_LENGTH or (
+            packet.more_fragments and (not data or len(data) % 8)
+        ):
             self._stats.drop(DropReason.MALFORMED)
             return None
         buffer = self._buffers.get(key)
         if buffer is None:
-            if (len(self._buffers) >= self._config.reassembly_max_datagrams
-                    or self._held_bytes + len(data) > self._config.reassembly_limit):
+            if (
+                len(self._buffers) >= self._config.reassembly_max_datagrams
+                or self._held_bytes + len(data) > self._config.reassembly_limit
+            ):
                 self._stats.drop(DropReason.REASSEMBLY_LIMIT)
                 return None
             timer = self._timers.new_timer(partial(self._expire, key))
             buffer = _Buffer(timer)
             self._buffers[key] = buffer
             self._timers.arm(timer, now + self._config.reassembly_timeout)
-        if buffer.pieces.get(offset) == data and (packet.more_fragments or
-                                                  buffer.total_length == end):
+        if buffer.pieces.get(offset) == data and (
+            packet.more_fragments or buffer.total_length == end
+        ):
             self._stats.count("ip.fragment_duplicates")
             return None
-        if self._overlaps(buffer, offset, end) or (
-            not packet.more_fragments and buffer.total_length not in (None, end)
-        ) or (buffer.total_length is not None and end > buffer.total_length):
+        if (
+            self._overlaps(buffer, offset, end)
+            or (not packet.more_fragments and buffer.total_length not in (None, end))
+            or (buffer.total_length is not None and end > buffer.total_length)
+        ):
             self._discard(key, buffer)
             self._stats.drop(DropReason.REASSEMBLY_OVERLAP)
             return None
-        if (self._held_bytes + len(data) > self._config.reassembly_limit
-                or len(buffer.pieces) >= MAX_FRAGMENTS_PER_DATAGRAM):
+        if (
+            self._held_bytes + len(data) > self._config.reassembly_limit
+            or len(buffer.pieces) >= MAX_FRAGMENTS_PER_DATAGRAM
+        ):
             self._discard(key, buffer)
             self._stats.drop(DropReason.REASSEMBLY_LIMIT)
             return None
@@ -216,9 +242,20 @@ class Reassembler:
             return None
         whole = b"".join(buffer.pieces[o] for o in sorted(buffer.pieces))
         self._stats.count("ip.reassembled")
-        return Ipv4Packet(first.source, first.destination, first.protocol, whole, first.ttl,
-                          first.identification, first.dont_fragment, False, 0, first.tos,
-                          first.options, first.reserved_flag)
+        return Ipv4Packet(
+            first.source,
+            first.destination,
+            first.protocol,
+            whole,
+            first.ttl,
+            first.identification,
+            first.dont_fragment,
+            False,
+            0,
+            first.tos,
+            first.options,
+            first.reserved_flag,
+        )
 
     @staticmethod
     def _overlaps(buffer: _Buffer, offset: int, end: int) -> bool:

@@ -109,10 +109,16 @@ class Stack(TcpFrameIO, IcmpHandling):
         self._icmp = IcmpPolicy(config.icmp)
         self._udp = UdpSockets(config.udp.ephemeral_ports, self.rng.stream("udp-ports"))
         self._neighbours = NeighbourCache(
-            config.arp, timers=self.timers, stats=self.stats,
-            send_arp=self._send_arp, transmit=self._transmit, unresolved=self._unresolved)
-        self._reassembler = Reassembler(config.ip, timers=self.timers, stats=self.stats,
-                                        timed_out=self._reassembly_timed_out)
+            config.arp,
+            timers=self.timers,
+            stats=self.stats,
+            send_arp=self._send_arp,
+            transmit=self._transmit,
+            unresolved=self._unresolved,
+        )
+        self._reassembler = Reassembler(
+            config.ip, timers=self.timers, stats=self.stats, timed_out=self._reassembly_timed_out
+        )
         self.tcp = TcpLayer(config.tcp, host=self, timers=self.timers, rng=self.rng)
         self._timer_entries = self.timers.entries
         # TcpLayer keeps one PendingAcks for its life; read here so that frames_to_send skips
@@ -127,8 +133,14 @@ class Stack(TcpFrameIO, IcmpHandling):
 
     # --- topology -----------------------------------------------------------
 
-    def add_interface(self, name: str, *, mac: str | bytes, mtu: int = 1500,
-                      offload: InterfaceOffload | None = None) -> None:
+    def add_interface(
+        self,
+        name: str,
+        *,
+        mac: str | bytes,
+        mtu: int = 1500,
+        offload: InterfaceOffload | None = None,
+    ) -> None:
         """Add an Ethernet interface; ``mac`` as ``"02:00:00:00:00:01"`` or 6 bytes."""
         if name in self._interfaces:
             raise AddressError(f"interface {name!r} already exists")
@@ -162,8 +174,9 @@ class Stack(TcpFrameIO, IcmpHandling):
         if self.config.arp.gratuitous_on_add:
             self._neighbours.announce(interface, value)
 
-    def add_route(self, destination: str, *, via: str | None = None,
-                  interface: str | None = None) -> None:
+    def add_route(
+        self, destination: str, *, via: str | None = None, interface: str | None = None
+    ) -> None:
         """Route a prefix (``"0.0.0.0/0"`` for default) via a gateway and/or out an interface."""
         try:
             network, length = prefix_from_str(destination)
@@ -188,8 +201,15 @@ class Stack(TcpFrameIO, IcmpHandling):
 
     # --- frames, time, events ----------------------------------------------
 
-    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant,
-                      checksum_verified: bool = False, gso_size: int = 0) -> None:
+    def receive_frame(
+        self,
+        interface: str,
+        frame: bytes | memoryview,
+        *,
+        now: Instant,
+        checksum_verified: bool = False,
+        gso_size: int = 0,
+    ) -> None:
         """Take one Ethernet frame from ``interface``; anything it provokes is queued.
 
         ``checksum_verified``: the link vouches for this frame's checksums (a TAP's
@@ -205,7 +225,8 @@ class Stack(TcpFrameIO, IcmpHandling):
             return
         self._counters["link.frames_in"] += 1
         if len(frame) >= FAST_MIN_FRAME and self._fast_received(
-                iface, frame, now, checksum_verified or iface.offload.rx_checksum_verified):
+            iface, frame, now, checksum_verified or iface.offload.rx_checksum_verified
+        ):
             return
         try:
             ethernet = EthernetFrame.parse(frame)
@@ -218,8 +239,14 @@ class Stack(TcpFrameIO, IcmpHandling):
             stats.drop(DropReason.NOT_FOR_US)  # another host's unicast, or multicast
             return
         if ethernet.ethertype == ETHERTYPE_IPV4:
-            self._ipv4_received(iface, ethernet.payload, link_broadcast, now,
-                                verified=checksum_verified, gso_size=gso_size)
+            self._ipv4_received(
+                iface,
+                ethernet.payload,
+                link_broadcast,
+                now,
+                verified=checksum_verified,
+                gso_size=gso_size,
+            )
         elif ethernet.ethertype == ETHERTYPE_ARP:
             self._arp_received(iface, ethernet.payload, ethernet.source, now)
         elif ethernet.is_vlan_tagged:
@@ -277,8 +304,9 @@ class Stack(TcpFrameIO, IcmpHandling):
 
     # --- ARP ----------------------------------------------------------------
 
-    def _arp_received(self, iface: Interface, payload: Buffer, source_mac: bytes,
-                      now: Instant) -> None:
+    def _arp_received(
+        self, iface: Interface, payload: Buffer, source_mac: bytes, now: Instant
+    ) -> None:
         try:
             packet = ArpPacket.parse(payload)
         except ParseError as error:
@@ -291,22 +319,33 @@ class Stack(TcpFrameIO, IcmpHandling):
             return
         target_iface = self._local.get(packet.target_ip)
         self._neighbours.packet_received(
-            iface.name, packet, our_mac=iface.mac,
-            target_is_ours=target_iface is not None, sender_is_ours=packet.sender_ip in self._local,
-            now=now)
+            iface.name,
+            packet,
+            our_mac=iface.mac,
+            target_is_ours=target_iface is not None,
+            sender_is_ours=packet.sender_ip in self._local,
+            now=now,
+        )
 
     def _send_arp(self, interface: str, destination: bytes, packet: ArpPacket) -> None:
         iface = self._interfaces[interface]
         packet.sender_mac = iface.mac
-        self._output.append((interface, build_ethernet_header(destination, iface.mac,
-                                                              ETHERTYPE_ARP) + packet.build()))
+        self._output.append(
+            (
+                interface,
+                build_ethernet_header(destination, iface.mac, ETHERTYPE_ARP) + packet.build(),
+            )
+        )
         self.stats.count("link.frames_out")
 
     def _transmit(self, interface: str, destination: bytes, datagram: bytes) -> None:
         iface = self._interfaces[interface]
         header = build_ethernet_header(destination, iface.mac, ETHERTYPE_IPV4)
-        if (len(datagram) > iface.mtu and iface.offload.software_segmentation
-                and is_whole_tcp(datagram)):
+        if (
+            len(datagram) > iface.mtu
+            and iface.offload.software_segmentation
+            and is_whole_tcp(datagram)
+        ):
             # GSO in software (InterfaceOffload.software_segmentation): cut just before the link.
             pieces = segment_tcp(datagram, tcp_mss_for(datagram, iface.mtu))
             self._output.extend([(interface, header + piece) for piece in pieces])
@@ -319,8 +358,16 @@ class Stack(TcpFrameIO, IcmpHandling):
 
     # --- IPv4 in --------------------------------------------------------------
 
-    def _ipv4_received(self, iface: Interface, payload: Buffer, link_broadcast: bool,
-                       now: Instant, *, verified: bool = False, gso_size: int = 0) -> None:
+    def _ipv4_received(
+        self,
+        iface: Interface,
+        payload: Buffer,
+        link_broadcast: bool,
+        now: Instant,
+        *,
+        verified: bool = False,
+        gso_size: int = 0,
+    ) -> None:
         stats = self.stats
         stats.count("ip.packets_in")
         verified = verified or iface.offload.rx_checksum_verified
@@ -345,8 +392,14 @@ class Stack(TcpFrameIO, IcmpHandling):
         else:
             self._forward(packet, now, arrived_on=iface, verified=verified, gso_size=gso_size)
 
-    def _deliver_local(self, iface: Interface, packet: Ipv4Packet, link_broadcast: bool,
-                       now: Instant, verified: bool) -> None:
+    def _deliver_local(
+        self,
+        iface: Interface,
+        packet: Ipv4Packet,
+        link_broadcast: bool,
+        now: Instant,
+        verified: bool,
+    ) -> None:
         if packet.is_fragment:
             whole = self._reassembler.add(packet, now)
             if whole is None:
@@ -364,25 +417,39 @@ class Stack(TcpFrameIO, IcmpHandling):
             self._icmp_received(packet, link_broadcast, to_broadcast, now, verified)
         else:
             self.stats.drop(DropReason.UNKNOWN_PROTOCOL)
-            self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
-                                  icmp_wire.CODE_PROTOCOL_UNREACHABLE, packet, now,
-                                  link_broadcast=link_broadcast, to_broadcast=to_broadcast)
+            self._send_icmp_error(
+                icmp_wire.TYPE_DESTINATION_UNREACHABLE,
+                icmp_wire.CODE_PROTOCOL_UNREACHABLE,
+                packet,
+                now,
+                link_broadcast=link_broadcast,
+                to_broadcast=to_broadcast,
+            )
 
     # --- forwarding (RFC 1812 in spirit) ----------------------------------------
 
-    def _forward(self, packet: Ipv4Packet, now: Instant, *, arrived_on: Interface,
-                 verified: bool = False, gso_size: int = 0) -> None:
+    def _forward(
+        self,
+        packet: Ipv4Packet,
+        now: Instant,
+        *,
+        arrived_on: Interface,
+        verified: bool = False,
+        gso_size: int = 0,
+    ) -> None:
         stats = self.stats
         if packet.ttl <= 1:
             stats.drop(DropReason.TTL_EXPIRED)
-            self._send_icmp_error(icmp_wire.TYPE_TIME_EXCEEDED, icmp_wire.CODE_TTL_EXCEEDED,
-                                  packet, now)
+            self._send_icmp_error(
+                icmp_wire.TYPE_TIME_EXCEEDED, icmp_wire.CODE_TTL_EXCEEDED, packet, now
+            )
             return
         route = self._routes.lookup(packet.destination)
         if route is None:
             stats.drop(DropReason.NO_ROUTE)
-            self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
-                                  icmp_wire.CODE_NET_UNREACHABLE, packet, now)
+            self._send_icmp_error(
+                icmp_wire.TYPE_DESTINATION_UNREACHABLE, icmp_wire.CODE_NET_UNREACHABLE, packet, now
+            )
             return
         out = self._interfaces[route.interface]
         # RFC 1624: patch TTL and checksum in place instead of rebuilding the header.
@@ -398,10 +465,15 @@ class Stack(TcpFrameIO, IcmpHandling):
         whole_l4 = packet.protocol in (PROTOCOL_TCP, PROTOCOL_UDP) and not packet.is_fragment
         pieces = [datagram]
         if len(datagram) > out.mtu or (whole_l4 and (verified or out.offload.tx_checksum)):
-            plan = plan_forward(datagram, arrived_mtu=arrived_on.mtu, out_mtu=out.mtu,
-                                tx_checksum=out.offload.tx_checksum,
-                                max_segment=out.offload.max_segment, verified=verified,
-                                gso_size=gso_size)
+            plan = plan_forward(
+                datagram,
+                arrived_mtu=arrived_on.mtu,
+                out_mtu=out.mtu,
+                tx_checksum=out.offload.tx_checksum,
+                max_segment=out.offload.max_segment,
+                verified=verified,
+                gso_size=gso_size,
+            )
             pieces = plan.pieces
             if plan.drop is not None:
                 stats.drop(plan.drop)
@@ -411,17 +483,22 @@ class Stack(TcpFrameIO, IcmpHandling):
             elif plan.too_big is not None:
                 if packet.dont_fragment:
                     stats.drop(DropReason.FRAGMENT_NEEDED)
-                    self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
-                                          icmp_wire.CODE_FRAGMENTATION_NEEDED, packet, now,
-                                          rest=out.mtu)
+                    self._send_icmp_error(
+                        icmp_wire.TYPE_DESTINATION_UNREACHABLE,
+                        icmp_wire.CODE_FRAGMENTATION_NEEDED,
+                        packet,
+                        now,
+                        rest=out.mtu,
+                    )
                     return
-                packet.payload = plan.too_big[packet.header_length:]
+                packet.payload = plan.too_big[packet.header_length :]
                 packet.ttl -= 1
                 pieces = fragment(packet, out.mtu)
         source = self._source_for(out)
         for piece in pieces:
-            self._neighbours.resolve_and_send(out.name, next_hop, source, piece,
-                                              forwarded=True, now=now)
+            self._neighbours.resolve_and_send(
+                out.name, next_hop, source, piece, forwarded=True, now=now
+            )
 
     def _unresolved(self, queued: QueuedPacket, now: Instant) -> None:
         """Resolution failed: a router tells the sender (RFC 1812 §4.3.3.1 host unreachable)."""
@@ -431,12 +508,17 @@ class Stack(TcpFrameIO, IcmpHandling):
             packet = Ipv4Packet.parse(queued.datagram, verify_checksum=False)
         except ParseError:
             return
-        self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
-                              icmp_wire.CODE_HOST_UNREACHABLE, packet, now)
+        self._send_icmp_error(
+            icmp_wire.TYPE_DESTINATION_UNREACHABLE, icmp_wire.CODE_HOST_UNREACHABLE, packet, now
+        )
 
     def _reassembly_timed_out(self, first_fragment: Ipv4Packet, now: Instant) -> None:
-        self._send_icmp_error(icmp_wire.TYPE_TIME_EXCEEDED,
-                              icmp_wire.CODE_REASSEMBLY_TIME_EXCEEDED, first_fragment, now)
+        self._send_icmp_error(
+            icmp_wire.TYPE_TIME_EXCEEDED,
+            icmp_wire.CODE_REASSEMBLY_TIME_EXCEEDED,
+            first_fragment,
+            now,
+        )
 
     # --- IPv4 out -------------------------------------------------------------
 
@@ -478,23 +560,41 @@ class Stack(TcpFrameIO, IcmpHandling):
     def is_local_address(self, address: int) -> bool:
         return address in self._local
 
-    def send_ipv4(self, destination: int, protocol: int, payload: bytes, *, now: Instant,
-                  source: int | None = None, ttl: int | None = None,
-                  dont_fragment: bool = False) -> bool:
+    def send_ipv4(
+        self,
+        destination: int,
+        protocol: int,
+        payload: bytes,
+        *,
+        now: Instant,
+        source: int | None = None,
+        ttl: int | None = None,
+        dont_fragment: bool = False,
+    ) -> bool:
         """Route, fragment if needed, resolve and queue one datagram; False if no route."""
         stats = self.stats
         if destination in self._local:
             self._ip_id = (self._ip_id + 1) & 0xFFFF
             stats.count("ip.loopback")
-            self._loopback.append(Ipv4Packet(
-                source or destination, destination, protocol, payload,
-                ttl if ttl is not None else self.config.ip.default_ttl, self._ip_id,
-                dont_fragment).build())
+            self._loopback.append(
+                Ipv4Packet(
+                    source or destination,
+                    destination,
+                    protocol,
+                    payload,
+                    ttl if ttl is not None else self.config.ip.default_ttl,
+                    self._ip_id,
+                    dont_fragment,
+                ).build()
+            )
             return True
         if destination == LIMITED_BROADCAST:
             route = None
-            iface = next(iter(self._interfaces.values()), None) if source is None else (
-                self._interfaces.get(self._local.get(source, "")))
+            iface = (
+                next(iter(self._interfaces.values()), None)
+                if source is None
+                else (self._interfaces.get(self._local.get(source, "")))
+            )
             if iface is None:
                 stats.drop(DropReason.NO_ROUTE)
                 return False
@@ -509,13 +609,21 @@ class Stack(TcpFrameIO, IcmpHandling):
         if source is None:
             source = self._source_for(iface, next_hop)
         self._ip_id = (self._ip_id + 1) & 0xFFFF
-        packet = Ipv4Packet(source, destination, protocol, payload,
-                            ttl if ttl is not None else self.config.ip.default_ttl,
-                            self._ip_id, dont_fragment)
+        packet = Ipv4Packet(
+            source,
+            destination,
+            protocol,
+            payload,
+            ttl if ttl is not None else self.config.ip.default_ttl,
+            self._ip_id,
+            dont_fragment,
+        )
         stats.count("ip.packets_out")
         if packet.header_length + len(payload) <= iface.mtu or (
-                protocol == PROTOCOL_TCP and iface.offload.max_segment
-                and tcp_payload_length(payload) <= iface.offload.max_segment):
+            protocol == PROTOCOL_TCP
+            and iface.offload.max_segment
+            and tcp_payload_length(payload) <= iface.offload.max_segment
+        ):
             datagrams = [packet.build()]  # fits, or the link cuts it (TSO)
         elif dont_fragment:
             stats.drop(DropReason.FRAGMENT_NEEDED)
@@ -528,14 +636,23 @@ class Stack(TcpFrameIO, IcmpHandling):
                 self._transmit(iface.name, BROADCAST_MAC, datagram)
             return True
         for datagram in datagrams:
-            self._neighbours.resolve_and_send(iface.name, next_hop, source, datagram,
-                                              forwarded=False, now=now)
+            self._neighbours.resolve_and_send(
+                iface.name, next_hop, source, datagram, forwarded=False, now=now
+            )
         return True
 
     # --- ICMP -----------------------------------------------------------------
 
-    def ping(self, destination: str, *, identifier: int, sequence: int, payload: bytes = b"",
-             ttl: int | None = None, now: Instant) -> None:
+    def ping(
+        self,
+        destination: str,
+        *,
+        identifier: int,
+        sequence: int,
+        payload: bytes = b"",
+        ttl: int | None = None,
+        now: Instant,
+    ) -> None:
         """Send an ICMP echo request; the answer arrives as an EchoReplyReceived event."""
         address = _address(destination)
         message = IcmpMessage.echo_request(identifier & 0xFFFF, sequence & 0xFFFF, payload)
@@ -545,14 +662,22 @@ class Stack(TcpFrameIO, IcmpHandling):
 
     # --- UDP ------------------------------------------------------------------
 
-    def _udp_received(self, packet: Ipv4Packet, link_broadcast: bool, to_broadcast: bool,
-                      now: Instant, verified: bool) -> None:
+    def _udp_received(
+        self,
+        packet: Ipv4Packet,
+        link_broadcast: bool,
+        to_broadcast: bool,
+        now: Instant,
+        verified: bool,
+    ) -> None:
         stats = self.stats
         verify = not verified
         try:
-            datagram = UdpDatagram.parse(packet.payload,
-                                         source=packet.source if verify else None,
-                                         destination=packet.destination if verify else None)
+            datagram = UdpDatagram.parse(
+                packet.payload,
+                source=packet.source if verify else None,
+                destination=packet.destination if verify else None,
+            )
         except ParseError as error:
             stats.drop(error.reason)
             return
@@ -560,15 +685,25 @@ class Stack(TcpFrameIO, IcmpHandling):
         socket = self._udp.find(packet.destination, datagram.destination_port)
         if socket is None:
             stats.drop(DropReason.PORT_UNREACHABLE)
-            self._send_icmp_error(icmp_wire.TYPE_DESTINATION_UNREACHABLE,
-                                  icmp_wire.CODE_PORT_UNREACHABLE, packet, now,
-                                  link_broadcast=link_broadcast, to_broadcast=to_broadcast)
+            self._send_icmp_error(
+                icmp_wire.TYPE_DESTINATION_UNREACHABLE,
+                icmp_wire.CODE_PORT_UNREACHABLE,
+                packet,
+                now,
+                link_broadcast=link_broadcast,
+                to_broadcast=to_broadcast,
+            )
             return
-        self.emit(DatagramReceived(socket=socket.handle, source=ip_to_str(packet.source),
-                                   source_port=datagram.source_port,
-                                   destination=ip_to_str(packet.destination),
-                                   destination_port=datagram.destination_port,
-                                   data=bytes(datagram.payload)))
+        self.emit(
+            DatagramReceived(
+                socket=socket.handle,
+                source=ip_to_str(packet.source),
+                source_port=datagram.source_port,
+                destination=ip_to_str(packet.destination),
+                destination_port=datagram.destination_port,
+                data=bytes(datagram.payload),
+            )
+        )
 
     def udp_bind(self, port: int = 0, *, address: str | None = None) -> int:
         """Bind a UDP socket (port 0: a seeded ephemeral port); returns its handle."""
@@ -582,8 +717,9 @@ class Stack(TcpFrameIO, IcmpHandling):
     def udp_local_port(self, socket: int) -> int:
         return self._udp.get(socket).port
 
-    def sendto(self, socket: int, data: bytes, destination: tuple[str, int], *,
-               now: Instant) -> None:
+    def sendto(
+        self, socket: int, data: bytes, destination: tuple[str, int], *, now: Instant
+    ) -> None:
         """Send one datagram from a bound socket to (address, port)."""
         bound = self._udp.get(socket)
         address = _address(destination[0])
@@ -598,10 +734,15 @@ class Stack(TcpFrameIO, IcmpHandling):
             raise NoRouteError(f"no route to {destination[0]}")
         with_checksum = self.config.udp.send_checksum
         iface = self._route_interface(address)
-        partial = (with_checksum and iface is not None and iface.offload.tx_checksum
-                   and 20 + 8 + len(data) <= iface.mtu)  # fragments need the whole checksum
+        partial = (
+            with_checksum
+            and iface is not None
+            and iface.offload.tx_checksum
+            and 20 + 8 + len(data) <= iface.mtu
+        )  # fragments need the whole checksum
         payload = UdpDatagram(bound.port, port, data).build(
-            source or 0, address, with_checksum=with_checksum and not partial)
+            source or 0, address, with_checksum=with_checksum and not partial
+        )
         if partial:
             payload = with_partial_checksum(payload, source or 0, address, PROTOCOL_UDP)
         self.stats.count("udp.datagrams_out")
@@ -613,14 +754,15 @@ class Stack(TcpFrameIO, IcmpHandling):
 
     # --- TCP ------------------------------------------------------------------
 
-    def tcp_listen(self, port: int, *, address: str | None = None,
-                   backlog: int | None = None) -> int:
+    def tcp_listen(
+        self, port: int, *, address: str | None = None, backlog: int | None = None
+    ) -> int:
         """Listen on ``port`` (all our addresses, or one); returns the listener's handle."""
-        return self.tcp.listen(port, address=_address(address) if address else 0,
-                               backlog=backlog)
+        return self.tcp.listen(port, address=_address(address) if address else 0, backlog=backlog)
 
-    def tcp_connect(self, address: str, port: int, *, local_port: int | None = None,
-                    now: Instant) -> int:
+    def tcp_connect(
+        self, address: str, port: int, *, local_port: int | None = None, now: Instant
+    ) -> int:
         """Active open to (address, port); ConnectionEstablished follows."""
         return self.tcp.connect(_address(address), port, local_port=local_port, now=now)
 

@@ -96,43 +96,79 @@ class TcpFrameIO:
 
         def _route_interface(self, destination: int) -> Interface | None: ...
 
-        def _echo_fast_received(self, iface: Interface, frame: Buffer, now: Instant,
-                                verified: bool, total_length: int, source: int,
-                                destination: int) -> bool: ...
+        def _echo_fast_received(
+            self,
+            iface: Interface,
+            frame: Buffer,
+            now: Instant,
+            verified: bool,
+            total_length: int,
+            source: int,
+            destination: int,
+        ) -> bool: ...
 
-        def send_ipv4(self, destination: int, protocol: int, payload: bytes, *,
-                      now: Instant, source: int | None = None, ttl: int | None = None,
-                      dont_fragment: bool = False) -> bool: ...
+        def send_ipv4(
+            self,
+            destination: int,
+            protocol: int,
+            payload: bytes,
+            *,
+            now: Instant,
+            source: int | None = None,
+            ttl: int | None = None,
+            dont_fragment: bool = False,
+        ) -> bool: ...
 
     # --- receive --------------------------------------------------------------
 
-    def _fast_received(self, iface: Interface, frame: Buffer, now: Instant,
-                       verified: bool) -> bool:
+    def _fast_received(self, iface: Interface, frame: Buffer, now: Instant, verified: bool) -> bool:
         """Deliver the common frame in one step: TCP (or an ICMP echo request, answered by
         :meth:`IcmpHandling._echo_fast_received`) in an unfragmented IPv4 datagram without
         options, unicast to one of our addresses. False (nothing done) for anything else,
         which the general path then takes; ``test_fast_paths`` holds the two paths equal."""
-        (mac, ethertype, version_ihl, _tos, total_length, _identification, flags_offset, _ttl,
-         protocol, _checksum, source, destination) = FAST_RX.unpack_from(frame)
-        if (version_ihl != 0x45 or ethertype != ETHERTYPE_IPV4
-                or (protocol != PROTOCOL_TCP and protocol != PROTOCOL_ICMP)
-                or flags_offset & 0x3FFF or mac != iface.mac
-                or not 28 <= total_length <= len(frame) - 14
-                or destination not in self._local or destination in self._broadcasts
-                or source >> 28 == 0xE or source >> 24 == 127 or source == LIMITED_BROADCAST):
+        (
+            mac,
+            ethertype,
+            version_ihl,
+            _tos,
+            total_length,
+            _identification,
+            flags_offset,
+            _ttl,
+            protocol,
+            _checksum,
+            source,
+            destination,
+        ) = FAST_RX.unpack_from(frame)
+        if (
+            version_ihl != 0x45
+            or ethertype != ETHERTYPE_IPV4
+            or (protocol != PROTOCOL_TCP and protocol != PROTOCOL_ICMP)
+            or flags_offset & 0x3FFF
+            or mac != iface.mac
+            or not 28 <= total_length <= len(frame) - 14
+            or destination not in self._local
+            or destination in self._broadcasts
+            or source >> 28 == 0xE
+            or source >> 24 == 127
+            or source == LIMITED_BROADCAST
+        ):
             return False
         # The header verifies when its sum is a multiple of 0xffff (never 0: version 4 is in it).
         if not verified and int.from_bytes(frame[14:34], "big") % 0xFFFF:
             return False
         if protocol != PROTOCOL_TCP or total_length < 40:
             return protocol == PROTOCOL_ICMP and self._echo_fast_received(
-                iface, frame, now, verified, total_length, source, destination)
+                iface, frame, now, verified, total_length, source, destination
+            )
         counters = self._counters
         counters["ip.packets_in"] += 1
         try:
-            segment = TcpSegment.parse(memoryview(frame)[34:14 + total_length],
-                                       source=None if verified else source,
-                                       destination=None if verified else destination)
+            segment = TcpSegment.parse(
+                memoryview(frame)[34 : 14 + total_length],
+                source=None if verified else source,
+                destination=None if verified else destination,
+            )
         except ParseError as error:
             self.stats.drop(error.reason)
             return True
@@ -140,8 +176,9 @@ class TcpFrameIO:
         self.tcp.segment_received(source, destination, segment, now=now)
         return True
 
-    def _tcp_received(self, packet: Ipv4Packet, broadcast: bool, now: Instant,
-                      verified: bool) -> None:
+    def _tcp_received(
+        self, packet: Ipv4Packet, broadcast: bool, now: Instant, verified: bool
+    ) -> None:
         """The general path's TCP delivery, after IPv4 (and maybe reassembly)."""
         stats = self.stats
         if broadcast:
@@ -149,9 +186,11 @@ class TcpFrameIO:
             return
         verify = not verified
         try:
-            segment = TcpSegment.parse(packet.payload,
-                                       source=packet.source if verify else None,
-                                       destination=packet.destination if verify else None)
+            segment = TcpSegment.parse(
+                packet.payload,
+                source=packet.source if verify else None,
+                destination=packet.destination if verify else None,
+            )
         except ParseError as error:
             stats.drop(error.reason)
             return
@@ -160,8 +199,7 @@ class TcpFrameIO:
 
     # --- transmit -------------------------------------------------------------
 
-    def send_tcp(self, source: int, destination: int, segment: TcpSegment, *,
-                 now: Instant) -> None:
+    def send_tcp(self, source: int, destination: int, segment: TcpSegment, *, now: Instant) -> None:
         """Wrap a segment from the TCP layer in IPv4 and send it (TcpHost protocol)."""
         self._counters["tcp.segments_out"] += 1
         if not self._tcp_fast_sent(source, destination, segment):
@@ -194,8 +232,14 @@ class TcpFrameIO:
         identification = (self._ip_id + 1) & 0xFFFF
         if oversized and offload.software_segmentation:
             frames = segment.build_ipv4_frames(
-                mac, iface.mac, source, destination, ttl=self.config.ip.default_ttl,
-                identification=identification, mss=iface.mtu - 20 - header_length)
+                mac,
+                iface.mac,
+                source,
+                destination,
+                ttl=self.config.ip.default_ttl,
+                identification=identification,
+                mss=iface.mtu - 20 - header_length,
+            )
             # Each piece takes the identification it would have had sent on its own.
             self._ip_id = (self._ip_id + len(frames)) & 0xFFFF
             name = iface.name
@@ -205,25 +249,40 @@ class TcpFrameIO:
             counters["ip.gso_segments_out"] += len(frames)
             return True
         self._ip_id = identification
-        self._output.append((iface.name, segment.build_ipv4_frame(
-            mac, iface.mac, source, destination, ttl=self.config.ip.default_ttl,
-            identification=identification,
-            checksum=CHECKSUM_PARTIAL if offload.tx_checksum else CHECKSUM_FULL)))
+        self._output.append(
+            (
+                iface.name,
+                segment.build_ipv4_frame(
+                    mac,
+                    iface.mac,
+                    source,
+                    destination,
+                    ttl=self.config.ip.default_ttl,
+                    identification=identification,
+                    checksum=CHECKSUM_PARTIAL if offload.tx_checksum else CHECKSUM_FULL,
+                ),
+            )
+        )
         counters["link.frames_out"] += 1
         return True
 
-    def _send_tcp_general(self, source: int, destination: int, segment: TcpSegment,
-                          now: Instant) -> None:
+    def _send_tcp_general(
+        self, source: int, destination: int, segment: TcpSegment, now: Instant
+    ) -> None:
         """Every case :meth:`_tcp_fast_sent` declines, through the layers one by one."""
         iface = self._route_interface(destination)
         if iface is not None and iface.offload.tx_checksum:
-            payload = with_partial_checksum(segment.build(source, destination,
-                                                           with_checksum=False),
-                                             source, destination, PROTOCOL_TCP)
+            payload = with_partial_checksum(
+                segment.build(source, destination, with_checksum=False),
+                source,
+                destination,
+                PROTOCOL_TCP,
+            )
         else:
             payload = segment.build(source, destination)
-        self.send_ipv4(destination, PROTOCOL_TCP, payload, now=now, source=source,
-                       dont_fragment=True)
+        self.send_ipv4(
+            destination, PROTOCOL_TCP, payload, now=now, source=source, dont_fragment=True
+        )
 
 
 __all__ = ["FAST_MIN_FRAME", "FAST_RX", "TcpFrameIO"]

@@ -28,8 +28,10 @@ class UdpSockets:
     def bind(self, address: int, port: int) -> UdpSocket:
         if port == 0:
             port = self._free_port(address)
-        elif (address, port) in self._by_port or (0, port) in self._by_port or (
-            address == 0 and any(p == port for _, p in self._by_port)
+        elif (
+            (address, port) in self._by_port
+            or (0, port) in self._by_port
+            or (address == 0 and any(p == port for _, p in self._by_port))
         ):
             raise AddressInUseError(f"UDP port {port} is already bound")
         socket = UdpSocket(self._next_handle, address, port)

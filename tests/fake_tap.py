@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from backends.tap import TapDevice
+from simtcp.backends.tap import TapDevice
 from simtcp.events import Event
 from simtcp.time import Instant
 
@@ -32,8 +32,15 @@ class FakeStack:
         self.outbox: list[tuple[str, bytes]] = []
         self.timer_calls = 0
 
-    def receive_frame(self, interface: str, frame: bytes | memoryview, *, now: Instant,
-                      checksum_verified: bool = False, gso_size: int = 0) -> None:
+    def receive_frame(
+        self,
+        interface: str,
+        frame: bytes | memoryview,
+        *,
+        now: Instant,
+        checksum_verified: bool = False,
+        gso_size: int = 0,
+    ) -> None:
         self.received.append(ReceivedFrame(interface, bytes(frame), checksum_verified, gso_size))
 
     def frames_to_send(self, *, now: Instant) -> list[tuple[str, bytes]]:
@@ -51,9 +58,12 @@ class FakeStack:
 
 
 @contextmanager
-def socketpair_device(*, vnet_header: bool = False, send_buffer: int | None = None,
-                      kernel_receive_buffer: int | None = None,
-                      ) -> Iterator[tuple[TapDevice, socket.socket]]:
+def socketpair_device(
+    *,
+    vnet_header: bool = False,
+    send_buffer: int | None = None,
+    kernel_receive_buffer: int | None = None,
+) -> Iterator[tuple[TapDevice, socket.socket]]:
     """(our TapDevice on one end, the "kernel" socket on the other); both closed after."""
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     ours.setblocking(False)
@@ -63,8 +73,7 @@ def socketpair_device(*, vnet_header: bool = False, send_buffer: int | None = No
     if kernel_receive_buffer is not None:
         kernel.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, kernel_receive_buffer)
     extra = {"vnet_header": True, "mtu": 1500} if vnet_header else {}
-    device = TapDevice("fake0", os.dup(ours.fileno()), interface="veth0", namespace=None,
-                       **extra)  # type: ignore[arg-type]
+    device = TapDevice("fake0", os.dup(ours.fileno()), interface="veth0", namespace=None, **extra)  # type: ignore[arg-type]
     ours.close()
     try:
         yield device, kernel

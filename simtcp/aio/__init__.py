@@ -4,9 +4,15 @@
   ``call_at`` timer at ``poll_at()``, output drained after every input) and
   offers ``open_connection``, ``start_server`` and ``create_datagram_endpoint``
   shaped like asyncio's own;
-- :func:`over_tap` runs it over real TAP devices (``loop.add_reader``);
-- :class:`VirtualTimeLoop` runs asyncio in a :class:`backends.sim.Simulator`'s
-  virtual time, so asyncio programs over lossy simulated links replay exactly.
+- :func:`simtcp.backends.aio_tap.over_tap` runs it over real TAP devices
+  (``loop.add_reader``);
+- :class:`simtcp.backends.aio_sim.VirtualTimeLoop` runs asyncio in a
+  :class:`simtcp.backends.sim.Simulator`'s virtual time, so asyncio programs
+  over lossy simulated links replay exactly.
+
+This package is part of the sans-IO core's reach: it knows asyncio, never a
+backend. The adapters that need a backend live beside it in
+:mod:`simtcp.backends`.
 
 Server over a TAP device (root)::
 
@@ -29,12 +35,19 @@ from .streams import (
     StreamWriter,
     TcpTransport,
 )
-from .tap import TapLink, over_tap
-from .virtual import SimLink, VirtualTimeDeadlock, VirtualTimeLoop, attach
 
 __all__ = [
-    "DEFAULT_HIGH_WATER", "DEFAULT_LIMIT", "AioStack", "DatagramProtocolLike",
-    "DatagramTransport", "FrameLink", "ListenSocket", "LoopClock", "Server", "SimLink",
-    "StreamReader", "StreamWriter", "TapLink", "TcpTransport", "VirtualTimeDeadlock",
-    "VirtualTimeLoop", "attach", "over_tap",
+    "DEFAULT_HIGH_WATER",
+    "DEFAULT_LIMIT",
+    "AioStack",
+    "DatagramProtocolLike",
+    "DatagramTransport",
+    "FrameLink",
+    "ListenSocket",
+    "LoopClock",
+    "Server",
+    "SimLink",
+    "StreamReader",
+    "StreamWriter",
+    "TcpTransport",
 ]

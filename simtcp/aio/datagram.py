@@ -47,16 +47,26 @@ class DatagramProtocolLike(Protocol):
 class DatagramTransport:
     """One bound UDP socket of the stack (the shape of ``asyncio.DatagramTransport``)."""
 
-    def __init__(self, driver: AioStack, socket: int, protocol: DatagramProtocolLike, *,
-                 sockname: tuple[str, int], remote_addr: tuple[str, int] | None) -> None:
+    def __init__(
+        self,
+        driver: AioStack,
+        socket: int,
+        protocol: DatagramProtocolLike,
+        *,
+        sockname: tuple[str, int],
+        remote_addr: tuple[str, int] | None,
+    ) -> None:
         self._driver = driver
         self.socket = socket
         """The stack's UDP socket handle."""
         self._protocol = protocol
         self._remote = remote_addr
         self._closing = False
-        self._extra: dict[str, Any] = {"sockname": sockname, "peername": remote_addr,
-                                       "socket": None}
+        self._extra: dict[str, Any] = {
+            "sockname": sockname,
+            "peername": remote_addr,
+            "socket": None,
+        }
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         value = self._extra.get(name)
@@ -71,8 +81,9 @@ class DatagramTransport:
     def get_write_buffer_size(self) -> int:
         return 0  # datagrams go straight into the stack's output queue
 
-    def sendto(self, data: bytes | bytearray | memoryview,
-               addr: tuple[str, int] | None = None) -> None:
+    def sendto(
+        self, data: bytes | bytearray | memoryview, addr: tuple[str, int] | None = None
+    ) -> None:
         """Send one datagram; no route is reported to ``error_received`` as asyncio does."""
         if self._closing:
             return
@@ -114,8 +125,11 @@ class DatagramTransport:
 
     def icmp_error(self, event: IcmpErrorReceived) -> bool:
         remote = self._remote
-        if (remote is None or event.original_protocol != _PROTOCOL_UDP
-                or event.original_destination != remote[0]):
+        if (
+            remote is None
+            or event.original_protocol != _PROTOCOL_UDP
+            or event.original_destination != remote[0]
+        ):
             return False
         error: Exception
         if event.icmp_type == _ICMP_UNREACHABLE and event.code == _ICMP_PORT_UNREACHABLE:
@@ -126,10 +140,13 @@ class DatagramTransport:
         return True
 
 
-def open_datagram_endpoint(driver: AioStack, protocol_factory: Callable[[], DatagramProtocolLike],
-                           *, local_addr: tuple[str, int] | None,
-                           remote_addr: tuple[str, int] | None,
-                           ) -> tuple[DatagramTransport, DatagramProtocolLike]:
+def open_datagram_endpoint(
+    driver: AioStack,
+    protocol_factory: Callable[[], DatagramProtocolLike],
+    *,
+    local_addr: tuple[str, int] | None,
+    remote_addr: tuple[str, int] | None,
+) -> tuple[DatagramTransport, DatagramProtocolLike]:
     """Bind, build the protocol, call ``connection_made``: ``create_datagram_endpoint``."""
     host, port = local_addr if local_addr is not None else ("0.0.0.0", 0)
     address = None if host in (None, "", "0.0.0.0") else host

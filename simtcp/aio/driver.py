@@ -111,16 +111,25 @@ class AioStack:
     the stack; it does not close connections.
     """
 
-    def __init__(self, stack: Stack, link: FrameLink, *,
-                 loop: asyncio.AbstractEventLoop | None = None,
-                 on_event: EventHook | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        link: FrameLink,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
         self.stack = stack
         self.loop = loop if loop is not None else asyncio.get_running_loop()
         self.clock = LoopClock(self.loop)
         self.on_event = on_event
         self.counters: dict[str, int] = {
-            "steps": 0, "frames_in": 0, "frames_out": 0,
-            "timer_armed": 0, "timer_cancelled": 0, "timer_fired": 0,
+            "steps": 0,
+            "frames_in": 0,
+            "frames_out": 0,
+            "timer_armed": 0,
+            "timer_cancelled": 0,
+            "timer_fired": 0,
         }
         self._link = link
         self._timer: asyncio.TimerHandle | None = None
@@ -261,8 +270,9 @@ class AioStack:
                 elif isinstance(event, ConnectionAccepted):
                     self._refuse(event.connection)  # a listener we no longer serve
             except Exception as error:  # application code (a protocol, a callback) raised
-                self.loop.call_exception_handler({
-                    "message": f"exception while handling {event!r}", "exception": error})
+                self.loop.call_exception_handler(
+                    {"message": f"exception while handling {event!r}", "exception": error}
+                )
 
     def _on_data(self, event: DataReceived) -> bool:
         transport = self._connections.get(event.connection)
@@ -302,8 +312,9 @@ class AioStack:
         server.accepted(transport)
         return True
 
-    def _on_ended(self, event: ConnectionReset | ConnectionTimedOut | ConnectionFailed
-                  | ConnectionClosed) -> bool:
+    def _on_ended(
+        self, event: ConnectionReset | ConnectionTimedOut | ConnectionFailed | ConnectionClosed
+    ) -> bool:
         transport = self._connections.pop(event.connection, None)
         if transport is None:
             return False
@@ -352,8 +363,9 @@ class AioStack:
 
     # --- the asyncio-shaped API -------------------------------------------------------
 
-    async def open_connection(self, host: str, port: int, *, local_port: int | None = None,
-                              limit: int = DEFAULT_LIMIT) -> tuple[StreamReader, StreamWriter]:
+    async def open_connection(
+        self, host: str, port: int, *, local_port: int | None = None, limit: int = DEFAULT_LIMIT
+    ) -> tuple[StreamReader, StreamWriter]:
         """Connect to ``host:port`` (dotted quad); (reader, writer) once established.
 
         Raises ConnectionRefusedError (RST or ICMP port unreachable), TimeoutError
@@ -378,9 +390,16 @@ class AioStack:
         reader = StreamReader(transport, limit=limit)
         return reader, StreamWriter(transport, reader)
 
-    async def start_server(self, client_connected_cb: ClientConnected, host: str | None = None,
-                           port: int = 0, *, backlog: int | None = None,
-                           limit: int = DEFAULT_LIMIT, start_serving: bool = True) -> Server:
+    async def start_server(
+        self,
+        client_connected_cb: ClientConnected,
+        host: str | None = None,
+        port: int = 0,
+        *,
+        backlog: int | None = None,
+        limit: int = DEFAULT_LIMIT,
+        start_serving: bool = True,
+    ) -> Server:
         """Listen on ``port`` (``host`` None or ``"0.0.0.0"``: every address of the stack).
 
         ``client_connected_cb(reader, writer)`` runs for each connection; when it
@@ -390,21 +409,25 @@ class AioStack:
         self._check_open()
         if host in ("", "0.0.0.0"):
             host = None
-        server = Server(self, client_connected_cb, host=host, port=port, backlog=backlog,
-                        limit=limit)
+        server = Server(
+            self, client_connected_cb, host=host, port=port, backlog=backlog, limit=limit
+        )
         if start_serving:
             await server.start_serving()
         return server
 
     async def create_datagram_endpoint(
-            self, protocol_factory: Callable[[], DatagramProtocolLike], *,
-            local_addr: tuple[str, int] | None = None,
-            remote_addr: tuple[str, int] | None = None,
+        self,
+        protocol_factory: Callable[[], DatagramProtocolLike],
+        *,
+        local_addr: tuple[str, int] | None = None,
+        remote_addr: tuple[str, int] | None = None,
     ) -> tuple[DatagramTransport, DatagramProtocolLike]:
         """A UDP endpoint: ``transport.sendto``; ``protocol.datagram_received(data, addr)``."""
         self._check_open()
-        return open_datagram_endpoint(self, protocol_factory, local_addr=local_addr,
-                                      remote_addr=remote_addr)
+        return open_datagram_endpoint(
+            self, protocol_factory, local_addr=local_addr, remote_addr=remote_addr
+        )
 
 
 __all__ = ["AioStack", "FrameLink", "LoopClock"]

@@ -224,7 +224,7 @@ class TcpTransport:
         now = driver.now()
         send = driver.stack.send
         while pending and not self.gone:
-            offer = bytes(pending[:space + OFFER_SLACK])
+            offer = bytes(pending[: space + OFFER_SLACK])
             try:
                 taken = send(self.handle, offer, now=now)
             except SimtcpError:
@@ -242,8 +242,9 @@ class TcpTransport:
 
     def ended(self, event: Event) -> None:
         """The stack freed the connection: reset, timeout, hard error or a normal close."""
-        error = connection_error(event, connecting=self.connecting is not None
-                                 and not self.connecting.done())
+        error = connection_error(
+            event, connecting=self.connecting is not None and not self.connecting.done()
+        )
         if error is not None and self.error is None:
             self.error = error
         self.gone = True
@@ -410,14 +411,16 @@ class StreamReader:
             if found >= 0:
                 if found > self._limit:
                     raise asyncio.LimitOverrunError(
-                        "Separator is found, but chunk is longer than limit", found)
-                data = bytes(buffer[:found + length])
-                del buffer[:found + length]
+                        "Separator is found, but chunk is longer than limit", found
+                    )
+                data = bytes(buffer[: found + length])
+                del buffer[: found + length]
                 return data
             offset = max(0, len(buffer) + 1 - length)
             if offset > self._limit:
                 raise asyncio.LimitOverrunError(
-                    "Separator is not found, and chunk exceed the limit", offset)
+                    "Separator is not found, and chunk exceed the limit", offset
+                )
             if self._transport.error is not None:
                 raise self._transport.error
             if self._pull(max(1, self._limit + length - len(buffer))) == 0:
@@ -435,7 +438,7 @@ class StreamReader:
             return error.partial
         except asyncio.LimitOverrunError as error:
             if self._buffer.startswith(b"\n", error.consumed):
-                del self._buffer[:error.consumed + 1]
+                del self._buffer[: error.consumed + 1]
             else:
                 self._buffer.clear()
             raise ValueError(error.args[0]) from None
@@ -515,8 +518,16 @@ class ListenSocket:
 class Server:
     """A listener and the tasks serving its connections (the shape of ``asyncio.Server``)."""
 
-    def __init__(self, driver: AioStack, callback: ClientConnected, *, host: str | None,
-                 port: int, backlog: int | None, limit: int) -> None:
+    def __init__(
+        self,
+        driver: AioStack,
+        callback: ClientConnected,
+        *,
+        host: str | None,
+        port: int,
+        backlog: int | None,
+        limit: int,
+    ) -> None:
         self._driver = driver
         self._callback = callback
         self._host, self._port, self._backlog = host, port, backlog
@@ -545,7 +556,8 @@ class Server:
         if self._listener is None:
             try:
                 self._listener = self._driver.stack.tcp_listen(
-                    self._port, address=self._host, backlog=self._backlog)
+                    self._port, address=self._host, backlog=self._backlog
+                )
             except SimtcpError as error:
                 raise_os_error(error)
             self._driver.add_server(self._listener, self)
@@ -610,9 +622,13 @@ class Server:
     def _handler_done(self, task: asyncio.Task[None], transport: TcpTransport) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self._driver.loop.call_exception_handler({
-                "message": "Unhandled exception in client_connected_cb",
-                "exception": task.exception(), "transport": transport})
+            self._driver.loop.call_exception_handler(
+                {
+                    "message": "Unhandled exception in client_connected_cb",
+                    "exception": task.exception(),
+                    "transport": transport,
+                }
+            )
             transport.abort()
         else:
             transport.close()  # the handler is done with it
@@ -628,6 +644,13 @@ async def _as_coroutine(awaitable: Awaitable[None]) -> None:
 
 
 __all__ = [
-    "DEFAULT_HIGH_WATER", "DEFAULT_LIMIT", "ListenSocket", "Server", "StreamReader",
-    "StreamWriter", "TcpTransport", "connection_error", "raise_os_error",
+    "DEFAULT_HIGH_WATER",
+    "DEFAULT_LIMIT",
+    "ListenSocket",
+    "Server",
+    "StreamReader",
+    "StreamWriter",
+    "TcpTransport",
+    "connection_error",
+    "raise_os_error",
 ]

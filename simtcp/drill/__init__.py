@@ -2,7 +2,7 @@
 
 ``run_script(path_or_text)`` parses and runs one script and returns a
 :class:`ScriptResult`; ``simtcp drill SCRIPT.pkt ...`` is the command-line
-face (:mod:`simtcp.drill.cli`). See :mod:`simtcp.drill.runner` for the
+face (:mod:`simtcp.programs.drill`). See :mod:`simtcp.drill.runner` for the
 semantics and :mod:`simtcp.drill.parser` for the language.
 
 Beyond packetdrill: ``--simtcp_<field>=value`` header lines set a
@@ -37,31 +37,57 @@ from .runner import DEFAULT_REMOTE_ISN, Failure, Runner, ScriptResult, run_parse
 
 def _load(path_or_text: str | Path) -> Script:
     if isinstance(path_or_text, Path) or (
-            "\n" not in path_or_text and Path(path_or_text).is_file()):
+        "\n" not in path_or_text and Path(path_or_text).is_file()
+    ):
         return load_script(path_or_text)
     return parse_script(path_or_text)
 
 
-def run_script(path_or_text: str | Path, *, lenient: bool = False, seed: int = 0,
-               remote_isn: int = DEFAULT_REMOTE_ISN,
-               tolerance_us: int | None = None) -> ScriptResult:
+def run_script(
+    path_or_text: str | Path,
+    *,
+    lenient: bool = False,
+    seed: int = 0,
+    remote_isn: int = DEFAULT_REMOTE_ISN,
+    tolerance_us: int | None = None,
+) -> ScriptResult:
     """Parse and run one script (a file path or the script's text).
 
     A syntax error is a failed result naming the line, not an exception.
     """
-    name = str(path_or_text) if isinstance(path_or_text, Path) or "\n" not in path_or_text \
+    name = (
+        str(path_or_text)
+        if isinstance(path_or_text, Path) or "\n" not in path_or_text
         else "<script>"
+    )
     try:
         script = _load(path_or_text)
     except ScriptSyntaxError as error:
-        return ScriptResult(name=name, status="failed", failure=Failure(
-            line=error.line, message=f"syntax error: {error.message}"))
+        return ScriptResult(
+            name=name,
+            status="failed",
+            failure=Failure(line=error.line, message=f"syntax error: {error.message}"),
+        )
     except OSError as error:
-        return ScriptResult(name=name, status="failed", failure=Failure(
-            line=0, message=f"cannot read the script: {error}"))
-    return run_parsed(script, lenient=lenient, seed=seed, remote_isn=remote_isn,
-                      tolerance_us=tolerance_us)
+        return ScriptResult(
+            name=name,
+            status="failed",
+            failure=Failure(line=0, message=f"cannot read the script: {error}"),
+        )
+    return run_parsed(
+        script, lenient=lenient, seed=seed, remote_isn=remote_isn, tolerance_us=tolerance_us
+    )
 
 
-__all__ = ["DEFAULT_REMOTE_ISN", "Failure", "Runner", "Script", "ScriptResult",
-           "ScriptSyntaxError", "load_script", "parse_script", "run_parsed", "run_script"]
+__all__ = [
+    "DEFAULT_REMOTE_ISN",
+    "Failure",
+    "Runner",
+    "Script",
+    "ScriptResult",
+    "ScriptSyntaxError",
+    "load_script",
+    "parse_script",
+    "run_parsed",
+    "run_script",
+]

@@ -53,9 +53,17 @@ def format_options(options: tuple[TcpOption, ...] | None) -> str:
     return f" <{','.join(format_option(option) for option in options)}>" if options else ""
 
 
-def format_line(*, inbound: bool, flags: int, seq: int, length: int, ack: int | None,
-                window: int | None, options: tuple[TcpOption, ...] | None,
-                urgent_pointer: int | None = None) -> str:
+def format_line(
+    *,
+    inbound: bool,
+    flags: int,
+    seq: int,
+    length: int,
+    ack: int | None,
+    window: int | None,
+    options: tuple[TcpOption, ...] | None,
+    urgent_pointer: int | None = None,
+) -> str:
     """``> S. 0:0(0) ack 1 win 65535 <mss 1460>``: one packetdrill packet line (no time)."""
     text = f"{'<' if inbound else '>'} {format_flags(flags)} {seq}:{(seq + length) % 2**32}"
     text += f"({length})"
@@ -69,23 +77,34 @@ def format_line(*, inbound: bool, flags: int, seq: int, length: int, ack: int | 
 
 
 def format_expected(event: PacketEvent) -> str:
-    return format_line(inbound=event.inbound, flags=event.flags, seq=event.seq_start,
-                       length=event.payload_length, ack=event.ack, window=event.window,
-                       options=event.options, urgent_pointer=event.urgent_pointer)
+    return format_line(
+        inbound=event.inbound,
+        flags=event.flags,
+        seq=event.seq_start,
+        length=event.payload_length,
+        ack=event.ack,
+        window=event.window,
+        options=event.options,
+        urgent_pointer=event.urgent_pointer,
+    )
 
 
 def format_actual(segment: TcpSegment, *, sender: SequenceSpace, acked: SequenceSpace) -> str:
     """An outbound segment as a packetdrill line, numbers relative to each side's ISN."""
     options = options_to_script(segment.options, acked=acked)
-    return format_line(inbound=False, flags=segment.flags, seq=sender.to_script(segment.seq),
-                       length=len(segment.payload),
-                       ack=acked.to_script(segment.ack) if segment.flags & ACK else None,
-                       window=segment.window, options=options,
-                       urgent_pointer=segment.urgent_pointer)
+    return format_line(
+        inbound=False,
+        flags=segment.flags,
+        seq=sender.to_script(segment.seq),
+        length=len(segment.payload),
+        ack=acked.to_script(segment.ack) if segment.flags & ACK else None,
+        window=segment.window,
+        options=options,
+        urgent_pointer=segment.urgent_pointer,
+    )
 
 
-def _comparable_options(options: tuple[TcpOption, ...],
-                        keep_eol: bool) -> list[TcpOption]:
+def _comparable_options(options: tuple[TcpOption, ...], keep_eol: bool) -> list[TcpOption]:
     result: list[TcpOption] = []
     for option in options:
         if isinstance(option, TimestampsOption):
@@ -104,8 +123,14 @@ def options_mismatch(expected: tuple[TcpOption, ...], actual: tuple[TcpOption, .
     return _comparable_options(expected, True) != _comparable_options(actual, keep_eol)
 
 
-def mismatch(expected: PacketEvent, segment: TcpSegment, *, sender: SequenceSpace,
-             acked: SequenceSpace, lenient: bool) -> str | None:
+def mismatch(
+    expected: PacketEvent,
+    segment: TcpSegment,
+    *,
+    sender: SequenceSpace,
+    acked: SequenceSpace,
+    lenient: bool,
+) -> str | None:
     """Why ``segment`` is not the one the line expects, or None when it is.
 
     Lenient mode checks flags, sequence and acknowledgement numbers and the
@@ -113,8 +138,7 @@ def mismatch(expected: PacketEvent, segment: TcpSegment, *, sender: SequenceSpac
     pointer and the option list (unless written ``<...>``).
     """
     if segment.flags != expected.flags:
-        return (f"flags {format_flags(segment.flags)} instead of "
-                f"{format_flags(expected.flags)}")
+        return f"flags {format_flags(segment.flags)} instead of {format_flags(expected.flags)}"
     seq = sender.to_script(segment.seq)
     if seq != expected.seq_start:
         return f"sequence number {seq} instead of {expected.seq_start}"
@@ -133,6 +157,8 @@ def mismatch(expected: PacketEvent, segment: TcpSegment, *, sender: SequenceSpac
     if expected.options is not None:
         actual_options = options_to_script(segment.options, acked=acked)
         if options_mismatch(expected.options, actual_options):
-            return (f"TCP options{format_options(actual_options) or ' <>'} instead of"
-                    f"{format_options(expected.options) or ' <>'}")
+            return (
+                f"TCP options{format_options(actual_options) or ' <>'} instead of"
+                f"{format_options(expected.options) or ' <>'}"
+            )
     return None

@@ -121,11 +121,11 @@ def strip_comments(text: str) -> str:
     index, end = 0, len(text)
     while index < end:
         char = text[index]
-        pair = text[index:index + 2]
+        pair = text[index : index + 2]
         if pair == "%{":
             close = text.find("}%", index + 2)
             stop = end if close < 0 else close + 2
-        elif char in "`\"":
+        elif char in '`"':
             close = text.find(char, index + 1)
             stop = end if close < 0 else close + 1
         elif pair == "//":
@@ -190,7 +190,7 @@ def logical_lines(cleaned: str) -> list[tuple[int, str]]:
         index += 1
         if not text:
             continue
-        if "%{" in text and "}%" not in text[text.index("%{"):]:
+        if "%{" in text and "}%" not in text[text.index("%{") :]:
             while index < len(lines) and "}%" not in text:
                 text += "\n" + lines[index]
                 index += 1
@@ -213,7 +213,7 @@ def parse_time(text: str, line: int) -> tuple[TimeSpec, str]:
     if match is None:
         raise ScriptSyntaxError(line, f"expected a time at the start of {text!r}")
     groups = match.groupdict()
-    rest = text[match.end():].strip()
+    rest = text[match.end() :].strip()
     if groups["any"]:
         return TimeSpec(kind=TimeKind.ANY), rest
     if groups["r1"] is not None:
@@ -227,9 +227,12 @@ def parse_time(text: str, line: int) -> tuple[TimeSpec, str]:
         return TimeSpec(kind=kind, start_us=low, end_us=high), rest
     if groups["b1"] is not None:
         kind = TimeKind.RELATIVE if groups["bplus1"] else TimeKind.ABSOLUTE
-        return TimeSpec(kind=kind, start_us=seconds_to_us(groups["b1"]),
-                        blocking_end_us=seconds_to_us(groups["b2"]),
-                        blocking_end_relative=bool(groups["bplus2"])), rest
+        return TimeSpec(
+            kind=kind,
+            start_us=seconds_to_us(groups["b1"]),
+            blocking_end_us=seconds_to_us(groups["b2"]),
+            blocking_end_relative=bool(groups["bplus2"]),
+        ), rest
     kind = TimeKind.RELATIVE if groups["plus"] else TimeKind.ABSOLUTE
     return TimeSpec(kind=kind, start_us=seconds_to_us(groups["t"])), rest
 
@@ -268,15 +271,16 @@ def _parse_packet_line(rest: str, time: TimeSpec, text: str, line: int) -> Event
     return parse_tcp_spec(body, line, time=time, text=text, inbound=inbound)
 
 
-def parse_tcp_spec(body: str, line: int, *, time: TimeSpec, text: str,
-                   inbound: bool) -> PacketEvent:
+def parse_tcp_spec(
+    body: str, line: int, *, time: TimeSpec, text: str, inbound: bool
+) -> PacketEvent:
     """``S. 0:0(0) ack 1 win 1000 <mss 1460>`` (after the direction) -> a :class:`PacketEvent`."""
     options: tuple[TcpOption, ...] | None = ()
     option_start = body.find("<")
     if option_start >= 0:
         if not body.rstrip().endswith(">"):
             raise ScriptSyntaxError(line, "TCP option list must end with '>'")
-        options = parse_options(body[option_start + 1:body.rstrip().rindex(">")], line)
+        options = parse_options(body[option_start + 1 : body.rstrip().rindex(">")], line)
         body = body[:option_start]
     words = body.split()
     if len(words) < 2:
@@ -301,10 +305,20 @@ def parse_tcp_spec(body: str, line: int, *, time: TimeSpec, text: str,
             raise ScriptSyntaxError(line, f"{key} needs a number")
         values[key] = int(words[index + 1])
         index += 2
-    return PacketEvent(line=line, time=time, text=text, inbound=inbound, flags=flags,
-                       seq_start=start, seq_end=end, payload_length=length,
-                       ack=values.get("ack"), window=values.get("win"),
-                       urgent_pointer=values.get("urg"), options=options)
+    return PacketEvent(
+        line=line,
+        time=time,
+        text=text,
+        inbound=inbound,
+        flags=flags,
+        seq_start=start,
+        seq_end=end,
+        payload_length=length,
+        ack=values.get("ack"),
+        window=values.get("win"),
+        urgent_pointer=values.get("urg"),
+        options=options,
+    )
 
 
 def parse_options(text: str, line: int) -> tuple[TcpOption, ...] | None:
@@ -357,7 +371,7 @@ def _parse_icmp(body: str, inbound: bool, time: TimeSpec, text: str, line: int) 
     quoted: PacketEvent | None = None
     bracket = body.find("[")
     if bracket >= 0:
-        inner = body[bracket + 1:body.rindex("]")].strip() if "]" in body else ""
+        inner = body[bracket + 1 : body.rindex("]")].strip() if "]" in body else ""
         if not inner:
             raise ScriptSyntaxError(line, "ICMP quoted segment needs '[...]'")
         spec = ". " + inner if _SEQ_RE.match(inner.split()[0]) else inner
@@ -369,14 +383,22 @@ def _parse_icmp(body: str, inbound: bool, time: TimeSpec, text: str, line: int) 
     mtu: int | None = None
     if len(words) >= 4 and words[2] == "mtu":
         mtu = _number(words, 3, line)
-    return IcmpEvent(line=line, time=time, text=text, inbound=inbound, icmp_type=words[0],
-                     code=words[1], mtu=mtu, quoted=quoted)
+    return IcmpEvent(
+        line=line,
+        time=time,
+        text=text,
+        inbound=inbound,
+        icmp_type=words[0],
+        code=words[1],
+        mtu=mtu,
+        quoted=quoted,
+    )
 
 
 # --- system calls ---------------------------------------------------------------
 
 _TOKEN_RE = re.compile(
-    r'\s*(?:(?P<ellipsis>\.\.\.)|(?P<number>-?0x[0-9a-fA-F]+|-?\d+)'
+    r"\s*(?:(?P<ellipsis>\.\.\.)|(?P<number>-?0x[0-9a-fA-F]+|-?\d+)"
     r'|(?P<name>[A-Za-z_]\w*)|(?P<string>"(?:[^"\\]|\\.)*")|(?P<punct>[\[\]{}(),=|&]))'
 )
 
@@ -493,18 +515,24 @@ def _parse_syscall(rest: str, time: TimeSpec, text: str, line: int) -> SyscallEv
     if match is None:
         raise ScriptSyntaxError(line, f"expected a packet, a command or a system call: {rest!r}")
     close = _matching_paren(rest, match.end() - 1, line)
-    parser = _ExprParser(_tokens(rest[match.end():close], line), line)
+    parser = _ExprParser(_tokens(rest[match.end() : close], line), line)
     args = _all_args(parser)
-    tail = rest[close + 1:].strip()
+    tail = rest[close + 1 :].strip()
     if not tail.startswith("="):
         raise ScriptSyntaxError(line, "a system call needs '= result'")
     result = _RESULT_RE.match(tail[1:].strip())
     if result is None:
         raise ScriptSyntaxError(line, f"bad system call result {tail[1:].strip()!r}")
     value = result.group("value")
-    return SyscallEvent(line=line, time=time, text=text, name=match.group(1), args=args,
-                        result=None if value == "..." else int(value, 0),
-                        errno=result.group("errno"))
+    return SyscallEvent(
+        line=line,
+        time=time,
+        text=text,
+        name=match.group(1),
+        args=args,
+        result=None if value == "..." else int(value, 0),
+        errno=result.group("errno"),
+    )
 
 
 def _all_args(parser: _ExprParser) -> tuple[Expr, ...]:
@@ -529,12 +557,14 @@ def parse_script(text: str, name: str = "<script>") -> Script:
             if events:
                 raise ScriptSyntaxError(line, "header options must come before the first event")
             option_name, equals, value = logical[2:].partition("=")
-            options.append(HeaderOption(line=line, name=option_name.strip(),
-                                        value=value.strip() if equals else None))
+            options.append(
+                HeaderOption(
+                    line=line, name=option_name.strip(), value=value.strip() if equals else None
+                )
+            )
             continue
         events.append(parse_event(logical, line))
-    return Script(name=name, options=tuple(options), events=tuple(events),
-                  directives=directives)
+    return Script(name=name, options=tuple(options), events=tuple(events), directives=directives)
 
 
 def load_script(path: str | Path) -> Script:

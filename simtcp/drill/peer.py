@@ -61,19 +61,34 @@ class Endpoints:
 def build_tcp_frame(endpoints: Endpoints, segment: TcpSegment, *, ttl: int = 64) -> bytes:
     """An Ethernet/IPv4 frame carrying ``segment`` from the remote to the stack."""
     tcp_bytes = segment.build(endpoints.remote_ip, endpoints.local_ip)
-    packet = Ipv4Packet(endpoints.remote_ip, endpoints.local_ip, PROTOCOL_TCP, tcp_bytes,
-                        ttl=ttl, dont_fragment=True)
-    return EthernetFrame(endpoints.local_mac, endpoints.remote_mac, ETHERTYPE_IPV4,
-                         packet.build()).build()
+    packet = Ipv4Packet(
+        endpoints.remote_ip,
+        endpoints.local_ip,
+        PROTOCOL_TCP,
+        tcp_bytes,
+        ttl=ttl,
+        dont_fragment=True,
+    )
+    return EthernetFrame(
+        endpoints.local_mac, endpoints.remote_mac, ETHERTYPE_IPV4, packet.build()
+    ).build()
 
 
 def build_ipv4_frame(endpoints: Endpoints, packet: Ipv4Packet) -> bytes:
-    return EthernetFrame(endpoints.local_mac, endpoints.remote_mac, ETHERTYPE_IPV4,
-                         packet.build()).build()
+    return EthernetFrame(
+        endpoints.local_mac, endpoints.remote_mac, ETHERTYPE_IPV4, packet.build()
+    ).build()
 
 
-def arp_frame(*, operation: int, sender_mac: bytes, sender_ip: int, target_mac: bytes,
-              target_ip: int, destination: bytes) -> bytes:
+def arp_frame(
+    *,
+    operation: int,
+    sender_mac: bytes,
+    sender_ip: int,
+    target_mac: bytes,
+    target_ip: int,
+    destination: bytes,
+) -> bytes:
     packet = ArpPacket(operation, sender_mac, sender_ip, target_mac, target_ip)
     return EthernetFrame(destination, sender_mac, ETHERTYPE_ARP, packet.build()).build()
 
@@ -97,8 +112,9 @@ def classify_frame(frame: bytes) -> ArpPacket | Outbound | None:
         packet = Ipv4Packet.parse(ethernet.payload)
         segment = None
         if packet.protocol == PROTOCOL_TCP and not packet.is_fragment:
-            segment = TcpSegment.parse(bytes(packet.payload), source=packet.source,
-                                       destination=packet.destination)
+            segment = TcpSegment.parse(
+                bytes(packet.payload), source=packet.source, destination=packet.destination
+            )
         return Outbound(packet=packet, segment=segment)
     except ValueError:
         return None
@@ -108,13 +124,23 @@ def arp_answer(request: ArpPacket, *, answer_mac: bytes, stack_ips: set[int]) ->
     """The remote side's reply to an ARP request from the stack (any address but the stack's)."""
     if request.operation != OPERATION_REQUEST or request.target_ip in stack_ips:
         return None
-    return arp_frame(operation=OPERATION_REPLY, sender_mac=answer_mac,
-                     sender_ip=request.target_ip, target_mac=request.sender_mac,
-                     target_ip=request.sender_ip, destination=request.sender_mac)
+    return arp_frame(
+        operation=OPERATION_REPLY,
+        sender_mac=answer_mac,
+        sender_ip=request.target_ip,
+        target_mac=request.sender_mac,
+        target_ip=request.sender_ip,
+        destination=request.sender_mac,
+    )
 
 
-def options_to_wire(options: tuple[TcpOption, ...], *, acked: SequenceSpace,
-                    echo: dict[int, int], latest_echo: int | None) -> tuple[TcpOption, ...]:
+def options_to_wire(
+    options: tuple[TcpOption, ...],
+    *,
+    acked: SequenceSpace,
+    echo: dict[int, int],
+    latest_echo: int | None,
+) -> tuple[TcpOption, ...]:
     """Script options of an inbound segment as they go on the wire.
 
     SACK edges are relative to the stack's ISN (they cover data the stack sent);
@@ -124,8 +150,9 @@ def options_to_wire(options: tuple[TcpOption, ...], *, acked: SequenceSpace,
     result: list[TcpOption] = []
     for option in options:
         if isinstance(option, SackOption):
-            option = SackOption(tuple((acked.to_wire(left), acked.to_wire(right))
-                                      for left, right in option.blocks))
+            option = SackOption(
+                tuple((acked.to_wire(left), acked.to_wire(right)) for left, right in option.blocks)
+            )
         elif isinstance(option, TimestampsOption) and option.echo_reply:
             actual = echo.get(option.echo_reply, latest_echo)
             if actual is not None:
@@ -134,12 +161,15 @@ def options_to_wire(options: tuple[TcpOption, ...], *, acked: SequenceSpace,
     return tuple(result)
 
 
-def options_to_script(options: tuple[TcpOption, ...], *,
-                      acked: SequenceSpace) -> tuple[TcpOption, ...]:
+def options_to_script(
+    options: tuple[TcpOption, ...], *, acked: SequenceSpace
+) -> tuple[TcpOption, ...]:
     """Options of an outbound segment with SACK edges made relative to the remote's ISN."""
     return tuple(
-        SackOption(tuple((acked.to_script(left), acked.to_script(right))
-                         for left, right in option.blocks))
-        if isinstance(option, SackOption) else option
+        SackOption(
+            tuple((acked.to_script(left), acked.to_script(right)) for left, right in option.blocks)
+        )
+        if isinstance(option, SackOption)
+        else option
         for option in options
     )

@@ -10,8 +10,10 @@ from .runner import ScriptResult, format_time
 
 def format_result(result: ScriptResult, *, verbose: bool = False) -> str:
     """``PASS name``, ``SKIP name: why`` or ``FAIL name:line: why`` plus expected/actual."""
-    timing = (f"{result.events_run} events, {format_time(result.virtual_us)} s virtual, "
-              f"{result.wall_seconds * 1000:.1f} ms")
+    timing = (
+        f"{result.events_run} events, {format_time(result.virtual_us)} s virtual, "
+        f"{result.wall_seconds * 1000:.1f} ms"
+    )
     lines: list[str] = []
     if result.status == "passed":
         lines.append(f"PASS {result.name} ({timing})")
@@ -38,8 +40,10 @@ def format_result(result: ScriptResult, *, verbose: bool = False) -> str:
 
 def summary_line(results: Sequence[ScriptResult]) -> str:
     """``N passed, N failed, N skipped``."""
-    counts = {status: sum(1 for result in results if result.status == status)
-              for status in ("passed", "failed", "skipped")}
+    counts = {
+        status: sum(1 for result in results if result.status == status)
+        for status in ("passed", "failed", "skipped")
+    }
     return f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
 
 
@@ -49,16 +53,25 @@ def junit_xml(results: Sequence[ScriptResult], *, suite: str = "simtcp drill") -
     skipped = sum(1 for result in results if result.status == "skipped")
     total_time = sum(result.wall_seconds for result in results)
     root = ElementTree.Element("testsuites")
-    node = ElementTree.SubElement(root, "testsuite", name=suite, tests=str(len(results)),
-                                  failures=str(failures), errors="0", skipped=str(skipped),
-                                  time=f"{total_time:.6f}")
+    node = ElementTree.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(results)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+        time=f"{total_time:.6f}",
+    )
     for result in results:
-        case = ElementTree.SubElement(node, "testcase", classname="drill", name=result.name,
-                                      time=f"{result.wall_seconds:.6f}")
+        case = ElementTree.SubElement(
+            node, "testcase", classname="drill", name=result.name, time=f"{result.wall_seconds:.6f}"
+        )
         if result.status == "failed" and result.failure is not None:
             failure = result.failure
-            element = ElementTree.SubElement(case, "failure",
-                                             message=f"line {failure.line}: {failure.message}")
+            element = ElementTree.SubElement(
+                case, "failure", message=f"line {failure.line}: {failure.message}"
+            )
             element.text = format_result(result)
         elif result.status == "skipped":
             ElementTree.SubElement(case, "skipped", message=result.skip_reason or "")

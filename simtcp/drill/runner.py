@@ -78,10 +78,20 @@ DEFAULT_REMOTE_ISN = 3_000_000_000
 """The remote's ISN: the script's relative 0 (a property test varies it across the wrap)."""
 
 _ICMP_CODES = {
-    "net_unreachable": 0, "host_unreachable": 1, "protocol_unreachable": 2,
-    "port_unreachable": 3, "frag_needed": 4, "source_route_failed": 5,
-    "net_unknown": 6, "host_unknown": 7, "host_isolated": 8, "net_prohibited": 9,
-    "host_prohibited": 10, "net_tos": 11, "host_tos": 12, "prohibited": 13,
+    "net_unreachable": 0,
+    "host_unreachable": 1,
+    "protocol_unreachable": 2,
+    "port_unreachable": 3,
+    "frag_needed": 4,
+    "source_route_failed": 5,
+    "net_unknown": 6,
+    "host_unknown": 7,
+    "host_isolated": 8,
+    "net_prohibited": 9,
+    "host_prohibited": 10,
+    "net_tos": 11,
+    "host_tos": 12,
+    "prohibited": 13,
 }
 
 
@@ -145,13 +155,21 @@ class _Blocked:
 class Runner:
     """Runs one script; ``run()`` once, then read the result."""
 
-    def __init__(self, script: Script, *, lenient: bool = False, seed: int = 0,
-                 remote_isn: int = DEFAULT_REMOTE_ISN, tolerance_us: int | None = None) -> None:
+    def __init__(
+        self,
+        script: Script,
+        *,
+        lenient: bool = False,
+        seed: int = 0,
+        remote_isn: int = DEFAULT_REMOTE_ISN,
+        tolerance_us: int | None = None,
+    ) -> None:
         self.script = script
         self.lenient = lenient
         self.seed = seed
-        self.result = ScriptResult(name=script.name, status="passed",
-                                   xfail=script.directive("xfail"))
+        self.result = ScriptResult(
+            name=script.name, status="passed", xfail=script.directive("xfail")
+        )
         self.settings: DrillSettings = settings_from_header(script.options, self.result)
         if tolerance_us is not None:
             self.settings = dataclasses.replace(self.settings, tolerance_us=tolerance_us)
@@ -167,11 +185,14 @@ class Runner:
         self._current_line = 0
         self._calling = False
         settings = self.settings
-        self.endpoints = Endpoints(local_mac=LOCAL_MAC, remote_mac=REMOTE_MAC,
-                                   local_ip=ip_from_str(settings.local_ip),
-                                   remote_ip=ip_from_str(settings.remote_ip),
-                                   local_port=settings.bind_port,
-                                   remote_port=settings.remote_port)
+        self.endpoints = Endpoints(
+            local_mac=LOCAL_MAC,
+            remote_mac=REMOTE_MAC,
+            local_ip=ip_from_str(settings.local_ip),
+            remote_ip=ip_from_str(settings.remote_ip),
+            local_port=settings.bind_port,
+            remote_port=settings.remote_port,
+        )
         self.remote_ip = settings.remote_ip
         self.connect_port = settings.connect_port
         self.bind_port = settings.bind_port
@@ -203,8 +224,7 @@ class Runner:
             raise Unsupported(f"TCP configuration: {error}") from None
         stack = Stack(StackConfig(seed=self.seed, tcp=tcp))
         stack.add_interface(INTERFACE, mac=LOCAL_MAC, mtu=settings.mtu)
-        stack.add_address(INTERFACE, f"{settings.local_ip}/{settings.prefix_length}",
-                          now=self.now)
+        stack.add_address(INTERFACE, f"{settings.local_ip}/{settings.prefix_length}", now=self.now)
         mask = prefix_mask(settings.prefix_length)
         local, remote = self.endpoints.local_ip, self.endpoints.remote_ip
         neighbour = settings.remote_ip
@@ -214,9 +234,18 @@ class Runner:
         self._stack = stack
         # Introduce the neighbour the way a real one would: it asks for our address
         # (RFC 826 "merge" lets the stack learn it without a request of its own).
-        stack.receive_frame(INTERFACE, arp_frame(
-            operation=1, sender_mac=REMOTE_MAC, sender_ip=ip_from_str(neighbour),
-            target_mac=bytes(6), target_ip=local, destination=b"\xff" * 6), now=self.now)
+        stack.receive_frame(
+            INTERFACE,
+            arp_frame(
+                operation=1,
+                sender_mac=REMOTE_MAC,
+                sender_ip=ip_from_str(neighbour),
+                target_mac=bytes(6),
+                target_ip=local,
+                destination=b"\xff" * 6,
+            ),
+            now=self.now,
+        )
         self._settle()
         self.queue.clear()
         return stack
@@ -244,7 +273,8 @@ class Runner:
             result.failure = Failure(
                 line=self._current_line,
                 message=f"the stack raised {type(error).__name__}: {error} "
-                        f"({Path(where.filename).name}:{where.lineno})")
+                f"({Path(where.filename).name}:{where.lineno})",
+            )
         result.virtual_us = self.now
         result.wall_seconds = wall_clock.perf_counter() - started
         return result
@@ -252,16 +282,31 @@ class Runner:
     def _preflight(self) -> None:
         if self.settings.unsupported:
             raise _ScriptSkipped("; ".join(self.settings.unsupported))
-        unsupported = [f"line {event.line}: {event.feature}" for event in self.script.events
-                       if isinstance(event, UnsupportedEvent)]
+        unsupported = [
+            f"line {event.line}: {event.feature}"
+            for event in self.script.events
+            if isinstance(event, UnsupportedEvent)
+        ]
         if unsupported:
             self.result.unsupported.extend(unsupported)
             raise _ScriptSkipped("unsupported: " + "; ".join(unsupported))
 
-    def _fail(self, message: str, *, expected: str | None = None,
-              actual: str | None = None, line: int | None = None) -> _ScriptFailed:
-        return _ScriptFailed(Failure(line=self._current_line if line is None else line,
-                                     message=message, expected=expected, actual=actual))
+    def _fail(
+        self,
+        message: str,
+        *,
+        expected: str | None = None,
+        actual: str | None = None,
+        line: int | None = None,
+    ) -> _ScriptFailed:
+        return _ScriptFailed(
+            Failure(
+                line=self._current_line if line is None else line,
+                message=message,
+                expected=expected,
+                actual=actual,
+            )
+        )
 
     def _run_event(self, event: Event) -> None:
         if isinstance(event, PacketEvent) and not event.inbound:
@@ -290,8 +335,9 @@ class Runner:
         kind = spec.kind
         if kind is TimeKind.ANY:
             return self.now, self.now, self.now + ANY_TIME_HORIZON_US
-        start = spec.start_us + (base if kind in (TimeKind.RELATIVE,
-                                                  TimeKind.RELATIVE_RANGE) else 0)
+        start = spec.start_us + (
+            base if kind in (TimeKind.RELATIVE, TimeKind.RELATIVE_RANGE) else 0
+        )
         if kind in (TimeKind.ABSOLUTE_RANGE, TimeKind.RELATIVE_RANGE):
             end = (spec.end_us or 0) + (base if kind is TimeKind.RELATIVE_RANGE else 0)
             return start, start - tolerance, end + tolerance
@@ -300,11 +346,15 @@ class Runner:
     def _event_time(self, spec: TimeSpec) -> int:
         """When an input event (packet in, call, command) happens; updates the base."""
         script_time, low, high = self._window(spec)
-        at = script_time if spec.kind not in (TimeKind.ABSOLUTE_RANGE,
-                                              TimeKind.RELATIVE_RANGE) else low
+        at = (
+            script_time
+            if spec.kind not in (TimeKind.ABSOLUTE_RANGE, TimeKind.RELATIVE_RANGE)
+            else low
+        )
         at = max(at, self.now)
-        self.last_event_us = script_time if spec.kind in (TimeKind.ABSOLUTE,
-                                                          TimeKind.RELATIVE) else at
+        self.last_event_us = (
+            script_time if spec.kind in (TimeKind.ABSOLUTE, TimeKind.RELATIVE) else at
+        )
         return at
 
     def _advance_to(self, at: int, *, until_output: bool = False) -> None:
@@ -324,8 +374,7 @@ class Runner:
                 break
             steps += 1
             if steps > _MAX_TIMER_STEPS:
-                raise self._fail(f"the stack's timers do not advance past "
-                                 f"{format_time(deadline)}")
+                raise self._fail(f"the stack's timers do not advance past {format_time(deadline)}")
             self.now = max(self.now, deadline)
             if stack is not None and deadline == stack.poll_at():
                 stack.handle_timer(now=self.now)
@@ -361,8 +410,7 @@ class Runner:
         if item is None:
             return
         if not isinstance(item, Outbound):
-            answer = arp_answer(item, answer_mac=REMOTE_MAC,
-                                stack_ips={self.endpoints.local_ip})
+            answer = arp_answer(item, answer_mac=REMOTE_MAC, stack_ips={self.endpoints.local_ip})
             if answer is not None:
                 stack.receive_frame(INTERFACE, answer, now=self.now)
             return
@@ -382,8 +430,11 @@ class Runner:
         """Segments sent more than the tolerance before ``at`` were expected by no line."""
         if self.queue and self.queue[0][0] < at - self.settings.tolerance_us:
             stamp, segment = self.queue[0]
-            raise self._fail("unexpected outbound segment", expected="(no segment)",
-                             actual=f"{format_time(stamp)} {self._render(segment)}")
+            raise self._fail(
+                "unexpected outbound segment",
+                expected="(no segment)",
+                actual=f"{format_time(stamp)} {self._render(segment)}",
+            )
 
     def _render(self, segment: TcpSegment) -> str:
         return format_actual(segment, sender=self.local, acked=self.remote)
@@ -393,13 +444,16 @@ class Runner:
             self._advance_to(self.blocked.until_us)  # a poll() timeout still to come
         if self.blocked is not None:
             event = self.blocked.event
-            raise self._fail(f"{event.name}() blocked and never returned", line=event.line,
-                             expected=event.text)
+            raise self._fail(
+                f"{event.name}() blocked and never returned", line=event.line, expected=event.text
+            )
         if not self.lenient and self.queue:
             stamp, segment = self.queue[0]
-            raise self._fail("unexpected outbound segment at the end of the script",
-                             expected="(no segment)",
-                             actual=f"{format_time(stamp)} {self._render(segment)}")
+            raise self._fail(
+                "unexpected outbound segment at the end of the script",
+                expected="(no segment)",
+                actual=f"{format_time(stamp)} {self._render(segment)}",
+            )
 
     # --- packets ---------------------------------------------------------------------
 
@@ -409,37 +463,50 @@ class Runner:
             self._advance_to(high, until_output=True)
         expected = f"{format_time(script_time)} {format_expected(event)}"
         if not self.queue:
-            raise self._fail(f"expected segment not sent by {format_time(high)}",
-                             expected=expected, actual="(nothing)")
+            raise self._fail(
+                f"expected segment not sent by {format_time(high)}",
+                expected=expected,
+                actual="(nothing)",
+            )
         stamp, segment = self.queue.popleft()
         actual = f"{format_time(stamp)} {self._render(segment)}"
         ends = self.endpoints
-        if (segment.source_port, segment.destination_port) != (ends.local_port,
-                                                               ends.remote_port):
-            raise self._fail(f"segment on ports {segment.source_port}>"
-                             f"{segment.destination_port}, not {ends.local_port}>"
-                             f"{ends.remote_port}", expected=expected, actual=actual)
-        reason = mismatch(event, segment, sender=self.local, acked=self.remote,
-                          lenient=self.lenient)
+        if (segment.source_port, segment.destination_port) != (ends.local_port, ends.remote_port):
+            raise self._fail(
+                f"segment on ports {segment.source_port}>"
+                f"{segment.destination_port}, not {ends.local_port}>"
+                f"{ends.remote_port}",
+                expected=expected,
+                actual=actual,
+            )
+        reason = mismatch(
+            event, segment, sender=self.local, acked=self.remote, lenient=self.lenient
+        )
         if reason is not None:
             raise self._fail(reason, expected=expected, actual=actual)
         if not low <= stamp <= high:
-            raise self._fail(f"sent at {format_time(stamp)}, outside "
-                             f"{format_time(low)}..{format_time(high)}",
-                             expected=expected, actual=actual)
+            raise self._fail(
+                f"sent at {format_time(stamp)}, outside {format_time(low)}..{format_time(high)}",
+                expected=expected,
+                actual=actual,
+            )
         self._check_payload(segment, expected, actual)
         self._remember_timestamps(event, segment)
         kind = event.time.kind
-        self.last_event_us = script_time if kind in (TimeKind.ABSOLUTE,
-                                                     TimeKind.RELATIVE) else stamp
+        self.last_event_us = (
+            script_time if kind in (TimeKind.ABSOLUTE, TimeKind.RELATIVE) else stamp
+        )
 
     def _check_payload(self, segment: TcpSegment, expected: str, actual: str) -> None:
         if self.lenient or not segment.payload:
             return
         offset = self.local.to_script(segment.seq) - (0 if segment.flags & SYN else 1)
         if bytes(segment.payload) != payload_pattern(offset, len(segment.payload)):
-            raise self._fail("payload bytes differ from what the application wrote at "
-                             f"stream offset {offset}", expected=expected, actual=actual)
+            raise self._fail(
+                f"payload bytes differ from what the application wrote at stream offset {offset}",
+                expected=expected,
+                actual=actual,
+            )
 
     def _remember_timestamps(self, event: PacketEvent, segment: TcpSegment) -> None:
         actual = segment.timestamps
@@ -451,14 +518,20 @@ class Runner:
         if event.flags & SYN and not event.flags & ACK:
             self.endpoints.remote_port = self.endpoints.remote_port or self.settings.remote_port
         offset = event.seq_start - (0 if event.flags & SYN else 1)
-        options = options_to_wire(event.options or (), acked=self.local, echo=self.echo,
-                                  latest_echo=self.latest_echo)
+        options = options_to_wire(
+            event.options or (), acked=self.local, echo=self.echo, latest_echo=self.latest_echo
+        )
         return TcpSegment(
-            self.endpoints.remote_port, self.endpoints.local_port,
+            self.endpoints.remote_port,
+            self.endpoints.local_port,
             self.remote.to_wire(event.seq_start),
             self.local.to_wire(event.ack) if event.ack is not None else 0,
-            event.flags, 65535 if event.window is None else event.window, options,
-            payload_pattern(offset, event.payload_length), event.urgent_pointer or 0)
+            event.flags,
+            65535 if event.window is None else event.window,
+            options,
+            payload_pattern(offset, event.payload_length),
+            event.urgent_pointer or 0,
+        )
 
     def _inject_segment(self, event: PacketEvent) -> None:
         stack = self.stack(now=self.now)
@@ -471,22 +544,31 @@ class Runner:
         stack = self.stack(now=self.now)
         code = _ICMP_CODES.get(event.code)
         if event.icmp_type not in ("unreachable", "time_exceeded") or (
-                event.icmp_type == "unreachable" and code is None):
+            event.icmp_type == "unreachable" and code is None
+        ):
             raise _ScriptSkipped(f"line {event.line}: ICMP {event.icmp_type} {event.code}")
         quoted = event.quoted
         ends = self.endpoints
         offending = TcpSegment(
-            ends.local_port, ends.remote_port,
+            ends.local_port,
+            ends.remote_port,
             self.local.to_wire(quoted.seq_start if quoted else 0),
             self.remote.to_wire(quoted.ack) if quoted and quoted.ack is not None else 0,
-            quoted.flags if quoted else ACK, 0)
-        original = Ipv4Packet(ends.local_ip, ends.remote_ip, PROTOCOL_TCP,
-                              offending.build(ends.local_ip, ends.remote_ip))
-        quoted_bytes = original.build_header(len(original.payload) + (
-            quoted.payload_length if quoted else 0)) + bytes(original.payload)[:8]
+            quoted.flags if quoted else ACK,
+            0,
+        )
+        original = Ipv4Packet(
+            ends.local_ip,
+            ends.remote_ip,
+            PROTOCOL_TCP,
+            offending.build(ends.local_ip, ends.remote_ip),
+        )
+        quoted_bytes = (
+            original.build_header(len(original.payload) + (quoted.payload_length if quoted else 0))
+            + bytes(original.payload)[:8]
+        )
         if event.icmp_type == "unreachable":
-            message = IcmpMessage.destination_unreachable(code or 0, quoted_bytes,
-                                                          event.mtu or 0)
+            message = IcmpMessage.destination_unreachable(code or 0, quoted_bytes, event.mtu or 0)
         else:
             message = IcmpMessage(TYPE_TIME_EXCEEDED, 0, 0, quoted_bytes)
         assert message.icmp_type in (TYPE_DESTINATION_UNREACHABLE, TYPE_TIME_EXCEEDED)
@@ -498,8 +580,9 @@ class Runner:
     def _start_syscall(self, event: SyscallEvent) -> None:
         if self.blocked is not None:
             earlier = self.blocked.event
-            raise self._fail(f"{earlier.name}() of line {earlier.line} is still blocked",
-                             expected=event.text)
+            raise self._fail(
+                f"{earlier.name}() of line {earlier.line} is still blocked", expected=event.text
+            )
         self.blocked = _Blocked(event, self.now)
         self._retry_blocked()
 
@@ -528,28 +611,41 @@ class Runner:
         self._judge_syscall(event, blocked.started_us, value, errno)
         return True
 
-    def _judge_syscall(self, event: SyscallEvent, started_us: int, value: int,
-                       errno: str | None) -> None:
+    def _judge_syscall(
+        self, event: SyscallEvent, started_us: int, value: int, errno: str | None
+    ) -> None:
         actual = f"= {value}" + (f" {errno}" if errno else "")
         if event.result is not None and (value != event.result or errno != event.errno):
             wanted = f"= {event.result}" + (f" {event.errno}" if event.errno else "")
-            raise self._fail(f"{event.name}() returned {actual[2:]} instead of {wanted[2:]}",
-                             line=event.line, expected=event.text,
-                             actual=f"{format_time(self.now)} {event.name}(...) {actual}")
+            raise self._fail(
+                f"{event.name}() returned {actual[2:]} instead of {wanted[2:]}",
+                line=event.line,
+                expected=event.text,
+                actual=f"{format_time(self.now)} {event.name}(...) {actual}",
+            )
         spec = event.time
         if spec.blocking_end_us is None:
             return
         end = spec.blocking_end_us + (started_us if spec.blocking_end_relative else 0)
         tolerance = self.settings.tolerance_us
         if not end - tolerance <= self.now <= end + tolerance:
-            raise self._fail(f"{event.name}() returned at {format_time(self.now)}, not at "
-                             f"{format_time(end)}", line=event.line, expected=event.text)
+            raise self._fail(
+                f"{event.name}() returned at {format_time(self.now)}, not at {format_time(end)}",
+                line=event.line,
+                expected=event.text,
+            )
         self.last_event_us = end
 
 
-def run_parsed(script: Script, *, lenient: bool = False, seed: int = 0,
-               remote_isn: int = DEFAULT_REMOTE_ISN,
-               tolerance_us: int | None = None) -> ScriptResult:
+def run_parsed(
+    script: Script,
+    *,
+    lenient: bool = False,
+    seed: int = 0,
+    remote_isn: int = DEFAULT_REMOTE_ISN,
+    tolerance_us: int | None = None,
+) -> ScriptResult:
     """Run an already parsed script."""
-    return Runner(script, lenient=lenient, seed=seed, remote_isn=remote_isn,
-                  tolerance_us=tolerance_us).run()
+    return Runner(
+        script, lenient=lenient, seed=seed, remote_isn=remote_isn, tolerance_us=tolerance_us
+    ).run()

@@ -69,8 +69,16 @@ def settings_from_header(options: Iterable[HeaderOption], recorder: _Recorder) -
     values: dict[str, object] = {}
     overrides: dict[str, int | bool] = {}
     unsupported: list[str] = []
-    simple = {"local_ip": str, "remote_ip": str, "gateway_ip": str, "tolerance_usecs": int,
-              "bind_port": int, "connect_port": int, "remote_port": int, "mtu": int}
+    simple = {
+        "local_ip": str,
+        "remote_ip": str,
+        "gateway_ip": str,
+        "tolerance_usecs": int,
+        "bind_port": int,
+        "connect_port": int,
+        "remote_port": int,
+        "mtu": int,
+    }
     renamed = {"tolerance_usecs": "tolerance_us"}
     for option in options:
         name, value = option.name, option.value
@@ -92,5 +100,8 @@ def settings_from_header(options: Iterable[HeaderOption], recorder: _Recorder) -
                 recorder.ignored_options.append(f"--{name}" + (f"={value}" if value else ""))
         except ValueError as error:
             unsupported.append(f"--{name}={value}: {error}")
-    return DrillSettings(**values,  # type: ignore[arg-type]
-                         tcp_overrides=tuple(overrides.items()), unsupported=tuple(unsupported))
+    return DrillSettings(
+        **values,  # type: ignore[arg-type]
+        tcp_overrides=tuple(overrides.items()),
+        unsupported=tuple(unsupported),
+    )

@@ -34,39 +34,105 @@ from .model import ArrayExpr, BitOr, Expr, StructExpr, Symbol, SyscallEvent
 from .peer import payload_pattern
 
 ERRNO = {
-    "EPERM": 1, "EBADF": 9, "EAGAIN": 11, "EWOULDBLOCK": 11, "EFAULT": 14, "EINVAL": 22,
-    "EPIPE": 32, "ENOTSOCK": 88, "ENOPROTOOPT": 92, "EOPNOTSUPP": 95, "EADDRINUSE": 98,
-    "ENETUNREACH": 101, "ECONNABORTED": 103, "ECONNRESET": 104, "EISCONN": 106,
-    "ENOTCONN": 107, "ETIMEDOUT": 110, "ECONNREFUSED": 111, "EHOSTUNREACH": 113,
-    "EALREADY": 114, "EINPROGRESS": 115, "EMSGSIZE": 90, "EHOSTDOWN": 112,
+    "EPERM": 1,
+    "EBADF": 9,
+    "EAGAIN": 11,
+    "EWOULDBLOCK": 11,
+    "EFAULT": 14,
+    "EINVAL": 22,
+    "EPIPE": 32,
+    "ENOTSOCK": 88,
+    "ENOPROTOOPT": 92,
+    "EOPNOTSUPP": 95,
+    "EADDRINUSE": 98,
+    "ENETUNREACH": 101,
+    "ECONNABORTED": 103,
+    "ECONNRESET": 104,
+    "EISCONN": 106,
+    "ENOTCONN": 107,
+    "ETIMEDOUT": 110,
+    "ECONNREFUSED": 111,
+    "EHOSTUNREACH": 113,
+    "EALREADY": 114,
+    "EINPROGRESS": 115,
+    "EMSGSIZE": 90,
+    "EHOSTDOWN": 112,
     "EADDRNOTAVAIL": 99,
 }
 CONSTANTS = {
-    "AF_INET": 2, "PF_INET": 2, "SOCK_STREAM": 1, "IPPROTO_TCP": 6, "IPPROTO_IP": 0,
-    "SOL_SOCKET": 1, "SOL_TCP": 6, "F_GETFL": 3, "F_SETFL": 4, "O_RDWR": 2,
-    "O_NONBLOCK": 0x800, "SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2, "POLLIN": 0x1,
-    "POLLPRI": 0x2, "POLLOUT": 0x4, "POLLERR": 0x8, "POLLHUP": 0x10, "POLLNVAL": 0x20,
-    "POLLRDNORM": 0x40, "POLLWRNORM": 0x100, "POLLRDHUP": 0x2000, "MSG_DONTWAIT": 0x40,
+    "AF_INET": 2,
+    "PF_INET": 2,
+    "SOCK_STREAM": 1,
+    "IPPROTO_TCP": 6,
+    "IPPROTO_IP": 0,
+    "SOL_SOCKET": 1,
+    "SOL_TCP": 6,
+    "F_GETFL": 3,
+    "F_SETFL": 4,
+    "O_RDWR": 2,
+    "O_NONBLOCK": 0x800,
+    "SHUT_RD": 0,
+    "SHUT_WR": 1,
+    "SHUT_RDWR": 2,
+    "POLLIN": 0x1,
+    "POLLPRI": 0x2,
+    "POLLOUT": 0x4,
+    "POLLERR": 0x8,
+    "POLLHUP": 0x10,
+    "POLLNVAL": 0x20,
+    "POLLRDNORM": 0x40,
+    "POLLWRNORM": 0x100,
+    "POLLRDHUP": 0x2000,
+    "MSG_DONTWAIT": 0x40,
     **ERRNO,
 }
 SOCKET_OPTIONS = {
-    "SO_REUSEADDR", "SO_REUSEPORT", "SO_RCVBUF", "SO_SNDBUF", "SO_ERROR", "SO_LINGER",
-    "SO_KEEPALIVE", "TCP_NODELAY", "TCP_MAXSEG", "TCP_KEEPIDLE", "TCP_KEEPINTVL",
+    "SO_REUSEADDR",
+    "SO_REUSEPORT",
+    "SO_RCVBUF",
+    "SO_SNDBUF",
+    "SO_ERROR",
+    "SO_LINGER",
+    "SO_KEEPALIVE",
+    "TCP_NODELAY",
+    "TCP_MAXSEG",
+    "TCP_KEEPIDLE",
+    "TCP_KEEPINTVL",
     "TCP_KEEPCNT",
 }
 BUFFER_OPTIONS = {"SO_RCVBUF", "SO_SNDBUF"}
-_CONFIG_FIELDS = {"SO_RCVBUF": "receive_buffer", "SO_SNDBUF": "send_buffer",
-                  "TCP_NODELAY": "nodelay", "TCP_MAXSEG": "mss", "SO_KEEPALIVE": "keepalive",
-                  "TCP_KEEPIDLE": "keepalive_idle", "TCP_KEEPINTVL": "keepalive_interval",
-                  "TCP_KEEPCNT": "keepalive_probes"}
+_CONFIG_FIELDS = {
+    "SO_RCVBUF": "receive_buffer",
+    "SO_SNDBUF": "send_buffer",
+    "TCP_NODELAY": "nodelay",
+    "TCP_MAXSEG": "mss",
+    "SO_KEEPALIVE": "keepalive",
+    "TCP_KEEPIDLE": "keepalive_idle",
+    "TCP_KEEPINTVL": "keepalive_interval",
+    "TCP_KEEPCNT": "keepalive_probes",
+}
 _SECONDS_OPTIONS = {"TCP_KEEPIDLE", "TCP_KEEPINTVL"}
-_ICMP_ERRNO = {0: "ENETUNREACH", 1: "EHOSTUNREACH", 2: "ENOPROTOOPT", 3: "ECONNREFUSED",
-               4: "EMSGSIZE", 5: "EOPNOTSUPP", 6: "ENETUNREACH", 7: "EHOSTDOWN",
-               9: "ENETUNREACH", 10: "EHOSTUNREACH", 13: "EHOSTUNREACH"}
+_ICMP_ERRNO = {
+    0: "ENETUNREACH",
+    1: "EHOSTUNREACH",
+    2: "ENOPROTOOPT",
+    3: "ECONNREFUSED",
+    4: "EMSGSIZE",
+    5: "EOPNOTSUPP",
+    6: "ENETUNREACH",
+    7: "EHOSTDOWN",
+    9: "ENETUNREACH",
+    10: "EHOSTUNREACH",
+    13: "EHOSTUNREACH",
+}
 """errno of a hard ICMP Destination Unreachable by code, as Linux reports them."""
-_API_ERRNO = {"AddressInUseError": "EADDRINUSE", "NoRouteError": "ENETUNREACH",
-              "InvalidHandleError": "EBADF", "InvalidStateError": "EINVAL",
-              "AddressError": "EADDRNOTAVAIL"}
+_API_ERRNO = {
+    "AddressInUseError": "EADDRINUSE",
+    "NoRouteError": "ENETUNREACH",
+    "InvalidHandleError": "EBADF",
+    "InvalidStateError": "EINVAL",
+    "AddressError": "EADDRNOTAVAIL",
+}
 
 
 class SyscallFailed(Exception):
@@ -251,8 +317,11 @@ class Sockets:
         return self.harness.stack(now=now)
 
     def _sys_socket(self, args: tuple[Expr, ...], now: int) -> int:
-        if len(args) >= 2 and not isinstance(args[1], Symbol | int) or (
-                len(args) >= 2 and expr_int(args[1]) != CONSTANTS["SOCK_STREAM"]):
+        if (
+            len(args) >= 2
+            and not isinstance(args[1], Symbol | int)
+            or (len(args) >= 2 and expr_int(args[1]) != CONSTANTS["SOCK_STREAM"])
+        ):
             raise Unsupported("sockets other than SOCK_STREAM")
         fd = 3
         while fd in self.sockets:
@@ -313,15 +382,16 @@ class Sockets:
                 raise SyscallFailed("EALREADY")
             raise Blocked
         try:
-            handle = self._stack(now).tcp_connect(self.harness.remote_ip,
-                                                  self.harness.connect_port,
-                                                  local_port=socket.port, now=now)
+            handle = self._stack(now).tcp_connect(
+                self.harness.remote_ip, self.harness.connect_port, local_port=socket.port, now=now
+            )
         except NoRouteError:
             raise SyscallFailed("ENETUNREACH") from None
         socket.connection, socket.connecting = handle, True
         self.connections.setdefault(handle, ConnectionState())
-        self.harness.connection_opened(local_port=socket.port,
-                                       remote_port=self.harness.connect_port)
+        self.harness.connection_opened(
+            local_port=socket.port, remote_port=self.harness.connect_port
+        )
         if socket.nonblocking:
             raise SyscallFailed("EINPROGRESS")
         raise Blocked
@@ -329,8 +399,7 @@ class Sockets:
     def _connection(self, socket: Socket) -> tuple[int, ConnectionState]:
         if socket.connection is None:
             raise SyscallFailed("ENOTCONN")
-        return socket.connection, self.connections.setdefault(socket.connection,
-                                                              ConnectionState())
+        return socket.connection, self.connections.setdefault(socket.connection, ConnectionState())
 
     def _sys_write(self, args: tuple[Expr, ...], now: int) -> int:
         socket = self._socket(args[0])
@@ -378,8 +447,10 @@ class Sockets:
         if data:
             expected = payload_pattern(socket.read_offset, len(data))
             if data != expected:
-                raise CheckFailed(f"read returned bytes that differ from stream offset "
-                                  f"{socket.read_offset} onwards")
+                raise CheckFailed(
+                    f"read returned bytes that differ from stream offset "
+                    f"{socket.read_offset} onwards"
+                )
             socket.read_offset += len(data)
             state.available = max(0, state.available - len(data))
             return len(data)
@@ -464,7 +535,8 @@ class Sockets:
                 raise Unsupported("SO_LINGER without {l_onoff=..., l_linger=...}")
             on_off, linger = value_expr.get("l_onoff"), value_expr.get("l_linger")
             socket.linger_zero = bool(on_off is not None and expr_int(on_off)) and (
-                linger is not None and expr_int(linger) == 0)
+                linger is not None and expr_int(linger) == 0
+            )
             if linger is not None and expr_int(linger) and on_off and expr_int(on_off):
                 raise Unsupported("SO_LINGER with a non-zero timeout")
             return 0
@@ -550,8 +622,10 @@ class Sockets:
                 raise Blocked(until)
         for fd, actual, wanted_expr in entries:
             if wanted_expr is not None and expr_int(wanted_expr) != actual:
-                raise CheckFailed(f"poll revents of fd {fd} were {actual:#x} "
-                                  f"instead of {expr_int(wanted_expr):#x}")
+                raise CheckFailed(
+                    f"poll revents of fd {fd} were {actual:#x} "
+                    f"instead of {expr_int(wanted_expr):#x}"
+                )
         return ready
 
     def pending_config(self) -> dict[str, int | bool]:

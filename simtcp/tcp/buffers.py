@@ -109,8 +109,8 @@ class SendBuffer:
             return b""
         if seq < self.base:
             # Never asked by the engine; answered as the old bytearray slice did.
-            whole = b"".join(self._chunks)[self.base - self._starts[0]:] if self._chunks else b""
-            return whole[seq - self.base:seq - self.base + size]
+            whole = b"".join(self._chunks)[self.base - self._starts[0] :] if self._chunks else b""
+            return whole[seq - self.base : seq - self.base + size]
         starts = self._starts
         chunks = self._chunks
         index = bisect_right(starts, seq) - 1
@@ -118,8 +118,8 @@ class SendBuffer:
         offset = seq - starts[index]
         if stop - starts[index] <= len(chunk):
             if type(chunk) is bytes:
-                return chunk[offset:stop - starts[index]]  # a whole chunk: no copy at all
-            return bytes(chunk[offset:stop - starts[index]])  # a small tail chunk
+                return chunk[offset : stop - starts[index]]  # a whole chunk: no copy at all
+            return bytes(chunk[offset : stop - starts[index]])  # a small tail chunk
         index += 1
         following = chunks[index]
         cut = stop - starts[index]
@@ -131,7 +131,7 @@ class SendBuffer:
         while starts[index] + len(chunks[index]) < stop:
             parts.append(chunks[index])
             index += 1
-        parts.append(memoryview(chunks[index])[:stop - starts[index]])
+        parts.append(memoryview(chunks[index])[: stop - starts[index]])
         return b"".join(parts)
 
 
@@ -159,8 +159,16 @@ class ReceiveBuffer:
     exactly one whole chunk returns it without a copy; any other read joins once.
     """
 
-    __slots__ = ("available", "capacity", "max_blocks", "_queue", "_offset", "_starts",
-                 "_blocks", "_ooo_bytes")
+    __slots__ = (
+        "available",
+        "capacity",
+        "max_blocks",
+        "_queue",
+        "_offset",
+        "_starts",
+        "_blocks",
+        "_ooo_bytes",
+    )
 
     def __init__(self, *, capacity: int, max_blocks: int) -> None:
         self.available = 0
@@ -179,7 +187,7 @@ class ReceiveBuffer:
         """A copy of the in-order bytes waiting (for inspection; :meth:`read` takes them)."""
         if not self._queue:
             return b""
-        return b"".join(self._queue)[self._offset:]
+        return b"".join(self._queue)[self._offset :]
 
     @property
     def free_space(self) -> int:
@@ -244,7 +252,7 @@ class ReceiveBuffer:
             self._ooo_bytes -= len(block)
             end = start + len(block)
             if end > rcv_nxt:
-                self._push(memoryview(block)[rcv_nxt - start:])
+                self._push(memoryview(block)[rcv_nxt - start :])
                 rcv_nxt = end
             count += 1
         del starts[:count]
@@ -274,7 +282,7 @@ class ReceiveBuffer:
             block = blocks[first]
             block_end = block_start + len(block)
             if end > block_end:
-                block += memoryview(payload)[block_end - seq:]
+                block += memoryview(payload)[block_end - seq :]
                 self._ooo_bytes += end - block_end
             return True
         new_start = min(seq, block_start)
@@ -283,9 +291,9 @@ class ReceiveBuffer:
         for index in range(first, last):
             offset = starts[index] - new_start
             block = blocks[index]
-            merged[offset:offset + len(block)] = block
+            merged[offset : offset + len(block)] = block
             self._ooo_bytes -= len(block)
-        merged[seq - new_start:end - new_start] = payload
+        merged[seq - new_start : end - new_start] = payload
         starts[first:last] = [new_start]
         blocks[first:last] = [merged]
         self._ooo_bytes += len(merged)
@@ -305,13 +313,13 @@ class ReceiveBuffer:
             return first  # one whole chunk: no copy
         if len(first) - offset > wanted:
             self._offset = offset + wanted
-            return first[offset:offset + wanted]
+            return first[offset : offset + wanted]
         parts: list[Buffer] = []
         while wanted:
             chunk = queue[0]
             left = len(chunk) - offset
             if left > wanted:
-                parts.append(memoryview(chunk)[offset:offset + wanted])
+                parts.append(memoryview(chunk)[offset : offset + wanted])
                 offset += wanted
                 break
             parts.append(memoryview(chunk)[offset:] if offset else chunk)

@@ -100,23 +100,35 @@ class TcpConfig:
     def __post_init__(self) -> None:
         checks = (
             (88 <= self.mss <= 65495, "tcp.mss must be 88..65495"),
-            (self.send_buffer >= 1 and self.receive_buffer >= 1,
-             "tcp.send_buffer and tcp.receive_buffer must be at least 1 byte"),
-            (0 < self.min_rto <= self.max_rto and self.initial_rto > 0,
-             "tcp.min_rto <= tcp.max_rto, all RTOs > 0"),
+            (
+                self.send_buffer >= 1 and self.receive_buffer >= 1,
+                "tcp.send_buffer and tcp.receive_buffer must be at least 1 byte",
+            ),
+            (
+                0 < self.min_rto <= self.max_rto and self.initial_rto > 0,
+                "tcp.min_rto <= tcp.max_rto, all RTOs > 0",
+            ),
             (self.syn_retries >= 0 and self.data_retries >= 0, "tcp retries must be >= 0"),
-            (0 < self.delayed_ack < 500 * MILLISECOND,
-             "tcp.delayed_ack must be in (0, 500 ms) (RFC 1122 §4.2.3.2)"),
+            (
+                0 < self.delayed_ack < 500 * MILLISECOND,
+                "tcp.delayed_ack must be in (0, 500 ms) (RFC 1122 §4.2.3.2)",
+            ),
             (self.msl > 0, "tcp.msl must be > 0"),
             (self.backlog >= 1, "tcp.backlog must be at least 1"),
             (self.initial_window_segments >= 1, "tcp.initial_window_segments must be >= 1"),
             (self.max_out_of_order_blocks >= 1, "tcp.max_out_of_order_blocks must be >= 1"),
             (self.max_stretch_ack >= 0, "tcp.max_stretch_ack must be >= 0"),
             (self.abc_limit_segments >= 0, "tcp.abc_limit_segments must be >= 0"),
-            (1 <= self.ephemeral_ports[0] <= self.ephemeral_ports[1] <= 65535,
-             "tcp.ephemeral_ports must be a range within 1..65535"),
-            (self.keepalive_idle > 0 and self.keepalive_interval > 0
-             and self.keepalive_probes >= 1, "tcp keepalive times must be > 0, probes >= 1"),
+            (
+                1 <= self.ephemeral_ports[0] <= self.ephemeral_ports[1] <= 65535,
+                "tcp.ephemeral_ports must be a range within 1..65535",
+            ),
+            (
+                self.keepalive_idle > 0
+                and self.keepalive_interval > 0
+                and self.keepalive_probes >= 1,
+                "tcp keepalive times must be > 0, probes >= 1",
+            ),
         )
         for ok, message in checks:
             if not ok:

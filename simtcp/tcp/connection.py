@@ -111,9 +111,15 @@ class Listener:
         self.accepted.discard(conn)
 
     def info(self) -> TcpInfo:
-        return TcpInfo(state=State.LISTEN.value, local_address=format_address(self.address),
-                       local_port=self.port, remote_address="0.0.0.0", remote_port=0,
-                       backlog=self.backlog, queued=self.queued)
+        return TcpInfo(
+            state=State.LISTEN.value,
+            local_address=format_address(self.address),
+            local_port=self.port,
+            remote_address="0.0.0.0",
+            remote_port=0,
+            backlog=self.backlog,
+            queued=self.queued,
+        )
 
 
 class PendingAcks:
@@ -136,28 +142,107 @@ class Connection:
     """One connection's variables (RFC 9293 §3.3.1 names where they exist)."""
 
     __slots__ = (
-        "handle", "state", "host", "config", "timers", "timer", "key",
-        "local_address", "local_port", "remote_address", "remote_port",
-        "listener", "visible", "active", "app_closed", "write_closed",
-        "iss", "irs", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2",
-        "max_snd_wnd", "snd_wscale", "rcv_wscale", "rcv_nxt", "rcv_adv",
-        "send_buffer", "receive_buffer", "fin_seq", "peer_fin_seq", "fin_received",
-        "snd_mss", "rcv_mss", "rcv_mss_seen", "nodelay", "rto", "cc",
-        "retries", "retransmits", "rtt_seq", "rtt_sent_at",
-        "dupacks", "recover", "in_recovery", "partial_acked",
-        "rto_at", "delack_at", "persist_at", "keepalive_at", "close_at",
-        "persist_backoff", "persist_probes", "keepalive_probes", "unacked_bytes",
-        "send_blocked", "last_received_at", "last_oow_ack_at", "soft_error", "offered_wscale",
-        "ts_ok", "ts_clock", "ts", "last_ack_sent", "sack_ok", "sack_receiver", "scoreboard",
-        "sack_pending", "rack", "rack_clock", "reorder_at", "probe_at", "rcv_space_copied",
-        "rcv_space_at", "route_mtu", "route_max_segment", "snd_tso", "snd_tso_mss",
-        "ack_pending", "pending_acks", "ts_sent", "ts_options",
+        "handle",
+        "state",
+        "host",
+        "config",
+        "timers",
+        "timer",
+        "key",
+        "local_address",
+        "local_port",
+        "remote_address",
+        "remote_port",
+        "listener",
+        "visible",
+        "active",
+        "app_closed",
+        "write_closed",
+        "iss",
+        "irs",
+        "snd_una",
+        "snd_nxt",
+        "snd_max",
+        "snd_wnd",
+        "snd_wl1",
+        "snd_wl2",
+        "max_snd_wnd",
+        "snd_wscale",
+        "rcv_wscale",
+        "rcv_nxt",
+        "rcv_adv",
+        "send_buffer",
+        "receive_buffer",
+        "fin_seq",
+        "peer_fin_seq",
+        "fin_received",
+        "snd_mss",
+        "rcv_mss",
+        "rcv_mss_seen",
+        "nodelay",
+        "rto",
+        "cc",
+        "retries",
+        "retransmits",
+        "rtt_seq",
+        "rtt_sent_at",
+        "dupacks",
+        "recover",
+        "in_recovery",
+        "partial_acked",
+        "rto_at",
+        "delack_at",
+        "persist_at",
+        "keepalive_at",
+        "close_at",
+        "persist_backoff",
+        "persist_probes",
+        "keepalive_probes",
+        "unacked_bytes",
+        "send_blocked",
+        "last_received_at",
+        "last_oow_ack_at",
+        "soft_error",
+        "offered_wscale",
+        "ts_ok",
+        "ts_clock",
+        "ts",
+        "last_ack_sent",
+        "sack_ok",
+        "sack_receiver",
+        "scoreboard",
+        "sack_pending",
+        "rack",
+        "rack_clock",
+        "reorder_at",
+        "probe_at",
+        "rcv_space_copied",
+        "rcv_space_at",
+        "route_mtu",
+        "route_max_segment",
+        "snd_tso",
+        "snd_tso_mss",
+        "ack_pending",
+        "pending_acks",
+        "ts_sent",
+        "ts_options",
     )
 
-    def __init__(self, *, handle: int, host: TcpHost, config: TcpConfig, timers: TimerHeap,
-                 timer: TimerHandle, local: tuple[int, int], remote: tuple[int, int],
-                 iss: int, our_mss: int, cc: CongestionControl,
-                 ts_clock: TimestampClock) -> None:
+    def __init__(
+        self,
+        *,
+        handle: int,
+        host: TcpHost,
+        config: TcpConfig,
+        timers: TimerHeap,
+        timer: TimerHandle,
+        local: tuple[int, int],
+        remote: tuple[int, int],
+        iss: int,
+        our_mss: int,
+        cc: CongestionControl,
+        ts_clock: TimestampClock,
+    ) -> None:
         self.handle = handle
         self.state = State.CLOSED
         self.host = host
@@ -188,8 +273,9 @@ class Connection:
         self.rcv_nxt = 0
         self.rcv_adv = 0
         self.send_buffer = SendBuffer(base=iss + 1, capacity=config.send_buffer)
-        self.receive_buffer = ReceiveBuffer(capacity=config.receive_buffer,
-                                            max_blocks=config.max_out_of_order_blocks)
+        self.receive_buffer = ReceiveBuffer(
+            capacity=config.receive_buffer, max_blocks=config.max_out_of_order_blocks
+        )
         self.fin_seq: int | None = None
         """Absolute sequence number of our FIN once the application shut down writing."""
         self.peer_fin_seq: int | None = None
@@ -212,8 +298,9 @@ class Connection:
         self.pending_acks = PendingAcks()
         """The layer's shared queue of connections owing an ACK (set by the layer)."""
         self.nodelay = config.nodelay
-        self.rto = RtoEstimator(initial_rto=config.initial_rto, min_rto=config.min_rto,
-                                max_rto=config.max_rto)
+        self.rto = RtoEstimator(
+            initial_rto=config.initial_rto, min_rto=config.min_rto, max_rto=config.max_rto
+        )
         self.cc = cc
         self.retries = 0
         self.retransmits = 0
@@ -265,15 +352,23 @@ class Connection:
         self.probe_at: Instant | None = None
 
     def __repr__(self) -> str:
-        return (f"<Connection {self.handle} {self.state.value} "
-                f"{format_address(self.local_address)}:{self.local_port} > "
-                f"{format_address(self.remote_address)}:{self.remote_port}>")
+        return (
+            f"<Connection {self.handle} {self.state.value} "
+            f"{format_address(self.local_address)}:{self.local_port} > "
+            f"{format_address(self.remote_address)}:{self.remote_port}>"
+        )
 
     def rearm(self) -> None:
         """Arm the connection's one timer at the earliest of its deadlines."""
         deadline = self.rto_at
-        for candidate in (self.delack_at, self.persist_at, self.keepalive_at, self.close_at,
-                          self.reorder_at, self.probe_at):
+        for candidate in (
+            self.delack_at,
+            self.persist_at,
+            self.keepalive_at,
+            self.close_at,
+            self.reorder_at,
+            self.probe_at,
+        ):
             if candidate is not None and (deadline is None or candidate < deadline):
                 deadline = candidate
         self.timers.arm(self.timer, deadline)
@@ -305,15 +400,25 @@ class Connection:
     def info(self) -> TcpInfo:
         return TcpInfo(
             state=self.state.value,
-            local_address=format_address(self.local_address), local_port=self.local_port,
-            remote_address=format_address(self.remote_address), remote_port=self.remote_port,
-            snd_una=self.snd_una & 0xFFFFFFFF, snd_nxt=self.snd_nxt & 0xFFFFFFFF,
-            rcv_nxt=self.rcv_nxt & 0xFFFFFFFF, snd_wnd=self.snd_wnd,
-            rcv_wnd=max(self.rcv_adv - self.rcv_nxt, 0), mss=self.snd_mss,
-            cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh, srtt=self.rto.srtt, rto=self.rto.rto,
-            retransmits=self.retransmits, bytes_in_send_buffer=len(self.send_buffer),
+            local_address=format_address(self.local_address),
+            local_port=self.local_port,
+            remote_address=format_address(self.remote_address),
+            remote_port=self.remote_port,
+            snd_una=self.snd_una & 0xFFFFFFFF,
+            snd_nxt=self.snd_nxt & 0xFFFFFFFF,
+            rcv_nxt=self.rcv_nxt & 0xFFFFFFFF,
+            snd_wnd=self.snd_wnd,
+            rcv_wnd=max(self.rcv_adv - self.rcv_nxt, 0),
+            mss=self.snd_mss,
+            cwnd=self.cc.cwnd,
+            ssthresh=self.cc.ssthresh,
+            srtt=self.rto.srtt,
+            rto=self.rto.rto,
+            retransmits=self.retransmits,
+            bytes_in_send_buffer=len(self.send_buffer),
             bytes_readable=self.receive_buffer.available,
             bytes_out_of_order=self.receive_buffer.out_of_order_bytes,
-            window_scaling=bool(self.snd_wscale or self.rcv_wscale), timestamps=self.ts_ok,
+            window_scaling=bool(self.snd_wscale or self.rcv_wscale),
+            timestamps=self.ts_ok,
             sack=self.sack_ok,
         )

@@ -35,16 +35,31 @@ _NOP = NopOption()
 DEFAULT_MSS = 536
 
 
-def send_cookie_syn_ack(host: TcpHost, cookies: SynCookies, rng: SeededRandom,
-                        config: TcpConfig, *, local: int, remote: int, mtu: int,
-                        segment: TcpSegment, now: Instant) -> None:
+def send_cookie_syn_ack(
+    host: TcpHost,
+    cookies: SynCookies,
+    rng: SeededRandom,
+    config: TcpConfig,
+    *,
+    local: int,
+    remote: int,
+    mtu: int,
+    segment: TcpSegment,
+    now: Instant,
+) -> None:
     """Answer ``segment`` (a SYN from ``remote``) with a SYN-ACK whose ISN is a cookie."""
     our_mss = min(config.mss, mtu - 40)
     peer_mss = segment.mss or DEFAULT_MSS
     local_port, remote_port = segment.destination_port, segment.source_port
-    isn = cookies.isn(local=local, local_port=local_port, remote=remote,
-                      remote_port=remote_port, peer_isn=segment.seq,
-                      mss=min(peer_mss, our_mss), now=now)
+    isn = cookies.isn(
+        local=local,
+        local_port=local_port,
+        remote=remote,
+        remote_port=remote_port,
+        peer_isn=segment.seq,
+        mss=min(peer_mss, our_mss),
+        now=now,
+    )
     options: tuple[TcpOption, ...] = (MssOption(our_mss),)
     timestamps = segment.timestamps
     if timestamps is not None and config.timestamps:
@@ -58,24 +73,36 @@ def send_cookie_syn_ack(host: TcpHost, cookies: SynCookies, rng: SeededRandom,
         clock = TimestampClock.for_connection(rng, local, local_port, remote, remote_port)
         tsval = SynCookies.tsval(clock.tsval(now), window_shift=shift, sack_permitted=sack)
         options += (_NOP, _NOP, TimestampsOption(tsval, timestamps.value))
-    reply = TcpSegment(local_port, remote_port, isn, (segment.seq + 1) & SEQ_MASK, SYN | ACK,
-                       min(config.receive_buffer, 0xFFFF), options)
+    reply = TcpSegment(
+        local_port,
+        remote_port,
+        isn,
+        (segment.seq + 1) & SEQ_MASK,
+        SYN | ACK,
+        min(config.receive_buffer, 0xFFFF),
+        options,
+    )
     host.send_tcp(local, remote, reply, now=now)
 
 
-def check_cookie(cookies: SynCookies, *, local: int, remote: int, segment: TcpSegment,
-                 now: Instant) -> CookieOptions | None:
+def check_cookie(
+    cookies: SynCookies, *, local: int, remote: int, segment: TcpSegment, now: Instant
+) -> CookieOptions | None:
     """What a handshake-completing ACK's cookie restores, or None if it is not ours."""
     timestamps = segment.timestamps
-    return cookies.validate(local=local, local_port=segment.destination_port, remote=remote,
-                            remote_port=segment.source_port, seg_seq=segment.seq,
-                            seg_ack=segment.ack,
-                            tsecr=timestamps.echo_reply if timestamps is not None else None,
-                            now=now)
+    return cookies.validate(
+        local=local,
+        local_port=segment.destination_port,
+        remote=remote,
+        remote_port=segment.source_port,
+        seg_seq=segment.seq,
+        seg_ack=segment.ack,
+        tsecr=timestamps.echo_reply if timestamps is not None else None,
+        now=now,
+    )
 
 
-def restore(conn: Connection, restored: CookieOptions, segment: TcpSegment,
-            now: Instant) -> None:
+def restore(conn: Connection, restored: CookieOptions, segment: TcpSegment, now: Instant) -> None:
     """Fill ``conn`` (ISN = the cookie) as if SYN, SYN-ACK and this ACK had been exchanged."""
     config = conn.config
     conn.irs = (segment.seq - 1) & SEQ_MASK
@@ -100,8 +127,11 @@ def restore(conn: Connection, restored: CookieOptions, segment: TcpSegment,
         conn.scoreboard = SackScoreboard(snd_una=conn.snd_una, mss=conn.snd_mss)
         if config.rack:
             conn.rack = RackTlp()
-    conn.cc = congestion.create(config.congestion_control, mss=conn.snd_mss,
-                                initial_window_segments=config.initial_window_segments)
+    conn.cc = congestion.create(
+        config.congestion_control,
+        mss=conn.snd_mss,
+        initial_window_segments=config.initial_window_segments,
+    )
     conn.snd_wnd = conn.max_snd_wnd = segment.window << conn.snd_wscale
     conn.snd_wl1 = conn.rcv_nxt
     conn.snd_wl2 = conn.snd_una

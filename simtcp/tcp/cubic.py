@@ -55,14 +55,32 @@ class Cubic(CongestionControl):
     """RFC 9438 CUBIC with fast convergence and the Reno-friendly region."""
 
     name = "cubic"
-    __slots__ = ("w_max", "cwnd_prior", "epoch_start", "cwnd_epoch", "k_us", "w_est",
-                 "rtt", "fast_convergence", "_cubic_frac", "_est_frac", "_after_rto",
-                 "_recovering")
+    __slots__ = (
+        "w_max",
+        "cwnd_prior",
+        "epoch_start",
+        "cwnd_epoch",
+        "k_us",
+        "w_est",
+        "rtt",
+        "fast_convergence",
+        "_cubic_frac",
+        "_est_frac",
+        "_after_rto",
+        "_recovering",
+    )
 
-    def __init__(self, *, mss: int, initial_window_segments: int,
-                 fast_convergence: bool = True, abc_limit: int = 0) -> None:
-        super().__init__(mss=mss, initial_window_segments=initial_window_segments,
-                         abc_limit=abc_limit)
+    def __init__(
+        self,
+        *,
+        mss: int,
+        initial_window_segments: int,
+        fast_convergence: bool = True,
+        abc_limit: int = 0,
+    ) -> None:
+        super().__init__(
+            mss=mss, initial_window_segments=initial_window_segments, abc_limit=abc_limit
+        )
         self.w_max = 0
         """W_max: the window just before the last reduction, fast convergence applied (bytes)."""
         self.cwnd_prior = 0
@@ -113,8 +131,9 @@ class Cubic(CongestionControl):
             self._after_rto = False
             return
         # K = cbrt((W_max - cwnd_epoch) / C), in seconds -> microseconds.
-        self.k_us = integer_cbrt((self.w_max - self.cwnd_epoch) * C_DEN * _US3_PER_S3
-                                 // (C_NUM * self.mss))
+        self.k_us = integer_cbrt(
+            (self.w_max - self.cwnd_epoch) * C_DEN * _US3_PER_S3 // (C_NUM * self.mss)
+        )
 
     # --- the CongestionControl interface ---------------------------------------------
 

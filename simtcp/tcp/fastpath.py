@@ -58,8 +58,16 @@ from .seq import SEQ_MASK
 
 _NOT_PSH = ~PSH & 0xFF
 _HALF = 1 << 31
-_ACK_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1,
-                         State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK})
+_ACK_STATES = frozenset(
+    {
+        State.ESTABLISHED,
+        State.CLOSE_WAIT,
+        State.FIN_WAIT_1,
+        State.FIN_WAIT_2,
+        State.CLOSING,
+        State.LAST_ACK,
+    }
+)
 """States whose ACK handler (``states._ACK_HANDLERS``) is ``_process_ack`` plus at most a
 transition once our FIN is acknowledged, which the predicate excludes."""
 _DATA_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
@@ -97,8 +105,12 @@ def try_fast_path(conn: Connection, segment: TcpSegment, now: Instant) -> bool:
 
 def _predicted_ack_advance(conn: Connection, segment: TcpSegment, now: Instant) -> int:
     """SEG.ACK - SND.UNA if the segment is one header prediction takes, else -1."""
-    if (segment.flags & _NOT_PSH != ACK or conn.state not in _ACK_STATES
-            or conn.in_recovery or conn.dupacks):
+    if (
+        segment.flags & _NOT_PSH != ACK
+        or conn.state not in _ACK_STATES
+        or conn.in_recovery
+        or conn.dupacks
+    ):
         return -1
     rcv_nxt = conn.rcv_nxt
     if segment.seq != rcv_nxt & SEQ_MASK or not _options_predicted(conn, segment, now):
@@ -114,9 +126,13 @@ def _predicted_ack_advance(conn: Connection, segment: TcpSegment, now: Instant) 
     fin_seq = conn.fin_seq
     if fin_seq is not None and una + advance > fin_seq and conn.state is not State.FIN_WAIT_2:
         return -1  # our FIN is acknowledged: a state transition, the general path's job
-    if size and (conn.state not in _DATA_STATES or conn.app_closed
-                 or conn.peer_fin_seq is not None or rcv_nxt + size > conn.rcv_adv
-                 or conn.receive_buffer.has_out_of_order):
+    if size and (
+        conn.state not in _DATA_STATES
+        or conn.app_closed
+        or conn.peer_fin_seq is not None
+        or rcv_nxt + size > conn.rcv_adv
+        or conn.receive_buffer.has_out_of_order
+    ):
         return -1
     return advance
 
@@ -130,13 +146,19 @@ def _options_predicted(conn: Connection, segment: TcpSegment, now: Instant) -> b
     if len(options) != 3:
         return False
     first, second, timestamps = options
-    if (type(timestamps) is not TimestampsOption or type(first) is not NopOption
-            or type(second) is not NopOption):
+    if (
+        type(timestamps) is not TimestampsOption
+        or type(first) is not NopOption
+        or type(second) is not NopOption
+    ):
         return False
     ts = conn.ts
     # RFC 7323 §5.3 R1 (PAWS) and §5.5 (an idle TS.Recent): the general path decides.
-    return (ts.valid and now - ts.ts_recent_at <= PAWS_IDLE_LIMIT
-            and (timestamps.value - ts.ts_recent) & SEQ_MASK < _HALF)  # not seq_lt
+    return (
+        ts.valid
+        and now - ts.ts_recent_at <= PAWS_IDLE_LIMIT
+        and (timestamps.value - ts.ts_recent) & SEQ_MASK < _HALF
+    )  # not seq_lt
 
 
 def _receive_in_order(conn: Connection, payload: Buffer, rcv_nxt: int, now: Instant) -> None:

@@ -61,9 +61,16 @@ SegmentArrives = Callable[["Owner", Connection, TcpSegment, Instant], None]
 # --- LISTEN (RFC 9293 §3.10.7.2) -----------------------------------------
 
 
-def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destination: int,
-                           segment: TcpSegment, now: Instant, *,
-                           arrives: SegmentArrives) -> None:
+def listen_segment_arrives(
+    owner: Owner,
+    listener: Listener,
+    source: int,
+    destination: int,
+    segment: TcpSegment,
+    now: Instant,
+    *,
+    arrives: SegmentArrives,
+) -> None:
     """A segment for a listener: a SYN opens a connection, a SYN cookie's ACK completes one."""
     flags = segment.flags
     host = owner.host
@@ -71,9 +78,11 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
     if flags & RST:
         return
     if flags & ACK:
-        if not flags & SYN and config.syn_cookies and _cookie_ack(owner, listener, source,
-                                                                  destination, segment, now,
-                                                                  arrives):
+        if (
+            not flags & SYN
+            and config.syn_cookies
+            and _cookie_ack(owner, listener, source, destination, segment, now, arrives)
+        ):
             return
         # RFC 9293 §3.10.7.2: an ACK to a listener is from a connection we do not have.
         send_reset_reply(host, source, destination, segment, now)
@@ -84,11 +93,18 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
         if config.syn_cookies and len(listener.accepted) < listener.backlog:
             # RFC 4987 §3.6: keep no state; the ISN remembers what we must know.
             host.stats.count("tcp.syn_cookies_sent")
-            cookies.send_cookie_syn_ack(host, owner.cookies, owner.rng, config, local=destination,
-                                        remote=source, mtu=owner.path_mtu(source),
-                                        segment=segment, now=now)
-            owner.cookies.note_sent(local=destination, local_port=segment.destination_port,
-                                    now=now)
+            cookies.send_cookie_syn_ack(
+                host,
+                owner.cookies,
+                owner.rng,
+                config,
+                local=destination,
+                remote=source,
+                mtu=owner.path_mtu(source),
+                segment=segment,
+                now=now,
+            )
+            owner.cookies.note_sent(local=destination, local_port=segment.destination_port, now=now)
             return
         host.stats.drop(DropReason.TCP_BACKLOG_FULL)
         return
@@ -105,16 +121,24 @@ def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destin
     host.stats.count("tcp.passive_opens")
 
 
-def _cookie_ack(owner: Owner, listener: Listener, source: int, destination: int,
-                segment: TcpSegment, now: Instant, arrives: SegmentArrives) -> bool:
+def _cookie_ack(
+    owner: Owner,
+    listener: Listener,
+    source: int,
+    destination: int,
+    segment: TcpSegment,
+    now: Instant,
+    arrives: SegmentArrives,
+) -> bool:
     """LISTEN -> ESTABLISHED for an ACK carrying a valid SYN cookie (RFC 4987 §3.6).
 
     True when the segment was handled (accepted, or dropped so that the client
     retransmits); False when it is no cookie's and RFC 9293 §3.10.7.2's reset applies.
     """
     stats = owner.host.stats
-    restored = cookies.check_cookie(owner.cookies, local=destination, remote=source,
-                                    segment=segment, now=now)
+    restored = cookies.check_cookie(
+        owner.cookies, local=destination, remote=source, segment=segment, now=now
+    )
     if restored is None:
         return _cookie_ack_failed(owner, destination, segment, now)
     if len(listener.accepted) >= listener.backlog:
@@ -125,8 +149,9 @@ def _cookie_ack(owner: Owner, listener: Listener, source: int, destination: int,
         stats.drop(DropReason.TCP_BACKLOG_FULL)
         return True
     stats.count("tcp.syn_cookies_accepted")
-    conn = owner.new_passive(listener, destination, source, segment, now,
-                             iss=(segment.ack - 1) & 0xFFFFFFFF)
+    conn = owner.new_passive(
+        listener, destination, source, segment, now, iss=(segment.ack - 1) & 0xFFFFFFFF
+    )
     cookies.restore(conn, restored, segment, now)
     become_established(owner, conn, now)
     if segment.payload or segment.flags & FIN:
@@ -136,8 +161,7 @@ def _cookie_ack(owner: Owner, listener: Listener, source: int, destination: int,
     return True
 
 
-def _cookie_ack_failed(owner: Owner, destination: int, segment: TcpSegment,
-                       now: Instant) -> bool:
+def _cookie_ack_failed(owner: Owner, destination: int, segment: TcpSegment, now: Instant) -> bool:
     """An ACK to a listener whose cookie check failed: drop it (True) or reset it (False).
 
     A cookie binds the client's ISN, and only the segment at ISN + 1 carries it
@@ -152,8 +176,10 @@ def _cookie_ack_failed(owner: Owner, destination: int, segment: TcpSegment,
     """
     syn_cookies = owner.cookies
     port = segment.destination_port
-    if not (syn_cookies.recently_sent(local=destination, local_port=port, now=now)
-            and syn_cookies.looks_like_cookie(segment.ack, now=now)):
+    if not (
+        syn_cookies.recently_sent(local=destination, local_port=port, now=now)
+        and syn_cookies.looks_like_cookie(segment.ack, now=now)
+    ):
         return False
     owner.host.stats.count("tcp.syn_cookie_acks_dropped")
     owner.host.stats.drop(DropReason.TCP_NO_CONNECTION)
@@ -200,15 +226,19 @@ def _apply_syn_options(conn: Connection, segment: TcpSegment, now: Instant) -> N
         conn.scoreboard = SackScoreboard(snd_una=conn.iss + 1, mss=conn.snd_mss)
         if config.rack:
             conn.rack = RackTlp()
-    conn.cc = congestion.create(config.congestion_control, mss=conn.snd_mss,
-                                initial_window_segments=config.initial_window_segments)
+    conn.cc = congestion.create(
+        config.congestion_control,
+        mss=conn.snd_mss,
+        initial_window_segments=config.initial_window_segments,
+    )
 
 
 # --- SYN-SENT (RFC 9293 §3.10.7.3) ----------------------------------------
 
 
-def syn_sent_segment_arrives(owner: Owner, conn: Connection, segment: TcpSegment,
-                             now: Instant) -> None:
+def syn_sent_segment_arrives(
+    owner: Owner, conn: Connection, segment: TcpSegment, now: Instant
+) -> None:
     """A segment for a connection in SYN-SENT (RFC 9293 §3.10.7.3)."""
     flags = segment.flags
     stats = conn.host.stats
@@ -252,8 +282,9 @@ def syn_sent_segment_arrives(owner: Owner, conn: Connection, segment: TcpSegment
 # --- SYN-RECEIVED (RFC 9293 §3.10.7.4 "fifth") ----------------------------
 
 
-def syn_received_acked(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
-                       now: Instant) -> bool:
+def syn_received_acked(
+    owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int, now: Instant
+) -> bool:
     """SYN-RECEIVED's ACK check (RFC 9293 §3.10.7.4 "fifth"): True once ESTABLISHED.
 
     An ACK outside SND.UNA < SEG.ACK =< SND.NXT draws a RST and is dropped (False).

@@ -19,8 +19,16 @@ HARD_UNREACHABLE_CODES = frozenset({2, 3, 9, 10, 13})
 """Destination-unreachable codes that end a connection attempt (RFC 1122 §4.2.3.9)."""
 
 
-def icmp_error(owner: Owner, conn: Connection, *, icmp_type: int, code: int, next_hop_mtu: int,
-               quoted_seq: int, now: Instant) -> None:
+def icmp_error(
+    owner: Owner,
+    conn: Connection,
+    *,
+    icmp_type: int,
+    code: int,
+    next_hop_mtu: int,
+    quoted_seq: int,
+    now: Instant,
+) -> None:
     """Act on an ICMP error quoting one of our segments, if it quotes data in flight."""
     seq = unwrap(quoted_seq, conn.snd_una)
     if not conn.snd_una <= seq < max(conn.snd_max, conn.snd_una + 1):

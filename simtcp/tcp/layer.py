@@ -44,10 +44,14 @@ IP_TCP_HEADERS = 40
 class TcpLayer:
     """Every TCP connection and listener of one stack."""
 
-    def __init__(self, config: TcpConfig, *, host: TcpHost, timers: TimerHeap,
-                 rng: SeededRandom) -> None:
-        congestion.create(config.congestion_control, mss=config.mss,
-                          initial_window_segments=config.initial_window_segments)
+    def __init__(
+        self, config: TcpConfig, *, host: TcpHost, timers: TimerHeap, rng: SeededRandom
+    ) -> None:
+        congestion.create(
+            config.congestion_control,
+            mss=config.mss,
+            initial_window_segments=config.initial_window_segments,
+        )
         self.config = config
         self.host = host
         self.timers = timers
@@ -63,13 +67,15 @@ class TcpLayer:
 
     # --- from the stack -----------------------------------------------------
 
-    def segment_received(self, source: int, destination: int, segment: TcpSegment, *,
-                         now: Instant) -> None:
+    def segment_received(
+        self, source: int, destination: int, segment: TcpSegment, *, now: Instant
+    ) -> None:
         """One parsed, checksum-verified segment from ``source`` to our ``destination``."""
         if self._pending_acks.connections and now != self._pending_acks.due_at:
             self.flush_acks(now=self._pending_acks.due_at)  # no output collected since
         conn = self._connections.get(
-            (destination, segment.destination_port, source, segment.source_port))
+            (destination, segment.destination_port, source, segment.source_port)
+        )
         if conn is not None:
             if conn.ack_pending and conn.unacked_bytes >= self.config.max_stretch_ack:
                 # RFC 5681 §4.2: the ACK owed for the segments before this one leaves
@@ -89,18 +95,35 @@ class TcpLayer:
         self.host.stats.drop(DropReason.TCP_NO_CONNECTION)
         send_reset_reply(self.host, source, destination, segment, now)
 
-    def icmp_error_received(self, *, icmp_type: int, code: int, next_hop_mtu: int,
-                            quoted_source: int, quoted_destination: int,
-                            quoted_source_port: int, quoted_destination_port: int,
-                            quoted_seq: int, now: Instant) -> None:
+    def icmp_error_received(
+        self,
+        *,
+        icmp_type: int,
+        code: int,
+        next_hop_mtu: int,
+        quoted_source: int,
+        quoted_destination: int,
+        quoted_source_port: int,
+        quoted_destination_port: int,
+        quoted_seq: int,
+        now: Instant,
+    ) -> None:
         """An ICMP error quoting a segment we sent (RFC 1122 §4.2.3.9)."""
-        conn = self._connections.get((quoted_source, quoted_source_port, quoted_destination,
-                                      quoted_destination_port))
+        conn = self._connections.get(
+            (quoted_source, quoted_source_port, quoted_destination, quoted_destination_port)
+        )
         if conn is None:
             self.host.stats.count("tcp.icmp_no_connection")
             return
-        icmp_errors.icmp_error(self, conn, icmp_type=icmp_type, code=code,
-                          next_hop_mtu=next_hop_mtu, quoted_seq=quoted_seq, now=now)
+        icmp_errors.icmp_error(
+            self,
+            conn,
+            icmp_type=icmp_type,
+            code=code,
+            next_hop_mtu=next_hop_mtu,
+            quoted_seq=quoted_seq,
+            now=now,
+        )
         if conn.state is not State.CLOSED:
             conn.rearm()
 
@@ -145,8 +168,9 @@ class TcpLayer:
         self._handles[handle] = listener
         return handle
 
-    def connect(self, address: int, port: int, *, local_port: int | None = None,
-                now: Instant) -> int:
+    def connect(
+        self, address: int, port: int, *, local_port: int | None = None, now: Instant
+    ) -> int:
         """Active open to ``address``:``port``; returns the connection's handle at once."""
         _check_port(port)
         route = self.host.route_source(address)
@@ -158,8 +182,10 @@ class TcpLayer:
         else:
             _check_port(local_port)
             if (source, local_port, address, port) in self._connections:
-                raise AddressInUseError(f"{format_address(source)}:{local_port} to "
-                                        f"{format_address(address)}:{port} is in use")
+                raise AddressInUseError(
+                    f"{format_address(source)}:{local_port} to "
+                    f"{format_address(address)}:{port} is in use"
+                )
         conn = self._new_connection((source, local_port), (address, port), mtu, now)
         conn.active = True
         conn.visible = True
@@ -177,8 +203,10 @@ class TcpLayer:
         """Queue ``data``; returns how many bytes the bounded send buffer took."""
         conn = self._connection(handle)
         if conn.write_closed or conn.state not in _CAN_SEND:
-            raise InvalidStateError(f"cannot send on a connection in {conn.state.value}"
-                                    + (" after shutdown" if conn.write_closed else ""))
+            raise InvalidStateError(
+                f"cannot send on a connection in {conn.state.value}"
+                + (" after shutdown" if conn.write_closed else "")
+            )
         taken = conn.send_buffer.append(data)
         if taken < len(data):
             conn.send_blocked = True
@@ -274,8 +302,7 @@ class TcpLayer:
             listener.forget(conn)
             conn.listener = None
         self.host.stats.count("tcp.connections_closed")
-        if (conn.visible and event is None and not conn.app_closed
-                and conn.receive_buffer.available):
+        if conn.visible and event is None and not conn.app_closed and conn.receive_buffer.available:
             # An orderly end (LAST-ACK, TIME-WAIT) after shutdown() only: the bytes we
             # acknowledged still belong to the application. The connection is gone from
             # the TCP layer; its handle stays readable until drained or closed.
@@ -299,15 +326,32 @@ class TcpLayer:
             return
         listener.half_open.discard(conn)
         listener.accepted.add(conn)
-        host.emit(ConnectionAccepted(listener=listener.handle, connection=conn.handle,
-                                     remote_address=format_address(conn.remote_address),
-                                     remote_port=conn.remote_port))
+        host.emit(
+            ConnectionAccepted(
+                listener=listener.handle,
+                connection=conn.handle,
+                remote_address=format_address(conn.remote_address),
+                remote_port=conn.remote_port,
+            )
+        )
 
-    def new_passive(self, listener: Listener, local: int, remote: int, segment: TcpSegment,
-                    now: Instant, *, iss: int | None = None) -> Connection:
-        conn = self._new_connection((local, segment.destination_port),
-                                    (remote, segment.source_port), self.path_mtu(remote), now,
-                                    iss=iss)
+    def new_passive(
+        self,
+        listener: Listener,
+        local: int,
+        remote: int,
+        segment: TcpSegment,
+        now: Instant,
+        *,
+        iss: int | None = None,
+    ) -> Connection:
+        conn = self._new_connection(
+            (local, segment.destination_port),
+            (remote, segment.source_port),
+            self.path_mtu(remote),
+            now,
+            iss=iss,
+        )
         conn.listener = listener
         listener.half_open.add(conn)
         return conn
@@ -318,21 +362,42 @@ class TcpLayer:
 
     # --- internals ----------------------------------------------------------------
 
-    def _new_connection(self, local: tuple[int, int], remote: tuple[int, int], mtu: int,
-                        now: Instant, *, iss: int | None = None) -> Connection:
+    def _new_connection(
+        self,
+        local: tuple[int, int],
+        remote: tuple[int, int],
+        mtu: int,
+        now: Instant,
+        *,
+        iss: int | None = None,
+    ) -> Connection:
         config = self.config
         handle = next(self._handle_counter)
         if iss is None:
-            iss = initial_sequence_number(self.rng, local[0], local[1], remote[0], remote[1],
-                                          now=now)
+            iss = initial_sequence_number(
+                self.rng, local[0], local[1], remote[0], remote[1], now=now
+            )
         our_mss = min(config.mss, mtu - IP_TCP_HEADERS)  # RFC 9293 §3.7.1: what our link carries
-        cc = congestion.create(config.congestion_control, mss=our_mss,
-                               initial_window_segments=config.initial_window_segments)
+        cc = congestion.create(
+            config.congestion_control,
+            mss=our_mss,
+            initial_window_segments=config.initial_window_segments,
+        )
         timer = self.timers.new_timer(_no_callback)
         clock = TimestampClock.for_connection(self.rng, local[0], local[1], remote[0], remote[1])
-        conn = Connection(handle=handle, host=self.host, config=config, timers=self.timers,
-                          timer=timer, local=local, remote=remote, iss=iss, our_mss=our_mss,
-                          cc=cc, ts_clock=clock)
+        conn = Connection(
+            handle=handle,
+            host=self.host,
+            config=config,
+            timers=self.timers,
+            timer=timer,
+            local=local,
+            remote=remote,
+            iss=iss,
+            our_mss=our_mss,
+            cc=cc,
+            ts_clock=clock,
+        )
         conn.route_mtu = mtu
         if config.segmentation_offload:
             conn.route_max_segment = self.host.route_offload(remote[0]).max_segment
@@ -450,11 +515,19 @@ class TcpLayer:
         raise AddressInUseError("no ephemeral port is free")
 
 
-_CAN_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
-                       State.CLOSE_WAIT})
+_CAN_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
 _CAN_RECEIVE = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
-_CAN_ACK = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT,
-                      State.CLOSING, State.LAST_ACK, State.TIME_WAIT})
+_CAN_ACK = frozenset(
+    {
+        State.ESTABLISHED,
+        State.FIN_WAIT_1,
+        State.FIN_WAIT_2,
+        State.CLOSE_WAIT,
+        State.CLOSING,
+        State.LAST_ACK,
+        State.TIME_WAIT,
+    }
+)
 
 
 def _check_port(port: int) -> None:

@@ -89,8 +89,9 @@ class TimestampClock:
         self.offset = offset & SEQ_MASK
 
     @classmethod
-    def for_connection(cls, rng: SeededRandom, local: int, local_port: int, remote: int,
-                       remote_port: int) -> TimestampClock:
+    def for_connection(
+        cls, rng: SeededRandom, local: int, local_port: int, remote: int, remote_port: int
+    ) -> TimestampClock:
         return cls(rng.keyed_hash32("tcp.tsoffset", local, local_port, remote, remote_port))
 
     def tsval(self, now: Instant) -> int:
@@ -142,8 +143,7 @@ class TimestampState:
             return False
         return seq_lt(tsval, self.ts_recent)
 
-    def update_recent(self, tsval: int, *, seg_seq: int, last_ack_sent: int,
-                      now: Instant) -> None:
+    def update_recent(self, tsval: int, *, seg_seq: int, last_ack_sent: int, now: Instant) -> None:
         """RFC 7323 §4.3 (2): keep SEG.TSval if it is not older and the segment covers
         Last.ACK.sent (``seg_seq <= last_ack_sent``, absolute sequence numbers).
 

@@ -83,12 +83,22 @@ def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Insta
             conn.ts_options = (_NOP, _NOP, timestamps)
         options = conn.ts_options
         conn.last_ack_sent = rcv_nxt
-    if not payload and conn.sack_receiver is not None and (
-            conn.sack_pending or conn.receive_buffer.has_out_of_order):
+    if (
+        not payload
+        and conn.sack_receiver is not None
+        and (conn.sack_pending or conn.receive_buffer.has_out_of_order)
+    ):
         options += _sack_option(conn, len(options) and TIMESTAMPS_SPACE)
-    segment = TcpSegment(conn.local_port, conn.remote_port, seq & SEQ_MASK,
-                         rcv_nxt & SEQ_MASK, flags | ACK, advertised_window(conn),
-                         options, payload)
+    segment = TcpSegment(
+        conn.local_port,
+        conn.remote_port,
+        seq & SEQ_MASK,
+        rcv_nxt & SEQ_MASK,
+        flags | ACK,
+        advertised_window(conn),
+        options,
+        payload,
+    )
     conn.unacked_bytes = 0
     conn.delack_at = None
     conn.ack_pending = False  # this segment carries the ACK that was owed
@@ -102,8 +112,7 @@ def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Insta
         if len(payload) > conn.snd_mss:
             # A TSO segment: the wire carries (and the peer SACKs) its MSS pieces, so
             # RACK keeps one record per piece, stamped as if sent one after the other.
-            stamp = rack.on_transmit_run(seq, seq + len(payload), conn.snd_mss, fin=fin,
-                                         now=stamp)
+            stamp = rack.on_transmit_run(seq, seq + len(payload), conn.snd_mss, fin=fin, now=stamp)
         else:
             rack.on_transmit(seq, seq + len(payload) + fin, now=stamp)
         conn.rack_clock = stamp
@@ -116,9 +125,11 @@ def _sack_option(conn: Connection, used: int) -> tuple[TcpOption, ...]:
     if receiver is None:
         return ()
     conn.sack_pending = False
-    blocks = receiver.option_blocks(rcv_nxt=conn.rcv_nxt,
-                                    held=conn.receive_buffer.out_of_order_blocks(),
-                                    limit=sack_block_capacity(used))
+    blocks = receiver.option_blocks(
+        rcv_nxt=conn.rcv_nxt,
+        held=conn.receive_buffer.out_of_order_blocks(),
+        limit=sack_block_capacity(used),
+    )
     if not blocks:
         return ()
     return (_NOP, _NOP, SackOption(to_wire_blocks(blocks)))
@@ -141,8 +152,9 @@ def send_reset_for(conn: Connection, now: Instant) -> None:
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
 
 
-def send_reset_reply(host: TcpHost, source: int, destination: int, segment: TcpSegment,
-                     now: Instant) -> None:
+def send_reset_reply(
+    host: TcpHost, source: int, destination: int, segment: TcpSegment, now: Instant
+) -> None:
     """Answer ``segment`` (which arrived from ``source``) with a RST (RFC 9293 §3.10.7.1)."""
     if segment.flags & RST:
         return
@@ -172,16 +184,18 @@ def send_syn(conn: Connection, now: Instant) -> None:
         ack = conn.rcv_nxt & SEQ_MASK
     # RFC 7323 §2.2: the window of a SYN is never scaled.
     window = min(conn.receive_buffer.free_space, 0xFFFF)
-    segment = TcpSegment(conn.local_port, conn.remote_port, conn.iss & SEQ_MASK, ack, flags,
-                         window, options)
+    segment = TcpSegment(
+        conn.local_port, conn.remote_port, conn.iss & SEQ_MASK, ack, flags, window, options
+    )
     conn.snd_nxt = conn.iss + 1
     if conn.snd_max < conn.snd_nxt:
         conn.snd_max = conn.snd_nxt
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
 
 
-SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1,
-                            State.CLOSING, State.LAST_ACK})
+SENDING_STATES = frozenset(
+    {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
+)
 
 
 def update_segment_size(conn: Connection) -> int:
@@ -255,11 +269,11 @@ def output(conn: Connection, now: Instant) -> None:
             if tail:
                 # The short last piece waits as it would alone (Nagle, sender SWS).
                 tail_at = nxt + size - tail
-                if tail_at >= conn.snd_max and _hold_small_segment(conn, tail,
-                                                                   data_end - tail_at, una):
+                if tail_at >= conn.snd_max and _hold_small_segment(
+                    conn, tail, data_end - tail_at, una
+                ):
                     size -= tail
-        elif size < mss and nxt >= conn.snd_max and _hold_small_segment(conn, size, unsent,
-                                                                         una):
+        elif size < mss and nxt >= conn.snd_max and _hold_small_segment(conn, size, unsent, una):
             break
         end = nxt + size
         fin = fin_seq is not None and end == fin_seq
@@ -437,8 +451,9 @@ def sack_output(conn: Connection, now: Instant) -> None:
             break
         window_end = conn.snd_una + conn.snd_wnd
         data_end = buffer.end
-        new_data = (data_end > high and high < window_end) or (fin_seq is not None
-                                                                and high == fin_seq)
+        new_data = (data_end > high and high < window_end) or (
+            fin_seq is not None and high == fin_seq
+        )
         choice = scoreboard.next_segment(high_data=high, new_data=new_data)
         if choice is None:
             break
@@ -455,8 +470,7 @@ def sack_output(conn: Connection, now: Instant) -> None:
             sent_end = retransmit_range(conn, choice.start, choice.end, now)
             if sent_end <= choice.start:
                 break
-            scoreboard.note_sent(NextSegment(kind=choice.kind, start=choice.start,
-                                             end=sent_end))
+            scoreboard.note_sent(NextSegment(kind=choice.kind, start=choice.start, end=sent_end))
         sent = True
     if sent and conn.rto_at is None:
         conn.rto_at = now + conn.rto.rto
@@ -467,10 +481,14 @@ def arm_probe(conn: Connection, now: Instant) -> None:
     rack = conn.rack
     if rack is None:
         return
-    conn.probe_at = rack.probe_deadline(now=now, srtt=conn.rto.srtt, rto_at=conn.rto_at,
-                                        in_recovery=conn.in_recovery,
-                                        flight_size=conn.snd_max - conn.snd_una,
-                                        mss=conn.snd_mss)
+    conn.probe_at = rack.probe_deadline(
+        now=now,
+        srtt=conn.rto.srtt,
+        rto_at=conn.rto_at,
+        in_recovery=conn.in_recovery,
+        flight_size=conn.snd_max - conn.snd_una,
+        mss=conn.snd_mss,
+    )
 
 
 def send_loss_probe(conn: Connection, now: Instant) -> None:

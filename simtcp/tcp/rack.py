@@ -67,10 +67,15 @@ class _Segment:
     def part(self, low: int, high: int) -> _Segment:
         """Pieces ``[low, high)`` as a record of their own."""
         piece = self.piece
-        return _Segment(self.start + low * piece,
-                        self.start + high * piece if high < self.count else self.end,
-                        self.xmit_ts + low, self.retransmitted,
-                        min(max(self.lost - low, 0), high - low), piece, high - low)
+        return _Segment(
+            self.start + low * piece,
+            self.start + high * piece if high < self.count else self.end,
+            self.xmit_ts + low,
+            self.retransmitted,
+            min(max(self.lost - low, 0), high - low),
+            piece,
+            high - low,
+        )
 
     def ranges(self, low: int, high: int) -> list[tuple[int, int]]:
         """``[start, end)`` of pieces ``low`` to ``high - 1``."""
@@ -116,8 +121,9 @@ def _trim_front(run: _Segment, taken: int) -> _Segment:
     start = run.start
     piece = run.piece
     lost = run.lost
-    front = _Segment(start, start + taken * piece, run.xmit_ts, False, min(lost, taken), piece,
-                     taken)
+    front = _Segment(
+        start, start + taken * piece, run.xmit_ts, False, min(lost, taken), piece, taken
+    )
     run.start = start + taken * piece
     run.xmit_ts += taken
     run.count -= taken
@@ -133,11 +139,28 @@ def _sent_after(t1: Instant, seq1: int, t2: Instant, seq2: int) -> bool:
 class RackTlp:
     """RACK loss detection and TLP for one connection."""
 
-    __slots__ = ("dup_thresh", "max_segments", "_segments", "_ends", "_pieces", "_sacked_ends",
-                 "rack_xmit_ts", "rack_end_seq", "rack_rtt", "fack", "min_rtt",
-                 "reordering_seen", "reo_wnd_mult", "reo_wnd_persist", "dsack_round",
-                 "tlp_end_seq", "tlp_is_retrans", "tlp_sent_at", "tlp_original_acked",
-                 "reorder_at")
+    __slots__ = (
+        "dup_thresh",
+        "max_segments",
+        "_segments",
+        "_ends",
+        "_pieces",
+        "_sacked_ends",
+        "rack_xmit_ts",
+        "rack_end_seq",
+        "rack_rtt",
+        "fack",
+        "min_rtt",
+        "reordering_seen",
+        "reo_wnd_mult",
+        "reo_wnd_persist",
+        "dsack_round",
+        "tlp_end_seq",
+        "tlp_is_retrans",
+        "tlp_sent_at",
+        "tlp_original_acked",
+        "reorder_at",
+    )
 
     def __init__(self, *, dup_thresh: int = 3, max_segments: int = 1 << 16) -> None:
         self.dup_thresh = dup_thresh
@@ -184,11 +207,14 @@ class RackTlp:
             middle = [record.part(k, k + 1) for k in range(low, high)]
         else:
             middle = [record.part(low, high)]
-        parts = ([record.part(0, low)] if low else []) + middle + (
-            [record.part(high, record.count)] if high < record.count else [])
+        parts = (
+            ([record.part(0, low)] if low else [])
+            + middle
+            + ([record.part(high, record.count)] if high < record.count else [])
+        )
         ends = self._ends
         index = bisect_left(ends, record.end)
-        ends[index:index + 1] = [part.end for part in parts]
+        ends[index : index + 1] = [part.end for part in parts]
         rebuilt: dict[int, _Segment] = {}
         for end, segment in self._segments.items():
             if segment is record:
@@ -254,8 +280,9 @@ class RackTlp:
         if covered_to < end:
             self._add_new(max(covered_to, start), end, now)
 
-    def on_transmit_run(self, start: int, data_end: int, piece: int, *, fin: int,
-                        now: Instant) -> Instant:
+    def on_transmit_run(
+        self, start: int, data_end: int, piece: int, *, fin: int, now: Instant
+    ) -> Instant:
         """A TSO segment ``[start, data_end)`` (plus ``fin``) left at ``now``; return the last
         stamp used.
 
@@ -272,8 +299,7 @@ class RackTlp:
             last = cuts[-1]
             stamp = now
             for cut in cuts:  # retransmitted records move to the tail of the time order
-                self.on_transmit(cut, cut + piece if cut != last else data_end + fin,
-                                 now=stamp)
+                self.on_transmit(cut, cut + piece if cut != last else data_end + fin, now=stamp)
                 stamp += 1
             return stamp - 1
         end = data_end + fin
@@ -304,9 +330,17 @@ class RackTlp:
 
     # --- ACKs (RFC 8985 §6.2) -----------------------------------------------------------
 
-    def on_ack(self, *, snd_una: int, sack_blocks: Sequence[tuple[int, int]], dsack: bool,
-               snd_nxt: int, srtt: Duration | None, in_recovery: bool,
-               now: Instant) -> RackVerdict:
+    def on_ack(
+        self,
+        *,
+        snd_una: int,
+        sack_blocks: Sequence[tuple[int, int]],
+        dsack: bool,
+        snd_nxt: int,
+        srtt: Duration | None,
+        in_recovery: bool,
+        now: Instant,
+    ) -> RackVerdict:
         """Process one ACK: SND.UNA after it and its absolute SACK blocks.
 
         A D-SACK block among ``sack_blocks`` is harmless (it covers nothing
@@ -323,8 +357,9 @@ class RackTlp:
             return NO_VERDICT
         return RackVerdict(lost=lost, reorder_at=reorder_at, tlp_repaired_loss=repaired)
 
-    def _take_delivered(self, snd_una: int,
-                        sack_blocks: Sequence[tuple[int, int]]) -> list[_Segment]:
+    def _take_delivered(
+        self, snd_una: int, sack_blocks: Sequence[tuple[int, int]]
+    ) -> list[_Segment]:
         ends = self._ends
         segments = self._segments
         count = bisect_right(ends, snd_una)
@@ -344,19 +379,21 @@ class RackTlp:
                 pieces -= taken
         self._pieces = pieces
         sacked_ends = self._sacked_ends
-        del sacked_ends[:bisect_right(sacked_ends, snd_una)]
+        del sacked_ends[: bisect_right(sacked_ends, snd_una)]
         for block_start, block_end in sack_blocks:
             self._take_sacked(block_start, block_end, delivered)
         return delivered
 
-    def _take_sacked(self, block_start: int, block_end: int,
-                     delivered: list[_Segment]) -> None:
+    def _take_sacked(self, block_start: int, block_end: int, delivered: list[_Segment]) -> None:
         """Records (pieces) from the first starting at ``block_start`` on, while they end
         by ``block_end``: delivered by SACK."""
         ends = self._ends
         index = bisect_right(ends, block_start)
-        low = self._first_piece_from(self._segments[ends[index]], block_start) if (
-            index < len(ends)) else 0
+        low = (
+            self._first_piece_from(self._segments[ends[index]], block_start)
+            if (index < len(ends))
+            else 0
+        )
         sacked_ends = self._sacked_ends
         while index < len(ends):
             record = self._segments[ends[index]]
@@ -377,9 +414,17 @@ class RackTlp:
                 del ends[bisect_left(ends, record.end)]
             delivered.append(record)
             self._pieces -= record.count
-            new_ends = list(range(record.start + record.piece,
-                                  record.start + record.count * record.piece,
-                                  record.piece)) if record.count > 1 else []
+            new_ends = (
+                list(
+                    range(
+                        record.start + record.piece,
+                        record.start + record.count * record.piece,
+                        record.piece,
+                    )
+                )
+                if record.count > 1
+                else []
+            )
             new_ends.append(record.end)
             pos = bisect_left(sacked_ends, new_ends[0])
             if pos == len(sacked_ends) or sacked_ends[pos] >= new_ends[-1]:
@@ -453,15 +498,15 @@ class RackTlp:
 
     def reo_wnd(self, srtt: Duration | None, in_recovery: bool) -> Duration:
         """RACK.reo_wnd (RFC 8985 §6.2 step 4)."""
-        if not self.reordering_seen and (in_recovery
-                                         or self.sacked_segments >= self.dup_thresh):
+        if not self.reordering_seen and (in_recovery or self.sacked_segments >= self.dup_thresh):
             return 0
         min_rtt = self.min_rtt or 0
         window = self.reo_wnd_mult * min_rtt // 4
         return min(window, srtt) if srtt is not None else window
 
-    def _detect_loss(self, srtt: Duration | None, in_recovery: bool,
-                     now: Instant) -> tuple[tuple[tuple[int, int], ...], Instant | None]:
+    def _detect_loss(
+        self, srtt: Duration | None, in_recovery: bool, now: Instant
+    ) -> tuple[tuple[tuple[int, int], ...], Instant | None]:
         """Step 5 of RFC 8985 §6.2: segments sent before RACK.xmit_ts, long enough ago."""
         rack_ts = self.rack_xmit_ts
         if rack_ts is None:
@@ -475,11 +520,14 @@ class RackTlp:
         for segment in self._segments.values():
             if segment.count > 1:
                 xmit_ts = segment.xmit_ts
-                if not segment.lost and not (rack_ts > xmit_ts or (
-                        rack_ts == xmit_ts and rack_end > segment.start + segment.piece)):
+                if not segment.lost and not (
+                    rack_ts > xmit_ts
+                    or (rack_ts == xmit_ts and rack_end > segment.start + segment.piece)
+                ):
                     break  # its first piece was sent after RACK.xmit_ts: all the rest too
-                stop, timeout = self._detect_run_loss(segment, rack_ts, rack_end,
-                                                      deadline_base, now, lost, timeout)
+                stop, timeout = self._detect_run_loss(
+                    segment, rack_ts, rack_end, deadline_base, now, lost, timeout
+                )
                 if stop:
                     break
                 continue
@@ -497,17 +545,27 @@ class RackTlp:
         return tuple(lost), self.reorder_at
 
     @staticmethod
-    def _detect_run_loss(run: _Segment, rack_ts: Instant, rack_end: int, deadline_base: int,
-                         now: Instant, lost: list[tuple[int, int]],
-                         timeout: int) -> tuple[bool, int]:
+    def _detect_run_loss(
+        run: _Segment,
+        rack_ts: Instant,
+        rack_end: int,
+        deadline_base: int,
+        now: Instant,
+        lost: list[tuple[int, int]],
+        timeout: int,
+    ) -> tuple[bool, int]:
         """Step 5 over the pieces of a run; return (stop: a piece was sent after
         RACK.xmit_ts, the reorder timeout so far). Stamps rise along the run, so the
         pieces sent before RACK.xmit_ts and the pieces lost are both prefixes."""
         piece = run.piece
         last = run.count - 1
         done = run.lost
-        if done and not _sent_after(rack_ts, rack_end, run.xmit_ts + done - 1,
-                                    run.start + done * piece if done <= last else run.end):
+        if done and not _sent_after(
+            rack_ts,
+            rack_end,
+            run.xmit_ts + done - 1,
+            run.start + done * piece if done <= last else run.end,
+        ):
             return True, timeout
         for k in range(done, run.count):
             xmit_ts = run.xmit_ts + k
@@ -522,8 +580,9 @@ class RackTlp:
                 timeout = remaining
         return False, timeout
 
-    def on_reorder_timeout(self, *, srtt: Duration | None, in_recovery: bool,
-                           now: Instant) -> RackVerdict:
+    def on_reorder_timeout(
+        self, *, srtt: Duration | None, in_recovery: bool, now: Instant
+    ) -> RackVerdict:
         """The RACK reorder timer fired (RFC 8985 §6.3): run loss detection again."""
         lost, reorder_at = self._detect_loss(srtt, in_recovery, now)
         if not lost and reorder_at is None:
@@ -551,8 +610,16 @@ class RackTlp:
 
     # --- TLP (RFC 8985 §7) ------------------------------------------------------------------
 
-    def probe_deadline(self, *, now: Instant, srtt: Duration | None, rto_at: Instant | None,
-                       in_recovery: bool, flight_size: int, mss: int) -> Instant | None:
+    def probe_deadline(
+        self,
+        *,
+        now: Instant,
+        srtt: Duration | None,
+        rto_at: Instant | None,
+        in_recovery: bool,
+        flight_size: int,
+        mss: int,
+    ) -> Instant | None:
         """When to send a loss probe (RFC 8985 §7.2), or None when none may be scheduled.
 
         Call after sending new data or after an ACK of new data. No probe in
@@ -574,8 +641,7 @@ class RackTlp:
             deadline = rto_at
         return deadline
 
-    def choose_probe(self, *, new_data_available: bool, snd_nxt: int,
-                     mss: int) -> Probe | None:
+    def choose_probe(self, *, new_data_available: bool, snd_nxt: int, mss: int) -> Probe | None:
         """RFC 8985 §7.3: new data if the window allows, else the last segment sent."""
         if new_data_available:
             return Probe(new_data=True, start=snd_nxt, end=snd_nxt + mss)
@@ -607,8 +673,7 @@ class RackTlp:
         if snd_una < end_seq:
             return False
         min_rtt = self.min_rtt
-        if self.tlp_original_acked or (min_rtt is not None
-                                       and now - self.tlp_sent_at < min_rtt):
+        if self.tlp_original_acked or (min_rtt is not None and now - self.tlp_sent_at < min_rtt):
             # Too soon to be for the probe: the original's ACK. Await the probe's
             # D-SACK; an ACK beyond the probe ends the episode without a verdict.
             self.tlp_original_acked = True

@@ -33,8 +33,9 @@ def rtt_sample(conn: Connection, rtt: int) -> None:
     conn.cc.on_rtt_sample(rtt)
 
 
-def sack_arrived(conn: Connection, ack: int, wire_blocks: tuple[tuple[int, int], ...],
-                 now: Instant) -> None:
+def sack_arrived(
+    conn: Connection, ack: int, wire_blocks: tuple[tuple[int, int], ...], now: Instant
+) -> None:
     """Apply SACK blocks of an ACK that did not advance SND.UNA."""
     scoreboard = conn.scoreboard
     if scoreboard is not None:
@@ -43,8 +44,13 @@ def sack_arrived(conn: Connection, ack: int, wire_blocks: tuple[tuple[int, int],
         _rack_ack(conn, blocks, update.dsack is not None, now)
 
 
-def new_ack(conn: Connection, segment: TcpSegment, ack: int,
-            wire_blocks: tuple[tuple[int, int], ...], now: Instant) -> None:
+def new_ack(
+    conn: Connection,
+    segment: TcpSegment,
+    ack: int,
+    wire_blocks: tuple[tuple[int, int], ...],
+    now: Instant,
+) -> None:
     """SND.UNA < SEG.ACK <= SND.MAX: data left the network (RFC 9293 §3.10.7.4 "fifth")."""
     una = conn.snd_una
     acked = ack - una
@@ -55,8 +61,9 @@ def new_ack(conn: Connection, segment: TcpSegment, ack: int,
     if scoreboard is not None:
         if wire_blocks:
             blocks = unwrap_blocks(wire_blocks, una)
-            dsack = scoreboard.update(ack=ack, blocks=blocks,
-                                      high_data=conn.snd_max).dsack is not None
+            dsack = (
+                scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max).dsack is not None
+            )
         else:  # the common ACK: no blocks, no D-SACK, no SackUpdate to build
             scoreboard.cumulative_ack(ack)
     conn.snd_una = ack
@@ -91,8 +98,12 @@ def new_ack(conn: Connection, segment: TcpSegment, ack: int,
         if not cc.abc_limit:
             cc.abc_limit = slow_start_limit(conn)
         cc.on_ack(acked, flight, now)
-        if scoreboard is not None and scoreboard.sacked and ack > conn.recover \
-                and scoreboard.should_enter_recovery():
+        if (
+            scoreboard is not None
+            and scoreboard.sacked
+            and ack > conn.recover
+            and scoreboard.should_enter_recovery()
+        ):
             enter_recovery(conn, now)  # RFC 6675 §5 (b): IsLost(HighACK + 1)
     _after_ack(conn, blocks, dsack, now, restart_timer=True)
 
@@ -120,8 +131,14 @@ def slow_start_limit(conn: Connection) -> int:
     return segments * mss
 
 
-def _after_ack(conn: Connection, blocks: list[tuple[int, int]], dsack: bool, now: Instant, *,
-               restart_timer: bool) -> None:
+def _after_ack(
+    conn: Connection,
+    blocks: list[tuple[int, int]],
+    dsack: bool,
+    now: Instant,
+    *,
+    restart_timer: bool,
+) -> None:
     """The timer, RACK and send-space bookkeeping every new ACK ends with."""
     ack = conn.snd_una
     if restart_timer or conn.snd_max <= ack:
@@ -162,8 +179,9 @@ def duplicate_ack(conn: Connection, now: Instant) -> None:
         return
     if conn.snd_una <= conn.recover:
         return  # RFC 6582 §3.2 step 2: still within the last recovery's window
-    if conn.dupacks >= 3 or (scoreboard is not None and scoreboard.sacked
-                             and scoreboard.should_enter_recovery()):
+    if conn.dupacks >= 3 or (
+        scoreboard is not None and scoreboard.sacked and scoreboard.should_enter_recovery()
+    ):
         enter_recovery(conn, now)
 
 
@@ -185,15 +203,20 @@ def enter_recovery(conn: Connection, now: Instant) -> None:
     conn.rto_at = now + conn.rto.rto
 
 
-def _rack_ack(conn: Connection, blocks: list[tuple[int, int]], dsack: bool,
-              now: Instant) -> None:
+def _rack_ack(conn: Connection, blocks: list[tuple[int, int]], dsack: bool, now: Instant) -> None:
     """RFC 8985 §6.2: update RACK from an ACK and act on what it finds lost."""
     rack = conn.rack
     if rack is None:
         return
-    verdict = rack.on_ack(snd_una=conn.snd_una, sack_blocks=blocks, dsack=dsack,
-                          snd_nxt=conn.snd_max, srtt=conn.rto.srtt,
-                          in_recovery=conn.in_recovery, now=now)
+    verdict = rack.on_ack(
+        snd_una=conn.snd_una,
+        sack_blocks=blocks,
+        dsack=dsack,
+        snd_nxt=conn.snd_max,
+        srtt=conn.rto.srtt,
+        in_recovery=conn.in_recovery,
+        now=now,
+    )
     apply_rack_verdict(conn, verdict, now)
 
 

@@ -173,8 +173,7 @@ class RangeSet:
         return self.covered_below(end) - self.covered_below(start)
 
 
-def unwrap_blocks(wire_blocks: Iterable[tuple[int, int]],
-                  snd_una: int) -> list[tuple[int, int]]:
+def unwrap_blocks(wire_blocks: Iterable[tuple[int, int]], snd_una: int) -> list[tuple[int, int]]:
     """Absolute (start, end) for a SACK option's 32-bit edges, placed near SND.UNA."""
     result = []
     for left, right in wire_blocks:
@@ -199,8 +198,9 @@ def _held_index(held: Sequence[tuple[int, int]], seq: int) -> int:
     return -1
 
 
-def duplicate_range(seq: int, end: int, rcv_nxt: int,
-                    held: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+def duplicate_range(
+    seq: int, end: int, rcv_nxt: int, held: Sequence[tuple[int, int]]
+) -> tuple[int, int] | None:
     """The bytes of ``[seq, end)`` we already had (RFC 2883 §4): call before storing it.
 
     Below RCV.NXT that is the part already acknowledged; above it, the first
@@ -230,8 +230,9 @@ class SackReceiver:
         self._dsack: tuple[int, int] | None = None
         self.dsack_enabled = dsack
 
-    def record_arrival(self, seq: int, end: int, *, rcv_nxt: int,
-                       duplicate: tuple[int, int] | None = None) -> None:
+    def record_arrival(
+        self, seq: int, end: int, *, rcv_nxt: int, duplicate: tuple[int, int] | None = None
+    ) -> None:
         """A data segment ``[seq, end)`` arrived (after it was stored; RCV.NXT is updated).
 
         ``duplicate`` is what :func:`duplicate_range` said before storing.
@@ -243,8 +244,9 @@ class SackReceiver:
             recent.insert(0, (max(seq, rcv_nxt), end))
             del recent[_HISTORY:]
 
-    def option_blocks(self, *, rcv_nxt: int, held: Sequence[tuple[int, int]],
-                      limit: int) -> list[tuple[int, int]]:
+    def option_blocks(
+        self, *, rcv_nxt: int, held: Sequence[tuple[int, int]], limit: int
+    ) -> list[tuple[int, int]]:
         """SACK blocks for the next ACK, at most ``limit``, most recent first.
 
         ``held`` is the receive buffer's out-of-order blocks (sorted, absolute).
@@ -325,11 +327,27 @@ _NO_CHANGE = SackUpdate(acked=0, newly_sacked=0, dsack=None)
 class SackScoreboard:
     """RFC 6675's scoreboard for one connection (bounded, wrap-free absolute numbers)."""
 
-    __slots__ = ("mss", "dup_thresh", "snd_una", "sacked", "retransmitted", "lost_marks",
-                 "high_rxt", "rescue_rxt", "recovery_point", "_mark_cursor")
+    __slots__ = (
+        "mss",
+        "dup_thresh",
+        "snd_una",
+        "sacked",
+        "retransmitted",
+        "lost_marks",
+        "high_rxt",
+        "rescue_rxt",
+        "recovery_point",
+        "_mark_cursor",
+    )
 
-    def __init__(self, *, snd_una: int, mss: int, dup_thresh: int = DUP_THRESH,
-                 max_ranges: int = DEFAULT_MAX_RANGES) -> None:
+    def __init__(
+        self,
+        *,
+        snd_una: int,
+        mss: int,
+        dup_thresh: int = DUP_THRESH,
+        max_ranges: int = DEFAULT_MAX_RANGES,
+    ) -> None:
         self.mss = mss
         self.dup_thresh = dup_thresh
         self.snd_una = snd_una
@@ -346,8 +364,7 @@ class SackScoreboard:
 
     # --- input ---------------------------------------------------------------------
 
-    def update(self, *, ack: int, blocks: Sequence[tuple[int, int]],
-               high_data: int) -> SackUpdate:
+    def update(self, *, ack: int, blocks: Sequence[tuple[int, int]], high_data: int) -> SackUpdate:
         """Apply one ACK: cumulative ``ack`` and absolute SACK ``blocks`` (SND.MAX = ``high_data``).
 
         Blocks not inside ``[SND.UNA, high_data]`` are ignored, as Linux's
@@ -358,8 +375,9 @@ class SackScoreboard:
             return SackUpdate(acked=acked, newly_sacked=0, dsack=None) if acked else _NO_CHANGE
         dsack = None
         first_start, first_end = blocks[0]
-        if first_end <= ack or (len(blocks) > 1 and blocks[1][0] <= first_start
-                                and first_end <= blocks[1][1]):
+        if first_end <= ack or (
+            len(blocks) > 1 and blocks[1][0] <= first_start and first_end <= blocks[1][1]
+        ):
             dsack = (first_start, first_end)  # RFC 2883 §4: the first block repeats data
             blocks = blocks[1:]
         newly = 0
@@ -404,8 +422,9 @@ class SackScoreboard:
         sacked = self.sacked
         first = bisect_right(sacked.ends, start)
         last = bisect_left(sacked.starts, end)
-        for piece_start, piece_end in list(zip(sacked.starts[first:last],
-                                               sacked.ends[first:last], strict=True)):
+        for piece_start, piece_end in list(
+            zip(sacked.starts[first:last], sacked.ends[first:last], strict=True)
+        ):
             marks.remove(max(piece_start, start), min(piece_end, end))
         if start < self._mark_cursor:
             self._mark_cursor = start
@@ -484,8 +503,9 @@ class SackScoreboard:
         outstanding = high_data - self.snd_una
         if outstanding <= 0:
             return 0
-        return (outstanding - self.sacked.total - self.lost_bytes(high_data)
-                + self.retransmitted.total)
+        return (
+            outstanding - self.sacked.total - self.lost_bytes(high_data) + self.retransmitted.total
+        )
 
     def _first_hole(self, seq: int, limit: int) -> int | None:
         """The first byte at or after ``seq`` below ``limit`` neither SACKed nor resent."""
@@ -528,17 +548,18 @@ class SackScoreboard:
             candidates.append(hole)
         if candidates:
             start = min(candidates)
-            return NextSegment(kind=SegmentKind.RETRANSMIT, start=start,
-                               end=self._segment_from(start, high_data))
+            return NextSegment(
+                kind=SegmentKind.RETRANSMIT, start=start, end=self._segment_from(start, high_data)
+            )
         if new_data:
-            return NextSegment(kind=SegmentKind.NEW_DATA, start=high_data,
-                               end=high_data + self.mss)
+            return NextSegment(kind=SegmentKind.NEW_DATA, start=high_data, end=high_data + self.mss)
         if highest is not None:
             # Rule (3): an unSACKed hole below the highest SACK, lost or not.
             hole = self._first_hole(max(self.high_rxt, una), highest)
             if hole is not None:
-                return NextSegment(kind=SegmentKind.RETRANSMIT, start=hole,
-                                   end=self._segment_from(hole, high_data))
+                return NextSegment(
+                    kind=SegmentKind.RETRANSMIT, start=hole, end=self._segment_from(hole, high_data)
+                )
         return self._rescue(high_data)
 
     def _first_marked(self, seq: int) -> int | None:
@@ -577,8 +598,7 @@ class SackScoreboard:
         """The engine sent ``segment`` (what :meth:`next_segment` returned, maybe clipped)."""
         if segment.kind is SegmentKind.NEW_DATA:
             return
-        self.note_retransmit(segment.start, segment.end,
-                             rescue=segment.kind is SegmentKind.RESCUE)
+        self.note_retransmit(segment.start, segment.end, rescue=segment.kind is SegmentKind.RESCUE)
 
     def note_retransmit(self, start: int, end: int, *, rescue: bool = False) -> None:
         """``[start, end)`` was retransmitted (by NextSeg, a TLP, or an RTO)."""

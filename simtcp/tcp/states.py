@@ -89,8 +89,16 @@ class Owner(Protocol):
         """Announce a completed handshake (accepted or established event)."""
         ...
 
-    def new_passive(self, listener: Listener, local: int, remote: int, segment: TcpSegment,
-                    now: Instant, *, iss: int | None = None) -> Connection:
+    def new_passive(
+        self,
+        listener: Listener,
+        local: int,
+        remote: int,
+        segment: TcpSegment,
+        now: Instant,
+        *,
+        iss: int | None = None,
+    ) -> Connection:
         """Create and register a connection for a SYN that reached ``listener``."""
         ...
 
@@ -98,11 +106,19 @@ class Owner(Protocol):
 # --- segment arrival: the handshake states go to .handshake ---------------
 
 
-def listen_segment_arrives(owner: Owner, listener: Listener, source: int, destination: int,
-                           segment: TcpSegment, now: Instant) -> None:
+def listen_segment_arrives(
+    owner: Owner,
+    listener: Listener,
+    source: int,
+    destination: int,
+    segment: TcpSegment,
+    now: Instant,
+) -> None:
     """Process one segment for a listener (LISTEN, RFC 9293 §3.10.7.2; see :mod:`.handshake`)."""
-    handshake.listen_segment_arrives(owner, listener, source, destination, segment, now,
-                                     arrives=segment_arrives)
+    handshake.listen_segment_arrives(
+        owner, listener, source, destination, segment, now, arrives=segment_arrives
+    )
+
 
 def segment_arrives(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant) -> None:
     """Process one segment for an existing connection (any state but LISTEN)."""
@@ -162,8 +178,9 @@ def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Inst
         return
     if timestamps is not None:
         # RFC 7323 §4.3 (2) / §5.3 R3: echo the newest TSval of a segment covering Last.ACK.sent.
-        conn.ts.update_recent(timestamps.value, seg_seq=seq, last_ack_sent=conn.last_ack_sent,
-                              now=now)
+        conn.ts.update_recent(
+            timestamps.value, seg_seq=seq, last_ack_sent=conn.last_ack_sent, now=now
+        )
     conn.last_received_at = now
     if flags & RST:
         _reset_arrives(owner, conn, seq, now)
@@ -184,8 +201,9 @@ def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Inst
     output(conn, now)
 
 
-def _fails_timestamp_checks(conn: Connection, segment: TcpSegment,
-                            timestamps: TimestampsOption | None, now: Instant) -> bool:
+def _fails_timestamp_checks(
+    conn: Connection, segment: TcpSegment, timestamps: TimestampsOption | None, now: Instant
+) -> bool:
     """RFC 7323 §3.2 (a missing TSopt) and §5.3 R1 (PAWS); True means dropped."""
     rst = bool(segment.flags & RST)
     if timestamps is None:
@@ -202,8 +220,14 @@ def _fails_timestamp_checks(conn: Connection, segment: TcpSegment,
     return True
 
 
-def _unacceptable(conn: Connection, segment: TcpSegment, seq: int, length: int,
-                  now: Instant, timestamps: TimestampsOption | None = None) -> None:
+def _unacceptable(
+    conn: Connection,
+    segment: TcpSegment,
+    seq: int,
+    length: int,
+    now: Instant,
+    timestamps: TimestampsOption | None = None,
+) -> None:
     """RFC 9293 §3.10.7.4 "first": answer with an ACK unless it is a RST, then drop."""
     if segment.flags & RST:
         conn.host.stats.drop(DropReason.TCP_RST_INVALID)
@@ -213,8 +237,9 @@ def _unacceptable(conn: Connection, segment: TcpSegment, seq: int, length: int,
         # A retransmission of bytes we hold (our ACK was lost). RFC 7323 §4.3 (2) holds
         # (SEG.SEQ <= Last.ACK.sent), so echo its TSval: echoing the old TS.Recent would
         # hand the sender its whole backoff as an RTT sample.
-        conn.ts.update_recent(timestamps.value, seg_seq=seq, last_ack_sent=conn.last_ack_sent,
-                              now=now)
+        conn.ts.update_recent(
+            timestamps.value, seg_seq=seq, last_ack_sent=conn.last_ack_sent, now=now
+        )
     size = len(segment.payload)
     if size and conn.sack_receiver is not None and seq < conn.rcv_nxt:
         _note_sack_arrival(conn, seq, seq + size, (seq, min(seq + size, conn.rcv_nxt)))
@@ -268,20 +293,23 @@ def _challenge_ack(conn: Connection, now: Instant) -> None:
 AckHandler = Callable[[Owner, Connection, TcpSegment, int, int, Instant], bool]
 
 
-def _ack_syn_received(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
-                      now: Instant) -> bool:
+def _ack_syn_received(
+    owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int, now: Instant
+) -> bool:
     if not handshake.syn_received_acked(owner, conn, segment, seq, ack, now):
         return False
     return _ACK_HANDLERS[conn.state](owner, conn, segment, seq, ack, now)
 
 
-def _ack_established(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
-                     now: Instant) -> bool:
+def _ack_established(
+    owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int, now: Instant
+) -> bool:
     return _process_ack(owner, conn, segment, seq, ack, now)
 
 
-def _ack_fin_wait_1(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
-                    now: Instant) -> bool:
+def _ack_fin_wait_1(
+    owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int, now: Instant
+) -> bool:
     if not _process_ack(owner, conn, segment, seq, ack, now):
         return False
     if conn.fin_acked:
@@ -292,8 +320,9 @@ def _ack_fin_wait_1(owner: Owner, conn: Connection, segment: TcpSegment, seq: in
     return True
 
 
-def _ack_closing(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
-                 now: Instant) -> bool:
+def _ack_closing(
+    owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int, now: Instant
+) -> bool:
     if not _process_ack(owner, conn, segment, seq, ack, now):
         return False
     if conn.fin_acked:
@@ -301,8 +330,9 @@ def _ack_closing(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, 
     return True
 
 
-def _ack_last_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
-                  now: Instant) -> bool:
+def _ack_last_ack(
+    owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int, now: Instant
+) -> bool:
     if not _process_ack(owner, conn, segment, seq, ack, now):
         return False
     if conn.fin_acked:
@@ -311,8 +341,9 @@ def _ack_last_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int,
     return True
 
 
-def _ack_time_wait(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
-                   now: Instant) -> bool:
+def _ack_time_wait(
+    owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int, now: Instant
+) -> bool:
     return True  # only a retransmitted FIN matters here; handled with the FIN
 
 
@@ -328,8 +359,9 @@ _ACK_HANDLERS: dict[State, AckHandler] = {
 }
 
 
-def _process_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int,
-                 now: Instant) -> bool:
+def _process_ack(
+    owner: Owner, conn: Connection, segment: TcpSegment, seq: int, ack: int, now: Instant
+) -> bool:
     """The ACK processing common to ESTABLISHED and the closing states."""
     una = conn.snd_una
     if ack > conn.snd_max:
@@ -354,8 +386,12 @@ def _process_ack(owner: Owner, conn: Connection, segment: TcpSegment, seq: int, 
     else:
         if sack_blocks:
             recovery.sack_arrived(conn, ack, sack_blocks, now)
-        if (conn.snd_max > una and not segment.payload and not segment.flags & (SYN | FIN)
-                and window == old_window):
+        if (
+            conn.snd_max > una
+            and not segment.payload
+            and not segment.flags & (SYN | FIN)
+            and window == old_window
+        ):
             recovery.duplicate_ack(conn, now)  # RFC 5681 §2's definition of a duplicate ACK
     return True
 
@@ -375,8 +411,9 @@ _FIN_TRANSITIONS = {
 }
 
 
-def _receive_text(owner: Owner, conn: Connection, segment: TcpSegment, seq: int,
-                  now: Instant) -> None:
+def _receive_text(
+    owner: Owner, conn: Connection, segment: TcpSegment, seq: int, now: Instant
+) -> None:
     payload = segment.payload
     size = len(payload)
     if segment.flags & FIN and conn.peer_fin_seq is None and seq + size <= conn.rcv_adv:
@@ -418,8 +455,11 @@ def _receive_data(conn: Connection, payload: object, seq: int, size: int, now: I
             _note_sack_arrival(conn, seq, seq + size, duplicate)
         send_ack(conn, now)  # nothing new (zero window or duplicate): tell the sender
         return
-    data = payload if start == seq and end == seq + size else (
-        memoryview(payload)[start - seq:end - seq])  # type: ignore[arg-type]
+    data = (
+        payload
+        if start == seq and end == seq + size
+        else (memoryview(payload)[start - seq : end - seq])  # type: ignore[arg-type]
+    )
     if start == rcv_nxt:
         had_holes = buffer.has_out_of_order
         new_rcv_nxt = buffer.add(start, data, rcv_nxt)  # type: ignore[arg-type]
@@ -441,8 +481,9 @@ def _receive_data(conn: Connection, payload: object, seq: int, size: int, now: I
     send_ack(conn, now)  # RFC 5681 §4.2: out-of-order data draws an immediate (dup) ACK
 
 
-def _note_sack_arrival(conn: Connection, start: int, end: int,
-                       duplicate: tuple[int, int] | None) -> None:
+def _note_sack_arrival(
+    conn: Connection, start: int, end: int, duplicate: tuple[int, int] | None
+) -> None:
     """Remember an arrival for the SACK blocks of our next ACK (RFC 2018 §4, RFC 2883)."""
     sack = conn.sack_receiver
     if sack is not None:
@@ -510,8 +551,9 @@ def app_close(owner: Owner, conn: Connection, now: Instant) -> None:
         conn.close_at = now + conn.config.fin_wait_2_timeout
 
 
-_RESET_ON_ABORT = frozenset({State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
-                             State.FIN_WAIT_2, State.CLOSE_WAIT})
+_RESET_ON_ABORT = frozenset(
+    {State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT}
+)
 
 
 def app_abort(owner: Owner, conn: Connection, now: Instant) -> None:

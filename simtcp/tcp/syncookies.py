@@ -74,8 +74,14 @@ class SynCookies:
 
     __slots__ = ("_rng", "mss_table", "slot", "max_age_slots", "_sent_at")
 
-    def __init__(self, rng: SeededRandom, *, mss_table: tuple[int, ...] = MSS_TABLE,
-                 slot: Duration = COOKIE_SLOT, max_age_slots: int = MAX_AGE_SLOTS) -> None:
+    def __init__(
+        self,
+        rng: SeededRandom,
+        *,
+        mss_table: tuple[int, ...] = MSS_TABLE,
+        slot: Duration = COOKIE_SLOT,
+        max_age_slots: int = MAX_AGE_SLOTS,
+    ) -> None:
         if not 1 <= len(mss_table) <= 8 or list(mss_table) != sorted(mss_table):
             raise ValueError("mss_table must hold 1 to 8 increasing values")
         if not 0 <= max_age_slots < 31:
@@ -87,10 +93,22 @@ class SynCookies:
         self._sent_at: dict[tuple[int, int], Instant] = {}
         """When each listening (address, port) last answered a SYN with a cookie."""
 
-    def _hash(self, local: int, local_port: int, remote: int, remote_port: int,
-              peer_isn: int, count: int, mss_index: int) -> int:
-        return self._rng.keyed_hash32("tcp.syncookie", local, local_port, remote, remote_port,
-                                      peer_isn, count, mss_index) & _HASH_MASK
+    def _hash(
+        self,
+        local: int,
+        local_port: int,
+        remote: int,
+        remote_port: int,
+        peer_isn: int,
+        count: int,
+        mss_index: int,
+    ) -> int:
+        return (
+            self._rng.keyed_hash32(
+                "tcp.syncookie", local, local_port, remote, remote_port, peer_isn, count, mss_index
+            )
+            & _HASH_MASK
+        )
 
     def mss_index(self, mss: int) -> int:
         """The largest table entry not above ``mss`` (the first entry if none is)."""
@@ -100,8 +118,17 @@ class SynCookies:
                 index = position
         return index
 
-    def isn(self, *, local: int, local_port: int, remote: int, remote_port: int,
-            peer_isn: int, mss: int, now: Instant) -> int:
+    def isn(
+        self,
+        *,
+        local: int,
+        local_port: int,
+        remote: int,
+        remote_port: int,
+        peer_isn: int,
+        mss: int,
+        now: Instant,
+    ) -> int:
         """The cookie to use as our ISN in the SYN-ACK (a 32-bit wire value).
 
         ``peer_isn`` is the SYN's sequence number; ``mss`` the client's MSS
@@ -109,8 +136,9 @@ class SynCookies:
         """
         count = now // self.slot
         index = self.mss_index(mss)
-        digest = self._hash(local, local_port, remote, remote_port, peer_isn & SEQ_MASK,
-                            count, index)
+        digest = self._hash(
+            local, local_port, remote, remote_port, peer_isn & SEQ_MASK, count, index
+        )
         return ((count & 0x1F) << 27 | index << 24 | digest) & SEQ_MASK
 
     @property
@@ -160,9 +188,18 @@ class SynCookies:
             encoded -= _TS_BITS + 1  # never ahead of our clock
         return encoded & SEQ_MASK
 
-    def validate(self, *, local: int, local_port: int, remote: int, remote_port: int,
-                 seg_seq: int, seg_ack: int, tsecr: int | None,
-                 now: Instant) -> CookieOptions | None:
+    def validate(
+        self,
+        *,
+        local: int,
+        local_port: int,
+        remote: int,
+        remote_port: int,
+        seg_seq: int,
+        seg_ack: int,
+        tsecr: int | None,
+        now: Instant,
+    ) -> CookieOptions | None:
         """Check the handshake's final ACK (wire SEQ/ACK); None when it is no cookie of ours.
 
         ``tsecr`` is the ACK's TSecr, or None when it carries no timestamps.
@@ -176,14 +213,17 @@ class SynCookies:
         if age > self.max_age_slots:
             return None
         peer_isn = (seg_seq - 1) & SEQ_MASK
-        expected = self._hash(local, local_port, remote, remote_port, peer_isn, count - age,
-                              index)
+        expected = self._hash(local, local_port, remote, remote_port, peer_isn, count - age, index)
         if expected != cookie & _HASH_MASK:
             return None
         if tsecr is None:
-            return CookieOptions(mss=self.mss_table[index], window_shift=None,
-                                 sack_permitted=False, timestamps=False)
+            return CookieOptions(
+                mss=self.mss_table[index], window_shift=None, sack_permitted=False, timestamps=False
+            )
         shift = tsecr & _WSCALE_MASK
-        return CookieOptions(mss=self.mss_table[index],
-                             window_shift=None if shift == _NO_WSCALE else min(shift, 14),
-                             sack_permitted=bool(tsecr & _SACK_BIT), timestamps=True)
+        return CookieOptions(
+            mss=self.mss_table[index],
+            window_shift=None if shift == _NO_WSCALE else min(shift, 14),
+            sack_permitted=bool(tsecr & _SACK_BIT),
+            timestamps=True,
+        )

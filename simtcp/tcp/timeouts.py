@@ -69,8 +69,7 @@ def _rack_timers(conn: Connection, now: Instant) -> None:
     reorder_at = conn.reorder_at
     if reorder_at is not None and reorder_at <= now:
         conn.reorder_at = None
-        verdict = rack.on_reorder_timeout(srtt=conn.rto.srtt, in_recovery=conn.in_recovery,
-                                          now=now)
+        verdict = rack.on_reorder_timeout(srtt=conn.rto.srtt, in_recovery=conn.in_recovery, now=now)
         apply_rack_verdict(conn, verdict, now)
         output(conn, now)
     probe_at = conn.probe_at

@@ -32,10 +32,22 @@ class ArpPacket:
         """Parse the first 28 bytes; link padding after them is ignored."""
         if len(data) < PACKET_LENGTH:
             raise ParseError(f"ARP packet of {len(data)} bytes", DropReason.TRUNCATED)
-        (hardware, protocol, hardware_length, protocol_length, operation,
-         sender_mac, sender_ip, target_mac, target_ip) = _PACKET.unpack_from(data)
+        (
+            hardware,
+            protocol,
+            hardware_length,
+            protocol_length,
+            operation,
+            sender_mac,
+            sender_ip,
+            target_mac,
+            target_ip,
+        ) = _PACKET.unpack_from(data)
         if (hardware, protocol, hardware_length, protocol_length) != (
-            HARDWARE_ETHERNET, PROTOCOL_IPV4, 6, 4
+            HARDWARE_ETHERNET,
+            PROTOCOL_IPV4,
+            6,
+            4,
         ):
             raise ParseError(
                 f"ARP for hardware {hardware}/{hardware_length}, protocol "
@@ -45,6 +57,13 @@ class ArpPacket:
 
     def build(self) -> bytes:
         return _PACKET.pack(
-            HARDWARE_ETHERNET, PROTOCOL_IPV4, 6, 4, self.operation,
-            self.sender_mac, self.sender_ip, self.target_mac, self.target_ip,
+            HARDWARE_ETHERNET,
+            PROTOCOL_IPV4,
+            6,
+            4,
+            self.operation,
+            self.sender_mac,
+            self.sender_ip,
+            self.target_mac,
+            self.target_ip,
         )

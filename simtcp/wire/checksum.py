@@ -48,7 +48,7 @@ def ones_complement_sum(data: Buffer, initial: int = 0) -> int:
 def _large_sum(view: memoryview, length: int) -> int:
     """The folded sum of a large buffer in 0..0xffff, via little-endian chunks (see above)."""
     value = sum(
-        int.from_bytes(view[start:start + _CHUNK], "little") for start in range(0, length, _CHUNK)
+        int.from_bytes(view[start : start + _CHUNK], "little") for start in range(0, length, _CHUNK)
     )
     if value == 0:
         return 0
@@ -86,8 +86,12 @@ def checksum_verifies(data: Buffer, initial: int = 0) -> bool:
 def pseudo_header_sum(source: int, destination: int, protocol: int, length: int) -> int:
     """Unfolded sum of the IPv4 pseudo-header (RFC 9293 §3.1, RFC 768) for TCP and UDP."""
     return (
-        (source >> 16) + (source & 0xFFFF) + (destination >> 16) + (destination & 0xFFFF)
-        + protocol + length
+        (source >> 16)
+        + (source & 0xFFFF)
+        + (destination >> 16)
+        + (destination & 0xFFFF)
+        + protocol
+        + length
     )
 
 

@@ -84,8 +84,18 @@ class Ipv4Packet:
         length = len(data)
         if length < MIN_HEADER_LENGTH:
             raise ParseError(f"IPv4 header of {length} bytes", DropReason.TRUNCATED)
-        (version_ihl, tos, total_length, identification, flags_offset, ttl, protocol,
-         checksum, source, destination) = _HEADER.unpack_from(data)
+        (
+            version_ihl,
+            tos,
+            total_length,
+            identification,
+            flags_offset,
+            ttl,
+            protocol,
+            checksum,
+            source,
+            destination,
+        ) = _HEADER.unpack_from(data)
         if version_ihl >> 4 != 4:
             raise ParseError(f"IP version {version_ihl >> 4}", DropReason.BAD_VERSION)
         header_length = (version_ihl & 0x0F) * 4
@@ -93,17 +103,25 @@ class Ipv4Packet:
             raise ParseError(f"IHL of {header_length} bytes", DropReason.BAD_HEADER_LENGTH)
         if total_length < header_length or total_length > length:
             raise ParseError(
-                f"total length {total_length} with a {header_length}-byte header in "
-                f"{length} bytes", DropReason.BAD_TOTAL_LENGTH,
+                f"total length {total_length} with a {header_length}-byte header in {length} bytes",
+                DropReason.BAD_TOTAL_LENGTH,
             )
         view = memoryview(data)
         if verify_checksum and internet_checksum(view[:header_length]) != 0:
             raise ParseError("IPv4 header checksum mismatch", DropReason.BAD_CHECKSUM)
         return cls(
-            source, destination, protocol, view[header_length:total_length], ttl,
-            identification, bool(flags_offset & FLAG_DONT_FRAGMENT),
-            bool(flags_offset & FLAG_MORE_FRAGMENTS), (flags_offset & OFFSET_MASK) * 8, tos,
-            bytes(view[MIN_HEADER_LENGTH:header_length]), bool(flags_offset & FLAG_RESERVED),
+            source,
+            destination,
+            protocol,
+            view[header_length:total_length],
+            ttl,
+            identification,
+            bool(flags_offset & FLAG_DONT_FRAGMENT),
+            bool(flags_offset & FLAG_MORE_FRAGMENTS),
+            (flags_offset & OFFSET_MASK) * 8,
+            tos,
+            bytes(view[MIN_HEADER_LENGTH:header_length]),
+            bool(flags_offset & FLAG_RESERVED),
             checksum,
         )
 
@@ -132,13 +150,23 @@ class Ipv4Packet:
             | (FLAG_MORE_FRAGMENTS if self.more_fragments else 0)
             | (self.fragment_offset // 8)
         )
-        header = _HEADER.pack(
-            0x40 | (header_length // 4), self.tos, total_length, self.identification,
-            flags_offset, self.ttl, self.protocol, 0, self.source, self.destination,
-        ) + options
+        header = (
+            _HEADER.pack(
+                0x40 | (header_length // 4),
+                self.tos,
+                total_length,
+                self.identification,
+                flags_offset,
+                self.ttl,
+                self.protocol,
+                0,
+                self.source,
+                self.destination,
+            )
+            + options
+        )
         checksum = internet_checksum(header)
         return header[:10] + checksum.to_bytes(2, "big") + header[12:]
 
     def build(self) -> bytes:
         return self.build_header(len(self.payload)) + bytes(self.payload)
-

@@ -53,8 +53,16 @@ CHECKSUM_PARTIAL = 1
 """``build_header``: the pseudo-header sum a checksum-offloading link finishes."""
 CHECKSUM_ZERO = 2
 """``build_header``: a zero checksum field."""
-_FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
-                 (ECE, "E"), (CWR, "W"))
+_FLAG_LETTERS = (
+    (FIN, "F"),
+    (SYN, "S"),
+    (RST, "R"),
+    (PSH, "P"),
+    (ACK, "."),
+    (URG, "U"),
+    (ECE, "E"),
+    (CWR, "W"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +120,14 @@ class UnknownOption:
 
 
 TcpOption = (
-    EndOfOptionList | NopOption | MssOption | WindowScaleOption | SackPermittedOption
-    | SackOption | TimestampsOption | UnknownOption
+    EndOfOptionList
+    | NopOption
+    | MssOption
+    | WindowScaleOption
+    | SackPermittedOption
+    | SackOption
+    | TimestampsOption
+    | UnknownOption
 )
 
 _NOP = NopOption()
@@ -136,7 +150,7 @@ def parse_options_general(data: bytes) -> tuple[TcpOption, ...]:
     while index < end:
         kind = data[index]
         if kind == OPTION_EOL:
-            options.append(EndOfOptionList(data[index + 1:]))
+            options.append(EndOfOptionList(data[index + 1 :]))
             break
         if kind == OPTION_NOP:
             options.append(_NOP)
@@ -147,7 +161,7 @@ def parse_options_general(data: bytes) -> tuple[TcpOption, ...]:
         length = data[index + 1]
         if length < 2 or index + length > end:
             raise ParseError(f"TCP option {kind} of length {length} at {index} in {end} bytes")
-        body = data[index + 2:index + length]
+        body = data[index + 2 : index + length]
         options.append(_typed_option(kind, body))
         index += length
     return tuple(options)
@@ -183,12 +197,12 @@ def build_options(options: tuple[TcpOption, ...] | list[TcpOption]) -> bytes:
         elif isinstance(option, SackPermittedOption):
             parts.append(b"\x04\x02")
         elif isinstance(option, TimestampsOption):
-            parts.append(struct.pack("!BBII", OPTION_TIMESTAMPS, 10, option.value,
-                                     option.echo_reply))
+            parts.append(
+                struct.pack("!BBII", OPTION_TIMESTAMPS, 10, option.value, option.echo_reply)
+            )
         elif isinstance(option, SackOption):
             edges = [edge for block in option.blocks for edge in block]
-            parts.append(struct.pack(f"!BB{len(edges)}I", OPTION_SACK, 2 + 4 * len(edges),
-                                     *edges))
+            parts.append(struct.pack(f"!BB{len(edges)}I", OPTION_SACK, 2 + 4 * len(edges), *edges))
         elif isinstance(option, EndOfOptionList):
             parts.append(b"\x00" + option.padding)
         else:
@@ -205,8 +219,11 @@ def _timestamps_only(options: tuple[TcpOption, ...]) -> TimestampsOption | None:
     """The Timestamps option when ``options`` are exactly NOP, NOP, Timestamps."""
     if len(options) == 3:
         timestamps = options[2]
-        if (type(timestamps) is TimestampsOption and type(options[0]) is NopOption
-                and type(options[1]) is NopOption):
+        if (
+            type(timestamps) is TimestampsOption
+            and type(options[0]) is NopOption
+            and type(options[1]) is NopOption
+        ):
             return timestamps
     return None
 
@@ -245,35 +262,70 @@ class TcpSegment:
         length = len(data)
         if length < MIN_HEADER_LENGTH:
             raise ParseError(f"TCP header of {length} bytes", DropReason.TRUNCATED)
-        (source_port, destination_port, seq, ack, offset_byte, flags, window, checksum,
-         urgent_pointer) = _HEADER.unpack_from(data)
+        (
+            source_port,
+            destination_port,
+            seq,
+            ack,
+            offset_byte,
+            flags,
+            window,
+            checksum,
+            urgent_pointer,
+        ) = _HEADER.unpack_from(data)
         header_length = (offset_byte >> 4) * 4
         if header_length < MIN_HEADER_LENGTH or header_length > length:
             raise ParseError(f"TCP data offset of {header_length} bytes in {length}")
-        if source is not None and destination is not None and not checksum_verifies(
-                data, (source >> 16) + (source & 0xFFFF) + (destination >> 16)
-                + (destination & 0xFFFF) + PROTOCOL_TCP + length):  # the pseudo-header sum
+        if (
+            source is not None
+            and destination is not None
+            and not checksum_verifies(
+                data,
+                (source >> 16)
+                + (source & 0xFFFF)
+                + (destination >> 16)
+                + (destination & 0xFFFF)
+                + PROTOCOL_TCP
+                + length,
+            )
+        ):  # the pseudo-header sum
             raise ParseError("TCP checksum mismatch", DropReason.BAD_CHECKSUM)
         view = memoryview(data)
         if header_length == 32 and view[20:24] == _NOP_NOP_TIMESTAMPS_PREFIX:
             options: tuple[TcpOption, ...] = (
-                _NOP, _NOP, TimestampsOption(*_TIMESTAMP_VALUES.unpack_from(data, 24)))
+                _NOP,
+                _NOP,
+                TimestampsOption(*_TIMESTAMP_VALUES.unpack_from(data, 24)),
+            )
         elif header_length > MIN_HEADER_LENGTH:
             options = parse_options(bytes(view[MIN_HEADER_LENGTH:header_length]))
         else:
             options = ()
-        return cls(source_port, destination_port, seq, ack, flags, window, options,
-                   view[header_length:], urgent_pointer, offset_byte & 0x0F, checksum)
+        return cls(
+            source_port,
+            destination_port,
+            seq,
+            ack,
+            flags,
+            window,
+            options,
+            view[header_length:],
+            urgent_pointer,
+            offset_byte & 0x0F,
+            checksum,
+        )
 
     def build(self, source: int, destination: int, *, with_checksum: bool = True) -> bytes:
         """Serialise with the pseudo-header checksum (or 0, for checksum offload)."""
-        header = self.build_header(source, destination,
-                                   checksum=CHECKSUM_FULL if with_checksum else CHECKSUM_ZERO)
+        header = self.build_header(
+            source, destination, checksum=CHECKSUM_FULL if with_checksum else CHECKSUM_ZERO
+        )
         payload = self.payload
         return header + payload if payload else header
 
-    def build_header(self, source: int, destination: int, *,
-                     checksum: int = CHECKSUM_FULL) -> bytes:
+    def build_header(
+        self, source: int, destination: int, *, checksum: int = CHECKSUM_FULL
+    ) -> bytes:
         """The header and options alone, for callers that join the payload themselves.
 
         The checksum (:data:`CHECKSUM_FULL`, :data:`CHECKSUM_PARTIAL` or
@@ -286,17 +338,46 @@ class TcpSegment:
         offset_byte = (header_length >> 2) << 4 | self.reserved
         value = 0
         if checksum != CHECKSUM_ZERO:
-            value = self._checksum(source, destination, self.seq, self.flags, self.payload,
-                                   offset_byte, timestamps, raw_options,
-                                   partial=checksum == CHECKSUM_PARTIAL)
+            value = self._checksum(
+                source,
+                destination,
+                self.seq,
+                self.flags,
+                self.payload,
+                offset_byte,
+                timestamps,
+                raw_options,
+                partial=checksum == CHECKSUM_PARTIAL,
+            )
         if timestamps is not None:
             return _HEADER_WITH_TIMESTAMPS.pack(
-                self.source_port, self.destination_port, self.seq, self.ack, offset_byte,
-                self.flags, self.window, value, self.urgent_pointer, _NOP_NOP_TIMESTAMPS,
-                timestamps.value, timestamps.echo_reply)
-        return _HEADER.pack(
-            self.source_port, self.destination_port, self.seq, self.ack, offset_byte,
-            self.flags, self.window, value, self.urgent_pointer) + raw_options
+                self.source_port,
+                self.destination_port,
+                self.seq,
+                self.ack,
+                offset_byte,
+                self.flags,
+                self.window,
+                value,
+                self.urgent_pointer,
+                _NOP_NOP_TIMESTAMPS,
+                timestamps.value,
+                timestamps.echo_reply,
+            )
+        return (
+            _HEADER.pack(
+                self.source_port,
+                self.destination_port,
+                self.seq,
+                self.ack,
+                offset_byte,
+                self.flags,
+                self.window,
+                value,
+                self.urgent_pointer,
+            )
+            + raw_options
+        )
 
     @property
     def header_length(self) -> int:
@@ -315,9 +396,18 @@ class TcpSegment:
         raw_options = build_options(options)
         return None, raw_options, MIN_HEADER_LENGTH + len(raw_options)
 
-    def build_ipv4_frame(self, destination_mac: bytes, source_mac: bytes, source: int,
-                         destination: int, *, ttl: int, identification: int,
-                         dont_fragment: bool = True, checksum: int = CHECKSUM_FULL) -> bytes:
+    def build_ipv4_frame(
+        self,
+        destination_mac: bytes,
+        source_mac: bytes,
+        source: int,
+        destination: int,
+        *,
+        ttl: int,
+        identification: int,
+        dont_fragment: bool = True,
+        checksum: int = CHECKSUM_FULL,
+    ) -> bytes:
         """The whole Ethernet II frame: an option-less IPv4 header (TOS 0) around this segment.
 
         The same bytes as ``build_ethernet_header`` + ``Ipv4Packet(...).build()`` around
@@ -326,13 +416,31 @@ class TcpSegment:
         ValueError past an IPv4 datagram's 65,535 bytes.
         """
         return self._frame(
-            self._layout(), destination_mac, source_mac, source, destination, self.seq,
-            self.flags, self.payload, ttl=ttl, identification=identification,
-            flags_offset=0x4000 if dont_fragment else 0, checksum=checksum)
+            self._layout(),
+            destination_mac,
+            source_mac,
+            source,
+            destination,
+            self.seq,
+            self.flags,
+            self.payload,
+            ttl=ttl,
+            identification=identification,
+            flags_offset=0x4000 if dont_fragment else 0,
+            checksum=checksum,
+        )
 
-    def build_ipv4_frames(self, destination_mac: bytes, source_mac: bytes, source: int,
-                          destination: int, *, ttl: int, identification: int,
-                          mss: int) -> list[bytes]:
+    def build_ipv4_frames(
+        self,
+        destination_mac: bytes,
+        source_mac: bytes,
+        source: int,
+        destination: int,
+        *,
+        ttl: int,
+        identification: int,
+        mss: int,
+    ) -> list[bytes]:
         """This segment cut into frames of at most ``mss`` payload bytes (GSO in software).
 
         The very frames :func:`simtcp.gso.segment_tcp` cuts from
@@ -354,17 +462,40 @@ class TcpSegment:
             piece_flags = flags if index == last else flags & ~(FIN | PSH)
             if index:
                 piece_flags &= ~CWR  # RFC 3168 §6.1.2: CWR marks one segment
-            frames.append(self._frame(
-                layout, destination_mac, source_mac, source, destination,
-                (seq + offset) & 0xFFFFFFFF, piece_flags, payload[offset:offset + mss], ttl=ttl,
-                identification=(identification + index) & 0xFFFF, flags_offset=0x4000,
-                checksum=CHECKSUM_FULL))
+            frames.append(
+                self._frame(
+                    layout,
+                    destination_mac,
+                    source_mac,
+                    source,
+                    destination,
+                    (seq + offset) & 0xFFFFFFFF,
+                    piece_flags,
+                    payload[offset : offset + mss],
+                    ttl=ttl,
+                    identification=(identification + index) & 0xFFFF,
+                    flags_offset=0x4000,
+                    checksum=CHECKSUM_FULL,
+                )
+            )
         return frames
 
-    def _frame(self, layout: tuple[TimestampsOption | None, bytes, int], destination_mac: bytes,
-               source_mac: bytes, source: int, destination: int, seq: int, flags: int,
-               payload: Buffer, *, ttl: int, identification: int, flags_offset: int,
-               checksum: int) -> bytes:
+    def _frame(
+        self,
+        layout: tuple[TimestampsOption | None, bytes, int],
+        destination_mac: bytes,
+        source_mac: bytes,
+        source: int,
+        destination: int,
+        seq: int,
+        flags: int,
+        payload: Buffer,
+        *,
+        ttl: int,
+        identification: int,
+        flags_offset: int,
+        checksum: int,
+    ) -> bytes:
         """One frame of this segment's ports, ACK, window and options with the given
         sequence number, flags and payload (see :meth:`build_ipv4_frame`)."""
         timestamps, raw_options, header_length = layout
@@ -372,56 +503,148 @@ class TcpSegment:
         length = header_length + len(payload)
         value = 0
         if checksum != CHECKSUM_ZERO:
-            value = self._checksum(source, destination, seq, flags, payload, offset_byte,
-                                   timestamps, raw_options, partial=checksum == CHECKSUM_PARTIAL)
+            value = self._checksum(
+                source,
+                destination,
+                seq,
+                flags,
+                payload,
+                offset_byte,
+                timestamps,
+                raw_options,
+                partial=checksum == CHECKSUM_PARTIAL,
+            )
         total_length = 20 + length
         if total_length > 0xFFFF:
             raise ValueError(f"IPv4 datagram of {total_length} bytes")
-        ip_sum = (0x4500 + total_length + identification + flags_offset + (ttl << 8 | PROTOCOL_TCP)
-                  + (source >> 16) + (source & 0xFFFF) + (destination >> 16)
-                  + (destination & 0xFFFF))
+        ip_sum = (
+            0x4500
+            + total_length
+            + identification
+            + flags_offset
+            + (ttl << 8 | PROTOCOL_TCP)
+            + (source >> 16)
+            + (source & 0xFFFF)
+            + (destination >> 16)
+            + (destination & 0xFFFF)
+        )
         ip_checksum = ~(ip_sum % 0xFFFF or 0xFFFF) & 0xFFFF
         if timestamps is not None:
             head = _FRAME_WITH_TIMESTAMPS.pack(
-                destination_mac, source_mac, 0x0800, 0x45, 0, total_length, identification,
-                flags_offset, ttl, PROTOCOL_TCP, ip_checksum, source, destination,
-                self.source_port, self.destination_port, seq, self.ack, offset_byte, flags,
-                self.window, value, self.urgent_pointer, _NOP_NOP_TIMESTAMPS,
-                timestamps.value, timestamps.echo_reply)
+                destination_mac,
+                source_mac,
+                0x0800,
+                0x45,
+                0,
+                total_length,
+                identification,
+                flags_offset,
+                ttl,
+                PROTOCOL_TCP,
+                ip_checksum,
+                source,
+                destination,
+                self.source_port,
+                self.destination_port,
+                seq,
+                self.ack,
+                offset_byte,
+                flags,
+                self.window,
+                value,
+                self.urgent_pointer,
+                _NOP_NOP_TIMESTAMPS,
+                timestamps.value,
+                timestamps.echo_reply,
+            )
         else:
-            head = _FRAME.pack(
-                destination_mac, source_mac, 0x0800, 0x45, 0, total_length, identification,
-                flags_offset, ttl, PROTOCOL_TCP, ip_checksum, source, destination,
-                self.source_port, self.destination_port, seq, self.ack, offset_byte, flags,
-                self.window, value, self.urgent_pointer) + raw_options
+            head = (
+                _FRAME.pack(
+                    destination_mac,
+                    source_mac,
+                    0x0800,
+                    0x45,
+                    0,
+                    total_length,
+                    identification,
+                    flags_offset,
+                    ttl,
+                    PROTOCOL_TCP,
+                    ip_checksum,
+                    source,
+                    destination,
+                    self.source_port,
+                    self.destination_port,
+                    seq,
+                    self.ack,
+                    offset_byte,
+                    flags,
+                    self.window,
+                    value,
+                    self.urgent_pointer,
+                )
+                + raw_options
+            )
         return head + payload if payload else head
 
-    def _checksum(self, source: int, destination: int, seq: int, flags: int, payload: Buffer,
-                  offset_byte: int, timestamps: TimestampsOption | None, raw_options: bytes, *,
-                  partial: bool) -> int:
+    def _checksum(
+        self,
+        source: int,
+        destination: int,
+        seq: int,
+        flags: int,
+        payload: Buffer,
+        offset_byte: int,
+        timestamps: TimestampsOption | None,
+        raw_options: bytes,
+        *,
+        partial: bool,
+    ) -> int:
         """The checksum field (RFC 9293 §3.1) of this segment with that sequence number,
         flags and payload."""
         size = len(payload)
-        total = ((source >> 16) + (source & 0xFFFF) + (destination >> 16)
-                 + (destination & 0xFFFF) + PROTOCOL_TCP + (offset_byte >> 4) * 4 + size)
+        total = (
+            (source >> 16)
+            + (source & 0xFFFF)
+            + (destination >> 16)
+            + (destination & 0xFFFF)
+            + PROTOCOL_TCP
+            + (offset_byte >> 4) * 4
+            + size
+        )
         if partial:
             return total % 0xFFFF or 0xFFFF  # folded, not complemented (CHECKSUM_PARTIAL)
         ack = self.ack
-        total += (self.source_port + self.destination_port + (seq >> 16) + (seq & 0xFFFF)
-                  + (ack >> 16) + (ack & 0xFFFF) + (offset_byte << 8 | flags)
-                  + self.window + self.urgent_pointer)
+        total += (
+            self.source_port
+            + self.destination_port
+            + (seq >> 16)
+            + (seq & 0xFFFF)
+            + (ack >> 16)
+            + (ack & 0xFFFF)
+            + (offset_byte << 8 | flags)
+            + self.window
+            + self.urgent_pointer
+        )
         if timestamps is not None:
             tsval = timestamps.value
             tsecr = timestamps.echo_reply
-            total += (0x0101 + 0x080A + (tsval >> 16) + (tsval & 0xFFFF) + (tsecr >> 16)
-                      + (tsecr & 0xFFFF))
+            total += (
+                0x0101
+                + 0x080A
+                + (tsval >> 16)
+                + (tsval & 0xFFFF)
+                + (tsecr >> 16)
+                + (tsecr & 0xFFFF)
+            )
         elif raw_options:
             total += int.from_bytes(raw_options, "big")
         if size > _LARGE_PAYLOAD:
             total += ones_complement_sum(payload)
         elif size:
-            total += int.from_bytes(payload, "big") << 8 if size & 1 else int.from_bytes(
-                payload, "big")
+            total += (
+                int.from_bytes(payload, "big") << 8 if size & 1 else int.from_bytes(payload, "big")
+            )
         # total > 0 (the protocol number is in it), so its fold is total mod 0xffff, 0 -> 0xffff.
         return ~(total % 0xFFFF or 0xFFFF) & 0xFFFF
 
@@ -466,6 +689,8 @@ class TcpSegment:
 
     def describe(self) -> str:
         """A tcpdump-like one-liner for logs and test failures."""
-        text = (f"{self.source_port} > {self.destination_port} [{flags_to_str(self.flags)}] "
-                f"seq {self.seq} ack {self.ack} win {self.window} len {len(self.payload)}")
+        text = (
+            f"{self.source_port} > {self.destination_port} [{flags_to_str(self.flags)}] "
+            f"seq {self.seq} ack {self.ack} win {self.window} len {len(self.payload)}"
+        )
         return text + (f" {list(self.options)}" if self.options else "")

@@ -47,8 +47,10 @@ def _skip_reason() -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "unprivileged: an integration-directory test that needs "
-                            "no root (runs everywhere)")
+    config.addinivalue_line(
+        "markers",
+        "unprivileged: an integration-directory test that needs no root (runs everywhere)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -91,19 +93,27 @@ def make_netns() -> Iterator[Callable[[], str]]:
     assert not leftover, f"namespaces left behind: {leftover}"
 
 
-def nsexec(namespace: str, *argv: str, timeout: float = 30, input: str | None = None,
-           check: bool = False) -> subprocess.CompletedProcess[str]:
+def nsexec(
+    namespace: str, *argv: str, timeout: float = 30, input: str | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run a command inside ``namespace``; output captured as text."""
-    result = subprocess.run(["ip", "netns", "exec", namespace, *argv], capture_output=True,
-                            text=True, timeout=timeout, input=input)
+    result = subprocess.run(
+        ["ip", "netns", "exec", namespace, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
     if check:
         assert result.returncode == 0, (
-            f"{argv} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
+            f"{argv} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+        )
     return result
 
 
-def ns_python(namespace: str, *argv: str, timeout: float = 120,
-              check: bool = True) -> subprocess.CompletedProcess[str]:
+def ns_python(
+    namespace: str, *argv: str, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run this interpreter inside ``namespace`` (a script path and its arguments)."""
     return nsexec(namespace, sys.executable, *argv, timeout=timeout, check=check)
 
@@ -114,12 +124,18 @@ def link_exists(name: str, namespace: str | None) -> bool:
 
     if namespace is not None and namespace not in netns_module.listnetns():
         return False
-    with (NetNS(namespace) if namespace else IPRoute()) as ipr:
+    with NetNS(namespace) if namespace else IPRoute() as ipr:
         return bool(ipr.link_lookup(ifname=name))
 
 
-def configure_link(namespace: str, name: str, *, address: str | None = None,
-                   gateway: str | None = None, routes: tuple[tuple[str, str], ...] = ()) -> None:
+def configure_link(
+    namespace: str,
+    name: str,
+    *,
+    address: str | None = None,
+    gateway: str | None = None,
+    routes: tuple[tuple[str, str], ...] = (),
+) -> None:
     """Give a kernel interface an address, bring it up, add a default route and routes."""
     from pyroute2 import NetNS
 
@@ -204,9 +220,15 @@ def _pump(stream: object, lines: list[str], ready: threading.Event | None) -> No
             ready.set()
 
 
-def launch_server(*, netns: str, netns1: str | None = None, extra: tuple[str, ...] = (),
-                  tap0: str | None = None, tap1: str | None = None,
-                  command: tuple[str, ...] = (str(SERVER),)) -> ServerProcess:
+def launch_server(
+    *,
+    netns: str,
+    netns1: str | None = None,
+    extra: tuple[str, ...] = (),
+    tap0: str | None = None,
+    tap1: str | None = None,
+    command: tuple[str, ...] = (str(SERVER),),
+) -> ServerProcess:
     """Start the server with unique TAP names and wait for its ``ready`` line.
 
     ``command`` follows the interpreter: the script by default, or ``("-m", "simtcp", "serve")``.
@@ -217,13 +239,14 @@ def launch_server(*, netns: str, netns1: str | None = None, extra: tuple[str, ..
     if netns1 is not None:
         argv += ["--netns1", netns1]
     argv += list(extra)
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=REPO)
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
     server = ServerProcess(process, netns, netns1 or netns, tap0, tap1)
-    threading.Thread(target=_pump, args=(process.stdout, server.stdout, server.ready),
-                     daemon=True).start()
-    threading.Thread(target=_pump, args=(process.stderr, server.stderr, None),
-                     daemon=True).start()
+    threading.Thread(
+        target=_pump, args=(process.stdout, server.stdout, server.ready), daemon=True
+    ).start()
+    threading.Thread(target=_pump, args=(process.stderr, server.stderr, None), daemon=True).start()
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not server.ready.wait(0.05):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -240,11 +263,16 @@ def start_server(make_netns: Callable[[], str]) -> Iterator[Callable[..., Server
     """Factory: start a server (in a fresh namespace unless given one); checked stop at the end."""
     servers: list[ServerProcess] = []
 
-    def start(*, netns: str | None = None, netns1: str | None = None,
-              extra: tuple[str, ...] = (),
-              command: tuple[str, ...] = (str(SERVER),)) -> ServerProcess:
-        server = launch_server(netns=netns or make_netns(), netns1=netns1, extra=extra,
-                               command=command)
+    def start(
+        *,
+        netns: str | None = None,
+        netns1: str | None = None,
+        extra: tuple[str, ...] = (),
+        command: tuple[str, ...] = (str(SERVER),),
+    ) -> ServerProcess:
+        server = launch_server(
+            netns=netns or make_netns(), netns1=netns1, extra=extra, command=command
+        )
         servers.append(server)
         return server
 

@@ -23,10 +23,10 @@ def build_garbage(mac: str, rng: random.Random) -> list[bytes]:
     base = ether / IP(src="10.0.0.2", dst="10.0.0.1")
     good_syn = bytes(base / TCP(sport=40000, dport=80, flags="S", seq=1))
     frames: list[bytes] = [
-        bytes(ether)[:10],                                         # shorter than Ethernet
-        bytes(Ether(dst=mac, type=0x0800)),                        # IPv4 type, no header
-        good_syn[:20],                                             # IPv4 header cut short
-        good_syn[:40],                                             # TCP header cut short
+        bytes(ether)[:10],  # shorter than Ethernet
+        bytes(Ether(dst=mac, type=0x0800)),  # IPv4 type, no header
+        good_syn[:20],  # IPv4 header cut short
+        good_syn[:40],  # TCP header cut short
         bytes(base / TCP(sport=40001, dport=80, flags="S", chksum=0xBAD)),
         bytes(ether / IP(src="10.0.0.2", dst="10.0.0.1", chksum=0x1234) / ICMP()),
         bytes(ether / IP(src="10.0.0.2", dst="10.0.0.1", ihl=15) / ICMP()),
@@ -36,13 +36,20 @@ def build_garbage(mac: str, rng: random.Random) -> list[bytes]:
         bytes(ether / IP(src="10.0.0.2", dst="10.0.0.1", len=10) / ICMP()),
         bytes(base / TCP(sport=40002, dport=80, dataofs=2, flags="S")),
         bytes(base / TCP(sport=40003, dport=80, dataofs=15, flags="S")),
-        bytes(base / TCP(sport=40004, dport=80, flags="SF")),       # SYN+FIN
+        bytes(base / TCP(sport=40004, dport=80, flags="SF")),  # SYN+FIN
         bytes(base / TCP(sport=40005, dport=80, flags="FPU", seq=5)),  # a "Christmas" probe
-        bytes(base / TCP(sport=40006, dport=80, flags="S",
-                         options=[("MSS", 0), ("WScale", 200), ("SAckOK", b"")])),
+        bytes(
+            base
+            / TCP(
+                sport=40006,
+                dport=80,
+                flags="S",
+                options=[("MSS", 0), ("WScale", 200), ("SAckOK", b"")],
+            )
+        ),
         bytes(base / TCP(sport=40007, dport=80, flags="S", options=[(254, b"\x00" * 30)])),
         bytes(base / UDP(sport=1, dport=9, len=3) / Raw(b"abc")),
-        bytes(base / ICMP(type=8) / Raw(b"x" * 20))[:40],           # ICMP cut short
+        bytes(base / ICMP(type=8) / Raw(b"x" * 20))[:40],  # ICMP cut short
         bytes(base / ICMP(type=3, code=4) / Raw(b"\x45" + b"\x00" * 10)),
         bytes(ether / ARP(op=2, psrc="10.0.0.1", hwsrc="02:66:66:66:66:66")),  # claims us
         bytes(ether / ARP(op=1))[:30],
@@ -68,10 +75,15 @@ def build_syn_flood(mac: str, rng: random.Random, count: int) -> list[bytes]:
             source = f"10.0.0.{rng.randrange(3, 255)}"
         else:
             source = ".".join(str(rng.randrange(1, 224)) for _ in range(4))
-        frames.append(bytes(Ether(dst=mac, src="02:00:00:00:00:02")
-                            / IP(src=source, dst="10.0.0.1")
-                            / TCP(sport=rng.randrange(1024, 65536), dport=80, flags="S",
-                                  seq=rng.getrandbits(32))))
+        frames.append(
+            bytes(
+                Ether(dst=mac, src="02:00:00:00:00:02")
+                / IP(src=source, dst="10.0.0.1")
+                / TCP(
+                    sport=rng.randrange(1024, 65536), dport=80, flags="S", seq=rng.getrandbits(32)
+                )
+            )
+        )
     return frames
 
 
@@ -81,15 +93,37 @@ def build_blind(mac: str, rng: random.Random, local_port: int, count: int) -> li
     base = Ether(dst=mac) / IP(src="10.0.0.2", dst="10.0.0.1")
     frames = []
     for _ in range(count):
-        frames.append(bytes(base / TCP(sport=local_port, dport=80, flags="R",
-                                       seq=rng.getrandbits(32))))
-        frames.append(bytes(base / TCP(sport=local_port, dport=80, flags="RA",
-                                       seq=rng.getrandbits(32), ack=rng.getrandbits(32))))
-        frames.append(bytes(base / TCP(sport=local_port, dport=80, flags="S",
-                                       seq=rng.getrandbits(32))))
-        frames.append(bytes(base / TCP(sport=local_port, dport=80, flags="PA",
-                                       seq=rng.getrandbits(32), ack=rng.getrandbits(32))
-                            / Raw(b"INJECTED")))
+        frames.append(
+            bytes(base / TCP(sport=local_port, dport=80, flags="R", seq=rng.getrandbits(32)))
+        )
+        frames.append(
+            bytes(
+                base
+                / TCP(
+                    sport=local_port,
+                    dport=80,
+                    flags="RA",
+                    seq=rng.getrandbits(32),
+                    ack=rng.getrandbits(32),
+                )
+            )
+        )
+        frames.append(
+            bytes(base / TCP(sport=local_port, dport=80, flags="S", seq=rng.getrandbits(32)))
+        )
+        frames.append(
+            bytes(
+                base
+                / TCP(
+                    sport=local_port,
+                    dport=80,
+                    flags="PA",
+                    seq=rng.getrandbits(32),
+                    ack=rng.getrandbits(32),
+                )
+                / Raw(b"INJECTED")
+            )
+        )
     return frames
 
 

@@ -36,7 +36,7 @@ def _echo_once(host: str, port: int, data: bytes, timeout: float) -> dict[str, o
         try:
             view = memoryview(data)
             for offset in range(0, len(view), 65536):
-                sock.sendall(view[offset:offset + 65536])
+                sock.sendall(view[offset : offset + 65536])
             sock.shutdown(socket.SHUT_WR)
         except OSError as error:
             errors.append(f"send: {error}")
@@ -82,8 +82,13 @@ def run_clients(args: argparse.Namespace) -> int:
         thread.join(args.timeout * 2)
     elapsed = time.monotonic() - started
     ok = sum(1 for result in results if result.get("ok"))
-    summary = {"ok": ok, "count": args.count, "bytes": args.bytes, "seconds": elapsed,
-               "failures": [r for r in results if not r.get("ok")][:4]}
+    summary = {
+        "ok": ok,
+        "count": args.count,
+        "bytes": args.bytes,
+        "seconds": elapsed,
+        "failures": [r for r in results if not r.get("ok")][:4],
+    }
     print(json.dumps(summary), flush=True)
     return 0 if ok == args.count else 1
 

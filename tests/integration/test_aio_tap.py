@@ -1,7 +1,7 @@
 """asyncio streams over a real TAP device, with the Linux kernel as the peer.
 
 The stack runs inside the test process, driven by an ordinary asyncio loop
-(``simtcp.aio.over_tap``: ``loop.add_reader`` on the TAP fd). The kernel side
+(``simtcp.backends.aio_tap.over_tap``: ``loop.add_reader`` on the TAP fd). The kernel side
 of the TAP lives in a fresh network namespace (10.0.0.2/24; the stack is
 10.0.0.1/24); kernel clients and servers run there as subprocesses, started
 with ``asyncio.create_subprocess_exec`` so the loop keeps serving while they
@@ -35,12 +35,13 @@ class Tap:
 @pytest.fixture
 def tap(make_netns: Callable[[], str]) -> Iterator[Tap]:
     """One TAP device, its kernel side 10.0.0.2/24 in a fresh namespace; removed at the end."""
-    from backends.tap import TapDevice
+    from simtcp.backends.tap import TapDevice
 
     netns = make_netns()
     name = unique_name("aio")
-    device = TapDevice.create(name, interface="eth0", namespace=netns,
-                              kernel_address=f"{KERNEL}/24")
+    device = TapDevice.create(
+        name, interface="eth0", namespace=netns, kernel_address=f"{KERNEL}/24"
+    )
     try:
         yield Tap(device, netns)
     finally:
@@ -49,9 +50,9 @@ def tap(make_netns: Callable[[], str]) -> Iterator[Tap]:
 
 
 def make_net(tap: Tap) -> Any:
-    from backends.tap import stack_mac
     from simtcp import Stack, StackConfig
-    from simtcp.aio.tap import over_tap
+    from simtcp.backends.aio_tap import over_tap
+    from simtcp.backends.tap import stack_mac
 
     stack = Stack(StackConfig(seed=7))
     stack.add_interface("eth0", mac=stack_mac(7, "eth0"))
@@ -64,8 +65,14 @@ def make_net(tap: Tap) -> Any:
 async def in_netns(netns: str, *argv: str, timeout: float = 60) -> tuple[int, str, str]:
     """Run a command in the namespace without blocking the loop; (returncode, out, err)."""
     process = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", netns, *argv,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "ip",
+        "netns",
+        "exec",
+        netns,
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
     except BaseException:
@@ -96,9 +103,22 @@ def test_asyncio_server_echoes_concurrent_kernel_clients(tap: Tap) -> None:
         try:
             async with await net.start_server(echo, STACK, 7):
                 code, out, err = await in_netns(
-                    tap.netns, sys.executable, str(TCP_TOOL), "clients", "--host", STACK,
-                    "--port", "7", "--count", "8", "--bytes", str(256 * 1024),
-                    "--timeout", "40", timeout=90)
+                    tap.netns,
+                    sys.executable,
+                    str(TCP_TOOL),
+                    "clients",
+                    "--host",
+                    STACK,
+                    "--port",
+                    "7",
+                    "--count",
+                    "8",
+                    "--bytes",
+                    str(256 * 1024),
+                    "--timeout",
+                    "40",
+                    timeout=90,
+                )
                 assert out.strip(), f"no summary (exit {code}): {err}"
                 summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
             check_timer(net)
@@ -113,8 +133,17 @@ def test_asyncio_server_echoes_concurrent_kernel_clients(tap: Tap) -> None:
 def test_asyncio_client_talks_to_a_kernel_server(tap: Tap) -> None:
     async def main() -> None:
         server = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", tap.netns, sys.executable, str(TCP_TOOL), "serve",
-            "--port", "7007", stdout=asyncio.subprocess.PIPE)
+            "ip",
+            "netns",
+            "exec",
+            tap.netns,
+            sys.executable,
+            str(TCP_TOOL),
+            "serve",
+            "--port",
+            "7007",
+            stdout=asyncio.subprocess.PIPE,
+        )
         net = make_net(tap)
         try:
             assert server.stdout is not None
@@ -125,7 +154,7 @@ def test_asyncio_client_talks_to_a_kernel_server(tap: Tap) -> None:
 
             async def send() -> None:
                 for offset in range(0, len(payload), 32768):
-                    writer.write(payload[offset:offset + 32768])
+                    writer.write(payload[offset : offset + 32768])
                     await writer.drain()
                 writer.write_eof()
 
@@ -177,5 +206,4 @@ def test_datagram_endpoint_answers_a_kernel_udp_client(tap: Tap) -> None:
             net.close()
 
     out = asyncio.run(main())
-    assert out.splitlines() == ["ONE 10.0.0.1 5353", "TWO 10.0.0.1 5353",
-                                "THREE 10.0.0.1 5353"]
+    assert out.splitlines() == ["ONE 10.0.0.1 5353", "TWO 10.0.0.1 5353", "THREE 10.0.0.1 5353"]

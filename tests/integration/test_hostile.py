@@ -18,8 +18,16 @@ def test_garbage_floods_and_blind_resets(server: ServerProcess) -> None:
     pytest.importorskip("scapy")
     nsexec(server.netns, "ping", "-c", "1", "-W", "2", "10.0.0.1", check=True)
     rss_before = server.rss_kib()
-    result = ns_python(server.netns, str(HOSTILE), "--iface", server.tap0, "--mac",
-                       server.mac("veth0"), check=False, timeout=90)
+    result = ns_python(
+        server.netns,
+        str(HOSTILE),
+        "--iface",
+        server.tap0,
+        "--mac",
+        server.mac("veth0"),
+        check=False,
+        timeout=90,
+    )
     assert server.alive(), server.output()
     report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
     assert report.get("before") == "before\n", result.stdout + result.stderr
@@ -32,5 +40,3 @@ def test_garbage_floods_and_blind_resets(server: ServerProcess) -> None:
     stopped = next(line for line in server.stdout if "stopped:" in line)
     dropped = int(re.search(r"(\d+) dropped by the stack", stopped).group(1))  # type: ignore[union-attr]
     assert dropped >= 300, stopped  # the garbage reached the stack and was counted, not lost
-
-

@@ -14,14 +14,16 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def test_8_mib_stream_intact_at_5_percent_loss_and_reordering(
-        start_server: Callable[..., ServerProcess]) -> None:
+    start_server: Callable[..., ServerProcess],
+) -> None:
     server = start_server(extra=("--loss", "0.05", "--reorder", "0.05", "--seed", "7"))
     summary = echo_clients(server, count=1, size=8 * 1024 * 1024, timeout=180)
     assert summary["ok"] == 1, summary
 
 
 def test_duplication_shows_as_duplicate_ping_replies(
-        start_server: Callable[..., ServerProcess]) -> None:
+    start_server: Callable[..., ServerProcess],
+) -> None:
     server = start_server(extra=("--duplicate", "1.0", "--seed", "3"))
     result = nsexec(server.netns, "ping", "-c", "3", "-i", "0.05", "-W", "2", "10.0.0.1")
     assert "DUP!" in result.stdout, result.stdout

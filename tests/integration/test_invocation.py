@@ -15,8 +15,13 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def run_server(*argv: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, sys.executable, str(SERVER), *argv], capture_output=True,
-                          text=True, timeout=30, cwd=REPO)
+    return subprocess.run(
+        [*prefix, sys.executable, str(SERVER), *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
 
 
 def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -30,14 +35,18 @@ def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *words: str
 
 def test_not_root_says_so(make_netns: Callable[[], str]) -> None:
     namespace = make_netns()
-    result = run_server("--netns", namespace,
-                        prefix=("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"))
+    result = run_server(
+        "--netns", namespace, prefix=("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    )
     assert_one_line_exit_2(result, "root")
 
 
 def test_root_without_net_admin_says_so(make_netns: Callable[[], str]) -> None:
-    result = run_server("--netns", make_netns(), prefix=("setpriv", "--bounding-set=-net_admin",
-                                                          "--inh-caps=-net_admin"))
+    result = run_server(
+        "--netns",
+        make_netns(),
+        prefix=("setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin"),
+    )
     assert_one_line_exit_2(result, "CAP_NET_ADMIN")
 
 
@@ -62,8 +71,7 @@ def test_taken_device_name_in_our_namespace(make_netns: Callable[[], str]) -> No
     with IPRoute() as ipr:
         ipr.link("add", ifname=taken, kind="veth", peer=taken + "p")
     try:
-        result = run_server("--netns", make_netns(), "--tap0", unique_name("sta"),
-                            "--tap1", taken)
+        result = run_server("--netns", make_netns(), "--tap0", unique_name("sta"), "--tap1", taken)
         assert_one_line_exit_2(result, taken, "exists")
     finally:
         with IPRoute() as ipr:
@@ -76,23 +84,34 @@ def test_same_name_twice(make_netns: Callable[[], str]) -> None:
     assert_one_line_exit_2(result, name)
 
 
-@pytest.mark.parametrize("argv, word", [
-    (("--loss", "2"), "--loss"),
-    (("--loss", "lots"), "--loss"),
-    (("--reorder", "-0.1"), "--reorder"),
-    (("--duplicate", "1.5"), "--duplicate"),
-    (("--seed", "abc"), "--seed"),
-    (("--tap0", "a-name-far-too-long-for-linux"), "--tap0"),
-    (("--netns", "a/b"), "--netns"),
-    (("--no-such-option",), "unrecognized"),
-])
+@pytest.mark.parametrize(
+    "argv, word",
+    [
+        (("--loss", "2"), "--loss"),
+        (("--loss", "lots"), "--loss"),
+        (("--reorder", "-0.1"), "--reorder"),
+        (("--duplicate", "1.5"), "--duplicate"),
+        (("--seed", "abc"), "--seed"),
+        (("--tap0", "a-name-far-too-long-for-linux"), "--tap0"),
+        (("--netns", "a/b"), "--netns"),
+        (("--no-such-option",), "unrecognized"),
+    ],
+)
 def test_bad_option_value(argv: tuple[str, ...], word: str) -> None:
     assert_one_line_exit_2(run_server(*argv), word)
 
 
 def test_unwritable_pcap_is_one_line(make_netns: Callable[[], str]) -> None:
-    result = run_server("--netns", make_netns(), "--tap0", unique_name("sta"), "--tap1",
-                        unique_name("stb"), "--pcap", "/nonexistent-dir/x.pcap")
+    result = run_server(
+        "--netns",
+        make_netns(),
+        "--tap0",
+        unique_name("sta"),
+        "--tap1",
+        unique_name("stb"),
+        "--pcap",
+        "/nonexistent-dir/x.pcap",
+    )
     assert_one_line_exit_2(result, "/nonexistent-dir/x.pcap")
 
 
@@ -115,8 +134,9 @@ def test_namespace_created_when_missing_and_removed_at_exit() -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_removes_devices_and_exits_0(start_server: Callable[..., ServerProcess],
-                                            sig: signal.Signals) -> None:
+def test_signal_removes_devices_and_exits_0(
+    start_server: Callable[..., ServerProcess], sig: signal.Signals
+) -> None:
     server = start_server()
     assert link_exists(server.tap0, server.netns) and link_exists(server.tap1, server.netns)
     assert server.stop(sig) == 0, server.output()
@@ -134,13 +154,19 @@ def test_simtcp_serve_is_the_same_program(start_server: Callable[..., ServerProc
 
 
 def test_simtcp_serve_bad_option_is_one_line() -> None:
-    result = subprocess.run([sys.executable, "-m", "simtcp", "serve", "--loss", "3"],
-                            capture_output=True, text=True, timeout=30, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "simtcp", "serve", "--loss", "3"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
     assert_one_line_exit_2(result, "simtcp serve", "--loss")
 
 
 def test_device_removed_under_the_server_is_one_line_exit_1(
-        start_server: Callable[..., ServerProcess]) -> None:
+    start_server: Callable[..., ServerProcess],
+) -> None:
     server = start_server()
     nsexec(server.netns, "ip", "link", "del", server.tap0, check=True)
     code = server.process.wait(timeout=15)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from backends import tap
+from simtcp.backends import tap
 from simtcp.wire.pcap import read_pcap
 
 from .conftest import TCP_TOOL, ServerProcess, configure_link, ns_python, nsexec, unique_name
@@ -49,8 +49,9 @@ def test_no_offload_seed_session(start_server: Callable[..., ServerProcess]) -> 
     assert "offloads off (--no-offload)" in server.output()
     result = nsexec(server.netns, "ping", "-c", "5", "-i", "0.05", "-W", "2", "10.0.0.1")
     assert " 0% packet loss" in result.stdout, result.stdout + result.stderr
-    result = nsexec(server.netns, "nc", "-N", "-w", "5", "10.0.0.1", "80",
-                    input="no offload\n", timeout=20)
+    result = nsexec(
+        server.netns, "nc", "-N", "-w", "5", "10.0.0.1", "80", input="no offload\n", timeout=20
+    )
     assert result.stdout == "no offload\n", result.stderr
     line = stopped_line(server)
     assert counter(line, r"frames in \((\d+) GSO\)") == 0
@@ -80,8 +81,9 @@ def test_no_offload_no_gro_8_mib_stream(start_server: Callable[..., ServerProces
 
 
 def test_no_offload_impairment_shim(start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server(extra=("--no-offload", "--loss", "0.05", "--reorder", "0.05",
-                                 "--seed", "7"))
+    server = start_server(
+        extra=("--no-offload", "--loss", "0.05", "--reorder", "0.05", "--seed", "7")
+    )
     summary = echo_clients(server, count=1, size=2 * 1024 * 1024, timeout=120)
     assert summary["ok"] == 1, summary
 
@@ -99,8 +101,9 @@ def test_offload_carries_64_kib_segments(start_server: Callable[..., ServerProce
     assert counter(line, r"(\d+) dropped by the stack") < 50, line
 
 
-def test_refused_offloads_fall_back_with_a_note(monkeypatch: pytest.MonkeyPatch,
-                                                make_netns: Callable[[], str]) -> None:
+def test_refused_offloads_fall_back_with_a_note(
+    monkeypatch: pytest.MonkeyPatch, make_netns: Callable[[], str]
+) -> None:
     real_ioctl = fcntl.ioctl
 
     def refusing(fd: int, request: int, *args: Any) -> Any:
@@ -108,10 +111,9 @@ def test_refused_offloads_fall_back_with_a_note(monkeypatch: pytest.MonkeyPatch,
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_ioctl(fd, request, *args)
 
-    monkeypatch.setattr(fcntl, "ioctl", refusing)  # backends.tapdevice calls fcntl.ioctl
+    monkeypatch.setattr(fcntl, "ioctl", refusing)  # simtcp.backends.tapdevice calls fcntl.ioctl
     name = unique_name("sto")
-    device = tap.TapDevice.create(name, interface="veth0", namespace=make_netns(),
-                                  offload=True)
+    device = tap.TapDevice.create(name, interface="veth0", namespace=make_netns(), offload=True)
     try:
         assert not device.vnet_header
         assert device.offload_note is not None and "TUNSETOFFLOAD" in device.offload_note
@@ -126,13 +128,15 @@ def test_refused_offloads_fall_back_with_a_note(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.fixture
-def make_routed(make_netns: Callable[[], str],
-                start_server: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
+def make_routed(
+    make_netns: Callable[[], str], start_server: Callable[..., ServerProcess]
+) -> Callable[..., ServerProcess]:
     def make(*extra: str) -> ServerProcess:
         server = start_server(netns=make_netns(), netns1=make_netns(), extra=extra)
         configure_link(server.netns1, server.tap1, address=f"{BEHIND}/24", gateway="10.1.1.1")
         configure_link(server.netns, server.tap0, routes=(("10.1.1.0/24", "10.0.0.1"),))
         return server
+
     return make
 
 
@@ -142,9 +146,23 @@ def echo_behind() -> Iterator[Callable[[ServerProcess], None]]:
     processes: list[subprocess.Popen[str]] = []
 
     def start(server: ServerProcess) -> None:
-        process = subprocess.Popen(["ip", "netns", "exec", server.netns1, sys.executable,
-                                    str(TCP_TOOL), "serve", "--host", BEHIND, "--port", "7"],
-                                   stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                server.netns1,
+                sys.executable,
+                str(TCP_TOOL),
+                "serve",
+                "--host",
+                BEHIND,
+                "--port",
+                "7",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         processes.append(process)
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "listening"
@@ -162,14 +180,29 @@ def tcp_checksum_errors(namespace: str) -> int:
 
 
 def routed_echo(server: ServerProcess, *, count: int, size: int) -> None:
-    result = ns_python(server.netns, str(TCP_TOOL), "clients", "--host", BEHIND, "--port", "7",
-                       "--count", str(count), "--bytes", str(size), "--timeout", "60",
-                       check=False, timeout=150)
+    result = ns_python(
+        server.netns,
+        str(TCP_TOOL),
+        "clients",
+        "--host",
+        BEHIND,
+        "--port",
+        "7",
+        "--count",
+        str(count),
+        "--bytes",
+        str(size),
+        "--timeout",
+        "60",
+        check=False,
+        timeout=150,
+    )
     assert f'"ok": {count}' in result.stdout, result.stdout + result.stderr + server.output()
 
 
-def test_no_offload_router(make_routed: Callable[..., ServerProcess],
-                           echo_behind: Callable[[ServerProcess], None]) -> None:
+def test_no_offload_router(
+    make_routed: Callable[..., ServerProcess], echo_behind: Callable[[ServerProcess], None]
+) -> None:
     server = make_routed("--no-offload")
     echo_behind(server)
     result = nsexec(server.netns, "ping", "-c", "3", "-i", "0.05", "-W", "2", BEHIND)
@@ -178,8 +211,10 @@ def test_no_offload_router(make_routed: Callable[..., ServerProcess],
 
 
 def test_gso_super_segments_are_cut_for_a_tap_without_offload(
-        make_routed: Callable[..., ServerProcess], echo_behind: Callable[[ServerProcess], None],
-        tmp_path: Path) -> None:
+    make_routed: Callable[..., ServerProcess],
+    echo_behind: Callable[[ServerProcess], None],
+    tmp_path: Path,
+) -> None:
     capture = tmp_path / "router.pcap"
     server = make_routed("--no-offload1", "--pcap", str(capture))
     assert re.search(rf"{server.tap1}: offloads off", server.output())
@@ -189,12 +224,17 @@ def test_gso_super_segments_are_cut_for_a_tap_without_offload(
     assert tcp_checksum_errors(server.netns1) == 0
     line = stopped_line(server)
     assert counter(line, r"(\d+) super-segments cut for forwarding") > 0, line
-    mac0, mac1 = bytes.fromhex(server.mac("veth0").replace(":", "")), bytes.fromhex(
-        server.mac("veth1").replace(":", ""))
+    mac0, mac1 = (
+        bytes.fromhex(server.mac("veth0").replace(":", "")),
+        bytes.fromhex(server.mac("veth1").replace(":", "")),
+    )
     to_behind = bytes([10, 1, 1, 2])
     with capture.open("rb") as stream:
-        frames = [frame for _, frame in read_pcap(stream)
-                  if frame[12:14] == b"\x08\x00" and frame[30:34] == to_behind]
+        frames = [
+            frame
+            for _, frame in read_pcap(stream)
+            if frame[12:14] == b"\x08\x00" and frame[30:34] == to_behind
+        ]
     arrived = [len(frame) for frame in frames if frame[0:6] == mac0]
     sent = [len(frame) for frame in frames if frame[6:12] == mac1]
     assert max(arrived) > 1514, "the kernel on A should have sent GSO super-segments"
@@ -202,8 +242,9 @@ def test_gso_super_segments_are_cut_for_a_tap_without_offload(
     assert sum(sent) > 4 * 1024 * 1024
 
 
-def test_offload_router_both_sides(make_routed: Callable[..., ServerProcess],
-                                   echo_behind: Callable[[ServerProcess], None]) -> None:
+def test_offload_router_both_sides(
+    make_routed: Callable[..., ServerProcess], echo_behind: Callable[[ServerProcess], None]
+) -> None:
     server = make_routed()
     echo_behind(server)
     routed_echo(server, count=4, size=1024 * 1024)

@@ -15,8 +15,9 @@ from .conftest import ServerProcess, nsexec
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_pcap_holds_the_ping_exchange(start_server: Callable[..., ServerProcess],
-                                      tmp_path: Path) -> None:
+def test_pcap_holds_the_ping_exchange(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
     capture = tmp_path / "serve.pcap"
     server = start_server(extra=("--pcap", str(capture)))
     started_us = time.time_ns() // 1000

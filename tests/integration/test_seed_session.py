@@ -45,8 +45,17 @@ def test_without_the_route_the_other_address_is_unreachable(server: ServerProces
 
 
 def test_nc_line_comes_back(server: ServerProcess) -> None:
-    result = nsexec(server.netns, "nc", "-N", "-w", "5", "10.0.0.1", "80",
-                    input="hello from the seed session\n", timeout=20)
+    result = nsexec(
+        server.netns,
+        "nc",
+        "-N",
+        "-w",
+        "5",
+        "10.0.0.1",
+        "80",
+        input="hello from the seed session\n",
+        timeout=20,
+    )
     assert result.stdout == "hello from the seed session\n", result.stderr
 
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from backends.impair import LinkProfile
-from backends.tap import ImpairedPath, TapDevice, TapLoop, stack_mac
+from simtcp.backends.impair import LinkProfile
+from simtcp.backends.tap import ImpairedPath, TapDevice, TapLoop, stack_mac
 from tests.fake_tap import FakeStack, drain, socketpair_device
 
 pytestmark = [pytest.mark.unprivileged, pytest.mark.timeout(30)]
@@ -25,7 +25,8 @@ def pair() -> Iterator[tuple[TapDevice, socket.socket]]:
 
 
 def test_full_queue_delays_frames_without_loss_or_reordering(
-        pair: tuple[TapDevice, socket.socket]) -> None:
+    pair: tuple[TapDevice, socket.socket],
+) -> None:
     device, kernel = pair
     stack = FakeStack()
     loop = TapLoop(stack, [device], clock=lambda: 1)
@@ -48,13 +49,13 @@ def test_full_queue_delays_frames_without_loss_or_reordering(
         assert arrived == frames
         assert loop.counters["frames_out"] == len(frames)
         assert [(f.interface, f.frame) for f in stack.received] == [
-            ("veth0", b"input while blocked")]
+            ("veth0", b"input while blocked")
+        ]
     finally:
         loop.close()
 
 
-def test_frames_for_an_unknown_interface_are_counted(
-        pair: tuple[TapDevice, socket.socket]) -> None:
+def test_frames_for_an_unknown_interface_are_counted(pair: tuple[TapDevice, socket.socket]) -> None:
     device, kernel = pair
     stack = FakeStack()
     loop = TapLoop(stack, [device], clock=lambda: 1)

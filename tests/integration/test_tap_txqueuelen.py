@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from backends import tapdevice
-from backends.tapsetup import netlink
+from simtcp.backends import tapdevice
+from simtcp.backends.tapsetup import netlink
 from tests.integration.conftest import unique_name
 
 pytestmark = pytest.mark.timeout(60)
@@ -20,8 +20,9 @@ def txqueuelen_of(name: str, namespace: str) -> int:
 
 
 @pytest.mark.parametrize("asked", [None, 700])
-def test_a_device_gets_the_queue_length_asked_for(make_netns: Callable[[], str],
-                                                  asked: int | None) -> None:
+def test_a_device_gets_the_queue_length_asked_for(
+    make_netns: Callable[[], str], asked: int | None
+) -> None:
     namespace = make_netns()
     name = unique_name("stq")
     extra = {} if asked is None else {"txqueuelen": asked}

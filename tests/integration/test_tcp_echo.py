@@ -11,11 +11,32 @@ from .conftest import TCP_TOOL, ServerProcess, ns_python
 pytestmark = pytest.mark.timeout(180)
 
 
-def echo_clients(server: ServerProcess, *, count: int, size: int, host: str = "10.0.0.1",
-                 port: int = 80, timeout: float = 90) -> dict[str, object]:
-    result = ns_python(server.netns, str(TCP_TOOL), "clients", "--host", host, "--port",
-                       str(port), "--count", str(count), "--bytes", str(size), "--timeout",
-                       str(timeout), timeout=timeout * 2 + 10, check=False)
+def echo_clients(
+    server: ServerProcess,
+    *,
+    count: int,
+    size: int,
+    host: str = "10.0.0.1",
+    port: int = 80,
+    timeout: float = 90,
+) -> dict[str, object]:
+    result = ns_python(
+        server.netns,
+        str(TCP_TOOL),
+        "clients",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--count",
+        str(count),
+        "--bytes",
+        str(size),
+        "--timeout",
+        str(timeout),
+        timeout=timeout * 2 + 10,
+        check=False,
+    )
     assert result.stdout.strip(), f"no summary; stderr: {result.stderr}\n{server.output()}"
     summary: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return summary

@@ -19,11 +19,11 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends.impair import LinkProfile
+from simtcp.backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
 from simtcp.gso import InterfaceOffload
+from simtcp.programs.transfer import TransferSpec, run_transfer
 from simtcp.time import MILLISECOND
-from simtcp.transfer import TransferSpec, run_transfer
 
 FACTOR = 1.1
 """Largest ratio of completion times, stretch ACKs over an ACK per two segments."""
@@ -32,20 +32,33 @@ OFFLOAD = InterfaceOffload(tx_checksum=True, max_segment=65535 - 120)
 BUFFERS = {"send_buffer": 4 * 1024 * 1024, "receive_buffer": 4 * 1024 * 1024}
 
 
-def completion(tcp: TcpConfig, link: LinkProfile, size: int, seed: int,
-               offload: InterfaceOffload | None = None) -> float:
-    spec = TransferSpec(bytes=size, seed=seed, forward=link, backward=link, tcp=tcp,
-                        arp=ArpConfig(entry_lifetime=10**12), offload=offload)
+def completion(
+    tcp: TcpConfig, link: LinkProfile, size: int, seed: int, offload: InterfaceOffload | None = None
+) -> float:
+    spec = TransferSpec(
+        bytes=size,
+        seed=seed,
+        forward=link,
+        backward=link,
+        tcp=tcp,
+        arp=ArpConfig(entry_lifetime=10**12),
+        offload=offload,
+    )
     result = run_transfer(spec)
     assert result.ok, result.reason
     return result.virtual_seconds
 
 
 @settings(max_examples=12, deadline=None)
-@given(delay_ms=st.integers(2, 40), size=st.integers(500_000, 4_000_000),
-       cc=st.sampled_from(["newreno", "cubic"]), seed=st.integers(0, 2**16))
+@given(
+    delay_ms=st.integers(2, 40),
+    size=st.integers(500_000, 4_000_000),
+    cc=st.sampled_from(["newreno", "cubic"]),
+    seed=st.integers(0, 2**16),
+)
 def test_stretch_acks_finish_within_factor_with_byte_counting(
-        delay_ms: int, size: int, cc: str, seed: int) -> None:
+    delay_ms: int, size: int, cc: str, seed: int
+) -> None:
     link = LinkProfile(delay=delay_ms * MILLISECOND)
     tcp = TcpConfig(congestion_control=cc, abc_limit_segments=45, **BUFFERS)
     rtt = 2 * delay_ms / 1000
@@ -66,10 +79,14 @@ def test_control_stretch_acks_without_byte_counting_are_much_slower() -> None:
 
 
 @settings(max_examples=6, deadline=None)
-@given(delay_ms=st.integers(2, 40), cc=st.sampled_from(["newreno", "cubic"]),
-       seed=st.integers(0, 2**16))
-def test_route_limit_on_a_tso_route_keeps_pace_with_gro_acks(delay_ms: int, cc: str,
-                                                             seed: int) -> None:
+@given(
+    delay_ms=st.integers(2, 40),
+    cc=st.sampled_from(["newreno", "cubic"]),
+    seed=st.integers(0, 2**16),
+)
+def test_route_limit_on_a_tso_route_keeps_pace_with_gro_acks(
+    delay_ms: int, cc: str, seed: int
+) -> None:
     """TSO interfaces and a GSO/GRO link: the receiver sees one 64 KiB segment per burst
     and ACKs it once (as Linux over a TAP with offloads does). With L from the route
     (``abc_limit_segments=0``: one TSO segment) the transfer stays within FACTOR (plus
@@ -94,13 +111,23 @@ def test_route_limit_without_tso_is_one_smss() -> None:
     captures = []
     for segments in (0, 1):
         capture = io.BytesIO()
-        spec = TransferSpec(bytes=1_000_000, seed=5, forward=link, backward=link,
-                            tcp=replace(tcp, abc_limit_segments=segments),
-                            arp=ArpConfig(entry_lifetime=10**12))
+        spec = TransferSpec(
+            bytes=1_000_000,
+            seed=5,
+            forward=link,
+            backward=link,
+            tcp=replace(tcp, abc_limit_segments=segments),
+            arp=ArpConfig(entry_lifetime=10**12),
+        )
         assert run_transfer(spec, pcap=capture, pcap_point="link").ok
         captures.append(capture.getvalue())
     assert captures[0] == captures[1]
-    faster = TransferSpec(bytes=1_000_000, seed=5, forward=link, backward=link,
-                          tcp=replace(tcp, abc_limit_segments=45),
-                          arp=ArpConfig(entry_lifetime=10**12))
+    faster = TransferSpec(
+        bytes=1_000_000,
+        seed=5,
+        forward=link,
+        backward=link,
+        tcp=replace(tcp, abc_limit_segments=45),
+        arp=ArpConfig(entry_lifetime=10**12),
+    )
     assert run_transfer(faster).virtual_seconds < run_transfer(spec).virtual_seconds

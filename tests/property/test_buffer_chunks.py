@@ -51,23 +51,31 @@ class ByteArraySendBuffer:
 
     def slice(self, seq: int, size: int) -> bytes:
         start = seq - self.base
-        return bytes(self.data[start:start + size])
+        return bytes(self.data[start : start + size])
 
 
-SIZES = st.one_of(st.integers(0, 40), st.integers(SMALL_CHUNK - 3, SMALL_CHUNK + 3),
-                  st.integers(0, 3 * SMALL_CHUNK))
-OPERATIONS = st.lists(st.one_of(
-    st.tuples(st.just("append"), SIZES, st.sampled_from(["bytes", "bytearray", "memoryview"])),
-    st.tuples(st.just("acknowledge"), st.integers(-5, 3 * SMALL_CHUNK), st.just("")),
-    st.tuples(st.just("slice"), st.integers(-5, 3 * SMALL_CHUNK), SIZES),
-), max_size=60)
+SIZES = st.one_of(
+    st.integers(0, 40),
+    st.integers(SMALL_CHUNK - 3, SMALL_CHUNK + 3),
+    st.integers(0, 3 * SMALL_CHUNK),
+)
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), SIZES, st.sampled_from(["bytes", "bytearray", "memoryview"])),
+        st.tuples(st.just("acknowledge"), st.integers(-5, 3 * SMALL_CHUNK), st.just("")),
+        st.tuples(st.just("slice"), st.integers(-5, 3 * SMALL_CHUNK), SIZES),
+    ),
+    max_size=60,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(capacity=st.integers(1, 4 * SMALL_CHUNK), base=st.integers(0, 1 << 40),
-       operations=OPERATIONS)
+@given(
+    capacity=st.integers(1, 4 * SMALL_CHUNK), base=st.integers(0, 1 << 40), operations=OPERATIONS
+)
 def test_chunked_send_buffer_equals_the_bytearray_one(
-        capacity: int, base: int, operations: list[tuple[str, int, object]]) -> None:
+    capacity: int, base: int, operations: list[tuple[str, int, object]]
+) -> None:
     chunked = SendBuffer(base=base, capacity=capacity)
     oracle = ByteArraySendBuffer(base=base, capacity=capacity)
     counter = 0
@@ -90,7 +98,11 @@ def test_chunked_send_buffer_equals_the_bytearray_one(
             assert isinstance(extra, int)
             assert chunked.slice(seq, extra) == oracle.slice(seq, extra)
         assert (chunked.base, chunked.end, len(chunked), chunked.free_space) == (
-            oracle.base, oracle.end, len(oracle.data), capacity - len(oracle.data))
+            oracle.base,
+            oracle.end,
+            len(oracle.data),
+            capacity - len(oracle.data),
+        )
     assert chunked.slice(oracle.base, capacity) == bytes(oracle.data)
 
 
@@ -129,16 +141,20 @@ class ByteArrayReadQueue:
         return data
 
 
-RECEIVE_OPERATIONS = st.lists(st.one_of(
-    st.tuples(st.just("segment"), SIZES, st.integers(0, 2 * SMALL_CHUNK)),
-    st.tuples(st.just("read"), st.one_of(st.just(-1), SIZES), st.just(0)),
-), max_size=60)
+RECEIVE_OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("segment"), SIZES, st.integers(0, 2 * SMALL_CHUNK)),
+        st.tuples(st.just("read"), st.one_of(st.just(-1), SIZES), st.just(0)),
+    ),
+    max_size=60,
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(operations=RECEIVE_OPERATIONS, rcv_nxt=st.integers(0, 1 << 40))
-def test_receive_queue_equals_the_bytearray_one(operations: list[tuple[str, int, int]],
-                                                rcv_nxt: int) -> None:
+def test_receive_queue_equals_the_bytearray_one(
+    operations: list[tuple[str, int, int]], rcv_nxt: int
+) -> None:
     """In-order data, out-of-order data pulled in later, reads of any size: the same bytes."""
     buffer = ReceiveBuffer(capacity=1 << 30, max_blocks=8)
     oracle = ByteArrayReadQueue()
@@ -194,13 +210,12 @@ def test_a_segment_overlapping_a_held_block_pulls_in_only_its_new_bytes() -> Non
     assert buffer.read(-1) == stream[:150]
 
 
-
 def test_tiny_segments_are_merged_and_full_ones_kept_apart() -> None:
     buffer = ReceiveBuffer(capacity=1 << 22, max_blocks=4)
     stream = bytes(index % 241 for index in range(100_000))
     rcv_nxt = 0
     for size in [10] * 150 + [SMALL_SEGMENT] * 3 + [10] * 5:
-        rcv_nxt = buffer.add(rcv_nxt, stream[rcv_nxt:rcv_nxt + size], rcv_nxt)
+        rcv_nxt = buffer.add(rcv_nxt, stream[rcv_nxt : rcv_nxt + size], rcv_nxt)
     assert [len(chunk) for chunk in buffer._queue] == [1030, 470] + [SMALL_SEGMENT] * 3 + [50]
     assert buffer.read(1025) == stream[:1025]
     assert buffer.read(-1) == stream[1025:rcv_nxt]

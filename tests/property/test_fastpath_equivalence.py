@@ -19,11 +19,11 @@ import io
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from backends.impair import LinkProfile
+from simtcp.backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
 from simtcp.gso import InterfaceOffload
+from simtcp.programs.transfer import TransferResult, TransferSpec, run_transfer
 from simtcp.time import MILLISECOND, SECOND
-from simtcp.transfer import TransferResult, TransferSpec, run_transfer
 
 FAST_PATH_COUNTERS = ("tcp.fast_path_ack", "tcp.fast_path_data")
 ARP_FOREVER = ArpConfig(entry_lifetime=10**12)
@@ -95,8 +95,9 @@ profiles = st.builds(
     gro=st.booleans(),
 )
 
-sizes = st.one_of(st.integers(0, 5000), st.integers(5000, 400_000),
-                  st.sampled_from([1 << 20, 2 << 20]))
+sizes = st.one_of(
+    st.integers(0, 5000), st.integers(5000, 400_000), st.sampled_from([1 << 20, 2 << 20])
+)
 """Tiny (one window), several windows, and now and then megabytes (many RTTs in steady
 state, where the fast path does its work)."""
 
@@ -115,23 +116,44 @@ tcp_configs = st.builds(
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), forward=profiles, backward=profiles,
-       size=sizes, reverse=st.one_of(st.just(0), sizes),
-       tcp=tcp_configs, mtu=st.sampled_from([1500, 576, 9000]), gso=st.booleans())
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    forward=profiles,
+    backward=profiles,
+    size=sizes,
+    reverse=st.one_of(st.just(0), sizes),
+    tcp=tcp_configs,
+    mtu=st.sampled_from([1500, 576, 9000]),
+    gso=st.booleans(),
+)
 def test_fast_path_puts_the_same_frames_on_the_wire_as_the_general_path(
-        seed: int, forward: LinkProfile, backward: LinkProfile, size: int, reverse: int,
-        tcp: TcpConfig, mtu: int, gso: bool) -> None:
-    spec = TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed, forward=forward,
-                        backward=backward, mtu=mtu, tcp=tcp, arp=ARP_FOREVER,
-                        offload=SOFTWARE_GSO if gso else None)
+    seed: int,
+    forward: LinkProfile,
+    backward: LinkProfile,
+    size: int,
+    reverse: int,
+    tcp: TcpConfig,
+    mtu: int,
+    gso: bool,
+) -> None:
+    spec = TransferSpec(
+        bytes=size,
+        reverse_bytes=reverse,
+        seed=seed,
+        forward=forward,
+        backward=backward,
+        mtu=mtu,
+        tcp=tcp,
+        arp=ARP_FOREVER,
+        offload=SOFTWARE_GSO if gso else None,
+    )
     result, stats = run_both(spec)
     assert result.ok, result.reason
     segments = sum(counters["tcp.segments_in"] for counters in stats)
     event(f"fast path took {10 * (10 * hits(stats) // max(segments, 1))}%+ of the segments")
 
 
-def test_fast_path_takes_most_segments_of_a_clean_transfer_in_every_option_combination(
-) -> None:
+def test_fast_path_takes_most_segments_of_a_clean_transfer_in_every_option_combination() -> None:
     # 20 Mbit/s: frames leave 0.6 ms apart, so consecutive segments carry different TSvals
     # (1 ms ticks) and echoing the wrong one (RFC 7323 §4.3) shows on the wire.
     paced = LinkProfile(delay=5 * MILLISECOND, rate=20_000_000)
@@ -139,8 +161,14 @@ def test_fast_path_takes_most_segments_of_a_clean_transfer_in_every_option_combi
         for sack in (False, True):
             for scaling in (False, True):
                 tcp = TcpConfig(timestamps=timestamps, sack=sack, window_scaling=scaling)
-                spec = TransferSpec(bytes=200_000, reverse_bytes=50_000, seed=7, tcp=tcp,
-                                    forward=paced, backward=paced)
+                spec = TransferSpec(
+                    bytes=200_000,
+                    reverse_bytes=50_000,
+                    seed=7,
+                    tcp=tcp,
+                    forward=paced,
+                    backward=paced,
+                )
                 result, stats = run_both(spec)
                 assert result.ok, result.reason
                 segments = sum(counters["tcp.segments_in"] for counters in stats)
@@ -148,11 +176,23 @@ def test_fast_path_takes_most_segments_of_a_clean_transfer_in_every_option_combi
 
 
 def test_fast_path_runs_and_matches_under_heavy_impairment() -> None:
-    impaired = LinkProfile(loss=0.1, reorder=0.1, duplicate=0.05, corrupt=0.05,
-                           delay=2 * MILLISECOND, reorder_delay=3 * MILLISECOND)
-    spec = TransferSpec(bytes=300_000, reverse_bytes=100_000, seed=11, forward=impaired,
-                        backward=impaired, arp=ARP_FOREVER,
-                        tcp=TcpConfig(syn_retries=30, data_retries=60, max_rto=5 * SECOND))
+    impaired = LinkProfile(
+        loss=0.1,
+        reorder=0.1,
+        duplicate=0.05,
+        corrupt=0.05,
+        delay=2 * MILLISECOND,
+        reorder_delay=3 * MILLISECOND,
+    )
+    spec = TransferSpec(
+        bytes=300_000,
+        reverse_bytes=100_000,
+        seed=11,
+        forward=impaired,
+        backward=impaired,
+        arp=ARP_FOREVER,
+        tcp=TcpConfig(syn_retries=30, data_retries=60, max_rto=5 * SECOND),
+    )
     result, stats = run_both(spec)
     assert result.ok, result.reason
     assert result.retransmits > 0

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import backends.sim
-from backends.impair import LinkProfile
+import simtcp.backends.sim
+from simtcp.backends.impair import LinkProfile
 from simtcp.gso import (
     _CHECKSUM_OFFSET,
     ETHERNET_HEADER_LENGTH,
@@ -37,8 +37,8 @@ from simtcp.gso import (
     segment_tcp,
     set_l4_checksum,
 )
+from simtcp.programs.transfer import TransferSpec, run_transfer
 from simtcp.time import MILLISECOND
-from simtcp.transfer import TransferSpec, run_transfer
 from simtcp.wire.checksum import Buffer, internet_checksum, ones_complement_sum, pseudo_header_sum
 from simtcp.wire.ethernet import ETHERTYPE_IPV4, build_ethernet_header
 from simtcp.wire.ipv4 import PROTOCOL_UDP, Ipv4Packet
@@ -47,8 +47,9 @@ from simtcp.wire.udp import UdpDatagram
 
 SETTINGS = settings(max_examples=150, deadline=None)
 SRC, DST = 0x0A000002, 0x0A010102
-MACS = build_ethernet_header(bytes.fromhex("020000000002"), bytes.fromhex("020000000001"),
-                             ETHERTYPE_IPV4)
+MACS = build_ethernet_header(
+    bytes.fromhex("020000000002"), bytes.fromhex("020000000001"), ETHERTYPE_IPV4
+)
 
 
 # --- the oracles: the code before the incremental checksums, verbatim in substance ---
@@ -59,8 +60,8 @@ def segment_tcp_oracle(datagram: Buffer, mss: int, *, partial: bool = False) -> 
     ip_length, _, source, destination, tcp_length = _l4_fields(view)
     tcp_header_length = (view[ip_length + 12] >> 4) * 4
     ip_header = bytearray(view[:ip_length])
-    tcp_header = bytearray(view[ip_length:ip_length + tcp_header_length])
-    payload = view[ip_length + tcp_header_length:ip_length + tcp_length]
+    tcp_header = bytearray(view[ip_length : ip_length + tcp_header_length])
+    payload = view[ip_length + tcp_header_length : ip_length + tcp_length]
     seq = int.from_bytes(tcp_header[4:8], "big")
     flags = tcp_header[13]
     identification = (ip_header[4] << 8) | ip_header[5]
@@ -68,7 +69,7 @@ def segment_tcp_oracle(datagram: Buffer, mss: int, *, partial: bool = False) -> 
     last = len(offsets) - 1
     pieces: list[bytes] = []
     for index, offset in enumerate(offsets):
-        chunk = payload[offset:offset + mss]
+        chunk = payload[offset : offset + mss]
         piece_flags = flags if index == last else flags & ~(TCP_FIN | TCP_PSH)
         if index:
             piece_flags &= ~TCP_CWR
@@ -97,11 +98,17 @@ def nic_transmit_oracle(frame: bytes, mtu: int) -> list[bytes]:
     header_length = (frame[ip] & 0x0F) * 4
     total_length = (frame[ip + 2] << 8) | frame[ip + 3]
     protocol = frame[ip + 9]
-    if (frame[ip] >> 4 != 4 or header_length < 20 or total_length < header_length + 8
-            or total_length > len(frame) - ip or protocol not in _CHECKSUM_OFFSET
-            or frame[ip + 6] & 0x3F or frame[ip + 7]):
+    if (
+        frame[ip] >> 4 != 4
+        or header_length < 20
+        or total_length < header_length + 8
+        or total_length > len(frame) - ip
+        or protocol not in _CHECKSUM_OFFSET
+        or frame[ip + 6] & 0x3F
+        or frame[ip + 7]
+    ):
         return [frame]
-    datagram = frame[ip:ip + total_length]
+    datagram = frame[ip : ip + total_length]
     if protocol == PROTOCOL_TCP and total_length > mtu and total_length >= header_length + 20:
         tcp_header_length = (datagram[header_length + 12] >> 4) * 4
         mss = mtu - header_length - tcp_header_length
@@ -109,7 +116,7 @@ def nic_transmit_oracle(frame: bytes, mtu: int) -> list[bytes]:
             return [frame[:ip] + piece for piece in segment_tcp_oracle(datagram, mss)]
     finished = bytearray(datagram)
     set_l4_checksum(finished, partial=False)
-    return [frame[:ip] + bytes(finished) + frame[ip + total_length:]]
+    return [frame[:ip] + bytes(finished) + frame[ip + total_length :]]
 
 
 def merged_oracle(run: list[bytes]) -> bytes:
@@ -118,8 +125,9 @@ def merged_oracle(run: list[bytes]) -> bytes:
     first = run[0]
     ip = ETHERNET_HEADER_LENGTH
     start = ip + 20 + (first[ip + 32] >> 4) * 4
-    payloads = [memoryview(frame)[start:ip + ((frame[ip + 2] << 8) | frame[ip + 3])]
-                for frame in run]
+    payloads = [
+        memoryview(frame)[start : ip + ((frame[ip + 2] << 8) | frame[ip + 3])] for frame in run
+    ]
     datagram = bytearray(first[ip:start])
     datagram[2:4] = (len(datagram) + sum(len(p) for p in payloads)).to_bytes(2, "big")
     datagram[10:12] = b"\0\0"
@@ -131,15 +139,26 @@ def merged_oracle(run: list[bytes]) -> bytes:
 
 
 def gro_merge_oracle(frames: list[bytes]) -> list[bytes]:
-    return [merged_oracle(run) if len(run) > 1 else run[0]
-            for run, _ in _runs(frames, limit=65535, verify=True, mtu=None)]
+    return [
+        merged_oracle(run) if len(run) > 1 else run[0]
+        for run, _ in _runs(frames, limit=65535, verify=True, mtu=None)
+    ]
 
 
 # --- inputs ---------------------------------------------------------------------
 
 
-def tcp_datagram(payload: bytes, *, seq: int, flags: int, timestamps: bool, ip_options: int,
-                 identification: int, checksum: str, ts_value: int | None = None) -> bytes:
+def tcp_datagram(
+    payload: bytes,
+    *,
+    seq: int,
+    flags: int,
+    timestamps: bool,
+    ip_options: int,
+    identification: int,
+    checksum: str,
+    ts_value: int | None = None,
+) -> bytes:
     """A TCP datagram with a full, partial, or damaged checksum, maybe with IP options."""
     ts_value = seq ^ 0x5A5A if ts_value is None else ts_value
     options = (TimestampsOption(ts_value, 7),) if timestamps else ()
@@ -147,11 +166,15 @@ def tcp_datagram(payload: bytes, *, seq: int, flags: int, timestamps: bool, ip_o
     l4 = bytearray(segment.build(SRC, DST))
     if checksum == "partial":
         l4[16:18] = ones_complement_sum(
-            b"", pseudo_header_sum(SRC, DST, PROTOCOL_TCP, len(l4))).to_bytes(2, "big")
+            b"", pseudo_header_sum(SRC, DST, PROTOCOL_TCP, len(l4))
+        ).to_bytes(2, "big")
     elif checksum == "bad":
         l4[16] ^= 0x40
-    header = bytearray(Ipv4Packet(SRC, DST, PROTOCOL_TCP, b"", identification=identification,
-                                  dont_fragment=True).build())
+    header = bytearray(
+        Ipv4Packet(
+            SRC, DST, PROTOCOL_TCP, b"", identification=identification, dont_fragment=True
+        ).build()
+    )
     if ip_options:
         header += b"\x01" * (4 * ip_options)  # NOP options
         header[0] = 0x45 + ip_options
@@ -170,38 +193,81 @@ checksums = st.sampled_from(["full", "full", "partial", "bad"])
 
 
 @SETTINGS
-@given(size=st.integers(0, 12000), seq=st.integers(0, 0xFFFFFFFF), flags=flag_sets,
-       timestamps=st.booleans(), ip_options=st.sampled_from([0, 0, 1, 3]),
-       identification=st.integers(0, 0xFFFF), checksum=checksums,
-       mss=st.sampled_from([1, 7, 536, 1447, 1448, 1460, 5000, 9000]), partial=st.booleans(),
-       seed=st.integers(0, 2**32))
+@given(
+    size=st.integers(0, 12000),
+    seq=st.integers(0, 0xFFFFFFFF),
+    flags=flag_sets,
+    timestamps=st.booleans(),
+    ip_options=st.sampled_from([0, 0, 1, 3]),
+    identification=st.integers(0, 0xFFFF),
+    checksum=checksums,
+    mss=st.sampled_from([1, 7, 536, 1447, 1448, 1460, 5000, 9000]),
+    partial=st.booleans(),
+    seed=st.integers(0, 2**32),
+)
 def test_segment_tcp_matches_the_from_scratch_oracle(
-        size: int, seq: int, flags: int, timestamps: bool, ip_options: int,
-        identification: int, checksum: str, mss: int, partial: bool, seed: int) -> None:
+    size: int,
+    seq: int,
+    flags: int,
+    timestamps: bool,
+    ip_options: int,
+    identification: int,
+    checksum: str,
+    mss: int,
+    partial: bool,
+    seed: int,
+) -> None:
     if mss == 1:
         size = min(size, 40)  # one piece per byte
     payload = random.Random(seed).randbytes(size)
-    datagram = tcp_datagram(payload, seq=seq, flags=flags, timestamps=timestamps,
-                            ip_options=ip_options, identification=identification,
-                            checksum=checksum)
+    datagram = tcp_datagram(
+        payload,
+        seq=seq,
+        flags=flags,
+        timestamps=timestamps,
+        ip_options=ip_options,
+        identification=identification,
+        checksum=checksum,
+    )
     assert segment_tcp(datagram, mss, partial=partial) == segment_tcp_oracle(
-        datagram, mss, partial=partial)
+        datagram, mss, partial=partial
+    )
 
 
 @SETTINGS
-@given(size=st.integers(0, 9000), protocol=st.sampled_from(["tcp", "tcp", "udp"]),
-       checksum=checksums, udp_zero=st.booleans(), ip_options=st.sampled_from([0, 0, 2]),
-       padding=st.sampled_from([0, 0, 6]), mtu=st.sampled_from([576, 1500, 9000]),
-       edits=st.lists(st.tuples(st.integers(0, 100), st.integers(0, 255)), max_size=2),
-       seed=st.integers(0, 2**32))
+@given(
+    size=st.integers(0, 9000),
+    protocol=st.sampled_from(["tcp", "tcp", "udp"]),
+    checksum=checksums,
+    udp_zero=st.booleans(),
+    ip_options=st.sampled_from([0, 0, 2]),
+    padding=st.sampled_from([0, 0, 6]),
+    mtu=st.sampled_from([576, 1500, 9000]),
+    edits=st.lists(st.tuples(st.integers(0, 100), st.integers(0, 255)), max_size=2),
+    seed=st.integers(0, 2**32),
+)
 def test_nic_transmit_matches_the_from_scratch_oracle(
-        size: int, protocol: str, checksum: str, udp_zero: bool, ip_options: int,
-        padding: int, mtu: int, edits: list[tuple[int, int]], seed: int) -> None:
+    size: int,
+    protocol: str,
+    checksum: str,
+    udp_zero: bool,
+    ip_options: int,
+    padding: int,
+    mtu: int,
+    edits: list[tuple[int, int]],
+    seed: int,
+) -> None:
     payload = random.Random(seed).randbytes(size)
     if protocol == "tcp":
-        datagram = tcp_datagram(payload, seq=seed & 0xFFFFFFFF, flags=ACK | PSH,
-                                timestamps=bool(seed & 1), ip_options=ip_options,
-                                identification=seed & 0xFFFF, checksum=checksum)
+        datagram = tcp_datagram(
+            payload,
+            seq=seed & 0xFFFFFFFF,
+            flags=ACK | PSH,
+            timestamps=bool(seed & 1),
+            ip_options=ip_options,
+            identification=seed & 0xFFFF,
+            checksum=checksum,
+        )
     else:
         udp = bytearray(UdpDatagram(5353, 53, payload).build(SRC, DST))
         if udp_zero:
@@ -215,33 +281,50 @@ def test_nic_transmit_matches_the_from_scratch_oracle(
     assert nic_transmit(bytes(frame), mtu) == nic_transmit_oracle(bytes(frame), mtu)
 
 
-def flow_frames(sizes: list[int], flags: list[int], seed: int, checksums: list[str],
-                timestamps: bool) -> list[bytes]:
+def flow_frames(
+    sizes: list[int], flags: list[int], seed: int, checksums: list[str], timestamps: bool
+) -> list[bytes]:
     frames = []
     seq = seed & 0xFFFFFFFF
     rng = random.Random(seed)
     for index, size in enumerate(sizes):
         payload = rng.randbytes(size)
-        frames.append(MACS + tcp_datagram(
-            payload, seq=seq, flags=flags[index % len(flags)], timestamps=timestamps,
-            ip_options=0, identification=index, checksum=checksums[index % len(checksums)],
-            ts_value=seed & 0xFFFF))
+        frames.append(
+            MACS
+            + tcp_datagram(
+                payload,
+                seq=seq,
+                flags=flags[index % len(flags)],
+                timestamps=timestamps,
+                ip_options=0,
+                identification=index,
+                checksum=checksums[index % len(checksums)],
+                ts_value=seed & 0xFFFF,
+            )
+        )
         seq = (seq + size) & 0xFFFFFFFF
     return frames
 
 
 @SETTINGS
-@given(sizes=st.lists(st.sampled_from([1, 99, 1447, 1448, 1448, 1448, 1448]), min_size=1,
-                      max_size=50),
-       flags=st.lists(st.sampled_from([ACK, ACK, ACK, ACK | PSH, ACK | FIN]), min_size=1,
-                      max_size=5),
-       frame_checksums=st.lists(st.sampled_from(["full", "full", "full", "partial", "bad"]),
-                                min_size=1, max_size=5),
-       timestamps=st.booleans(), seed=st.integers(0, 2**32),
-       damaged_ip_header=st.none() | st.tuples(st.integers(0, 49), st.integers(14, 33)))
+@given(
+    sizes=st.lists(st.sampled_from([1, 99, 1447, 1448, 1448, 1448, 1448]), min_size=1, max_size=50),
+    flags=st.lists(st.sampled_from([ACK, ACK, ACK, ACK | PSH, ACK | FIN]), min_size=1, max_size=5),
+    frame_checksums=st.lists(
+        st.sampled_from(["full", "full", "full", "partial", "bad"]), min_size=1, max_size=5
+    ),
+    timestamps=st.booleans(),
+    seed=st.integers(0, 2**32),
+    damaged_ip_header=st.none() | st.tuples(st.integers(0, 49), st.integers(14, 33)),
+)
 def test_gro_merge_matches_the_from_scratch_oracle(
-        sizes: list[int], flags: list[int], frame_checksums: list[str], timestamps: bool,
-        seed: int, damaged_ip_header: tuple[int, int] | None) -> None:
+    sizes: list[int],
+    flags: list[int],
+    frame_checksums: list[str],
+    timestamps: bool,
+    seed: int,
+    damaged_ip_header: tuple[int, int] | None,
+) -> None:
     frames = flow_frames(sizes, flags, seed, frame_checksums, timestamps)
     expected = gro_merge_oracle(frames)
     assert gro_merge(frames) == expected
@@ -278,11 +361,18 @@ def test_the_zero_corners_of_ones_complement_arithmetic() -> None:
     udp[6:8] = b"\x12\x34"
     frame = MACS + Ipv4Packet(SRC, DST, PROTOCOL_UDP, bytes(udp)).build()
     (sent,) = nic_transmit(frame, 1500)
-    assert sent[14 + 20 + 6:14 + 20 + 8] == b"\xff\xff"
+    assert sent[14 + 20 + 6 : 14 + 20 + 8] == b"\xff\xff"
     assert [sent] == nic_transmit_oracle(frame, 1500)
     # 0x0a00 + 0x0002 + 0x0a01 + 0x0102 + 6 + length = 0xffff at a 60,148-byte segment.
-    datagram = tcp_datagram(bytes(60148 - 20), seq=1, flags=ACK, timestamps=False,
-                            ip_options=0, identification=1, checksum="full")
+    datagram = tcp_datagram(
+        bytes(60148 - 20),
+        seq=1,
+        flags=ACK,
+        timestamps=False,
+        ip_options=0,
+        identification=1,
+        checksum="full",
+    )
     (piece,) = segment_tcp(datagram, 65000, partial=True)
     assert piece[36:38] == b"\xff\xff"
     assert [piece] == segment_tcp_oracle(datagram, 65000, partial=True)
@@ -290,25 +380,42 @@ def test_the_zero_corners_of_ones_complement_arithmetic() -> None:
 
 @pytest.mark.parametrize("tx_checksum", [False, True])
 def test_a_simulated_gso_link_may_tell_gro_its_frames_are_verified(
-        monkeypatch: pytest.MonkeyPatch, tx_checksum: bool) -> None:
+    monkeypatch: pytest.MonkeyPatch, tx_checksum: bool
+) -> None:
     """What the simulator could pass (``verified=`` for a direction whose sending NIC
     finished every checksum, ``LinkProfile.gso``, and that corrupts nothing): the same
     frames at the server, the same times and counts, with and without the shortcut."""
     ms = MILLISECOND
-    link = LinkProfile(delay=1 * ms, loss=0.01, reorder=0.02, duplicate=0.01,
-                       reorder_delay=2 * ms, mtu=1500, gso=True, gro=True)
-    offload = (InterfaceOffload(max_segment=65535 - 120, tx_checksum=True) if tx_checksum
-               else None)
-    spec = TransferSpec(bytes=600_000, reverse_bytes=50_000, seed=12, forward=link,
-                        backward=link, offload=offload)
+    link = LinkProfile(
+        delay=1 * ms,
+        loss=0.01,
+        reorder=0.02,
+        duplicate=0.01,
+        reorder_delay=2 * ms,
+        mtu=1500,
+        gso=True,
+        gro=True,
+    )
+    offload = InterfaceOffload(max_segment=65535 - 120, tx_checksum=True) if tx_checksum else None
+    spec = TransferSpec(
+        bytes=600_000, reverse_bytes=50_000, seed=12, forward=link, backward=link, offload=offload
+    )
     results = []
     for verified in (False, True):
         if verified:
-            monkeypatch.setattr(backends.sim, "gro_merge",
-                                functools.partial(gro_merge, verified=True))
+            monkeypatch.setattr(
+                simtcp.backends.sim, "gro_merge", functools.partial(gro_merge, verified=True)
+            )
         pcap = io.BytesIO()
         result = run_transfer(spec, pcap=pcap, pcap_point="server")
         assert result.ok
-        results.append((hashlib.sha256(pcap.getvalue()).hexdigest(), result.virtual_seconds,
-                        result.retransmits, result.link_stats, result.server_stats))
+        results.append(
+            (
+                hashlib.sha256(pcap.getvalue()).hexdigest(),
+                result.virtual_seconds,
+                result.retransmits,
+                result.link_stats,
+                result.server_stats,
+            )
+        )
     assert results[0] == results[1]

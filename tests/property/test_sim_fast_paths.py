@@ -17,7 +17,7 @@ import struct
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from backends.impair import Impairment, LinkProfile
+from simtcp.backends.impair import Impairment, LinkProfile
 from simtcp.gso import gro_merge, set_l4_checksum
 from simtcp.wire.checksum import internet_checksum
 
@@ -33,8 +33,12 @@ fifo_profiles = st.builds(
     queue_limit=st.sampled_from([1, 100, 1_000, 1_514, 2_000, 3_028, 20_000]),
     mtu=st.sampled_from([None, 0, 46, 972, 986, 1_500]),
 )
-sends = st.lists(st.tuples(st.sampled_from([0, 1, 14, 60, 100, 986, 1_000, 1_514, 3_000]),
-                           st.sampled_from(SIZES)), max_size=60)
+sends = st.lists(
+    st.tuples(
+        st.sampled_from([0, 1, 14, 60, 100, 986, 1_000, 1_514, 3_000]), st.sampled_from(SIZES)
+    ),
+    max_size=60,
+)
 """(microseconds after the previous send, frame size) pairs."""
 
 
@@ -42,10 +46,15 @@ sends = st.lists(st.tuples(st.sampled_from([0, 1, 14, 60, 100, 986, 1_000, 1_514
 @given(fifo_profiles, fifo_profiles, sends, st.integers(0, 60))
 @example(LinkProfile(delay=5_000), LinkProfile(delay=0), [(0, 60), (0, 60)], 1)  # FIFO
 @example(LinkProfile(rate=8_000_000, queue_limit=120), LinkProfile(), [(0, 60)] * 3, 9)
-@example(LinkProfile(loss=0.5, mtu=46), LinkProfile(loss=0.5, rate=8_000_000, queue_limit=100),
-         [(0, 60), (0, 14), (0, 60), (0, 60), (0, 14)], 2)  # no draw for frames dropped first
-def test_arrival_at_matches_apply(first: LinkProfile, second: LinkProfile,
-                                  frames: list[tuple[int, int]], switch_after: int) -> None:
+@example(
+    LinkProfile(loss=0.5, mtu=46),
+    LinkProfile(loss=0.5, rate=8_000_000, queue_limit=100),
+    [(0, 60), (0, 14), (0, 60), (0, 60), (0, 14)],
+    2,
+)  # no draw for frames dropped first
+def test_arrival_at_matches_apply(
+    first: LinkProfile, second: LinkProfile, frames: list[tuple[int, int]], switch_after: int
+) -> None:
     fast_rng, general_rng = random.Random(1), random.Random(1)
     fast = Impairment(first, fast_rng)
     general = Impairment(first, general_rng)
@@ -78,8 +87,19 @@ def test_only_loss_keeps_the_fast_path(probability: float, name: str) -> None:
 def tcp_data_frame(seq: int, payload: bytes) -> bytes:
     """Ethernet + IPv4 + TCP (ACK, maybe PSH) with good checksums: a frame GRO may merge."""
     tcp = struct.pack("!HHIIBBHHH", 40000, 5001, seq, 1, 5 << 4, 0x10, 65535, 0, 0) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0,
-                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(tcp),
+        0,
+        0x4000,
+        64,
+        6,
+        0,
+        bytes([10, 0, 0, 1]),
+        bytes([10, 0, 0, 2]),
+    )
     datagram = bytearray(ip + tcp)
     datagram[10:12] = internet_checksum(datagram[:20]).to_bytes(2, "big")
     set_l4_checksum(datagram, partial=False)
@@ -87,8 +107,10 @@ def tcp_data_frame(seq: int, payload: bytes) -> bytes:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=200) | st.builds(tcp_data_frame, st.integers(0, 2**32 - 1),
-                                           st.binary(min_size=1, max_size=1_460)))
+@given(
+    st.binary(max_size=200)
+    | st.builds(tcp_data_frame, st.integers(0, 2**32 - 1), st.binary(min_size=1, max_size=1_460))
+)
 def test_gro_passes_a_lone_frame_through(frame: bytes) -> None:
     assert gro_merge([frame]) == [frame]
 

@@ -8,8 +8,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends.impair import Impairment, LinkProfile
-from backends.sim import Simulator
+from simtcp.backends.impair import Impairment, LinkProfile
+from simtcp.backends.sim import Simulator
 
 probabilities = st.sampled_from([0.0, 0.0, 0.01, 0.1, 0.5, 1.0])
 

@@ -1,6 +1,6 @@
 """Real stacks in the simulator: ARP, routing, fragmentation, UDP, determinism, hostile input.
 
-Every scenario runs in virtual time (``backends.sim.Simulator``); expected
+Every scenario runs in virtual time (``simtcp.backends.sim.Simulator``); expected
 instants are exact where the protocol fixes them (ARP retry interval, link
 delays) and bounded where loss makes them random.
 """
@@ -19,7 +19,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from backends.sim import Link, LinkProfile, Simulator
+from simtcp.backends.sim import Link, LinkProfile, Simulator
 from simtcp.config import ArpConfig, IpConfig, StackConfig
 from simtcp.errors import DropReason
 from simtcp.events import DatagramReceived, EchoReplyReceived, Event, IcmpErrorReceived

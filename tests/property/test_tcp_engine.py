@@ -17,12 +17,19 @@ from simtcp.time import MILLISECOND, SECOND
 from simtcp.wire.tcp import TcpSegment
 from tests.unit.tcp.harness import B_ADDR, Fault, Pair, make_pair
 
-CONFIG = TcpConfig(msl=2 * SECOND, send_buffer=64 * 1024, receive_buffer=64 * 1024,
-                   data_retries=40, syn_retries=30, max_rto=4 * SECOND)
+CONFIG = TcpConfig(
+    msl=2 * SECOND,
+    send_buffer=64 * 1024,
+    receive_buffer=64 * 1024,
+    data_retries=40,
+    syn_retries=30,
+    max_rto=4 * SECOND,
+)
 
 
 def lossy_link(rng: random.Random, loss: float, reorder: float, duplicate: float) -> Fault:
     """Drop with ``loss``; delay up to 30 ms with ``reorder``; copy late with ``duplicate``."""
+
     def fault(segment: TcpSegment, sender: int) -> list[int]:
         if rng.random() < loss:
             return []
@@ -30,6 +37,7 @@ def lossy_link(rng: random.Random, loss: float, reorder: float, duplicate: float
         if rng.random() < duplicate:
             copies.append(rng.randrange(50 * MILLISECOND))
         return copies
+
     return fault
 
 
@@ -65,7 +73,7 @@ class App:
         if layer.info(handle).state == "SYN-SENT":
             return
         while self.sent < len(self.data):
-            taken = layer.send(handle, self.data[self.sent:self.sent + self.chunk], now=now)
+            taken = layer.send(handle, self.data[self.sent : self.sent + self.chunk], now=now)
             if taken == 0:
                 break
             self.sent += taken
@@ -94,8 +102,12 @@ def run_transfer(pair: Pair, a_data: bytes, b_data: bytes, *, chunk: int) -> Non
 
     def finished() -> bool:
         # A stray duplicate SYN may still hold a half-open connection: wait for it too.
-        return (client.gone and server.gone and pair.a.layer.connection_count() == 0
-                and pair.b.layer.connection_count() == 0)
+        return (
+            client.gone
+            and server.gone
+            and pair.a.layer.connection_count() == 0
+            and pair.b.layer.connection_count() == 0
+        )
 
     pair.run(900 * SECOND, on_step=on_step, stop=finished)
     assert bytes(server.received) == a_data
@@ -115,9 +127,9 @@ def run_transfer(pair: Pair, a_data: bytes, b_data: bytes, *, chunk: int) -> Non
     b_size=st.integers(0, 40_000),
     chunk=st.sampled_from([1, 100, 1460, 5000, 100_000]),
 )
-def test_lossy_transfer_delivers_exactly(seed: int, loss: float, reorder: float,
-                                         duplicate: float, a_size: int, b_size: int,
-                                         chunk: int) -> None:
+def test_lossy_transfer_delivers_exactly(
+    seed: int, loss: float, reorder: float, duplicate: float, a_size: int, b_size: int, chunk: int
+) -> None:
     rng = random.Random(seed)
     a_data = rng.randbytes(a_size)
     b_data = rng.randbytes(b_size)
@@ -143,10 +155,18 @@ def test_regression_go_back_n_ack_war() -> None:
 
 def option_config(draw_flags: tuple[bool, bool, bool], congestion: str) -> TcpConfig:
     sack, timestamps, window_scaling = draw_flags
-    return TcpConfig(msl=2 * SECOND, send_buffer=128 * 1024, receive_buffer=96 * 1024,
-                     data_retries=40, syn_retries=30, max_rto=4 * SECOND, sack=sack,
-                     timestamps=timestamps, window_scaling=window_scaling,
-                     congestion_control=congestion)
+    return TcpConfig(
+        msl=2 * SECOND,
+        send_buffer=128 * 1024,
+        receive_buffer=96 * 1024,
+        data_retries=40,
+        syn_retries=30,
+        max_rto=4 * SECOND,
+        sack=sack,
+        timestamps=timestamps,
+        window_scaling=window_scaling,
+        congestion_control=congestion,
+    )
 
 
 @settings(max_examples=100, deadline=None)
@@ -162,12 +182,23 @@ def option_config(draw_flags: tuple[bool, bool, bool], congestion: str) -> TcpCo
     b_size=st.integers(0, 100_000),
 )
 def test_every_option_combination_delivers_exactly(
-        seed: int, a_flags: tuple[bool, bool, bool], b_flags: tuple[bool, bool, bool],
-        congestion: str, loss: float, reorder: float, duplicate: float, a_size: int,
-        b_size: int) -> None:
+    seed: int,
+    a_flags: tuple[bool, bool, bool],
+    b_flags: tuple[bool, bool, bool],
+    congestion: str,
+    loss: float,
+    reorder: float,
+    duplicate: float,
+    a_size: int,
+    b_size: int,
+) -> None:
     rng = random.Random(seed)
     a_data = rng.randbytes(a_size)
     b_data = rng.randbytes(b_size)
-    pair = make_pair(option_config(a_flags, congestion), option_config(b_flags, congestion),
-                     seed=seed, fault=lossy_link(rng, loss, reorder, duplicate))
+    pair = make_pair(
+        option_config(a_flags, congestion),
+        option_config(b_flags, congestion),
+        seed=seed,
+        fault=lossy_link(rng, loss, reorder, duplicate),
+    )
     run_transfer(pair, a_data, b_data, chunk=16_384)

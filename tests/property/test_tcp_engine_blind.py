@@ -42,8 +42,16 @@ def test_blind_injection_does_not_break_the_connection(seed: int, attacks: int) 
         budget[0] -= 1
         flags = rng.choice([RST, RST | ACK, SYN, ACK, ACK | FIN])
         payload = rng.randbytes(rng.randrange(0, 100)) if not flags & (RST | SYN) else b""
-        forged = TcpSegment(client_port, 80, rng.getrandbits(32), rng.getrandbits(32), flags,
-                            rng.randrange(65536), (), payload)
+        forged = TcpSegment(
+            client_port,
+            80,
+            rng.getrandbits(32),
+            rng.getrandbits(32),
+            flags,
+            rng.randrange(65536),
+            (),
+            payload,
+        )
         pair.b.receive(forged, source=A_ADDR, now=pair.now)
 
     pair.run(pair.now + 20 * SECOND, on_step=attack, stop=lambda: len(received) >= sent)

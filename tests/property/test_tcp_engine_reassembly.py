@@ -17,8 +17,9 @@ def pieces(draw: st.DrawFn, max_size: int = 3000) -> tuple[bytes, list[tuple[int
     data = draw(st.binary(min_size=1, max_size=max_size))
     cuts = sorted(set(draw(st.lists(st.integers(1, len(data)), max_size=30))) | {0, len(data)})
     ranges = list(zip(cuts, cuts[1:], strict=False))
-    extra = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(1, 500)),
-                          max_size=10))
+    extra = draw(
+        st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(1, 500)), max_size=10)
+    )
     ranges += [(start, min(start + size, len(data))) for start, size in extra]
     return data, draw(st.permutations(ranges))
 
@@ -33,7 +34,7 @@ def test_receive_buffer_matches_the_stream(case: tuple[bytes, list[tuple[int, in
     for start, end in ranges:
         seq, chunk = base + start, data[start:end]
         if seq < rcv_nxt:  # the engine trims what is already in order
-            chunk = chunk[rcv_nxt - seq:]
+            chunk = chunk[rcv_nxt - seq :]
             seq = rcv_nxt
         if chunk:
             rcv_nxt = buffer.add(seq, chunk, rcv_nxt)
@@ -45,8 +46,9 @@ def test_receive_buffer_matches_the_stream(case: tuple[bytes, list[tuple[int, in
 
 @settings(max_examples=60, deadline=None)
 @given(case=pieces(max_size=20_000), peer_iss=st.sampled_from([1000, 2**32 - 7000]))
-def test_connection_reassembles_any_segmentation(case: tuple[bytes, list[tuple[int, int]]],
-                                                 peer_iss: int) -> None:
+def test_connection_reassembles_any_segmentation(
+    case: tuple[bytes, list[tuple[int, int]]], peer_iss: int
+) -> None:
     data, ranges = case
     scenario = Scenario(peer_iss=peer_iss)
     scenario.enter("ESTABLISHED")

@@ -27,8 +27,14 @@ from simtcp.time import MILLISECOND, SECOND
 from simtcp.wire.tcp import TcpSegment
 from tests.unit.tcp.harness import B_ADDR, Endpoint, make_pair
 
-CONFIG = TcpConfig(msl=1 * SECOND, send_buffer=16 * 1024, receive_buffer=8 * 1024,
-                   data_retries=8, syn_retries=4, max_rto=2 * SECOND)
+CONFIG = TcpConfig(
+    msl=1 * SECOND,
+    send_buffer=16 * 1024,
+    receive_buffer=8 * 1024,
+    data_retries=8,
+    syn_retries=4,
+    max_rto=2 * SECOND,
+)
 ALLOWED = (InvalidHandleError, InvalidStateError)
 
 
@@ -130,9 +136,11 @@ class TcpApiMachine(RuleBasedStateMachine):
             assert limit < 0 or len(data) <= limit
             end.received += data
 
-    @rule(which=st.sampled_from("ab"),
-          action=st.sampled_from(["shutdown", "shutdown", "close", "close", "abort"]),
-          read_first=st.booleans())
+    @rule(
+        which=st.sampled_from("ab"),
+        action=st.sampled_from(["shutdown", "shutdown", "close", "close", "abort"]),
+        read_first=st.booleans(),
+    )
     def finish(self, which: str, action: str, read_first: bool) -> None:
         end = self.end(which)
         if end.handle is None:
@@ -141,13 +149,17 @@ class TcpApiMachine(RuleBasedStateMachine):
             self.receive(which, -1)
         self.call(getattr(end.layer, action), end.handle, now=self.pair.now)
 
-    @rule(loss=st.sampled_from([0.0, 0.1, 0.5]), duplicate=st.sampled_from([0.0, 0.2]),
-          reorder=st.sampled_from([0.0, 0.3]))
+    @rule(
+        loss=st.sampled_from([0.0, 0.1, 0.5]),
+        duplicate=st.sampled_from([0.0, 0.2]),
+        reorder=st.sampled_from([0.0, 0.3]),
+    )
     def impair(self, loss: float, duplicate: float, reorder: float) -> None:
         self.loss, self.duplicate, self.reorder = loss, duplicate, reorder
 
-    @rule(duration=st.sampled_from([1 * MILLISECOND, 30 * MILLISECOND, 500 * MILLISECOND,
-                                    5 * SECOND]))
+    @rule(
+        duration=st.sampled_from([1 * MILLISECOND, 30 * MILLISECOND, 500 * MILLISECOND, 5 * SECOND])
+    )
     def advance(self, duration: int) -> None:
         self.pair.run(self.pair.now + duration, on_step=self.sync_events)
         self.sync_events()
@@ -183,6 +195,5 @@ class TcpApiMachine(RuleBasedStateMachine):
         assert self.pair.b.timers.poll_at() is None
 
 
-TcpApiMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=50,
-                                           deadline=None)
+TcpApiMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=50, deadline=None)
 test_tcp_api_machine = TcpApiMachine.TestCase

@@ -2,7 +2,7 @@
 
 Three kinds of test, all in virtual time:
 
-- bulk transfers (``simtcp.transfer.run_transfer``) of random sizes in both
+- bulk transfers (``simtcp.programs.transfer.run_transfer``) of random sizes in both
   directions over randomly impaired links (up to 30% loss, reordering,
   duplication and corruption): every byte arrives intact, in order, once; both
   ends close, and after TIME-WAIT neither stack holds a connection or a timer
@@ -34,8 +34,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from backends.impair import LinkProfile
-from backends.sim import Link, Simulator
+from simtcp.backends.impair import LinkProfile
+from simtcp.backends.sim import Link, Simulator
 from simtcp.config import ArpConfig, StackConfig, TcpConfig
 from simtcp.errors import InvalidHandleError, InvalidStateError
 from simtcp.events import (
@@ -49,9 +49,9 @@ from simtcp.events import (
     PeerClosed,
     SendSpaceAvailable,
 )
+from simtcp.programs.transfer import PatternStream, TransferResult, TransferSpec, run_transfer
 from simtcp.stack import Stack
 from simtcp.time import MILLISECOND, SECOND
-from simtcp.transfer import PatternStream, TransferResult, TransferSpec, run_transfer
 
 ARP_FOREVER = ArpConfig(entry_lifetime=10**12)
 """Entries live ~11 days: a deadline sooner than that after the run is not ARP's."""
@@ -96,45 +96,95 @@ def assert_clean(result: TransferResult) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), forward=profiles, backward=profiles, size=sizes,
-       mtu=st.sampled_from([1500, 1500, 576, 1280, 9000]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    forward=profiles,
+    backward=profiles,
+    size=sizes,
+    mtu=st.sampled_from([1500, 1500, 576, 1280, 9000]),
+)
 def test_one_way_bytes_arrive_exactly_once_in_order_under_impairments(
-        seed: int, forward: LinkProfile, backward: LinkProfile, size: int, mtu: int) -> None:
-    spec = TransferSpec(bytes=size, seed=seed, forward=forward, backward=backward, mtu=mtu,
-                        tcp=PATIENT_TCP, arp=ARP_FOREVER)
+    seed: int, forward: LinkProfile, backward: LinkProfile, size: int, mtu: int
+) -> None:
+    spec = TransferSpec(
+        bytes=size,
+        seed=seed,
+        forward=forward,
+        backward=backward,
+        mtu=mtu,
+        tcp=PATIENT_TCP,
+        arp=ARP_FOREVER,
+    )
     assert_clean(run_transfer(spec))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), forward=profiles, backward=profiles,
-       size=sizes, reverse=sizes, mtu=st.sampled_from([1500, 1500, 576, 1280, 9000]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    forward=profiles,
+    backward=profiles,
+    size=sizes,
+    reverse=sizes,
+    mtu=st.sampled_from([1500, 1500, 576, 1280, 9000]),
+)
 def test_two_way_bytes_arrive_exactly_once_in_order_under_impairments(
-        seed: int, forward: LinkProfile, backward: LinkProfile, size: int, reverse: int,
-        mtu: int) -> None:
-    spec = TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed, forward=forward,
-                        backward=backward, mtu=mtu, tcp=PATIENT_TCP, arp=ARP_FOREVER)
+    seed: int, forward: LinkProfile, backward: LinkProfile, size: int, reverse: int, mtu: int
+) -> None:
+    spec = TransferSpec(
+        bytes=size,
+        reverse_bytes=reverse,
+        seed=seed,
+        forward=forward,
+        backward=backward,
+        mtu=mtu,
+        tcp=PATIENT_TCP,
+        arp=ARP_FOREVER,
+    )
     assert_clean(run_transfer(spec))
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), loss=st.floats(0.0, 0.05),
-       connections=st.integers(2, 12), size=st.integers(0, 50_000))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.floats(0.0, 0.05),
+    connections=st.integers(2, 12),
+    size=st.integers(0, 50_000),
+)
 def test_concurrent_connections_each_deliver_their_own_stream(
-        seed: int, loss: float, connections: int, size: int) -> None:
+    seed: int, loss: float, connections: int, size: int
+) -> None:
     profile = LinkProfile(loss=loss, delay=2 * MILLISECOND)
-    spec = TransferSpec(bytes=size, seed=seed, forward=profile,
-                        backward=profile, connections=connections, tcp=PATIENT_TCP,
-                        arp=ARP_FOREVER)
+    spec = TransferSpec(
+        bytes=size,
+        seed=seed,
+        forward=profile,
+        backward=profile,
+        connections=connections,
+        tcp=PATIENT_TCP,
+        arp=ARP_FOREVER,
+    )
     assert_clean(run_transfer(spec))
 
 
-BAD_LINK = LinkProfile(loss=0.1, reorder=0.1, duplicate=0.05, corrupt=0.05,
-                       delay=10 * MILLISECOND, jitter=2 * MILLISECOND)
+BAD_LINK = LinkProfile(
+    loss=0.1,
+    reorder=0.1,
+    duplicate=0.05,
+    corrupt=0.05,
+    delay=10 * MILLISECOND,
+    jitter=2 * MILLISECOND,
+)
 
 
 def test_several_megabytes_over_a_bad_link() -> None:
-    spec = TransferSpec(bytes=3 << 20, seed=2026, forward=BAD_LINK, backward=BAD_LINK,
-                        tcp=PATIENT_TCP, arp=ARP_FOREVER)
+    spec = TransferSpec(
+        bytes=3 << 20,
+        seed=2026,
+        forward=BAD_LINK,
+        backward=BAD_LINK,
+        tcp=PATIENT_TCP,
+        arp=ARP_FOREVER,
+    )
     result = run_transfer(spec)
     assert_clean(result)
     assert result.retransmits > 100  # the link really hurt
@@ -142,22 +192,37 @@ def test_several_megabytes_over_a_bad_link() -> None:
 
 def test_transfer_is_deterministic() -> None:
     profile = LinkProfile(loss=0.2, reorder=0.2, duplicate=0.1, corrupt=0.1, delay=MILLISECOND)
-    spec = TransferSpec(bytes=200_000, seed=99, forward=profile,
-                        backward=profile, tcp=PATIENT_TCP)
+    spec = TransferSpec(bytes=200_000, seed=99, forward=profile, backward=profile, tcp=PATIENT_TCP)
     first, second = run_transfer(spec), run_transfer(spec)
     assert first.ok and second.ok
     assert (first.virtual_seconds, first.retransmits, first.link_stats) == (
-        second.virtual_seconds, second.retransmits, second.link_stats)
+        second.virtual_seconds,
+        second.retransmits,
+        second.link_stats,
+    )
 
 
 # --- the slow reader -------------------------------------------------------------------
 
 
-def slow_reader(seed: int, profile: LinkProfile, *, size: int = 1 << 20,
-                after: int = 100_000, pause: int = 30 * SECOND) -> TransferSpec:
-    return TransferSpec(bytes=size, seed=seed, forward=profile, backward=profile,
-                        pause_reading_after=after, pause_reading_for=pause, tcp=PATIENT_TCP,
-                        arp=ARP_FOREVER)
+def slow_reader(
+    seed: int,
+    profile: LinkProfile,
+    *,
+    size: int = 1 << 20,
+    after: int = 100_000,
+    pause: int = 30 * SECOND,
+) -> TransferSpec:
+    return TransferSpec(
+        bytes=size,
+        seed=seed,
+        forward=profile,
+        backward=profile,
+        pause_reading_after=after,
+        pause_reading_for=pause,
+        tcp=PATIENT_TCP,
+        arp=ARP_FOREVER,
+    )
 
 
 def test_a_reader_that_stops_closes_the_window_and_loses_nothing() -> None:
@@ -169,43 +234,83 @@ def test_a_reader_that_stops_closes_the_window_and_loses_nothing() -> None:
 
 
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), loss=st.floats(0.0, 0.1),
-       after=st.integers(1, 300_000), pause=st.integers(20, 120),
-       more=st.integers(0, 1_000_000))
-def test_slow_readers_under_loss_lose_nothing(seed: int, loss: float, after: int, pause: int,
-                                              more: int) -> None:
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.floats(0.0, 0.1),
+    after=st.integers(1, 300_000),
+    pause=st.integers(20, 120),
+    more=st.integers(0, 1_000_000),
+)
+def test_slow_readers_under_loss_lose_nothing(
+    seed: int, loss: float, after: int, pause: int, more: int
+) -> None:
     # What follows the pause is more than the 256 KiB receive buffer, and the pause
     # lasts long enough for the sender to fill it even under loss.
     size = after + 400_000 + more
     profile = LinkProfile(loss=loss, delay=5 * MILLISECOND)
-    result = run_transfer(slow_reader(seed, profile, size=size, after=after,
-                                      pause=pause * SECOND))
+    result = run_transfer(slow_reader(seed, profile, size=size, after=after, pause=pause * SECOND))
     assert_clean(result)
     assert result.min_send_window == 0
     assert result.virtual_seconds >= pause
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), loss=st.floats(0.0, 0.2), reorder=st.floats(0.0, 0.2),
-       after=st.integers(1, 500_000), pause=st.integers(1, 120), size=st.integers(0, 2_000_000),
-       reverse=st.integers(0, 1_000_000), delay=st.integers(0, 30))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.floats(0.0, 0.2),
+    reorder=st.floats(0.0, 0.2),
+    after=st.integers(1, 500_000),
+    pause=st.integers(1, 120),
+    size=st.integers(0, 2_000_000),
+    reverse=st.integers(0, 1_000_000),
+    delay=st.integers(0, 30),
+)
 def test_readers_that_pause_while_both_ends_send_lose_nothing(
-        seed: int, loss: float, reorder: float, after: int, pause: int, size: int,
-        reverse: int, delay: int) -> None:
+    seed: int,
+    loss: float,
+    reorder: float,
+    after: int,
+    pause: int,
+    size: int,
+    reverse: int,
+    delay: int,
+) -> None:
     # Pauses up to twice TIME-WAIT: unread bytes must outlive the connection's end.
     profile = LinkProfile(loss=loss, reorder=reorder, delay=delay * MILLISECOND)
-    assert_clean(run_transfer(TransferSpec(
-        bytes=size, reverse_bytes=reverse, seed=seed, forward=profile, backward=profile,
-        pause_reading_after=after, pause_reading_for=pause * SECOND, tcp=PATIENT_TCP,
-        arp=ARP_FOREVER)))
+    assert_clean(
+        run_transfer(
+            TransferSpec(
+                bytes=size,
+                reverse_bytes=reverse,
+                seed=seed,
+                forward=profile,
+                backward=profile,
+                pause_reading_after=after,
+                pause_reading_for=pause * SECOND,
+                tcp=PATIENT_TCP,
+                arp=ARP_FOREVER,
+            )
+        )
+    )
 
 
 def test_a_paused_server_end_does_not_pause_the_client_end_with_its_handle() -> None:
     # Found by a wide random search: the harness kept pauses by handle number, and the
     # client's connection 2 is not the server's connection 2.
-    assert_clean(run_transfer(TransferSpec(bytes=1, reverse_bytes=1, seed=0, connections=2,
-                                           pause_reading_after=1, pause_reading_for=SECOND,
-                                           stall_timeout=60 * SECOND, arp=ARP_FOREVER)))
+    assert_clean(
+        run_transfer(
+            TransferSpec(
+                bytes=1,
+                reverse_bytes=1,
+                seed=0,
+                connections=2,
+                pause_reading_after=1,
+                pause_reading_for=SECOND,
+                stall_timeout=60 * SECOND,
+                arp=ARP_FOREVER,
+            )
+        )
+    )
 
 
 def test_regression_slow_reader_ack_of_a_retransmission_past_snd_max() -> None:
@@ -219,9 +324,15 @@ def test_regression_slow_reader_ack_of_a_retransmission_past_snd_max() -> None:
 
 
 def test_slow_reader_without_loss_on_a_long_path() -> None:
-    result = run_transfer(slow_reader(8, LinkProfile(delay=40 * MILLISECOND,
-                                                     rate=20_000_000),
-                                      size=3 << 20, after=1 << 20, pause=90 * SECOND))
+    result = run_transfer(
+        slow_reader(
+            8,
+            LinkProfile(delay=40 * MILLISECOND, rate=20_000_000),
+            size=3 << 20,
+            after=1 << 20,
+            pause=90 * SECOND,
+        )
+    )
     assert_clean(result)
     assert result.min_send_window == 0
     assert result.virtual_seconds > 90
@@ -236,8 +347,14 @@ FAULTS = {
     "perfect": LinkProfile(),
     "slow": LinkProfile(delay=40 * MILLISECOND),
     "lossy": LinkProfile(loss=0.3, delay=5 * MILLISECOND),
-    "chaotic": LinkProfile(loss=0.1, reorder=0.3, duplicate=0.2, corrupt=0.2,
-                           delay=5 * MILLISECOND, jitter=3 * MILLISECOND),
+    "chaotic": LinkProfile(
+        loss=0.1,
+        reorder=0.3,
+        duplicate=0.2,
+        corrupt=0.2,
+        delay=5 * MILLISECOND,
+        jitter=3 * MILLISECOND,
+    ),
     "cut": LinkProfile(loss=1.0),
 }
 
@@ -298,8 +415,7 @@ class TcpApiMachine(RuleBasedStateMachine):
         self.sim.add_process(self._events)
 
     def _stack(self, name: str, number: int) -> Stack:
-        stack = Stack(StackConfig(seed=number, tcp=TcpConfig(msl=2 * SECOND),
-                                  arp=ARP_FOREVER))
+        stack = Stack(StackConfig(seed=number, tcp=TcpConfig(msl=2 * SECOND), arp=ARP_FOREVER))
         stack.add_interface("eth0", mac=f"02:00:00:00:00:{number:02x}")
         stack.add_address("eth0", f"10.0.0.{number}/24")
         self.sim.add_host(name, stack)
@@ -322,14 +438,17 @@ class TcpApiMachine(RuleBasedStateMachine):
                 if isinstance(event, PeerClosed):
                     end.peer_fin = True
                     readable = self._drain(end, now)
-                    assert end.peer is None or not readable or (
-                        end.received == end.peer.sent), "FIN before all the data"
-                elif isinstance(event, (ConnectionReset, ConnectionTimedOut, ConnectionFailed,
-                                        ConnectionClosed)):
+                    assert end.peer is None or not readable or (end.received == end.peer.sent), (
+                        "FIN before all the data"
+                    )
+                elif isinstance(
+                    event, (ConnectionReset, ConnectionTimedOut, ConnectionFailed, ConnectionClosed)
+                ):
                     end.gone = end.gone or type(event).__name__
                 else:
-                    assert isinstance(event, (ConnectionEstablished, DataReceived,
-                                              SendSpaceAvailable))
+                    assert isinstance(
+                        event, (ConnectionEstablished, DataReceived, SendSpaceAvailable)
+                    )
 
     def _drain(self, end: End, now: int) -> bool:
         """Read everything readable; False if the connection can no longer be read (it
@@ -368,8 +487,7 @@ class TcpApiMachine(RuleBasedStateMachine):
         assert not end.write_closed, "send accepted data after shutdown/close"
         end.sent += chunk[:taken]
 
-    @rule(end=ends, size=st.one_of(st.just(-1), st.integers(1, 100_000)),
-          server_side=st.booleans())
+    @rule(end=ends, size=st.one_of(st.just(-1), st.integers(1, 100_000)), server_side=st.booleans())
     def receive(self, end: End, size: int, server_side: bool) -> None:
         end = self._side(end, server_side)
         try:
@@ -414,11 +532,15 @@ class TcpApiMachine(RuleBasedStateMachine):
     @rule(fault=st.sampled_from(sorted(FAULTS)), which=st.sampled_from(["ab", "ba", "both"]))
     def link_fault(self, fault: str, which: str) -> None:
         profile = FAULTS[fault]
-        self.link.set_profile(ab=profile if which != "ba" else None,
-                              ba=profile if which != "ab" else None)
+        self.link.set_profile(
+            ab=profile if which != "ba" else None, ba=profile if which != "ab" else None
+        )
 
-    @rule(milliseconds=st.one_of(st.integers(0, 50), st.integers(50, 5_000),
-                                 st.integers(5_000, 200_000)))
+    @rule(
+        milliseconds=st.one_of(
+            st.integers(0, 50), st.integers(50, 5_000), st.integers(5_000, 200_000)
+        )
+    )
     def advance(self, milliseconds: int) -> None:
         self.sim.run_for(milliseconds * MILLISECOND)
 
@@ -429,7 +551,7 @@ class TcpApiMachine(RuleBasedStateMachine):
             if end.peer is not None:
                 sent = end.peer.sent
                 assert len(end.received) <= len(sent)
-                assert end.received == sent[:len(end.received)], f"{end.name} got wrong bytes"
+                assert end.received == sent[: len(end.received)], f"{end.name} got wrong bytes"
             else:
                 assert not end.received or end.name == "server"
 
@@ -447,8 +569,13 @@ class TcpApiMachine(RuleBasedStateMachine):
                 self._drain(end, self.sim.now)
         for end in self.by_handle.values():
             peer = end.peer
-            if (peer is not None and not end.gone and not peer.gone and not end.app_closed
-                    and peer.write_closed):
+            if (
+                peer is not None
+                and not end.gone
+                and not peer.gone
+                and not end.app_closed
+                and peer.write_closed
+            ):
                 # The peer finished writing, nobody reset: everything must have arrived.
                 assert end.received == peer.sent, f"{end.name} missed data after settling"
         for end in list(self.by_handle.values()):
@@ -463,8 +590,7 @@ class TcpApiMachine(RuleBasedStateMachine):
             assert deadline is None or deadline - self.sim.now > 10**11, "a TCP timer is left"
 
 
-TcpApiMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40,
-                                           deadline=None)
+TcpApiMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
 test_api_calls_link_faults_and_time_jumps = TcpApiMachine.TestCase
 
 
@@ -506,17 +632,37 @@ def test_regression_links_with_a_small_mtu(mtu: int) -> None:
     # Found by `simtcp sim transfer --mtu 100`: 116 worked, 115 never delivered a byte, as
     # the MSS floor (64) plus timestamps exceeded the MTU. RFC 791 allows MTUs down to 68.
     profile = LinkProfile(mtu=mtu, delay=MILLISECOND)
-    result = run_transfer(TransferSpec(bytes=20_000, reverse_bytes=3_000, seed=1, mtu=mtu,
-                                       forward=profile, backward=profile,
-                                       stall_timeout=120 * SECOND, arp=ARP_FOREVER))
+    result = run_transfer(
+        TransferSpec(
+            bytes=20_000,
+            reverse_bytes=3_000,
+            seed=1,
+            mtu=mtu,
+            forward=profile,
+            backward=profile,
+            stall_timeout=120 * SECOND,
+            arp=ARP_FOREVER,
+        )
+    )
     assert_clean(result)
 
 
 def test_the_smallest_mtu_that_works_today() -> None:
     profile = LinkProfile(mtu=116, delay=MILLISECOND, loss=0.05)
-    assert_clean(run_transfer(TransferSpec(bytes=20_000, reverse_bytes=3_000, seed=1,
-                                           mtu=116, forward=profile, backward=profile,
-                                           tcp=PATIENT_TCP, arp=ARP_FOREVER)))
+    assert_clean(
+        run_transfer(
+            TransferSpec(
+                bytes=20_000,
+                reverse_bytes=3_000,
+                seed=1,
+                mtu=116,
+                forward=profile,
+                backward=profile,
+                tcp=PATIENT_TCP,
+                arp=ARP_FOREVER,
+            )
+        )
+    )
 
 
 def test_regression_a_burst_beyond_the_backlog_completes_through_syn_cookies() -> None:
@@ -527,18 +673,40 @@ def test_regression_a_burst_beyond_the_backlog_completes_through_syn_cookies() -
     # 10 of 12 were reset. Now both are dropped (RFC 4987 §3.6 keeps no state; Linux's
     # tcp_abort_on_overflow=0), the clients retransmit from ISN + 1 and get in.
     profile = LinkProfile(delay=2 * MILLISECOND)
-    assert_clean(run_transfer(TransferSpec(bytes=2000, reverse_bytes=500, seed=4,
-                                           forward=profile, backward=profile,
-                                           connections=12, backlog=2, arp=ARP_FOREVER)))
+    assert_clean(
+        run_transfer(
+            TransferSpec(
+                bytes=2000,
+                reverse_bytes=500,
+                seed=4,
+                forward=profile,
+                backward=profile,
+                connections=12,
+                backlog=2,
+                arp=ARP_FOREVER,
+            )
+        )
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_a_burst_of_bulk_connections_beyond_the_backlog_completes_under_loss(seed: int) -> None:
     profile = LinkProfile(delay=2 * MILLISECOND, loss=0.02, reorder=0.02)
-    assert_clean(run_transfer(TransferSpec(bytes=30_000, reverse_bytes=5_000, seed=seed,
-                                           forward=profile, backward=profile,
-                                           connections=20, backlog=3, tcp=PATIENT_TCP,
-                                           arp=ARP_FOREVER)))
+    assert_clean(
+        run_transfer(
+            TransferSpec(
+                bytes=30_000,
+                reverse_bytes=5_000,
+                seed=seed,
+                forward=profile,
+                backward=profile,
+                connections=20,
+                backlog=3,
+                tcp=PATIENT_TCP,
+                arp=ARP_FOREVER,
+            )
+        )
+    )
 
 
 def test_unread_bytes_outlive_time_wait() -> None:
@@ -547,8 +715,15 @@ def test_unread_bytes_outlive_time_wait() -> None:
     # client's FIN in its buffer; TIME-WAIT ends at 60 s, the handle must stay readable
     # until drained. (First written as an engine bug: the harness was wrong, reading
     # again after the drain that frees an ended connection's handle.)
-    result = run_transfer(TransferSpec(bytes=14_481, seed=0, pause_reading_after=1,
-                                       pause_reading_for=90 * SECOND, arp=ARP_FOREVER))
+    result = run_transfer(
+        TransferSpec(
+            bytes=14_481,
+            seed=0,
+            pause_reading_after=1,
+            pause_reading_for=90 * SECOND,
+            arp=ARP_FOREVER,
+        )
+    )
     assert_clean(result)
     assert result.virtual_seconds >= 90
 
@@ -560,8 +735,16 @@ def test_zero_bytes_both_ways_still_closes_cleanly(seed: int) -> None:
 
 def test_lossless_data_both_ways_at_once() -> None:
     profile = LinkProfile(delay=3 * MILLISECOND, jitter=MILLISECOND)  # no queue to overflow
-    result = run_transfer(TransferSpec(bytes=1 << 20, reverse_bytes=700_000, seed=5,
-                                       forward=profile, backward=profile, arp=ARP_FOREVER))
+    result = run_transfer(
+        TransferSpec(
+            bytes=1 << 20,
+            reverse_bytes=700_000,
+            seed=5,
+            forward=profile,
+            backward=profile,
+            arp=ARP_FOREVER,
+        )
+    )
     assert_clean(result)
     assert result.retransmits == 0  # nothing was lost, so the wire saw no repeat
 
@@ -574,9 +757,19 @@ def test_regression_ack_war_after_both_ends_time_out() -> None:
     # ignored their ACK fields and answered with another: an ACK war until both
     # timed out. Fixed by sending bare ACKs at SND.MAX.
     lossy = LinkProfile(loss=0.2)
-    assert_clean(run_transfer(TransferSpec(bytes=4381, reverse_bytes=1461, seed=983,
-                                           forward=lossy, backward=lossy, tcp=PATIENT_TCP,
-                                           arp=ARP_FOREVER)))
+    assert_clean(
+        run_transfer(
+            TransferSpec(
+                bytes=4381,
+                reverse_bytes=1461,
+                seed=983,
+                forward=lossy,
+                backward=lossy,
+                tcp=PATIENT_TCP,
+                arp=ARP_FOREVER,
+            )
+        )
+    )
 
 
 def test_regression_ack_war_found_by_the_state_machine() -> None:
@@ -617,9 +810,15 @@ def test_regression_stale_timestamp_echoes_inflate_the_rto() -> None:
     def median_seconds(timestamps: bool) -> float:
         times = []
         for seed in range(1, 6):
-            result = run_transfer(TransferSpec(bytes=300_000, seed=seed, forward=lossy,
-                                               backward=lossy,
-                                               tcp=TcpConfig(timestamps=timestamps)))
+            result = run_transfer(
+                TransferSpec(
+                    bytes=300_000,
+                    seed=seed,
+                    forward=lossy,
+                    backward=lossy,
+                    tcp=TcpConfig(timestamps=timestamps),
+                )
+            )
             assert result.ok, result.reason
             times.append(result.virtual_seconds)
         return sorted(times)[2]
@@ -631,6 +830,16 @@ def test_regression_stale_timestamp_echoes_inflate_the_rto() -> None:
 def test_regression_megabytes_each_way_stall() -> None:
     # Found by the two-way property: 3 MiB one way and 2 MiB back stalled at 1.9 MB
     # (the ACK war above).
-    assert_clean(run_transfer(TransferSpec(bytes=3 << 20, reverse_bytes=2 << 20, seed=2026,
-                                           forward=BAD_LINK, backward=BAD_LINK,
-                                           tcp=PATIENT_TCP, arp=ARP_FOREVER)))
+    assert_clean(
+        run_transfer(
+            TransferSpec(
+                bytes=3 << 20,
+                reverse_bytes=2 << 20,
+                seed=2026,
+                forward=BAD_LINK,
+                backward=BAD_LINK,
+                tcp=PATIENT_TCP,
+                arp=ARP_FOREVER,
+            )
+        )
+    )

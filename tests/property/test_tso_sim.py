@@ -18,11 +18,11 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends.impair import LinkProfile
+from simtcp.backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
 from simtcp.gso import InterfaceOffload
+from simtcp.programs.transfer import TransferResult, TransferSpec, run_transfer
 from simtcp.time import MILLISECOND, SECOND
-from simtcp.transfer import TransferResult, TransferSpec, run_transfer
 
 OFFLOAD = InterfaceOffload(tx_checksum=True, max_segment=65535 - 120)
 ARP_FOREVER = ArpConfig(entry_lifetime=10**12)
@@ -48,7 +48,7 @@ def wire_frames(pcap: bytes) -> list[tuple[int, int, bytes]]:
     offset = 24
     while offset < len(pcap):
         seconds, micros, length = struct.unpack_from("<III", pcap, offset)
-        frame = bytearray(pcap[offset + 16:offset + 16 + length])
+        frame = bytearray(pcap[offset + 16 : offset + 16 + length])
         if frame[12:14] == b"\x08\x00":
             frame[18:20] = frame[24:26] = b"\0\0"
         frames.append((seconds, micros, bytes(frame)))
@@ -65,25 +65,60 @@ def run(spec: TransferSpec, point: str) -> tuple[TransferResult, bytes]:
 
 
 probabilities = st.one_of(st.just(0.0), st.floats(0.005, 0.1))
-profiles = st.builds(LinkProfile, loss=probabilities, reorder=probabilities,
-                     duplicate=probabilities, delay=st.integers(0, 20 * MILLISECOND),
-                     rate=st.one_of(st.just(0), st.integers(10_000_000, 1_000_000_000)),
-                     mtu=st.just(1500), gso=st.just(True), gro=st.booleans())
+profiles = st.builds(
+    LinkProfile,
+    loss=probabilities,
+    reorder=probabilities,
+    duplicate=probabilities,
+    delay=st.integers(0, 20 * MILLISECOND),
+    rate=st.one_of(st.just(0), st.integers(10_000_000, 1_000_000_000)),
+    mtu=st.just(1500),
+    gso=st.just(True),
+    gro=st.booleans(),
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), forward=profiles, backward=profiles,
-       size=st.one_of(st.integers(0, 5000), st.integers(50_000, 2_000_000)),
-       reverse=st.one_of(st.integers(0, 5000), st.integers(20_000, 500_000)), sack=st.booleans(),
-       rack=st.booleans(), nodelay=st.booleans())
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    forward=profiles,
+    backward=profiles,
+    size=st.one_of(st.integers(0, 5000), st.integers(50_000, 2_000_000)),
+    reverse=st.one_of(st.integers(0, 5000), st.integers(20_000, 500_000)),
+    sack=st.booleans(),
+    rack=st.booleans(),
+    nodelay=st.booleans(),
+)
 def test_segmentation_offload_on_and_off_put_the_same_frames_on_the_wire(
-        seed: int, forward: LinkProfile, backward: LinkProfile, size: int, reverse: int,
-        sack: bool, rack: bool, nodelay: bool) -> None:
+    seed: int,
+    forward: LinkProfile,
+    backward: LinkProfile,
+    size: int,
+    reverse: int,
+    sack: bool,
+    rack: bool,
+    nodelay: bool,
+) -> None:
     def spec(offload: bool) -> TransferSpec:
-        tcp = TcpConfig(syn_retries=30, data_retries=60, max_rto=5 * SECOND, sack=sack,
-                        rack=rack, nodelay=nodelay, segmentation_offload=offload)
-        return TransferSpec(bytes=size, reverse_bytes=reverse, seed=seed, forward=forward,
-                            backward=backward, tcp=tcp, arp=ARP_FOREVER, offload=OFFLOAD)
+        tcp = TcpConfig(
+            syn_retries=30,
+            data_retries=60,
+            max_rto=5 * SECOND,
+            sack=sack,
+            rack=rack,
+            nodelay=nodelay,
+            segmentation_offload=offload,
+        )
+        return TransferSpec(
+            bytes=size,
+            reverse_bytes=reverse,
+            seed=seed,
+            forward=forward,
+            backward=backward,
+            tcp=tcp,
+            arp=ARP_FOREVER,
+            offload=OFFLOAD,
+        )
 
     on, wire_on = run(spec(True), "link")
     off, wire_off = run(spec(False), "link")
@@ -97,8 +132,18 @@ def test_the_hosts_really_send_big_segments() -> None:
     sizes = {}
     for offload in (True, False):
         tcp = TcpConfig(segmentation_offload=offload)
-        _, capture = run(TransferSpec(bytes=2_000_000, seed=3, forward=link, backward=link,
-                                      tcp=tcp, arp=ARP_FOREVER, offload=OFFLOAD), "client")
+        _, capture = run(
+            TransferSpec(
+                bytes=2_000_000,
+                seed=3,
+                forward=link,
+                backward=link,
+                tcp=tcp,
+                arp=ARP_FOREVER,
+                offload=OFFLOAD,
+            ),
+            "client",
+        )
         sizes[offload] = frame_sizes(capture)
     assert max(sizes[False]) == 1514
     assert max(sizes[True]) == 14 + 20 + 32 + 45 * 1448

@@ -38,8 +38,7 @@ SOURCE = 0x0A000002
 DESTINATION = 0x0A000001
 
 
-def _returns_or_parse_error(parse: Callable[..., object], *args: object,
-                            **kwargs: object) -> bool:
+def _returns_or_parse_error(parse: Callable[..., object], *args: object, **kwargs: object) -> bool:
     """True when ``parse`` returned; ParseError is allowed, any other exception escapes."""
     try:
         parse(*args, **kwargs)
@@ -96,8 +95,13 @@ def test_arbitrary_bytes(data: bytes) -> None:
 
 def test_zero_length_input_is_a_parse_error_everywhere() -> None:
     parsers: list[Callable[[bytes], object]] = [
-        EthernetFrame.parse, ArpPacket.parse, Ipv4Packet.parse, IcmpMessage.parse,
-        UdpDatagram.parse, TcpSegment.parse, _read_all,
+        EthernetFrame.parse,
+        ArpPacket.parse,
+        Ipv4Packet.parse,
+        IcmpMessage.parse,
+        UdpDatagram.parse,
+        TcpSegment.parse,
+        _read_all,
     ]
     for parse in parsers:
         assert not _returns_or_parse_error(parse, b""), parse
@@ -112,34 +116,52 @@ def test_arbitrary_option_areas(data: bytes) -> None:
 
 # --- valid packets, then damaged ---------------------------------------------
 
-_OPTIONS = (MssOption(1460), SackPermittedOption(), TimestampsOption(7, 0), NopOption(),
-            WindowScaleOption(7), NopOption(), NopOption(), SackOption(((1, 2),)))
+_OPTIONS = (
+    MssOption(1460),
+    SackPermittedOption(),
+    TimestampsOption(7, 0),
+    NopOption(),
+    WindowScaleOption(7),
+    NopOption(),
+    NopOption(),
+    SackOption(((1, 2),)),
+)
 
 
 def _frame(kind: int, payload: bytes, error: bool) -> bytes:
     if kind == 0:
-        return EthernetFrame(b"\xff" * 6, b"\x02" * 6, 0x0806,
-                             ArpPacket(1, b"\x02" * 6, SOURCE, bytes(6), DESTINATION).build()
-                             ).build()
+        return EthernetFrame(
+            b"\xff" * 6,
+            b"\x02" * 6,
+            0x0806,
+            ArpPacket(1, b"\x02" * 6, SOURCE, bytes(6), DESTINATION).build(),
+        ).build()
     if kind == PROTOCOL_ICMP:
-        inner = Ipv4Packet(DESTINATION, SOURCE, PROTOCOL_UDP, payload[:8],
-                           options=b"\x01" * 4).build()
-        message = (IcmpMessage.destination_unreachable(3, inner) if error
-                   else IcmpMessage.echo_request(1, 2, payload))
+        inner = Ipv4Packet(
+            DESTINATION, SOURCE, PROTOCOL_UDP, payload[:8], options=b"\x01" * 4
+        ).build()
+        message = (
+            IcmpMessage.destination_unreachable(3, inner)
+            if error
+            else IcmpMessage.echo_request(1, 2, payload)
+        )
         body = message.build()
     elif kind == PROTOCOL_UDP:
         body = UdpDatagram(1000, 53, payload).build(SOURCE, DESTINATION)
     else:
-        segment = TcpSegment(40000, 80, 1, 2, SYN | ACK, 65535, _OPTIONS[:6 if error else 8],
-                             payload)
+        segment = TcpSegment(
+            40000, 80, 1, 2, SYN | ACK, 65535, _OPTIONS[: 6 if error else 8], payload
+        )
         body = segment.build(SOURCE, DESTINATION)
     ip = Ipv4Packet(SOURCE, DESTINATION, kind, body, options=b"\x94\x04\x00\x00" if error else b"")
     return EthernetFrame(b"\x02" * 6, b"\x04" * 6, ETHERTYPE_IPV4, ip.build()).build()
 
 
 valid_frames = st.builds(
-    _frame, st.sampled_from([0, PROTOCOL_ICMP, PROTOCOL_UDP, PROTOCOL_TCP]),
-    st.binary(max_size=64), st.booleans(),
+    _frame,
+    st.sampled_from([0, PROTOCOL_ICMP, PROTOCOL_UDP, PROTOCOL_TCP]),
+    st.binary(max_size=64),
+    st.booleans(),
 )
 
 
@@ -152,8 +174,9 @@ def damaged(draw: st.DrawFn, frames: st.SearchStrategy[bytes]) -> bytes:
         if action == "flip" and frame:
             frame[position] ^= 1 << draw(st.integers(0, 7))
         elif action == "set" and frame:
-            frame[position] = draw(st.sampled_from([0x00, 0x01, 0x02, 0x05, 0x0F, 0x45, 0x4F,
-                                                    0x50, 0xF0, 0xFF]))
+            frame[position] = draw(
+                st.sampled_from([0x00, 0x01, 0x02, 0x05, 0x0F, 0x45, 0x4F, 0x50, 0xF0, 0xFF])
+            )
         elif action == "truncate":
             del frame[position:]
         elif action == "insert":
@@ -178,8 +201,7 @@ def test_damaged_frames(frame: bytes) -> None:
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.integers(0, 2**40), st.binary(max_size=80)), max_size=4),
-       st.data())
+@given(st.lists(st.tuples(st.integers(0, 2**40), st.binary(max_size=80)), max_size=4), st.data())
 def test_damaged_pcap_files(records: list[tuple[int, bytes]], data: st.DataObject) -> None:
     stream = io.BytesIO()
     writer = PcapWriter(stream)
@@ -192,6 +214,9 @@ def test_damaged_pcap_files(records: list[tuple[int, bytes]], data: st.DataObjec
 
 
 def test_big_endian_huge_record_length_is_a_parse_error() -> None:
-    raw = struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + struct.pack(
-        ">IIII", 0, 0, 0xFFFFFFFF, 0xFFFFFFFF) + b"short"
+    raw = (
+        struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+        + struct.pack(">IIII", 0, 0, 0xFFFFFFFF, 0xFFFFFFFF)
+        + b"short"
+    )
     assert not _returns_or_parse_error(_read_all, raw)

@@ -48,10 +48,11 @@ def _pseudo(source: int, destination: int, protocol: int, length: int) -> bytes:
 
 def _fill_checksum(raw: bytes, at: int, prefix: bytes = b"") -> bytes:
     checksum = reference_checksum(prefix + raw)
-    return raw[:at] + checksum.to_bytes(2, "big") + raw[at + 2:]
+    return raw[:at] + checksum.to_bytes(2, "big") + raw[at + 2 :]
 
 
 # --- TCP options: raw encodings and representations ------------------------
+
 
 def _raw_length(option: TcpOption) -> int:
     if isinstance(option, NopOption):
@@ -77,9 +78,9 @@ def _parses_as_typed(kind: int, size: int) -> bool:
     return (kind, size) in {(2, 2), (3, 1), (4, 0), (8, 8)}
 
 
-unknown_options = st.builds(
-    UnknownOption, st.integers(2, 255), st.binary(max_size=12)
-).filter(lambda option: not _parses_as_typed(option.kind, len(option.data)))
+unknown_options = st.builds(UnknownOption, st.integers(2, 255), st.binary(max_size=12)).filter(
+    lambda option: not _parses_as_typed(option.kind, len(option.data))
+)
 
 sack_blocks = st.lists(st.tuples(u32, u32), min_size=1, max_size=4).map(tuple)
 
@@ -116,19 +117,37 @@ def option_lists(draw: st.DrawFn) -> tuple[TcpOption, ...]:
 
 ethernet_frames = st.builds(EthernetFrame, macs, macs, u16, payloads)
 arp_packets = st.builds(ArpPacket, u16, macs, u32, macs, u32)
-ipv4_options = st.integers(0, 10).flatmap(lambda words: st.binary(min_size=4 * words,
-                                                                  max_size=4 * words))
+ipv4_options = st.integers(0, 10).flatmap(
+    lambda words: st.binary(min_size=4 * words, max_size=4 * words)
+)
 ipv4_packets = st.builds(
-    Ipv4Packet, source=u32, destination=u32, protocol=u8, payload=payloads, ttl=u8,
-    identification=u16, dont_fragment=st.booleans(), more_fragments=st.booleans(),
-    fragment_offset=st.integers(0, 0x1FFF).map(lambda blocks: blocks * 8), tos=u8,
-    options=ipv4_options, reserved_flag=st.booleans(),
+    Ipv4Packet,
+    source=u32,
+    destination=u32,
+    protocol=u8,
+    payload=payloads,
+    ttl=u8,
+    identification=u16,
+    dont_fragment=st.booleans(),
+    more_fragments=st.booleans(),
+    fragment_offset=st.integers(0, 0x1FFF).map(lambda blocks: blocks * 8),
+    tos=u8,
+    options=ipv4_options,
+    reserved_flag=st.booleans(),
 )
 icmp_messages = st.builds(IcmpMessage, u8, u8, u32, payloads)
 udp_datagrams = st.builds(UdpDatagram, u16, u16, payloads)
 tcp_segments = st.builds(
-    TcpSegment, source_port=u16, destination_port=u16, seq=u32, ack=u32, flags=u8,
-    window=u16, options=option_lists(), payload=payloads, urgent_pointer=u16,
+    TcpSegment,
+    source_port=u16,
+    destination_port=u16,
+    seq=u32,
+    ack=u32,
+    flags=u8,
+    window=u16,
+    options=option_lists(),
+    payload=payloads,
+    urgent_pointer=u16,
     reserved=st.integers(0, 15),
 )
 
@@ -152,7 +171,7 @@ def test_ipv4_parse_of_build(packet: Ipv4Packet, padding: bytes) -> None:
     parsed = Ipv4Packet.parse(raw + padding)
     assert parsed == packet
     assert parsed.checksum == int.from_bytes(raw[10:12], "big")
-    assert reference_checksum(raw[:packet.header_length]) == 0
+    assert reference_checksum(raw[: packet.header_length]) == 0
 
 
 @SETTINGS
@@ -165,8 +184,9 @@ def test_icmp_parse_of_build(message: IcmpMessage) -> None:
 
 @SETTINGS
 @given(udp_datagrams, u32, u32, st.booleans())
-def test_udp_parse_of_build(datagram: UdpDatagram, source: int, destination: int,
-                            with_checksum: bool) -> None:
+def test_udp_parse_of_build(
+    datagram: UdpDatagram, source: int, destination: int, with_checksum: bool
+) -> None:
     raw = datagram.build(source, destination, with_checksum=with_checksum)
     parsed = UdpDatagram.parse(raw, source=source, destination=destination)
     assert parsed == datagram
@@ -188,25 +208,30 @@ def test_tcp_parse_of_build(segment: TcpSegment, source: int, destination: int) 
 
 
 @SETTINGS
-@given(st.lists(single_options, max_size=6).filter(
-    lambda options: sum(map(_raw_length, options)) <= 40))
+@given(
+    st.lists(single_options, max_size=6).filter(
+        lambda options: sum(map(_raw_length, options)) <= 40
+    )
+)
 def test_unaligned_options_gain_only_zero_padding(options: list[TcpOption]) -> None:
     raw = build_options(options)
     unpadded = sum(map(_raw_length, options))
     assert len(raw) == unpadded + (-unpadded % 4)
     assert raw[unpadded:] == bytes(len(raw) - unpadded)
     parsed = parse_options(raw)
-    assert parsed[:len(options)] == tuple(options)
+    assert parsed[: len(options)] == tuple(options)
     padding = len(raw) - unpadded
-    assert parsed[len(options):] == ((EndOfOptionList(bytes(padding - 1)),) if padding else ())
+    assert parsed[len(options) :] == ((EndOfOptionList(bytes(padding - 1)),) if padding else ())
 
 
 # --- raw packets assembled here: build(parse(x)) == x ----------------------
 
+
 @SETTINGS
 @given(macs, macs, u16, payloads)
-def test_ethernet_build_of_parse(destination: bytes, source: bytes, ethertype: int,
-                                 payload: bytes) -> None:
+def test_ethernet_build_of_parse(
+    destination: bytes, source: bytes, ethertype: int, payload: bytes
+) -> None:
     raw = destination + source + struct.pack("!H", ethertype) + payload
     assert EthernetFrame.parse(raw).build() == raw
     assert EthernetFrame.parse(memoryview(b"xx" + raw)[2:]).build() == raw
@@ -214,10 +239,12 @@ def test_ethernet_build_of_parse(destination: bytes, source: bytes, ethertype: i
 
 @SETTINGS
 @given(u16, macs, u32, macs, u32)
-def test_arp_build_of_parse(operation: int, sender_mac: bytes, sender_ip: int,
-                            target_mac: bytes, target_ip: int) -> None:
-    raw = struct.pack("!HHBBH6sI6sI", 1, 0x0800, 6, 4, operation, sender_mac, sender_ip,
-                      target_mac, target_ip)
+def test_arp_build_of_parse(
+    operation: int, sender_mac: bytes, sender_ip: int, target_mac: bytes, target_ip: int
+) -> None:
+    raw = struct.pack(
+        "!HHBBH6sI6sI", 1, 0x0800, 6, 4, operation, sender_mac, sender_ip, target_mac, target_ip
+    )
     assert ArpPacket.parse(raw).build() == raw
 
 
@@ -225,11 +252,22 @@ def test_arp_build_of_parse(operation: int, sender_mac: bytes, sender_ip: int,
 def raw_ipv4(draw: st.DrawFn) -> bytes:
     options = draw(ipv4_options)
     payload = draw(payloads)
-    header = struct.pack(
-        "!BBHHHBBHII", 0x40 | (5 + len(options) // 4), draw(u8),
-        20 + len(options) + len(payload), draw(u16), draw(u16), draw(u8), draw(u8), 0,
-        draw(u32), draw(u32),
-    ) + options
+    header = (
+        struct.pack(
+            "!BBHHHBBHII",
+            0x40 | (5 + len(options) // 4),
+            draw(u8),
+            20 + len(options) + len(payload),
+            draw(u16),
+            draw(u16),
+            draw(u8),
+            draw(u8),
+            0,
+            draw(u32),
+            draw(u32),
+        )
+        + options
+    )
     return _fill_checksum(header, 10) + payload
 
 
@@ -248,8 +286,14 @@ def test_icmp_build_of_parse(icmp_type: int, code: int, rest: int, payload: byte
 
 @SETTINGS
 @given(u16, u16, payloads, u32, u32, st.booleans())
-def test_udp_build_of_parse(source_port: int, destination_port: int, payload: bytes,
-                            source: int, destination: int, with_checksum: bool) -> None:
+def test_udp_build_of_parse(
+    source_port: int,
+    destination_port: int,
+    payload: bytes,
+    source: int,
+    destination: int,
+    with_checksum: bool,
+) -> None:
     raw = struct.pack("!HHHH", source_port, destination_port, 8 + len(payload), 0) + payload
     if with_checksum:
         pseudo = _pseudo(source, destination, 17, len(raw))
@@ -262,17 +306,27 @@ def test_udp_build_of_parse(source_port: int, destination_port: int, payload: by
 @st.composite
 def raw_option_areas(draw: st.DrawFn) -> bytes:
     """Option bytes as a sender might lay them out, including unknown kinds and padding."""
-    encodings = draw(st.lists(st.one_of(
-        st.just(b"\x01"),
-        u16.map(lambda mss: struct.pack("!BBH", 2, 4, mss)),
-        u8.map(lambda shift: bytes((3, 3, shift))),
-        st.just(b"\x04\x02"),
-        st.tuples(u32, u32).map(lambda pair: struct.pack("!BBII", 8, 10, *pair)),
-        sack_blocks.map(lambda blocks: bytes((5, 2 + 8 * len(blocks))) + b"".join(
-            struct.pack("!II", *block) for block in blocks)),
-        st.tuples(st.integers(2, 255), st.binary(max_size=12)).map(
-            lambda pair: bytes((pair[0], 2 + len(pair[1]))) + pair[1]),
-    ), max_size=8))
+    encodings = draw(
+        st.lists(
+            st.one_of(
+                st.just(b"\x01"),
+                u16.map(lambda mss: struct.pack("!BBH", 2, 4, mss)),
+                u8.map(lambda shift: bytes((3, 3, shift))),
+                st.just(b"\x04\x02"),
+                st.tuples(u32, u32).map(lambda pair: struct.pack("!BBII", 8, 10, *pair)),
+                sack_blocks.map(
+                    lambda blocks: (
+                        bytes((5, 2 + 8 * len(blocks)))
+                        + b"".join(struct.pack("!II", *block) for block in blocks)
+                    )
+                ),
+                st.tuples(st.integers(2, 255), st.binary(max_size=12)).map(
+                    lambda pair: bytes((pair[0], 2 + len(pair[1]))) + pair[1]
+                ),
+            ),
+            max_size=8,
+        )
+    )
     area = b""
     for encoding in encodings:
         if len(area) + len(encoding) <= 40:
@@ -289,11 +343,21 @@ def raw_option_areas(draw: st.DrawFn) -> bytes:
 def raw_tcp(draw: st.DrawFn) -> tuple[bytes, int, int]:
     options = draw(raw_option_areas())
     source, destination = draw(u32), draw(u32)
-    header = struct.pack(
-        "!HHIIBBHHH", draw(u16), draw(u16), draw(u32), draw(u32),
-        (5 + len(options) // 4) << 4 | draw(st.integers(0, 15)), draw(u8), draw(u16), 0,
-        draw(u16),
-    ) + options
+    header = (
+        struct.pack(
+            "!HHIIBBHHH",
+            draw(u16),
+            draw(u16),
+            draw(u32),
+            draw(u32),
+            (5 + len(options) // 4) << 4 | draw(st.integers(0, 15)),
+            draw(u8),
+            draw(u16),
+            0,
+            draw(u16),
+        )
+        + options
+    )
     segment = header + draw(payloads)
     pseudo = _pseudo(source, destination, 6, len(segment))
     return _fill_checksum(segment, 16, pseudo), source, destination

@@ -82,6 +82,7 @@ def _ether_ipv4(ip: Ipv4Packet) -> bytes:
 
 # --- IPv4 options both sides know: NOP, router alert, record route --------------
 
+
 @st.composite
 def ip_option_lists(draw: st.DrawFn) -> tuple[bytes, list[Packet]]:
     """Raw IPv4 options laid out here by hand, with the scapy objects that mean the same."""
@@ -94,7 +95,8 @@ def ip_option_lists(draw: st.DrawFn) -> tuple[bytes, list[Packet]]:
         else:
             routers = draw(st.lists(u32, min_size=1, max_size=4))
             encoding = bytes((7, 3 + 4 * len(routers), 4)) + b"".join(
-                router.to_bytes(4, "big") for router in routers)
+                router.to_bytes(4, "big") for router in routers
+            )
             option = IPOption_RR(routers=[ip_to_str(router) for router in routers])
         if len(raw_options) + len(encoding) <= 40:
             raw_options += encoding
@@ -102,12 +104,19 @@ def ip_option_lists(draw: st.DrawFn) -> tuple[bytes, list[Packet]]:
     return raw_options + bytes(-len(raw_options) % 4), scapy_options
 
 
-ip_headers = st.fixed_dictionaries({
-    "source": u32, "destination": u32, "ttl": u8, "identification": u16, "tos": u8,
-    "dont_fragment": st.booleans(), "more_fragments": st.booleans(),
-    "reserved_flag": st.booleans(), "fragment_offset": st.integers(0, 0x1FFF).map(
-        lambda blocks: blocks * 8),
-})
+ip_headers = st.fixed_dictionaries(
+    {
+        "source": u32,
+        "destination": u32,
+        "ttl": u8,
+        "identification": u16,
+        "tos": u8,
+        "dont_fragment": st.booleans(),
+        "more_fragments": st.booleans(),
+        "reserved_flag": st.booleans(),
+        "fragment_offset": st.integers(0, 0x1FFF).map(lambda blocks: blocks * 8),
+    }
+)
 
 
 def _assert_ip_fields(scapy_ip: Packet, ip: Ipv4Packet) -> None:
@@ -115,29 +124,45 @@ def _assert_ip_fields(scapy_ip: Packet, ip: Ipv4Packet) -> None:
     assert ip_from_str(scapy_ip.src) == ip.source
     assert ip_from_str(scapy_ip.dst) == ip.destination
     assert (scapy_ip.proto, scapy_ip.ttl, scapy_ip.id, scapy_ip.tos) == (
-        ip.protocol, ip.ttl, ip.identification, ip.tos)
+        ip.protocol,
+        ip.ttl,
+        ip.identification,
+        ip.tos,
+    )
     assert scapy_ip.len == ip.header_length + len(ip.payload)
     assert int(scapy_ip.flags) == (ip.reserved_flag << 2) | (ip.dont_fragment << 1) | int(
-        ip.more_fragments)
+        ip.more_fragments
+    )
     assert scapy_ip.frag * 8 == ip.fragment_offset
-    assert b"".join(raw(option) for option in scapy_ip.options).ljust(
-        len(ip.options), b"\x00") == ip.options
+    assert (
+        b"".join(raw(option) for option in scapy_ip.options).ljust(len(ip.options), b"\x00")
+        == ip.options
+    )
 
 
 # --- Ethernet and ARP ------------------------------------------------------------
 
+
 @SETTINGS
 @given(macs, macs, st.integers(1, 2), macs, u32, macs, u32)
-def test_arp_simtcp_to_scapy(destination: bytes, source: bytes, operation: int,
-                             sender_mac: bytes, sender_ip: int, target_mac: bytes,
-                             target_ip: int) -> None:
+def test_arp_simtcp_to_scapy(
+    destination: bytes,
+    source: bytes,
+    operation: int,
+    sender_mac: bytes,
+    sender_ip: int,
+    target_mac: bytes,
+    target_ip: int,
+) -> None:
     arp = ArpPacket(operation, sender_mac, sender_ip, target_mac, target_ip)
     frame = Ether(EthernetFrame(destination, source, ETHERTYPE_ARP, arp.build()).build())
     assert (frame.dst, frame.src, frame.type) == (
-        mac_to_str(destination), mac_to_str(source), ETHERTYPE_ARP)
+        mac_to_str(destination),
+        mac_to_str(source),
+        ETHERTYPE_ARP,
+    )
     dissected = frame[ARP]
-    assert (dissected.hwtype, dissected.ptype, dissected.hwlen, dissected.plen) == (
-        1, 0x0800, 6, 4)
+    assert (dissected.hwtype, dissected.ptype, dissected.hwlen, dissected.plen) == (1, 0x0800, 6, 4)
     assert dissected.op == operation
     assert (dissected.hwsrc, dissected.psrc) == (mac_to_str(sender_mac), ip_to_str(sender_ip))
     assert (dissected.hwdst, dissected.pdst) == (mac_to_str(target_mac), ip_to_str(target_ip))
@@ -145,41 +170,63 @@ def test_arp_simtcp_to_scapy(destination: bytes, source: bytes, operation: int,
 
 @SETTINGS
 @given(macs, macs, st.integers(1, 2), macs, u32, macs, u32)
-def test_arp_scapy_to_simtcp(destination: bytes, source: bytes, operation: int,
-                             sender_mac: bytes, sender_ip: int, target_mac: bytes,
-                             target_ip: int) -> None:
+def test_arp_scapy_to_simtcp(
+    destination: bytes,
+    source: bytes,
+    operation: int,
+    sender_mac: bytes,
+    sender_ip: int,
+    target_mac: bytes,
+    target_ip: int,
+) -> None:
     packet = Ether(dst=mac_to_str(destination), src=mac_to_str(source)) / ARP(
-        op=operation, hwsrc=mac_to_str(sender_mac), psrc=ip_to_str(sender_ip),
-        hwdst=mac_to_str(target_mac), pdst=ip_to_str(target_ip))
+        op=operation,
+        hwsrc=mac_to_str(sender_mac),
+        psrc=ip_to_str(sender_ip),
+        hwdst=mac_to_str(target_mac),
+        pdst=ip_to_str(target_ip),
+    )
     frame = EthernetFrame.parse(raw(packet))
     assert (frame.destination, frame.source, frame.ethertype) == (
-        destination, source, ETHERTYPE_ARP)
+        destination,
+        source,
+        ETHERTYPE_ARP,
+    )
     assert ArpPacket.parse(frame.payload) == ArpPacket(
-        operation, sender_mac, sender_ip, target_mac, target_ip)
+        operation, sender_mac, sender_ip, target_mac, target_ip
+    )
 
 
 # --- IPv4 and ICMP ---------------------------------------------------------------
 
+
 def _quoted_datagram(header: dict[str, Any]) -> bytes:
     inner = UdpDatagram(header["identification"], 53, b"payload!").build(
-        header["destination"], header["source"])
+        header["destination"], header["source"]
+    )
     return Ipv4Packet(header["destination"], header["source"], PROTOCOL_UDP, inner).build()[:28]
 
 
-icmp_kinds = st.sampled_from(["echo-request", "echo-reply", "unreachable", "frag-needed",
-                              "time-exceeded", "parameter-problem"])
+icmp_kinds = st.sampled_from(
+    [
+        "echo-request",
+        "echo-reply",
+        "unreachable",
+        "frag-needed",
+        "time-exceeded",
+        "parameter-problem",
+    ]
+)
 
 
-def _icmp_message(kind: str, header: dict[str, Any], number: int, payload: bytes
-                  ) -> IcmpMessage:
+def _icmp_message(kind: str, header: dict[str, Any], number: int, payload: bytes) -> IcmpMessage:
     quoted = _quoted_datagram(header)
     if kind == "echo-request":
         return IcmpMessage.echo_request(number >> 16, number & 0xFFFF, payload)
     if kind == "echo-reply":
         return IcmpMessage.echo_reply(number >> 16, number & 0xFFFF, payload)
     if kind == "unreachable":
-        return IcmpMessage.destination_unreachable(number % 16 if number % 16 != 4 else 3,
-                                                   quoted)
+        return IcmpMessage.destination_unreachable(number % 16 if number % 16 != 4 else 3, quoted)
     if kind == "frag-needed":
         return IcmpMessage.destination_unreachable(4, quoted, number & 0xFFFF)
     if kind == "time-exceeded":
@@ -189,11 +236,15 @@ def _icmp_message(kind: str, header: dict[str, Any], number: int, payload: bytes
 
 @SETTINGS
 @given(ip_headers, ip_option_lists(), icmp_kinds, u32, payloads)
-def test_ipv4_icmp_simtcp_to_scapy(header: dict[str, Any], options: tuple[bytes, list[Packet]],
-                                   kind: str, number: int, payload: bytes) -> None:
+def test_ipv4_icmp_simtcp_to_scapy(
+    header: dict[str, Any],
+    options: tuple[bytes, list[Packet]],
+    kind: str,
+    number: int,
+    payload: bytes,
+) -> None:
     message = _icmp_message(kind, header, number, payload)
-    ip = Ipv4Packet(protocol=PROTOCOL_ICMP, payload=message.build(), options=options[0],
-                    **header)
+    ip = Ipv4Packet(protocol=PROTOCOL_ICMP, payload=message.build(), options=options[0], **header)
     frame = _ether_ipv4(ip)
     dissected = Ether(frame)
     _assert_ip_fields(dissected[IP], ip)
@@ -214,16 +265,26 @@ def test_ipv4_icmp_simtcp_to_scapy(header: dict[str, Any], options: tuple[bytes,
     quoted = icmp[IPerror]
     assert raw(quoted) == bytes(message.payload)
     assert (ip_from_str(quoted.src), ip_from_str(quoted.dst), quoted.proto) == (
-        header["destination"], header["source"], PROTOCOL_UDP)
+        header["destination"],
+        header["source"],
+        PROTOCOL_UDP,
+    )
 
 
 @SETTINGS
 @given(ip_headers, ip_option_lists(), icmp_kinds, u32, payloads)
-def test_ipv4_icmp_scapy_to_simtcp(header: dict[str, Any],
-                                   options: tuple[bytes, list[Packet]], kind: str,
-                                   number: int, payload: bytes) -> None:
-    flags = (header["reserved_flag"] << 2) | (header["dont_fragment"] << 1) | int(
-        header["more_fragments"])
+def test_ipv4_icmp_scapy_to_simtcp(
+    header: dict[str, Any],
+    options: tuple[bytes, list[Packet]],
+    kind: str,
+    number: int,
+    payload: bytes,
+) -> None:
+    flags = (
+        (header["reserved_flag"] << 2)
+        | (header["dont_fragment"] << 1)
+        | int(header["more_fragments"])
+    )
     expected = _icmp_message(kind, header, number, payload)
     if kind.startswith("echo"):
         icmp = ICMP(type=expected.icmp_type, id=expected.identifier, seq=expected.sequence)
@@ -233,24 +294,42 @@ def test_ipv4_icmp_scapy_to_simtcp(header: dict[str, Any],
         icmp = ICMP(type=12, ptr=expected.pointer)
     else:
         icmp = ICMP(type=expected.icmp_type, code=expected.code)
-    packet = Ether(dst=mac_to_str(MAC_B), src=mac_to_str(MAC_A)) / IP(
-        src=ip_to_str(header["source"]), dst=ip_to_str(header["destination"]),
-        ttl=header["ttl"], id=header["identification"], tos=header["tos"], flags=flags,
-        frag=header["fragment_offset"] // 8, options=options[1],
-    ) / icmp / bytes(expected.payload)
+    packet = (
+        Ether(dst=mac_to_str(MAC_B), src=mac_to_str(MAC_A))
+        / IP(
+            src=ip_to_str(header["source"]),
+            dst=ip_to_str(header["destination"]),
+            ttl=header["ttl"],
+            id=header["identification"],
+            tos=header["tos"],
+            flags=flags,
+            frag=header["fragment_offset"] // 8,
+            options=options[1],
+        )
+        / icmp
+        / bytes(expected.payload)
+    )
     frame = EthernetFrame.parse(raw(packet))
     ip = Ipv4Packet.parse(frame.payload)
-    assert ip == Ipv4Packet(protocol=PROTOCOL_ICMP, payload=expected.build(),
-                            options=options[0], **header)
+    assert ip == Ipv4Packet(
+        protocol=PROTOCOL_ICMP, payload=expected.build(), options=options[0], **header
+    )
     assert IcmpMessage.parse(ip.payload) == expected
 
 
 # --- UDP -------------------------------------------------------------------------
 
+
 @SETTINGS
 @given(u32, u32, u16, u16, payloads, st.booleans())
-def test_udp_simtcp_to_scapy(source: int, destination: int, source_port: int,
-                             destination_port: int, payload: bytes, with_checksum: bool) -> None:
+def test_udp_simtcp_to_scapy(
+    source: int,
+    destination: int,
+    source_port: int,
+    destination_port: int,
+    payload: bytes,
+    with_checksum: bool,
+) -> None:
     datagram = UdpDatagram(source_port, destination_port, payload)
     segment = datagram.build(source, destination, with_checksum=with_checksum)
     frame = _ether_ipv4(Ipv4Packet(source, destination, PROTOCOL_UDP, segment))
@@ -265,10 +344,14 @@ def test_udp_simtcp_to_scapy(source: int, destination: int, source_port: int,
 
 @SETTINGS
 @given(u32, u32, u16, u16, payloads)
-def test_udp_scapy_to_simtcp(source: int, destination: int, source_port: int,
-                             destination_port: int, payload: bytes) -> None:
-    packet = IP(src=ip_to_str(source), dst=ip_to_str(destination)) / UDP(
-        sport=source_port, dport=destination_port) / payload
+def test_udp_scapy_to_simtcp(
+    source: int, destination: int, source_port: int, destination_port: int, payload: bytes
+) -> None:
+    packet = (
+        IP(src=ip_to_str(source), dst=ip_to_str(destination))
+        / UDP(sport=source_port, dport=destination_port)
+        / payload
+    )
     ip = Ipv4Packet.parse(raw(packet))
     datagram = UdpDatagram.parse(ip.payload, source=source, destination=destination)
     assert datagram == UdpDatagram(source_port, destination_port, payload)
@@ -279,12 +362,16 @@ def test_udp_scapy_to_simtcp(source: int, destination: int, source_port: int,
 
 _SCAPY_KNOWN_KINDS = set(SCAPY_TCP_OPTIONS[0])
 unknown_options = st.builds(
-    UnknownOption, st.integers(6, 255).filter(lambda kind: kind not in _SCAPY_KNOWN_KINDS),
+    UnknownOption,
+    st.integers(6, 255).filter(lambda kind: kind not in _SCAPY_KNOWN_KINDS),
     st.binary(max_size=10),
 )
 single_options: st.SearchStrategy[TcpOption] = st.one_of(
-    st.just(NopOption()), st.builds(MssOption, u16), st.builds(WindowScaleOption, u8),
-    st.just(SackPermittedOption()), st.builds(TimestampsOption, u32, u32),
+    st.just(NopOption()),
+    st.builds(MssOption, u16),
+    st.builds(WindowScaleOption, u8),
+    st.just(SackPermittedOption()),
+    st.builds(TimestampsOption, u32, u32),
     st.builds(SackOption, st.lists(st.tuples(u32, u32), min_size=1, max_size=4).map(tuple)),
     unknown_options,
 )
@@ -349,8 +436,16 @@ def _encode(option: TcpOption) -> bytes:
 
 
 tcp_segments = st.builds(
-    TcpSegment, source_port=u16, destination_port=u16, seq=u32, ack=u32, flags=u8,
-    window=u16, options=aligned_options(), payload=payloads, urgent_pointer=u16,
+    TcpSegment,
+    source_port=u16,
+    destination_port=u16,
+    seq=u32,
+    ack=u32,
+    flags=u8,
+    window=u16,
+    options=aligned_options(),
+    payload=payloads,
+    urgent_pointer=u16,
     reserved=st.integers(0, 15),
 )
 
@@ -358,17 +453,22 @@ tcp_segments = st.builds(
 @settings(max_examples=100, deadline=None)
 @given(tcp_segments, u32, u32)
 def test_tcp_simtcp_to_scapy(segment: TcpSegment, source: int, destination: int) -> None:
-    frame = _ether_ipv4(Ipv4Packet(source, destination, PROTOCOL_TCP,
-                                   segment.build(source, destination)))
+    frame = _ether_ipv4(
+        Ipv4Packet(source, destination, PROTOCOL_TCP, segment.build(source, destination))
+    )
     tcp = Ether(frame)[TCP]
     assert (tcp.sport, tcp.dport, tcp.seq, tcp.ack) == (
-        segment.source_port, segment.destination_port, segment.seq, segment.ack)
+        segment.source_port,
+        segment.destination_port,
+        segment.seq,
+        segment.ack,
+    )
     assert (tcp.window, tcp.urgptr) == (segment.window, segment.urgent_pointer)
     assert tcp.dataofs * 4 == 20 + len(_raw_options(list(segment.options)))
     assert (tcp.reserved << 9) | int(tcp.flags) == (segment.reserved << 8) | segment.flags
     expected_options = [_to_scapy(option) for option in segment.options]
     if ("EOL", None) in expected_options:  # scapy stops at EOL, as RFC 9293 §3.1 says
-        expected_options = expected_options[:expected_options.index(("EOL", None)) + 1]
+        expected_options = expected_options[: expected_options.index(("EOL", None)) + 1]
     assert tcp.options == expected_options
     assert raw(tcp.payload) == bytes(segment.payload)
     assert _scapy_checksum_agrees(frame, TCP)
@@ -378,12 +478,21 @@ def test_tcp_simtcp_to_scapy(segment: TcpSegment, source: int, destination: int)
 @given(tcp_segments, u32, u32)
 def test_tcp_scapy_to_simtcp(segment: TcpSegment, source: int, destination: int) -> None:
     scapy_flags = segment.flags | ((segment.reserved & 1) << 8)
-    packet = IP(src=ip_to_str(source), dst=ip_to_str(destination)) / TCP(
-        sport=segment.source_port, dport=segment.destination_port, seq=segment.seq,
-        ack=segment.ack, flags=scapy_flags, reserved=segment.reserved >> 1,
-        window=segment.window, urgptr=segment.urgent_pointer,
-        options=[_to_scapy(option) for option in segment.options],
-    ) / bytes(segment.payload)
+    packet = (
+        IP(src=ip_to_str(source), dst=ip_to_str(destination))
+        / TCP(
+            sport=segment.source_port,
+            dport=segment.destination_port,
+            seq=segment.seq,
+            ack=segment.ack,
+            flags=scapy_flags,
+            reserved=segment.reserved >> 1,
+            window=segment.window,
+            urgptr=segment.urgent_pointer,
+            options=[_to_scapy(option) for option in segment.options],
+        )
+        / bytes(segment.payload)
+    )
     ip = Ipv4Packet.parse(raw(packet))
     parsed = TcpSegment.parse(ip.payload, source=source, destination=destination)
     assert parsed == segment
@@ -391,9 +500,16 @@ def test_tcp_scapy_to_simtcp(segment: TcpSegment, source: int, destination: int)
 
 def test_linux_syn_options_agree() -> None:
     """The SYN Linux sends, through both: the option order scapy reads is ours."""
-    syn = bytes.fromhex("9840 0050 07e8509c 00000000 a002 faf0 5f04 0000"
-                        "020405b4 0402 080a739a755600000000 01 03030a")
+    syn = bytes.fromhex(
+        "9840 0050 07e8509c 00000000 a002 faf0 5f04 0000"
+        "020405b4 0402 080a739a755600000000 01 03030a"
+    )
     tcp = TCP(syn)
-    assert tcp.options == [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1939502422, 0)),
-                           ("NOP", None), ("WScale", 10)]
+    assert tcp.options == [
+        ("MSS", 1460),
+        ("SAckOK", b""),
+        ("Timestamp", (1939502422, 0)),
+        ("NOP", None),
+        ("WScale", 10),
+    ]
     assert [_to_scapy(option) for option in TcpSegment.parse(syn).options] == tcp.options

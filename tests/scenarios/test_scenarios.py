@@ -60,11 +60,12 @@ def _mutants(text: str) -> list[str]:
             continue
         match = re.search(r"ack (\d+)", line)
         if match is not None:
-            changed = line[:match.start(1)] + str(int(match.group(1)) + 1) + line[match.end(1):]
+            changed = line[: match.start(1)] + str(int(match.group(1)) + 1) + line[match.end(1) :]
         else:
-            changed = re.sub(r" (\d+):(\d+)\(",
-                             lambda seq: f" {int(seq[1]) + 1}:{int(seq[2]) + 1}(", line)
-        mutants.append("\n".join(lines[:index] + [changed] + lines[index + 1:]))
+            changed = re.sub(
+                r" (\d+):(\d+)\(", lambda seq: f" {int(seq[1]) + 1}:{int(seq[2]) + 1}(", line
+            )
+        mutants.append("\n".join(lines[:index] + [changed] + lines[index + 1 :]))
     return mutants
 
 

@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_aio_harness import SERVER_ADDRESS, echo_handler, network
 
-from backends.sim import LinkProfile
 from simtcp.aio import DEFAULT_HIGH_WATER
+from simtcp.backends.sim import LinkProfile
 from simtcp.tcp.config import TcpConfig
 from simtcp.time import SECOND
 
@@ -31,8 +31,7 @@ KIB = 1024
 # Seeds 5 and 9 once stalled the engine (a resend past SND.MAX; bare ACKs at a rewound
 # SND.NXT); both were fixed and stay here as regressions.
 @pytest.mark.parametrize("seed", [1, 5])
-def test_drain_blocks_a_fast_writer_over_a_lossy_link_and_memory_stays_bounded(
-        seed: int) -> None:
+def test_drain_blocks_a_fast_writer_over_a_lossy_link_and_memory_stays_bounded(seed: int) -> None:
     tcp = TcpConfig(send_buffer=32 * KIB, receive_buffer=32 * KIB)
     net = network(seed, LinkProfile(delay=1_000, loss=0.02), tcp=tcp)
     total, chunk = 1024 * KIB, 16 * KIB
@@ -206,13 +205,16 @@ def test_everything_closed_leaves_no_tcp_timer_behind() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1),
-       loss=st.sampled_from([0.0, 0.02, 0.1]),
-       reorder=st.sampled_from([0.0, 0.05]),
-       duplicate=st.sampled_from([0.0, 0.05]),
-       writes=st.lists(st.integers(1, 40_000), min_size=1, max_size=8))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.sampled_from([0.0, 0.02, 0.1]),
+    reorder=st.sampled_from([0.0, 0.05]),
+    duplicate=st.sampled_from([0.0, 0.05]),
+    writes=st.lists(st.integers(1, 40_000), min_size=1, max_size=8),
+)
 def test_echo_over_a_lossy_link_delivers_exactly_the_bytes_sent(
-        seed: int, loss: float, reorder: float, duplicate: float, writes: list[int]) -> None:
+    seed: int, loss: float, reorder: float, duplicate: float, writes: list[int]
+) -> None:
     profile = LinkProfile(delay=2_000, loss=loss, reorder=reorder, duplicate=duplicate)
     net = network(seed, profile)
     payload = bytes((seed + index * 7) & 0xFF for index in range(sum(writes)))
@@ -220,7 +222,7 @@ def test_echo_over_a_lossy_link_delivers_exactly_the_bytes_sent(
     async def send_all(writer: Any) -> None:
         offset = 0
         for size in writes:
-            writer.write(payload[offset:offset + size])
+            writer.write(payload[offset : offset + size])
             offset += size
             await writer.drain()
         writer.write_eof()
@@ -243,15 +245,17 @@ def test_echo_over_a_lossy_link_delivers_exactly_the_bytes_sent(
 def test_eight_concurrent_echo_clients_over_heavy_loss(seed: int) -> None:
     profile = LinkProfile(delay=2_000, loss=0.1, reorder=0.05, duplicate=0.02)
     net = network(seed, profile)
-    payloads = [bytes((seed + index * 31 + client) & 0xFF for index in range(200_000))
-                for client in range(8)]
+    payloads = [
+        bytes((seed + index * 31 + client) & 0xFF for index in range(200_000))
+        for client in range(8)
+    ]
 
     async def one_client(payload: bytes) -> bytes:
         reader, writer = await net.client.open_connection(SERVER_ADDRESS, 7)
 
         async def send() -> None:
             for offset in range(0, len(payload), 8192):
-                writer.write(payload[offset:offset + 8192])
+                writer.write(payload[offset : offset + 8192])
                 await writer.drain()
             writer.write_eof()
 

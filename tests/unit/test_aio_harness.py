@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.sim import Link, LinkProfile, Simulator
-from simtcp.aio import AioStack, VirtualTimeLoop
+from simtcp.aio import AioStack
+from simtcp.backends.aio_sim import VirtualTimeLoop
+from simtcp.backends.sim import Link, LinkProfile, Simulator
 from simtcp.config import StackConfig
 from simtcp.stack import Stack
 from simtcp.tcp.config import TcpConfig
@@ -54,8 +55,9 @@ class AuditedLoop(VirtualTimeLoop):
         self.drivers.append(driver)
         return driver
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
-                context: Any = None) -> asyncio.TimerHandle:
+    def call_at(
+        self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
         owner = getattr(callback, "__self__", None)
         if not (isinstance(owner, AioStack) and callback.__name__ == "_on_timer"):
             return super().call_at(when, callback, *args, context=context)
@@ -90,7 +92,8 @@ class AuditedLoop(VirtualTimeLoop):
             wanted = [] if expected is None else [expected / 1_000_000]
             if whens != wanted:
                 self.violations.append(
-                    f"t={self.simulator.now}: timers at {whens}, poll_at() is {expected}")
+                    f"t={self.simulator.now}: timers at {whens}, poll_at() is {expected}"
+                )
 
 
 def make_stack(seed: int, address: str, mac: str, tcp: TcpConfig | None = None) -> Stack:
@@ -117,8 +120,13 @@ class Net:
             self.loop.close()
 
 
-def network(seed: int = 1, profile: LinkProfile | None = None, *,
-            tcp: TcpConfig | None = None, back: LinkProfile | None = None) -> Net:
+def network(
+    seed: int = 1,
+    profile: LinkProfile | None = None,
+    *,
+    tcp: TcpConfig | None = None,
+    back: LinkProfile | None = None,
+) -> Net:
     """Server 10.0.0.1 and client 10.0.0.2 on one link (1 ms each way unless told)."""
     sim = Simulator(seed)
     loop = AuditedLoop(sim)
@@ -147,8 +155,9 @@ def test_audit_catches_a_second_live_timer() -> None:
     async def main() -> None:
         await asyncio.sleep(0.01)
         driver = net.client
-        driver.stack.ping(SERVER_ADDRESS, identifier=1, sequence=1,
-                          now=driver.now())  # an ARP exchange arms ARP timers
+        driver.stack.ping(
+            SERVER_ADDRESS, identifier=1, sequence=1, now=driver.now()
+        )  # an ARP exchange arms ARP timers
         driver.schedule_flush()
         await asyncio.sleep(0)
         net.loop.call_at(net.loop.time() + 5, driver._on_timer)  # a rogue second timer

@@ -22,8 +22,8 @@ from test_aio_harness import (
     network,
 )
 
-from backends.sim import LinkProfile, Simulator
-from simtcp.aio import VirtualTimeDeadlock, VirtualTimeLoop
+from simtcp.backends.aio_sim import VirtualTimeDeadlock, VirtualTimeLoop
+from simtcp.backends.sim import LinkProfile, Simulator
 from simtcp.events import EchoReplyReceived, Event
 from simtcp.tcp.config import TcpConfig
 from simtcp.time import SECOND
@@ -185,8 +185,7 @@ def test_serve_forever_ends_with_close_and_wait_closed_waits_for_handlers() -> N
         finished.append("handler")
 
     async def main() -> None:
-        server = await net.server.start_server(slow_handler, SERVER_ADDRESS, 7,
-                                               start_serving=False)
+        server = await net.server.start_server(slow_handler, SERVER_ADDRESS, 7, start_serving=False)
         assert not server.is_serving()
         forever = asyncio.ensure_future(server.serve_forever())
         await asyncio.sleep(0.01)
@@ -255,18 +254,19 @@ def test_datagram_endpoints_echo_and_connected_endpoint_hears_port_unreachable()
             self.lost = True
 
     async def main() -> None:
-        server, _ = await net.server.create_datagram_endpoint(
-            Echo, local_addr=(SERVER_ADDRESS, 7))
+        server, _ = await net.server.create_datagram_endpoint(Echo, local_addr=(SERVER_ADDRESS, 7))
         assert server.get_extra_info("sockname") == (SERVER_ADDRESS, 7)
         transport, client = await net.client.create_datagram_endpoint(
-            Client, remote_addr=(SERVER_ADDRESS, 7))
+            Client, remote_addr=(SERVER_ADDRESS, 7)
+        )
         transport.sendto(b"hello")
         data, addr = await asyncio.wait_for(client.received.get(), 1.0)
         assert (data, addr) == (b"HELLO", (SERVER_ADDRESS, 7))
         with pytest.raises(ValueError):
             transport.sendto(b"elsewhere", (SERVER_ADDRESS, 8))
         stray, stray_client = await net.client.create_datagram_endpoint(
-            Client, remote_addr=(SERVER_ADDRESS, 9))
+            Client, remote_addr=(SERVER_ADDRESS, 9)
+        )
         stray.sendto(b"nobody listens")
         await asyncio.sleep(0.1)
         assert [type(error) for error in stray_client.errors] == [ConnectionRefusedError]
@@ -284,8 +284,7 @@ def test_events_nobody_claims_go_to_on_event() -> None:
     loop = AuditedLoop(sim)
     seen: list[Event] = []
     loop.attach("a", make_stack(1, SERVER_ADDRESS, "02:00:00:00:00:01"))
-    b = loop.attach("b", make_stack(2, CLIENT_ADDRESS, "02:00:00:00:00:02"),
-                    on_event=seen.append)
+    b = loop.attach("b", make_stack(2, CLIENT_ADDRESS, "02:00:00:00:00:02"), on_event=seen.append)
     sim.connect(("a", "eth0"), ("b", "eth0"), LinkProfile(delay=250))
 
     async def main() -> None:
@@ -348,7 +347,8 @@ def test_a_protocol_that_raises_is_reported_and_the_driver_goes_on() -> None:
     async def main() -> None:
         await net.server.create_datagram_endpoint(Fragile, local_addr=(SERVER_ADDRESS, 7))
         transport, collect = await net.client.create_datagram_endpoint(
-            Collect, remote_addr=(SERVER_ADDRESS, 7))
+            Collect, remote_addr=(SERVER_ADDRESS, 7)
+        )
         transport.sendto(b"boom")
         transport.sendto(b"still there?")
         assert await asyncio.wait_for(collect.got.get(), 1.0) == b"still there?"

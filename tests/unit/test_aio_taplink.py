@@ -1,13 +1,13 @@
 """The TAP link's flow control without a TAP: a full kernel queue parks frames in order and
-stops reading until the fd is writable again (the rule of backends.tap.TapLoop)."""
+stops reading until the fd is writable again (the rule of simtcp.backends.tap.TapLoop)."""
 
 from __future__ import annotations
 
 from collections import deque
 from typing import Any
 
-from backends.tap import TapError
-from simtcp.aio.tap import TapLink
+from simtcp.backends.aio_tap import TapLink
+from simtcp.backends.tap import TapError
 
 
 class FakeDevice:

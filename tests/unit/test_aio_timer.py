@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 
-from backends.sim import Simulator
-from simtcp.aio import AioStack, LoopClock, VirtualTimeLoop
+from simtcp.aio import AioStack, LoopClock
+from simtcp.backends.aio_sim import VirtualTimeLoop
+from simtcp.backends.sim import Simulator
 
 
 class ScriptedCore:

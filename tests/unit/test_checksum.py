@@ -19,7 +19,7 @@ from simtcp.wire.checksum import (
 
 def _words(data: bytes) -> list[int]:
     padded = data + b"\x00" * (len(data) & 1)
-    return [int.from_bytes(padded[i:i + 2], "big") for i in range(0, len(padded), 2)]
+    return [int.from_bytes(padded[i : i + 2], "big") for i in range(0, len(padded), 2)]
 
 
 def test_random_data_of_every_length() -> None:
@@ -31,7 +31,8 @@ def test_random_data_of_every_length() -> None:
 
 
 @pytest.mark.parametrize(
-    "length", [4095, 4096, 4097, 8191, 8192, 8193, 12289, 65535, 65536, 65537, 1 << 20])
+    "length", [4095, 4096, 4097, 8191, 8192, 8193, 12289, 65535, 65536, 65537, 1 << 20]
+)
 def test_big_buffers(length: int) -> None:
     data = random.Random(length).randbytes(length)
     assert internet_checksum(data) == reference_checksum(data)
@@ -88,13 +89,18 @@ def test_initial_sum_equals_prepending_the_words() -> None:
         initial = sum(_words(pseudo))
         assert internet_checksum(data, initial) == reference_checksum(pseudo + data)
         assert internet_checksum(data, ones_complement_sum(pseudo)) == reference_checksum(
-            pseudo + data)
+            pseudo + data
+        )
 
 
 def test_pseudo_header_sum_is_the_sum_of_its_words() -> None:
     source, destination = 0xC0A80001, 0x0AFFFF02
-    pseudo = (source.to_bytes(4, "big") + destination.to_bytes(4, "big") + b"\x00\x06"
-              + (1234).to_bytes(2, "big"))
+    pseudo = (
+        source.to_bytes(4, "big")
+        + destination.to_bytes(4, "big")
+        + b"\x00\x06"
+        + (1234).to_bytes(2, "big")
+    )
     assert pseudo_header_sum(source, destination, 6, 1234) == sum(_words(pseudo))
 
 
@@ -102,15 +108,19 @@ def test_pseudo_header_sum_is_the_sum_of_its_words() -> None:
 @given(st.binary(max_size=2048), st.integers(0, 0xFFFF))
 def test_checksum_matches_reference(data: bytes, initial: int) -> None:
     assert internet_checksum(data) == reference_checksum(data)
-    assert internet_checksum(data, initial) == reference_checksum(
-        initial.to_bytes(2, "big") + data)
+    assert internet_checksum(data, initial) == reference_checksum(initial.to_bytes(2, "big") + data)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(4000, 20000), st.integers(0, 2**32), st.sampled_from([0, 1, 255]),
-       st.lists(st.tuples(st.integers(0, 19999), st.integers(0, 255)), max_size=6))
-def test_large_buffers_match_reference(length: int, seed: int, fill: int,
-                                       patches: list[tuple[int, int]]) -> None:
+@given(
+    st.integers(4000, 20000),
+    st.integers(0, 2**32),
+    st.sampled_from([0, 1, 255]),
+    st.lists(st.tuples(st.integers(0, 19999), st.integers(0, 255)), max_size=6),
+)
+def test_large_buffers_match_reference(
+    length: int, seed: int, fill: int, patches: list[tuple[int, int]]
+) -> None:
     # Random, or sparse (one fill byte with a few others) to hit the fold's corners.
     data = bytearray(random.Random(seed).randbytes(length) if fill == 1 else bytes([fill]) * length)
     for position, value in patches:
@@ -127,8 +137,8 @@ def test_rfc1624_example() -> None:
 
 def _update_matches_recomputation(data: bytearray, index: int, new_word: int) -> None:
     before = internet_checksum(data)
-    old_word = int.from_bytes(data[index:index + 2], "big")
-    data[index:index + 2] = new_word.to_bytes(2, "big")
+    old_word = int.from_bytes(data[index : index + 2], "big")
+    data[index : index + 2] = new_word.to_bytes(2, "big")
     updated = checksum_update(before, old_word, new_word)
     if any(data):
         assert updated == internet_checksum(data)
@@ -153,7 +163,7 @@ def test_update_in_the_zero_corners() -> None:
     for _ in range(2000):
         words = [rng.randrange(0x10000) for _ in range(rng.randrange(1, 6))]
         index = rng.randrange(len(words))
-        rest = sum(words[:index] + words[index + 1:]) % 0xFFFF
+        rest = sum(words[:index] + words[index + 1 :]) % 0xFFFF
         # A new word that makes the sum 0xffff (field 0x0000), or the field 0xffff.
         for new_word in ((0xFFFF - rest) % 0xFFFF, 0xFFFF - rest if rest else 0xFFFF, 0):
             buffer = bytearray(b"".join(word.to_bytes(2, "big") for word in words))

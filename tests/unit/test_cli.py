@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from simtcp import __version__
-from simtcp.cli import SUBCOMMANDS, main
+from simtcp.programs.cli import SUBCOMMANDS, main
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,7 +32,8 @@ def test_unknown_command_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[st
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "simtcp: error: unknown command 'frobnicate' (choose from serve, demo, sim, drill) "
-        "(see --help)"]
+        "(see --help)"
+    ]
 
 
 @pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
@@ -46,8 +47,9 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
 
 
 def test_python_dash_m_runs_the_same_command() -> None:
-    done = subprocess.run([sys.executable, "-m", "simtcp", "--version"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "simtcp", "--version"], capture_output=True, text=True, check=False
+    )
     assert (done.returncode, done.stdout.strip()) == (0, f"simtcp {__version__}")
 
 

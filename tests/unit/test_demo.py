@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from simtcp.cli import main as simtcp_main
-from simtcp.demo import main
+from simtcp.programs.cli import main as simtcp_main
+from simtcp.programs.demo import main
 
 
 def test_the_session_prints_every_step_with_answers(capsys: pytest.CaptureFixture[str]) -> None:
@@ -17,8 +17,10 @@ def test_the_session_prints_every_step_with_answers(capsys: pytest.CaptureFixtur
     # The seed answered this ping from 10.0.0.1; the reply must come from the address asked.
     assert "64 bytes from 10.1.1.1: icmp_seq=1 ttl=64" in out
     assert "64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=0.120 ms" in out
-    assert "$ echo 'hello from the simulated host' | nc -q 1 10.0.0.1 80\n" \
-           "hello from the simulated host\n" in out
+    assert (
+        "$ echo 'hello from the simulated host' | nc -q 1 10.0.0.1 80\n"
+        "hello from the simulated host\n" in out
+    )
     assert out.rstrip().endswith("every step answered: True")
 
 
@@ -41,5 +43,7 @@ def test_bad_option_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -
         simtcp_main(["demo", "--loss", "2"])
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["simtcp demo: error: argument --loss: must be a fraction in [0, 1] "
-                   "(0.05 = 5%), got 2 (see --help)"]
+    assert err == [
+        "simtcp demo: error: argument --loss: must be a fraction in [0, 1] "
+        "(0.05 = 5%), got 2 (see --help)"
+    ]

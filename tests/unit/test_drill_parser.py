@@ -67,10 +67,19 @@ def syscall(text: str) -> SyscallEvent:
 # --- times ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "micros"), [
-    ("0", 0), ("0.1", 100_000), (".1", 100_000), ("1.000001", 1_000_001),
-    ("2.5", 2_500_000), ("1e-3", 1_000), ("0.0000004", 0), ("0.0000006", 1),
-])
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        ("0", 0),
+        ("0.1", 100_000),
+        (".1", 100_000),
+        ("1.000001", 1_000_001),
+        ("2.5", 2_500_000),
+        ("1e-3", 1_000),
+        ("0.0000004", 0),
+        ("0.0000006", 1),
+    ],
+)
 def test_seconds_are_exact_microseconds(text: str, micros: int) -> None:
     assert seconds_to_us(text) == micros
 
@@ -95,24 +104,39 @@ def test_any_time() -> None:
 def test_absolute_and_relative_ranges() -> None:
     absolute, _ = parse_time("0.1~0.3 > . 1:1(0) ack 1", 1)
     assert (absolute.kind, absolute.start_us, absolute.end_us) == (
-        TimeKind.ABSOLUTE_RANGE, 100_000, 300_000)
+        TimeKind.ABSOLUTE_RANGE,
+        100_000,
+        300_000,
+    )
     relative, _ = parse_time("+1~+2.5 > . 1:1(0) ack 1", 1)
     assert (relative.kind, relative.start_us, relative.end_us) == (
-        TimeKind.RELATIVE_RANGE, 1_000_000, 2_500_000)
+        TimeKind.RELATIVE_RANGE,
+        1_000_000,
+        2_500_000,
+    )
 
 
 def test_blocking_range_on_a_system_call() -> None:
     spec, rest = parse_time("+0...0.5 read(4, ..., 10) = 10", 1)
     assert (spec.kind, spec.start_us, spec.blocking_end_us, spec.blocking_end_relative) == (
-        TimeKind.RELATIVE, 0, 500_000, False)
+        TimeKind.RELATIVE,
+        0,
+        500_000,
+        False,
+    )
     assert rest.startswith("read(")
     spec, _ = parse_time("1...+0.2 accept(3, ..., ...) = 4", 1)
     assert (spec.kind, spec.start_us, spec.blocking_end_us, spec.blocking_end_relative) == (
-        TimeKind.ABSOLUTE, 1_000_000, 200_000, True)
+        TimeKind.ABSOLUTE,
+        1_000_000,
+        200_000,
+        True,
+    )
 
 
-@pytest.mark.parametrize("text", ["close(4) = 0", "~1 > S 0:0(0)", "0.2~0.1 > . 1:1(0)",
-                                  "+1~2 > . 1:1(0)"])
+@pytest.mark.parametrize(
+    "text", ["close(4) = 0", "~1 > S 0:0(0)", "0.2~0.1 > . 1:1(0)", "+1~2 > . 1:1(0)"]
+)
 def test_bad_times_are_syntax_errors(text: str) -> None:
     with pytest.raises(ScriptSyntaxError) as error:
         parse_event(text, 12)
@@ -122,11 +146,22 @@ def test_bad_times_are_syntax_errors(text: str) -> None:
 # --- packets --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "bits"), [
-    ("S", SYN), ("S.", SYN | ACK), (".", ACK), ("P.", PSH | ACK), ("F.", FIN | ACK),
-    ("R", RST), ("R.", RST | ACK), ("F.P", FIN | ACK | PSH), ("FP.", FIN | PSH | ACK),
-    ("SEW", SYN | ECE | CWR), ("U.", URG | ACK),
-])
+@pytest.mark.parametrize(
+    ("text", "bits"),
+    [
+        ("S", SYN),
+        ("S.", SYN | ACK),
+        (".", ACK),
+        ("P.", PSH | ACK),
+        ("F.", FIN | ACK),
+        ("R", RST),
+        ("R.", RST | ACK),
+        ("F.P", FIN | ACK | PSH),
+        ("FP.", FIN | PSH | ACK),
+        ("SEW", SYN | ECE | CWR),
+        ("U.", URG | ACK),
+    ],
+)
 def test_flags(text: str, bits: int) -> None:
     assert parse_flags(text) == bits
 
@@ -142,16 +177,21 @@ def test_inbound_syn_with_options() -> None:
     assert event.inbound and event.flags == SYN
     assert (event.seq_start, event.seq_end, event.payload_length) == (0, 0, 0)
     assert event.ack is None and event.window == 32792
-    assert event.options == (MssOption(1000), SackPermittedOption(), NopOption(), NopOption(),
-                             NopOption(), WindowScaleOption(7))
+    assert event.options == (
+        MssOption(1000),
+        SackPermittedOption(),
+        NopOption(),
+        NopOption(),
+        NopOption(),
+        WindowScaleOption(7),
+    )
     assert event.line == 7
 
 
 def test_outbound_data_with_ack_and_no_options() -> None:
     event = packet("+0 > P. 1:1001(1000) ack 1")
     assert not event.inbound and event.flags == PSH | ACK
-    assert (event.seq_start, event.seq_end, event.payload_length, event.ack) == (
-        1, 1001, 1000, 1)
+    assert (event.seq_start, event.seq_end, event.payload_length, event.ack) == (1, 1001, 1000, 1)
     assert event.window is None
     assert event.options == ()
 
@@ -161,10 +201,16 @@ def test_any_options() -> None:
 
 
 def test_timestamps_sack_and_eol() -> None:
-    event = packet("+0 < . 1:1(0) ack 1001 win 200 <nop,nop,TS val 700 ecr 5,"
-                   "sack 2001:3001 4001:5001,eol>")
-    assert event.options == (NopOption(), NopOption(), TimestampsOption(700, 5),
-                             SackOption(((2001, 3001), (4001, 5001))), EndOfOptionList())
+    event = packet(
+        "+0 < . 1:1(0) ack 1001 win 200 <nop,nop,TS val 700 ecr 5,sack 2001:3001 4001:5001,eol>"
+    )
+    assert event.options == (
+        NopOption(),
+        NopOption(),
+        TimestampsOption(700, 5),
+        SackOption(((2001, 3001), (4001, 5001))),
+        EndOfOptionList(),
+    )
 
 
 def test_urgent_pointer() -> None:
@@ -176,26 +222,32 @@ def test_sequence_range_may_wrap() -> None:
     assert (event.seq_start, event.seq_end, event.payload_length) == (4294967000, 704, 1000)
 
 
-@pytest.mark.parametrize("text", [
-    "+0 < S 0:0 win 100",                 # no (length)
-    "+0 < S 0:10(5) win 100",             # end - start != length
-    "+0 < S 0:0(0) win",                  # win without a number
-    "+0 > S. 0:0(0) ack 1 <mss>",         # mss without a value
-    "+0 > S. 0:0(0) ack 1 <mss 1460",     # unterminated option list
-    "+0 > S. 0:0(0) ack 1 <bogus 3>",     # unknown option
-    "+0 > Q 0:0(0)",                      # unknown flag
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+0 < S 0:0 win 100",  # no (length)
+        "+0 < S 0:10(5) win 100",  # end - start != length
+        "+0 < S 0:0(0) win",  # win without a number
+        "+0 > S. 0:0(0) ack 1 <mss>",  # mss without a value
+        "+0 > S. 0:0(0) ack 1 <mss 1460",  # unterminated option list
+        "+0 > S. 0:0(0) ack 1 <bogus 3>",  # unknown option
+        "+0 > Q 0:0(0)",  # unknown flag
+    ],
+)
 def test_malformed_packets(text: str) -> None:
     with pytest.raises(ScriptSyntaxError):
         parse_event(text, 3)
 
 
-@pytest.mark.parametrize(("text", "feature"), [
-    ("+0 < [ect0] S 0:0(0) win 100", "ECN"),
-    ("+0 < udp (100)", "udp"),
-    ("+0 > S 0:0(0) <mss 1460,FO abcd>", "FO"),
-    ("+0 < S 0:0(0) win 100 mpcapable 1", "mpcapable"),
-])
+@pytest.mark.parametrize(
+    ("text", "feature"),
+    [
+        ("+0 < [ect0] S 0:0(0) win 100", "ECN"),
+        ("+0 < udp (100)", "udp"),
+        ("+0 > S 0:0(0) <mss 1460,FO abcd>", "FO"),
+        ("+0 < S 0:0(0) win 100 mpcapable 1", "mpcapable"),
+    ],
+)
 def test_unsupported_features_are_named(text: str, feature: str) -> None:
     event = parse_event(text, 9)
     assert isinstance(event, UnsupportedEvent)
@@ -232,7 +284,7 @@ def test_unchecked_result() -> None:
 
 
 def test_arrays_structs_or_strings_and_calls() -> None:
-    event = syscall('+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}, 8) = 0')
+    event = syscall("+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}, 8) = 0")
     assert event.args[3] == StructExpr(fields=(("l_onoff", 1), ("l_linger", 0)))
     event = syscall("+0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0")
     assert event.args[2] == BitOr(parts=(Symbol(name="O_RDWR"), Symbol(name="O_NONBLOCK")))
@@ -240,8 +292,10 @@ def test_arrays_structs_or_strings_and_calls() -> None:
     assert event.args[3] == ArrayExpr(items=(Symbol(name="ECONNREFUSED"),))
     event = syscall('+0 write(4, "hi\\n", 3) = 3')
     assert event.args[1] == StringExpr(text="hi\n")
-    event = syscall('+0 connect(3, {sa_family=AF_INET, sin_port=htons(8080), '
-                    'sin_addr=inet_addr("192.0.2.1")}, 16) = 0')
+    event = syscall(
+        "+0 connect(3, {sa_family=AF_INET, sin_port=htons(8080), "
+        'sin_addr=inet_addr("192.0.2.1")}, 16) = 0'
+    )
     assert isinstance(event.args[1], StructExpr)
     assert event.args[1].get("sin_port") == CallExpr(name="htons", args=(8080,))
     event = syscall("+0 setsockopt(3, SOL_SOCKET, SO_RCVBUF, [0x10000], 4) = 0")
@@ -255,13 +309,16 @@ def test_poll_structure() -> None:
     assert entry.get("revents") == Symbol(name="POLLOUT")
 
 
-@pytest.mark.parametrize("text", [
-    "+0 close(4)",                   # no result
-    "+0 close(4 = 0",                # unbalanced
-    "+0 close(4) = banana",          # bad result
-    "+0 write(4, ..., 10 10) = 10",  # missing comma
-    "+0 frobnicate",                 # not a call
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+0 close(4)",  # no result
+        "+0 close(4 = 0",  # unbalanced
+        "+0 close(4) = banana",  # bad result
+        "+0 write(4, ..., 10 10) = 10",  # missing comma
+        "+0 frobnicate",  # not a call
+    ],
+)
 def test_malformed_system_calls(text: str) -> None:
     with pytest.raises(ScriptSyntaxError):
         parse_event(text, 2)
@@ -314,11 +371,16 @@ def test_whole_script() -> None:
     assert script.directive("xfail") == "the engine does not do this yet"
     assert script.directive("area") == "rfc9293"
     assert [(option.name, option.value) for option in script.options] == [
-        ("tolerance_usecs", "10000"), ("ip_version", "ipv4")]
+        ("tolerance_usecs", "10000"),
+        ("ip_version", "ipv4"),
+    ]
     assert [event.line for event in script.events] == [6, 7, 8, 11, 12, 13, 14, 16, 19]
     kinds = [type(event).__name__ for event in script.events]
     assert kinds == ["SyscallEvent"] * 3 + ["PacketEvent"] * 3 + [
-        "SyscallEvent", "CodeEvent", "ShellEvent"]
+        "SyscallEvent",
+        "CodeEvent",
+        "ShellEvent",
+    ]
 
 
 def test_header_option_after_an_event_is_an_error() -> None:
@@ -342,26 +404,51 @@ _OPTIONS = st.one_of(
     st.just(SackPermittedOption()),
     st.just(NopOption()),
     st.builds(TimestampsOption, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
-    st.builds(SackOption, st.lists(st.tuples(st.integers(0, 2**32 - 1),
-                                             st.integers(0, 2**32 - 1)),
-                                   min_size=1, max_size=4).map(tuple)),
+    st.builds(
+        SackOption,
+        st.lists(
+            st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), min_size=1, max_size=4
+        ).map(tuple),
+    ),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(inbound=st.booleans(), flags=st.integers(0, 255), seq=st.integers(0, 2**32 - 1),
-       length=st.integers(0, 65535), ack=st.none() | st.integers(0, 2**32 - 1),
-       window=st.none() | st.integers(0, 65535),
-       options=st.none() | st.lists(_OPTIONS, max_size=5).map(tuple))
-def test_rendered_lines_parse_back(inbound: bool, flags: int, seq: int, length: int,
-                                   ack: int | None, window: int | None,
-                                   options: tuple[TcpOption, ...] | None) -> None:
+@given(
+    inbound=st.booleans(),
+    flags=st.integers(0, 255),
+    seq=st.integers(0, 2**32 - 1),
+    length=st.integers(0, 65535),
+    ack=st.none() | st.integers(0, 2**32 - 1),
+    window=st.none() | st.integers(0, 65535),
+    options=st.none() | st.lists(_OPTIONS, max_size=5).map(tuple),
+)
+def test_rendered_lines_parse_back(
+    inbound: bool,
+    flags: int,
+    seq: int,
+    length: int,
+    ack: int | None,
+    window: int | None,
+    options: tuple[TcpOption, ...] | None,
+) -> None:
     if flags == 0:
         flags = ACK
-    text = "+0 " + format_line(inbound=inbound, flags=flags, seq=seq, length=length, ack=ack,
-                               window=window, options=options)
+    text = "+0 " + format_line(
+        inbound=inbound,
+        flags=flags,
+        seq=seq,
+        length=length,
+        ack=ack,
+        window=window,
+        options=options,
+    )
     event = packet(text)
     assert (event.inbound, event.flags, event.seq_start, event.payload_length) == (
-        inbound, flags, seq, length)
+        inbound,
+        flags,
+        seq,
+        length,
+    )
     assert event.seq_end == (seq + length) % 2**32
     assert (event.ack, event.window, event.options) == (ack, window, options)

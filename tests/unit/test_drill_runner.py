@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from simtcp.drill import run_script
-from simtcp.drill.cli import main
 from simtcp.drill.compare import format_line, options_mismatch
 from simtcp.drill.peer import (
     SequenceSpace,
@@ -18,6 +17,7 @@ from simtcp.drill.peer import (
 )
 from simtcp.drill.report import format_result, junit_xml, summary_line
 from simtcp.drill.runner import ScriptResult
+from simtcp.programs.drill import main
 from simtcp.stack import Stack
 from simtcp.wire.tcp import (
     ACK,
@@ -34,12 +34,15 @@ LISTEN = """\
 +0  bind(3, ..., ...) = 0
 +0  listen(3, 1) = 0
 """
-HANDSHAKE = LISTEN + """\
+HANDSHAKE = (
+    LISTEN
+    + """\
 +0  < S 0:0(0) win 65535 <mss 1460>
 +0  > S. 0:0(0) ack 1 <mss 1460>
 +.1 < . 1:1(0) ack 1 win 65535
 +0  accept(3, ..., ...) = 4
 """
+)
 
 
 def failed_at(result: ScriptResult, line: int) -> str:
@@ -82,11 +85,22 @@ def test_options_compare_ignores_tsval_and_zero_padding() -> None:
 
 
 def test_packetdrill_line_rendering() -> None:
-    text = format_line(inbound=False, flags=SYN | ACK, seq=0, length=0, ack=1, window=100,
-                       options=(MssOption(1460),))
+    text = format_line(
+        inbound=False,
+        flags=SYN | ACK,
+        seq=0,
+        length=0,
+        ack=1,
+        window=100,
+        options=(MssOption(1460),),
+    )
     assert text == "> S. 0:0(0) ack 1 win 100 <mss 1460>"
-    assert format_line(inbound=True, flags=ACK, seq=2**32 - 2, length=4, ack=None,
-                       window=None, options=None) == "< . 4294967294:2(4) <...>"
+    assert (
+        format_line(
+            inbound=True, flags=ACK, seq=2**32 - 2, length=4, ack=None, window=None, options=None
+        )
+        == "< . 4294967294:2(4) <...>"
+    )
 
 
 # --- scripts that pass ----------------------------------------------------------------
@@ -100,11 +114,14 @@ def test_handshake_passes() -> None:
 
 @pytest.mark.parametrize("remote_isn", [0, 2**32 - 1, 2**32 - 50, 123_456_789])
 def test_data_across_the_remote_wrap(remote_isn: int) -> None:
-    script = HANDSHAKE + """\
+    script = (
+        HANDSHAKE
+        + """\
 +0  < P. 1:101(100) ack 1 win 65535
 +.04 > . 1:1(0) ack 101
 +0  read(4, ..., 1000) = 100
 """
+    )
     result = run_script(script, remote_isn=remote_isn, lenient=True)
     assert result.status == "passed", format_result(result)
 
@@ -169,11 +186,19 @@ def test_segment_sent_too_early_fails() -> None:
 DELAYED = HANDSHAKE + "+0 < P. 1:101(100) ack 1 win 65535\n"
 
 
-@pytest.mark.parametrize(("at", "tolerance", "passes"), [
-    ("0.140", None, True), ("0.144", None, True), ("0.136", None, True),
-    ("0.145", None, False), ("0.135", None, False), ("0.149", 10_000, True),
-    ("0.131", 10_000, True), ("0.151", 10_000, False),
-])
+@pytest.mark.parametrize(
+    ("at", "tolerance", "passes"),
+    [
+        ("0.140", None, True),
+        ("0.144", None, True),
+        ("0.136", None, True),
+        ("0.145", None, False),
+        ("0.135", None, False),
+        ("0.149", 10_000, True),
+        ("0.131", 10_000, True),
+        ("0.151", 10_000, False),
+    ],
+)
 def test_tolerance_window(at: str, tolerance: int | None, passes: bool) -> None:
     result = run_script(DELAYED + f"{at} > . 1:1(0) ack 101\n", tolerance_us=tolerance)
     assert result.passed is passes, format_result(result)
@@ -230,22 +255,28 @@ def test_wrong_syscall_result_fails() -> None:
 
 
 def test_nonblocking_calls_report_errno() -> None:
-    script = LISTEN + """\
+    script = (
+        LISTEN
+        + """\
 +0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0
 +0 accept(3, ..., ...) = -1 EAGAIN (Resource temporarily unavailable)
 """
+    )
     assert run_script(script).status == "passed"
     wrong = script.replace("EAGAIN", "EINVAL")
     assert failed_at(run_script(wrong), 5) == "accept() returned -1 EAGAIN instead of -1 EINVAL"
 
 
 def test_blocking_accept_returns_when_the_handshake_completes() -> None:
-    script = LISTEN + """\
+    script = (
+        LISTEN
+        + """\
 +0...0.1 accept(3, ..., ...) = 4
 +0  < S 0:0(0) win 65535 <mss 1460>
 +0  > S. 0:0(0) ack 1 <mss 1460>
 +.1 < . 1:1(0) ack 1 win 65535
 """
+    )
     assert run_script(script).status == "passed"
     late = script.replace("+0...0.1", "+0...0.3")
     assert "returned at 0.100000" in failed_at(run_script(late), 4)
@@ -338,41 +369,52 @@ def test_socket_options_after_the_stack_runs_are_unsupported_in_strict_mode() ->
 
 
 def test_socket_options_before_listen_configure_the_stack() -> None:
-    script = LISTEN.replace("+0  bind", "+0  setsockopt(3, SOL_SOCKET, SO_RCVBUF, [3000], 4) = 0\n"
-                            "+0  bind") + """\
+    script = (
+        LISTEN.replace(
+            "+0  bind", "+0  setsockopt(3, SOL_SOCKET, SO_RCVBUF, [3000], 4) = 0\n+0  bind"
+        )
+        + """\
 +0  < S 0:0(0) win 65535 <mss 1460>
 +0  > S. 0:0(0) ack 1 win 3000 <mss 1460>
 +0  getsockopt(3, SOL_SOCKET, SO_RCVBUF, [3000], [4]) = 0
 """
+    )
     assert run_script(script, lenient=True).passed
     assert failed_at(run_script(script.replace("win 3000", "win 3001")), 6).startswith("window")
 
 
 def test_read_checks_the_bytes_in_order() -> None:
-    script = HANDSHAKE + """\
+    script = (
+        HANDSHAKE
+        + """\
 +0  < P. 101:201(100) ack 1 win 65535
 +0  > . 1:1(0) ack 1
 +0  < P. 1:101(100) ack 1 win 65535
 +0  > . 1:1(0) ack 201
 +0  read(4, ..., 1000) = 200
 """
+    )
     assert run_script(script, lenient=True).passed
 
 
 def test_api_misuse_maps_to_errno() -> None:
-    script = LISTEN + """\
+    script = (
+        LISTEN
+        + """\
 +0  socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
 +0  bind(4, ..., ...) = 0
 +0  listen(4, 1) = -1 EADDRINUSE (Address already in use)
 +0  write(3, ..., 10) = -1 ENOTCONN (Transport endpoint is not connected)
 +0  close(9) = -1 EBADF (Bad file descriptor)
 """
+    )
     result = run_script(script)
     assert result.passed, format_result(result)
 
 
 def test_an_exception_in_the_stack_is_a_failure_not_a_crash(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
@@ -382,7 +424,9 @@ def test_an_exception_in_the_stack_is_a_failure_not_a_crash(
 
 
 def test_vector_and_addressed_calls() -> None:
-    script = HANDSHAKE + """\
+    script = (
+        HANDSHAKE
+        + """\
 +0  writev(4, [{..., 600}, {iov_base=..., iov_len=400}], 2) = 1000
 +0  > P. 1:1001(1000) ack 1
 +0  sendto(4, ..., 10, 0, ..., ...) = 10
@@ -391,16 +435,20 @@ def test_vector_and_addressed_calls() -> None:
 +0  readv(4, [{..., 60}, {..., 60}], 2) = 100
 +0  getpeername(4, ..., ...) = 0
 """
+    )
     result = run_script(script, lenient=True)
     assert result.passed, format_result(result)
 
 
 def test_poll_waits_for_readiness_or_its_timeout() -> None:
-    script = HANDSHAKE + """\
+    script = (
+        HANDSHAKE
+        + """\
 +0    poll([{fd=4, events=POLLIN, revents=POLLIN}], 1, 1000) = 1
 +.2   < P. 1:11(10) ack 1 win 65535
 +0    read(4, ..., 100) = 10
 """
+    )
     result = run_script(script, lenient=True)
     assert result.passed, format_result(result)
     timeout = HANDSHAKE + "+0...0.35 poll([{fd=4, events=POLLIN, revents=0}], 1, 250) = 0\n"
@@ -414,12 +462,15 @@ def test_inbound_options_map_sack_edges_and_echo_timestamps() -> None:
     stack_side = SequenceSpace(2**32 - 5)
     options = (NopOption(), SackOption(((1, 11), (21, 31))), TimestampsOption(500, 7))
     wire = options_to_wire(options, acked=stack_side, echo={7: 123456}, latest_echo=99)
-    assert wire[1] == SackOption(((stack_side.to_wire(1), stack_side.to_wire(11)),
-                                  (stack_side.to_wire(21), stack_side.to_wire(31))))
+    assert wire[1] == SackOption(
+        (
+            (stack_side.to_wire(1), stack_side.to_wire(11)),
+            (stack_side.to_wire(21), stack_side.to_wire(31)),
+        )
+    )
     assert wire[1] == SackOption(((2**32 - 4, 6), (16, 26)))
     assert wire[2] == TimestampsOption(500, 123456)
-    unknown = options_to_wire((TimestampsOption(1, 8),), acked=stack_side, echo={},
-                              latest_echo=99)
+    unknown = options_to_wire((TimestampsOption(1, 8),), acked=stack_side, echo={}, latest_echo=99)
     assert unknown == (TimestampsOption(1, 99),)
     remote_side = SequenceSpace(1000)
     back = options_to_script((SackOption(((1001, 2001),)),), acked=remote_side)

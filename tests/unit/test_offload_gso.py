@@ -25,13 +25,29 @@ SRC, DST = "10.0.0.2", "10.1.1.2"
 TS = [("Timestamp", (12345, 678)), ("NOP", None), ("NOP", None)]
 
 
-def super_segment(size: int, *, flags: str = "PA", seq: int = 1000, ip_id: int = 7,
-                  options: list[object] | None = None, ttl: int = 63) -> bytes:
+def super_segment(
+    size: int,
+    *,
+    flags: str = "PA",
+    seq: int = 1000,
+    ip_id: int = 7,
+    options: list[object] | None = None,
+    ttl: int = 63,
+) -> bytes:
     payload = random.Random(size).randbytes(size)
-    return bytes(IP(src=SRC, dst=DST, id=ip_id, flags="DF", ttl=ttl)
-                 / TCP(sport=40000, dport=7, seq=seq, ack=99, flags=flags, window=501,
-                       options=options if options is not None else TS)
-                 / payload)
+    return bytes(
+        IP(src=SRC, dst=DST, id=ip_id, flags="DF", ttl=ttl)
+        / TCP(
+            sport=40000,
+            dport=7,
+            seq=seq,
+            ack=99,
+            flags=flags,
+            window=501,
+            options=options if options is not None else TS,
+        )
+        / payload
+    )
 
 
 def scapy_verifies(datagram: bytes) -> IP:
@@ -51,8 +67,7 @@ def test_cuts_at_the_mss_with_sequence_numbers_flags_ids_and_checksums() -> None
     pieces = segment_tcp(original, 1448)
     assert [len(piece) for piece in pieces] == [1500] * 6 + [52 + 10000 - 6 * 1448]
     parsed = [scapy_verifies(piece) for piece in pieces]
-    assert [p[TCP].seq for p in parsed] == [(0xFFFFF000 + i * 1448) & 0xFFFFFFFF
-                                            for i in range(7)]
+    assert [p[TCP].seq for p in parsed] == [(0xFFFFF000 + i * 1448) & 0xFFFFFFFF for i in range(7)]
     assert [str(p[TCP].flags) for p in parsed] == ["A"] * 6 + ["FPA"]
     assert [p.id for p in parsed] == list(range(7, 14))
     assert all(p.flags == "DF" and p.ttl == 63 for p in parsed)
@@ -139,8 +154,9 @@ def test_pieces_reassemble_to_the_original_stream(size: int, mss: int, seq: int)
 
 
 def wire(datagrams: list[bytes]) -> list[bytes]:
-    return [bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(d))
-            for d in datagrams]
+    return [
+        bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(d)) for d in datagrams
+    ]
 
 
 def test_gro_undoes_gso() -> None:
@@ -152,8 +168,10 @@ def test_gro_undoes_gso() -> None:
 
 
 def test_gro_respects_the_size_limit() -> None:
-    frames = wire(segment_tcp(super_segment(100_000 // 2, flags="A"), 1448)
-                  + segment_tcp(super_segment(50_000, flags="A", seq=1000 + 50_000), 1448))
+    frames = wire(
+        segment_tcp(super_segment(100_000 // 2, flags="A"), 1448)
+        + segment_tcp(super_segment(50_000, flags="A", seq=1000 + 50_000), 1448)
+    )
     merged = gro_merge(frames)
     assert all(len(frame) - 14 <= 65535 for frame in merged)
     assert len(merged) == 2

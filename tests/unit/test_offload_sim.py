@@ -7,9 +7,9 @@ import random
 
 from scapy.layers.inet import IP, TCP
 
-from backends.impair import LinkProfile
-from backends.sim import Simulator
 from simtcp import ArpConfig, DatagramReceived, Stack, StackConfig
+from simtcp.backends.impair import LinkProfile
+from simtcp.backends.sim import Simulator
 from simtcp.gso import InterfaceOffload, l4_checksum_ok, nic_transmit, set_l4_checksum
 from simtcp.time import Instant
 from simtcp.wire.checksum import internet_checksum
@@ -39,14 +39,16 @@ class Recording:
         self.stack.handle_timer(now=now)
 
 
-def pair(profile: LinkProfile, offload: InterfaceOffload | None = OFFLOAD
-         ) -> tuple[Simulator, Stack, Recording, io.BytesIO, io.BytesIO]:
+def pair(
+    profile: LinkProfile, offload: InterfaceOffload | None = OFFLOAD
+) -> tuple[Simulator, Stack, Recording, io.BytesIO, io.BytesIO]:
     sim = Simulator(seed=1)
     stacks = []
     for index in (1, 2):
         stack = Stack(StackConfig(seed=index, arp=ArpConfig(gratuitous_on_add=False)))
-        stack.add_interface("eth0", mac=f"02:00:00:00:00:0{index}",
-                            offload=offload if index == 1 else None)
+        stack.add_interface(
+            "eth0", mac=f"02:00:00:00:00:0{index}", offload=offload if index == 1 else None
+        )
         stack.add_address("eth0", f"10.0.0.{index}/24")
         stacks.append(stack)
     receiver = Recording(stacks[1])
@@ -63,15 +65,28 @@ def pair(profile: LinkProfile, offload: InterfaceOffload | None = OFFLOAD
 
 
 def big_tcp(size: int) -> bytes:
-    return bytes(TCP(sport=1234, dport=9, seq=5, ack=1, flags="PA",
-                     options=[("Timestamp", (1, 2)), ("NOP", None), ("NOP", None)])
-                 / random.Random(size).randbytes(size))
+    return bytes(
+        TCP(
+            sport=1234,
+            dport=9,
+            seq=5,
+            ack=1,
+            flags="PA",
+            options=[("Timestamp", (1, 2)), ("NOP", None), ("NOP", None)],
+        )
+        / random.Random(size).randbytes(size)
+    )
 
 
 def tcp_frames(frames: list[bytes]) -> list[bytes]:
     """The TCP frames from the sender (the receiver answers each segment with a RST)."""
-    return [frame for frame in frames if frame[12:14] == b"\x08\x00" and frame[23] == 6
-            and frame[6:12] == bytes.fromhex("020000000001")]
+    return [
+        frame
+        for frame in frames
+        if frame[12:14] == b"\x08\x00"
+        and frame[23] == 6
+        and frame[6:12] == bytes.fromhex("020000000001")
+    ]
 
 
 def test_gso_link_cuts_a_large_segment_into_wire_frames() -> None:
@@ -84,8 +99,9 @@ def test_gso_link_cuts_a_large_segment_into_wire_frames() -> None:
     assert all(internet_checksum(f[14:34]) == 0 and l4_checksum_ok(f[14:]) for f in arrived)
     assert b"".join(frame[66:] for frame in arrived) == segment[32:]
     assert len(tcp_frames([f for _, f in read_pcap(io.BytesIO(wire.getvalue()))])) == 14
-    assert [len(f) for f in tcp_frames([f for _, f in read_pcap(io.BytesIO(host.getvalue()))])
-            ] == [14 + 20 + len(segment)]
+    assert [len(f) for f in tcp_frames([f for _, f in read_pcap(io.BytesIO(host.getvalue()))])] == [
+        14 + 20 + len(segment)
+    ]
 
 
 def test_gro_link_merges_the_wire_frames_back() -> None:
@@ -94,8 +110,8 @@ def test_gro_link_merges_the_wire_frames_back() -> None:
     sender.send_ipv4(0x0A000002, 6, segment, now=sim.now, dont_fragment=True)
     sim.run_for(1000)
     [merged] = tcp_frames(receiver.frames)
-    assert merged[14 + 20:] == _finished(merged)[14 + 20:]
-    assert merged[14 + 20 + 32:] == segment[32:]
+    assert merged[14 + 20 :] == _finished(merged)[14 + 20 :]
+    assert merged[14 + 20 + 32 :] == segment[32:]
     assert l4_checksum_ok(merged[14:])
 
 
@@ -117,8 +133,11 @@ def test_partial_checksums_need_the_offloading_link() -> None:
 
 
 def test_nic_transmit_leaves_non_ip_and_fragments_alone() -> None:
-    fragment = bytes(12) + b"\x08\x00" + bytes(IP(src="1.2.3.4", dst="5.6.7.8", flags="MF",
-                                                   proto=6) / (b"x" * 3000))
+    fragment = (
+        bytes(12)
+        + b"\x08\x00"
+        + bytes(IP(src="1.2.3.4", dst="5.6.7.8", flags="MF", proto=6) / (b"x" * 3000))
+    )
     arp = bytes(12) + b"\x08\x06" + bytes(28)
     assert nic_transmit(fragment, 1500) == [fragment]
     assert nic_transmit(arp, 1500) == [arp]

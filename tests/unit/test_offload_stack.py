@@ -22,25 +22,36 @@ OFFLOAD = InterfaceOffload(tx_checksum=True, max_segment=65535 - 120)
 TS = [("Timestamp", (5, 6)), ("NOP", None), ("NOP", None)]
 
 
-def make_stack(offload0: InterfaceOffload | None = None,
-               offload1: InterfaceOffload | None = None, *, mtu0: int = 1500,
-               mtu1: int = 1500) -> Stack:
-    stack = Stack(StackConfig(seed=3, arp=ArpConfig(gratuitous_on_add=False),
-                              ip=IpConfig(forwarding=True)))
+def make_stack(
+    offload0: InterfaceOffload | None = None,
+    offload1: InterfaceOffload | None = None,
+    *,
+    mtu0: int = 1500,
+    mtu1: int = 1500,
+) -> Stack:
+    stack = Stack(
+        StackConfig(seed=3, arp=ArpConfig(gratuitous_on_add=False), ip=IpConfig(forwarding=True))
+    )
     stack.add_interface("veth0", mac=STACK_MAC_0, mtu=mtu0, offload=offload0)
     stack.add_interface("veth1", mac=STACK_MAC_1, mtu=mtu1, offload=offload1)
     stack.add_address("veth0", "10.0.0.1/24")
     stack.add_address("veth1", "10.1.1.1/24")
-    for interface, mac, peer, ours in (("veth0", PEER_MAC_0, "10.0.0.2", "10.0.0.1"),
-                                       ("veth1", PEER_MAC_1, "10.1.1.2", "10.1.1.1")):
-        stack.receive_frame(interface, bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
-                                             / _arp_request(mac, peer, ours)), now=0)
+    for interface, mac, peer, ours in (
+        ("veth0", PEER_MAC_0, "10.0.0.2", "10.0.0.1"),
+        ("veth1", PEER_MAC_1, "10.1.1.2", "10.1.1.1"),
+    ):
+        stack.receive_frame(
+            interface,
+            bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / _arp_request(mac, peer, ours)),
+            now=0,
+        )
     stack.frames_to_send(now=0)
     return stack
 
 
 def _arp_request(mac: str, sender: str, target: str) -> object:
     from scapy.layers.l2 import ARP
+
     return ARP(op=1, hwsrc=mac, psrc=sender, pdst=target)
 
 
@@ -50,8 +61,11 @@ def from_peer0(layers: object) -> bytes:
 
 def sent(stack: Stack, interface: str | None = None) -> list[bytes]:
     """IPv4 datagrams the stack sent (on ``interface``, or anywhere)."""
-    return [frame[14:] for name, frame in stack.frames_to_send(now=0)
-            if frame[12:14] == b"\x08\x00" and interface in (None, name)]
+    return [
+        frame[14:]
+        for name, frame in stack.frames_to_send(now=0)
+        if frame[12:14] == b"\x08\x00" and interface in (None, name)
+    ]
 
 
 def with_partial(datagram: bytes) -> bytes:
@@ -60,11 +74,13 @@ def with_partial(datagram: bytes) -> bytes:
     return bytes(data)
 
 
-def big_segment(size: int, *, flags: str = "PA", dst: str = "10.1.1.2",
-                seq: int = 1000) -> bytes:
+def big_segment(size: int, *, flags: str = "PA", dst: str = "10.1.1.2", seq: int = 1000) -> bytes:
     payload = random.Random(size).randbytes(size)
-    return bytes(IP(src="10.0.0.2", dst=dst, flags="DF", id=50)
-                 / TCP(sport=40000, dport=7, seq=seq, ack=1, flags=flags, options=TS) / payload)
+    return bytes(
+        IP(src="10.0.0.2", dst=dst, flags="DF", id=50)
+        / TCP(sport=40000, dport=7, seq=seq, ack=1, flags=flags, options=TS)
+        / payload
+    )
 
 
 def test_max_segment_out_of_range_is_refused() -> None:
@@ -100,7 +116,8 @@ def test_udp_partial_when_it_fits_full_when_fragmented() -> None:
     stack.sendto(socket, b"small", ("10.0.0.2", 9), now=0)
     [small] = sent(stack)
     assert int.from_bytes(small[26:28], "big") == partial_checksum(
-        0x0A000001, 0x0A000002, 17, 8 + 5)
+        0x0A000001, 0x0A000002, 17, 8 + 5
+    )
     stack.sendto(socket, bytes(3000), ("10.0.0.2", 9), now=0)
     fragments = sent(stack)
     assert len(fragments) == 3
@@ -133,8 +150,9 @@ def test_route_offload_tells_tcp_what_the_link_does() -> None:
 def test_partial_checksum_passes_only_when_the_frame_is_vouched_for() -> None:
     stack = make_stack(OFFLOAD)
     stack.tcp_listen(80)
-    syn = with_partial(bytes(IP(src="10.0.0.2", dst="10.0.0.1")
-                             / TCP(sport=40000, dport=80, flags="S", seq=1)))
+    syn = with_partial(
+        bytes(IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=40000, dport=80, flags="S", seq=1))
+    )
     stack.receive_frame("veth0", from_peer0(IP(syn)), now=0)
     assert sent(stack) == []
     assert stack.stats().get("drop.bad_checksum") == 1
@@ -154,18 +172,31 @@ def test_interface_wide_verification_also_skips_the_check() -> None:
 def test_a_gso_super_segment_is_taken_as_one_tcp_segment() -> None:
     stack = make_stack(OFFLOAD)
     stack.tcp_listen(80)
-    syn = IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=40000, dport=80, flags="S", seq=1,
-                                                    options=[("MSS", 1460)])
+    syn = IP(src="10.0.0.2", dst="10.0.0.1") / TCP(
+        sport=40000, dport=80, flags="S", seq=1, options=[("MSS", 1460)]
+    )
     stack.receive_frame("veth0", from_peer0(syn), now=0)
     [syn_ack] = sent(stack)
     our_seq = IP(syn_ack)[TCP].seq
-    stack.receive_frame("veth0", from_peer0(IP(src="10.0.0.2", dst="10.0.0.1") / TCP(
-        sport=40000, dport=80, flags="A", seq=2, ack=our_seq + 1)), now=0)
+    stack.receive_frame(
+        "veth0",
+        from_peer0(
+            IP(src="10.0.0.2", dst="10.0.0.1")
+            / TCP(sport=40000, dport=80, flags="A", seq=2, ack=our_seq + 1)
+        ),
+        now=0,
+    )
     data = random.Random(1).randbytes(20000)
-    segment = with_partial(bytes(IP(src="10.0.0.2", dst="10.0.0.1", flags="DF") / TCP(
-        sport=40000, dport=80, flags="PA", seq=2, ack=our_seq + 1) / data))
-    stack.receive_frame("veth0", from_peer0(IP(segment)), now=1000, checksum_verified=True,
-                        gso_size=1460)
+    segment = with_partial(
+        bytes(
+            IP(src="10.0.0.2", dst="10.0.0.1", flags="DF")
+            / TCP(sport=40000, dport=80, flags="PA", seq=2, ack=our_seq + 1)
+            / data
+        )
+    )
+    stack.receive_frame(
+        "veth0", from_peer0(IP(segment)), now=1000, checksum_verified=True, gso_size=1460
+    )
     connection = None
     while (event := stack.next_event()) is not None:
         if isinstance(event, ConnectionAccepted):
@@ -180,8 +211,13 @@ def test_a_gso_super_segment_is_taken_as_one_tcp_segment() -> None:
 def test_super_segment_to_a_link_without_tso_is_cut_in_software() -> None:
     stack = make_stack(OFFLOAD, None)
     original = big_segment(20000, flags="FPA")
-    stack.receive_frame("veth0", from_peer0(IP(with_partial(original))), now=0,
-                        checksum_verified=True, gso_size=1448)
+    stack.receive_frame(
+        "veth0",
+        from_peer0(IP(with_partial(original))),
+        now=0,
+        checksum_verified=True,
+        gso_size=1448,
+    )
     pieces = sent(stack, "veth1")
     assert len(pieces) == 14
     assert all(len(piece) <= 1500 for piece in pieces)
@@ -197,12 +233,22 @@ def test_super_segment_to_a_link_without_tso_is_cut_in_software() -> None:
 
 def test_super_segment_cut_at_the_smaller_of_gso_size_and_outgoing_mss() -> None:
     stack = make_stack(OFFLOAD, None, mtu1=1000)
-    stack.receive_frame("veth0", from_peer0(IP(with_partial(big_segment(5000)))), now=0,
-                        checksum_verified=True, gso_size=1448)
+    stack.receive_frame(
+        "veth0",
+        from_peer0(IP(with_partial(big_segment(5000)))),
+        now=0,
+        checksum_verified=True,
+        gso_size=1448,
+    )
     assert [len(p) - 52 for p in sent(stack, "veth1")] == [948] * 5 + [260]
     narrow = make_stack(OFFLOAD, None)
-    narrow.receive_frame("veth0", from_peer0(IP(with_partial(big_segment(5000)))), now=0,
-                         checksum_verified=True, gso_size=1000)
+    narrow.receive_frame(
+        "veth0",
+        from_peer0(IP(with_partial(big_segment(5000)))),
+        now=0,
+        checksum_verified=True,
+        gso_size=1000,
+    )
     assert [len(p) - 52 for p in sent(narrow, "veth1")] == [1000] * 5
 
 
@@ -228,8 +274,13 @@ def test_corrupt_unvouched_super_segment_is_dropped_not_recut() -> None:
 def test_super_segment_to_a_tso_link_leaves_whole_with_the_partial_sum() -> None:
     stack = make_stack(OFFLOAD, OFFLOAD)
     original = big_segment(20000)
-    stack.receive_frame("veth0", from_peer0(IP(with_partial(original))), now=0,
-                        checksum_verified=True, gso_size=1448)
+    stack.receive_frame(
+        "veth0",
+        from_peer0(IP(with_partial(original))),
+        now=0,
+        checksum_verified=True,
+        gso_size=1448,
+    )
     [out] = sent(stack, "veth1")
     assert len(out) == len(original)
     assert out[36:38] == with_partial(original)[36:38]
@@ -239,8 +290,13 @@ def test_super_segment_to_a_tso_link_leaves_whole_with_the_partial_sum() -> None
 def test_super_segment_with_a_smaller_mss_than_the_tso_link_would_use_is_cut_here() -> None:
     """The next link would cut at its MTU's MSS, larger than the peer asked for."""
     stack = make_stack(OFFLOAD, OFFLOAD)
-    stack.receive_frame("veth0", from_peer0(IP(with_partial(big_segment(5000)))), now=0,
-                        checksum_verified=True, gso_size=1000)
+    stack.receive_frame(
+        "veth0",
+        from_peer0(IP(with_partial(big_segment(5000)))),
+        now=0,
+        checksum_verified=True,
+        gso_size=1000,
+    )
     pieces = sent(stack, "veth1")
     assert [len(p) - 52 for p in pieces] == [1000] * 5
     assert all(p[36:38] == with_partial(p)[36:38] for p in pieces)
@@ -257,8 +313,9 @@ def test_real_oversized_df_datagram_draws_fragmentation_needed() -> None:
 
 def test_oversized_udp_without_df_is_fragmented_with_a_full_checksum() -> None:
     stack = make_stack(None, None, mtu0=9000)
-    datagram = with_partial(bytes(IP(src="10.0.0.2", dst="10.1.1.2") / UDP(sport=1, dport=2)
-                                  / bytes(4000)))
+    datagram = with_partial(
+        bytes(IP(src="10.0.0.2", dst="10.1.1.2") / UDP(sport=1, dport=2) / bytes(4000))
+    )
     stack.receive_frame("veth0", from_peer0(IP(datagram)), now=0, checksum_verified=True)
     fragments = sent(stack, "veth1")
     assert len(fragments) == 3
@@ -271,8 +328,9 @@ def test_oversized_udp_without_df_is_fragmented_with_a_full_checksum() -> None:
 def test_forwarded_partial_checksum_is_finished_for_a_plain_link() -> None:
     stack = make_stack(OFFLOAD, None)
     original = bytes(IP(src="10.0.0.2", dst="10.1.1.2") / TCP(sport=1, dport=2) / b"data")
-    stack.receive_frame("veth0", from_peer0(IP(with_partial(original))), now=0,
-                        checksum_verified=True)
+    stack.receive_frame(
+        "veth0", from_peer0(IP(with_partial(original))), now=0, checksum_verified=True
+    )
     [out] = sent(stack, "veth1")
     assert l4_checksum_ok(out) and out[20:] == original[20:]
 
@@ -292,8 +350,7 @@ def test_unvouched_frame_to_a_checksum_offloading_link_is_checked_first() -> Non
 
 def test_plain_to_plain_forwarding_leaves_the_l4_bytes_alone() -> None:
     stack = make_stack(None, None)
-    bad = bytearray(bytes(IP(src="10.0.0.2", dst="10.1.1.2") / UDP(sport=1, dport=2)
-                          / b"data"))
+    bad = bytearray(bytes(IP(src="10.0.0.2", dst="10.1.1.2") / UDP(sport=1, dport=2) / b"data"))
     bad[-1] ^= 1  # end to end: the router is not the one to judge (RFC 1812 §5.2.2)
     stack.receive_frame("veth0", from_peer0(IP(bytes(bad))), now=0)
     [out] = sent(stack, "veth1")
@@ -303,8 +360,13 @@ def test_plain_to_plain_forwarding_leaves_the_l4_bytes_alone() -> None:
 def test_segmenting_pieces_match_the_library_cut() -> None:
     stack = make_stack(OFFLOAD, None)
     original = big_segment(9000)
-    stack.receive_frame("veth0", from_peer0(IP(with_partial(original))), now=0,
-                        checksum_verified=True, gso_size=1448)
+    stack.receive_frame(
+        "veth0",
+        from_peer0(IP(with_partial(original))),
+        now=0,
+        checksum_verified=True,
+        gso_size=1448,
+    )
     ttl_down = bytearray(original)
     ttl_down[8] -= 1
     assert sent(stack, "veth1") == segment_tcp(bytes(ttl_down), 1448)

@@ -6,7 +6,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
-from backends.vnet import (
+from simtcp.backends.vnet import (
     FLAG_DATA_VALID,
     FLAG_NEEDS_CSUM,
     GSO_ECN,
@@ -27,8 +27,14 @@ def frame(layers: object) -> bytes:
 
 
 def test_header_round_trips_and_is_little_endian() -> None:
-    header = VnetHeader(flags=FLAG_NEEDS_CSUM, gso_type=GSO_TCPV4, header_length=66,
-                        gso_size=1448, csum_start=34, csum_offset=16)
+    header = VnetHeader(
+        flags=FLAG_NEEDS_CSUM,
+        gso_type=GSO_TCPV4,
+        header_length=66,
+        gso_size=1448,
+        csum_start=34,
+        csum_offset=16,
+    )
     raw = header.build()
     assert len(raw) == VNET_HEADER_LENGTH == 12
     assert raw == bytes([1, 1, 66, 0, 0xA8, 0x05, 34, 0, 16, 0, 0, 0])
@@ -41,32 +47,46 @@ def test_short_header_is_refused() -> None:
         VnetHeader.parse(bytes(11))
 
 
-@pytest.mark.parametrize(("flags", "trusted"), [
-    (0, False), (FLAG_NEEDS_CSUM, True), (FLAG_DATA_VALID, True),
-    (FLAG_NEEDS_CSUM | FLAG_DATA_VALID, True), (4, False)])
+@pytest.mark.parametrize(
+    ("flags", "trusted"),
+    [
+        (0, False),
+        (FLAG_NEEDS_CSUM, True),
+        (FLAG_DATA_VALID, True),
+        (FLAG_NEEDS_CSUM | FLAG_DATA_VALID, True),
+        (4, False),
+    ],
+)
 def test_rx_info_trusts_partial_and_verified_checksums(flags: int, trusted: bool) -> None:
     assert rx_info(VnetHeader(flags=flags).build()) == (trusted, 0)
 
 
-@pytest.mark.parametrize(("gso_type", "reported"), [
-    (GSO_NONE, 0), (GSO_TCPV4, 1448), (GSO_TCPV4 | GSO_ECN, 1448), (3, 0), (4, 0)])
+@pytest.mark.parametrize(
+    ("gso_type", "reported"),
+    [(GSO_NONE, 0), (GSO_TCPV4, 1448), (GSO_TCPV4 | GSO_ECN, 1448), (3, 0), (4, 0)],
+)
 def test_rx_info_reports_gso_size_of_tcpv4_only(gso_type: int, reported: int) -> None:
     raw = VnetHeader(flags=FLAG_NEEDS_CSUM, gso_type=gso_type, gso_size=1448).build()
     assert rx_info(raw) == (True, reported)
 
 
 def test_small_tcp_frame_asks_for_the_checksum_only() -> None:
-    data = frame(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(options=[("NOP", None)] * 4)
-                 / (b"x" * 100))
+    data = frame(
+        IP(src="10.0.0.1", dst="10.0.0.2") / TCP(options=[("NOP", None)] * 4) / (b"x" * 100)
+    )
     header = VnetHeader.parse(tx_header(data, 1500))
-    assert header == VnetHeader(flags=FLAG_NEEDS_CSUM, gso_type=GSO_NONE,
-                                header_length=14 + 20 + 24, csum_start=34, csum_offset=16)
+    assert header == VnetHeader(
+        flags=FLAG_NEEDS_CSUM,
+        gso_type=GSO_NONE,
+        header_length=14 + 20 + 24,
+        csum_start=34,
+        csum_offset=16,
+    )
 
 
 def test_large_tcp_frame_is_gso_at_the_mss_the_mtu_leaves() -> None:
     tcp = TCP(options=[("Timestamp", (1, 2)), ("NOP", None), ("NOP", None)])  # 32-byte header
-    data = frame(IP(src="10.0.0.1", dst="10.0.0.2", options=[b"\x01" * 4]) / tcp
-                 / (b"x" * 30000))
+    data = frame(IP(src="10.0.0.1", dst="10.0.0.2", options=[b"\x01" * 4]) / tcp / (b"x" * 30000))
     header = VnetHeader.parse(tx_header(data, 1500))
     assert header.gso_type == GSO_TCPV4
     assert header.gso_size == 1500 - 24 - 32
@@ -83,20 +103,24 @@ def test_frame_of_exactly_the_mtu_is_not_gso() -> None:
 
 
 def test_udp_with_checksum_asks_for_it_and_udp_without_does_not() -> None:
-    with_sum = bytearray(frame(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2)
-                               / b"hello"))
+    with_sum = bytearray(
+        frame(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / b"hello")
+    )
     header = VnetHeader.parse(tx_header(bytes(with_sum), 1500))
     assert (header.flags, header.csum_start, header.csum_offset) == (FLAG_NEEDS_CSUM, 34, 6)
     with_sum[40:42] = b"\0\0"  # RFC 768: zero means no checksum; the kernel must not add one
     assert tx_header(bytes(with_sum), 1500) == PLAIN_HEADER
 
 
-@pytest.mark.parametrize("layers", [
-    ARP(pdst="10.0.0.2"),
-    IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(),
-    IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / TCP() / (b"x" * 100),
-    IP(src="10.0.0.1", dst="10.0.0.2", frag=100) / (b"y" * 100),
-])
+@pytest.mark.parametrize(
+    "layers",
+    [
+        ARP(pdst="10.0.0.2"),
+        IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(),
+        IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / TCP() / (b"x" * 100),
+        IP(src="10.0.0.1", dst="10.0.0.2", frag=100) / (b"y" * 100),
+    ],
+)
 def test_frames_needing_nothing_get_the_plain_header(layers: object) -> None:
     assert tx_header(frame(layers), 1500) == PLAIN_HEADER
 

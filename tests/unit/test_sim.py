@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from backends.impair import Impairment, LinkProfile, flip_random_bit
-from backends.sim import SimulationError, SimulationStalled, Simulator
+from simtcp.backends.impair import Impairment, LinkProfile, flip_random_bit
+from simtcp.backends.sim import SimulationError, SimulationStalled, Simulator
 from simtcp.errors import ConfigError
 from simtcp.wire.pcap import read_pcap
 

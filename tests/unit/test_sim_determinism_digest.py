@@ -27,8 +27,8 @@ from dataclasses import replace
 
 import pytest
 
-from backends.impair import LinkProfile
-from backends.sim import Link, Simulator
+from simtcp.backends.impair import LinkProfile
+from simtcp.backends.sim import Link, Simulator
 from simtcp.gso import set_l4_checksum
 from simtcp.time import Instant
 
@@ -40,8 +40,7 @@ def mac(index: int) -> bytes:
     return bytes.fromhex(f"0200000000{index:02x}")
 
 
-def body_frame(destination: bytes, source: bytes, generation: int, number: int,
-               size: int) -> bytes:
+def body_frame(destination: bytes, source: bytes, generation: int, number: int, size: int) -> bytes:
     """An Ethernet frame of ``size`` bytes: ``generation`` and ``number`` after the header."""
     head = destination + source + b"\x88\xb5" + bytes([generation]) + number.to_bytes(4, "big")
     return head + bytes((number + index) & 0xFF for index in range(size - len(head)))
@@ -51,8 +50,19 @@ def tcp_frame(destination: bytes, source: bytes, seq: int, payload: bytes) -> by
     """An Ethernet + IPv4 (DF) + TCP (ACK|PSH) frame with a partial checksum, as a host
     with checksum offload hands it to its NIC."""
     tcp = struct.pack("!HHIIBBHHH", 40000, 5001, seq, 1, 5 << 4, 0x18, 65535, 0, 0) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0,
-                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(tcp),
+        0,
+        0x4000,
+        64,
+        6,
+        0,
+        bytes([10, 0, 0, 1]),
+        bytes([10, 0, 0, 2]),
+    )
     datagram = bytearray(ip + tcp)
     set_l4_checksum(datagram, partial=True)
     return destination + source + b"\x08\x00" + bytes(datagram)
@@ -61,9 +71,17 @@ def tcp_frame(destination: bytes, source: bytes, seq: int, payload: bytes) -> by
 class ScriptNode:
     """Sends seeded frames at seeded instants and answers some of what arrives."""
 
-    def __init__(self, index: int, seed: int, destinations: list[bytes], *,
-                 interfaces: tuple[str, ...] = ("eth0",), count: int = 120,
-                 max_size: int = 1514, tcp_to: bytes | None = None) -> None:
+    def __init__(
+        self,
+        index: int,
+        seed: int,
+        destinations: list[bytes],
+        *,
+        interfaces: tuple[str, ...] = ("eth0",),
+        count: int = 120,
+        max_size: int = 1514,
+        tcp_to: bytes | None = None,
+    ) -> None:
         self.mac = mac(index)
         self.interfaces = interfaces
         self.rng = random.Random(f"digest:{seed}:{index}")
@@ -79,8 +97,9 @@ class ScriptNode:
                 size = rng.randrange(200, 9000)
                 data = tcp_frame(tcp_to, self.mac, number * 10_000, rng.randbytes(size))
             else:
-                data = body_frame(rng.choice(destinations), self.mac, 0, number,
-                                  rng.randrange(60, max_size + 1))
+                data = body_frame(
+                    rng.choice(destinations), self.mac, 0, number, rng.randrange(60, max_size + 1)
+                )
             self.send_at(at, interface, data)
 
     def send_at(self, at: Instant, interface: str, data: bytes) -> None:
@@ -135,21 +154,42 @@ class Recorder:
             hasher.update(hashlib.sha256(stream.getvalue()).digest())
         for node in nodes:
             hasher.update(repr(node.log).encode())
-        hasher.update(repr((self.steps, sim.now, sim.frames_in_flight,
-                            sorted(sim.counters.items()),
-                            sorted((name, sorted(counts.items()))
-                                   for name, counts in sim.link_stats().items()),
-                            extra)).encode())
+        hasher.update(
+            repr(
+                (
+                    self.steps,
+                    sim.now,
+                    sim.frames_in_flight,
+                    sorted(sim.counters.items()),
+                    sorted(
+                        (name, sorted(counts.items())) for name, counts in sim.link_stats().items()
+                    ),
+                    extra,
+                )
+            ).encode()
+        )
         return hasher.hexdigest()[:24]
 
 
-CHAOS = LinkProfile(loss=0.05, reorder=0.1, reorder_delay=300, duplicate=0.05, corrupt=0.05,
-                    delay=2_000, jitter=700, rate=20_000_000, queue_limit=16_000, mtu=1400)
+CHAOS = LinkProfile(
+    loss=0.05,
+    reorder=0.1,
+    reorder_delay=300,
+    duplicate=0.05,
+    corrupt=0.05,
+    delay=2_000,
+    jitter=700,
+    rate=20_000_000,
+    queue_limit=16_000,
+    mtu=1400,
+)
 PROFILES: dict[str, tuple[LinkProfile, LinkProfile]] = {
     "perfect": (LinkProfile(), LinkProfile()),
     "delay": (LinkProfile(delay=1_500), LinkProfile(delay=250)),
-    "rate": (LinkProfile(delay=3_000, rate=50_000_000, queue_limit=20_000),
-             LinkProfile(rate=10_000_000, queue_limit=9_000)),
+    "rate": (
+        LinkProfile(delay=3_000, rate=50_000_000, queue_limit=20_000),
+        LinkProfile(rate=10_000_000, queue_limit=9_000),
+    ),
     "mtu": (LinkProfile(mtu=700, delay=10), LinkProfile(mtu=1000)),
     "loss": (LinkProfile(loss=0.2, delay=500), LinkProfile(loss=0.1)),
     "chaos": (CHAOS, LinkProfile(duplicate=0.2, corrupt=0.3, jitter=400, delay=900)),
@@ -171,8 +211,7 @@ def run_pair(seed: int, name: str) -> str:
     link.set_profile(ab=backward, ba=forward)  # a fault mid-run: the profiles swap
     while sim.now < 35_000 and sim.step():
         pass
-    sim.run_until(lambda: sim.frames_in_flight == 0 and not nodes[0].schedule,
-                  timeout=1_000_000)
+    sim.run_until(lambda: sim.frames_in_flight == 0 and not nodes[0].schedule, timeout=1_000_000)
     sim.run_for(10_000_000)
     return recorder.digest(nodes)
 
@@ -182,8 +221,11 @@ def run_switch(seed: int) -> str:
     switch = sim.add_switch("sw", table_limit=2)  # evictions too
     everyone = [mac(1), mac(2), mac(3), BROADCAST, UNKNOWN]
     nodes = [ScriptNode(index, seed, everyone, count=80) for index in (1, 2, 3)]
-    profiles = [LinkProfile(), LinkProfile(delay=700, rate=30_000_000),
-                LinkProfile(loss=0.1, duplicate=0.1, jitter=300, delay=400)]
+    profiles = [
+        LinkProfile(),
+        LinkProfile(delay=700, rate=30_000_000),
+        LinkProfile(loss=0.1, duplicate=0.1, jitter=300, delay=400),
+    ]
     recorder = Recorder(sim)
     for index, (node, profile) in enumerate(zip(nodes, profiles, strict=True)):
         name = f"h{index}"
@@ -203,16 +245,27 @@ def run_offload(seed: int, name: str) -> str:
     wire_profiles = {
         "gso": LinkProfile(gso=True, gro=True, delay=1_000),
         "gso-rate": LinkProfile(gso=True, gro=True, delay=1_000, rate=100_000_000),
-        "gso-lossy": LinkProfile(gso=True, gro=True, delay=1_000, loss=0.05, reorder=0.1,
-                                 duplicate=0.05, corrupt=0.05, jitter=50),
+        "gso-lossy": LinkProfile(
+            gso=True,
+            gro=True,
+            delay=1_000,
+            loss=0.05,
+            reorder=0.1,
+            duplicate=0.05,
+            corrupt=0.05,
+            jitter=50,
+        ),
     }
     sim = Simulator(seed)
-    nodes = [ScriptNode(1, seed, [mac(2)], tcp_to=mac(2), count=60),
-             ScriptNode(2, seed, [mac(1)], count=30)]
+    nodes = [
+        ScriptNode(1, seed, [mac(2)], tcp_to=mac(2), count=60),
+        ScriptNode(2, seed, [mac(1)], count=30),
+    ]
     sim.add_host("a", nodes[0])
     sim.add_host("b", nodes[1])
-    link = sim.connect(("a", "eth0"), ("b", "eth0"), wire_profiles[name],
-                       LinkProfile(delay=1_000, gro=True))
+    link = sim.connect(
+        ("a", "eth0"), ("b", "eth0"), wire_profiles[name], LinkProfile(delay=1_000, gro=True)
+    )
     recorder = Recorder(sim)
     recorder.tap(link)
     recorder.tap(("a", "eth0"))
@@ -222,40 +275,40 @@ def run_offload(seed: int, name: str) -> str:
 
 
 EXPECTED_PAIR: dict[tuple[int, str], str] = {
-    (1, 'chaos'): '98661ff7ed1e0173c7ecc895',
-    (1, 'delay'): 'f88883a31086281107d8fe5d',
-    (1, 'loss'): '2be5576f68a7a48fd13100b3',
-    (1, 'mtu'): '478ecdc39c07fe472e94f320',
-    (1, 'perfect'): '3ccee0cac1f93d25b1056577',
-    (1, 'rate'): 'e6843cf280be629108421e75',
-    (7, 'chaos'): '7a218a8608639c9a01a3681e',
-    (7, 'delay'): '9d1c1827507559811b1e8cdb',
-    (7, 'loss'): '58be4b9a6e04e7aef04bfa53',
-    (7, 'mtu'): '45068029f1a7314b78df1062',
-    (7, 'perfect'): '4ecec0e614245176918375a8',
-    (7, 'rate'): '4a3b4b94e9fa76c97cb6620e',
-    (2026, 'chaos'): '7be3036a1b6ef4a84e5e7792',
-    (2026, 'delay'): 'fa6402ed46f0ece10bed5e5d',
-    (2026, 'loss'): '5b55f03013a260908f75c1ae',
-    (2026, 'mtu'): 'c8c50f50d1d98f0ea04a5c7b',
-    (2026, 'perfect'): 'f45bc664a8cc9b6190241c1b',
-    (2026, 'rate'): '8ea8c3e17c83474c041345c6',
+    (1, "chaos"): "98661ff7ed1e0173c7ecc895",
+    (1, "delay"): "f88883a31086281107d8fe5d",
+    (1, "loss"): "2be5576f68a7a48fd13100b3",
+    (1, "mtu"): "478ecdc39c07fe472e94f320",
+    (1, "perfect"): "3ccee0cac1f93d25b1056577",
+    (1, "rate"): "e6843cf280be629108421e75",
+    (7, "chaos"): "7a218a8608639c9a01a3681e",
+    (7, "delay"): "9d1c1827507559811b1e8cdb",
+    (7, "loss"): "58be4b9a6e04e7aef04bfa53",
+    (7, "mtu"): "45068029f1a7314b78df1062",
+    (7, "perfect"): "4ecec0e614245176918375a8",
+    (7, "rate"): "4a3b4b94e9fa76c97cb6620e",
+    (2026, "chaos"): "7be3036a1b6ef4a84e5e7792",
+    (2026, "delay"): "fa6402ed46f0ece10bed5e5d",
+    (2026, "loss"): "5b55f03013a260908f75c1ae",
+    (2026, "mtu"): "c8c50f50d1d98f0ea04a5c7b",
+    (2026, "perfect"): "f45bc664a8cc9b6190241c1b",
+    (2026, "rate"): "8ea8c3e17c83474c041345c6",
 }
 EXPECTED_SWITCH: dict[int, str] = {
-    1: '15dcbc80089ad405a5ada85c',
-    7: 'cef1523e9487d63da7690553',
-    2026: '9cfa0ecdc30694e54f4bf3aa',
+    1: "15dcbc80089ad405a5ada85c",
+    7: "cef1523e9487d63da7690553",
+    2026: "9cfa0ecdc30694e54f4bf3aa",
 }
 EXPECTED_OFFLOAD: dict[tuple[int, str], str] = {
-    (1, 'gso'): '2e69decef87815653436c0e8',
-    (1, 'gso-rate'): '1b5b5adefe1cedafb99b6e0c',
-    (1, 'gso-lossy'): '7eb1389def8963e5ece3d3c0',
-    (7, 'gso'): 'a07478b4a3bc4ce4b069cb7e',
-    (7, 'gso-rate'): '838e3f7194cdb6a082e13917',
-    (7, 'gso-lossy'): 'f0c82a0f5fd2aa0bd5cf4ab3',
-    (2026, 'gso'): '5ba10ec2f512c162160012fc',
-    (2026, 'gso-rate'): '7073219ebe566207500fc550',
-    (2026, 'gso-lossy'): '926ed80b74e04cec3548854c',
+    (1, "gso"): "2e69decef87815653436c0e8",
+    (1, "gso-rate"): "1b5b5adefe1cedafb99b6e0c",
+    (1, "gso-lossy"): "7eb1389def8963e5ece3d3c0",
+    (7, "gso"): "a07478b4a3bc4ce4b069cb7e",
+    (7, "gso-rate"): "838e3f7194cdb6a082e13917",
+    (7, "gso-lossy"): "f0c82a0f5fd2aa0bd5cf4ab3",
+    (2026, "gso"): "5ba10ec2f512c162160012fc",
+    (2026, "gso-rate"): "7073219ebe566207500fc550",
+    (2026, "gso-lossy"): "926ed80b74e04cec3548854c",
 }
 SEEDS = (1, 7, 2026)
 
@@ -287,16 +340,31 @@ def test_digests_see_a_different_seed_and_a_different_profile() -> None:
 
 
 def stack_transfer(pcap_point: str | None) -> tuple[object, ...]:
-    from simtcp.transfer import TransferSpec, run_transfer
+    from simtcp.programs.transfer import TransferSpec, run_transfer
 
-    spec = TransferSpec(bytes=60_000, reverse_bytes=20_000, seed=11,
-                        forward=replace(CHAOS, mtu=None), backward=PROFILES["chaos"][1])
+    spec = TransferSpec(
+        bytes=60_000,
+        reverse_bytes=20_000,
+        seed=11,
+        forward=replace(CHAOS, mtu=None),
+        backward=PROFILES["chaos"][1],
+    )
     stream = io.BytesIO()
-    result = (run_transfer(spec) if pcap_point is None
-              else run_transfer(spec, pcap=stream, pcap_point=pcap_point))
-    return (result.ok, result.reason, result.bytes_delivered, result.virtual_seconds,
-            result.retransmits, result.link_stats, result.closed_at,
-            hashlib.sha256(stream.getvalue()).hexdigest())
+    result = (
+        run_transfer(spec)
+        if pcap_point is None
+        else run_transfer(spec, pcap=stream, pcap_point=pcap_point)
+    )
+    return (
+        result.ok,
+        result.reason,
+        result.bytes_delivered,
+        result.virtual_seconds,
+        result.retransmits,
+        result.link_stats,
+        result.closed_at,
+        hashlib.sha256(stream.getvalue()).hexdigest(),
+    )
 
 
 def test_stack_transfers_replay_and_taps_change_nothing() -> None:

@@ -14,9 +14,9 @@ import shlex
 
 import pytest
 
-from backends.impair import LinkProfile
-from simtcp import simcli
-from simtcp.simcli import (
+from simtcp.backends.impair import LinkProfile
+from simtcp.programs import sim as simcli
+from simtcp.programs.sim import (
     ProgressBar,
     build_parser,
     main,
@@ -26,17 +26,28 @@ from simtcp.simcli import (
     replay_command,
     spec_from_args,
 )
+from simtcp.programs.transfer import PatternStream, TransferSpec, expected_data, run_transfer
 from simtcp.time import MILLISECOND, SECOND
-from simtcp.transfer import PatternStream, TransferSpec, expected_data, run_transfer
 from simtcp.wire.pcap import read_pcap
 
 # --- values ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("0", 0), ("1000", 1000), ("64K", 65536), ("64k", 65536), ("16M", 16 << 20),
-    ("1G", 1 << 30), ("64KiB", 65536), ("16MB", 16 << 20), ("1.5K", 1536), (" 2M ", 2 << 20),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0", 0),
+        ("1000", 1000),
+        ("64K", 65536),
+        ("64k", 65536),
+        ("16M", 16 << 20),
+        ("1G", 1 << 30),
+        ("64KiB", 65536),
+        ("16MB", 16 << 20),
+        ("1.5K", 1536),
+        (" 2M ", 2 << 20),
+    ],
+)
 def test_sizes_take_binary_suffixes(text: str, expected: int) -> None:
     assert parse_size(text) == expected
 
@@ -47,11 +58,20 @@ def test_bad_sizes_are_rejected(text: str) -> None:
         parse_size(text)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("100Mbit", 100_000_000), ("1Gbit", 1_000_000_000), ("500kbit", 500_000),
-    ("500Kbit", 500_000), ("100Mbps", 100_000_000), ("10Mbit/s", 10_000_000),
-    ("2000000", 2_000_000), ("1.5Mbit", 1_500_000), ("64kbits", 64_000),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("100Mbit", 100_000_000),
+        ("1Gbit", 1_000_000_000),
+        ("500kbit", 500_000),
+        ("500Kbit", 500_000),
+        ("100Mbps", 100_000_000),
+        ("10Mbit/s", 10_000_000),
+        ("2000000", 2_000_000),
+        ("1.5Mbit", 1_500_000),
+        ("64kbits", 64_000),
+    ],
+)
 def test_rates_are_bits_per_second(text: str, expected: int) -> None:
     assert parse_rate(text) == expected
 
@@ -62,8 +82,9 @@ def test_bad_rates_are_rejected(text: str) -> None:
         parse_rate(text)
 
 
-@pytest.mark.parametrize(("text", "expected"), [("0", 0.0), ("1", 1.0), ("0.05", 0.05),
-                                                 ("1e-3", 0.001), ("1.0", 1.0)])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("0", 0.0), ("1", 1.0), ("0.05", 0.05), ("1e-3", 0.001), ("1.0", 1.0)]
+)
 def test_probabilities_are_fractions(text: str, expected: float) -> None:
     assert parse_probability(text) == expected
 
@@ -76,42 +97,76 @@ def test_probabilities_outside_zero_to_one_are_rejected(text: str) -> None:
 
 def test_options_reach_the_link_profile_in_both_directions() -> None:
     args = build_parser().parse_args(
-        ["transfer", "--bytes", "64K", "--loss", "0.05", "--reorder", "0.1", "--duplicate",
-         "0.02", "--corrupt", "0.01", "--delay", "20ms", "--jitter", "1ms", "--rate",
-         "100Mbit", "--mtu", "1280", "--seed", "9", "--both-directions"])
+        [
+            "transfer",
+            "--bytes",
+            "64K",
+            "--loss",
+            "0.05",
+            "--reorder",
+            "0.1",
+            "--duplicate",
+            "0.02",
+            "--corrupt",
+            "0.01",
+            "--delay",
+            "20ms",
+            "--jitter",
+            "1ms",
+            "--rate",
+            "100Mbit",
+            "--mtu",
+            "1280",
+            "--seed",
+            "9",
+            "--both-directions",
+        ]
+    )
     spec = spec_from_args(args, args.seed)
     assert spec.forward == spec.backward
     profile = spec.forward
     assert (profile.loss, profile.reorder, profile.duplicate, profile.corrupt) == (
-        0.05, 0.1, 0.02, 0.01)
+        0.05,
+        0.1,
+        0.02,
+        0.01,
+    )
     assert (profile.delay, profile.jitter, profile.rate, profile.mtu) == (
-        20_000, 1_000, 100_000_000, 1280)
+        20_000,
+        1_000,
+        100_000_000,
+        1280,
+    )
     assert (spec.bytes, spec.reverse_bytes, spec.seed, spec.mtu) == (65536, 65536, 9, 1280)
 
 
 # --- user errors: one line, exit 2 -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [
-    ["transfer", "--loss", "5"],
-    ["transfer", "--reorder", "-0.5"],
-    ["transfer", "--duplicate", "2"],
-    ["transfer", "--corrupt", "x"],
-    ["transfer", "--bytes", "lots"],
-    ["transfer", "--rate", "100MB/s"],
-    ["transfer", "--delay", "soon"],
-    ["transfer", "--mtu", "20"],
-    ["transfer", "--seed", "-1"],
-    ["transfer", "--frobnicate"],
-    ["transfer", "--pcap", "/nonexistent-directory/x.pcap"],
-    ["campaign"],
-    ["campaign", "--seeds", "0"],
-    ["campaign", "--seeds", "3", "--workers", "0"],
-    ["explode"],
-    [],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["transfer", "--loss", "5"],
+        ["transfer", "--reorder", "-0.5"],
+        ["transfer", "--duplicate", "2"],
+        ["transfer", "--corrupt", "x"],
+        ["transfer", "--bytes", "lots"],
+        ["transfer", "--rate", "100MB/s"],
+        ["transfer", "--delay", "soon"],
+        ["transfer", "--mtu", "20"],
+        ["transfer", "--seed", "-1"],
+        ["transfer", "--frobnicate"],
+        ["transfer", "--pcap", "/nonexistent-directory/x.pcap"],
+        ["campaign"],
+        ["campaign", "--seeds", "0"],
+        ["campaign", "--seeds", "3", "--workers", "0"],
+        ["explode"],
+        [],
+    ],
+)
 def test_user_errors_print_one_line_and_exit_2(
-        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -142,8 +197,9 @@ def last_json(output: str) -> dict[str, object]:
 
 
 def test_json_is_the_last_line_and_reports_success(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["transfer", "--bytes", "64K", "--loss", "0.05", "--delay", "5ms",
-                   "--seed", "3", "--json"])
+    status = main(
+        ["transfer", "--bytes", "64K", "--loss", "0.05", "--delay", "5ms", "--seed", "3", "--json"]
+    )
     out = capsys.readouterr().out
     record = last_json(out)
     assert status == 0
@@ -163,7 +219,8 @@ def test_both_directions_moves_twice_the_bytes(capsys: pytest.CaptureFixture[str
 
 
 def test_a_dead_link_fails_with_exit_1_and_a_replay_command(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     status = main(["transfer", "--bytes", "1K", "--loss", "1", "--seed", "4", "--json"])
     out = capsys.readouterr().out
     record = last_json(out)
@@ -176,8 +233,23 @@ def test_a_dead_link_fails_with_exit_1_and_a_replay_command(
 
 def test_same_seed_same_pcap_and_another_seed_another(tmp_path: pathlib.Path) -> None:
     files = [tmp_path / name for name in ("a.pcap", "b.pcap", "c.pcap")]
-    common = ["transfer", "--bytes", "100K", "--loss", "0.1", "--reorder", "0.1",
-              "--duplicate", "0.05", "--corrupt", "0.05", "--delay", "2ms", "--jitter", "1ms"]
+    common = [
+        "transfer",
+        "--bytes",
+        "100K",
+        "--loss",
+        "0.1",
+        "--reorder",
+        "0.1",
+        "--duplicate",
+        "0.05",
+        "--corrupt",
+        "0.05",
+        "--delay",
+        "2ms",
+        "--jitter",
+        "1ms",
+    ]
     for path, seed in zip(files, ("7", "7", "8"), strict=True):
         assert main([*common, "--seed", seed, "--pcap", str(path)]) == 0
     first, second, third = (path.read_bytes() for path in files)
@@ -198,10 +270,36 @@ def test_every_pcap_point_records_frames(point: str, tmp_path: pathlib.Path) -> 
 
 
 def test_replay_command_parses_back_to_the_same_spec() -> None:
-    argv = ["campaign", "--seeds", "5", "--bytes", "96K", "--loss", "0.03", "--reorder",
-            "0.2", "--duplicate", "0.01", "--corrupt", "0.125", "--delay", "1500us",
-            "--jitter", "2ms", "--rate", "1500kbit", "--mtu", "576", "--both-directions",
-            "--connections", "3", "--backlog", "2", "--stall-timeout", "100s"]
+    argv = [
+        "campaign",
+        "--seeds",
+        "5",
+        "--bytes",
+        "96K",
+        "--loss",
+        "0.03",
+        "--reorder",
+        "0.2",
+        "--duplicate",
+        "0.01",
+        "--corrupt",
+        "0.125",
+        "--delay",
+        "1500us",
+        "--jitter",
+        "2ms",
+        "--rate",
+        "1500kbit",
+        "--mtu",
+        "576",
+        "--both-directions",
+        "--connections",
+        "3",
+        "--backlog",
+        "2",
+        "--stall-timeout",
+        "100s",
+    ]
     args = build_parser().parse_args(argv)
     command = replay_command(args, 42)
     words = shlex.split(command)
@@ -214,8 +312,22 @@ def test_replay_command_parses_back_to_the_same_spec() -> None:
 
 
 def test_campaign_runs_every_seed_with_a_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["campaign", "--seeds", "4", "--first-seed", "10", "--bytes", "20K",
-                   "--loss", "0.05", "--workers", "2", "--json"])
+    status = main(
+        [
+            "campaign",
+            "--seeds",
+            "4",
+            "--first-seed",
+            "10",
+            "--bytes",
+            "20K",
+            "--loss",
+            "0.05",
+            "--workers",
+            "2",
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 0
     assert "[##############################] 4/4 seeds, 0 failed" in captured.err
@@ -223,13 +335,15 @@ def test_campaign_runs_every_seed_with_a_progress_bar(capsys: pytest.CaptureFixt
     assert record == {**record, "ok": True, "seeds": 4, "failed": [], "replay": []}
     assert "4 ok, 0 failed of 4 seeds" in captured.out
     slowest = next(line for line in captured.out.splitlines() if "slowest" in line)
-    match = re.search(r"\(seed (\d+): simtcp sim transfer --bytes 20K --loss 0.05 --seed (\d+)\)",
-                      slowest)
+    match = re.search(
+        r"\(seed (\d+): simtcp sim transfer --bytes 20K --loss 0.05 --seed (\d+)\)", slowest
+    )
     assert match is not None and match[1] == match[2] and 10 <= int(match[1]) <= 13
 
 
 def test_campaign_prints_the_replay_command_of_each_failure(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     status = main(["campaign", "--seeds", "2", "--bytes", "1K", "--loss", "1"])
     out = capsys.readouterr().out
     assert status == 1
@@ -239,16 +353,14 @@ def test_campaign_prints_the_replay_command_of_each_failure(
 
 
 def test_campaign_workers_give_the_same_verdicts_as_one_process() -> None:
-    args = build_parser().parse_args(["campaign", "--seeds", "3", "--bytes", "8K",
-                                      "--loss", "0.2"])
+    args = build_parser().parse_args(["campaign", "--seeds", "3", "--bytes", "8K", "--loss", "0.2"])
     specs = [spec_from_args(args, seed) for seed in range(1, 4)]
 
     bar = ProgressBar(3, io.StringIO())
     serial = simcli._run_specs(specs, 1, bar)
     parallel = simcli._run_specs(specs, 3, bar)
     strip = [(o.seed, o.ok, o.reason, o.virtual_seconds, o.retransmits) for o in serial]
-    assert strip == [(o.seed, o.ok, o.reason, o.virtual_seconds, o.retransmits)
-                     for o in parallel]
+    assert strip == [(o.seed, o.ok, o.reason, o.virtual_seconds, o.retransmits) for o in parallel]
 
 
 def test_progress_bar_without_a_terminal_prints_a_line_per_tenth() -> None:
@@ -270,7 +382,7 @@ def test_pattern_stream_reads_the_same_bytes_at_any_offset() -> None:
     whole = expected_data(5, "x", 200_000)
     stream = PatternStream(5, "x")
     for offset, size in ((0, 1), (65535, 2), (65536, 70_000), (131_000, 69_000), (7, 0)):
-        assert stream.read(offset, size) == whole[offset:offset + size]
+        assert stream.read(offset, size) == whole[offset : offset + size]
     assert expected_data(5, "y", 1000) != whole[:1000]
     assert expected_data(6, "x", 1000) != whole[:1000]
 
@@ -280,8 +392,9 @@ def test_pattern_stream_reads_the_same_bytes_at_any_offset() -> None:
 
 def test_a_stall_is_a_verdict_not_a_hang() -> None:
     dead = LinkProfile(loss=1.0)
-    result = run_transfer(TransferSpec(bytes=1000, seed=1, forward=dead, backward=dead,
-                                       stall_timeout=5 * SECOND))
+    result = run_transfer(
+        TransferSpec(bytes=1000, seed=1, forward=dead, backward=dead, stall_timeout=5 * SECOND)
+    )
     assert not result.ok
     assert result.reason.startswith("stalled: no progress for 5s of virtual time")
     assert result.bytes_delivered == 0
@@ -289,8 +402,9 @@ def test_a_stall_is_a_verdict_not_a_hang() -> None:
 
 def test_a_time_limit_ends_a_slow_transfer() -> None:
     slow = LinkProfile(rate=100_000, delay=10 * MILLISECOND)
-    result = run_transfer(TransferSpec(bytes=1 << 20, seed=1, forward=slow, backward=slow,
-                                       time_limit=2 * SECOND))
+    result = run_transfer(
+        TransferSpec(bytes=1 << 20, seed=1, forward=slow, backward=slow, time_limit=2 * SECOND)
+    )
     assert not result.ok
     assert result.reason.startswith("time limit reached")
     assert 0 < result.bytes_delivered < 1 << 20
@@ -299,8 +413,9 @@ def test_a_time_limit_ends_a_slow_transfer() -> None:
 def test_wire_counter_sees_retransmissions_only_when_frames_are_lost() -> None:
     clean = run_transfer(TransferSpec(bytes=300_000, seed=3))
     lossy_link = LinkProfile(loss=0.1)
-    lossy = run_transfer(TransferSpec(bytes=300_000, seed=3, forward=lossy_link,
-                                      backward=lossy_link))
+    lossy = run_transfer(
+        TransferSpec(bytes=300_000, seed=3, forward=lossy_link, backward=lossy_link)
+    )
     assert clean.ok and lossy.ok
     assert clean.retransmits == 0
     lost = lossy.link_stats["client:eth0>server:eth0"]["lost"]

@@ -52,19 +52,27 @@ def router() -> Stack:
     return make_stack(ip=IpConfig(forwarding=True))
 
 
-def ip_frame(packet: Ipv4Packet, destination_mac: bytes = STACK_MAC_0,
-             source_mac: bytes = PEER_MAC) -> bytes:
+def ip_frame(
+    packet: Ipv4Packet, destination_mac: bytes = STACK_MAC_0, source_mac: bytes = PEER_MAC
+) -> bytes:
     return EthernetFrame(destination_mac, source_mac, ETHERTYPE_IPV4, packet.build()).build()
 
 
-def arp_frame(operation: int, sender_mac: bytes, sender_ip: int, target_ip: int,
-              destination_mac: bytes = BROADCAST_MAC, target_mac: bytes = ZERO_MAC) -> bytes:
+def arp_frame(
+    operation: int,
+    sender_mac: bytes,
+    sender_ip: int,
+    target_ip: int,
+    destination_mac: bytes = BROADCAST_MAC,
+    target_mac: bytes = ZERO_MAC,
+) -> bytes:
     packet = ArpPacket(operation, sender_mac, sender_ip, target_mac, target_ip)
     return EthernetFrame(destination_mac, sender_mac, ETHERTYPE_ARP, packet.build()).build()
 
 
-def teach(stack: Stack, interface: str, mac: bytes, address: int, target: int,
-          now: int = 0) -> None:
+def teach(
+    stack: Stack, interface: str, mac: bytes, address: int, target: int, now: int = 0
+) -> None:
     """Make the stack learn a neighbour the way RFC 826 allows: a request aimed at us."""
     stack.receive_frame(interface, arp_frame(OPERATION_REQUEST, mac, address, target), now=now)
     stack.frames_to_send(now=now)
@@ -79,11 +87,13 @@ def sent_ipv4(stack: Stack, now: int = 0) -> list[tuple[str, EthernetFrame, Ipv4
     return out
 
 
-def echo_request(source: int, destination: int, ttl: int = 64, payload: bytes = b"abc",
-                 identifier: int = 0x1234) -> Ipv4Packet:
+def echo_request(
+    source: int, destination: int, ttl: int = 64, payload: bytes = b"abc", identifier: int = 0x1234
+) -> Ipv4Packet:
     message = IcmpMessage.echo_request(identifier, 1, payload)
-    return Ipv4Packet(source, destination, PROTOCOL_ICMP, message.build(), ttl=ttl,
-                      identification=99)
+    return Ipv4Packet(
+        source, destination, PROTOCOL_ICMP, message.build(), ttl=ttl, identification=99
+    )
 
 
 # --- ARP -------------------------------------------------------------------------
@@ -110,8 +120,11 @@ def test_arp_request_for_another_host_is_ignored_and_not_learned() -> None:
 
 def test_a_reply_claiming_our_address_never_enters_the_cache() -> None:
     stack = make_stack()
-    stack.receive_frame("veth0", arp_frame(OPERATION_REPLY, PEER_MAC, A_STACK, A_STACK,
-                                           STACK_MAC_0, STACK_MAC_0), now=0)
+    stack.receive_frame(
+        "veth0",
+        arp_frame(OPERATION_REPLY, PEER_MAC, A_STACK, A_STACK, STACK_MAC_0, STACK_MAC_0),
+        now=0,
+    )
     assert stack.stats()["drop.arp_own_address_claimed"] == 1
     assert stack.stats()["arp.cache_entries"] == 0
 
@@ -122,7 +135,10 @@ def test_resolution_retries_then_gives_up_and_drops_the_queue() -> None:
     [(_, first)] = stack.frames_to_send(now=0)
     request = ArpPacket.parse(EthernetFrame.parse(first).payload)
     assert (request.operation, request.sender_ip, request.target_ip) == (
-        OPERATION_REQUEST, A_STACK, A_PEER)
+        OPERATION_REQUEST,
+        A_STACK,
+        A_PEER,
+    )
     assert stack.poll_at() == 1 * SECOND
     stack.handle_timer(now=1 * SECOND)
     assert len(stack.frames_to_send(now=1 * SECOND)) == 1
@@ -144,8 +160,11 @@ def test_queued_packets_go_out_in_order_once_resolved_and_the_queue_is_bounded()
         stack.ping("10.0.0.2", identifier=1, sequence=sequence, now=0)
     assert len(stack.frames_to_send(now=0)) == 1  # one ARP request, not six
     assert stack.stats()["drop.arp_queue_full"] == 2
-    stack.receive_frame("veth0", arp_frame(OPERATION_REPLY, PEER_MAC, A_PEER, A_STACK,
-                                           STACK_MAC_0, STACK_MAC_0), now=500)
+    stack.receive_frame(
+        "veth0",
+        arp_frame(OPERATION_REPLY, PEER_MAC, A_PEER, A_STACK, STACK_MAC_0, STACK_MAC_0),
+        now=500,
+    )
     sequences = [IcmpMessage.parse(p.payload).sequence for _, _, p in sent_ipv4(stack, 500)]
     assert sequences == [0, 1, 2, 3]
     assert stack.poll_at() == 500 + 60 * SECOND  # the entry's lifetime, nothing else
@@ -190,22 +209,27 @@ def test_echo_to_each_address_is_answered_from_that_address() -> None:
     stack = make_stack()
     teach(stack, "veth0", PEER_MAC, A_PEER, A_STACK)
     for asked in (A_STACK, B_STACK):
-        stack.receive_frame("veth0", ip_frame(echo_request(A_PEER, asked, payload=b"x" * 56)),
-                            now=0)
+        stack.receive_frame(
+            "veth0", ip_frame(echo_request(A_PEER, asked, payload=b"x" * 56)), now=0
+        )
         [(interface, _, reply)] = sent_ipv4(stack)
         message = IcmpMessage.parse(reply.payload)
         assert interface == "veth0"
         assert (reply.source, reply.destination) == (asked, A_PEER)
         assert (message.icmp_type, message.identifier, bytes(message.payload)) == (
-            icmp_wire.TYPE_ECHO_REPLY, 0x1234, b"x" * 56)
+            icmp_wire.TYPE_ECHO_REPLY,
+            0x1234,
+            b"x" * 56,
+        )
 
 
 def test_broadcast_echo_is_not_answered() -> None:
     stack = make_stack()
     teach(stack, "veth0", PEER_MAC, A_PEER, A_STACK)
     for destination in (ip_from_str("10.0.0.255"), 0xFFFFFFFF):
-        stack.receive_frame("veth0", ip_frame(echo_request(A_PEER, destination),
-                                              BROADCAST_MAC), now=0)
+        stack.receive_frame(
+            "veth0", ip_frame(echo_request(A_PEER, destination), BROADCAST_MAC), now=0
+        )
     assert sent_ipv4(stack) == []
     assert stack.stats()["drop.broadcast_echo"] == 2
 
@@ -217,10 +241,12 @@ def test_our_ping_gets_its_reply_as_an_event() -> None:
     [(_, _, request)] = sent_ipv4(stack)
     message = IcmpMessage.parse(request.payload)
     reply = IcmpMessage.echo_reply(message.identifier, message.sequence, message.payload)
-    stack.receive_frame("veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_ICMP,
-                                                     reply.build(), ttl=61)), now=5)
-    assert stack.next_event() == EchoReplyReceived(source="10.0.0.2", identifier=7, sequence=3,
-                                                   payload=b"hi", ttl=61)
+    stack.receive_frame(
+        "veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_ICMP, reply.build(), ttl=61)), now=5
+    )
+    assert stack.next_event() == EchoReplyReceived(
+        source="10.0.0.2", identifier=7, sequence=3, payload=b"hi", ttl=61
+    )
 
 
 def test_udp_to_a_closed_port_draws_port_unreachable_quoting_the_datagram() -> None:
@@ -249,12 +275,14 @@ def test_icmp_errors_are_rate_limited_by_a_token_bucket() -> None:
     teach(stack, "veth0", PEER_MAC, A_PEER, A_STACK)
     closed_port = UdpDatagram(5000, 9, b"").build(A_PEER, A_STACK)
     for _ in range(5):
-        stack.receive_frame("veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_UDP,
-                                                         closed_port)), now=0)
+        stack.receive_frame(
+            "veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_UDP, closed_port)), now=0
+        )
     assert len(sent_ipv4(stack)) == 3
     assert stack.stats()["drop.icmp_rate_limited"] == 2
-    stack.receive_frame("veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_UDP,
-                                                     closed_port)), now=SECOND // 10)
+    stack.receive_frame(
+        "veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_UDP, closed_port)), now=SECOND // 10
+    )
     assert len(sent_ipv4(stack)) == 1  # one token back after 100 ms at 10/s
 
 
@@ -265,11 +293,17 @@ def test_udp_datagram_reaches_the_bound_socket() -> None:
     stack = make_stack()
     socket = stack.udp_bind(53)
     datagram = UdpDatagram(4444, 53, b"query").build(A_PEER, A_STACK)
-    stack.receive_frame("veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_UDP, datagram)),
-                        now=0)
+    stack.receive_frame(
+        "veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_UDP, datagram)), now=0
+    )
     assert stack.next_event() == DatagramReceived(
-        socket=socket, source="10.0.0.2", source_port=4444, destination="10.0.0.1",
-        destination_port=53, data=b"query")
+        socket=socket,
+        source="10.0.0.2",
+        source_port=4444,
+        destination="10.0.0.1",
+        destination_port=53,
+        data=b"query",
+    )
 
 
 def test_udp_with_a_bad_checksum_is_dropped_and_counted() -> None:
@@ -277,8 +311,9 @@ def test_udp_with_a_bad_checksum_is_dropped_and_counted() -> None:
     stack.udp_bind(53)
     datagram = bytearray(UdpDatagram(4444, 53, b"query").build(A_PEER, A_STACK))
     datagram[-1] ^= 0xFF
-    stack.receive_frame("veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_UDP,
-                                                     bytes(datagram))), now=0)
+    stack.receive_frame(
+        "veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_UDP, bytes(datagram))), now=0
+    )
     assert stack.next_event() is None
     assert stack.stats()["drop.bad_checksum"] == 1
 
@@ -359,11 +394,18 @@ def fragments_of(packet: Ipv4Packet, size: int) -> list[Ipv4Packet]:
     payload = bytes(packet.payload)
     pieces = []
     for offset in range(0, len(payload), size):
-        chunk = payload[offset:offset + size]
-        pieces.append(Ipv4Packet(packet.source, packet.destination, packet.protocol, chunk,
-                                 identification=packet.identification,
-                                 more_fragments=offset + size < len(payload),
-                                 fragment_offset=offset))
+        chunk = payload[offset : offset + size]
+        pieces.append(
+            Ipv4Packet(
+                packet.source,
+                packet.destination,
+                packet.protocol,
+                chunk,
+                identification=packet.identification,
+                more_fragments=offset + size < len(payload),
+                fragment_offset=offset,
+            )
+        )
     return pieces
 
 
@@ -392,8 +434,15 @@ def test_overlapping_fragments_drop_the_datagram() -> None:
     stack = make_stack()
     request = echo_request(A_PEER, A_STACK, payload=bytes(3000))
     pieces = fragments_of(request, 1024)
-    overlap = Ipv4Packet(A_PEER, A_STACK, PROTOCOL_ICMP, bytes(1024), identification=99,
-                         more_fragments=True, fragment_offset=512)
+    overlap = Ipv4Packet(
+        A_PEER,
+        A_STACK,
+        PROTOCOL_ICMP,
+        bytes(1024),
+        identification=99,
+        more_fragments=True,
+        fragment_offset=512,
+    )
     for piece in [pieces[0], overlap, pieces[1], pieces[2]]:
         stack.receive_frame("veth0", ip_frame(piece), now=0)
     assert stack.stats()["drop.reassembly_overlap"] == 1
@@ -415,8 +464,14 @@ def test_incomplete_datagram_times_out_with_time_exceeded() -> None:
 def test_reassembly_memory_is_bounded() -> None:
     stack = make_stack(ip=IpConfig(reassembly_limit=4096, reassembly_max_datagrams=4))
     for identification in range(50):
-        piece = Ipv4Packet(A_PEER, A_STACK, PROTOCOL_ICMP, bytes(1024),
-                           identification=identification, more_fragments=True)
+        piece = Ipv4Packet(
+            A_PEER,
+            A_STACK,
+            PROTOCOL_ICMP,
+            bytes(1024),
+            identification=identification,
+            more_fragments=True,
+        )
         stack.receive_frame("veth0", ip_frame(piece), now=0)
     assert stack.stats()["ip.reassembly_bytes"] <= 4096
     assert stack.stats()["drop.reassembly_limit"] >= 46
@@ -432,8 +487,14 @@ def test_bad_frames_are_dropped_by_reason() -> None:
     bad_checksum[14 + 10] ^= 0xFF
     martian = echo_request(ip_from_str("127.0.0.1"), A_STACK)
     vlan = EthernetFrame(STACK_MAC_0, PEER_MAC, ETHERTYPE_VLAN, b"\x00\x05\x08\x00" + bytes(40))
-    for frame in (b"", b"\x00" * 13, bytes(bad_checksum), ip_frame(martian), vlan.build(),
-                  ip_frame(good)[:30]):
+    for frame in (
+        b"",
+        b"\x00" * 13,
+        bytes(bad_checksum),
+        ip_frame(martian),
+        vlan.build(),
+        ip_frame(good)[:30],
+    ):
         stack.receive_frame("veth0", frame, now=0)
     stack.receive_frame("nope", ip_frame(good), now=0)
     stats = stack.stats()
@@ -459,11 +520,16 @@ def test_icmp_error_about_our_udp_becomes_an_event() -> None:
     stack.sendto(socket, b"hello", ("10.0.0.2", 9), now=0)
     [(_, _, sent)] = sent_ipv4(stack)
     error = IcmpMessage.destination_unreachable(3, sent.build()[:28])
-    stack.receive_frame("veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_ICMP,
-                                                     error.build())), now=1)
+    stack.receive_frame(
+        "veth0", ip_frame(Ipv4Packet(A_PEER, A_STACK, PROTOCOL_ICMP, error.build())), now=1
+    )
     assert stack.next_event() == IcmpErrorReceived(
-        source="10.0.0.2", icmp_type=3, code=3, original_destination="10.0.0.2",
-        original_protocol=PROTOCOL_UDP)
+        source="10.0.0.2",
+        icmp_type=3,
+        code=3,
+        original_destination="10.0.0.2",
+        original_protocol=PROTOCOL_UDP,
+    )
 
 
 def test_ping_and_udp_to_our_own_address_loop_back() -> None:
@@ -474,11 +540,21 @@ def test_ping_and_udp_to_our_own_address_loop_back() -> None:
     assert stack.frames_to_send(now=0) == []  # nothing leaves on the wire
     events = [stack.next_event(), stack.next_event()]
     assert stack.next_event() is None
-    assert EchoReplyReceived(source="10.1.1.1", identifier=3, sequence=4, payload=b"self",
-                             ttl=64) in events
-    assert DatagramReceived(socket=socket, source="10.0.0.1", source_port=9999,
-                            destination="10.0.0.1", destination_port=9999,
-                            data=b"to me") in events
+    assert (
+        EchoReplyReceived(source="10.1.1.1", identifier=3, sequence=4, payload=b"self", ttl=64)
+        in events
+    )
+    assert (
+        DatagramReceived(
+            socket=socket,
+            source="10.0.0.1",
+            source_port=9999,
+            destination="10.0.0.1",
+            destination_port=9999,
+            data=b"to me",
+        )
+        in events
+    )
 
 
 def test_tcp_info_and_nodelay_through_the_stack() -> None:
@@ -508,8 +584,11 @@ def test_a_revalidated_entry_is_forgotten_after_a_lifetime_without_use() -> None
     stack.frames_to_send(now=10)
     stack.handle_timer(now=60 * SECOND)  # used: a unicast probe
     assert len(stack.frames_to_send(now=60 * SECOND)) == 1
-    stack.receive_frame("veth0", arp_frame(OPERATION_REPLY, PEER_MAC, A_PEER, A_STACK,
-                                           STACK_MAC_0, STACK_MAC_0), now=60 * SECOND + 5)
+    stack.receive_frame(
+        "veth0",
+        arp_frame(OPERATION_REPLY, PEER_MAC, A_PEER, A_STACK, STACK_MAC_0, STACK_MAC_0),
+        now=60 * SECOND + 5,
+    )
     stack.handle_timer(now=120 * SECOND + 5)  # not used since: forgotten quietly
     assert stack.frames_to_send(now=120 * SECOND + 5) == []
     assert stack.stats()["arp.cache_entries"] == 0

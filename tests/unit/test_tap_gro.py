@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from backends.tap import TapDevice, TapLoop
 from simtcp import Stack, StackConfig
+from simtcp.backends.tap import TapDevice, TapLoop
 from simtcp.events import ConnectionAccepted, DataReceived
 from simtcp.gso import gro_merge, gro_receive, segment_tcp
 from simtcp.wire.checksum import internet_checksum
@@ -33,10 +33,15 @@ TS = [("NOP", None), ("NOP", None), ("Timestamp", (12345, 678))]
 
 def wire_frames(size: int, mss: int, *, flags: str = "A", seq: int = 1000) -> list[bytes]:
     payload = random.Random(size).randbytes(size)
-    datagram = bytes(IP(src=SRC, dst=DST, id=7, flags="DF") / TCP(
-        sport=40000, dport=80, seq=seq, ack=99, flags=flags, window=501, options=TS) / payload)
-    return [bytes(Ether(src="0a:00:00:00:00:02", dst="02:00:00:00:00:01") / IP(piece))
-            for piece in segment_tcp(datagram, mss)]
+    datagram = bytes(
+        IP(src=SRC, dst=DST, id=7, flags="DF")
+        / TCP(sport=40000, dport=80, seq=seq, ack=99, flags=flags, window=501, options=TS)
+        / payload
+    )
+    return [
+        bytes(Ether(src="0a:00:00:00:00:02", dst="02:00:00:00:00:01") / IP(piece))
+        for piece in segment_tcp(datagram, mss)
+    ]
 
 
 def payload_of(frame: bytes) -> bytes:
@@ -45,10 +50,17 @@ def payload_of(frame: bytes) -> bytes:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 6000), st.sampled_from(["A", "PA", "FA", "S"]),
-                          st.booleans()), min_size=1, max_size=4), st.integers(500, 1448))
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 6000), st.sampled_from(["A", "PA", "FA", "S"]), st.booleans()),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(500, 1448),
+)
 def test_gro_receive_is_gro_merge_with_the_verdicts(
-        parts: list[tuple[int, str, bool]], mss: int) -> None:
+    parts: list[tuple[int, str, bool]], mss: int
+) -> None:
     frames: list[bytes] = []
     seq = 1000
     for size, flags, corrupt in parts:
@@ -74,7 +86,8 @@ def test_gro_receive_is_gro_merge_with_the_verdicts(
         plain_data = str(tcp.flags) in ("A", "PA") and len(tcp.payload) > 0
         assert verified == (plain_data and _checksums_ok(frame))
     assert b"".join(payload_of(f) for f, _, _ in received) == b"".join(
-        payload_of(f) for f in frames)
+        payload_of(f) for f in frames
+    )
 
 
 def _checksums_ok(frame: bytes) -> bool:
@@ -90,12 +103,13 @@ def pair() -> Iterator[tuple[TapDevice, socket.socket]]:
         yield devices
 
 
-def test_the_loop_merges_a_batch_only_when_asked(
-        pair: tuple[TapDevice, socket.socket]) -> None:
+def test_the_loop_merges_a_batch_only_when_asked(pair: tuple[TapDevice, socket.socket]) -> None:
     device, kernel = pair
     frames = wire_frames(10 * 1448, 1448) + wire_frames(100, 1448, flags="PA", seq=1000 + 14480)
-    for gro, expected in ((False, [(len(f), False, 0) for f in frames]),
-                          (True, [(14 + 52 + 14580, True, 1448)])):
+    for gro, expected in (
+        (False, [(len(f), False, 0) for f in frames]),
+        (True, [(14 + 52 + 14580, True, 1448)]),
+    ):
         stack = FakeStack()
         loop = TapLoop(stack, [device], gro=gro)
         try:
@@ -104,10 +118,10 @@ def test_the_loop_merges_a_batch_only_when_asked(
             loop.run_once()
         finally:
             loop.close()
-        assert [(len(r.frame), r.checksum_verified, r.gso_size)
-                for r in stack.received] == expected
+        assert [(len(r.frame), r.checksum_verified, r.gso_size) for r in stack.received] == expected
         assert b"".join(payload_of(r.frame) for r in stack.received) == b"".join(
-            payload_of(f) for f in frames)
+            payload_of(f) for f in frames
+        )
         assert loop.counters["gro_merged"] == (1 if gro else 0)
 
 
@@ -120,8 +134,10 @@ def _stack(mac: str, address: str) -> Stack:
 
 @pytest.mark.parametrize("gro", [False, True])
 def test_a_stack_fed_merged_segments_receives_every_byte(gro: bool) -> None:
-    client, server = _stack("0a:00:00:00:00:02", SRC + "/24"), _stack("02:00:00:00:00:01",
-                                                                      DST + "/24")
+    client, server = (
+        _stack("0a:00:00:00:00:02", SRC + "/24"),
+        _stack("02:00:00:00:00:01", DST + "/24"),
+    )
     server.tcp_listen(80)
     now = 1_000
     handle = client.tcp_connect(DST, 80, now=now)
@@ -132,12 +148,12 @@ def test_a_stack_fed_merged_segments_receives_every_byte(gro: bool) -> None:
     for _ in range(2000):
         now += 100
         if sent < len(data):
-            sent += client.send(handle, data[sent:sent + 65536], now=now)
+            sent += client.send(handle, data[sent : sent + 65536], now=now)
         batch = [frame for _, frame in client.frames_to_send(now=now)]
-        for frame, verified, gso_size in (gro_receive(batch) if gro else
-                                          [(f, False, 0) for f in batch]):
-            server.receive_frame("e", frame, now=now, checksum_verified=verified,
-                                 gso_size=gso_size)
+        for frame, verified, gso_size in (
+            gro_receive(batch) if gro else [(f, False, 0) for f in batch]
+        ):
+            server.receive_frame("e", frame, now=now, checksum_verified=verified, gso_size=gso_size)
         while (event := server.next_event()) is not None:
             if isinstance(event, ConnectionAccepted):
                 accepted = event.connection
@@ -177,8 +193,10 @@ def _round_robin_by_flow(frames: list[bytes]) -> list[bytes]:
 
 @pytest.mark.parametrize("flows", [0, 8])
 def test_a_stack_fed_interleaved_connections_receives_every_byte_of_each(flows: int) -> None:
-    client, server = _stack("0a:00:00:00:00:02", SRC + "/24"), _stack("02:00:00:00:00:01",
-                                                                      DST + "/24")
+    client, server = (
+        _stack("0a:00:00:00:00:02", SRC + "/24"),
+        _stack("02:00:00:00:00:01", DST + "/24"),
+    )
     server.tcp_listen(80)
     now = 1_000
     handles = [client.tcp_connect(DST, 80, now=now) for _ in range(4)]
@@ -190,15 +208,16 @@ def test_a_stack_fed_interleaved_connections_receives_every_byte_of_each(flows: 
         for handle in handles:
             if sent[handle] < len(data[handle]):
                 sent[handle] += client.send(
-                    handle, data[handle][sent[handle]:sent[handle] + 65536], now=now)
+                    handle, data[handle][sent[handle] : sent[handle] + 65536], now=now
+                )
         batch = _round_robin_by_flow([frame for _, frame in client.frames_to_send(now=now)])
         for frame, verified, gso_size in gro_receive(batch, flows=flows):
-            server.receive_frame("e", frame, now=now, checksum_verified=verified,
-                                 gso_size=gso_size)
+            server.receive_frame("e", frame, now=now, checksum_verified=verified, gso_size=gso_size)
         while (event := server.next_event()) is not None:
             if isinstance(event, DataReceived):
                 received.setdefault(event.connection, bytearray()).extend(
-                    server.receive(event.connection, -1, now=now))
+                    server.receive(event.connection, -1, now=now)
+                )
         for _, frame in server.frames_to_send(now=now):
             client.receive_frame("e", frame, now=now)
         while client.next_event() is not None:
@@ -220,9 +239,14 @@ def test_a_stack_fed_interleaved_connections_receives_every_byte_of_each(flows: 
 def test_the_loop_merges_interleaved_flows_each(pair: tuple[TapDevice, socket.socket]) -> None:
     device, kernel = pair
     first = wire_frames(6 * 1448, 1448)
-    second = [frame[:34] + (40001).to_bytes(2, "big") + frame[36:50]
-              + ((int.from_bytes(frame[50:52], "big") - 1) % 0xFFFF).to_bytes(2, "big")
-              + frame[52:] for frame in first]  # source port + 1, checksum adjusted
+    second = [
+        frame[:34]
+        + (40001).to_bytes(2, "big")
+        + frame[36:50]
+        + ((int.from_bytes(frame[50:52], "big") - 1) % 0xFFFF).to_bytes(2, "big")
+        + frame[52:]
+        for frame in first
+    ]  # source port + 1, checksum adjusted
     stack = FakeStack()
     loop = TapLoop(stack, [device], gro=True)
     try:
@@ -232,6 +256,7 @@ def test_the_loop_merges_interleaved_flows_each(pair: tuple[TapDevice, socket.so
     finally:
         loop.close()
     assert [(len(r.frame), r.checksum_verified, r.gso_size) for r in stack.received] == [
-        (14 + 52 + 6 * 1448, True, 1448)] * 2
+        (14 + 52 + 6 * 1448, True, 1448)
+    ] * 2
     assert [r.frame[34:36] for r in stack.received] == [b"\x9c\x40", b"\x9c\x41"]
     assert loop.counters["gro_merged"] == 2

@@ -76,7 +76,8 @@ def test_many_owners_fire_in_deadline_order() -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 4), st.none() | st.integers(0, 50)), max_size=40))
 def test_poll_at_shortcuts_match_a_brute_force_minimum(
-        operations: list[tuple[int, int | None]]) -> None:
+    operations: list[tuple[int, int | None]],
+) -> None:
     """TimerHeap.poll_at's exact-top shortcut, and Stack.poll_at's inlined copy of it, give
     the earliest armed deadline after any mix of arming earlier, later, cancelling, firing."""
     stack = Stack()

@@ -24,11 +24,11 @@ import random
 
 import pytest
 
-from backends.impair import LinkProfile
+from simtcp.backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
 from simtcp.gso import InterfaceOffload
+from simtcp.programs.transfer import CHUNK, PatternStream, TransferSpec, expected_data, run_transfer
 from simtcp.time import MILLISECOND, SECOND
-from simtcp.transfer import CHUNK, PatternStream, TransferSpec, expected_data, run_transfer
 
 RECORDED = {
     "chaos": "bd72d55ffaf8f0aa",
@@ -50,10 +50,19 @@ STREAM_DIGEST = "fd42df70e0e84e35"
 
 def specs() -> dict[str, TransferSpec]:
     ms = MILLISECOND
-    lossy = LinkProfile(loss=0.02, reorder=0.02, duplicate=0.01, corrupt=0.01, delay=2 * ms,
-                        reorder_delay=3 * ms)
-    chaos = LinkProfile(loss=0.08, reorder=0.1, duplicate=0.05, corrupt=0.05, delay=1 * ms,
-                        jitter=500, reorder_delay=2 * ms, gro=True)
+    lossy = LinkProfile(
+        loss=0.02, reorder=0.02, duplicate=0.01, corrupt=0.01, delay=2 * ms, reorder_delay=3 * ms
+    )
+    chaos = LinkProfile(
+        loss=0.08,
+        reorder=0.1,
+        duplicate=0.05,
+        corrupt=0.05,
+        delay=1 * ms,
+        jitter=500,
+        reorder_delay=2 * ms,
+        gro=True,
+    )
     rated = LinkProfile(delay=5 * ms, rate=50_000_000)
     rated_gso = LinkProfile(delay=5 * ms, rate=50_000_000, gso=True)
     robust = TcpConfig(syn_retries=30, data_retries=60, max_rto=5 * SECOND)
@@ -63,21 +72,62 @@ def specs() -> dict[str, TransferSpec]:
     return {
         "clean": TransferSpec(bytes=1_000_000, seed=1, forward=rated, backward=rated),
         "clean0": TransferSpec(bytes=300_000, reverse_bytes=70_000, seed=2),
-        "lossy": TransferSpec(bytes=400_000, reverse_bytes=150_000, seed=3, forward=lossy,
-                              backward=lossy, tcp=robust, arp=forever),
-        "chaos": TransferSpec(bytes=200_000, reverse_bytes=100_000, seed=4, forward=chaos,
-                              backward=chaos, tcp=robust, connections=5, backlog=2),
-        "pause": TransferSpec(bytes=500_000, seed=5, forward=rated, backward=rated,
-                              pause_reading_after=100_000, pause_reading_for=300 * ms,
-                              connections=2),
-        "gso": TransferSpec(bytes=2_000_000, reverse_bytes=300_000, seed=6, forward=lossy,
-                            backward=rated, tcp=robust, mtu=9000, offload=software_gso),
-        "tso": TransferSpec(bytes=3_000_000, reverse_bytes=100_000, seed=7, forward=rated_gso,
-                            backward=rated_gso, offload=tso),
-        "limit": TransferSpec(bytes=5_000_000, seed=8, forward=rated, backward=rated,
-                              time_limit=200 * ms),
-        "stall": TransferSpec(bytes=100_000, seed=9, forward=LinkProfile(loss=1.0),
-                              backward=LinkProfile(), stall_timeout=30 * SECOND),
+        "lossy": TransferSpec(
+            bytes=400_000,
+            reverse_bytes=150_000,
+            seed=3,
+            forward=lossy,
+            backward=lossy,
+            tcp=robust,
+            arp=forever,
+        ),
+        "chaos": TransferSpec(
+            bytes=200_000,
+            reverse_bytes=100_000,
+            seed=4,
+            forward=chaos,
+            backward=chaos,
+            tcp=robust,
+            connections=5,
+            backlog=2,
+        ),
+        "pause": TransferSpec(
+            bytes=500_000,
+            seed=5,
+            forward=rated,
+            backward=rated,
+            pause_reading_after=100_000,
+            pause_reading_for=300 * ms,
+            connections=2,
+        ),
+        "gso": TransferSpec(
+            bytes=2_000_000,
+            reverse_bytes=300_000,
+            seed=6,
+            forward=lossy,
+            backward=rated,
+            tcp=robust,
+            mtu=9000,
+            offload=software_gso,
+        ),
+        "tso": TransferSpec(
+            bytes=3_000_000,
+            reverse_bytes=100_000,
+            seed=7,
+            forward=rated_gso,
+            backward=rated_gso,
+            offload=tso,
+        ),
+        "limit": TransferSpec(
+            bytes=5_000_000, seed=8, forward=rated, backward=rated, time_limit=200 * ms
+        ),
+        "stall": TransferSpec(
+            bytes=100_000,
+            seed=9,
+            forward=LinkProfile(loss=1.0),
+            backward=LinkProfile(),
+            stall_timeout=30 * SECOND,
+        ),
         "zero": TransferSpec(bytes=0, seed=10),
     }
 
@@ -85,10 +135,18 @@ def specs() -> dict[str, TransferSpec]:
 def digest(spec: TransferSpec) -> str:
     pcap = io.BytesIO()
     result = run_transfer(spec, pcap=pcap, pcap_point="link")
-    figures = [hashlib.sha256(pcap.getvalue()).hexdigest()[:16], result.reason,
-               result.bytes_delivered, result.virtual_seconds, result.retransmits,
-               list(result.connections_left), result.closed_at, list(result.idle_for),
-               result.min_send_window, result.link_stats]
+    figures = [
+        hashlib.sha256(pcap.getvalue()).hexdigest()[:16],
+        result.reason,
+        result.bytes_delivered,
+        result.virtual_seconds,
+        result.retransmits,
+        list(result.connections_left),
+        result.closed_at,
+        list(result.idle_for),
+        result.min_send_window,
+        result.link_stats,
+    ]
     return hashlib.sha256(json.dumps(figures, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -107,14 +165,20 @@ def test_pattern_stream_reads_match_fresh_generation_at_any_offset() -> None:
     label = "simtcp-transfer:77:9>"
     whole = b"".join(random.Random(f"{label}:{index}").randbytes(CHUNK) for index in range(4))
     reader, other = PatternStream(77, "9>"), PatternStream(77, "9>")
-    for offset, size in ((0, 10), (CHUNK - 5, 10), (3 * CHUNK + 7, CHUNK - 7), (5, 3 * CHUNK),
-                         (CHUNK, CHUNK), (0, 4 * CHUNK)):
-        assert reader.read(offset, size) == whole[offset:offset + size]
-        assert other.read(offset, size) == whole[offset:offset + size]
+    for offset, size in (
+        (0, 10),
+        (CHUNK - 5, 10),
+        (3 * CHUNK + 7, CHUNK - 7),
+        (5, 3 * CHUNK),
+        (CHUNK, CHUNK),
+        (0, 4 * CHUNK),
+    ):
+        assert reader.read(offset, size) == whole[offset : offset + size]
+        assert other.read(offset, size) == whole[offset : offset + size]
 
 
 def test_the_shared_chunk_cache_stays_bounded() -> None:
-    import simtcp.transfer as transfer_module
+    import simtcp.programs.transfer as transfer_module
 
     stream = PatternStream(5, "bounded")
     for index in range(transfer_module.SHARED_CHUNKS + 20):

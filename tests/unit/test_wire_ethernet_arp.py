@@ -22,13 +22,11 @@ from simtcp.wire.ipv4 import ip_from_str
 # `arping -c1 -I wfveth0 10.0.0.1` from 10.0.0.2 (52:54:00:12:34:56): Linux sends
 # the 42-byte frame; the copy that arping sends first carries 16 bytes of padding.
 ARP_REQUEST = bytes.fromhex(
-    "ffffffffffff 525400123456 0806"
-    "0001 0800 06 04 0001 525400123456 0a000002 000000000000 0a000001"
+    "ffffffffffff 525400123456 08060001 0800 06 04 0001 525400123456 0a000002 000000000000 0a000001"
 )
 ARP_REQUEST_PADDED = ARP_REQUEST + bytes(16)
 ARP_REPLY = bytes.fromhex(
-    "525400123456 525400abcdef 0806"
-    "0001 0800 06 04 0002 525400abcdef 0a000001 525400123456 0a000002"
+    "525400123456 525400abcdef 08060001 0800 06 04 0002 525400abcdef 0a000001 525400123456 0a000002"
 )
 MAC_A = bytes.fromhex("525400123456")
 MAC_B = bytes.fromhex("525400abcdef")
@@ -36,8 +34,7 @@ MAC_B = bytes.fromhex("525400abcdef")
 # The IPv4 header of the echo request in test_wire_ipv4_icmp, behind an 802.1Q tag
 # (VLAN 100, PCP 0).
 VLAN_FRAME = bytes.fromhex(
-    "525400abcdef 525400123456 8100 0064 0800"
-    "45000054fa3f400040012c670a0000020a000001"
+    "525400abcdef 525400123456 8100 0064 080045000054fa3f400040012c670a0000020a000001"
 )
 
 
@@ -117,7 +114,7 @@ def test_header_only_frame_has_empty_payload() -> None:
 @pytest.mark.parametrize("length", [0, 8, 27])
 def test_truncated_arp(length: int) -> None:
     with pytest.raises(ParseError) as info:
-        ArpPacket.parse(ARP_REQUEST[14:14 + length])
+        ArpPacket.parse(ARP_REQUEST[14 : 14 + length])
     assert info.value.reason is DropReason.TRUNCATED
 
 
@@ -128,7 +125,7 @@ def test_truncated_arp(length: int) -> None:
 )
 def test_arp_for_other_hardware_or_protocol_is_rejected(offset: int, value: bytes) -> None:
     packet = bytearray(ARP_REQUEST[14:])
-    packet[offset:offset + len(value)] = value
+    packet[offset : offset + len(value)] = value
     with pytest.raises(ParseError) as info:
         ArpPacket.parse(packet)
     assert info.value.reason is DropReason.MALFORMED

@@ -38,37 +38,37 @@ HOST_B = 0x0A000001
 # What iputils ping puts after the ICMP header: a struct timeval, then 0x10..0x37.
 PING_DATA = bytes.fromhex("0307076b0000000071cd090000000000") + bytes(range(0x10, 0x38))
 
-ECHO_REQUEST = bytes.fromhex(
-    "45000054fa3f400040012c670a0000020a000001"
-    "0800a1ab12410001"
-) + PING_DATA
-ECHO_REPLY = bytes.fromhex(
-    "4500005497bb00004001ceeb0a0000010a000002"
-    "0000a9ab12410001"
-) + PING_DATA
+ECHO_REQUEST = bytes.fromhex("45000054fa3f400040012c670a0000020a0000010800a1ab12410001") + PING_DATA
+ECHO_REPLY = bytes.fromhex("4500005497bb00004001ceeb0a0000010a0000020000a9ab12410001") + PING_DATA
 
 # ``ping -R``: IHL 15, a NOP then a 39-byte record-route option with one slot filled.
 RECORD_ROUTE_OPTIONS = bytes.fromhex("01 07 27 08 0a000002") + bytes(32)
-RECORD_ROUTE_REQUEST = bytes.fromhex(
-    "4f00007cfa4040004001f02c0a0000020a000001"
-) + RECORD_ROUTE_OPTIONS + bytes.fromhex("0800f09c12420001") + bytes.fromhex(
-    "0307076b0000000022db090000000000"
-) + bytes(range(0x10, 0x38))
+RECORD_ROUTE_REQUEST = (
+    bytes.fromhex("4f00007cfa4040004001f02c0a0000020a000001")
+    + RECORD_ROUTE_OPTIONS
+    + bytes.fromhex("0800f09c12420001")
+    + bytes.fromhex("0307076b0000000022db090000000000")
+    + bytes(range(0x10, 0x38))
+)
 
 # The kernel quotes the whole offending datagram, UDP checksum still partial as the
 # sender's checksum offload left it (it is quoted, not verified).
 QUOTED_UDP = bytes.fromhex("4500001fbeb44000401168170a0000020a000001 dcd814e9000b141f 68690a")
-PORT_UNREACHABLE = bytes.fromhex(
-    "45c0003b97be00004001ce410a0000010a000002"
-    "030384a700000000"
-) + QUOTED_UDP
+PORT_UNREACHABLE = (
+    bytes.fromhex("45c0003b97be00004001ce410a0000010a000002030384a700000000") + QUOTED_UDP
+)
 
 
 def test_echo_request_ip_header_fields() -> None:
     packet = Ipv4Packet.parse(ECHO_REQUEST)
     assert packet == Ipv4Packet(
-        source=HOST_A, destination=HOST_B, protocol=PROTOCOL_ICMP,
-        payload=ECHO_REQUEST[20:], ttl=64, identification=0xFA3F, dont_fragment=True,
+        source=HOST_A,
+        destination=HOST_B,
+        protocol=PROTOCOL_ICMP,
+        payload=ECHO_REQUEST[20:],
+        ttl=64,
+        identification=0xFA3F,
+        dont_fragment=True,
     )
     assert packet.checksum == 0x2C67
     assert packet.header_length == 20
@@ -107,7 +107,8 @@ def test_port_unreachable_quotes_the_datagram() -> None:
     assert packet.tos == 0xC0
     message = IcmpMessage.parse(packet.payload)
     assert (message.icmp_type, message.code) == (
-        TYPE_DESTINATION_UNREACHABLE, CODE_PORT_UNREACHABLE,
+        TYPE_DESTINATION_UNREACHABLE,
+        CODE_PORT_UNREACHABLE,
     )
     assert message.is_error
     assert bytes(message.payload) == QUOTED_UDP
@@ -118,8 +119,12 @@ def test_port_unreachable_quotes_the_datagram() -> None:
     assert bytes(datagram.payload) == b"hi\n"
     rebuilt = IcmpMessage.destination_unreachable(CODE_PORT_UNREACHABLE, QUOTED_UDP)
     assert rebuilt.build() == PORT_UNREACHABLE[20:]
-    assert Ipv4Packet(HOST_B, HOST_A, PROTOCOL_ICMP, rebuilt.build(), identification=0x97BE,
-                      tos=0xC0).build() == PORT_UNREACHABLE
+    assert (
+        Ipv4Packet(
+            HOST_B, HOST_A, PROTOCOL_ICMP, rebuilt.build(), identification=0x97BE, tos=0xC0
+        ).build()
+        == PORT_UNREACHABLE
+    )
 
 
 def test_error_constructors_fill_the_second_word() -> None:
@@ -148,8 +153,15 @@ def test_total_length_decides_the_payload() -> None:
 
 
 def test_fragment_fields() -> None:
-    packet = Ipv4Packet(HOST_A, HOST_B, PROTOCOL_UDP, b"x" * 8, identification=7,
-                        more_fragments=True, fragment_offset=1480)
+    packet = Ipv4Packet(
+        HOST_A,
+        HOST_B,
+        PROTOCOL_UDP,
+        b"x" * 8,
+        identification=7,
+        more_fragments=True,
+        fragment_offset=1480,
+    )
     raw = packet.build()
     assert raw[6:8] == (0x2000 | 185).to_bytes(2, "big")
     parsed = Ipv4Packet.parse(raw)
@@ -169,11 +181,11 @@ def test_truncated_ip_header(length: int) -> None:
 
 def _with(packet: bytes, offset: int, value: bytes, *, fix_checksum: bool = True) -> bytes:
     raw = bytearray(packet)
-    raw[offset:offset + len(value)] = value
+    raw[offset : offset + len(value)] = value
     if fix_checksum:
         header_length = min((raw[0] & 0x0F) * 4, len(raw))
         raw[10:12] = b"\x00\x00"
-        raw[10:12] = internet_checksum(raw[:max(header_length, 20)]).to_bytes(2, "big")
+        raw[10:12] = internet_checksum(raw[: max(header_length, 20)]).to_bytes(2, "big")
     return bytes(raw)
 
 
@@ -230,7 +242,7 @@ def test_bad_ip_checksum() -> None:
 def test_icmp_truncated_and_bad_checksum() -> None:
     for length in (0, 4, 7):
         with pytest.raises(ParseError) as info:
-            IcmpMessage.parse(ECHO_REQUEST[20:20 + length])
+            IcmpMessage.parse(ECHO_REQUEST[20 : 20 + length])
         assert info.value.reason is DropReason.TRUNCATED
     corrupted = bytearray(ECHO_REQUEST[20:])
     corrupted[-1] ^= 0x01

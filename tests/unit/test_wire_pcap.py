@@ -48,15 +48,25 @@ def test_file_layout() -> None:
     frame = _echo_frame()
     raw = _write([(1_500_000_123, frame)])
     assert struct.unpack("<IHHiIII", raw[:24]) == (
-        0xA1B2C3D4, 2, 4, 0, 0, DEFAULT_SNAPLEN, 1,
+        0xA1B2C3D4,
+        2,
+        4,
+        0,
+        0,
+        DEFAULT_SNAPLEN,
+        1,
     )
     assert struct.unpack("<IIII", raw[24:40]) == (1500, 123, len(frame), len(frame))
     assert raw[40:] == frame
 
 
 def test_round_trip_keeps_order_timestamps_and_bytes() -> None:
-    records = [(0, _echo_frame()), (999_999, _syn_frame()), (1_000_000, b""),
-               (2**32 * 1_000_000 - 1, bytes(range(256)) * 6)]
+    records = [
+        (0, _echo_frame()),
+        (999_999, _syn_frame()),
+        (1_000_000, b""),
+        (2**32 * 1_000_000 - 1, bytes(range(256)) * 6),
+    ]
     assert list(read_pcap(io.BytesIO(_write(records)))) == records
 
 
@@ -69,8 +79,11 @@ def test_snaplen_truncates_but_keeps_the_original_length() -> None:
 
 def test_big_endian_file_is_read() -> None:
     frame = _syn_frame()
-    raw = (struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
-           + struct.pack(">IIII", 7, 250_000, len(frame), len(frame)) + frame)
+    raw = (
+        struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+        + struct.pack(">IIII", 7, 250_000, len(frame), len(frame))
+        + frame
+    )
     assert list(read_pcap(io.BytesIO(raw))) == [(7_250_000, frame)]
 
 
@@ -104,8 +117,13 @@ def test_tcpdump_reads_our_file(tmp_path: Path) -> None:
         pytest.skip("tcpdump is not installed")
     path = tmp_path / "simtcp.pcap"
     path.write_bytes(_write([(1_000_000, _echo_frame()), (1_250_000, _syn_frame())]))
-    result = subprocess.run([tcpdump, "-r", str(path), "-nn", "-tt", "-v"],
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        [tcpdump, "-r", str(path), "-nn", "-tt", "-v"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     output = result.stdout
     assert "1.000000" in output and "1.250000" in output

@@ -38,11 +38,13 @@ HOST_B = 0x0A000001
 # `nc -z 10.0.0.1 80` from 10.0.0.2: Linux's SYN, options as it orders them.
 SYN_IP_HEADER = bytes.fromhex("4500003c4f4740004006d7720a0000020a000001")
 SYN_SEGMENT = bytes.fromhex(
-    "9840 0050 07e8509c 00000000 a0 02 faf0 5f04 0000"
-    "020405b4 0402 080a739a755600000000 01 03030a"
+    "9840 0050 07e8509c 00000000 a0 02 faf0 5f04 0000020405b4 0402 080a739a755600000000 01 03030a"
 )
 SYN_OPTIONS = (
-    MssOption(1460), SackPermittedOption(), TimestampsOption(1939502422, 0), NopOption(),
+    MssOption(1460),
+    SackPermittedOption(),
+    TimestampsOption(1939502422, 0),
+    NopOption(),
     WindowScaleOption(10),
 )
 # The closed port's answer: RST|ACK, no options.
@@ -55,8 +57,14 @@ UDP_DATAGRAM = bytes.fromhex("dcd8 14e9 000b 87aa 68690a")
 def test_linux_syn_fields() -> None:
     segment = TcpSegment.parse(SYN_SEGMENT, source=HOST_A, destination=HOST_B)
     assert segment == TcpSegment(
-        source_port=38976, destination_port=80, seq=132665500, ack=0, flags=SYN,
-        window=64240, options=SYN_OPTIONS, payload=b"",
+        source_port=38976,
+        destination_port=80,
+        seq=132665500,
+        ack=0,
+        flags=SYN,
+        window=64240,
+        options=SYN_OPTIONS,
+        payload=b"",
     )
     assert segment.checksum == 0x5F04
     assert (segment.mss, segment.window_scale, segment.sack_permitted) == (1460, 10, True)
@@ -71,8 +79,14 @@ def test_linux_syn_rebuilds_byte_for_byte() -> None:
     assert segment.build(HOST_A, HOST_B) == SYN_SEGMENT
     fresh = TcpSegment(38976, 80, 132665500, 0, SYN, 64240, SYN_OPTIONS)
     assert fresh.build(HOST_A, HOST_B) == SYN_SEGMENT
-    ip = Ipv4Packet(HOST_A, HOST_B, PROTOCOL_TCP, fresh.build(HOST_A, HOST_B),
-                    identification=0x4F47, dont_fragment=True)
+    ip = Ipv4Packet(
+        HOST_A,
+        HOST_B,
+        PROTOCOL_TCP,
+        fresh.build(HOST_A, HOST_B),
+        identification=0x4F47,
+        dont_fragment=True,
+    )
     assert ip.build() == SYN_IP_HEADER + SYN_SEGMENT
 
 
@@ -85,7 +99,8 @@ def test_rst_ack() -> None:
 
 def test_checksum_offload_build_leaves_zero() -> None:
     raw = TcpSegment(38976, 80, 132665500, 0, SYN, 64240, SYN_OPTIONS).build(
-        HOST_A, HOST_B, with_checksum=False)
+        HOST_A, HOST_B, with_checksum=False
+    )
     assert raw[16:18] == b"\x00\x00"
     assert raw[:16] + b"\x5f\x04" + raw[18:] == SYN_SEGMENT
 
@@ -103,9 +118,20 @@ def test_tcp_bad_checksum() -> None:
 
 def test_data_segment_with_sack_and_odd_payload() -> None:
     segment = TcpSegment(
-        5000, 80, 0xFFFFFFF0, 12345, PSH | ACK | FIN, 512,
-        options=(NopOption(), NopOption(), TimestampsOption(1, 2),
-                 NopOption(), NopOption(), SackOption(((100, 200), (300, 0xFFFFFFFF)))),
+        5000,
+        80,
+        0xFFFFFFF0,
+        12345,
+        PSH | ACK | FIN,
+        512,
+        options=(
+            NopOption(),
+            NopOption(),
+            TimestampsOption(1, 2),
+            NopOption(),
+            NopOption(),
+            SackOption(((100, 200), (300, 0xFFFFFFFF))),
+        ),
         payload=b"hello",
     )
     raw = segment.build(HOST_A, HOST_B)
@@ -195,8 +221,14 @@ def test_linux_udp_datagram() -> None:
     assert datagram == UdpDatagram(56536, 5353, b"hi\n")
     assert datagram.checksum == 0x87AA
     assert datagram.build(HOST_A, HOST_B) == UDP_DATAGRAM
-    ip = Ipv4Packet(HOST_A, HOST_B, PROTOCOL_UDP, datagram.build(HOST_A, HOST_B),
-                    identification=0xBEB4, dont_fragment=True)
+    ip = Ipv4Packet(
+        HOST_A,
+        HOST_B,
+        PROTOCOL_UDP,
+        datagram.build(HOST_A, HOST_B),
+        identification=0xBEB4,
+        dont_fragment=True,
+    )
     assert ip.build() == bytes.fromhex("4500001fbeb44000401168170a0000020a000001") + UDP_DATAGRAM
 
 
@@ -235,6 +267,10 @@ def test_udp_length_field_trims_trailing_bytes() -> None:
 
 
 def test_udp_checksum_matches_pseudo_header_definition() -> None:
-    pseudo = (HOST_A.to_bytes(4, "big") + HOST_B.to_bytes(4, "big")
-              + bytes([0, PROTOCOL_UDP]) + len(UDP_DATAGRAM).to_bytes(2, "big"))
+    pseudo = (
+        HOST_A.to_bytes(4, "big")
+        + HOST_B.to_bytes(4, "big")
+        + bytes([0, PROTOCOL_UDP])
+        + len(UDP_DATAGRAM).to_bytes(2, "big")
+    )
     assert internet_checksum(pseudo + UDP_DATAGRAM) == 0

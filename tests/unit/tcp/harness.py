@@ -32,8 +32,15 @@ C_ADDR = 0x0A000003  # 10.0.0.3 (a third party, for segments to nothing)
 class FakeHost:
     """The TcpHost boundary, recording what the layer does."""
 
-    def __init__(self, address: int, *, mtu: int = 1500, wire: bool = True,
-                 routable: bool = True, max_segment: int = 0) -> None:
+    def __init__(
+        self,
+        address: int,
+        *,
+        mtu: int = 1500,
+        wire: bool = True,
+        routable: bool = True,
+        max_segment: int = 0,
+    ) -> None:
         self.address = address
         self.mtu = mtu
         self.max_segment = max_segment
@@ -78,12 +85,21 @@ class FakeHost:
 class Endpoint:
     """One TcpLayer with its host, timer heap and seed."""
 
-    def __init__(self, address: int, config: TcpConfig | None = None, *, seed: int = 1,
-                 mtu: int = 1500, wire: bool = True, max_segment: int = 0) -> None:
+    def __init__(
+        self,
+        address: int,
+        config: TcpConfig | None = None,
+        *,
+        seed: int = 1,
+        mtu: int = 1500,
+        wire: bool = True,
+        max_segment: int = 0,
+    ) -> None:
         self.host = FakeHost(address, mtu=mtu, wire=wire, max_segment=max_segment)
         self.timers = TimerHeap()
-        self.layer = TcpLayer(config or TcpConfig(), host=self.host, timers=self.timers,
-                              rng=SeededRandom(seed))
+        self.layer = TcpLayer(
+            config or TcpConfig(), host=self.host, timers=self.timers, rng=SeededRandom(seed)
+        )
 
     @property
     def address(self) -> int:
@@ -124,8 +140,10 @@ class Pair:
                 if destination != peer.address:
                     continue
                 for extra in self.fault(segment, source):
-                    heapq.heappush(self._queue, (self.now + self.delay + extra,
-                                                 next(self._order), destination, segment))
+                    heapq.heappush(
+                        self._queue,
+                        (self.now + self.delay + extra, next(self._order), destination, segment),
+                    )
             endpoint.host.sent.clear()
 
     def next_time(self) -> int | None:
@@ -152,8 +170,14 @@ class Pair:
         self._collect()
         return True
 
-    def run(self, until: int, *, on_step: Callable[[], None] | None = None,
-            stop: Callable[[], bool] | None = None, max_steps: int = 1_000_000) -> None:
+    def run(
+        self,
+        until: int,
+        *,
+        on_step: Callable[[], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+        max_steps: int = 1_000_000,
+    ) -> None:
         """Run until virtual time ``until``, or ``stop()`` holds, calling ``on_step`` each step."""
         for _ in range(max_steps):
             if stop is not None and stop():
@@ -168,9 +192,19 @@ class Pair:
         self.run(self.now + duration, **kwargs)  # type: ignore[arg-type]
 
 
-def make_pair(config_a: TcpConfig | None = None, config_b: TcpConfig | None = None, *,
-              seed: int = 1, delay: int = 10 * MILLISECOND, fault: Fault = no_fault,
-              wire: bool = True, max_segment: int = 0) -> Pair:
-    return Pair(Endpoint(A_ADDR, config_a, seed=seed, wire=wire, max_segment=max_segment),
-                Endpoint(B_ADDR, config_b, seed=seed + 1, wire=wire, max_segment=max_segment),
-                delay=delay, fault=fault)
+def make_pair(
+    config_a: TcpConfig | None = None,
+    config_b: TcpConfig | None = None,
+    *,
+    seed: int = 1,
+    delay: int = 10 * MILLISECOND,
+    fault: Fault = no_fault,
+    wire: bool = True,
+    max_segment: int = 0,
+) -> Pair:
+    return Pair(
+        Endpoint(A_ADDR, config_a, seed=seed, wire=wire, max_segment=max_segment),
+        Endpoint(B_ADDR, config_b, seed=seed + 1, wire=wire, max_segment=max_segment),
+        delay=delay,
+        fault=fault,
+    )

@@ -91,11 +91,27 @@ def _sent_after(t1: Instant, seq1: int, t2: Instant, seq2: int) -> bool:
 class RackTlp:
     """RACK loss detection and TLP for one connection."""
 
-    __slots__ = ("dup_thresh", "max_segments", "_segments", "_starts", "_sacked_ends",
-                 "rack_xmit_ts", "rack_end_seq", "rack_rtt", "fack", "min_rtt",
-                 "reordering_seen", "reo_wnd_mult", "reo_wnd_persist", "dsack_round",
-                 "tlp_end_seq", "tlp_is_retrans", "tlp_sent_at", "tlp_original_acked",
-                 "reorder_at")
+    __slots__ = (
+        "dup_thresh",
+        "max_segments",
+        "_segments",
+        "_starts",
+        "_sacked_ends",
+        "rack_xmit_ts",
+        "rack_end_seq",
+        "rack_rtt",
+        "fack",
+        "min_rtt",
+        "reordering_seen",
+        "reo_wnd_mult",
+        "reo_wnd_persist",
+        "dsack_round",
+        "tlp_end_seq",
+        "tlp_is_retrans",
+        "tlp_sent_at",
+        "tlp_original_acked",
+        "reorder_at",
+    )
 
     def __init__(self, *, dup_thresh: int = 3, max_segments: int = 1 << 16) -> None:
         self.dup_thresh = dup_thresh
@@ -153,8 +169,9 @@ class RackTlp:
         if covered_to < end:
             self._add_new(max(covered_to, start), end, now)
 
-    def on_transmit_run(self, start: int, data_end: int, piece: int, *, fin: int,
-                        now: Instant) -> Instant:
+    def on_transmit_run(
+        self, start: int, data_end: int, piece: int, *, fin: int, now: Instant
+    ) -> Instant:
         """A TSO segment ``[start, data_end)`` (plus ``fin``) left at ``now``; return the last
         stamp used.
 
@@ -168,10 +185,10 @@ class RackTlp:
         last = cuts[-1]
         stamp = now
         if (starts and segments[starts[-1]].end > start) or (
-                len(starts) + len(cuts) > self.max_segments):
+            len(starts) + len(cuts) > self.max_segments
+        ):
             for cut in cuts:  # retransmitted records move to the tail of the time order
-                self.on_transmit(cut, cut + piece if cut != last else data_end + fin,
-                                 now=stamp)
+                self.on_transmit(cut, cut + piece if cut != last else data_end + fin, now=stamp)
                 stamp += 1
             return stamp - 1
         for cut in cuts:  # new data beyond every record: append in both orders
@@ -198,9 +215,17 @@ class RackTlp:
 
     # --- ACKs (RFC 8985 §6.2) -----------------------------------------------------------
 
-    def on_ack(self, *, snd_una: int, sack_blocks: Sequence[tuple[int, int]], dsack: bool,
-               snd_nxt: int, srtt: Duration | None, in_recovery: bool,
-               now: Instant) -> RackVerdict:
+    def on_ack(
+        self,
+        *,
+        snd_una: int,
+        sack_blocks: Sequence[tuple[int, int]],
+        dsack: bool,
+        snd_nxt: int,
+        srtt: Duration | None,
+        in_recovery: bool,
+        now: Instant,
+    ) -> RackVerdict:
         """Process one ACK: SND.UNA after it and its absolute SACK blocks.
 
         A D-SACK block among ``sack_blocks`` is harmless (it covers nothing
@@ -217,8 +242,9 @@ class RackTlp:
             return NO_VERDICT
         return RackVerdict(lost=lost, reorder_at=reorder_at, tlp_repaired_loss=repaired)
 
-    def _take_delivered(self, snd_una: int,
-                        sack_blocks: Sequence[tuple[int, int]]) -> list[_Segment]:
+    def _take_delivered(
+        self, snd_una: int, sack_blocks: Sequence[tuple[int, int]]
+    ) -> list[_Segment]:
         starts = self._starts
         segments = self._segments
         delivered = []
@@ -229,7 +255,7 @@ class RackTlp:
             delivered.append(segments.pop(start))
         del starts[:count]
         sacked_ends = self._sacked_ends
-        del sacked_ends[:bisect_right(sacked_ends, snd_una)]
+        del sacked_ends[: bisect_right(sacked_ends, snd_una)]
         for block_start, block_end in sack_blocks:
             index = bisect_left(starts, block_start)
             last = index
@@ -296,15 +322,15 @@ class RackTlp:
 
     def reo_wnd(self, srtt: Duration | None, in_recovery: bool) -> Duration:
         """RACK.reo_wnd (RFC 8985 §6.2 step 4)."""
-        if not self.reordering_seen and (in_recovery
-                                         or self.sacked_segments >= self.dup_thresh):
+        if not self.reordering_seen and (in_recovery or self.sacked_segments >= self.dup_thresh):
             return 0
         min_rtt = self.min_rtt or 0
         window = self.reo_wnd_mult * min_rtt // 4
         return min(window, srtt) if srtt is not None else window
 
-    def _detect_loss(self, srtt: Duration | None, in_recovery: bool,
-                     now: Instant) -> tuple[tuple[tuple[int, int], ...], Instant | None]:
+    def _detect_loss(
+        self, srtt: Duration | None, in_recovery: bool, now: Instant
+    ) -> tuple[tuple[tuple[int, int], ...], Instant | None]:
         """Step 5 of RFC 8985 §6.2: segments sent before RACK.xmit_ts, long enough ago."""
         rack_ts = self.rack_xmit_ts
         if rack_ts is None:
@@ -329,8 +355,9 @@ class RackTlp:
         self.reorder_at = now + timeout if timeout else None
         return tuple(lost), self.reorder_at
 
-    def on_reorder_timeout(self, *, srtt: Duration | None, in_recovery: bool,
-                           now: Instant) -> RackVerdict:
+    def on_reorder_timeout(
+        self, *, srtt: Duration | None, in_recovery: bool, now: Instant
+    ) -> RackVerdict:
         """The RACK reorder timer fired (RFC 8985 §6.3): run loss detection again."""
         lost, reorder_at = self._detect_loss(srtt, in_recovery, now)
         if not lost and reorder_at is None:
@@ -356,8 +383,16 @@ class RackTlp:
 
     # --- TLP (RFC 8985 §7) ------------------------------------------------------------------
 
-    def probe_deadline(self, *, now: Instant, srtt: Duration | None, rto_at: Instant | None,
-                       in_recovery: bool, flight_size: int, mss: int) -> Instant | None:
+    def probe_deadline(
+        self,
+        *,
+        now: Instant,
+        srtt: Duration | None,
+        rto_at: Instant | None,
+        in_recovery: bool,
+        flight_size: int,
+        mss: int,
+    ) -> Instant | None:
         """When to send a loss probe (RFC 8985 §7.2), or None when none may be scheduled.
 
         Call after sending new data or after an ACK of new data. No probe in
@@ -379,8 +414,7 @@ class RackTlp:
             deadline = rto_at
         return deadline
 
-    def choose_probe(self, *, new_data_available: bool, snd_nxt: int,
-                     mss: int) -> Probe | None:
+    def choose_probe(self, *, new_data_available: bool, snd_nxt: int, mss: int) -> Probe | None:
         """RFC 8985 §7.3: new data if the window allows, else the last segment sent."""
         if new_data_available:
             return Probe(new_data=True, start=snd_nxt, end=snd_nxt + mss)
@@ -411,8 +445,7 @@ class RackTlp:
         if snd_una < end_seq:
             return False
         min_rtt = self.min_rtt
-        if self.tlp_original_acked or (min_rtt is not None
-                                       and now - self.tlp_sent_at < min_rtt):
+        if self.tlp_original_acked or (min_rtt is not None and now - self.tlp_sent_at < min_rtt):
             # Too soon to be for the probe: the original's ACK. Await the probe's
             # D-SACK; an ACK beyond the probe ends the episode without a verdict.
             self.tlp_original_acked = True

@@ -24,8 +24,7 @@ MASK = 0xFFFFFFFF
 class Scenario:
     """The layer at B_ADDR against a hand-played peer at A_ADDR:5000."""
 
-    def __init__(self, *, peer_iss: int = 1000, config: TcpConfig = CONFIG,
-                 seed: int = 7) -> None:
+    def __init__(self, *, peer_iss: int = 1000, config: TcpConfig = CONFIG, seed: int = 7) -> None:
         self.endpoint = Endpoint(B_ADDR, config, seed=seed)
         self.layer = self.endpoint.layer
         self.host = self.endpoint.host
@@ -38,12 +37,26 @@ class Scenario:
 
     # --- the peer's segments ---------------------------------------------------
 
-    def segment(self, flags: int, *, seq: int | None = None, ack: int | None = None,
-                payload: bytes = b"", window: int = 65535,
-                options: tuple[TcpOption, ...] = ()) -> TcpSegment:
-        return TcpSegment(PEER_PORT, PORT, (self.peer_nxt if seq is None else seq) & MASK,
-                          (self.our_nxt if ack is None else ack) & MASK if flags & ACK else 0,
-                          flags, window, options, payload)
+    def segment(
+        self,
+        flags: int,
+        *,
+        seq: int | None = None,
+        ack: int | None = None,
+        payload: bytes = b"",
+        window: int = 65535,
+        options: tuple[TcpOption, ...] = (),
+    ) -> TcpSegment:
+        return TcpSegment(
+            PEER_PORT,
+            PORT,
+            (self.peer_nxt if seq is None else seq) & MASK,
+            (self.our_nxt if ack is None else ack) & MASK if flags & ACK else 0,
+            flags,
+            window,
+            options,
+            payload,
+        )
 
     def inject(self, segment: TcpSegment, *, at: int | None = None) -> list[TcpSegment]:
         """Deliver ``segment`` to the layer; return what it sent in reply."""
@@ -134,11 +147,17 @@ class Scenario:
 
     def enter(self, state: str) -> None:
         {
-            "LISTEN": self.listen, "SYN-SENT": self.syn_sent,
-            "SYN-RECEIVED": self.syn_received, "ESTABLISHED": self.established,
-            "FIN-WAIT-1": self.fin_wait_1, "FIN-WAIT-2": self.fin_wait_2,
-            "CLOSE-WAIT": self.close_wait, "CLOSING": self.closing,
-            "LAST-ACK": self.last_ack, "TIME-WAIT": self.time_wait, "CLOSED": lambda: None,
+            "LISTEN": self.listen,
+            "SYN-SENT": self.syn_sent,
+            "SYN-RECEIVED": self.syn_received,
+            "ESTABLISHED": self.established,
+            "FIN-WAIT-1": self.fin_wait_1,
+            "FIN-WAIT-2": self.fin_wait_2,
+            "CLOSE-WAIT": self.close_wait,
+            "CLOSING": self.closing,
+            "LAST-ACK": self.last_ack,
+            "TIME-WAIT": self.time_wait,
+            "CLOSED": lambda: None,
         }[state]()
         self.events()
         self.now += 1 * MILLISECOND

@@ -37,17 +37,21 @@ ALGORITHMS = ("newreno", "cubic")
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
-@pytest.mark.parametrize(("acked", "limit", "growth"), [
-    (44 * MSS, 45 * MSS, 44 * MSS),   # a 44-segment stretch ACK counts whole under L = 45
-    (44 * MSS, 2 * MSS, 2 * MSS),     # RFC 3465 §2.3's L = 2*SMSS
-    (44 * MSS, 0, MSS),               # no limit set: RFC 5681 §3.1, min(N, SMSS)
-    (44 * MSS, MSS, MSS),
-    (2 * MSS, 45 * MSS, 2 * MSS),     # a delayed ACK of two segments
-    (500, 45 * MSS, 500),             # N below SMSS: N (RFC 5681 §3.1 too)
-    (3 * MSS + 7, 3 * MSS, 3 * MSS),
-])
+@pytest.mark.parametrize(
+    ("acked", "limit", "growth"),
+    [
+        (44 * MSS, 45 * MSS, 44 * MSS),  # a 44-segment stretch ACK counts whole under L = 45
+        (44 * MSS, 2 * MSS, 2 * MSS),  # RFC 3465 §2.3's L = 2*SMSS
+        (44 * MSS, 0, MSS),  # no limit set: RFC 5681 §3.1, min(N, SMSS)
+        (44 * MSS, MSS, MSS),
+        (2 * MSS, 45 * MSS, 2 * MSS),  # a delayed ACK of two segments
+        (500, 45 * MSS, 500),  # N below SMSS: N (RFC 5681 §3.1 too)
+        (3 * MSS + 7, 3 * MSS, 3 * MSS),
+    ],
+)
 def test_stretch_ack_in_slow_start_grows_cwnd_by_min_of_n_and_l(
-        name: str, acked: int, limit: int, growth: int) -> None:
+    name: str, acked: int, limit: int, growth: int
+) -> None:
     cc = _algorithm(name, abc_limit=limit)
     before = cc.cwnd
     cc.on_ack(acked, before, 0)
@@ -67,11 +71,16 @@ def test_byte_counting_stops_at_ssthresh_plus_what_rfc5681_allows(name: str) -> 
 
 
 @settings(max_examples=200, deadline=None)
-@given(name=st.sampled_from(ALGORITHMS), segments=st.integers(1, 60),
-       cwnd=st.integers(MSS, 200 * MSS), ssthresh=st.integers(2 * MSS, 400 * MSS),
-       acked=st.integers(1, 100 * MSS))
-def test_slow_start_increase_bounds(name: str, segments: int, cwnd: int, ssthresh: int,
-                                    acked: int) -> None:
+@given(
+    name=st.sampled_from(ALGORITHMS),
+    segments=st.integers(1, 60),
+    cwnd=st.integers(MSS, 200 * MSS),
+    ssthresh=st.integers(2 * MSS, 400 * MSS),
+    acked=st.integers(1, 100 * MSS),
+)
+def test_slow_start_increase_bounds(
+    name: str, segments: int, cwnd: int, ssthresh: int, acked: int
+) -> None:
     cc = _algorithm(name, abc_limit=segments * MSS)
     cc.cwnd, cc.ssthresh = cwnd, ssthresh
     if cwnd >= ssthresh:
@@ -165,11 +174,13 @@ def test_config_rejects_a_negative_limit() -> None:
 
 
 @pytest.mark.parametrize(("segments", "new_segments"), [(1, 11), (3, 13), (45, 20)])
-def test_engine_applies_the_configured_limit_to_a_stretch_ack(segments: int,
-                                                               new_segments: int) -> None:
+def test_engine_applies_the_configured_limit_to_a_stretch_ack(
+    segments: int, new_segments: int
+) -> None:
     """One ACK of the whole initial window (10 segments) lets 10 + min(10, L) go."""
-    config = TcpConfig(window_scaling=False, timestamps=False, sack=False, rack=False,
-                       abc_limit_segments=segments)
+    config = TcpConfig(
+        window_scaling=False, timestamps=False, sack=False, rack=False, abc_limit_segments=segments
+    )
     scenario = Scenario(config=config)
     scenario.enter("ESTABLISHED")
     handle = scenario.handle or 0
@@ -184,8 +195,9 @@ def test_engine_applies_the_configured_limit_to_a_stretch_ack(segments: int,
 @pytest.mark.parametrize("config", [TcpConfig(), TcpConfig(abc_limit_segments=0)])
 def test_engine_default_and_route_limit_without_tso_are_rfc5681(config: TcpConfig) -> None:
     """The default (1), and 0 on a route without TSO: L = SMSS, one more per ACK."""
-    scenario = Scenario(config=replace(config, window_scaling=False, timestamps=False,
-                                       sack=False, rack=False))
+    scenario = Scenario(
+        config=replace(config, window_scaling=False, timestamps=False, sack=False, rack=False)
+    )
     scenario.enter("ESTABLISHED")
     handle = scenario.handle or 0
     scenario.layer.send(handle, b"d" * 100_000, now=scenario.now)

@@ -8,8 +8,8 @@ called by ``Stack.frames_to_send``) may ride on data the application sent.
 
 from __future__ import annotations
 
-from backends.impair import LinkProfile
-from backends.sim import Simulator
+from simtcp.backends.impair import LinkProfile
+from simtcp.backends.sim import Simulator
 from simtcp.config import ArpConfig, StackConfig
 from simtcp.events import ConnectionAccepted, DataReceived
 from simtcp.stack import Stack
@@ -25,13 +25,15 @@ MSS = 1448
 def established(*, flushing: bool, stretch: int = 0) -> tuple[Pair, int, int]:
     # A buffer the unscaled SYN window already offers whole: reading sends no window update.
     config = TcpConfig(msl=SECOND, nodelay=True, receive_buffer=60_000)
-    pair = make_pair(config, TcpConfig(msl=SECOND, nodelay=True, receive_buffer=60_000,
-                                       max_stretch_ack=stretch))
+    pair = make_pair(
+        config, TcpConfig(msl=SECOND, nodelay=True, receive_buffer=60_000, max_stretch_ack=stretch)
+    )
     pair.b.layer.listen(80)
     client = pair.a.layer.connect(B_ADDR, 80, now=0)
     pair.run(100 * MILLISECOND)
-    server = next(e.connection for e in pair.b.host.take_events()
-                  if isinstance(e, ConnectionAccepted))
+    server = next(
+        e.connection for e in pair.b.host.take_events() if isinstance(e, ConnectionAccepted)
+    )
     if flushing:
         pair.b.layer.flush_acks(now=pair.now)  # B's host flushes before collecting output
     pair.a.host.take_sent()
@@ -85,8 +87,9 @@ def test_a_burst_is_still_acked_every_second_segment() -> None:
         pair.b.layer.receive(server, now=now)
         pair.b.layer.send(server, b"reply", now=now)
         pair.b.layer.flush_acks(now=now)
-        expected = [(2 * MSS, 0), (4 * MSS, 5)] if flushing else [
-            (2 * MSS, 0), (4 * MSS, 0), (4 * MSS, 5)]
+        expected = (
+            [(2 * MSS, 0), (4 * MSS, 5)] if flushing else [(2 * MSS, 0), (4 * MSS, 0), (4 * MSS, 5)]
+        )
         assert acks(pair.b.host.take_sent(), request[0].seq) == expected
 
 
@@ -136,8 +139,13 @@ def test_an_echo_over_the_simulator_writes_no_pure_ack() -> None:
     sim = Simulator(1)
     stacks = []
     for number in (1, 2):
-        stack = RecordingStack(StackConfig(seed=number, arp=ArpConfig(entry_lifetime=10**12),
-                                           tcp=TcpConfig(nodelay=True, receive_buffer=60_000)))
+        stack = RecordingStack(
+            StackConfig(
+                seed=number,
+                arp=ArpConfig(entry_lifetime=10**12),
+                tcp=TcpConfig(nodelay=True, receive_buffer=60_000),
+            )
+        )
         stack.add_interface("eth0", mac=f"02:00:00:00:00:{number:02x}")
         stack.add_address("eth0", f"10.0.0.{number}/24")
         sim.add_host(f"host{number}", stack)
@@ -150,8 +158,7 @@ def test_an_echo_over_the_simulator_writes_no_pure_ack() -> None:
         event = server.next_event()
         while event is not None:
             if isinstance(event, DataReceived):
-                server.send(event.connection, server.receive(event.connection, now=now),
-                            now=now)
+                server.send(event.connection, server.receive(event.connection, now=now), now=now)
             event = server.next_event()
 
     sim.add_process(echo)
@@ -160,6 +167,7 @@ def test_an_echo_over_the_simulator_writes_no_pure_ack() -> None:
     server.written.clear()
     client.send(handle, b"e" * (2 * MSS), now=sim.now)
     sim.run_for(100 * MILLISECOND)
-    tcp_payloads = [len(TcpSegment.parse(frame[34:]).payload) for frame in server.written
-                    if frame[23] == 6]
+    tcp_payloads = [
+        len(TcpSegment.parse(frame[34:]).payload) for frame in server.written if frame[23] == 6
+    ]
     assert tcp_payloads == [MSS, MSS]  # the echo carried the ACK: no pure ACK frame

@@ -83,7 +83,9 @@ def test_retransmission_after_loss() -> None:
     payload = b"x" * 20000
     pair.a.layer.send(client, payload, now=pair.now)
     received = bytearray()
-    pair.run(pair.now + 5 * SECOND,
-             on_step=lambda: received.extend(pair.b.layer.receive(server, now=pair.now)))
+    pair.run(
+        pair.now + 5 * SECOND,
+        on_step=lambda: received.extend(pair.b.layer.receive(server, now=pair.now)),
+    )
     assert bytes(received) == payload
     assert pair.a.layer.info(client).retransmits >= 1

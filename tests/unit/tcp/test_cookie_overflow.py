@@ -41,15 +41,16 @@ class Listening:
         self.host = self.endpoint.host
         self.layer.listen(80, backlog=2)
         self.first = self.handshake(5000, 100, now=0)
-        syn_ack = self.deliver(TcpSegment(4999, 80, 500, 0, SYN, 65535, (MssOption(1460),)),
-                               now=0)
+        syn_ack = self.deliver(TcpSegment(4999, 80, 500, 0, SYN, 65535, (MssOption(1460),)), now=0)
         self.second_ack = (syn_ack[0].seq + 1) & MASK
 
     def handshake(self, port: int, isn: int, *, now: int) -> int:
-        syn_ack = self.deliver(TcpSegment(port, 80, isn, 0, SYN, 65535, (MssOption(1460),)),
-                               now=now)
-        self.deliver(TcpSegment(port, 80, isn + 1, (syn_ack[0].seq + 1) & MASK, ACK, 65535),
-                     now=now)
+        syn_ack = self.deliver(
+            TcpSegment(port, 80, isn, 0, SYN, 65535, (MssOption(1460),)), now=now
+        )
+        self.deliver(
+            TcpSegment(port, 80, isn + 1, (syn_ack[0].seq + 1) & MASK, ACK, 65535), now=now
+        )
         accepted = [e for e in self.host.take_events() if isinstance(e, ConnectionAccepted)]
         assert len(accepted) == 1
         return accepted[0].connection
@@ -64,8 +65,9 @@ class Listening:
         return self.host.take_sent()
 
     def cookie_for(self, port: int, isn: int, *, now: int) -> int:
-        replies = self.deliver(TcpSegment(port, 80, isn, 0, SYN, 65535, (MssOption(1460),)),
-                               now=now)
+        replies = self.deliver(
+            TcpSegment(port, 80, isn, 0, SYN, 65535, (MssOption(1460),)), now=now
+        )
         assert [flags_to_str(r.flags) for r in replies] == ["S."]
         return replies[0].seq
 
@@ -80,8 +82,9 @@ def test_a_valid_cookie_ack_meeting_a_full_accept_queue_is_dropped_then_gets_in(
     assert listening.host.stats["drop.tcp_backlog_full"] == 1
     assert listening.layer.connection_count() == 2
     listening.layer.receive(listening.first, now=3000)  # the application takes the first
-    replies = listening.deliver(TcpSegment(5001, 80, 2001, ack, ACK | PSH, 65535, (),
-                                           b"hello"), now=4000)
+    replies = listening.deliver(
+        TcpSegment(5001, 80, 2001, ack, ACK | PSH, 65535, (), b"hello"), now=4000
+    )
     assert listening.host.stats["tcp.syn_cookies_accepted"] == 1
     assert listening.layer.connection_count() == 3
     accepted = [e for e in listening.host.take_events() if isinstance(e, ConnectionAccepted)]
@@ -129,8 +132,9 @@ def test_a_listener_that_never_sent_cookies_resets_a_cookie_shaped_ack() -> None
     endpoint = Endpoint(B_ADDR, CONFIG, seed=3)
     endpoint.layer.listen(80)
     shaped = (3 << 24 | 0x654321) + 1  # slot 0, MSS index 3
-    endpoint.layer.segment_received(A_ADDR, B_ADDR, TcpSegment(5005, 80, 1, shaped, ACK, 100),
-                                    now=0)
+    endpoint.layer.segment_received(
+        A_ADDR, B_ADDR, TcpSegment(5005, 80, 1, shaped, ACK, 100), now=0
+    )
     assert [flags_to_str(s.flags) for s in endpoint.host.take_sent()] == ["R"]
 
 
@@ -151,8 +155,9 @@ def test_cookie_memory_per_listener_is_bounded_and_expires() -> None:
 def test_cookie_shape_needs_a_used_mss_index_and_a_live_slot() -> None:
     cookies = SynCookies(SeededRandom(1))
     now = 10 * COOKIE_SLOT
-    real = cookies.isn(local=B_ADDR, local_port=80, remote=A_ADDR, remote_port=9,
-                       peer_isn=5, mss=1460, now=now)
+    real = cookies.isn(
+        local=B_ADDR, local_port=80, remote=A_ADDR, remote_port=9, peer_isn=5, mss=1460, now=now
+    )
     assert cookies.looks_like_cookie((real + 1) & MASK, now=now)
     assert cookies.looks_like_cookie((real + 1) & MASK, now=now + 2 * COOKIE_SLOT)
     assert not cookies.looks_like_cookie((real + 1) & MASK, now=now + 3 * COOKIE_SLOT)

@@ -82,8 +82,7 @@ def test_k_and_curve_match_the_rfc_formula() -> None:
     assert cubic.w_cubic(cubic.k_us) == 100 * MSS  # the plateau at W_max
 
 
-def _drive(cubic: Cubic, *, start_us: int, end_us: int,
-           rtt_us: int) -> list[tuple[int, int, int]]:
+def _drive(cubic: Cubic, *, start_us: int, end_us: int, rtt_us: int) -> list[tuple[int, int, int]]:
     """One window of ACKs per RTT (one per MSS); (RTT start, cwnd, W_est) after each RTT."""
     points = []
     now = start_us
@@ -162,8 +161,11 @@ def test_slow_start_below_ssthresh() -> None:
     assert cubic.cwnd == 12 * MSS  # at most 1 SMSS per ACK (RFC 5681 §3.1, RFC 9438 §4.10)
 
 
-@given(st.integers(min_value=4, max_value=2000), st.integers(min_value=1, max_value=400),
-       st.integers(min_value=1, max_value=200))
+@given(
+    st.integers(min_value=4, max_value=2000),
+    st.integers(min_value=1, max_value=400),
+    st.integers(min_value=1, max_value=200),
+)
 @settings(max_examples=60, deadline=None)
 def test_window_never_shrinks_in_avoidance(loss_at: int, rtt_ms: int, rounds: int) -> None:
     cubic = _in_avoidance(loss_at)

@@ -102,11 +102,16 @@ def test_after_an_rto_in_recovery_avoidance_starts_with_k_zero() -> None:
     assert cubic.epoch_start == 5 * SECOND
 
 
-@given(st.integers(min_value=2, max_value=5000), st.integers(min_value=0, max_value=5000),
-       st.integers(min_value=1, max_value=10000), st.booleans())
+@given(
+    st.integers(min_value=2, max_value=5000),
+    st.integers(min_value=0, max_value=5000),
+    st.integers(min_value=1, max_value=10000),
+    st.booleans(),
+)
 @settings(max_examples=200, deadline=None)
-def test_rto_ssthresh_never_exceeds_equation_4(window: int, dupacks: int, flight: int,
-                                               recovering: bool) -> None:
+def test_rto_ssthresh_never_exceeds_equation_4(
+    window: int, dupacks: int, flight: int, recovering: bool
+) -> None:
     cubic = _recovering(window, dupacks=dupacks)
     before = cubic.ssthresh
     if not recovering:

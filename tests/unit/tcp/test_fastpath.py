@@ -40,8 +40,9 @@ COUNTERS = ("tcp.fast_path_data", "tcp.fast_path_ack")
 class Twin:
     """The same scripted peer against a fast-path layer and a general-path one."""
 
-    def __init__(self, config: TcpConfig = CONFIG, *, timestamps: bool = False,
-                 syn_window: int = 65535) -> None:
+    def __init__(
+        self, config: TcpConfig = CONFIG, *, timestamps: bool = False, syn_window: int = 65535
+    ) -> None:
         self.syn_window = syn_window
         self.fast = Scenario(config=replace(config, fast_path=True))
         self.slow = Scenario(config=replace(config, fast_path=False))
@@ -63,8 +64,9 @@ class Twin:
         scenario.our_iss = replies[0].seq
         scenario.peer_nxt += 1
         scenario.send(ACK, options=self.ts_options(self.tsval), window=self.syn_window)
-        scenario.handle = next(e.connection for e in scenario.events()
-                               if isinstance(e, ConnectionAccepted))
+        scenario.handle = next(
+            e.connection for e in scenario.events() if isinstance(e, ConnectionAccepted)
+        )
 
     def ts_options(self, tsval: int) -> tuple[TcpOption, ...]:
         if not self.timestamps:
@@ -90,28 +92,33 @@ class Twin:
     def app_send(self, data: bytes) -> None:
         for scenario in self.both:
             assert scenario.layer.send(scenario.handle or 0, data, now=scenario.now) == len(data)
-        sent = [[segment.build(B_ADDR, A_ADDR) for segment in scenario.sent()]
-                for scenario in self.both]
+        sent = [
+            [segment.build(B_ADDR, A_ADDR) for segment in scenario.sent()] for scenario in self.both
+        ]
         assert sent[0] == sent[1] and sent[0]
         self.assert_same()
 
     def tick(self, duration: int) -> None:
-        sent = [[segment.build(B_ADDR, A_ADDR) for segment in scenario.advance(duration)]
-                for scenario in self.both]
+        sent = [
+            [segment.build(B_ADDR, A_ADDR) for segment in scenario.advance(duration)]
+            for scenario in self.both
+        ]
         assert sent[0] == sent[1]
         self.assert_same()
 
     def assert_same(self) -> None:
         events: list[list[Event]] = [scenario.events() for scenario in self.both]
         assert events[0] == events[1]
-        infos: list[TcpInfo] = [scenario.layer.info(scenario.handle or 0)
-                                for scenario in self.both]
+        infos: list[TcpInfo] = [scenario.layer.info(scenario.handle or 0) for scenario in self.both]
         assert infos[0] == infos[1]
-        stats = [{name: value for name, value in scenario.host.stats().items()
-                  if name not in COUNTERS} for scenario in self.both]
+        stats = [
+            {name: value for name, value in scenario.host.stats().items() if name not in COUNTERS}
+            for scenario in self.both
+        ]
         assert stats[0] == stats[1]
         assert [s.endpoint.timers.poll_at() for s in self.both] == [
-            s.endpoint.timers.poll_at() for s in reversed(self.both)]
+            s.endpoint.timers.poll_at() for s in reversed(self.both)
+        ]
         fast, slow = (connection_state(scenario) for scenario in self.both)
         assert fast == slow
 
@@ -122,8 +129,9 @@ class Twin:
         return sum(self.slow.host.stats[name] for name in COUNTERS)
 
     def readable(self) -> list[bytes]:
-        return [scenario.layer.receive(scenario.handle or 0, now=scenario.now)
-                for scenario in self.both]
+        return [
+            scenario.layer.receive(scenario.handle or 0, now=scenario.now) for scenario in self.both
+        ]
 
 
 def connection_state(scenario: Scenario) -> dict[str, object]:
@@ -233,8 +241,13 @@ def test_fin_syn_urg_and_unexpected_options_are_not_taken() -> None:
     sack = (NopOption(), NopOption(), SackOption(((1, 2),)))
     twin.step(ACK, payload=b"u" * 10, options=sack, taken=False, advance=10)
     twin.step(ACK | URG, payload=b"v" * 10, taken=False, advance=10)
-    twin.step(ACK, payload=b"w" * 10, options=(NopOption(), NopOption(),
-                                               TimestampsOption(1, 0)), taken=False, advance=10)
+    twin.step(
+        ACK,
+        payload=b"w" * 10,
+        options=(NopOption(), NopOption(), TimestampsOption(1, 0)),
+        taken=False,
+        advance=10,
+    )
     twin.step(SYN | ACK, taken=False)
     twin.step(FIN | ACK, payload=b"z" * 10, taken=False, advance=11)
     assert twin.fast.state() == "CLOSE-WAIT"

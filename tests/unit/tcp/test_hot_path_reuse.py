@@ -29,8 +29,9 @@ def established() -> tuple[Pair, int, int]:
     pair.b.layer.listen(80)
     client = pair.a.layer.connect(B_ADDR, 80, now=0)
     pair.run(100 * MILLISECOND)
-    server = next(e.connection for e in pair.b.host.take_events()
-                  if isinstance(e, ConnectionAccepted))
+    server = next(
+        e.connection for e in pair.b.host.take_events() if isinstance(e, ConnectionAccepted)
+    )
     pair.a.host.take_sent()
     pair.b.host.take_sent()
     return pair, client, server
@@ -85,8 +86,15 @@ def test_rack_answers_a_clean_ack_with_the_shared_verdict() -> None:
     rack = RackTlp()
     rack.on_transmit(1000, 1000 + MSS, now=10)
     rack.on_transmit(1000 + MSS, 1000 + 2 * MSS, now=20)
-    verdict = rack.on_ack(snd_una=1000 + MSS, sack_blocks=(), dsack=False,
-                          snd_nxt=1000 + 2 * MSS, srtt=None, in_recovery=False, now=5000)
+    verdict = rack.on_ack(
+        snd_una=1000 + MSS,
+        sack_blocks=(),
+        dsack=False,
+        snd_nxt=1000 + 2 * MSS,
+        srtt=None,
+        in_recovery=False,
+        now=5000,
+    )
     assert verdict is NO_VERDICT
     assert verdict == RackVerdict()
     # A SACK above a hole: RACK waits a reordering window (a verdict of its own with
@@ -94,31 +102,46 @@ def test_rack_answers_a_clean_ack_with_the_shared_verdict() -> None:
     rack = RackTlp()
     for index in range(4):
         rack.on_transmit(1000 + index * MSS, 1000 + (index + 1) * MSS, now=10 + index)
-    verdict = rack.on_ack(snd_una=1000, sack_blocks=((1000 + 3 * MSS, 1000 + 4 * MSS),),
-                          dsack=False, snd_nxt=1000 + 4 * MSS, srtt=100_000,
-                          in_recovery=False, now=200_000)
+    verdict = rack.on_ack(
+        snd_una=1000,
+        sack_blocks=((1000 + 3 * MSS, 1000 + 4 * MSS),),
+        dsack=False,
+        snd_nxt=1000 + 4 * MSS,
+        srtt=100_000,
+        in_recovery=False,
+        now=200_000,
+    )
     assert verdict is not NO_VERDICT
     assert verdict.lost == () and verdict.reorder_at is not None
     timeout = rack.on_reorder_timeout(srtt=100_000, in_recovery=False, now=verdict.reorder_at)
-    assert timeout.lost == ((1000, 1000 + MSS), (1000 + MSS, 1000 + 2 * MSS),
-                            (1000 + 2 * MSS, 1000 + 3 * MSS))
-    again = rack.on_reorder_timeout(srtt=100_000, in_recovery=False,
-                                    now=verdict.reorder_at + 1)
+    assert timeout.lost == (
+        (1000, 1000 + MSS),
+        (1000 + MSS, 1000 + 2 * MSS),
+        (1000 + 2 * MSS, 1000 + 3 * MSS),
+    )
+    again = rack.on_reorder_timeout(srtt=100_000, in_recovery=False, now=verdict.reorder_at + 1)
     assert again is NO_VERDICT  # nothing new: the shared empty verdict
     assert RackVerdict() == NO_VERDICT  # never changed by anyone
 
 
 def _scoreboard() -> SackScoreboard:
     board = SackScoreboard(snd_una=1000, mss=MSS)
-    board.update(ack=1000, blocks=[(1000 + 2 * MSS, 1000 + 3 * MSS),
-                                   (1000 + 5 * MSS, 1000 + 6 * MSS)], high_data=1000 + 8 * MSS)
+    board.update(
+        ack=1000,
+        blocks=[(1000 + 2 * MSS, 1000 + 3 * MSS), (1000 + 5 * MSS, 1000 + 6 * MSS)],
+        high_data=1000 + 8 * MSS,
+    )
     board.mark_lost(1000, 1000 + 2 * MSS)
     return board
 
 
 def _state(board: SackScoreboard) -> tuple[object, ...]:
-    return (board.snd_una, board.high_rxt, board.pipe(1000 + 8 * MSS),
-            board.next_segment(high_data=1000 + 8 * MSS, new_data=False))
+    return (
+        board.snd_una,
+        board.high_rxt,
+        board.pipe(1000 + 8 * MSS),
+        board.next_segment(high_data=1000 + 8 * MSS, new_data=False),
+    )
 
 
 def test_cumulative_ack_is_update_without_blocks() -> None:

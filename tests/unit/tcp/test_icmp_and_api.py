@@ -23,17 +23,26 @@ from .scenario import PEER, PEER_PORT, PORT, Scenario
 
 def icmp(scenario: Scenario, icmp_type: int, code: int, quoted_seq: int, mtu: int = 0) -> None:
     scenario.layer.icmp_error_received(
-        icmp_type=icmp_type, code=code, next_hop_mtu=mtu, quoted_source=B_ADDR,
-        quoted_destination=PEER, quoted_source_port=PORT, quoted_destination_port=PEER_PORT,
-        quoted_seq=quoted_seq, now=scenario.now)
+        icmp_type=icmp_type,
+        code=code,
+        next_hop_mtu=mtu,
+        quoted_source=B_ADDR,
+        quoted_destination=PEER,
+        quoted_source_port=PORT,
+        quoted_destination_port=PEER_PORT,
+        quoted_seq=quoted_seq,
+        now=scenario.now,
+    )
 
 
 def test_port_unreachable_fails_a_connecting_socket() -> None:
     scenario = Scenario()
     scenario.enter("SYN-SENT")
     icmp(scenario, 3, 3, scenario.our_iss)
-    assert scenario.events() == [ConnectionFailed(connection=scenario.handle or 0, icmp_type=3,
-                                                  code=3), ConnectionClosed(connection=1)]
+    assert scenario.events() == [
+        ConnectionFailed(connection=scenario.handle or 0, icmp_type=3, code=3),
+        ConnectionClosed(connection=1),
+    ]
     assert scenario.layer.connection_count() == 0
 
 
@@ -131,6 +140,7 @@ def test_closing_a_listener_resets_half_open_connections() -> None:
 
 def test_cubic_by_name_moves_data() -> None:
     from .harness import make_pair
+
     config = TcpConfig(congestion_control="cubic", msl=1 * SECOND)
     pair = make_pair(config, config)
     pair.b.layer.listen(80)

@@ -40,8 +40,14 @@ def test_sack_capacity_matches_real_option_bytes() -> None:
     assert sack_block_capacity(TIMESTAMPS_SPACE) == 3
     blocks = tuple((i, i + 1) for i in range(4))
     assert len(build_options((NopOption(), NopOption(), SackOption(blocks)))) <= 40
-    with_ts = (NopOption(), NopOption(), TimestampsOption(1, 2), NopOption(), NopOption(),
-               SackOption(blocks[:3]))
+    with_ts = (
+        NopOption(),
+        NopOption(),
+        TimestampsOption(1, 2),
+        NopOption(),
+        NopOption(),
+        SackOption(blocks[:3]),
+    )
     assert len(build_options(with_ts)) <= 40
 
 
@@ -117,8 +123,10 @@ def test_update_recent_only_from_segments_covering_last_ack_sent() -> None:
     assert state.ts_recent_at == 1
 
 
-@given(st.integers(min_value=0, max_value=0xFFFF_FFFF),
-       st.integers(min_value=1, max_value=(1 << 31) - 1))
+@given(
+    st.integers(min_value=0, max_value=0xFFFF_FFFF),
+    st.integers(min_value=1, max_value=(1 << 31) - 1),
+)
 @settings(max_examples=200, deadline=None)
 def test_paws_is_modular(recent: int, behind: int) -> None:
     state = TimestampState()

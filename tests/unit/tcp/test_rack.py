@@ -31,8 +31,15 @@ def _warm(rack: RackTlp, rtt: int = 40 * MILLISECOND) -> int:
     Returns the segment index the next test segment should use.
     """
     _send(rack, 0, 0)
-    verdict = rack.on_ack(snd_una=_seg(0)[1], sack_blocks=[], dsack=False, snd_nxt=_seg(0)[1],
-                          srtt=rtt, in_recovery=False, now=rtt)
+    verdict = rack.on_ack(
+        snd_una=_seg(0)[1],
+        sack_blocks=[],
+        dsack=False,
+        snd_nxt=_seg(0)[1],
+        srtt=rtt,
+        in_recovery=False,
+        now=rtt,
+    )
     assert verdict.lost == ()
     assert rack.min_rtt == rtt
     return 1
@@ -44,12 +51,20 @@ def test_tail_loss_recovered_by_a_tlp_at_the_exact_pto() -> None:
     for index in range(10):
         _send(rack, index, 0)
     # ACKs for segments 0..8 arrive at 100 ms; segment 9 (the tail) was lost.
-    verdict = rack.on_ack(snd_una=_seg(9)[0], sack_blocks=[], dsack=False, snd_nxt=_seg(9)[1],
-                          srtt=srtt, in_recovery=False, now=100 * MILLISECOND)
+    verdict = rack.on_ack(
+        snd_una=_seg(9)[0],
+        sack_blocks=[],
+        dsack=False,
+        snd_nxt=_seg(9)[1],
+        srtt=srtt,
+        in_recovery=False,
+        now=100 * MILLISECOND,
+    )
     assert verdict.lost == () and verdict.reorder_at is None
     rto_at = 100 * MILLISECOND + 1 * SECOND
-    deadline = rack.probe_deadline(now=100 * MILLISECOND, srtt=srtt, rto_at=rto_at,
-                                   in_recovery=False, flight_size=MSS, mss=MSS)
+    deadline = rack.probe_deadline(
+        now=100 * MILLISECOND, srtt=srtt, rto_at=rto_at, in_recovery=False, flight_size=MSS, mss=MSS
+    )
     # PTO = 2 * SRTT + WCDelAckT with a single segment in flight (RFC 8985 §7.2).
     assert deadline == 100 * MILLISECOND + 2 * srtt + WC_DEL_ACK_T == 500 * MILLISECOND
     probe = rack.choose_probe(new_data_available=False, snd_nxt=_seg(9)[1], mss=MSS)
@@ -57,10 +72,21 @@ def test_tail_loss_recovered_by_a_tlp_at_the_exact_pto() -> None:
     rack.on_transmit(probe.start, probe.end, now=deadline)
     rack.on_probe_sent(snd_nxt=_seg(9)[1], retransmission=True, now=deadline)
     # One probe per episode.
-    assert rack.probe_deadline(now=deadline, srtt=srtt, rto_at=rto_at, in_recovery=False,
-                               flight_size=MSS, mss=MSS) is None
-    verdict = rack.on_ack(snd_una=_seg(9)[1], sack_blocks=[], dsack=False, snd_nxt=_seg(9)[1],
-                          srtt=srtt, in_recovery=False, now=deadline + srtt)
+    assert (
+        rack.probe_deadline(
+            now=deadline, srtt=srtt, rto_at=rto_at, in_recovery=False, flight_size=MSS, mss=MSS
+        )
+        is None
+    )
+    verdict = rack.on_ack(
+        snd_una=_seg(9)[1],
+        sack_blocks=[],
+        dsack=False,
+        snd_nxt=_seg(9)[1],
+        srtt=srtt,
+        in_recovery=False,
+        now=deadline + srtt,
+    )
     assert verdict.tlp_repaired_loss
     assert rack.tlp_end_seq is None
     assert rack.outstanding_segments == 0
@@ -71,23 +97,49 @@ def test_pto_with_several_segments_and_capped_by_the_rto() -> None:
     for index in range(3):
         _send(rack, index, 0)
     srtt = 50 * MILLISECOND
-    assert rack.probe_deadline(now=0, srtt=srtt, rto_at=1 * SECOND, in_recovery=False,
-                               flight_size=3 * MSS, mss=MSS) == 100 * MILLISECOND
-    assert rack.probe_deadline(now=0, srtt=srtt, rto_at=70 * MILLISECOND, in_recovery=False,
-                               flight_size=3 * MSS, mss=MSS) == 70 * MILLISECOND
-    assert rack.probe_deadline(now=0, srtt=None, rto_at=None, in_recovery=False,
-                               flight_size=3 * MSS, mss=MSS) == INITIAL_PTO
-    assert rack.probe_deadline(now=0, srtt=srtt, rto_at=None, in_recovery=True,
-                               flight_size=3 * MSS, mss=MSS) is None
-    assert rack.probe_deadline(now=0, srtt=srtt, rto_at=None, in_recovery=False,
-                               flight_size=0, mss=MSS) is None
+    assert (
+        rack.probe_deadline(
+            now=0, srtt=srtt, rto_at=1 * SECOND, in_recovery=False, flight_size=3 * MSS, mss=MSS
+        )
+        == 100 * MILLISECOND
+    )
+    assert (
+        rack.probe_deadline(
+            now=0,
+            srtt=srtt,
+            rto_at=70 * MILLISECOND,
+            in_recovery=False,
+            flight_size=3 * MSS,
+            mss=MSS,
+        )
+        == 70 * MILLISECOND
+    )
+    assert (
+        rack.probe_deadline(
+            now=0, srtt=None, rto_at=None, in_recovery=False, flight_size=3 * MSS, mss=MSS
+        )
+        == INITIAL_PTO
+    )
+    assert (
+        rack.probe_deadline(
+            now=0, srtt=srtt, rto_at=None, in_recovery=True, flight_size=3 * MSS, mss=MSS
+        )
+        is None
+    )
+    assert (
+        rack.probe_deadline(
+            now=0, srtt=srtt, rto_at=None, in_recovery=False, flight_size=0, mss=MSS
+        )
+        is None
+    )
 
 
 def test_probe_prefers_new_data() -> None:
     rack = RackTlp()
     _send(rack, 0, 0)
     assert rack.choose_probe(new_data_available=True, snd_nxt=_seg(1)[0], mss=MSS) == Probe(
-        new_data=True, start=_seg(1)[0], end=_seg(1)[1])
+        new_data=True, start=_seg(1)[0], end=_seg(1)[1]
+    )
     assert RackTlp().choose_probe(new_data_available=False, snd_nxt=0, mss=MSS) is None
 
 
@@ -98,14 +150,26 @@ def test_tlp_whose_original_arrived_is_not_a_loss() -> None:
     rack.on_transmit(*_seg(first), now=550 * MILLISECOND)  # the probe
     rack.on_probe_sent(snd_nxt=_seg(first)[1], retransmission=True, now=550 * MILLISECOND)
     # The original's ACK comes 10 ms after the probe left: too soon to be the probe's.
-    verdict = rack.on_ack(snd_una=_seg(first)[1], sack_blocks=[], dsack=False,
-                          snd_nxt=_seg(first)[1], srtt=100 * MILLISECOND, in_recovery=False,
-                          now=560 * MILLISECOND)
+    verdict = rack.on_ack(
+        snd_una=_seg(first)[1],
+        sack_blocks=[],
+        dsack=False,
+        snd_nxt=_seg(first)[1],
+        srtt=100 * MILLISECOND,
+        in_recovery=False,
+        now=560 * MILLISECOND,
+    )
     assert not verdict.tlp_repaired_loss
     assert rack.tlp_end_seq is not None
-    verdict = rack.on_ack(snd_una=_seg(first)[1], sack_blocks=[], dsack=True,
-                          snd_nxt=_seg(first)[1], srtt=100 * MILLISECOND, in_recovery=False,
-                          now=650 * MILLISECOND)
+    verdict = rack.on_ack(
+        snd_una=_seg(first)[1],
+        sack_blocks=[],
+        dsack=True,
+        snd_nxt=_seg(first)[1],
+        srtt=100 * MILLISECOND,
+        in_recovery=False,
+        now=650 * MILLISECOND,
+    )
     assert not verdict.tlp_repaired_loss
     assert rack.tlp_end_seq is None
 
@@ -116,14 +180,27 @@ def test_reordering_within_the_window_is_not_loss() -> None:
     a, b = first, first + 1
     _send(rack, a, 100 * MILLISECOND)
     _send(rack, b, 101 * MILLISECOND)
-    verdict = rack.on_ack(snd_una=_seg(a)[0], sack_blocks=[_seg(b)], dsack=False,
-                          snd_nxt=_seg(b)[1], srtt=40 * MILLISECOND, in_recovery=False,
-                          now=141 * MILLISECOND)
+    verdict = rack.on_ack(
+        snd_una=_seg(a)[0],
+        sack_blocks=[_seg(b)],
+        dsack=False,
+        snd_nxt=_seg(b)[1],
+        srtt=40 * MILLISECOND,
+        in_recovery=False,
+        now=141 * MILLISECOND,
+    )
     assert verdict.lost == ()
     # a was sent at 100 ms: lost at 100 + RACK.rtt 40 + reo_wnd 10 = 150 ms.
     assert verdict.reorder_at == 150 * MILLISECOND
-    verdict = rack.on_ack(snd_una=_seg(b)[1], sack_blocks=[], dsack=False, snd_nxt=_seg(b)[1],
-                          srtt=40 * MILLISECOND, in_recovery=False, now=145 * MILLISECOND)
+    verdict = rack.on_ack(
+        snd_una=_seg(b)[1],
+        sack_blocks=[],
+        dsack=False,
+        snd_nxt=_seg(b)[1],
+        srtt=40 * MILLISECOND,
+        in_recovery=False,
+        now=145 * MILLISECOND,
+    )
     assert verdict.lost == () and verdict.reorder_at is None
     assert rack.reordering_seen
 
@@ -134,19 +211,24 @@ def test_beyond_the_reordering_window_is_loss() -> None:
     a, b = first, first + 1
     _send(rack, a, 100 * MILLISECOND)
     _send(rack, b, 101 * MILLISECOND)
-    verdict = rack.on_ack(snd_una=_seg(a)[0], sack_blocks=[_seg(b)], dsack=False,
-                          snd_nxt=_seg(b)[1], srtt=40 * MILLISECOND, in_recovery=False,
-                          now=141 * MILLISECOND)
+    verdict = rack.on_ack(
+        snd_una=_seg(a)[0],
+        sack_blocks=[_seg(b)],
+        dsack=False,
+        snd_nxt=_seg(b)[1],
+        srtt=40 * MILLISECOND,
+        in_recovery=False,
+        now=141 * MILLISECOND,
+    )
     assert verdict.reorder_at == 150 * MILLISECOND
-    early = rack.on_reorder_timeout(srtt=40 * MILLISECOND, in_recovery=False,
-                                    now=149 * MILLISECOND)
+    early = rack.on_reorder_timeout(srtt=40 * MILLISECOND, in_recovery=False, now=149 * MILLISECOND)
     assert early.lost == () and early.reorder_at == 150 * MILLISECOND
-    verdict = rack.on_reorder_timeout(srtt=40 * MILLISECOND, in_recovery=False,
-                                      now=150 * MILLISECOND)
+    verdict = rack.on_reorder_timeout(
+        srtt=40 * MILLISECOND, in_recovery=False, now=150 * MILLISECOND
+    )
     assert verdict.lost == (_seg(a),)
     assert verdict.reorder_at is None
-    again = rack.on_reorder_timeout(srtt=40 * MILLISECOND, in_recovery=False,
-                                    now=160 * MILLISECOND)
+    again = rack.on_reorder_timeout(srtt=40 * MILLISECOND, in_recovery=False, now=160 * MILLISECOND)
     assert again.lost == ()  # reported once until it is retransmitted
 
 
@@ -156,17 +238,31 @@ def test_a_lost_retransmission_is_detected_by_time() -> None:
     a, b, c = first, first + 1, first + 2
     _send(rack, a, 100 * MILLISECOND)
     _send(rack, b, 101 * MILLISECOND)
-    rack.on_ack(snd_una=_seg(a)[0], sack_blocks=[_seg(b)], dsack=False, snd_nxt=_seg(b)[1],
-                srtt=40 * MILLISECOND, in_recovery=False, now=141 * MILLISECOND)
-    assert rack.on_reorder_timeout(srtt=40 * MILLISECOND, in_recovery=True,
-                                   now=150 * MILLISECOND).lost == (_seg(a),)
+    rack.on_ack(
+        snd_una=_seg(a)[0],
+        sack_blocks=[_seg(b)],
+        dsack=False,
+        snd_nxt=_seg(b)[1],
+        srtt=40 * MILLISECOND,
+        in_recovery=False,
+        now=141 * MILLISECOND,
+    )
+    assert rack.on_reorder_timeout(
+        srtt=40 * MILLISECOND, in_recovery=True, now=150 * MILLISECOND
+    ).lost == (_seg(a),)
     rack.on_transmit(*_seg(a), now=150 * MILLISECOND)  # the retransmission (also lost)
     _send(rack, c, 151 * MILLISECOND)
     # c is SACKed after one RTT; the retransmission sent before it is now lost too.
     # In recovery with no reordering seen reo_wnd is 0: lost at 150 + 40 = 190 ms.
-    verdict = rack.on_ack(snd_una=_seg(a)[0], sack_blocks=[(_seg(b)[0], _seg(c)[1])],
-                          dsack=False, snd_nxt=_seg(c)[1], srtt=40 * MILLISECOND,
-                          in_recovery=True, now=191 * MILLISECOND)
+    verdict = rack.on_ack(
+        snd_una=_seg(a)[0],
+        sack_blocks=[(_seg(b)[0], _seg(c)[1])],
+        dsack=False,
+        snd_nxt=_seg(c)[1],
+        srtt=40 * MILLISECOND,
+        in_recovery=True,
+        now=191 * MILLISECOND,
+    )
     assert verdict.lost == (_seg(a),)
 
 
@@ -175,8 +271,15 @@ def test_an_ack_sooner_than_min_rtt_after_a_retransmission_is_not_an_rtt_sample(
     first = _warm(rack)
     _send(rack, first, 100 * MILLISECOND)
     rack.on_transmit(*_seg(first), now=130 * MILLISECOND)
-    rack.on_ack(snd_una=_seg(first)[1], sack_blocks=[], dsack=False, snd_nxt=_seg(first)[1],
-                srtt=40 * MILLISECOND, in_recovery=False, now=140 * MILLISECOND)
+    rack.on_ack(
+        snd_una=_seg(first)[1],
+        sack_blocks=[],
+        dsack=False,
+        snd_nxt=_seg(first)[1],
+        srtt=40 * MILLISECOND,
+        in_recovery=False,
+        now=140 * MILLISECOND,
+    )
     assert rack.rack_rtt == 40 * MILLISECOND  # not the ambiguous 10 ms
     assert rack.rack_xmit_ts == 0
 
@@ -189,11 +292,25 @@ def test_dsack_grows_the_reordering_window_once_per_round() -> None:
     for index in range(first, first + 4):
         _send(rack, index, 100 * MILLISECOND)
     snd_nxt = _seg(first + 3)[1]
-    rack.on_ack(snd_una=_seg(first)[1], sack_blocks=[], dsack=True, snd_nxt=snd_nxt,
-                srtt=40 * MILLISECOND, in_recovery=False, now=140 * MILLISECOND)
+    rack.on_ack(
+        snd_una=_seg(first)[1],
+        sack_blocks=[],
+        dsack=True,
+        snd_nxt=snd_nxt,
+        srtt=40 * MILLISECOND,
+        in_recovery=False,
+        now=140 * MILLISECOND,
+    )
     assert rack.reo_wnd_mult == 2
-    rack.on_ack(snd_una=_seg(first + 1)[1], sack_blocks=[], dsack=True, snd_nxt=snd_nxt,
-                srtt=40 * MILLISECOND, in_recovery=False, now=141 * MILLISECOND)
+    rack.on_ack(
+        snd_una=_seg(first + 1)[1],
+        sack_blocks=[],
+        dsack=True,
+        snd_nxt=snd_nxt,
+        srtt=40 * MILLISECOND,
+        in_recovery=False,
+        now=141 * MILLISECOND,
+    )
     assert rack.reo_wnd_mult == 2  # same round
     assert rack.reo_wnd(40 * MILLISECOND, False) == 20 * MILLISECOND
     assert rack.reo_wnd(15 * MILLISECOND, False) == 15 * MILLISECOND  # capped at SRTT
@@ -221,9 +338,15 @@ def test_in_order_delivery_is_never_loss(count: int, rtt_ms: int, gap_ms: int) -
         _send(rack, index, index * gap_ms * MILLISECOND)
     for index in range(count):
         now = index * gap_ms * MILLISECOND + rtt
-        verdict = rack.on_ack(snd_una=_seg(index)[1], sack_blocks=[], dsack=False,
-                              snd_nxt=_seg(count - 1)[1], srtt=rtt, in_recovery=False,
-                              now=now)
+        verdict = rack.on_ack(
+            snd_una=_seg(index)[1],
+            sack_blocks=[],
+            dsack=False,
+            snd_nxt=_seg(count - 1)[1],
+            srtt=rtt,
+            in_recovery=False,
+            now=now,
+        )
         assert verdict.lost == ()
     assert rack.outstanding_segments == 0
 
@@ -236,10 +359,24 @@ def test_sacks_in_any_order_deliver_each_record_once(order: list[int]) -> None:
         _send(rack, index, index)
     assert rack.outstanding_segments <= 8
     for index in order:
-        rack.on_ack(snd_una=BASE, sack_blocks=[_seg(index)], dsack=False, snd_nxt=_seg(30)[1],
-                    srtt=None, in_recovery=False, now=1000)
-    rack.on_ack(snd_una=_seg(30)[1], sack_blocks=[], dsack=False, snd_nxt=_seg(30)[1],
-                srtt=None, in_recovery=False, now=1000)
+        rack.on_ack(
+            snd_una=BASE,
+            sack_blocks=[_seg(index)],
+            dsack=False,
+            snd_nxt=_seg(30)[1],
+            srtt=None,
+            in_recovery=False,
+            now=1000,
+        )
+    rack.on_ack(
+        snd_una=_seg(30)[1],
+        sack_blocks=[],
+        dsack=False,
+        snd_nxt=_seg(30)[1],
+        srtt=None,
+        in_recovery=False,
+        now=1000,
+    )
     assert rack.outstanding_segments == 0
     assert rack.sacked_segments == 0
 
@@ -295,8 +432,9 @@ class _Model:
         if end > clipped:
             self.rcv_nxt = self.buffer.add(clipped, bytes(end - clipped), self.rcv_nxt)
         self.receiver.record_arrival(start, end, rcv_nxt=self.rcv_nxt, duplicate=duplicate)
-        blocks = self.receiver.option_blocks(rcv_nxt=self.rcv_nxt,
-                                             held=self.buffer.out_of_order_blocks(), limit=3)
+        blocks = self.receiver.option_blocks(
+            rcv_nxt=self.rcv_nxt, held=self.buffer.out_of_order_blocks(), limit=3
+        )
         flat = [edge for block in blocks for edge in block]
         self.push(now + 50 * MILLISECOND, "ack", self.rcv_nxt, *flat)
 
@@ -305,9 +443,15 @@ class _Model:
         update = self.board.update(ack=ack, blocks=blocks, high_data=self.high)
         advanced = ack > self.snd_una
         self.snd_una = max(self.snd_una, ack)
-        verdict = self.rack.on_ack(snd_una=self.snd_una, sack_blocks=blocks,
-                                   dsack=update.dsack is not None, snd_nxt=self.high,
-                                   srtt=self.srtt, in_recovery=self.in_recovery, now=now)
+        verdict = self.rack.on_ack(
+            snd_una=self.snd_una,
+            sack_blocks=blocks,
+            dsack=update.dsack is not None,
+            snd_nxt=self.high,
+            srtt=self.srtt,
+            in_recovery=self.in_recovery,
+            now=now,
+        )
         if advanced:
             self.rto_at = now + 1 * SECOND if self.snd_una < self.high else None
         if self.in_recovery and self.snd_una >= self.high:
@@ -318,8 +462,9 @@ class _Model:
         if advanced:
             self.arm_probe(now)
 
-    def after_verdict(self, lost: tuple[tuple[int, int], ...], reorder_at: int | None,
-                      now: int) -> None:
+    def after_verdict(
+        self, lost: tuple[tuple[int, int], ...], reorder_at: int | None, now: int
+    ) -> None:
         for start, end in lost:
             self.board.mark_lost(start, end)
         if lost and not self.in_recovery:
@@ -337,9 +482,14 @@ class _Model:
 
     def arm_probe(self, now: int) -> None:
         flight = self.high - self.snd_una
-        self.probe_at = self.rack.probe_deadline(now=now, srtt=self.srtt, rto_at=self.rto_at,
-                                                 in_recovery=self.in_recovery,
-                                                 flight_size=flight, mss=self.mss)
+        self.probe_at = self.rack.probe_deadline(
+            now=now,
+            srtt=self.srtt,
+            rto_at=self.rto_at,
+            in_recovery=self.in_recovery,
+            flight_size=flight,
+            mss=self.mss,
+        )
         if self.probe_at is not None:
             self.push(self.probe_at, "probe")
 
@@ -370,12 +520,14 @@ class _Model:
             elif kind == "ack":
                 self.ack(args[0], args[1:], now)
             elif kind == "reorder" and self.reorder_at == at:
-                verdict = self.rack.on_reorder_timeout(srtt=self.srtt,
-                                                       in_recovery=self.in_recovery, now=now)
+                verdict = self.rack.on_reorder_timeout(
+                    srtt=self.srtt, in_recovery=self.in_recovery, now=now
+                )
                 self.after_verdict(verdict.lost, verdict.reorder_at, now)
             elif kind == "probe" and self.probe_at == at and self.snd_una < self.high:
-                probe = self.rack.choose_probe(new_data_available=False, snd_nxt=self.high,
-                                               mss=self.mss)
+                probe = self.rack.choose_probe(
+                    new_data_available=False, snd_nxt=self.high, mss=self.mss
+                )
                 if probe is not None:
                     self.probes += 1
                     self.board.note_retransmit(probe.start, probe.end)
@@ -384,11 +536,15 @@ class _Model:
         return now
 
 
-@given(st.integers(2, 40), st.lists(st.booleans(), min_size=1, max_size=40),
-       st.lists(st.integers(0, 20), min_size=1, max_size=40))
+@given(
+    st.integers(2, 40),
+    st.lists(st.booleans(), min_size=1, max_size=40),
+    st.lists(st.integers(0, 20), min_size=1, max_size=40),
+)
 @settings(max_examples=150, deadline=None)
-def test_any_first_transmission_losses_recover_without_rto(count: int, drops: list[bool],
-                                                           jitter: list[int]) -> None:
+def test_any_first_transmission_losses_recover_without_rto(
+    count: int, drops: list[bool], jitter: list[int]
+) -> None:
     model = _Model(count, drops, jitter)
     model.run()
     assert model.rcv_nxt == model.high  # every byte delivered

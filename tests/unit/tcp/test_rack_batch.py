@@ -17,8 +17,11 @@ def reference(rack: RackTlp, segment: _Segment, now: int) -> None:
     elif rack.min_rtt is None or rtt < rack.min_rtt:
         rack.min_rtt = rtt
     rack_ts = rack.rack_xmit_ts
-    if rack_ts is None or segment.xmit_ts > rack_ts or (
-            segment.xmit_ts == rack_ts and segment.end > rack.rack_end_seq):
+    if (
+        rack_ts is None
+        or segment.xmit_ts > rack_ts
+        or (segment.xmit_ts == rack_ts and segment.end > rack.rack_end_seq)
+    ):
         rack.rack_rtt = rtt
         rack.rack_xmit_ts = segment.xmit_ts
         rack.rack_end_seq = segment.end
@@ -28,15 +31,18 @@ def reference(rack: RackTlp, segment: _Segment, now: int) -> None:
         rack.fack = segment.end
 
 
-SEGMENTS = st.lists(st.tuples(st.integers(0, 50), st.integers(1, 40), st.integers(0, 30),
-                              st.booleans()), max_size=12)
+SEGMENTS = st.lists(
+    st.tuples(st.integers(0, 50), st.integers(1, 40), st.integers(0, 30), st.booleans()),
+    max_size=12,
+)
 STATE = ("min_rtt", "rack_xmit_ts", "rack_end_seq", "rack_rtt", "fack", "reordering_seen")
 
 
 @settings(max_examples=300, deadline=None)
 @given(batches=st.lists(SEGMENTS, max_size=4), start_fack=st.integers(0, 60))
 def test_batch_update_matches_per_segment_steps(
-        batches: list[list[tuple[int, int, int, bool]]], start_fack: int) -> None:
+    batches: list[list[tuple[int, int, int, bool]]], start_fack: int
+) -> None:
     batch, single = RackTlp(), RackTlp()
     batch.fack = single.fack = start_fack
     now = 100
@@ -46,8 +52,7 @@ def test_batch_update_matches_per_segment_steps(
         batch._update_rack(segments, now)
         for segment in segments:
             reference(single, segment, now)
-        assert [getattr(batch, name) for name in STATE] == [
-            getattr(single, name) for name in STATE]
+        assert [getattr(batch, name) for name in STATE] == [getattr(single, name) for name in STATE]
 
 
 def test_a_fast_retransmission_ack_is_left_to_the_original() -> None:

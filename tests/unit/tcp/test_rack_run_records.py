@@ -19,10 +19,24 @@ from simtcp.tcp.rack import RackTlp
 from . import rack_reference as ref
 
 BASE = 10_000
-STATE = ("outstanding_segments", "sacked_segments", "rack_xmit_ts", "rack_end_seq",
-         "rack_rtt", "fack", "min_rtt", "reordering_seen", "reo_wnd_mult",
-         "reo_wnd_persist", "dsack_round", "tlp_end_seq", "tlp_is_retrans", "tlp_sent_at",
-         "tlp_original_acked", "reorder_at")
+STATE = (
+    "outstanding_segments",
+    "sacked_segments",
+    "rack_xmit_ts",
+    "rack_end_seq",
+    "rack_rtt",
+    "fack",
+    "min_rtt",
+    "reordering_seen",
+    "reo_wnd_mult",
+    "reo_wnd_persist",
+    "dsack_round",
+    "tlp_end_seq",
+    "tlp_is_retrans",
+    "tlp_sent_at",
+    "tlp_original_acked",
+    "reorder_at",
+)
 
 
 def _pieces(rack: RackTlp) -> list[tuple[int, int, int, bool, bool]]:
@@ -32,14 +46,12 @@ def _pieces(rack: RackTlp) -> list[tuple[int, int, int, bool, bool]]:
         for k in range(record.count):
             start = record.start + k * record.piece
             end = start + record.piece if k < record.count - 1 else record.end
-            out.append((start, end, record.xmit_ts + k, record.retransmitted,
-                        k < record.lost))
+            out.append((start, end, record.xmit_ts + k, record.retransmitted, k < record.lost))
     return out
 
 
 def _ref_pieces(rack: ref.RackTlp) -> list[tuple[int, int, int, bool, bool]]:
-    return [(s.start, s.end, s.xmit_ts, s.retransmitted, s.lost)
-            for s in rack._segments.values()]
+    return [(s.start, s.end, s.xmit_ts, s.retransmitted, s.lost) for s in rack._segments.values()]
 
 
 def _check(fast: RackTlp, slow: ref.RackTlp, got: Any, want: Any) -> None:
@@ -75,15 +87,34 @@ def _call(fast: RackTlp, slow: ref.RackTlp, method: str, **kwargs: Any) -> None:
     _check(fast, slow, got, want)
 
 
-OPS = ["run", "run", "run", "one", "retransmit", "retransmit_run", "ack", "ack", "ack",
-       "sack", "sack", "reorder", "rto", "probe", "recovery_exit"]
+OPS = [
+    "run",
+    "run",
+    "run",
+    "one",
+    "retransmit",
+    "retransmit_run",
+    "ack",
+    "ack",
+    "ack",
+    "sack",
+    "sack",
+    "reorder",
+    "rto",
+    "probe",
+    "recovery_exit",
+]
 
 
 @settings(max_examples=400, deadline=None)
-@given(data=st.data(), piece=st.sampled_from([1, 3, 100]),
-       max_segments=st.sampled_from([1 << 16, 40, 6]))
-def test_run_records_answer_as_per_piece_records(data: st.DataObject, piece: int,
-                                                 max_segments: int) -> None:
+@given(
+    data=st.data(),
+    piece=st.sampled_from([1, 3, 100]),
+    max_segments=st.sampled_from([1 << 16, 40, 6]),
+)
+def test_run_records_answer_as_per_piece_records(
+    data: st.DataObject, piece: int, max_segments: int
+) -> None:
     fast = RackTlp(max_segments=max_segments)
     slow = ref.RackTlp(max_segments=max_segments)
     una = nxt = BASE
@@ -91,13 +122,24 @@ def test_run_records_answer_as_per_piece_records(data: st.DataObject, piece: int
     for _ in range(data.draw(st.integers(1, 40), label="steps")):
         now += data.draw(st.sampled_from([0, 0, 1, 2, 5, 30, 200]), label="dt")
         op = data.draw(st.sampled_from(OPS), label="op")
-        common = {"srtt": data.draw(st.one_of(st.none(), st.integers(1, 100)), label="srtt"),
-                  "in_recovery": data.draw(st.booleans(), label="in_recovery"), "now": now}
+        common = {
+            "srtt": data.draw(st.one_of(st.none(), st.integers(1, 100)), label="srtt"),
+            "in_recovery": data.draw(st.booleans(), label="in_recovery"),
+            "now": now,
+        }
         if op == "run":
             size = data.draw(st.integers(1, 12 * piece), label="size")
             fin = data.draw(st.sampled_from([0, 0, 0, 1]), label="fin")
-            _call(fast, slow, "on_transmit_run", start=nxt, data_end=nxt + size, piece=piece,
-                  fin=fin, now=now)
+            _call(
+                fast,
+                slow,
+                "on_transmit_run",
+                start=nxt,
+                data_end=nxt + size,
+                piece=piece,
+                fin=fin,
+                now=now,
+            )
             nxt += size + fin
         elif op == "one":
             size = data.draw(st.integers(1, 2 * piece), label="size")
@@ -111,8 +153,16 @@ def test_run_records_answer_as_per_piece_records(data: st.DataObject, piece: int
         elif op == "retransmit_run":
             start = _seq(data, una, nxt, piece, "start")
             data_end = _seq(data, start + 1, nxt + piece, piece, "data_end")
-            _call(fast, slow, "on_transmit_run", start=start, data_end=data_end, piece=piece,
-                  fin=0, now=now)
+            _call(
+                fast,
+                slow,
+                "on_transmit_run",
+                start=start,
+                data_end=data_end,
+                piece=piece,
+                fin=0,
+                now=now,
+            )
             nxt = max(nxt, data_end)
         elif op in ("ack", "sack"):
             if op == "ack":
@@ -122,20 +172,35 @@ def test_run_records_answer_as_per_piece_records(data: st.DataObject, piece: int
                 low = _seq(data, una - 2 * piece, nxt, piece, "block start")
                 high = _seq(data, low, nxt, piece, "block end")
                 blocks.append((low, high))
-            _call(fast, slow, "on_ack", snd_una=una, sack_blocks=blocks,
-                  dsack=data.draw(st.booleans(), label="dsack"), snd_nxt=nxt, **common)
+            _call(
+                fast,
+                slow,
+                "on_ack",
+                snd_una=una,
+                sack_blocks=blocks,
+                dsack=data.draw(st.booleans(), label="dsack"),
+                snd_nxt=nxt,
+                **common,
+            )
         elif op == "reorder":
             _call(fast, slow, "on_reorder_timeout", **common)
         elif op == "rto":
             _call(fast, slow, "on_rto", now=now)
         elif op == "probe":
             new_data = data.draw(st.booleans(), label="new data")
-            _call(fast, slow, "probe_deadline", now=now, srtt=common["srtt"], rto_at=None,
-                  in_recovery=common["in_recovery"], flight_size=nxt - una, mss=piece)
-            _call(fast, slow, "choose_probe", new_data_available=new_data, snd_nxt=nxt,
-                  mss=piece)
-            _call(fast, slow, "on_probe_sent", snd_nxt=nxt, retransmission=not new_data,
-                  now=now)
+            _call(
+                fast,
+                slow,
+                "probe_deadline",
+                now=now,
+                srtt=common["srtt"],
+                rto_at=None,
+                in_recovery=common["in_recovery"],
+                flight_size=nxt - una,
+                mss=piece,
+            )
+            _call(fast, slow, "choose_probe", new_data_available=new_data, snd_nxt=nxt, mss=piece)
+            _call(fast, slow, "on_probe_sent", snd_nxt=nxt, retransmission=not new_data, now=now)
         else:
             _call(fast, slow, "on_recovery_exit")
 
@@ -147,12 +212,26 @@ def test_a_run_sent_over_sacked_data_and_acked_shows_reordering() -> None:
     for rack in (fast, slow):
         rack.on_transmit(BASE, BASE + 100, now=0)
         rack.on_transmit(BASE + 100, BASE + 300, now=0)
-        rack.on_ack(snd_una=BASE + 100, sack_blocks=[(BASE + 100, BASE + 300)],
-                    dsack=False, snd_nxt=BASE + 300, srtt=None, in_recovery=False, now=10)
+        rack.on_ack(
+            snd_una=BASE + 100,
+            sack_blocks=[(BASE + 100, BASE + 300)],
+            dsack=False,
+            snd_nxt=BASE + 300,
+            srtt=None,
+            in_recovery=False,
+            now=10,
+        )
         assert not rack.reordering_seen
         rack.on_transmit_run(BASE + 100, BASE + 400, 100, fin=0, now=20)
-        rack.on_ack(snd_una=BASE + 400, sack_blocks=[], dsack=False, snd_nxt=BASE + 400,
-                    srtt=None, in_recovery=False, now=30)
+        rack.on_ack(
+            snd_una=BASE + 400,
+            sack_blocks=[],
+            dsack=False,
+            snd_nxt=BASE + 400,
+            srtt=None,
+            in_recovery=False,
+            now=30,
+        )
     assert slow.reordering_seen
     _check(fast, slow, None, None)
 

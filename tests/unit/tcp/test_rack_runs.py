@@ -37,12 +37,18 @@ def in_order_batches(draw: st.DrawFn) -> list[list[tuple[int, int, int]]]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(batches=in_order_batches(), start_fack=st.integers(0, 8000),
-       start_rack=st.one_of(st.none(), st.tuples(st.integers(0, 80), st.integers(0, 9000))),
-       min_rtt=st.one_of(st.none(), st.integers(1, 100)))
+@given(
+    batches=in_order_batches(),
+    start_fack=st.integers(0, 8000),
+    start_rack=st.one_of(st.none(), st.tuples(st.integers(0, 80), st.integers(0, 9000))),
+    min_rtt=st.one_of(st.none(), st.integers(1, 100)),
+)
 def test_in_order_deliveries_match_per_segment_steps(
-        batches: list[list[tuple[int, int, int]]], start_fack: int,
-        start_rack: tuple[int, int] | None, min_rtt: int | None) -> None:
+    batches: list[list[tuple[int, int, int]]],
+    start_fack: int,
+    start_rack: tuple[int, int] | None,
+    min_rtt: int | None,
+) -> None:
     fast, single = RackTlp(), RackTlp()
     for rack in (fast, single):
         rack.fack = start_fack
@@ -58,8 +64,7 @@ def test_in_order_deliveries_match_per_segment_steps(
         fast._update_rack(segments, now)
         for segment in segments:
             reference(single, segment, now)
-        assert [getattr(fast, name) for name in STATE] == [
-            getattr(single, name) for name in STATE]
+        assert [getattr(fast, name) for name in STATE] == [getattr(single, name) for name in STATE]
 
 
 def _records(rack: RackTlp) -> list[tuple[int, int, int, bool, bool]]:
@@ -68,11 +73,13 @@ def _records(rack: RackTlp) -> list[tuple[int, int, int, bool, bool]]:
 
 
 @settings(max_examples=200, deadline=None)
-@given(runs=st.lists(st.tuples(st.integers(1, 45 * MSS), st.booleans()), min_size=1,
-                     max_size=5),
-       piece=st.sampled_from([1, 100, MSS]))
+@given(
+    runs=st.lists(st.tuples(st.integers(1, 45 * MSS), st.booleans()), min_size=1, max_size=5),
+    piece=st.sampled_from([1, 100, MSS]),
+)
 def test_a_run_of_pieces_is_recorded_as_if_sent_one_by_one(
-        runs: list[tuple[int, bool]], piece: int) -> None:
+    runs: list[tuple[int, bool]], piece: int
+) -> None:
     whole, pieces = RackTlp(), RackTlp()
     seq, now = 1000, 50
     for sent, (size, fin) in enumerate(runs, 1):

@@ -111,8 +111,9 @@ def test_bare_fin_after_a_gap_draws_an_immediate_duplicate_ack() -> None:
 def test_limited_transmit_on_the_first_two_duplicate_acks() -> None:
     # RFC 5681 §3.2 step 1, RFC 3042: the first and second duplicate ACKs each send
     # one new segment; the third retransmits SND.UNA's.
-    scenario = Scenario(config=TcpConfig(window_scaling=False, timestamps=False, sack=False,
-                                         rack=False))
+    scenario = Scenario(
+        config=TcpConfig(window_scaling=False, timestamps=False, sack=False, rack=False)
+    )
     scenario.enter("ESTABLISHED")
     handle = scenario.handle or 0
     scenario.layer.send(handle, b"f" * 20000, now=scenario.now)

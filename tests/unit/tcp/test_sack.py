@@ -23,14 +23,16 @@ BASE = (1 << 32) - 3500  # absolute numbers near a wrap of the 32-bit wire value
 
 # --- RangeSet ------------------------------------------------------------------------
 
-operations = st.lists(st.tuples(st.booleans(), st.integers(0, 200), st.integers(0, 40)),
-                      max_size=40)
+operations = st.lists(
+    st.tuples(st.booleans(), st.integers(0, 200), st.integers(0, 40)), max_size=40
+)
 
 
 @given(operations, st.integers(0, 240), st.integers(0, 240))
 @settings(max_examples=300, deadline=None)
-def test_range_set_matches_a_set_of_bytes(ops: list[tuple[bool, int, int]], low: int,
-                                         high: int) -> None:
+def test_range_set_matches_a_set_of_bytes(
+    ops: list[tuple[bool, int, int]], low: int, high: int
+) -> None:
     ranges = RangeSet(limit=1000)
     oracle: set[int] = set()
     for adding, start, size in ops:
@@ -77,16 +79,23 @@ def test_receiver_reports_latest_block_first_then_recent_ones() -> None:
     held = [(2000, 3000), (4000, 5000)]
     receiver.record_arrival(4000, 5000, rcv_nxt=rcv_nxt)
     assert receiver.option_blocks(rcv_nxt=rcv_nxt, held=held, limit=4) == [
-        (4000, 5000), (2000, 3000)]
+        (4000, 5000),
+        (2000, 3000),
+    ]
     held = [(2000, 3000), (4000, 5000), (6000, 7000)]
     receiver.record_arrival(6000, 7000, rcv_nxt=rcv_nxt)
     # A segment extending the oldest block makes that block the first one again.
     held = [(2000, 3500), (4000, 5000), (6000, 7000)]
     receiver.record_arrival(3000, 3500, rcv_nxt=rcv_nxt)
     assert receiver.option_blocks(rcv_nxt=rcv_nxt, held=held, limit=4) == [
-        (2000, 3500), (6000, 7000), (4000, 5000)]
+        (2000, 3500),
+        (6000, 7000),
+        (4000, 5000),
+    ]
     assert receiver.option_blocks(rcv_nxt=rcv_nxt, held=held, limit=2) == [
-        (2000, 3500), (6000, 7000)]
+        (2000, 3500),
+        (6000, 7000),
+    ]
 
 
 def test_receiver_fills_with_older_blocks_and_drops_acked_ones() -> None:
@@ -107,8 +116,7 @@ def test_dsack_below_rcv_nxt_is_reported_once() -> None:
     duplicate = duplicate_range(1000, 2000, 3000, held)
     assert duplicate == (1000, 2000)
     receiver.record_arrival(1000, 2000, rcv_nxt=3000, duplicate=duplicate)
-    assert receiver.option_blocks(rcv_nxt=3000, held=held, limit=4) == [(1000, 2000),
-                                                                        (5000, 6000)]
+    assert receiver.option_blocks(rcv_nxt=3000, held=held, limit=4) == [(1000, 2000), (5000, 6000)]
     assert receiver.option_blocks(rcv_nxt=3000, held=held, limit=4) == [(5000, 6000)]
 
 
@@ -118,8 +126,7 @@ def test_dsack_inside_a_held_block_is_followed_by_that_block() -> None:
     duplicate = duplicate_range(6000, 7000, 3000, held)
     assert duplicate == (6000, 7000)
     receiver.record_arrival(6000, 7000, rcv_nxt=3000, duplicate=duplicate)
-    assert receiver.option_blocks(rcv_nxt=3000, held=held, limit=3) == [(6000, 7000),
-                                                                        (5000, 8000)]
+    assert receiver.option_blocks(rcv_nxt=3000, held=held, limit=3) == [(6000, 7000), (5000, 8000)]
     assert duplicate_range(8000, 9000, 3000, held) is None
     assert duplicate_range(7500, 9000, 3000, held) == (7500, 8000)
     assert duplicate_range(2500, 3500, 3000, held) == (2500, 3000)
@@ -165,7 +172,8 @@ def test_single_loss_detected_after_three_sacked_segments() -> None:
     board.note_sent(segment)
     assert board.pipe(high) == 7 * MSS
     assert board.next_segment(high_data=high, new_data=True) == NextSegment(
-        kind=SegmentKind.NEW_DATA, start=high, end=high + MSS)
+        kind=SegmentKind.NEW_DATA, start=high, end=high + MSS
+    )
     result = board.update(ack=BASE + 4 * MSS, blocks=[], high_data=high)
     assert result.acked == 4 * MSS
     assert board.pipe(high) == 6 * MSS
@@ -242,20 +250,25 @@ def test_sender_recognises_dsack() -> None:
     assert below.dsack == _seg(0)
     assert below.newly_sacked == 0
     _sack(board, high, 5, 6, ack=BASE + 2 * MSS)
-    inside = board.update(ack=BASE + 2 * MSS, blocks=[_seg(5), (_seg(5)[0], _seg(6)[1])],
-                          high_data=high)
+    inside = board.update(
+        ack=BASE + 2 * MSS, blocks=[_seg(5), (_seg(5)[0], _seg(6)[1])], high_data=high
+    )
     assert inside.dsack == _seg(5)
     assert inside.newly_sacked == 0
-    normal = board.update(ack=BASE + 2 * MSS, blocks=[_seg(8), (_seg(5)[0], _seg(6)[1])],
-                          high_data=high)
+    normal = board.update(
+        ack=BASE + 2 * MSS, blocks=[_seg(8), (_seg(5)[0], _seg(6)[1])], high_data=high
+    )
     assert normal.dsack is None
     assert normal.newly_sacked == MSS
 
 
 def test_blocks_outside_the_outstanding_data_are_ignored() -> None:
     board, high = _board(4)
-    result = board.update(ack=BASE, blocks=[(high, high + MSS), (BASE - 10, BASE + 10),
-                                            (BASE + 20, BASE + 10)], high_data=high)
+    result = board.update(
+        ack=BASE,
+        blocks=[(high, high + MSS), (BASE - 10, BASE + 10), (BASE + 20, BASE + 10)],
+        high_data=high,
+    )
     assert result.newly_sacked == 0
     assert board.sacked_bytes == 0
 
@@ -279,7 +292,7 @@ def test_many_tiny_holes_each_resent_exactly_once() -> None:
     high = BASE + 256 * 10
     blocks = [(BASE + 10 * i + 5, BASE + 10 * i + 10) for i in range(256)]
     for index in range(0, 256, 4):  # four blocks per ACK, like a real peer
-        board.update(ack=BASE, blocks=blocks[index:index + 4], high_data=high)
+        board.update(ack=BASE, blocks=blocks[index : index + 4], high_data=high)
     assert len(board.sacked) == 256
     board.update(ack=BASE, blocks=[(high - 1, high)], high_data=high)  # refused: cap
     assert board.sacked_bytes == 256 * 5
@@ -305,11 +318,9 @@ def _oracle_is_lost(seq: int, sacked: set[int], dup_thresh: int, mss: int) -> bo
     return runs >= dup_thresh or len(above) > (dup_thresh - 1) * mss
 
 
-@given(st.lists(st.tuples(st.integers(0, 119), st.integers(1, 12)), max_size=12),
-       st.integers(1, 8))
+@given(st.lists(st.tuples(st.integers(0, 119), st.integers(1, 12)), max_size=12), st.integers(1, 8))
 @settings(max_examples=200, deadline=None)
-def test_is_lost_and_pipe_match_the_rfc_per_byte(blocks: list[tuple[int, int]],
-                                                mss: int) -> None:
+def test_is_lost_and_pipe_match_the_rfc_per_byte(blocks: list[tuple[int, int]], mss: int) -> None:
     high = 128
     board = SackScoreboard(snd_una=0, mss=mss)
     sacked: set[int] = set()
@@ -327,14 +338,14 @@ def test_to_wire_blocks() -> None:
     assert to_wire_blocks([((1 << 32) - 16, (1 << 32) + 16)]) == ((0xFFFF_FFF0, 0x10),)
 
 
-arrivals = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 12)), min_size=1,
-                    max_size=40)
+arrivals = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 12)), min_size=1, max_size=40)
 
 
 @given(arrivals, st.integers(1, 4))
 @settings(max_examples=200, deadline=None)
-def test_receiver_blocks_follow_rfc_2018_and_2883(segments: list[tuple[int, int]],
-                                                  limit: int) -> None:
+def test_receiver_blocks_follow_rfc_2018_and_2883(
+    segments: list[tuple[int, int]], limit: int
+) -> None:
     buffer = ReceiveBuffer(capacity=1 << 20, max_blocks=64)
     receiver = SackReceiver()
     rcv_nxt = 10
@@ -367,11 +378,14 @@ def test_receiver_blocks_follow_rfc_2018_and_2883(segments: list[tuple[int, int]
         assert len(rest) >= min(limit - (duplicate is not None), len(held))
 
 
-@given(st.lists(st.tuples(st.integers(0, 99), st.integers(1, 10)), min_size=1, max_size=15),
-       st.integers(1, 6))
+@given(
+    st.lists(st.tuples(st.integers(0, 99), st.integers(1, 10)), min_size=1, max_size=15),
+    st.integers(1, 6),
+)
 @settings(max_examples=200, deadline=None)
 def test_nextseg_resends_every_hole_below_the_highest_sack_once(
-        blocks: list[tuple[int, int]], mss: int) -> None:
+    blocks: list[tuple[int, int]], mss: int
+) -> None:
     high = 110
     board = SackScoreboard(snd_una=0, mss=mss)
     sacked: set[int] = set()

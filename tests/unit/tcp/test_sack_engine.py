@@ -16,14 +16,16 @@ FAST = TcpConfig(msl=1 * SECOND)
 def sack_scenario() -> Scenario:
     scenario = Scenario()
     scenario.listen()
-    replies = scenario.send(SYN, options=(MssOption(1460), NopOption(), NopOption(),
-                                          SackPermittedOption()))
+    replies = scenario.send(
+        SYN, options=(MssOption(1460), NopOption(), NopOption(), SackPermittedOption())
+    )
     assert replies[0].sack_permitted
     scenario.our_iss = replies[0].seq
     scenario.peer_nxt += 1
     scenario.send(ACK)
-    scenario.handle = next(e.connection for e in scenario.events()
-                           if isinstance(e, ConnectionAccepted))
+    scenario.handle = next(
+        e.connection for e in scenario.events() if isinstance(e, ConnectionAccepted)
+    )
     return scenario
 
 
@@ -80,9 +82,11 @@ def lossy_transfer(lost_indexes: set[int], size: int = 120 * 1448) -> tuple[Pair
     data = data[:size]
     sent = pair.a.layer.send(client, data, now=pair.now)
     received = bytearray()
-    pair.run(pair.now + 10 * SECOND,
-             on_step=lambda: received.extend(pair.b.layer.receive(server, now=pair.now)),
-             stop=lambda: len(received) == sent)
+    pair.run(
+        pair.now + 10 * SECOND,
+        on_step=lambda: received.extend(pair.b.layer.receive(server, now=pair.now)),
+        stop=lambda: len(received) == sent,
+    )
     assert bytes(received) == data[:sent]
     return pair, client, dropped
 

@@ -25,8 +25,10 @@ def connect(pair: Pair, *, port: int = 80) -> tuple[int, int]:
     """Listen on B, connect from A, run the handshake; return (client, server) handles."""
     pair.b.layer.listen(port)
     client = pair.a.layer.connect(B_ADDR, port, now=pair.now)
-    pair.run(pair.now + 1 * SECOND,
-             stop=lambda: any(isinstance(e, ConnectionAccepted) for e in pair.b.host.events))
+    pair.run(
+        pair.now + 1 * SECOND,
+        stop=lambda: any(isinstance(e, ConnectionAccepted) for e in pair.b.host.events),
+    )
     server = next(e.connection for e in pair.b.host.events if isinstance(e, ConnectionAccepted))
     pair.run(pair.now + 100 * MILLISECOND)
     pair.a.host.events.clear()
@@ -148,9 +150,11 @@ def test_persist_probes_back_off() -> None:
     client, server = connect(pair)
     pair.a.layer.send(client, bytes(10_000), now=pair.now)
     pair.run(pair.now + 60 * SECOND)
-    probe_times = [t for t, source, segment in pair.log
-                   if source == A_ADDR and not segment.payload and segment.flags == ACK
-                   and t > 1 * SECOND]
+    probe_times = [
+        t
+        for t, source, segment in pair.log
+        if source == A_ADDR and not segment.payload and segment.flags == ACK and t > 1 * SECOND
+    ]
     gaps = [b - a for a, b in zip(probe_times, probe_times[1:], strict=False)]
     assert len(gaps) >= 3
     assert all(later >= earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
@@ -166,7 +170,7 @@ def test_slow_reader_loses_nothing() -> None:
     received = bytearray()
     for round_number in range(200):
         while sent < len(data):
-            taken = pair.a.layer.send(client, data[sent:sent + 50_000], now=pair.now)
+            taken = pair.a.layer.send(client, data[sent : sent + 50_000], now=pair.now)
             if not taken:
                 break
             sent += taken
@@ -198,8 +202,10 @@ def test_peer_that_stops_acking_times_out() -> None:
     pair.a.layer.send(client, b"hello?" * 100, now=pair.now)
     start = pair.now
     pair.run(pair.now + 60 * SECOND, stop=lambda: bool(pair.a.host.events))
-    assert pair.a.host.events == [ConnectionTimedOut(connection=client),
-                                  ConnectionClosed(connection=client)]
+    assert pair.a.host.events == [
+        ConnectionTimedOut(connection=client),
+        ConnectionClosed(connection=client),
+    ]
     assert pair.a.layer.connection_count() == 0
     retransmissions = [t - start for t, source, s in pair.log if source == A_ADDR and t > start]
     # 4 retransmissions, the RTO doubling each time up to max_rto (RFC 6298 §5.5).
@@ -217,8 +223,10 @@ def test_syn_retry_limit_times_out() -> None:
     pair.run(60 * SECOND)
     syn_times = [t for t, source, s in pair.log if source == A_ADDR]
     assert syn_times == [0, 1 * SECOND, 3 * SECOND, 7 * SECOND]  # backoff 1, 2, 4 s
-    assert pair.a.host.events == [ConnectionTimedOut(connection=client),
-                                  ConnectionClosed(connection=client)]
+    assert pair.a.host.events == [
+        ConnectionTimedOut(connection=client),
+        ConnectionClosed(connection=client),
+    ]
     assert pair.now == 60 * SECOND and pair.a.layer.connection_count() == 0
 
 
@@ -248,8 +256,7 @@ def test_abort_sends_reset_and_frees_at_once() -> None:
     assert pair.a.host.events == [ConnectionClosed(connection=client)]
     assert [flags_to_str(s.flags) for _, _, s in pair.a.host.sent] == ["R"]
     pair.run(pair.now + 100 * MILLISECOND)
-    assert [type(e).__name__ for e in pair.b.host.events] == ["ConnectionReset",
-                                                             "ConnectionClosed"]
+    assert [type(e).__name__ for e in pair.b.host.events] == ["ConnectionReset", "ConnectionClosed"]
     assert pair.b.layer.connection_count() == 0
 
 
@@ -299,13 +306,14 @@ def test_sequence_numbers_across_the_wrap() -> None:
     handle = scenario.handle or 0
     payload = bytes(range(200)) * 3  # 600 bytes crossing zero
     for offset in range(0, 600, 150):
-        scenario.send(ACK, seq=scenario.peer_nxt + offset, payload=payload[offset:offset + 150])
+        scenario.send(ACK, seq=scenario.peer_nxt + offset, payload=payload[offset : offset + 150])
     assert scenario.layer.receive(handle, now=scenario.now) == payload
     assert scenario.layer.info(handle).rcv_nxt == (2**32 - 300 + 1 + 600) & 0xFFFFFFFF
     # Send side: choose ``now`` so that our ISN lands just below 2**32 (RFC 6528 clock).
     probe = make_pair(FAST, FAST)
-    offset = probe.a.layer.info(probe.a.layer.connect(B_ADDR, 80, local_port=3000,
-                                                      now=0)).snd_una  # the keyed hash
+    offset = probe.a.layer.info(
+        probe.a.layer.connect(B_ADDR, 80, local_port=3000, now=0)
+    ).snd_una  # the keyed hash
     at = 4 * ((2**32 - 500 - offset) % 2**32)
     pair = make_pair(FAST, FAST)
     pair.now = at
@@ -342,8 +350,9 @@ def test_ephemeral_ports_are_seeded_and_distinct() -> None:
         ports.append(pair.a.layer.info(handle).local_port)
     assert sorted(ports) == list(range(50000, 50010))
     again = make_pair(config, FAST)
-    assert [again.a.layer.info(again.a.layer.connect(B_ADDR, 80, now=0)).local_port
-            for _ in range(10)] == ports
+    assert [
+        again.a.layer.info(again.a.layer.connect(B_ADDR, 80, now=0)).local_port for _ in range(10)
+    ] == ports
 
 
 def test_reset_only_at_exactly_rcv_nxt() -> None:
@@ -370,8 +379,12 @@ def test_fin_before_its_data_is_held_until_the_data_arrives() -> None:
 
 
 def test_keepalive_probes_then_times_out() -> None:
-    config = TcpConfig(keepalive=True, keepalive_idle=10 * SECOND,
-                       keepalive_interval=1 * SECOND, keepalive_probes=3)
+    config = TcpConfig(
+        keepalive=True,
+        keepalive_idle=10 * SECOND,
+        keepalive_interval=1 * SECOND,
+        keepalive_probes=3,
+    )
     scenario = Scenario(config=config)
     scenario.enter("ESTABLISHED")
     start = scenario.now
@@ -391,8 +404,7 @@ def test_connection_to_a_closed_port_is_refused() -> None:
     pair = make_pair(FAST, FAST)
     client = pair.a.layer.connect(B_ADDR, 81, now=0)
     pair.run(1 * SECOND)
-    assert [type(e).__name__ for e in pair.a.host.events] == ["ConnectionReset",
-                                                             "ConnectionClosed"]
+    assert [type(e).__name__ for e in pair.a.host.events] == ["ConnectionReset", "ConnectionClosed"]
     assert pair.a.layer.connection_count() == 0
     del client
 
@@ -411,8 +423,9 @@ def test_syn_cookies_let_a_client_in_during_a_syn_flood() -> None:
     pair = make_pair(config, config)
     listener = pair.b.layer.listen(80, backlog=4)
     for port in range(1000, 1100):  # spoofed SYNs from an address that never answers
-        pair.b.layer.segment_received(0x0A000063, B_ADDR, TcpSegment(port, 80, port, 0, SYN,
-                                                                    1000), now=0)
+        pair.b.layer.segment_received(
+            0x0A000063, B_ADDR, TcpSegment(port, 80, port, 0, SYN, 1000), now=0
+        )
     assert pair.b.layer.connection_count() == 4  # no memory for the other 96
     assert pair.b.host.stats["tcp.syn_cookies_sent"] == 96
     pair.b.host.sent.clear()
@@ -468,13 +481,11 @@ def test_nodelay_per_connection_releases_a_held_segment() -> None:
 
 
 def test_receive_buffer_autotuning_grows_only_for_a_reader_that_keeps_up() -> None:
-    tuned = TcpConfig(msl=1 * SECOND, receive_buffer=64 * 1024,
-                      receive_buffer_max=1024 * 1024)
+    tuned = TcpConfig(msl=1 * SECOND, receive_buffer=64 * 1024, receive_buffer_max=1024 * 1024)
     pair = make_pair(TcpConfig(msl=1 * SECOND, send_buffer=2 * 1024 * 1024), tuned)
     client, server = connect(pair)
     pair.a.layer.send(client, bytes(2_000_000), now=pair.now)
-    pair.run(pair.now + 10 * SECOND,
-             on_step=lambda: pair.b.layer.receive(server, now=pair.now))
+    pair.run(pair.now + 10 * SECOND, on_step=lambda: pair.b.layer.receive(server, now=pair.now))
     assert pair.b.host.stats["tcp.receive_buffer_grown"] >= 1
     assert pair.b.layer.info(server).rcv_wnd > 64 * 1024
     slow = make_pair(FAST, tuned)

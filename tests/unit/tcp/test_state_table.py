@@ -23,8 +23,15 @@ from .scenario import Scenario
 
 KINDS = ("SYN", "SYN-ACK", "ACK", "DATA", "FIN", "RST")
 POSITIONS = ("before", "in", "after")
-SYNCHRONIZED = ("ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING",
-                "LAST-ACK", "TIME-WAIT")
+SYNCHRONIZED = (
+    "ESTABLISHED",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "CLOSE-WAIT",
+    "CLOSING",
+    "LAST-ACK",
+    "TIME-WAIT",
+)
 PAYLOAD = b"0123456789"
 
 
@@ -32,8 +39,14 @@ def build(scenario: Scenario, kind: str, position: str) -> TcpSegment:
     """The peer's segment of ``kind`` whose SEQ is before, in or after our window."""
     offset = {"before": -1000, "in": 0, "after": 70_000}[position]
     seq = scenario.peer_nxt + offset
-    flags = {"SYN": SYN, "SYN-ACK": SYN | ACK, "ACK": ACK, "DATA": ACK, "FIN": FIN | ACK,
-             "RST": RST}[kind]
+    flags = {
+        "SYN": SYN,
+        "SYN-ACK": SYN | ACK,
+        "ACK": ACK,
+        "DATA": ACK,
+        "FIN": FIN | ACK,
+        "RST": RST,
+    }[kind]
     payload = PAYLOAD if kind == "DATA" else b""
     options = (MssOption(1460),) if flags & SYN else ()
     return scenario.segment(flags, seq=seq, payload=payload, options=options)
@@ -122,9 +135,13 @@ def test_synchronized_state(state: str, kind: str, position: str) -> None:
     for reply in replies:
         if reply.flags == ACK:
             assert reply.seq == our_nxt & 0xFFFFFFFF
-            expected_ack = rcv_nxt + (1 if kind == "FIN" and position == "in"
-                                      and state in ("ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2")
-                                      else 0)
+            expected_ack = rcv_nxt + (
+                1
+                if kind == "FIN"
+                and position == "in"
+                and state in ("ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2")
+                else 0
+            )
             assert reply.ack == expected_ack & 0xFFFFFFFF
 
 
@@ -198,8 +215,14 @@ def test_syn_sent(kind: str, position: str) -> None:
     scenario.enter("SYN-SENT")
     iss = scenario.our_iss
     ack = {"before": iss, "in": iss + 1, "after": iss + 1000}[position]
-    flags = {"SYN": SYN, "SYN-ACK": SYN | ACK, "ACK": ACK, "DATA": ACK, "FIN": FIN | ACK,
-             "RST": RST | ACK}[kind]
+    flags = {
+        "SYN": SYN,
+        "SYN-ACK": SYN | ACK,
+        "ACK": ACK,
+        "DATA": ACK,
+        "FIN": FIN | ACK,
+        "RST": RST | ACK,
+    }[kind]
     payload = PAYLOAD if kind == "DATA" else b""
     options = (MssOption(1460),) if flags & SYN else ()
     segment = scenario.segment(flags, ack=ack, payload=payload, options=options)

@@ -17,21 +17,34 @@ def _cookie(cookies: SynCookies, mss: int = 1460, now: int = 0) -> int:
     return cookies.isn(**TUPLE, peer_isn=PEER_ISN, mss=mss, now=now)
 
 
-def _check(cookies: SynCookies, cookie: int, now: int, tsecr: int | None = None,
-           **changes: int) -> CookieOptions | None:
+def _check(
+    cookies: SynCookies, cookie: int, now: int, tsecr: int | None = None, **changes: int
+) -> CookieOptions | None:
     fields = dict(TUPLE, **changes)
-    return cookies.validate(**fields, seg_seq=(PEER_ISN + 1) & 0xFFFF_FFFF,
-                            seg_ack=(cookie + 1) & 0xFFFF_FFFF, tsecr=tsecr, now=now)
+    return cookies.validate(
+        **fields,
+        seg_seq=(PEER_ISN + 1) & 0xFFFF_FFFF,
+        seg_ack=(cookie + 1) & 0xFFFF_FFFF,
+        tsecr=tsecr,
+        now=now,
+    )
 
 
 def test_round_trip_recovers_the_mss() -> None:
     cookies = SynCookies(SeededRandom(7))
-    for mss, expected in ((1460, 1460), (1500, 1460), (1448, 1440), (1400, 1300),
-                          (600, 536), (100, 536)):
+    for mss, expected in (
+        (1460, 1460),
+        (1500, 1460),
+        (1448, 1440),
+        (1400, 1300),
+        (600, 536),
+        (100, 536),
+    ):
         cookie = _cookie(cookies, mss, now=5 * COOKIE_SLOT + 3)
         result = _check(cookies, cookie, now=5 * COOKIE_SLOT + 10)
-        assert result == CookieOptions(mss=expected, window_shift=None, sack_permitted=False,
-                                       timestamps=False)
+        assert result == CookieOptions(
+            mss=expected, window_shift=None, sack_permitted=False, timestamps=False
+        )
 
 
 def test_cookie_expires_after_two_slots() -> None:
@@ -75,10 +88,12 @@ def test_timestamp_bits_carry_window_scale_and_sack() -> None:
     tsval = SynCookies.tsval(0x1234_5678, window_shift=7, sack_permitted=True)
     assert tsval <= 0x1234_5678 and 0x1234_5678 - tsval < 64
     assert _check(cookies, cookie, now=0, tsecr=tsval) == CookieOptions(
-        mss=1460, window_shift=7, sack_permitted=True, timestamps=True)
+        mss=1460, window_shift=7, sack_permitted=True, timestamps=True
+    )
     no_scale = SynCookies.tsval(0x1234_5678, window_shift=None, sack_permitted=False)
     assert _check(cookies, cookie, now=0, tsecr=no_scale) == CookieOptions(
-        mss=1460, window_shift=None, sack_permitted=False, timestamps=True)
+        mss=1460, window_shift=None, sack_permitted=False, timestamps=True
+    )
     capped = SynCookies.tsval(100, window_shift=20, sack_permitted=False)
     assert capped & 0x0F == 14
 
@@ -90,13 +105,16 @@ def test_tsval_never_runs_ahead_even_at_the_wrap() -> None:
     assert (3 - value) & 0xFFFF_FFFF == 5  # just behind our clock, across 2**32
 
 
-@given(st.integers(min_value=0, max_value=0xFFFF_FFFF),
-       st.integers(min_value=0, max_value=0xFFFF_FFFF))
+@given(
+    st.integers(min_value=0, max_value=0xFFFF_FFFF), st.integers(min_value=0, max_value=0xFFFF_FFFF)
+)
 @settings(max_examples=2000, deadline=None)
 def test_random_acks_almost_never_validate(seq: int, ack: int) -> None:
     cookies = SynCookies(SeededRandom(99))
-    assert cookies.validate(**TUPLE, seg_seq=seq, seg_ack=ack, tsecr=None,
-                            now=100 * COOKIE_SLOT) is None
+    assert (
+        cookies.validate(**TUPLE, seg_seq=seq, seg_ack=ack, tsecr=None, now=100 * COOKIE_SLOT)
+        is None
+    )
 
 
 def test_a_blind_sweep_of_acks_finds_no_cookie() -> None:
@@ -104,7 +122,10 @@ def test_a_blind_sweep_of_acks_finds_no_cookie() -> None:
     cookies = SynCookies(SeededRandom(5))
     stream = SeededRandom(6).stream("forger")
     hits = sum(
-        cookies.validate(**TUPLE, seg_seq=1, seg_ack=stream.getrandbits(32), tsecr=None,
-                         now=7 * COOKIE_SLOT) is not None
-        for _ in range(1 << 15))
+        cookies.validate(
+            **TUPLE, seg_seq=1, seg_ack=stream.getrandbits(32), tsecr=None, now=7 * COOKIE_SLOT
+        )
+        is not None
+        for _ in range(1 << 15)
+    )
     assert hits == 0

@@ -29,9 +29,11 @@ def test_negotiated_when_both_offer_and_full_segments_are_mss_minus_12() -> None
     chunk = b"z" * 1460
     for _ in range(150):
         assert pair.a.layer.send(client, chunk, now=pair.now) == 1460
-    pair.run(pair.now + 5 * SECOND,
-             on_step=lambda: received.extend(pair.b.layer.receive(server, now=pair.now)),
-             stop=lambda: len(received) == 150 * 1460)
+    pair.run(
+        pair.now + 5 * SECOND,
+        on_step=lambda: received.extend(pair.b.layer.receive(server, now=pair.now)),
+        stop=lambda: len(received) == 150 * 1460,
+    )
     assert len(received) == 150 * 1460
     assert pair.now - start < 200 * MILLISECOND  # a handful of RTTs, not 200 delayed ACKs
     sizes = [len(s.payload) for t, source, s in pair.log if source == A_ADDR and s.payload]
@@ -63,10 +65,12 @@ def timestamped_scenario() -> Scenario:
     assert replies[0].timestamps is not None and replies[0].timestamps.echo_reply == 5000
     scenario.our_iss = replies[0].seq
     scenario.peer_nxt += 1
-    scenario.send(ACK, options=(NopOption(), NopOption(),
-                                TimestampsOption(5001, replies[0].timestamps.value)))
-    scenario.handle = next(e.connection for e in scenario.events()
-                           if isinstance(e, ConnectionAccepted))
+    scenario.send(
+        ACK, options=(NopOption(), NopOption(), TimestampsOption(5001, replies[0].timestamps.value))
+    )
+    scenario.handle = next(
+        e.connection for e in scenario.events() if isinstance(e, ConnectionAccepted)
+    )
     return scenario
 
 
@@ -89,8 +93,9 @@ def test_paws_across_the_tsval_wrap() -> None:
     scenario = Scenario()
     scenario.listen()
     ts_near_wrap = 2**32 - 10
-    replies = scenario.send(SYN, options=(MssOption(1460), NopOption(), NopOption(),
-                                          TimestampsOption(ts_near_wrap, 0)))
+    replies = scenario.send(
+        SYN, options=(MssOption(1460), NopOption(), NopOption(), TimestampsOption(ts_near_wrap, 0))
+    )
     scenario.our_iss = replies[0].seq
     scenario.peer_nxt += 1
     scenario.send(ACK, options=(NopOption(), NopOption(), TimestampsOption(5, 0)))  # wrapped
@@ -98,8 +103,9 @@ def test_paws_across_the_tsval_wrap() -> None:
     scenario.send(ACK, payload=b"new", options=(NopOption(), NopOption(), TimestampsOption(6, 0)))
     assert scenario.layer.receive(handle, now=scenario.now) == b"new"
     scenario.peer_nxt += 3
-    replies = scenario.send(ACK, payload=b"old", options=(NopOption(), NopOption(),
-                                                          TimestampsOption(2**32 - 5, 0)))
+    replies = scenario.send(
+        ACK, payload=b"old", options=(NopOption(), NopOption(), TimestampsOption(2**32 - 5, 0))
+    )
     assert scenario.host.stats["drop.tcp_paws"] == 1
     assert scenario.layer.receive(handle, now=scenario.now) == b""
 

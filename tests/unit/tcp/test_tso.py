@@ -30,10 +30,15 @@ def cut(segment: TcpSegment, size: int) -> list[TcpSegment]:
     if len(payload) <= size:
         return [segment]
     offsets = range(0, len(payload), size)
-    return [dataclasses.replace(
-        segment, seq=(segment.seq + offset) & 0xFFFFFFFF, payload=payload[offset:offset + size],
-        flags=segment.flags if offset == offsets[-1] else segment.flags & ~(FIN | PSH))
-        for offset in offsets]
+    return [
+        dataclasses.replace(
+            segment,
+            seq=(segment.seq + offset) & 0xFFFFFFFF,
+            payload=payload[offset : offset + size],
+            flags=segment.flags if offset == offsets[-1] else segment.flags & ~(FIN | PSH),
+        )
+        for offset in offsets
+    ]
 
 
 @dataclasses.dataclass
@@ -54,18 +59,26 @@ class CuttingPair(Pair):
         super()._collect()
 
 
-def make(config_a: TcpConfig = FAST, config_b: TcpConfig = FAST, *, fault: Fault = no_fault,
-         max_segment: int = MAX_SEGMENT, cutting: bool = True) -> tuple[Pair, int, int]:
+def make(
+    config_a: TcpConfig = FAST,
+    config_b: TcpConfig = FAST,
+    *,
+    fault: Fault = no_fault,
+    max_segment: int = MAX_SEGMENT,
+    cutting: bool = True,
+) -> tuple[Pair, int, int]:
     """An established connection A -> B over a TSO link; (pair, client, server)."""
     a = Endpoint(A_ADDR, config_a, seed=1, max_segment=max_segment)
     b = Endpoint(B_ADDR, config_b, seed=2, max_segment=max_segment)
-    pair: Pair = (CuttingPair(a, b, fault=fault) if cutting else
-                  Pair(a, b, delay=10 * MILLISECOND, fault=fault))
+    pair: Pair = (
+        CuttingPair(a, b, fault=fault)
+        if cutting
+        else Pair(a, b, delay=10 * MILLISECOND, fault=fault)
+    )
     b.layer.listen(80)
     client = a.layer.connect(B_ADDR, 80, now=0)
     pair.run(100 * MILLISECOND)
-    server = next(e.connection for e in b.host.take_events()
-                  if isinstance(e, ConnectionAccepted))
+    server = next(e.connection for e in b.host.take_events() if isinstance(e, ConnectionAccepted))
     a.host.take_events()
     return pair, client, server
 
@@ -74,8 +87,9 @@ def data_sizes(segments: list[TcpSegment]) -> list[int]:
     return [len(segment.payload) for segment in segments if segment.payload]
 
 
-def send_all(pair: Pair, client: int, server: int, payload: bytes,
-             duration: int = 30 * SECOND) -> bytes:
+def send_all(
+    pair: Pair, client: int, server: int, payload: bytes, duration: int = 30 * SECOND
+) -> bytes:
     """Send ``payload`` as the buffer takes it, read everything B gets."""
     received = bytearray()
     offset = 0
@@ -107,8 +121,10 @@ def test_bulk_segments_are_mss_multiples_up_to_the_route_limit() -> None:
 
 
 def test_offload_off_or_no_route_offload_sends_one_mss_at_most() -> None:
-    for config, max_segment in ((TcpConfig(msl=SECOND, segmentation_offload=False),
-                                 MAX_SEGMENT), (FAST, 0)):
+    for config, max_segment in (
+        (TcpConfig(msl=SECOND, segmentation_offload=False), MAX_SEGMENT),
+        (FAST, 0),
+    ):
         pair, client, server = make(config, max_segment=max_segment)
         assert send_all(pair, client, server, PAYLOAD[:200_000]) == PAYLOAD[:200_000]
         assert isinstance(pair, CuttingPair)
@@ -172,8 +188,11 @@ def test_the_fin_rides_on_the_last_big_segment() -> None:
     pair.a.layer.send(client, PAYLOAD[:20_000], now=pair.now)
     pair.a.layer.shutdown(client, now=pair.now)  # cwnd holds 10 MSS: the rest waits
     pair.run(pair.now + 1 * SECOND)
-    sent = [(len(s.payload), s.flags & (FIN | PSH)) for _, source, s in pair.log
-            if source == A_ADDR and (s.payload or s.flags & FIN)]
+    sent = [
+        (len(s.payload), s.flags & (FIN | PSH))
+        for _, source, s in pair.log
+        if source == A_ADDR and (s.payload or s.flags & FIN)
+    ]
     assert sent == [(10 * MSS, 0), (20_000 - 10 * MSS, FIN | PSH)]
     assert pair.b.layer.receive(server, now=pair.now) == PAYLOAD[:20_000]
 
@@ -223,9 +242,15 @@ def test_rack_keeps_one_record_per_piece_of_a_big_segment() -> None:
     assert last == 504 and rack.outstanding_segments == 5
     # A partial cumulative ACK (2 pieces) and a SACK of the 4th piece.
     fourth = 1000 + 3 * MSS
-    verdict = rack.on_ack(snd_una=1000 + 2 * MSS, sack_blocks=[(fourth, fourth + MSS)],
-                          dsack=False, snd_nxt=1000 + 4 * MSS + 11, srtt=None,
-                          in_recovery=False, now=20_000)
+    verdict = rack.on_ack(
+        snd_una=1000 + 2 * MSS,
+        sack_blocks=[(fourth, fourth + MSS)],
+        dsack=False,
+        snd_nxt=1000 + 4 * MSS + 11,
+        srtt=None,
+        in_recovery=False,
+        now=20_000,
+    )
     assert rack.outstanding_segments == 2 and rack.sacked_segments == 1
     # The 3rd piece was sent before the SACKed 4th: lost once the reordering window
     # passes (RFC 8985 §6.2 step 5), as one MSS.
@@ -236,9 +261,15 @@ def test_rack_keeps_one_record_per_piece_of_a_big_segment() -> None:
     # Retransmitting a big range covers the records it overlaps, piece by piece.
     rack.on_transmit_run(third, fourth, MSS, fin=0, now=30_000)
     assert rack.outstanding_segments == 2
-    verdict = rack.on_ack(snd_una=1000 + 4 * MSS + 11, sack_blocks=[], dsack=False,
-                          snd_nxt=1000 + 4 * MSS + 11, srtt=None, in_recovery=False,
-                          now=40_000)
+    verdict = rack.on_ack(
+        snd_una=1000 + 4 * MSS + 11,
+        sack_blocks=[],
+        dsack=False,
+        snd_nxt=1000 + 4 * MSS + 11,
+        srtt=None,
+        in_recovery=False,
+        now=40_000,
+    )
     assert rack.outstanding_segments == 0 and verdict.lost == ()
 
 
@@ -250,17 +281,26 @@ def test_fragmentation_needed_ends_big_segments() -> None:
     info = pair.a.layer.info(client)
     before = len(pair.a.host.sent)
     pair.a.layer.icmp_error_received(
-        icmp_type=3, code=4, next_hop_mtu=1000, quoted_source=A_ADDR,
-        quoted_source_port=info.local_port, quoted_destination=B_ADDR,
-        quoted_destination_port=80, quoted_seq=first.seq, now=pair.now)
+        icmp_type=3,
+        code=4,
+        next_hop_mtu=1000,
+        quoted_source=A_ADDR,
+        quoted_source_port=info.local_port,
+        quoted_destination=B_ADDR,
+        quoted_destination_port=80,
+        quoted_seq=first.seq,
+        now=pair.now,
+    )
     # RFC 1191 §6.2: 1000 - 40 - 12 (timestamps), resent from SND.UNA in segments that fit.
     assert pair.a.layer.info(client).mss == 948
     resent = [segment for _, _, segment in pair.a.host.sent[before:]]
     assert resent[0].seq == first.seq and max(data_sizes(resent)) == 948
     received = bytearray()
-    pair.run(pair.now + 20 * SECOND,
-             on_step=lambda: received.extend(pair.b.layer.receive(server, now=pair.now)))
+    pair.run(
+        pair.now + 20 * SECOND,
+        on_step=lambda: received.extend(pair.b.layer.receive(server, now=pair.now)),
+    )
     assert bytes(received) == PAYLOAD[:100_000]
     assert isinstance(pair, CuttingPair)
-    later = data_sizes(pair.built[pair.built.index(resent[0]):])
+    later = data_sizes(pair.built[pair.built.index(resent[0]) :])
     assert max(later) == 948

@@ -28,8 +28,9 @@ def filled(*, flushing: bool) -> tuple[Pair, int, int, int]:
     pair.b.layer.listen(80)
     client = pair.a.layer.connect(B_ADDR, 80, now=0)
     pair.run(100 * MILLISECOND)
-    server = next(e.connection for e in pair.b.host.take_events()
-                  if isinstance(e, ConnectionAccepted))
+    server = next(
+        e.connection for e in pair.b.host.take_events() if isinstance(e, ConnectionAccepted)
+    )
     if flushing:
         pair.b.layer.flush_acks(now=pair.now)
     pair.a.host.take_sent()
@@ -49,8 +50,10 @@ def filled(*, flushing: bool) -> tuple[Pair, int, int, int]:
 
 def summary(segments: list[TcpSegment], base: int) -> list[tuple[int, int, int]]:
     """(ACK number relative to ``base``, window, payload length) of each segment."""
-    return [((segment.ack - base) & 0xFFFFFFFF, segment.window, len(segment.payload))
-            for segment in segments]
+    return [
+        ((segment.ack - base) & 0xFFFFFFFF, segment.window, len(segment.payload))
+        for segment in segments
+    ]
 
 
 def test_the_reply_carries_the_window_update() -> None:

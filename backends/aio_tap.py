@@ -1,8 +1,8 @@
 """Real TAP devices under an asyncio loop: ``loop.add_reader`` in, non-blocking writes out.
 
-The devices are :class:`backends.tap.TapDevice` objects, created and closed by
+The devices are :class:`simtcp.backends.tap.TapDevice` objects, created and closed by
 the caller (``TapDevice.create`` sets up the kernel side with pyroute2). This
-link only moves frames, as :class:`backends.tap.TapLoop` does: every readable
+link only moves frames, as :class:`simtcp.backends.tap.TapLoop` does: every readable
 device is read in batches of at most ``read_batch`` frames (one step of the
 driver per batch), and a write that meets a full kernel queue (``EAGAIN``)
 keeps that frame and every later one for the device in its FIFO, flushed when
@@ -16,12 +16,12 @@ import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from backends.tap import TapDevice, TapError
-from backends.tapdevice import DeviceWriteError  # hard write errors (EIO, ...)
+from .tap import TapDevice, TapError
+from .tapdevice import DeviceWriteError  # hard write errors (EIO, ...)
 
 if TYPE_CHECKING:
-    from ..stack import Stack
-    from .driver import AioStack, EventHook
+    from simtcp.aio.driver import AioStack, EventHook
+    from simtcp.stack import Stack
 
 
 class TapLink:
@@ -127,14 +127,18 @@ class TapLink:
             self._set_reading(True)
 
 
-def over_tap(stack: Stack, devices: Iterable[TapDevice], *,
-             loop: asyncio.AbstractEventLoop | None = None, read_batch: int = 256,
-             on_event: EventHook | None = None) -> AioStack:
+def over_tap(
+    stack: Stack,
+    devices: Iterable[TapDevice],
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    read_batch: int = 256,
+    on_event: EventHook | None = None,
+) -> AioStack:
     """Drive ``stack`` over ``devices`` (wired by their ``interface``) from ``loop``."""
-    from .driver import AioStack
+    from simtcp.aio.driver import AioStack
 
-    return AioStack(stack, TapLink(devices, read_batch=read_batch), loop=loop,
-                    on_event=on_event)
+    return AioStack(stack, TapLink(devices, read_batch=read_batch), loop=loop, on_event=on_event)
 
 
 __all__ = ["TapLink", "over_tap"]

@@ -17,14 +17,13 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import BinaryIO
 
-from backends.impair import LinkProfile
-from backends.sim import Simulator
+from simtcp.backends.impair import LinkProfile
+from simtcp.backends.sim import Simulator
 
-from .apps import EchoServer
-from .cliargs import OneLineParser, duration, probability
-from .config import IpConfig, StackConfig
-from .errors import SimtcpError
-from .events import (
+from ..apps import EchoServer
+from ..config import IpConfig, StackConfig
+from ..errors import SimtcpError
+from ..events import (
     ConnectionEstablished,
     ConnectionReset,
     ConnectionTimedOut,
@@ -33,11 +32,12 @@ from .events import (
     Event,
     PeerClosed,
 )
-from .stack import Stack
-from .time import MILLISECOND, SECOND, Instant
-from .wire.arp import OPERATION_REPLY, OPERATION_REQUEST, ArpPacket
-from .wire.ethernet import BROADCAST_MAC, ETHERTYPE_ARP, ZERO_MAC, EthernetFrame, mac_to_str
-from .wire.ipv4 import ip_from_str
+from ..stack import Stack
+from ..time import MILLISECOND, SECOND, Instant
+from ..wire.arp import OPERATION_REPLY, OPERATION_REQUEST, ArpPacket
+from ..wire.ethernet import BROADCAST_MAC, ETHERTYPE_ARP, ZERO_MAC, EthernetFrame, mac_to_str
+from ..wire.ipv4 import ip_from_str
+from .cliargs import OneLineParser, duration, probability
 
 STACK_MACS = ("02:00:00:00:00:01", "02:00:00:00:01:01")
 HOST_MAC = "4e:47:62:9f:88:28"
@@ -74,8 +74,14 @@ class _LinuxHost:
 class Demo:
     """Builds the topology and plays each step of the session, printing as it goes."""
 
-    def __init__(self, *, seed: int, profile: LinkProfile, out: Callable[[str], None],
-                 pcap: BinaryIO | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        profile: LinkProfile,
+        out: Callable[[str], None],
+        pcap: BinaryIO | None = None,
+    ) -> None:
         self.out = out
         self.sim = Simulator(seed)
         self.server = Stack(StackConfig(seed=seed, ip=IpConfig(forwarding=True)))
@@ -112,22 +118,27 @@ class Demo:
         for index in range(count):
             sent_at = self.sim.now
             self.host.arp_replies.clear()
-            request = ArpPacket(OPERATION_REQUEST, host_mac, ip_from_str("10.0.0.2"), ZERO_MAC,
-                                ip_from_str(target))
+            request = ArpPacket(
+                OPERATION_REQUEST, host_mac, ip_from_str("10.0.0.2"), ZERO_MAC, ip_from_str(target)
+            )
             frame = EthernetFrame(BROADCAST_MAC, host_mac, ETHERTYPE_ARP, request.build())
             self.host.raw_out.append(("tap-veth0", frame.build()))
             if self.sim.run_until(lambda: bool(self.host.arp_replies), timeout=SECOND):
                 at, reply = self.host.arp_replies[0]
                 received += 1
-                self.out(f"42 bytes from {mac_to_str(reply.sender_mac)} ({target}): "
-                         f"index={index} time={at - sent_at:.3f} usec")
+                self.out(
+                    f"42 bytes from {mac_to_str(reply.sender_mac)} ({target}): "
+                    f"index={index} time={at - sent_at:.3f} usec"
+                )
             else:
                 self.out("Timeout")
             self.sim.run_until(lambda: False, timeout=sent_at + SECOND - self.sim.now)
         self.out(f"\n--- {target} statistics ---")
         unanswered = 100 * (count - received) // count
-        self.out(f"{count} packets transmitted, {received} packets received, "
-                 f"{unanswered:3d}% unanswered (0 extra)\n")
+        self.out(
+            f"{count} packets transmitted, {received} packets received, "
+            f"{unanswered:3d}% unanswered (0 extra)\n"
+        )
         return received > 0
 
     def ping(self, target: str, count: int = 4) -> bool:
@@ -137,25 +148,32 @@ class Demo:
         started = self.sim.now
         for sequence in range(1, count + 1):
             sent_at = self.sim.now
-            self.host.stack.ping(target, identifier=0x5EED, sequence=sequence,
-                                 payload=bytes(range(56)), now=sent_at)
+            self.host.stack.ping(
+                target, identifier=0x5EED, sequence=sequence, payload=bytes(range(56)), now=sent_at
+            )
             reply = self._wait_for(partial(_is_reply_to, sequence), SECOND)
             if isinstance(reply, EchoReplyReceived):
                 rtt = (self.sim.now - sent_at) / MILLISECOND
                 rtts.append(rtt)
-                self.out(f"64 bytes from {reply.source}: icmp_seq={sequence} ttl={reply.ttl} "
-                         f"time={rtt:.3f} ms")
+                self.out(
+                    f"64 bytes from {reply.source}: icmp_seq={sequence} ttl={reply.ttl} "
+                    f"time={rtt:.3f} ms"
+                )
             if sequence < count:
                 self.sim.run_until(lambda: False, timeout=sent_at + SECOND - self.sim.now)
         elapsed = (self.sim.now - started) // MILLISECOND
         loss = 100 * (count - len(rtts)) // count
         self.out(f"\n--- {target} ping statistics ---")
-        self.out(f"{count} packets transmitted, {len(rtts)} received, {loss}% packet loss, "
-                 f"time {elapsed}ms")
+        self.out(
+            f"{count} packets transmitted, {len(rtts)} received, {loss}% packet loss, "
+            f"time {elapsed}ms"
+        )
         if rtts:
             deviation = statistics.pstdev(rtts)
-            self.out(f"rtt min/avg/max/mdev = {min(rtts):.3f}/{statistics.mean(rtts):.3f}/"
-                     f"{max(rtts):.3f}/{deviation:.3f} ms")
+            self.out(
+                f"rtt min/avg/max/mdev = {min(rtts):.3f}/{statistics.mean(rtts):.3f}/"
+                f"{max(rtts):.3f}/{deviation:.3f} ms"
+            )
         self.out("")
         return bool(rtts)
 
@@ -175,7 +193,8 @@ class Demo:
 
         opened = self._wait_for(
             lambda e: mine(e, (ConnectionEstablished, ConnectionReset, ConnectionTimedOut)),
-            30 * SECOND)
+            30 * SECOND,
+        )
         if not isinstance(opened, ConnectionEstablished):
             self.out(f"nc: connect to {target} port {port} (tcp) failed")
             return False
@@ -185,7 +204,8 @@ class Demo:
         while True:
             event = self._wait_for(
                 lambda e: mine(e, (DataReceived, PeerClosed, ConnectionReset, ConnectionTimedOut)),
-                30 * SECOND)
+                30 * SECOND,
+            )
             if isinstance(event, DataReceived):
                 echoed += stack.receive(connection, now=self.sim.now)
                 continue
@@ -217,12 +237,21 @@ def _is_reply_to(sequence: int, event: Event) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="simtcp demo",
-        description="Play teeceepee2's session (arping, ping, route, ping, nc) in the simulator.")
+        description="Play teeceepee2's session (arping, ping, route, ping, nc) in the simulator.",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the run (default 1)")
-    parser.add_argument("--loss", type=probability, default=0.0,
-                        help="frame loss each way, as a fraction (0.1 = 10%%)")
-    parser.add_argument("--delay", type=duration, default=60,
-                        help="one-way delay of the cable, e.g. 60us or 5ms (default 60us)")
+    parser.add_argument(
+        "--loss",
+        type=probability,
+        default=0.0,
+        help="frame loss each way, as a fraction (0.1 = 10%%)",
+    )
+    parser.add_argument(
+        "--delay",
+        type=duration,
+        default=60,
+        help="one-way delay of the cable, e.g. 60us or 5ms (default 60us)",
+    )
     parser.add_argument("--pcap", metavar="FILE", help="record every frame on the cable")
     return parser
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from .time import Duration, parse_duration
+from ..time import Duration, parse_duration
 
 EXIT_USAGE = 2
 

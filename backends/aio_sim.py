@@ -47,13 +47,13 @@ import selectors
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from backends.sim import Simulator
+from simtcp.aio.driver import AioStack, EventHook
 from simtcp.time import Instant
 
-from .driver import AioStack, EventHook
+from .sim import Simulator
 
 if TYPE_CHECKING:
-    from ..stack import Stack
+    from simtcp.stack import Stack
 
 _T = TypeVar("_T")
 
@@ -157,7 +157,7 @@ class _VirtualSelector(selectors.BaseSelector):
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An asyncio loop whose clock is a :class:`backends.sim.Simulator`'s virtual time."""
+    """An asyncio loop whose clock is a :class:`simtcp.backends.sim.Simulator`'s virtual time."""
 
     def __init__(self, simulator: Simulator | None = None) -> None:
         self.simulator = simulator if simulator is not None else Simulator()
@@ -184,7 +184,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 if not simulator.step():
                     raise VirtualTimeDeadlock(
                         f"at t={simulator.now}us every task waits, no timer is scheduled "
-                        "and no frame is in flight: nothing can ever happen")
+                        "and no frame is in flight: nothing can ever happen"
+                    )
             return
         simulator.run_until(lambda: self._arrived, timeout=_microseconds(timeout))
 

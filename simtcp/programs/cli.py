@@ -13,15 +13,15 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__
+from .. import __version__
 from .cliargs import OneLineParser
 
 # subcommand -> (module, one-line help). The module has main(argv) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("simtcp.serve", "the seed topology over real TAP devices (needs root)"),
-    "demo": ("simtcp.demo", "play the seed's session inside the simulator (no root)"),
-    "sim": ("simtcp.simcli", "transfers and seed campaigns through the simulator"),
-    "drill": ("simtcp.drill.cli", "run packetdrill-format scripts in virtual time"),
+    "serve": ("simtcp.programs.serve", "the seed topology over real TAP devices (needs root)"),
+    "demo": ("simtcp.programs.demo", "play the seed's session inside the simulator (no root)"),
+    "sim": ("simtcp.programs.sim", "transfers and seed campaigns through the simulator"),
+    "drill": ("simtcp.programs.drill", "run packetdrill-format scripts in virtual time"),
 }
 
 
@@ -32,10 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'simtcp COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"simtcp {__version__}")
-    parser.add_argument("command", nargs="?", choices=sorted(SUBCOMMANDS),
-                        metavar="COMMAND",
-                        help="; ".join(f"{name}: {text}" for name, (_, text) in
-                                       SUBCOMMANDS.items()))
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=sorted(SUBCOMMANDS),
+        metavar="COMMAND",
+        help="; ".join(f"{name}: {text}" for name, (_, text) in SUBCOMMANDS.items()),
+    )
     return parser
 
 

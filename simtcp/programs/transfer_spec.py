@@ -1,10 +1,10 @@
 """What a simulated bulk transfer is asked to do and what it reports.
 
 :class:`TransferSpec` (the link, the configurations, the seed, the byte counts) is
-the input of :func:`simtcp.transfer.run_transfer`, :class:`TransferResult` (the
+the input of :func:`simtcp.programs.transfer.run_transfer`, :class:`TransferResult` (the
 verdict, figures and both stacks' counters) its output; ``simtcp sim transfer``,
 the tests and the benchmarks build and read them (importing them from
-:mod:`simtcp.transfer`, which re-exports both). Both are frozen, slotted,
+:mod:`simtcp.programs.transfer`, which re-exports both). Both are frozen, slotted,
 keyword-only dataclasses.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from backends.impair import LinkProfile
+from simtcp.backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
 from simtcp.gso import InterfaceOffload
 from simtcp.time import SECOND, Duration
@@ -50,7 +50,7 @@ class TransferSpec:
     """Virtual time after which the data phase gives up, progress or not (None: no limit)."""
     warm_up: bool = True
     """Resolve ARP over a perfect link before the impairments start (see
-    ``simtcp.transfer._warm_up``); without it the first frames are impaired too, and
+    ``simtcp.programs.transfer._warm_up``); without it the first frames are impaired too, and
     with many connections most first SYNs wait on (or overflow) the ARP queue."""
     pause_reading_after: int | None = None
     """The server stops reading each connection once it holds this many bytes of it ..."""
@@ -81,7 +81,7 @@ class TransferResult:
     """CPU time of this process for the whole run (both stacks and the simulator)."""
     retransmits: int
     """Segments retransmitted by both ends, all connections, as counted on the wire
-    (:class:`~simtcp.transfer.WireRetransmitCounter`)."""
+    (:class:`~simtcp.programs.transfer.WireRetransmitCounter`)."""
     link_stats: dict[str, dict[str, int]]
     """Impairment counters per link direction (see ``Simulator.link_stats``)."""
     connections_left: tuple[int, int]

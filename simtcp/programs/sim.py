@@ -1,7 +1,7 @@
 """``simtcp sim``: one transfer, or a campaign of seeds, through the simulator.
 
 ``simtcp sim transfer`` moves bytes between two stacks over an impaired link
-(:func:`simtcp.transfer.run_transfer`) and prints a summary, with ``--json``
+(:func:`simtcp.programs.transfer.run_transfer`) and prints a summary, with ``--json``
 a last line holding one JSON object. ``simtcp sim campaign`` runs the same
 transfer for many seeds, in parallel with ``--workers``, draws a progress bar
 on stderr and prints, for every failure, the one command that replays it.
@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NoReturn, TextIO
 
-from backends.impair import LinkProfile
+from simtcp.backends.impair import LinkProfile
 from simtcp.errors import ConfigError
+from simtcp.programs.transfer import PCAP_POINTS, TransferResult, TransferSpec, run_transfer
 from simtcp.time import SECOND, Duration, parse_duration
-from simtcp.transfer import PCAP_POINTS, TransferResult, TransferSpec, run_transfer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -67,12 +67,14 @@ def parse_rate(text: str) -> int:
     match = _RATE_RE.match(text)
     if match is None:
         raise argparse.ArgumentTypeError(
-            f"not a rate: {text!r} (bits per second, e.g. 100Mbit, 1Gbit, 500kbit)")
+            f"not a rate: {text!r} (bits per second, e.g. 100Mbit, 1Gbit, 500kbit)"
+        )
     number, prefix, _ = match.groups()
     value = round(float(number) * _RATE_UNITS[prefix.lower()])
     if value <= 0:
         raise argparse.ArgumentTypeError(
-            f"rate must be positive, not {text!r} (leave --rate out for an unlimited link)")
+            f"rate must be positive, not {text!r} (leave --rate out for an unlimited link)"
+        )
     return value
 
 
@@ -84,7 +86,8 @@ def parse_probability(text: str) -> float:
         value = math.nan
     if not 0.0 <= value <= 1.0:  # also rejects nan
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a probability within 0..1 (a fraction: 0.05 means 5%)")
+            f"{text!r} is not a probability within 0..1 (a fraction: 0.05 means 5%)"
+        )
     return value
 
 
@@ -105,6 +108,7 @@ def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
             bound = f"{low}..{high}" if high is not None else f"at least {low}"
             raise argparse.ArgumentTypeError(f"{value} is outside {bound}")
         return value
+
     return parse
 
 
@@ -144,73 +148,165 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_link_options(parser: argparse.ArgumentParser, default_bytes: str) -> None:
     link = parser.add_argument_group("link (each option applies to both directions)")
-    for name, what in (("loss", "lost"), ("reorder", "held back so later ones overtake"),
-                       ("duplicate", "delivered twice"), ("corrupt", "given one flipped bit")):
-        link.add_argument(f"--{name}", type=parse_probability, default=0.0, metavar="P",
-                          help=f"fraction of frames {what} (0.05 = 5%%)")
-    link.add_argument("--delay", type=parse_time, default=0, metavar="D",
-                      help="one-way propagation delay, e.g. 20ms")
-    link.add_argument("--jitter", type=parse_time, default=0, metavar="D",
-                      help="each frame's delay varies by up to this much")
-    link.add_argument("--rate", type=parse_rate, default=0, metavar="R",
-                      help="bottleneck rate in bits per second, e.g. 100Mbit, 1Gbit")
-    link.add_argument("--mtu", type=_integer(68, 65535), default=None, metavar="N",
-                      help="IP MTU of the link and both interfaces (default 1500)")
+    for name, what in (
+        ("loss", "lost"),
+        ("reorder", "held back so later ones overtake"),
+        ("duplicate", "delivered twice"),
+        ("corrupt", "given one flipped bit"),
+    ):
+        link.add_argument(
+            f"--{name}",
+            type=parse_probability,
+            default=0.0,
+            metavar="P",
+            help=f"fraction of frames {what} (0.05 = 5%%)",
+        )
+    link.add_argument(
+        "--delay",
+        type=parse_time,
+        default=0,
+        metavar="D",
+        help="one-way propagation delay, e.g. 20ms",
+    )
+    link.add_argument(
+        "--jitter",
+        type=parse_time,
+        default=0,
+        metavar="D",
+        help="each frame's delay varies by up to this much",
+    )
+    link.add_argument(
+        "--rate",
+        type=parse_rate,
+        default=0,
+        metavar="R",
+        help="bottleneck rate in bits per second, e.g. 100Mbit, 1Gbit",
+    )
+    link.add_argument(
+        "--mtu",
+        type=_integer(68, 65535),
+        default=None,
+        metavar="N",
+        help="IP MTU of the link and both interfaces (default 1500)",
+    )
     work = parser.add_argument_group("transfer")
-    work.add_argument("--bytes", type=parse_size, default=parse_size(default_bytes),
-                      metavar="N", help=f"bytes to send, e.g. 64K, 16M (default {default_bytes})")
-    work.add_argument("--both-directions", action="store_true",
-                      help="the server sends N bytes back at the same time")
-    work.add_argument("--connections", type=_integer(1, 10_000), default=1, metavar="N",
-                      help="concurrent connections, each carrying N bytes (default 1)")
-    work.add_argument("--backlog", type=_integer(1, 65535), default=None, metavar="N",
-                      help="the server's listen backlog (default: room for every "
-                           "connection); beyond it SYN cookies answer")
-    work.add_argument("--stall-timeout", type=parse_time, default=900 * SECOND, metavar="D",
-                      help="virtual time without progress that fails a run (default 900s)")
-    work.add_argument("--json", action="store_true",
-                      help="end the output with one line of JSON")
+    work.add_argument(
+        "--bytes",
+        type=parse_size,
+        default=parse_size(default_bytes),
+        metavar="N",
+        help=f"bytes to send, e.g. 64K, 16M (default {default_bytes})",
+    )
+    work.add_argument(
+        "--both-directions",
+        action="store_true",
+        help="the server sends N bytes back at the same time",
+    )
+    work.add_argument(
+        "--connections",
+        type=_integer(1, 10_000),
+        default=1,
+        metavar="N",
+        help="concurrent connections, each carrying N bytes (default 1)",
+    )
+    work.add_argument(
+        "--backlog",
+        type=_integer(1, 65535),
+        default=None,
+        metavar="N",
+        help="the server's listen backlog (default: room for every "
+        "connection); beyond it SYN cookies answer",
+    )
+    work.add_argument(
+        "--stall-timeout",
+        type=parse_time,
+        default=900 * SECOND,
+        metavar="D",
+        help="virtual time without progress that fails a run (default 900s)",
+    )
+    work.add_argument("--json", action="store_true", help="end the output with one line of JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="simtcp sim",
-                     description="Transfers and seed campaigns through the simulator.")
+    parser = _Parser(
+        prog="simtcp sim", description="Transfers and seed campaigns through the simulator."
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    transfer = commands.add_parser("transfer", help="move N bytes between two stacks",
-                                   description="Move N bytes between two simulated stacks.")
+    transfer = commands.add_parser(
+        "transfer",
+        help="move N bytes between two stacks",
+        description="Move N bytes between two simulated stacks.",
+    )
     _add_link_options(transfer, "1M")
-    transfer.add_argument("--seed", type=_integer(0), default=0, metavar="S",
-                          help="seed of the impairments, the stacks and the data (default 0)")
+    transfer.add_argument(
+        "--seed",
+        type=_integer(0),
+        default=0,
+        metavar="S",
+        help="seed of the impairments, the stacks and the data (default 0)",
+    )
     transfer.add_argument("--pcap", metavar="FILE", help="record the frames to a pcap file")
-    transfer.add_argument("--pcap-point", choices=PCAP_POINTS, default="client",
-                          help="where the pcap records: a host's interface (what it sent "
-                               "and what reached it) or the link before impairments "
-                               "(default client)")
-    campaign = commands.add_parser("campaign", help="run many seeds, report the failures",
-                                   description="Run the same transfer for many seeds.")
+    transfer.add_argument(
+        "--pcap-point",
+        choices=PCAP_POINTS,
+        default="client",
+        help="where the pcap records: a host's interface (what it sent "
+        "and what reached it) or the link before impairments "
+        "(default client)",
+    )
+    campaign = commands.add_parser(
+        "campaign",
+        help="run many seeds, report the failures",
+        description="Run the same transfer for many seeds.",
+    )
     _add_link_options(campaign, "256K")
-    campaign.add_argument("--seeds", type=_integer(1), required=True, metavar="N",
-                          help="how many seeds to run")
-    campaign.add_argument("--first-seed", type=_integer(0), default=1, metavar="S",
-                          help="the first seed (default 1); seeds S..S+N-1 run")
-    campaign.add_argument("--workers", type=_integer(1, 256), default=1, metavar="K",
-                          help="processes running seeds in parallel (default 1)")
+    campaign.add_argument(
+        "--seeds", type=_integer(1), required=True, metavar="N", help="how many seeds to run"
+    )
+    campaign.add_argument(
+        "--first-seed",
+        type=_integer(0),
+        default=1,
+        metavar="S",
+        help="the first seed (default 1); seeds S..S+N-1 run",
+    )
+    campaign.add_argument(
+        "--workers",
+        type=_integer(1, 256),
+        default=1,
+        metavar="K",
+        help="processes running seeds in parallel (default 1)",
+    )
     return parser
 
 
 def spec_from_args(args: argparse.Namespace, seed: int) -> TransferSpec:
     """The TransferSpec an argument namespace describes, for ``seed``."""
     try:
-        profile = LinkProfile(loss=args.loss, reorder=args.reorder, duplicate=args.duplicate,
-                              corrupt=args.corrupt, delay=args.delay, jitter=args.jitter,
-                              rate=args.rate, mtu=args.mtu)
+        profile = LinkProfile(
+            loss=args.loss,
+            reorder=args.reorder,
+            duplicate=args.duplicate,
+            corrupt=args.corrupt,
+            delay=args.delay,
+            jitter=args.jitter,
+            rate=args.rate,
+            mtu=args.mtu,
+        )
     except ConfigError as error:
         raise UsageError(f"simtcp sim: {error}") from None
-    return TransferSpec(bytes=args.bytes, reverse_bytes=args.bytes if args.both_directions else 0,
-                        seed=seed, forward=profile, backward=profile,
-                        mtu=args.mtu or 1500, connections=args.connections,
-                        backlog=args.backlog, stall_timeout=args.stall_timeout)
+    return TransferSpec(
+        bytes=args.bytes,
+        reverse_bytes=args.bytes if args.both_directions else 0,
+        seed=seed,
+        forward=profile,
+        backward=profile,
+        mtu=args.mtu or 1500,
+        connections=args.connections,
+        backlog=args.backlog,
+        stall_timeout=args.stall_timeout,
+    )
 
 
 def replay_command(args: argparse.Namespace, seed: int) -> str:
@@ -240,10 +336,16 @@ def replay_command(args: argparse.Namespace, seed: int) -> str:
 
 
 def describe_link(args: argparse.Namespace) -> str:
-    parts = [f"{name} {getattr(args, name):.4g}" for name in
-             ("loss", "reorder", "duplicate", "corrupt") if getattr(args, name)]
-    parts += [f"{name} {format_time(getattr(args, name))}" for name in ("delay", "jitter")
-              if getattr(args, name)]
+    parts = [
+        f"{name} {getattr(args, name):.4g}"
+        for name in ("loss", "reorder", "duplicate", "corrupt")
+        if getattr(args, name)
+    ]
+    parts += [
+        f"{name} {format_time(getattr(args, name))}"
+        for name in ("delay", "jitter")
+        if getattr(args, name)
+    ]
     if args.rate:
         parts.append(f"rate {format_rate(args.rate)}/s")
     if args.mtu is not None:
@@ -256,27 +358,42 @@ def describe_link(args: argparse.Namespace) -> str:
 
 def _summary(args: argparse.Namespace, result: TransferResult, out: TextIO) -> None:
     direction = "each way" if args.both_directions else "client -> server"
-    connections = (f" on each of {args.connections} connections" if args.connections > 1
-                   else "")
-    print(f"transfer: {args.bytes} bytes ({format_size(args.bytes)}) {direction}{connections}, "
-          f"seed {args.seed}", file=out)
+    connections = f" on each of {args.connections} connections" if args.connections > 1 else ""
+    print(
+        f"transfer: {args.bytes} bytes ({format_size(args.bytes)}) {direction}{connections}, "
+        f"seed {args.seed}",
+        file=out,
+    )
     print(f"  link: {describe_link(args)}", file=out)
     if result.ok:
-        print(f"  ok: {result.bytes_delivered} of {result.bytes} bytes delivered intact, "
-              "in order, once; both ends closed", file=out)
+        print(
+            f"  ok: {result.bytes_delivered} of {result.bytes} bytes delivered intact, "
+            "in order, once; both ends closed",
+            file=out,
+        )
     else:
         print(f"  FAILED: {result.reason}", file=out)
         print(f"  {result.bytes_delivered} of {result.bytes} bytes delivered", file=out)
-    goodput = (f"goodput {result.bytes_delivered * 8 / result.virtual_seconds / 1e6:.2f} "
-               "Mbit/s" if result.virtual_seconds else "an instant link")
-    print(f"  virtual {result.virtual_seconds:.3f}s ({goodput}), "
-          f"wall {result.wall_seconds:.3f}s, cpu {result.cpu_seconds:.3f}s", file=out)
-    frames = "; ".join(f"{name}: {counts['sent']} sent, {counts['lost']} lost, "
-                       f"{counts['queue_drops']} queue drops"
-                       for name, counts in result.link_stats.items())
+    goodput = (
+        f"goodput {result.bytes_delivered * 8 / result.virtual_seconds / 1e6:.2f} Mbit/s"
+        if result.virtual_seconds
+        else "an instant link"
+    )
+    print(
+        f"  virtual {result.virtual_seconds:.3f}s ({goodput}), "
+        f"wall {result.wall_seconds:.3f}s, cpu {result.cpu_seconds:.3f}s",
+        file=out,
+    )
+    frames = "; ".join(
+        f"{name}: {counts['sent']} sent, {counts['lost']} lost, {counts['queue_drops']} queue drops"
+        for name, counts in result.link_stats.items()
+    )
     print(f"  retransmits {result.retransmits}; {frames}", file=out)
-    print(f"  connections left: client {result.connections_left[0]}, "
-          f"server {result.connections_left[1]}", file=out)
+    print(
+        f"  connections left: client {result.connections_left[0]}, "
+        f"server {result.connections_left[1]}",
+        file=out,
+    )
     if not result.ok:
         print(f"  replay: {replay_command(args, args.seed)}", file=out)
 
@@ -287,8 +404,9 @@ def _transfer(args: argparse.Namespace) -> int:
         try:
             stream = open(args.pcap, "wb")  # noqa: SIM115 -- closed below
         except OSError as error:
-            raise UsageError(f"simtcp sim transfer: cannot write {args.pcap}: "
-                             f"{error.strerror}") from None
+            raise UsageError(
+                f"simtcp sim transfer: cannot write {args.pcap}: {error.strerror}"
+            ) from None
         with stream:
             result = run_transfer(spec, pcap=stream, pcap_point=args.pcap_point)
     else:
@@ -334,9 +452,14 @@ class SeedOutcome:
 def run_seed(spec: TransferSpec) -> SeedOutcome:
     """One campaign seed (a top-level function, so worker processes can run it)."""
     result = run_transfer(spec)
-    return SeedOutcome(seed=spec.seed, ok=result.ok, reason=result.reason,
-                       virtual_seconds=result.virtual_seconds,
-                       cpu_seconds=result.cpu_seconds, retransmits=result.retransmits)
+    return SeedOutcome(
+        seed=spec.seed,
+        ok=result.ok,
+        reason=result.reason,
+        virtual_seconds=result.virtual_seconds,
+        cpu_seconds=result.cpu_seconds,
+        retransmits=result.retransmits,
+    )
 
 
 class ProgressBar:
@@ -352,8 +475,10 @@ class ProgressBar:
 
     def line(self, done: int, failed: int) -> str:
         filled = self.width * done // self.total
-        return (f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} seeds, "
-                f"{failed} failed")
+        return (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} seeds, "
+            f"{failed} failed"
+        )
 
     def update(self, done: int, failed: int) -> None:
         with contextlib.suppress(BrokenPipeError):
@@ -373,8 +498,7 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _run_specs(specs: list[TransferSpec], workers: int,
-               bar: ProgressBar) -> list[SeedOutcome]:
+def _run_specs(specs: list[TransferSpec], workers: int, bar: ProgressBar) -> list[SeedOutcome]:
     outcomes: list[SeedOutcome] = []
     failed = 0
     bar.update(0, 0)
@@ -394,34 +518,52 @@ def _run_specs(specs: list[TransferSpec], workers: int,
     return sorted(outcomes, key=lambda outcome: outcome.seed)
 
 
-def _campaign_report(args: argparse.Namespace, outcomes: list[SeedOutcome], wall: float,
-                     out: TextIO) -> None:
+def _campaign_report(
+    args: argparse.Namespace, outcomes: list[SeedOutcome], wall: float, out: TextIO
+) -> None:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     failures = [outcome for outcome in outcomes if not outcome.ok]
-    print(f"campaign: seeds {seeds.start}..{seeds.stop - 1}, "
-          f"{format_size(args.bytes)} bytes per transfer, link {describe_link(args)}", file=out)
+    print(
+        f"campaign: seeds {seeds.start}..{seeds.stop - 1}, "
+        f"{format_size(args.bytes)} bytes per transfer, link {describe_link(args)}",
+        file=out,
+    )
     for outcome in failures:
         print(f"  seed {outcome.seed} FAILED: {outcome.reason}", file=out)
         print(f"    {replay_command(args, outcome.seed)}", file=out)
-    passed = sorted((outcome for outcome in outcomes if outcome.ok),
-                    key=lambda outcome: outcome.virtual_seconds)
+    passed = sorted(
+        (outcome for outcome in outcomes if outcome.ok), key=lambda outcome: outcome.virtual_seconds
+    )
     retransmits = sum(outcome.retransmits for outcome in outcomes)
     if passed:
         # The slowest success is where performance bugs hide (a runaway RTO, a stall
         # that recovered): show it with its replay command too.
         median, slowest = passed[len(passed) // 2], passed[-1]
-        print(f"virtual time of the ok seeds: median {median.virtual_seconds:.3f}s, slowest "
-              f"{slowest.virtual_seconds:.3f}s (seed {slowest.seed}: "
-              f"{replay_command(args, slowest.seed)})", file=out)
-    print(f"{len(outcomes) - len(failures)} ok, {len(failures)} failed of {len(outcomes)} "
-          f"seeds; {retransmits} retransmits, wall {wall:.2f}s with {args.workers} worker(s)",
-          file=out)
+        print(
+            f"virtual time of the ok seeds: median {median.virtual_seconds:.3f}s, slowest "
+            f"{slowest.virtual_seconds:.3f}s (seed {slowest.seed}: "
+            f"{replay_command(args, slowest.seed)})",
+            file=out,
+        )
+    print(
+        f"{len(outcomes) - len(failures)} ok, {len(failures)} failed of {len(outcomes)} "
+        f"seeds; {retransmits} retransmits, wall {wall:.2f}s with {args.workers} worker(s)",
+        file=out,
+    )
     if args.json:
-        print(json.dumps({"ok": not failures, "seeds": len(outcomes),
-                          "failed": [outcome.seed for outcome in failures],
-                          "replay": [replay_command(args, outcome.seed) for outcome in failures],
-                          "wall_seconds": round(wall, 6), "retransmits": retransmits}),
-              file=out)
+        print(
+            json.dumps(
+                {
+                    "ok": not failures,
+                    "seeds": len(outcomes),
+                    "failed": [outcome.seed for outcome in failures],
+                    "replay": [replay_command(args, outcome.seed) for outcome in failures],
+                    "wall_seconds": round(wall, 6),
+                    "retransmits": retransmits,
+                }
+            ),
+            file=out,
+        )
     out.flush()
 
 

@@ -7,9 +7,9 @@ import sys
 import time as wall_clock
 from pathlib import Path
 
-from . import run_script
-from .report import format_result, junit_xml, summary_line
-from .runner import DEFAULT_REMOTE_ISN
+from ..drill import run_script
+from ..drill.report import format_result, junit_xml, summary_line
+from ..drill.runner import DEFAULT_REMOTE_ISN
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -17,21 +17,41 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     if parser is None:
         parser = argparse.ArgumentParser(
             prog="simtcp drill",
-            description="Run packetdrill-format TCP scripts against simtcp in virtual time.")
+            description="Run packetdrill-format TCP scripts against simtcp in virtual time.",
+        )
     parser.add_argument("scripts", nargs="+", metavar="SCRIPT.pkt", help="scripts to run")
-    parser.add_argument("--lenient", action="store_true",
-                        help="check flags, seq/ack, lengths, timing and call results only "
-                             "(for scripts written for other stacks)")
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="check flags, seq/ack, lengths, timing and call results only "
+        "(for scripts written for other stacks)",
+    )
     parser.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
-    parser.add_argument("--tolerance-usecs", "--tolerance_usecs", type=int, default=None,
-                        metavar="N", help="timing tolerance (default: the script's, or 4000)")
+    parser.add_argument(
+        "--tolerance-usecs",
+        "--tolerance_usecs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="timing tolerance (default: the script's, or 4000)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="the stack's seed (default 0)")
-    parser.add_argument("--remote-isn", type=int, default=DEFAULT_REMOTE_ISN, metavar="N",
-                        help=f"the remote side's ISN (default {DEFAULT_REMOTE_ISN})")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="also list skipped lines and ignored options of passing scripts")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="print only failures and the closing line")
+    parser.add_argument(
+        "--remote-isn",
+        type=int,
+        default=DEFAULT_REMOTE_ISN,
+        metavar="N",
+        help=f"the remote side's ISN (default {DEFAULT_REMOTE_ISN})",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also list skipped lines and ignored options of passing scripts",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only failures and the closing line"
+    )
     return parser
 
 
@@ -46,8 +66,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     started = wall_clock.perf_counter()
     results = []
     for name in args.scripts:
-        result = run_script(Path(name), lenient=args.lenient, seed=args.seed,
-                            remote_isn=args.remote_isn, tolerance_us=args.tolerance_usecs)
+        result = run_script(
+            Path(name),
+            lenient=args.lenient,
+            seed=args.seed,
+            remote_isn=args.remote_isn,
+            tolerance_us=args.tolerance_usecs,
+        )
         results.append(result)
         if not args.quiet or result.status == "failed":
             print(format_result(result, verbose=args.verbose), flush=True)

@@ -1,8 +1,8 @@
 """Bulk TCP transfers between two stacks in the simulator, checked byte for byte.
 
-:func:`run_transfer` builds a :class:`~backends.sim.Simulator` with two
+:func:`run_transfer` builds a :class:`~simtcp.backends.sim.Simulator` with two
 :class:`~simtcp.stack.Stack` hosts (``client`` 10.0.0.1, ``server`` 10.0.0.2)
-joined by one link with a :class:`~backends.impair.LinkProfile` in each
+joined by one link with a :class:`~simtcp.backends.impair.LinkProfile` in each
 direction. The server listens; the client opens one or more connections and
 sends seeded pseudo-random bytes; optionally the server sends back at the same
 time. Each receiver checks every byte against the stream it expects as it
@@ -22,7 +22,7 @@ needs no gigabyte of memory on either side; a small cache shared by every
 stream (``SHARED_CHUNKS``) lets the receiver, a window behind, reuse the chunk
 its sender generated instead of generating it again.
 
-The spec and result dataclasses live in :mod:`simtcp.transfer_spec` and are
+The spec and result dataclasses live in :mod:`simtcp.programs.transfer_spec` and are
 re-exported here.
 """
 
@@ -35,8 +35,8 @@ import traceback
 from collections.abc import Callable
 from typing import BinaryIO
 
-from backends.impair import LinkProfile
-from backends.sim import Link, Simulator
+from simtcp.backends.impair import LinkProfile
+from simtcp.backends.sim import Link, Simulator
 from simtcp.config import StackConfig
 from simtcp.errors import InvalidHandleError, SimtcpError
 from simtcp.events import (
@@ -52,9 +52,9 @@ from simtcp.events import (
     PeerClosed,
     SendSpaceAvailable,
 )
+from simtcp.programs.transfer_spec import TransferResult, TransferSpec
 from simtcp.stack import Stack
 from simtcp.time import SECOND, Duration, Instant
-from simtcp.transfer_spec import TransferResult, TransferSpec
 from simtcp.wire.checksum import Buffer
 from simtcp.wire.pcap import PcapWriter
 
@@ -103,7 +103,7 @@ class PatternStream:
         pieces = []
         while size > 0:
             index, start = divmod(offset, CHUNK)
-            piece = self._load(index)[start:start + size]
+            piece = self._load(index)[start : start + size]
             pieces.append(piece)
             offset += len(piece)
             size -= len(piece)
@@ -119,12 +119,26 @@ def expected_data(seed: int, name: str, size: int) -> bytes:
 class _End:
     """One end of one connection: what it sends, what it expects, how far both got."""
 
-    __slots__ = ("handle", "out_stream", "out_total", "sent", "shut", "in_stream", "in_total",
-                 "received", "peer_closed", "fin_pending", "close_called", "closed", "failure",
-                 "is_server")
+    __slots__ = (
+        "handle",
+        "out_stream",
+        "out_total",
+        "sent",
+        "shut",
+        "in_stream",
+        "in_total",
+        "received",
+        "peer_closed",
+        "fin_pending",
+        "close_called",
+        "closed",
+        "failure",
+        "is_server",
+    )
 
-    def __init__(self, handle: int, *, seed: int, port: int, is_server: bool,
-                 out_total: int, in_total: int) -> None:
+    def __init__(
+        self, handle: int, *, seed: int, port: int, is_server: bool, out_total: int, in_total: int
+    ) -> None:
         self.handle = handle
         self.is_server = is_server
         out_name, in_name = (f"{port}<", f"{port}>") if is_server else (f"{port}>", f"{port}<")
@@ -163,13 +177,18 @@ class WireRetransmitCounter(PcapWriter):
         tcp = 14 + header
         if len(frame) < tcp + 20:
             return
-        seq = int.from_bytes(frame[tcp + 4:tcp + 8], "big")
+        seq = int.from_bytes(frame[tcp + 4 : tcp + 8], "big")
         flags = frame[tcp + 13]
-        length = (int.from_bytes(frame[16:18], "big") - header - (frame[tcp + 12] >> 4) * 4
-                  + (flags & 1) + (flags >> 1 & 1))  # FIN and SYN take a number each
+        length = (
+            int.from_bytes(frame[16:18], "big")
+            - header
+            - (frame[tcp + 12] >> 4) * 4
+            + (flags & 1)
+            + (flags >> 1 & 1)
+        )  # FIN and SYN take a number each
         if length <= 0:
             return
-        flow = bytes(frame[26:34]) + bytes(frame[tcp:tcp + 4])
+        flow = bytes(frame[26:34]) + bytes(frame[tcp : tcp + 4])
         known = self._flows.get(flow)
         end = (seq + length) & 0xFFFFFFFF
         if flags & 2 and (known is None or known[0] != seq):
@@ -230,8 +249,14 @@ class _Transfer:
         for _ in range(spec.connections):
             handle = self.client.tcp_connect(SERVER_ADDRESS, SERVER_PORT, now=now)
             port = self.client.tcp_info(handle).local_port
-            self.client_ends[handle] = _End(handle, seed=spec.seed, port=port, is_server=False,
-                                            out_total=spec.bytes, in_total=spec.reverse_bytes)
+            self.client_ends[handle] = _End(
+                handle,
+                seed=spec.seed,
+                port=port,
+                is_server=False,
+                out_total=spec.bytes,
+                in_total=spec.reverse_bytes,
+            )
 
     def process(self, now: Instant) -> None:
         """The simulator's process: handle every pending event of both stacks."""
@@ -240,8 +265,7 @@ class _Transfer:
         handled = True
         while handled:  # API calls made here may emit events of their own: take them too
             handled = False
-            for stack, ends in ((self.client, self.client_ends),
-                                (self.server, self.server_ends)):
+            for stack, ends in ((self.client, self.client_ends), (self.server, self.server_ends)):
                 while (event := stack.next_event()) is not None:
                     handled = True
                     self.progress += 1
@@ -253,8 +277,13 @@ class _Transfer:
                 return
             spec = self.spec
             ends[event.connection] = _End(
-                event.connection, seed=spec.seed, port=event.remote_port, is_server=True,
-                out_total=spec.reverse_bytes, in_total=spec.bytes)
+                event.connection,
+                seed=spec.seed,
+                port=event.remote_port,
+                is_server=True,
+                out_total=spec.reverse_bytes,
+                in_total=spec.bytes,
+            )
         connection = getattr(event, "connection", None)
         found = ends.get(connection) if isinstance(connection, int) else None
         if found is None:
@@ -334,8 +363,9 @@ class _Transfer:
     def _verify(self, end: _End, data: bytes) -> None:
         offset = end.received
         if offset + len(data) > end.in_total:
-            self._fail(end, f"received {offset + len(data)} bytes, more than the "
-                            f"{end.in_total} sent")
+            self._fail(
+                end, f"received {offset + len(data)} bytes, more than the {end.in_total} sent"
+            )
             return
         expected = end.in_stream.read(offset, len(data))
         if data != expected:
@@ -368,9 +398,13 @@ class _Transfer:
 
     def _maybe_pause(self, end: _End, now: Instant) -> None:
         spec = self.spec
-        if (spec.pause_reading_after is None or not end.is_server
-                or end.received < spec.pause_reading_after or end in self.paused_once
-                or spec.pause_reading_for <= 0):
+        if (
+            spec.pause_reading_after is None
+            or not end.is_server
+            or end.received < spec.pause_reading_after
+            or end in self.paused_once
+            or spec.pause_reading_for <= 0
+        ):
             return
         self.paused_once.add(end)
         resume_at = now + spec.pause_reading_for
@@ -430,7 +464,8 @@ class _Transfer:
         return bool(self.failures) or (
             all(end.closed for end in self.all_ends())
             and self.client.stats["tcp.connections"] == 0
-            and self.server.stats["tcp.connections"] == 0)
+            and self.server.stats["tcp.connections"] == 0
+        )
 
     def delivered(self) -> int:
         return sum(end.received for end in self.all_ends())
@@ -442,11 +477,13 @@ def _build(spec: TransferSpec) -> tuple[Simulator, Stack, Stack, Link]:
     total = spec.connections * (spec.bytes + spec.reverse_bytes)
     sim = Simulator(spec.seed, max_steps_per_instant=100_000 + total // 100)
     stacks = []
-    for index, (name, address) in enumerate((("client", CLIENT_ADDRESS),
-                                             ("server", SERVER_ADDRESS))):
+    for index, (name, address) in enumerate(
+        (("client", CLIENT_ADDRESS), ("server", SERVER_ADDRESS))
+    ):
         stack = Stack(StackConfig(seed=2 * spec.seed + index, tcp=spec.tcp, arp=spec.arp))
-        stack.add_interface("eth0", mac=f"02:00:00:00:00:{index + 1:02x}", mtu=spec.mtu,
-                            offload=spec.offload)
+        stack.add_interface(
+            "eth0", mac=f"02:00:00:00:00:{index + 1:02x}", mtu=spec.mtu, offload=spec.offload
+        )
         stack.add_address("eth0", f"{address}/24", now=0)
         sim.add_host(name, stack)
         stacks.append(stack)
@@ -483,8 +520,14 @@ class _ProgressWatch:
         return self.done()
 
 
-def _run_phase(sim: Simulator, transfer: _Transfer, done: Callable[[], bool], *,
-               stall_timeout: Duration, deadline: Instant | None) -> str:
+def _run_phase(
+    sim: Simulator,
+    transfer: _Transfer,
+    done: Callable[[], bool],
+    *,
+    stall_timeout: Duration,
+    deadline: Instant | None,
+) -> str:
     """Step until ``done()``; a reason string when progress stops or time runs out.
 
     The run stalls when no step moves ``transfer.progress`` for ``stall_timeout``.
@@ -508,12 +551,15 @@ def _run_phase(sim: Simulator, transfer: _Transfer, done: Callable[[], bool], *,
     return ""
 
 
-def _out_of_time(sim: Simulator, transfer: _Transfer, stall_timeout: Duration,
-                 deadline: Instant | None) -> str:
+def _out_of_time(
+    sim: Simulator, transfer: _Transfer, stall_timeout: Duration, deadline: Instant | None
+) -> str:
     if deadline is not None and sim.now >= deadline or stall_timeout <= 0:
         return f"time limit reached at t={sim.now / SECOND:.3f}s (virtual)"
-    return (f"stalled: no progress for {stall_timeout / SECOND:.0f}s of virtual time "
-            f"(at t={sim.now / SECOND:.3f}s, {transfer.delivered()} bytes delivered)")
+    return (
+        f"stalled: no progress for {stall_timeout / SECOND:.0f}s of virtual time "
+        f"(at t={sim.now / SECOND:.3f}s, {transfer.delivered()} bytes delivered)"
+    )
 
 
 def _warm_up(sim: Simulator, client: Stack, link: Link) -> None:
@@ -526,14 +572,18 @@ def _warm_up(sim: Simulator, client: Stack, link: Link) -> None:
     forward, backward = link.ab.profile, link.ba.profile
     link.set_profile(ab=LinkProfile(), ba=LinkProfile())
     client.ping(SERVER_ADDRESS, identifier=1, sequence=1, now=sim.now)
-    sim.run_until(lambda: any(isinstance(event, EchoReplyReceived)
-                              for event in iter(client.next_event, None)),
-                  timeout=60 * SECOND)
+    sim.run_until(
+        lambda: any(
+            isinstance(event, EchoReplyReceived) for event in iter(client.next_event, None)
+        ),
+        timeout=60 * SECOND,
+    )
     link.set_profile(ab=forward, ba=backward)
 
 
-def run_transfer(spec: TransferSpec, *, pcap: BinaryIO | None = None,
-                 pcap_point: str = "client") -> TransferResult:
+def run_transfer(
+    spec: TransferSpec, *, pcap: BinaryIO | None = None, pcap_point: str = "client"
+) -> TransferResult:
     """Run one transfer to its end (or its failure) and report; never hangs, never raises
     for what the network or the engine does (only for a bad ``spec``)."""
     if spec.bytes < 0 or spec.reverse_bytes < 0 or spec.connections < 1:
@@ -555,35 +605,60 @@ def run_transfer(spec: TransferSpec, *, pcap: BinaryIO | None = None,
         started_at = sim.now
         transfer.open(sim.now)
         deadline = None if spec.time_limit is None else sim.now + spec.time_limit
-        reason = _run_phase(sim, transfer, transfer.data_done,
-                            stall_timeout=spec.stall_timeout, deadline=deadline)
+        reason = _run_phase(
+            sim, transfer, transfer.data_done, stall_timeout=spec.stall_timeout, deadline=deadline
+        )
         finished_at = sim.now
         if not reason and not transfer.failures:
             linger = 4 * spec.tcp.msl + spec.stall_timeout
-            reason = _run_phase(sim, transfer, transfer.all_closed,
-                                stall_timeout=spec.stall_timeout, deadline=sim.now + linger)
+            reason = _run_phase(
+                sim,
+                transfer,
+                transfer.all_closed,
+                stall_timeout=spec.stall_timeout,
+                deadline=sim.now + linger,
+            )
             closed_at = sim.now
     except Exception as error:  # an engine bug must become a verdict, not a crash
         reason = f"{type(error).__name__}: {error}"
         detail = traceback.format_exc()
     if pcap is not None:
         pcap.flush()
-    return _result(spec, transfer, wire.retransmits, reason, detail, started_at=started_at,
-                   finished_at=finished_at, closed_at=closed_at if not reason else None,
-                   wall=time.perf_counter() - wall_start, cpu=time.process_time() - cpu_start)
+    return _result(
+        spec,
+        transfer,
+        wire.retransmits,
+        reason,
+        detail,
+        started_at=started_at,
+        finished_at=finished_at,
+        closed_at=closed_at if not reason else None,
+        wall=time.perf_counter() - wall_start,
+        cpu=time.process_time() - cpu_start,
+    )
 
 
-def _result(spec: TransferSpec, transfer: _Transfer, retransmits: int, reason: str,
-            detail: str, *,
-            started_at: Instant, finished_at: Instant, closed_at: Instant | None,
-            wall: float, cpu: float) -> TransferResult:
+def _result(
+    spec: TransferSpec,
+    transfer: _Transfer,
+    retransmits: int,
+    reason: str,
+    detail: str,
+    *,
+    started_at: Instant,
+    finished_at: Instant,
+    closed_at: Instant | None,
+    wall: float,
+    cpu: float,
+) -> TransferResult:
     left = (transfer.client.stats["tcp.connections"], transfer.server.stats["tcp.connections"])
     now = transfer.sim.now
     deadlines = (transfer.client.poll_at(), transfer.server.poll_at())
     idle_for = tuple(None if at is None else at - now for at in deadlines)
     if transfer.failures:
-        reason = transfer.failures[0] + (f" (+{len(transfer.failures) - 1} more)"
-                                         if len(transfer.failures) > 1 else "")
+        reason = transfer.failures[0] + (
+            f" (+{len(transfer.failures) - 1} more)" if len(transfer.failures) > 1 else ""
+        )
     elif not reason and left != (0, 0):
         reason = f"connections left after TIME-WAIT: client {left[0]}, server {left[1]}"
     total = spec.connections * (spec.bytes + spec.reverse_bytes)
@@ -591,17 +666,31 @@ def _result(spec: TransferSpec, transfer: _Transfer, retransmits: int, reason: s
     if not reason and delivered != total:
         reason = f"{delivered} of {total} bytes delivered"
     return TransferResult(
-        ok=not reason, reason=reason, bytes=total, bytes_delivered=delivered,
-        virtual_seconds=(finished_at - started_at) / SECOND, wall_seconds=wall,
-        cpu_seconds=cpu, retransmits=retransmits,
-        link_stats=transfer.sim.link_stats(), connections_left=left,
+        ok=not reason,
+        reason=reason,
+        bytes=total,
+        bytes_delivered=delivered,
+        virtual_seconds=(finished_at - started_at) / SECOND,
+        wall_seconds=wall,
+        cpu_seconds=cpu,
+        retransmits=retransmits,
+        link_stats=transfer.sim.link_stats(),
+        connections_left=left,
         closed_at=None if closed_at is None else closed_at / SECOND,
         idle_for=(idle_for[0], idle_for[1]),
-        min_send_window=transfer.min_send_window if spec.pause_reading_after is not None
-        else None,
-        detail=detail, client_stats=transfer.client.stats(),
-        server_stats=transfer.server.stats())
+        min_send_window=transfer.min_send_window if spec.pause_reading_after is not None else None,
+        detail=detail,
+        client_stats=transfer.client.stats(),
+        server_stats=transfer.server.stats(),
+    )
 
 
-__all__ = ["PCAP_POINTS", "PatternStream", "TransferResult", "TransferSpec",
-           "WireRetransmitCounter", "expected_data", "run_transfer"]
+__all__ = [
+    "PCAP_POINTS",
+    "PatternStream",
+    "TransferResult",
+    "TransferSpec",
+    "WireRetransmitCounter",
+    "expected_data",
+    "run_transfer",
+]
