@@ -58,8 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0].startswith("-"):
         parsed = parser.parse_args(args)
         if parsed.command is None:
-            parser.print_help()
-            return 0
+            # No command is a usage error (exit 2, as argparse and git do); --help asks for
+            # the same text on stdout and exits 0.
+            parser.print_help(sys.stderr)
+            return 2
     command, rest = args[0], args[1:]
     if command not in SUBCOMMANDS:
         parser.error(f"unknown command {command!r} (choose from {', '.join(SUBCOMMANDS)})")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,10 +20,20 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 0
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
     out = capsys.readouterr().out
     for command in SUBCOMMANDS:
         assert f"{command}:" in out
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bare ``simtcp`` prints the help on stderr and exits 2, the usage-error convention."""
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "usage: simtcp" in captured.err
 
 
 def test_unknown_command_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -53,7 +63,16 @@ def test_python_dash_m_runs_the_same_command() -> None:
     assert (done.returncode, done.stdout.strip()) == (0, f"simtcp {__version__}")
 
 
-@pytest.mark.skipif(shutil.which("simtcp") is None, reason="the package is not installed")
+# The script installed beside this interpreter, not whichever ``simtcp`` is first on PATH
+# (a stale one from another install would test the wrong program).
+CONSOLE_SCRIPT = Path(sys.executable).with_name("simtcp")
+
+
+@pytest.mark.skipif(
+    not CONSOLE_SCRIPT.exists(), reason=f"the package is not installed beside {sys.executable}"
+)
 def test_console_script_is_installed() -> None:
-    done = subprocess.run(["simtcp", "--version"], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "--version"], capture_output=True, text=True, check=False
+    )
     assert (done.returncode, done.stdout.strip()) == (0, f"simtcp {__version__}")
