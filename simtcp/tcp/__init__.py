@@ -7,7 +7,8 @@ tunes it and :class:`TcpInfo` describes a connection.
 from __future__ import annotations
 
 from .config import TcpConfig
-from .connection import State, TcpInfo
+from .connection import TcpInfo
 from .layer import TcpLayer
+from .machine import State
 
 __all__ = ["State", "TcpConfig", "TcpInfo", "TcpLayer"]

@@ -9,7 +9,7 @@ it there in O(1) amortised, so nothing ever scans all connections.
 
 from __future__ import annotations
 
-import enum
+from collections import deque
 from dataclasses import dataclass
 
 from ..time import Instant
@@ -19,33 +19,16 @@ from .buffers import ReceiveBuffer, SendBuffer
 from .config import TcpConfig
 from .congestion import CongestionControl
 from .host import TcpHost
+from .machine import HISTORY_LENGTH, State, StateChanged, TransitionLog
 from .options import TimestampClock, TimestampState
 from .rack import RackTlp
 from .rto import RtoEstimator
 from .sack import SackReceiver, SackScoreboard
 
+__all__ = ["Connection", "Listener", "PendingAcks", "State", "TcpInfo", "format_address"]
+
 _NO_TIMESTAMPS_YET = TimestampsOption(-1, -1)
 """``Connection.ts_sent`` before the first segment: no real TSval is negative."""
-
-
-class State(enum.Enum):
-    """The eleven states of RFC 9293 §3.3.2."""
-
-    CLOSED = "CLOSED"
-    LISTEN = "LISTEN"
-    SYN_SENT = "SYN-SENT"
-    SYN_RECEIVED = "SYN-RECEIVED"
-    ESTABLISHED = "ESTABLISHED"
-    FIN_WAIT_1 = "FIN-WAIT-1"
-    FIN_WAIT_2 = "FIN-WAIT-2"
-    CLOSE_WAIT = "CLOSE-WAIT"
-    CLOSING = "CLOSING"
-    LAST_ACK = "LAST-ACK"
-    TIME_WAIT = "TIME-WAIT"
-
-    # Members are singletons: identity hashing is correct and skips Enum's Python-level
-    # __hash__ on the per-segment set lookups (``state in SENDING_STATES``).
-    __hash__ = object.__hash__
 
 
 def format_address(address: int) -> str:
@@ -144,6 +127,8 @@ class Connection:
     __slots__ = (
         "handle",
         "state",
+        "transitions",
+        "transition_log",
         "host",
         "config",
         "timers",
@@ -242,13 +227,29 @@ class Connection:
         our_mss: int,
         cc: CongestionControl,
         ts_clock: TimestampClock,
+        state: State = State.CLOSED,
+        transition_log: TransitionLog | None = None,
     ) -> None:
         self.handle = handle
-        self.state = State.CLOSED
+        self.state = state
+        """Changed only by :func:`.machine.enter`: CLOSED, or LISTEN for a listener's clone."""
+        self.transitions: deque[StateChanged] = deque(maxlen=HISTORY_LENGTH)
+        """The latest state changes, oldest first (:func:`.machine.enter` appends)."""
+        self.transition_log = TransitionLog() if transition_log is None else transition_log
+        """The layer's shared log, whose observer sees every change (set by the layer)."""
         self.host = host
         self.config = config
         self.timers = timers
         self.timer = timer
+        self._init_endpoints(local, remote)
+        self._init_sequence_space(iss, config)
+        self._init_segment_sizes(our_mss)
+        self._init_transmission(cc, iss, config)
+        self._init_deadlines()
+        self._init_options(ts_clock)
+
+    def _init_endpoints(self, local: tuple[int, int], remote: tuple[int, int]) -> None:
+        """The 4-tuple and what the application knows of the connection."""
         self.local_address, self.local_port = local
         self.remote_address, self.remote_port = remote
         self.key = (self.local_address, self.local_port, self.remote_address, self.remote_port)
@@ -258,6 +259,9 @@ class Connection:
         self.active = False
         self.app_closed = False
         self.write_closed = False
+
+    def _init_sequence_space(self, iss: int, config: TcpConfig) -> None:
+        """RFC 9293 §3.3.1's send and receive sequence variables, and the two buffers."""
         self.iss = iss
         self.irs = 0
         self.snd_una = iss
@@ -281,6 +285,9 @@ class Connection:
         self.peer_fin_seq: int | None = None
         """Sequence number of the peer's FIN, known possibly before the data before it."""
         self.fin_received = False
+
+    def _init_segment_sizes(self, our_mss: int) -> None:
+        """MSS both ways, the link's MTU and TSO limits, and the owed-ACK bookkeeping."""
         self.snd_mss = our_mss
         self.rcv_mss = our_mss
         self.rcv_mss_seen = 0
@@ -297,6 +304,9 @@ class Connection:
         segment we send first carries it (see :class:`PendingAcks`)."""
         self.pending_acks = PendingAcks()
         """The layer's shared queue of connections owing an ACK (set by the layer)."""
+
+    def _init_transmission(self, cc: CongestionControl, iss: int, config: TcpConfig) -> None:
+        """Nagle, the RTO estimator (RFC 6298), congestion control and loss recovery."""
         self.nodelay = config.nodelay
         self.rto = RtoEstimator(
             initial_rto=config.initial_rto, min_rto=config.min_rto, max_rto=config.max_rto
@@ -311,11 +321,16 @@ class Connection:
         self.in_recovery = False
         self.partial_acked = False
         """A partial ACK arrived in this NewReno recovery (RFC 6582 §3.2 step 5, "Impatient")."""
+
+    def _init_deadlines(self) -> None:
+        """Every deadline (RFC 9293 §3.10.8) and the counters of the timers' probes."""
         self.rto_at: Instant | None = None
         self.delack_at: Instant | None = None
         self.persist_at: Instant | None = None
         self.keepalive_at: Instant | None = None
         self.close_at: Instant | None = None
+        self.reorder_at: Instant | None = None
+        self.probe_at: Instant | None = None
         self.persist_backoff = 0
         self.persist_probes = 0
         self.keepalive_probes = 0
@@ -324,6 +339,12 @@ class Connection:
         self.last_received_at: Instant = 0
         self.last_oow_ack_at: Instant = -(1 << 62)
         self.soft_error: tuple[int, int] | None = None
+        self.rcv_space_copied = 0
+        """Bytes the application read since ``rcv_space_at`` (receive-buffer auto-tuning)."""
+        self.rcv_space_at: Instant = 0
+
+    def _init_options(self, ts_clock: TimestampClock) -> None:
+        """Timestamps (RFC 7323), SACK (RFC 2018) and RACK-TLP (RFC 8985) state."""
         self.ts_ok = False
         """Both SYNs carried timestamps: every segment now does (RFC 7323 §3.2)."""
         self.ts_clock = ts_clock
@@ -343,13 +364,8 @@ class Connection:
         """SACK blocks (a D-SACK block, RFC 2883) wait to be reported in the next ACK."""
         self.rack: RackTlp | None = None
         """RACK-TLP state (RFC 8985), on SACK connections when the config asks for it."""
-        self.rcv_space_copied = 0
-        """Bytes the application read since ``rcv_space_at`` (receive-buffer auto-tuning)."""
-        self.rcv_space_at: Instant = 0
         self.rack_clock: Instant = 0
         """The last transmit stamp given to RACK (strictly increasing)."""
-        self.reorder_at: Instant | None = None
-        self.probe_at: Instant | None = None
 
     def __repr__(self) -> str:
         return (

@@ -51,7 +51,8 @@ from ..time import Instant
 from ..wire.checksum import Buffer
 from ..wire.tcp import ACK, PSH, NopOption, TcpSegment, TimestampsOption
 from . import recovery
-from .connection import Connection, State
+from .connection import Connection
+from .machine import State
 from .options import PAWS_IDLE_LIMIT
 from .output import output, schedule_ack
 from .seq import SEQ_MASK

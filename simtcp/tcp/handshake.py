@@ -41,7 +41,8 @@ from ..time import Instant
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 from . import congestion, cookies, recovery
 from .config import window_shift
-from .connection import Connection, Listener, State
+from .connection import Connection, Listener
+from .machine import State, Trigger, enter
 from .options import send_mss
 from .output import output, send_ack, send_reset_reply, send_syn
 from .rack import RackTlp
@@ -108,8 +109,8 @@ def listen_segment_arrives(
             return
         host.stats.drop(DropReason.TCP_BACKLOG_FULL)
         return
-    conn = owner.new_passive(listener, destination, source, segment, now)
-    conn.state = State.SYN_RECEIVED
+    conn = owner.new_passive(listener, destination, source, segment, now)  # born in LISTEN
+    enter(conn, Trigger.RCV_SYN, now=now)
     _learn_peer_syn(conn, segment)
     if segment.window_scale is not None and conn.config.window_scaling:
         conn.offered_wscale = window_shift(conn.config)
@@ -153,7 +154,7 @@ def _cookie_ack(
         listener, destination, source, segment, now, iss=(segment.ack - 1) & 0xFFFFFFFF
     )
     cookies.restore(conn, restored, segment, now)
-    become_established(owner, conn, now)
+    become_established(owner, conn, Trigger.RCV_COOKIE_ACK, now)
     if segment.payload or segment.flags & FIN:
         arrives(owner, conn, segment, now)
     if conn.state is not State.CLOSED:
@@ -252,7 +253,9 @@ def syn_sent_segment_arrives(
     if flags & RST:
         if flags & ACK:
             # RFC 9293 §3.10.7.3: an acceptable RST refuses the connection.
-            owner.release(conn, ConnectionReset(connection=conn.handle))
+            owner.release(
+                conn, ConnectionReset(connection=conn.handle), trigger=Trigger.RCV_RST, now=now
+            )
         else:
             stats.drop(DropReason.TCP_RST_INVALID)
         return
@@ -263,7 +266,7 @@ def syn_sent_segment_arrives(
     _apply_syn_options(conn, segment, now)
     if not flags & ACK:
         # Simultaneous open (RFC 9293 §3.10.7.3, Figure 8): answer with SYN-ACK.
-        conn.state = State.SYN_RECEIVED
+        enter(conn, Trigger.RCV_SYN, now=now)
         send_syn(conn, now)
         conn.rto_at = now + conn.rto.rto
         return
@@ -274,7 +277,7 @@ def syn_sent_segment_arrives(
     conn.rto.handshake_done(syn_timed_out=conn.retries > 0)  # RFC 6298 §5.7
     conn.retries = 0
     conn.rto_at = None
-    become_established(owner, conn, now)
+    become_established(owner, conn, Trigger.RCV_SYN_ACK, now)
     send_ack(conn, now)
     output(conn, now)
 
@@ -303,13 +306,17 @@ def syn_received_acked(
     conn.snd_wl1 = seq
     conn.snd_wl2 = ack
     conn.snd_una = ack
-    become_established(owner, conn, now)
+    become_established(owner, conn, Trigger.RCV_ACK_OF_SYN, now)
     return True
 
 
-def become_established(owner: Owner, conn: Connection, now: Instant) -> None:
-    """Enter ESTABLISHED (or FIN-WAIT-1 if CLOSE came first) and tell the owner."""
-    conn.state = State.FIN_WAIT_1 if conn.fin_seq is not None else State.ESTABLISHED
+def become_established(owner: Owner, conn: Connection, trigger: Trigger, now: Instant) -> None:
+    """Enter ESTABLISHED (then FIN-WAIT-1 if CLOSE came first) and tell the owner."""
+    enter(conn, trigger, now=now)
+    if conn.fin_seq is not None:
+        # RFC 9293 §3.10.4: a CLOSE in SYN-SENT or SYN-RECEIVED was queued for
+        # processing after entering ESTABLISHED.
+        enter(conn, Trigger.CLOSE, now=now)
     conn.last_received_at = now
     if conn.config.keepalive:
         conn.keepalive_at = now + conn.config.keepalive_idle

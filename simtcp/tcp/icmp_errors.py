@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from ..events import ConnectionFailed
 from ..time import Instant
-from .connection import Connection, State
+from .connection import Connection
+from .machine import State, Trigger
 from .options import MIN_MSS, TIMESTAMPS_SPACE
 from .output import output, update_segment_size
 from .seq import unwrap
@@ -41,7 +42,7 @@ def icmp_error(
     if hard and conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
         conn.host.stats.count("tcp.icmp_hard_errors")
         event = ConnectionFailed(connection=conn.handle, icmp_type=icmp_type, code=code)
-        owner.release(conn, event if conn.active else None)
+        owner.release(conn, event if conn.active else None, trigger=Trigger.ICMP_ERROR, now=now)
         return
     # RFC 1122 §4.2.3.9 and RFC 5461: soft errors are remembered, not fatal.
     conn.soft_error = (icmp_type, code)

@@ -28,9 +28,10 @@ from ..timers import TimerHeap
 from ..wire.tcp import TcpSegment
 from . import congestion, icmp_errors, states, timeouts
 from .config import TcpConfig, window_shift
-from .connection import Connection, Listener, PendingAcks, State, TcpInfo, format_address
+from .connection import Connection, Listener, PendingAcks, TcpInfo, format_address
 from .host import TcpHost
 from .isn import initial_sequence_number
+from .machine import State, TransitionLog, Trigger, enter
 from .options import TimestampClock
 from .output import output, owe_ack, send_ack, send_reset_reply, send_syn
 from .syncookies import SynCookies
@@ -64,6 +65,8 @@ class TcpLayer:
         self._port_random = rng.stream("tcp.ephemeral_ports")
         self.cookies = SynCookies(rng)
         self._pending_acks = PendingAcks()
+        self.transition_log = TransitionLog()
+        """Shared by every connection: set its ``observer`` to see every state change."""
 
     # --- from the stack -----------------------------------------------------
 
@@ -189,7 +192,7 @@ class TcpLayer:
         conn = self._new_connection((source, local_port), (address, port), mtu, now)
         conn.active = True
         conn.visible = True
-        conn.state = State.SYN_SENT
+        enter(conn, Trigger.ACTIVE_OPEN, now=now)
         if self.config.window_scaling:
             conn.offered_wscale = window_shift(self.config)
         send_syn(conn, now)
@@ -290,11 +293,13 @@ class TcpLayer:
 
     # --- the state machine's owner (states.Owner) --------------------------------
 
-    def release(self, conn: Connection, event: Event | None = None) -> None:
+    def release(
+        self, conn: Connection, event: Event | None = None, *, trigger: Trigger, now: Instant
+    ) -> None:
         """Free ``conn`` completely; the application learns it if it knew the handle."""
         if conn.state is State.CLOSED and conn.key not in self._connections:
             return
-        conn.state = State.CLOSED
+        enter(conn, trigger, now=now)
         conn.cancel_timers()
         self._connections.pop(conn.key, None)
         listener = conn.listener
@@ -351,6 +356,7 @@ class TcpLayer:
             self.path_mtu(remote),
             now,
             iss=iss,
+            state=State.LISTEN,  # a clone of the listener's TCB (see .machine)
         )
         conn.listener = listener
         listener.half_open.add(conn)
@@ -370,6 +376,7 @@ class TcpLayer:
         now: Instant,
         *,
         iss: int | None = None,
+        state: State = State.CLOSED,
     ) -> Connection:
         config = self.config
         handle = next(self._handle_counter)
@@ -397,6 +404,8 @@ class TcpLayer:
             our_mss=our_mss,
             cc=cc,
             ts_clock=clock,
+            state=state,
+            transition_log=self.transition_log,
         )
         conn.route_mtu = mtu
         if config.segmentation_offload:

@@ -27,8 +27,9 @@ from ..wire.tcp import (
     TimestampsOption,
     WindowScaleOption,
 )
-from .connection import Connection, State
+from .connection import Connection
 from .host import TcpHost
+from .machine import State
 from .options import TIMESTAMPS_SPACE, TS_TICK, sack_block_capacity
 from .sack import NextSegment, SegmentKind, to_wire_blocks
 from .seq import SEQ_MASK

@@ -51,8 +51,9 @@ from ..time import MILLISECOND, Instant
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment, TimestampsOption
 from . import fastpath, handshake, recovery
 from .config import TcpConfig
-from .connection import Connection, Listener, State
+from .connection import Connection, Listener
 from .host import TcpHost
+from .machine import State, Trigger, enter
 from .options import accepts_missing_timestamps
 from .output import (
     output,
@@ -81,8 +82,11 @@ class Owner(Protocol):
         """The MTU toward ``remote`` (for a SYN cookie's MSS)."""
         ...
 
-    def release(self, conn: Connection, event: Event | None = None) -> None:
-        """Free the connection (CLOSED); tell the application with ``event`` if it knew it."""
+    def release(
+        self, conn: Connection, event: Event | None = None, *, trigger: Trigger, now: Instant
+    ) -> None:
+        """Free the connection (``trigger`` takes it to CLOSED); tell the application with
+        ``event`` if it knew the connection."""
         ...
 
     def established(self, conn: Connection) -> None:
@@ -263,17 +267,20 @@ def _reset_arrives(owner: Owner, conn: Connection, seq: int, now: Instant) -> No
     state = conn.state
     conn.host.stats.count("tcp.resets_received")
     if state is State.SYN_RECEIVED and not conn.active:
-        owner.release(conn)  # back to LISTEN: the listener simply forgets it
+        # Back to LISTEN (Figure 5 note 1): the listener simply forgets the clone.
+        owner.release(conn, trigger=Trigger.RCV_RST, now=now)
     elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
-        owner.release(conn)
+        owner.release(conn, trigger=Trigger.RCV_RST, now=now)
     else:
-        owner.release(conn, ConnectionReset(connection=conn.handle))
+        owner.release(
+            conn, ConnectionReset(connection=conn.handle), trigger=Trigger.RCV_RST, now=now
+        )
 
 
 def _syn_in_window(owner: Owner, conn: Connection, now: Instant) -> None:
     """RFC 9293 §3.10.7.4 "fourth": a SYN in a synchronized state."""
     if conn.state is State.SYN_RECEIVED and not conn.active:
-        owner.release(conn)  # passive open: return to LISTEN
+        owner.release(conn, trigger=Trigger.RCV_SYN, now=now)  # passive open: return to LISTEN
         return
     _challenge_ack(conn, now)  # RFC 5961 §4.2
 
@@ -313,7 +320,7 @@ def _ack_fin_wait_1(
     if not _process_ack(owner, conn, segment, seq, ack, now):
         return False
     if conn.fin_acked:
-        conn.state = State.FIN_WAIT_2
+        enter(conn, Trigger.RCV_ACK_OF_FIN, now=now)
         if conn.app_closed:
             # Linux's tcp_fin_timeout: an orphan must not wait forever for the peer's FIN.
             conn.close_at = now + conn.config.fin_wait_2_timeout
@@ -326,7 +333,7 @@ def _ack_closing(
     if not _process_ack(owner, conn, segment, seq, ack, now):
         return False
     if conn.fin_acked:
-        _enter_time_wait(conn, now)
+        _enter_time_wait(conn, Trigger.RCV_ACK_OF_FIN, now)
     return True
 
 
@@ -336,7 +343,7 @@ def _ack_last_ack(
     if not _process_ack(owner, conn, segment, seq, ack, now):
         return False
     if conn.fin_acked:
-        owner.release(conn)
+        owner.release(conn, trigger=Trigger.RCV_ACK_OF_FIN, now=now)
         return False
     return True
 
@@ -399,16 +406,6 @@ def _process_ack(
 # --- segment text and FIN (RFC 9293 §3.10.7.4 "seventh" and "eighth") -------
 
 _DATA_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
-_FIN_TRANSITIONS = {
-    State.SYN_RECEIVED: State.CLOSE_WAIT,
-    State.ESTABLISHED: State.CLOSE_WAIT,
-    State.FIN_WAIT_1: State.CLOSING,
-    State.FIN_WAIT_2: State.TIME_WAIT,
-    State.CLOSE_WAIT: State.CLOSE_WAIT,
-    State.CLOSING: State.CLOSING,
-    State.LAST_ACK: State.LAST_ACK,
-    State.TIME_WAIT: State.TIME_WAIT,
-}
 
 
 def _receive_text(
@@ -422,7 +419,7 @@ def _receive_text(
         if conn.app_closed:
             # RFC 1122 §4.2.2.13: data after CLOSE is lost; tell the peer with a RST.
             send_reset_for(conn, now)
-            owner.release(conn)
+            owner.release(conn, trigger=Trigger.RCV_DATA_AFTER_CLOSE, now=now)
             return
         _receive_data(conn, payload, seq, size, now)
     if conn.peer_fin_seq == conn.rcv_nxt and not conn.fin_received:
@@ -493,25 +490,28 @@ def _note_sack_arrival(
 
 
 def _fin_arrives(conn: Connection, now: Instant) -> None:
-    """RFC 9293 §3.10.7.4 "eighth": the peer's FIN is next in sequence."""
+    """RFC 9293 §3.10.7.4 "eighth": the peer's FIN is next in sequence.
+
+    Only ESTABLISHED, FIN-WAIT-1 and FIN-WAIT-2 get here: the other synchronized
+    states have had the peer's FIN already (``fin_received``), and SYN-RECEIVED
+    has become ESTABLISHED on the segment's ACK before its FIN is looked at.
+    """
     conn.rcv_nxt += 1
     conn.fin_received = True
-    state = conn.state
-    if state is State.FIN_WAIT_1 and conn.fin_acked:
-        state = State.FIN_WAIT_2
-    new_state = _FIN_TRANSITIONS[state]
-    if new_state is State.TIME_WAIT:
-        _enter_time_wait(conn, now)
+    if conn.state is State.FIN_WAIT_1 and conn.fin_acked:
+        enter(conn, Trigger.RCV_ACK_OF_FIN, now=now)  # Figure 5 note 2, in two rows
+    if conn.state is State.FIN_WAIT_2:
+        _enter_time_wait(conn, Trigger.RCV_FIN, now)
     else:
-        conn.state = new_state
+        enter(conn, Trigger.RCV_FIN, now=now)
     send_ack(conn, now)
     if conn.visible and not conn.app_closed:
         conn.host.emit(PeerClosed(connection=conn.handle))
 
 
-def _enter_time_wait(conn: Connection, now: Instant) -> None:
+def _enter_time_wait(conn: Connection, trigger: Trigger, now: Instant) -> None:
     """RFC 9293 §3.10.7.4: stop every other timer and wait 2*MSL."""
-    conn.state = State.TIME_WAIT
+    enter(conn, trigger, now=now)
     conn.rto_at = conn.delack_at = conn.persist_at = conn.keepalive_at = None
     conn.close_at = now + 2 * conn.config.msl
 
@@ -525,10 +525,8 @@ def app_shutdown(conn: Connection, now: Instant) -> None:
         return
     conn.write_closed = True
     conn.fin_seq = conn.send_buffer.end
-    if conn.state is State.ESTABLISHED:
-        conn.state = State.FIN_WAIT_1
-    elif conn.state is State.CLOSE_WAIT:
-        conn.state = State.LAST_ACK
+    if conn.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+        enter(conn, Trigger.CLOSE, now=now)  # to FIN-WAIT-1 or LAST-ACK
     # SYN-SENT and SYN-RECEIVED keep the FIN queued until the handshake ends.
     output(conn, now)
 
@@ -540,7 +538,7 @@ def app_close(owner: Owner, conn: Connection, now: Instant) -> None:
     conn.app_closed = True
     state = conn.state
     if state is State.SYN_SENT:
-        owner.release(conn)
+        owner.release(conn, trigger=Trigger.CLOSE, now=now)
         return
     if conn.receive_buffer.available and state in _DATA_STATES | {State.CLOSE_WAIT}:
         # RFC 1122 §4.2.2.13: closing with unread data resets, so the peer knows.
@@ -561,4 +559,4 @@ def app_abort(owner: Owner, conn: Connection, now: Instant) -> None:
     if conn.state in _RESET_ON_ABORT:
         send_reset_for(conn, now)
         conn.host.stats.count("tcp.resets_sent")
-    owner.release(conn)
+    owner.release(conn, trigger=Trigger.ABORT, now=now)

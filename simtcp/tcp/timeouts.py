@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from ..events import ConnectionTimedOut
 from ..time import Instant
-from .connection import Connection, State
+from .connection import Connection
+from .machine import State, Trigger
 from .output import (
     SENDING_STATES,
     output,
@@ -31,7 +32,7 @@ def timer_fired(owner: Owner, conn: Connection, now: Instant) -> None:
     if close_at is not None and close_at <= now:
         # TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2 limit, ran out.
         conn.close_at = None
-        owner.release(conn)
+        owner.release(conn, trigger=Trigger.TIMEOUT, now=now)
         return
     rto_at = conn.rto_at
     if rto_at is not None and rto_at <= now:
@@ -79,13 +80,22 @@ def _rack_timers(conn: Connection, now: Instant) -> None:
             send_loss_probe(conn, now)
 
 
+def _timed_out(owner: Owner, conn: Connection, now: Instant) -> None:
+    """A retry or idle limit ran out: CLOSED, and the application is told."""
+    owner.release(
+        conn, ConnectionTimedOut(connection=conn.handle), trigger=Trigger.TIMEOUT, now=now
+    )
+
+
 def _syn_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
     conn.retries += 1
     if conn.retries > conn.config.syn_retries:
         if conn.active:
-            owner.release(conn, ConnectionTimedOut(connection=conn.handle))
+            owner.release(
+                conn, ConnectionTimedOut(connection=conn.handle), trigger=Trigger.TIMEOUT, now=now
+            )
         else:
-            owner.release(conn)
+            owner.release(conn, trigger=Trigger.TIMEOUT, now=now)
         return
     conn.rto.back_off()
     conn.retransmits += 1
@@ -100,7 +110,7 @@ def _retransmission_timeout(owner: Owner, conn: Connection, now: Instant) -> Non
         return
     conn.retries += 1
     if conn.retries > conn.config.data_retries:
-        owner.release(conn, ConnectionTimedOut(connection=conn.handle))
+        _timed_out(owner, conn, now)
         return
     conn.host.stats.count("tcp.rto_expirations")
     conn.cc.on_rto(conn.snd_max - conn.snd_una, first=conn.retries == 1)
@@ -126,7 +136,7 @@ def _persist_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
         return
     conn.persist_probes += 1
     if conn.persist_probes > conn.config.data_retries:
-        owner.release(conn, ConnectionTimedOut(connection=conn.handle))
+        _timed_out(owner, conn, now)
         return
     conn.host.stats.count("tcp.window_probes")
     send_probe(conn, now)
@@ -146,7 +156,7 @@ def _keepalive_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
         conn.keepalive_at = idle_until
         return
     if conn.keepalive_probes >= config.keepalive_probes:
-        owner.release(conn, ConnectionTimedOut(connection=conn.handle))
+        _timed_out(owner, conn, now)
         return
     conn.keepalive_probes += 1
     conn.host.stats.count("tcp.keepalive_probes")
