@@ -189,7 +189,7 @@ _HANDSHAKE = (_S.SYN_SENT, _S.SYN_RECEIVED)
 
 TRANSITIONS: dict[tuple[State, Trigger], Rule] = {
     # Figure 5: opening (RFC 9293 §3.10.1, §3.10.7.2, §3.10.7.3, §3.10.7.4 "fifth").
-    (_S.CLOSED, Trigger.ACTIVE_OPEN): Rule(_S.SYN_SENT, "layer.connect: snd SYN"),
+    (_S.CLOSED, Trigger.ACTIVE_OPEN): Rule(_S.SYN_SENT, "layer.TcpLayer.connect: snd SYN"),
     (_S.LISTEN, Trigger.RCV_SYN): Rule(
         _S.SYN_RECEIVED, "handshake.listen_segment_arrives: snd SYN,ACK"
     ),
@@ -212,22 +212,22 @@ TRANSITIONS: dict[tuple[State, Trigger], Rule] = {
     (_S.FIN_WAIT_2, Trigger.RCV_FIN): Rule(_S.TIME_WAIT, "states._enter_time_wait: snd ACK"),
     (_S.FIN_WAIT_1, Trigger.RCV_ACK_OF_FIN): Rule(_S.FIN_WAIT_2, "states._ack_fin_wait_1"),
     (_S.CLOSING, Trigger.RCV_ACK_OF_FIN): Rule(_S.TIME_WAIT, "states._enter_time_wait"),
-    (_S.LAST_ACK, Trigger.RCV_ACK_OF_FIN): Rule(_S.CLOSED, "layer.release: delete TCB"),
+    (_S.LAST_ACK, Trigger.RCV_ACK_OF_FIN): Rule(_S.CLOSED, "layer.TcpLayer.release: delete TCB"),
     # Note 3 and the rows the figure leaves out: every way to CLOSED.
     **_rules(
         (_S.SYN_SENT, _S.SYN_RECEIVED, *_SYNCHRONIZED),
         Trigger.RCV_RST,
         _S.CLOSED,
-        "layer.release (RFC 9293 §3.10.7.3, §3.10.7.4 'second')",
+        "layer.TcpLayer.release (RFC 9293 §3.10.7.3, §3.10.7.4 'second')",
     ),
     (_S.SYN_RECEIVED, Trigger.RCV_SYN): Rule(
-        _S.CLOSED, "layer.release: back to LISTEN (§3.10.7.4 'fourth')"
+        _S.CLOSED, "layer.TcpLayer.release: back to LISTEN (§3.10.7.4 'fourth')"
     ),
     **_rules(
         (_S.FIN_WAIT_1, _S.FIN_WAIT_2),
         Trigger.RCV_DATA_AFTER_CLOSE,
         _S.CLOSED,
-        "layer.release: snd RST (RFC 1122 §4.2.2.13)",
+        "layer.TcpLayer.release: snd RST (RFC 1122 §4.2.2.13)",
     ),
     **_rules(
         (*_HANDSHAKE, *_SYNCHRONIZED),
