@@ -232,13 +232,40 @@ def output(conn: Connection, now: Instant) -> None:
     if conn.in_recovery and conn.scoreboard is not None:
         sack_output(conn, now)
         return
-    buffer = conn.send_buffer
-    data_end = buffer.end
+    data_end = conn.send_buffer.end
     mss = conn.snd_mss
     tso = conn.snd_tso if conn.snd_tso_mss == mss else update_segment_size(conn)
     una = conn.snd_una
     nxt = conn.snd_nxt
     fin_seq = conn.fin_seq
+    right_edge = una + _send_allowance(conn, mss)
+    sent = False
+    while True:
+        unsent = data_end - nxt
+        if unsent <= 0:
+            if fin_seq is not None and nxt == fin_seq:
+                _send_fin(conn, nxt, now)
+                nxt += 1
+                sent = True
+            break
+        usable = right_edge - nxt
+        if usable <= 0:
+            break
+        size = _next_segment_size(conn, nxt, tso if tso < unsent else unsent, usable, unsent)
+        if not size:
+            break  # a small segment waits (Nagle, sender SWS)
+        end = nxt + size
+        fin = fin_seq is not None and end == fin_seq
+        _send_data(conn, nxt, size, fin, now)
+        nxt = end + 1 if fin else end
+        sent = True
+        if fin:
+            break
+    _output_sent(conn, nxt, sent, now)
+
+
+def _send_allowance(conn: Connection, mss: int) -> int:
+    """How far past SND.UNA we may send: the smaller of the peer's window and cwnd."""
     window = conn.snd_wnd
     cwnd = conn.cc.cwnd
     dupacks = conn.dupacks
@@ -246,54 +273,58 @@ def output(conn: Connection, now: Instant) -> None:
         # RFC 5681 §3.2 step 1 (RFC 3042, limited transmit): each of the first two
         # duplicate ACKs lets one new segment go beyond cwnd, within the peer's window.
         cwnd += dupacks * mss
-    right_edge = una + (window if window < cwnd else cwnd)
-    sent = False
-    while True:
-        unsent = data_end - nxt
-        if unsent <= 0:
-            if fin_seq is not None and nxt == fin_seq:
-                # RFC 9293 §3.10.4: the FIN follows the queued data at once.
-                transmit(conn, nxt, FIN | ACK, b"", now)
-                if nxt < conn.snd_max:
-                    conn.retransmits += 1
-                nxt += 1
-                sent = True
-            break
-        usable = right_edge - nxt
-        if usable <= 0:
-            break
-        size = tso if tso < unsent else unsent
-        if usable < size:
-            size = usable
-        if size > mss:
-            tail = size % mss
-            if tail:
-                # The short last piece waits as it would alone (Nagle, sender SWS).
-                tail_at = nxt + size - tail
-                if tail_at >= conn.snd_max and _hold_small_segment(
-                    conn, tail, data_end - tail_at, una
-                ):
-                    size -= tail
-        elif size < mss and nxt >= conn.snd_max and _hold_small_segment(conn, size, unsent, una):
-            break
-        end = nxt + size
-        fin = fin_seq is not None and end == fin_seq
-        flags = ACK | FIN if fin else ACK
-        if end == data_end:
-            flags |= PSH
-        transmit(conn, nxt, flags, buffer.slice(nxt, size), now)
-        if size <= mss:
-            if nxt < conn.snd_max:
-                conn.retransmits += 1
-            elif conn.rtt_seq is None:
-                conn.rtt_seq = end
-                conn.rtt_sent_at = now
-        else:
-            _account_pieces(conn, nxt, end, mss, now)
-        nxt = end + 1 if fin else end
-        sent = True
-        if fin:
-            break
+    return window if window < cwnd else cwnd
+
+
+def _next_segment_size(conn: Connection, nxt: int, size: int, usable: int, unsent: int) -> int:
+    """The payload of the segment at ``nxt`` (``size`` bytes at most); 0 holds it back."""
+    mss = conn.snd_mss
+    if usable < size:
+        size = usable
+    if size > mss:
+        tail = size % mss
+        if tail:
+            # The short last piece waits as it would alone (Nagle, sender SWS).
+            tail_at = nxt + size - tail
+            if tail_at >= conn.snd_max and _hold_small_segment(
+                conn, tail, conn.send_buffer.end - tail_at, conn.snd_una
+            ):
+                size -= tail
+    elif (
+        size < mss and nxt >= conn.snd_max and _hold_small_segment(conn, size, unsent, conn.snd_una)
+    ):
+        return 0
+    return size
+
+
+def _send_fin(conn: Connection, nxt: int, now: Instant) -> None:
+    """RFC 9293 §3.10.4: the FIN follows the queued data at once."""
+    transmit(conn, nxt, FIN | ACK, b"", now)
+    if nxt < conn.snd_max:
+        conn.retransmits += 1
+
+
+def _send_data(conn: Connection, nxt: int, size: int, fin: bool, now: Instant) -> None:
+    """Send ``size`` bytes from ``nxt`` (with our FIN if ``fin``), timed per RFC 6298 §3."""
+    buffer = conn.send_buffer
+    end = nxt + size
+    flags = ACK | FIN if fin else ACK
+    if end == buffer.end:
+        flags |= PSH
+    transmit(conn, nxt, flags, buffer.slice(nxt, size), now)
+    mss = conn.snd_mss
+    if size <= mss:
+        if nxt < conn.snd_max:
+            conn.retransmits += 1
+        elif conn.rtt_seq is None:
+            conn.rtt_seq = end
+            conn.rtt_sent_at = now
+    else:
+        _account_pieces(conn, nxt, end, mss, now)
+
+
+def _output_sent(conn: Connection, nxt: int, sent: bool, now: Instant) -> None:
+    """Advance SND.NXT/SND.MAX and arm the RTO, the loss probe or the persist timer."""
     conn.snd_nxt = nxt
     if nxt > conn.snd_max:
         conn.snd_max = nxt
@@ -303,7 +334,12 @@ def output(conn: Connection, now: Instant) -> None:
         conn.persist_at = None
         if conn.rack is not None:
             arm_probe(conn, now)
-    elif window == 0 and data_end > nxt and conn.rto_at is None and conn.persist_at is None:
+    elif (
+        conn.snd_wnd == 0
+        and conn.send_buffer.end > nxt
+        and conn.rto_at is None
+        and conn.persist_at is None
+    ):
         # RFC 9293 §3.8.6.1: probe a zero window on the persist timer.
         conn.persist_backoff = 0
         conn.persist_at = now + conn.rto.rto

@@ -55,17 +55,7 @@ def new_ack(
     una = conn.snd_una
     acked = ack - una
     flight = conn.snd_max - una
-    scoreboard = conn.scoreboard
-    blocks: list[tuple[int, int]] = []
-    dsack = False
-    if scoreboard is not None:
-        if wire_blocks:
-            blocks = unwrap_blocks(wire_blocks, una)
-            dsack = (
-                scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max).dsack is not None
-            )
-        else:  # the common ACK: no blocks, no D-SACK, no SackUpdate to build
-            scoreboard.cumulative_ack(ack)
+    blocks, dsack = _update_scoreboard(conn, ack, wire_blocks)
     conn.snd_una = ack
     if conn.snd_nxt < ack:
         conn.snd_nxt = ack
@@ -74,38 +64,71 @@ def new_ack(
     conn.retries = 0
     # RFC 6298 §5 (Karn): without a valid RTT sample the backed-off RTO stays in force;
     # an ACK of a retransmission alone does not reset it.
-    cc = conn.cc
     if conn.in_recovery:
-        if ack >= conn.recover:
-            conn.in_recovery = False  # RFC 6582 §3.2 step 6 / RFC 6675 §5: a full ACK
-            conn.dupacks = 0
-            if scoreboard is not None:
-                scoreboard.exit_recovery()
-            if conn.rack is not None:
-                conn.rack.on_recovery_exit()
-            cc.on_exit_recovery(conn.snd_max - ack)
-        elif scoreboard is None:
-            retransmit_first(conn, now)  # RFC 6582 §3.2 step 5: a partial ACK
-            cc.on_partial_ack(acked)
-            if conn.partial_acked:
-                # RFC 6582 §3.2 step 5 restarts the timer on the FIRST partial ACK only (the
-                # Impatient variant, §4.1): with many losses in one window, one repair per RTT
-                # would take longer than letting the RTO go back and resend them all.
-                return _after_ack(conn, blocks, dsack, now, restart_timer=False)
-            conn.partial_acked = True
+        restart_timer = _recovery_ack(conn, ack, acked, now)
     else:
+        _open_ack(conn, ack, acked, flight, now)
+        restart_timer = True
+    _after_ack(conn, blocks, dsack, now, restart_timer=restart_timer)
+
+
+def _update_scoreboard(
+    conn: Connection, ack: int, wire_blocks: tuple[tuple[int, int], ...]
+) -> tuple[list[tuple[int, int]], bool]:
+    """Give a new cumulative ACK and its SACK blocks to the scoreboard: (blocks, D-SACK?)."""
+    scoreboard = conn.scoreboard
+    blocks: list[tuple[int, int]] = []
+    dsack = False
+    if scoreboard is not None:
+        if wire_blocks:
+            blocks = unwrap_blocks(wire_blocks, conn.snd_una)
+            dsack = (
+                scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max).dsack is not None
+            )
+        else:  # the common ACK: no blocks, no D-SACK, no SackUpdate to build
+            scoreboard.cumulative_ack(ack)
+    return blocks, dsack
+
+
+def _recovery_ack(conn: Connection, ack: int, acked: int, now: Instant) -> bool:
+    """A new ACK during fast recovery; False when the RTO must not restart."""
+    cc = conn.cc
+    scoreboard = conn.scoreboard
+    if ack >= conn.recover:
+        conn.in_recovery = False  # RFC 6582 §3.2 step 6 / RFC 6675 §5: a full ACK
         conn.dupacks = 0
-        if not cc.abc_limit:
-            cc.abc_limit = slow_start_limit(conn)
-        cc.on_ack(acked, flight, now)
-        if (
-            scoreboard is not None
-            and scoreboard.sacked
-            and ack > conn.recover
-            and scoreboard.should_enter_recovery()
-        ):
-            enter_recovery(conn, now)  # RFC 6675 §5 (b): IsLost(HighACK + 1)
-    _after_ack(conn, blocks, dsack, now, restart_timer=True)
+        if scoreboard is not None:
+            scoreboard.exit_recovery()
+        if conn.rack is not None:
+            conn.rack.on_recovery_exit()
+        cc.on_exit_recovery(conn.snd_max - ack)
+    elif scoreboard is None:
+        retransmit_first(conn, now)  # RFC 6582 §3.2 step 5: a partial ACK
+        cc.on_partial_ack(acked)
+        if conn.partial_acked:
+            # RFC 6582 §3.2 step 5 restarts the timer on the FIRST partial ACK only (the
+            # Impatient variant, §4.1): with many losses in one window, one repair per RTT
+            # would take longer than letting the RTO go back and resend them all.
+            return False
+        conn.partial_acked = True
+    return True
+
+
+def _open_ack(conn: Connection, ack: int, acked: int, flight: int, now: Instant) -> None:
+    """A new ACK outside recovery: grow cwnd (RFC 5681 §3.1), maybe enter SACK recovery."""
+    cc = conn.cc
+    scoreboard = conn.scoreboard
+    conn.dupacks = 0
+    if not cc.abc_limit:
+        cc.abc_limit = slow_start_limit(conn)
+    cc.on_ack(acked, flight, now)
+    if (
+        scoreboard is not None
+        and scoreboard.sacked
+        and ack > conn.recover
+        and scoreboard.should_enter_recovery()
+    ):
+        enter_recovery(conn, now)  # RFC 6675 §5 (b): IsLost(HighACK + 1)
 
 
 def slow_start_limit(conn: Connection) -> int:

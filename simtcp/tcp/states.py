@@ -159,32 +159,12 @@ def _acceptable(conn: Connection, seq: int, length: int) -> bool:
 
 def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant) -> None:
     flags = segment.flags
-    state = conn.state
     seq = unwrap(segment.seq, conn.rcv_nxt)
-    if state is State.SYN_RECEIVED and flags & SYN and not flags & RST and seq == conn.irs:
-        if flags & ACK and unwrap(segment.ack, conn.snd_una) == conn.snd_max:
-            # Simultaneous open (RFC 9293 Figure 8, line 6): the peer's SYN-ACK
-            # acknowledges our SYN; its SYN is the one we already hold.
-            _ack_syn_received(owner, conn, segment, seq + 1, conn.snd_max, now)
-            return
-        # The peer repeated its SYN: our SYN-ACK was lost; send it again.
-        send_syn(conn, now)
-        conn.retransmits += 1
+    if conn.state is State.SYN_RECEIVED and flags & SYN and not flags & RST and seq == conn.irs:
+        _peer_syn_again(owner, conn, segment, seq, now)
         return
-    length = segment.segment_length
-    timestamps = None
-    if conn.ts_ok:
-        timestamps = segment.timestamps
-        if _fails_timestamp_checks(conn, segment, timestamps, now):
-            return
-    if not _acceptable(conn, seq, length):
-        _unacceptable(conn, segment, seq, length, now, timestamps)
+    if not _passes_first_check(conn, segment, seq, now):
         return
-    if timestamps is not None:
-        # RFC 7323 §4.3 (2) / §5.3 R3: echo the newest TSval of a segment covering Last.ACK.sent.
-        conn.ts.update_recent(
-            timestamps.value, seg_seq=seq, last_ack_sent=conn.last_ack_sent, now=now
-        )
     conn.last_received_at = now
     if flags & RST:
         _reset_arrives(owner, conn, seq, now)
@@ -203,6 +183,39 @@ def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Inst
         if conn.state is State.CLOSED:
             return
     output(conn, now)
+
+
+def _peer_syn_again(
+    owner: Owner, conn: Connection, segment: TcpSegment, seq: int, now: Instant
+) -> None:
+    """SYN-RECEIVED meets the peer's SYN (SEG.SEQ = IRS) once more."""
+    if segment.flags & ACK and unwrap(segment.ack, conn.snd_una) == conn.snd_max:
+        # Simultaneous open (RFC 9293 Figure 8, line 6): the peer's SYN-ACK
+        # acknowledges our SYN; its SYN is the one we already hold.
+        _ack_syn_received(owner, conn, segment, seq + 1, conn.snd_max, now)
+        return
+    # The peer repeated its SYN: our SYN-ACK was lost; send it again.
+    send_syn(conn, now)
+    conn.retransmits += 1
+
+
+def _passes_first_check(conn: Connection, segment: TcpSegment, seq: int, now: Instant) -> bool:
+    """RFC 9293 §3.10.7.4 "first" with RFC 7323's PAWS; False: dropped (maybe answered)."""
+    length = segment.segment_length
+    timestamps = None
+    if conn.ts_ok:
+        timestamps = segment.timestamps
+        if _fails_timestamp_checks(conn, segment, timestamps, now):
+            return False
+    if not _acceptable(conn, seq, length):
+        _unacceptable(conn, segment, seq, length, now, timestamps)
+        return False
+    if timestamps is not None:
+        # RFC 7323 §4.3 (2) / §5.3 R3: echo the newest TSval of a segment covering Last.ACK.sent.
+        conn.ts.update_recent(
+            timestamps.value, seg_seq=seq, last_ack_sent=conn.last_ack_sent, now=now
+        )
+    return True
 
 
 def _fails_timestamp_checks(
@@ -458,17 +471,7 @@ def _receive_data(conn: Connection, payload: object, seq: int, size: int, now: I
         else (memoryview(payload)[start - seq : end - seq])  # type: ignore[arg-type]
     )
     if start == rcv_nxt:
-        had_holes = buffer.has_out_of_order
-        new_rcv_nxt = buffer.add(start, data, rcv_nxt)  # type: ignore[arg-type]
-        conn.rcv_nxt = new_rcv_nxt
-        if conn.visible:
-            conn.host.emit(DataReceived(connection=conn.handle, available=buffer.available))
-        if sack is not None and (had_holes or duplicate is not None):
-            _note_sack_arrival(conn, start, end, duplicate)
-        if had_holes:
-            send_ack(conn, now)  # RFC 5681 §4.2: a segment that fills a gap is ACKed at once
-        else:
-            schedule_ack(conn, new_rcv_nxt - rcv_nxt, now)
+        _receive_in_order(conn, data, start, end, duplicate, now)  # type: ignore[arg-type]
         return
     if buffer.add(start, data, rcv_nxt) < 0:  # type: ignore[arg-type]
         conn.host.stats.drop(DropReason.TCP_OUT_OF_ORDER_FULL)
@@ -476,6 +479,30 @@ def _receive_data(conn: Connection, payload: object, seq: int, size: int, now: I
         _note_sack_arrival(conn, start, end, duplicate)
     conn.host.stats.count("tcp.out_of_order_segments")
     send_ack(conn, now)  # RFC 5681 §4.2: out-of-order data draws an immediate (dup) ACK
+
+
+def _receive_in_order(
+    conn: Connection,
+    data: bytes | memoryview,
+    start: int,
+    end: int,
+    duplicate: tuple[int, int] | None,
+    now: Instant,
+) -> None:
+    """Text at RCV.NXT: deliver it (and what it joins), then ACK now or later."""
+    buffer = conn.receive_buffer
+    rcv_nxt = conn.rcv_nxt
+    had_holes = buffer.has_out_of_order
+    new_rcv_nxt = buffer.add(start, data, rcv_nxt)
+    conn.rcv_nxt = new_rcv_nxt
+    if conn.visible:
+        conn.host.emit(DataReceived(connection=conn.handle, available=buffer.available))
+    if conn.sack_receiver is not None and (had_holes or duplicate is not None):
+        _note_sack_arrival(conn, start, end, duplicate)
+    if had_holes:
+        send_ack(conn, now)  # RFC 5681 §4.2: a segment that fills a gap is ACKed at once
+    else:
+        schedule_ack(conn, new_rcv_nxt - rcv_nxt, now)
 
 
 def _note_sack_arrival(
