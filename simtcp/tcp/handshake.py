@@ -12,7 +12,7 @@ module; :mod:`.states` owns every state after that.
   is ignored; an ACK is answered with a RST, since it belongs to no connection
   we have. When the backlog is full and SYN cookies are on, the listener keeps
   no state (RFC 4987 §3.6): the SYN-ACK's ISN encodes what the connection needs
-  (:mod:`.cookies`, :mod:`.syncookies`), and the ACK that returns it recreates
+  (:mod:`.syncookie_codec`, :mod:`.syncookie_listener`), and the ACK that returns it recreates
   the connection directly in ESTABLISHED (:func:`_cookie_ack`). That ACK may
   carry text or a FIN, so the listener hands the new connection on to the
   synchronized-state machine (the ``arrives`` argument, :func:`.states.segment_arrives`).
@@ -39,7 +39,7 @@ from ..errors import DropReason
 from ..events import ConnectionReset
 from ..time import Instant
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
-from . import congestion, cookies, recovery
+from . import congestion, recovery, syncookie_listener
 from .config import window_shift
 from .connection import Connection, Listener
 from .machine import State, Trigger, enter
@@ -94,7 +94,7 @@ def listen_segment_arrives(
         if config.syn_cookies and len(listener.accepted) < listener.backlog:
             # RFC 4987 §3.6: keep no state; the ISN remembers what we must know.
             host.stats.count("tcp.syn_cookies_sent")
-            cookies.send_cookie_syn_ack(
+            syncookie_listener.send_cookie_syn_ack(
                 host,
                 owner.cookies,
                 owner.rng,
@@ -137,7 +137,7 @@ def _cookie_ack(
     retransmits); False when it is no cookie's and RFC 9293 §3.10.7.2's reset applies.
     """
     stats = owner.host.stats
-    restored = cookies.check_cookie(
+    restored = syncookie_listener.check_cookie(
         owner.cookies, local=destination, remote=source, segment=segment, now=now
     )
     if restored is None:
@@ -153,7 +153,7 @@ def _cookie_ack(
     conn = owner.new_passive(
         listener, destination, source, segment, now, iss=(segment.ack - 1) & 0xFFFFFFFF
     )
-    cookies.restore(conn, restored, segment, now)
+    syncookie_listener.restore(conn, restored, segment, now)
     become_established(owner, conn, Trigger.RCV_COOKIE_ACK, now)
     if segment.payload or segment.flags & FIN:
         arrives(owner, conn, segment, now)

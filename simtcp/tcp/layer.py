@@ -34,7 +34,7 @@ from .isn import initial_sequence_number
 from .machine import State, TransitionLog, Trigger, enter
 from .options import TimestampClock
 from .output import output, owe_ack, send_ack, send_reset_reply, send_syn
-from .syncookies import SynCookies
+from .syncookie_codec import SynCookies
 
 __all__ = ["TcpInfo", "TcpLayer"]
 

@@ -64,7 +64,7 @@ from .output import (
 )
 from .sack import duplicate_range
 from .seq import unwrap
-from .syncookies import SynCookies
+from .syncookie_codec import SynCookies
 
 OOW_ACK_INTERVAL = 500 * MILLISECOND
 """Least time between ACKs answering bare out-of-window segments (RFC 5961 §7 in spirit)."""

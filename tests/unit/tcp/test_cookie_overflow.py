@@ -18,7 +18,7 @@ from __future__ import annotations
 from simtcp.events import ConnectionAccepted
 from simtcp.rng import SeededRandom
 from simtcp.tcp import TcpConfig
-from simtcp.tcp.syncookies import COOKIE_SLOT, MAX_REMEMBERED_LISTENERS, SynCookies
+from simtcp.tcp.syncookie_codec import COOKIE_SLOT, MAX_REMEMBERED_LISTENERS, SynCookies
 from simtcp.time import SECOND
 from simtcp.wire.tcp import ACK, PSH, SYN, MssOption, TcpSegment, flags_to_str
 

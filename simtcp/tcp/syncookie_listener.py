@@ -1,9 +1,10 @@
-"""SYN cookies in the engine: the stateless SYN-ACK, and the connection a valid cookie restores.
+"""SYN cookies at a full listener (RFC 4987 §3.6): the stateless SYN-ACK, the TCB it restores.
 
-The cookie arithmetic lives in :mod:`.syncookies`; this module builds the
+The cookie arithmetic lives in :mod:`.syncookie_codec`; this module builds the
 SYN-ACK a full listener sends instead of keeping state (RFC 4987 §3.6) and
 fills a fresh connection from what the handshake's final ACK proves. The
-LISTEN -> ESTABLISHED transition itself stays in :mod:`.states`.
+LISTEN -> ESTABLISHED transition itself is a row of :mod:`.machine`, taken
+by :func:`.handshake.become_established`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .options import TimestampClock, send_mss
 from .rack import RackTlp
 from .sack import SackReceiver, SackScoreboard
 from .seq import SEQ_MASK
-from .syncookies import CookieOptions, SynCookies
+from .syncookie_codec import CookieOptions, SynCookies
 
 _NOP = NopOption()
 DEFAULT_MSS = 536
@@ -63,7 +64,7 @@ def send_cookie_syn_ack(
     options: tuple[TcpOption, ...] = (MssOption(our_mss),)
     timestamps = segment.timestamps
     if timestamps is not None and config.timestamps:
-        # Window scale and SACK survive only inside the TSval (see syncookies).
+        # Window scale and SACK survive only inside the TSval (see syncookie_codec).
         sack = config.sack and segment.sack_permitted
         shift = segment.window_scale if config.window_scaling else None
         if sack:

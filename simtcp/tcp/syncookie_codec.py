@@ -1,4 +1,4 @@
-"""SYN cookies (RFC 4987 §3.6): a listener's state encoded in its ISN, none kept in memory.
+"""SYN cookie arithmetic (RFC 4987 §3.6): a listener's state encoded in its ISN, none in memory.
 
 Cookie layout (our ISN, 32 bits), as RFC 4987 §3.6 sketches it:
 

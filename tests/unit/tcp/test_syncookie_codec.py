@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simtcp.rng import SeededRandom
-from simtcp.tcp.syncookies import COOKIE_SLOT, CookieOptions, SynCookies
+from simtcp.tcp.syncookie_codec import COOKIE_SLOT, CookieOptions, SynCookies
 
 LOCAL, LPORT, REMOTE, RPORT = 0x0A000001, 80, 0x0A000002, 40000
 TUPLE = {"local": LOCAL, "local_port": LPORT, "remote": REMOTE, "remote_port": RPORT}
