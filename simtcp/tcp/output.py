@@ -1,4 +1,4 @@
-"""What a connection sends: segments, windows, Nagle and SWS rules, retransmissions.
+"""What a connection sends: windows, Nagle and SWS, RFC 6675 §5 (C) NextSeg, RFC 8985 §7.2 PTO.
 
 Every segment of an established connection leaves through :func:`transmit`,
 which fills in the ACK number and the receive window (and so doubles as the
@@ -526,32 +526,3 @@ def arm_probe(conn: Connection, now: Instant) -> None:
         flight_size=conn.snd_max - conn.snd_una,
         mss=conn.snd_mss,
     )
-
-
-def send_loss_probe(conn: Connection, now: Instant) -> None:
-    """The probe timer fired (RFC 8985 §7.3): one new segment, or the last one again."""
-    rack = conn.rack
-    scoreboard = conn.scoreboard
-    if rack is None or scoreboard is None or conn.snd_una >= conn.snd_max:
-        return
-    buffer = conn.send_buffer
-    high = conn.snd_max
-    window_end = conn.snd_una + conn.snd_wnd
-    new_data = buffer.end > high and window_end > high and conn.snd_nxt == high
-    probe = rack.choose_probe(new_data_available=new_data, snd_nxt=high, mss=conn.snd_mss)
-    if probe is None:
-        return
-    conn.host.stats.count("tcp.loss_probes")
-    if probe.new_data:
-        size = min(conn.snd_mss, buffer.end - high, window_end - high)
-        end = high + size
-        fin = conn.fin_seq is not None and end == conn.fin_seq
-        transmit(conn, high, ACK | FIN if fin else ACK, buffer.slice(high, size), now)
-        conn.snd_nxt = conn.snd_max = end + (1 if fin else 0)
-    else:
-        sent_end = retransmit_range(conn, probe.start, probe.end, now)
-        if sent_end <= probe.start:
-            return
-        scoreboard.note_retransmit(probe.start, sent_end)
-    rack.on_probe_sent(snd_nxt=conn.snd_max, retransmission=not probe.new_data, now=now)
-    conn.rto_at = now + conn.rto.rto  # RFC 8985 §7.3: the RTO follows the probe

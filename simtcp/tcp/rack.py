@@ -1,4 +1,4 @@
-"""RACK-TLP (RFC 8985): time-based loss detection and tail loss probes, as a pure object.
+"""RACK-TLP detection (RFC 8985 §6-§7.4): time-based loss marking and probes, as a pure object.
 
 Theory of operation
 -------------------

@@ -1,4 +1,12 @@
-"""What an ACK does to the sender: RTT samples, cwnd, fast retransmit and loss recovery.
+"""Loss recovery: RFC 5681 §3.1-§3.2, RFC 6582, RFC 6675 §5 and RFC 8985 §6.2-§7.4 in the engine.
+
+What an ACK does to the sender (RTT samples, cwnd, fast retransmit, recovery)
+and what recovery does when the RTO, RACK's reorder timer or the tail loss
+probe timer fires (:func:`retransmission_timed_out`, :func:`rack_timers`,
+:func:`send_loss_probe`); :mod:`.timeouts` only decides that a timer is due.
+The data structures these rules drive live in :mod:`.sack` (RFC 6675 §4's
+scoreboard) and :mod:`.rack` (RFC 8985's detection); :mod:`.output` sends
+what they choose.
 
 Without SACK, recovery is RFC 5681 §3.2 with RFC 6582 (NewReno) partial ACKs:
 three duplicate ACKs retransmit SND.UNA's segment, each partial ACK the next
@@ -20,9 +28,17 @@ from __future__ import annotations
 
 from ..events import SendSpaceAvailable
 from ..time import Instant
-from ..wire.tcp import TcpSegment
+from ..wire.tcp import ACK, FIN, TcpSegment
 from .connection import Connection
-from .output import arm_probe, retransmit_first, sack_output
+from .output import (
+    SENDING_STATES,
+    arm_probe,
+    output,
+    retransmit_first,
+    retransmit_range,
+    sack_output,
+    transmit,
+)
 from .rack import RackVerdict
 from .sack import unwrap_blocks
 
@@ -259,3 +275,66 @@ def apply_rack_verdict(conn: Connection, verdict: RackVerdict, now: Instant) -> 
         # RFC 8985 §7.4.2: the probe repaired a loss; respond as to one loss.
         conn.cc.on_enter_recovery(conn.snd_max - conn.snd_una, now)
         conn.cc.cwnd = conn.cc.ssthresh
+
+
+# --- timeouts: what loss recovery does when a timer fires ----------------------
+
+
+def retransmission_timed_out(conn: Connection, now: Instant) -> None:
+    """The RTO fired (RFC 5681 §3.1 loss window): leave recovery, forget SACK and RACK state."""
+    conn.cc.on_rto(conn.snd_max - conn.snd_una, first=conn.retries == 1)
+    conn.in_recovery = False
+    conn.dupacks = 0
+    conn.recover = conn.snd_max  # RFC 6582 §3.2 step 4 after a timeout
+    if conn.rack is not None:
+        conn.rack.on_rto(now=now)  # RFC 8985 §6.3; go-back-N resends everything
+        conn.reorder_at = conn.probe_at = None
+    if conn.scoreboard is not None:
+        conn.scoreboard.on_rto()  # RFC 6675 §5.1: SACK information may be reneged
+
+
+def rack_timers(conn: Connection, now: Instant) -> None:
+    """RACK's reorder timer (RFC 8985 §6.3) and the tail loss probe (§7.3)."""
+    rack = conn.rack
+    if rack is None:
+        return
+    reorder_at = conn.reorder_at
+    if reorder_at is not None and reorder_at <= now:
+        conn.reorder_at = None
+        verdict = rack.on_reorder_timeout(srtt=conn.rto.srtt, in_recovery=conn.in_recovery, now=now)
+        apply_rack_verdict(conn, verdict, now)
+        output(conn, now)
+    probe_at = conn.probe_at
+    if probe_at is not None and probe_at <= now:
+        conn.probe_at = None
+        if not conn.in_recovery and conn.state in SENDING_STATES:
+            send_loss_probe(conn, now)
+
+
+def send_loss_probe(conn: Connection, now: Instant) -> None:
+    """The probe timer fired (RFC 8985 §7.3): one new segment, or the last one again."""
+    rack = conn.rack
+    scoreboard = conn.scoreboard
+    if rack is None or scoreboard is None or conn.snd_una >= conn.snd_max:
+        return
+    buffer = conn.send_buffer
+    high = conn.snd_max
+    window_end = conn.snd_una + conn.snd_wnd
+    new_data = buffer.end > high and window_end > high and conn.snd_nxt == high
+    probe = rack.choose_probe(new_data_available=new_data, snd_nxt=high, mss=conn.snd_mss)
+    if probe is None:
+        return
+    conn.host.stats.count("tcp.loss_probes")
+    if probe.new_data:
+        size = min(conn.snd_mss, buffer.end - high, window_end - high)
+        end = high + size
+        fin = conn.fin_seq is not None and end == conn.fin_seq
+        transmit(conn, high, ACK | FIN if fin else ACK, buffer.slice(high, size), now)
+        conn.snd_nxt = conn.snd_max = end + (1 if fin else 0)
+    else:
+        sent_end = retransmit_range(conn, probe.start, probe.end, now)
+        if sent_end <= probe.start:
+            return
+        scoreboard.note_retransmit(probe.start, sent_end)
+    rack.on_probe_sent(snd_nxt=conn.snd_max, retransmission=not probe.new_data, now=now)
+    conn.rto_at = now + conn.rto.rto  # RFC 8985 §7.3: the RTO follows the probe

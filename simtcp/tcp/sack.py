@@ -1,4 +1,4 @@
-"""SACK: the receiver's blocks (RFC 2018 §4, RFC 2883) and the sender's scoreboard (RFC 6675).
+"""SACK state: RFC 2018 §4 and RFC 2883 receiver blocks; RFC 6675 §2-§4's sender scoreboard.
 
 Theory of operation
 -------------------

@@ -4,7 +4,9 @@ TIME-WAIT's 2*MSL and an orphan's FIN-WAIT-2 limit are timers here too.
 
 :func:`timer_fired` runs whichever deadlines of one connection are due. A
 timer never moves a connection between synchronized states; when it ends one
-(2*MSL elapsed, a retry limit reached) it asks the owner to release it.
+(2*MSL elapsed, a retry limit reached) it asks the owner to release it. What
+loss recovery does when the RTO, the reorder timer or the probe timer fires
+is :mod:`.recovery`'s (RFC 5681 §3.1, RFC 6675 §5.1, RFC 8985 §6.3, §7.3).
 """
 
 from __future__ import annotations
@@ -13,16 +15,8 @@ from ..events import ConnectionTimedOut
 from ..time import Instant
 from .connection import Connection
 from .machine import State, Trigger
-from .output import (
-    SENDING_STATES,
-    output,
-    retransmit_first,
-    send_ack,
-    send_loss_probe,
-    send_probe,
-    send_syn,
-)
-from .recovery import apply_rack_verdict
+from .output import output, retransmit_first, send_ack, send_probe, send_syn
+from .recovery import rack_timers, retransmission_timed_out
 from .states import Owner
 
 
@@ -59,25 +53,7 @@ def timer_fired(owner: Owner, conn: Connection, now: Instant) -> None:
         _keepalive_timeout(owner, conn, now)
         if conn.state is State.CLOSED:
             return
-    _rack_timers(conn, now)
-
-
-def _rack_timers(conn: Connection, now: Instant) -> None:
-    """RACK's reorder timer (RFC 8985 §6.3) and the tail loss probe (§7.3)."""
-    rack = conn.rack
-    if rack is None:
-        return
-    reorder_at = conn.reorder_at
-    if reorder_at is not None and reorder_at <= now:
-        conn.reorder_at = None
-        verdict = rack.on_reorder_timeout(srtt=conn.rto.srtt, in_recovery=conn.in_recovery, now=now)
-        apply_rack_verdict(conn, verdict, now)
-        output(conn, now)
-    probe_at = conn.probe_at
-    if probe_at is not None and probe_at <= now:
-        conn.probe_at = None
-        if not conn.in_recovery and conn.state in SENDING_STATES:
-            send_loss_probe(conn, now)
+    rack_timers(conn, now)
 
 
 def _timed_out(owner: Owner, conn: Connection, now: Instant) -> None:
@@ -113,15 +89,7 @@ def _retransmission_timeout(owner: Owner, conn: Connection, now: Instant) -> Non
         _timed_out(owner, conn, now)
         return
     conn.host.stats.count("tcp.rto_expirations")
-    conn.cc.on_rto(conn.snd_max - conn.snd_una, first=conn.retries == 1)
-    conn.in_recovery = False
-    conn.dupacks = 0
-    conn.recover = conn.snd_max  # RFC 6582 §3.2 step 4 after a timeout
-    if conn.rack is not None:
-        conn.rack.on_rto(now=now)  # RFC 8985 §6.3; go-back-N below resends everything
-        conn.reorder_at = conn.probe_at = None
-    if conn.scoreboard is not None:
-        conn.scoreboard.on_rto()  # RFC 6675 §5.1: SACK information may be reneged
+    retransmission_timed_out(conn, now)
     conn.rto.back_off()
     conn.rtt_seq = None
     conn.snd_nxt = conn.snd_una
