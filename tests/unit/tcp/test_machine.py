@@ -12,11 +12,14 @@ and the engine no unlisted transition; and a change that is not a row raises
 
 from __future__ import annotations
 
+import ast
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+import simtcp
 from simtcp.tcp import TcpConfig
 from simtcp.tcp.machine import (
     HISTORY_LENGTH,
@@ -467,3 +470,23 @@ def test_network_input_never_makes_an_illegal_transition() -> None:
                 scenario = Scenario()
                 scenario.enter(state)
                 scenario.send(flags, seq=scenario.peer_nxt + offset, payload=b"abc")
+
+
+def test_nothing_but_enter_assigns_a_connection_state() -> None:
+    """An ast scan of simtcp: ``x.state = ...`` only in machine.enter (and the TCB's birth)."""
+    root = Path(simtcp.__file__).parent
+    allowed = {("tcp/machine.py", "enter"), ("tcp/connection.py", "__init__")}
+    found = set()
+    for path in sorted(root.rglob("*.py")):
+        if "backends" in path.relative_to(root).parts:
+            continue
+        tree = ast.parse(path.read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                targets = node.targets if isinstance(node, ast.Assign) else []
+                for target in targets:
+                    if isinstance(target, ast.Attribute) and target.attr == "state":
+                        found.add((path.relative_to(root).as_posix(), function.name))
+    assert found == allowed
