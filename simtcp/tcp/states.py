@@ -12,14 +12,17 @@ kinds of input move it:
    (§3.10.7.3), SYN cookies (RFC 4987 §3.6) and the ACK that ends SYN-RECEIVED
    live in :mod:`.handshake`; every synchronized state runs the §3.10.7.4 checks in
    the RFC's order -- sequence acceptability, RST, SYN, ACK, data, FIN -- with
-   the per-state differences in two small tables: ``_ACK_HANDLERS`` (what an
-   acceptable ACK does in each state) and ``_FIN_TRANSITIONS`` (where a FIN
-   takes each state). Data is accepted only in ``_DATA_STATES``.
+   the per-state differences in ``_ACK_HANDLERS`` (what an acceptable ACK does
+   in each state). Data is accepted only in ``_DATA_STATES``.
 2. **Application calls** (§3.10.1-§3.10.5): :func:`app_shutdown`,
    :func:`app_close`, :func:`app_abort`.
 3. **Timers** (§3.10.8) live in :mod:`.timeouts`: retransmission, delayed
    ACK, persist, keepalive, TIME-WAIT. The only transition a timer makes is to
    CLOSED (``owner.release``): 2*MSL ran out, or a retry limit did.
+
+These handlers decide *whether* a connection moves; where it moves is a row of
+:data:`.machine.TRANSITIONS`, and :func:`.machine.enter` is the only code that
+changes ``conn.state`` (it raises on a pair that is not a row: a bug here).
 
 Sequence numbers are absolute integers (:mod:`.seq`): a segment's SEQ is
 unwrapped against RCV.NXT and its ACK against SND.UNA before any comparison,
