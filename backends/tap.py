@@ -84,6 +84,7 @@ from .tapdevice import (
     TUNSETVNETLE,
     DeviceWriteError,
     TapDevice,
+    WirePcapWriter,
     cut_for_wire,
     stack_offload,
 )
@@ -617,6 +618,7 @@ __all__ = [
     "TapDevice",
     "TapError",
     "TapLoop",
+    "WirePcapWriter",
     "cut_for_wire",
     "stack_offload",
     "check_name_free",

@@ -41,16 +41,30 @@ import os
 import struct
 import sys
 from collections import deque
+from typing import BinaryIO
 
 from simtcp.gso import InterfaceOffload, is_whole_tcp, nic_transmit, segment_tcp, tcp_mss_for
+from simtcp.wire.checksum import Buffer
+from simtcp.wire.pcap import PcapWriter
 
-from .tapsetup import TUN_PATH, TapError, check_name_free, link_index, netlink
+from .tapsetup import (
+    TUN_PATH,
+    TapError,
+    check_attachable,
+    check_name_free,
+    link_index,
+    netlink,
+)
 from .vnet import VNET_HEADER_LENGTH, rx_info, tx_header
 
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
+TUNGETIFF = 0x800454D2
+TUNSETOWNER = 0x400454CC
+TUNSETGROUP = 0x400454CE
+IFF_PERSIST = 0x0800
 TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
 TUNSETVNETLE = 0x400454DC
@@ -96,6 +110,8 @@ class TapDevice:
         """Why offloads were asked for and are off (the kernel refused), or None."""
         self.write_queue: deque[bytes] = deque()
         """Frames that met EAGAIN, in order; flushed when the fd is writable."""
+        self.attached = False
+        """An existing (persistent) device we opened, not created: :meth:`close` leaves it."""
 
     @classmethod
     def create(
@@ -108,6 +124,7 @@ class TapDevice:
         mtu: int = 1500,
         txqueuelen: int = TXQUEUELEN,
         offload: bool = False,
+        owner: tuple[int, int] | None = None,
     ) -> TapDevice:
         """Create ``name``, move it into ``namespace``, address it, bring it up.
 
@@ -115,16 +132,11 @@ class TapDevice:
         ``offload`` asks for checksum offload and TSO (see the module doc); the
         stack interface wired to the device must then be given
         :func:`stack_offload` (``device.vnet_header`` says whether it took).
+        ``owner`` (uid, gid) gives the device to that user and group
+        (``TUNSETOWNER``/``TUNSETGROUP``, what ``ip tuntap add user`` does).
         """
         check_name_free(name, namespace)
-        note = None
-        if offload:
-            try:
-                fd = _open_tap(name, vnet_header=True)
-            except _OffloadRefused as refused:
-                fd, note = _open_tap(name), str(refused)
-        else:
-            fd = _open_tap(name)
+        fd, note = _open_with_offload(name, offload)
         device = cls(
             name,
             fd,
@@ -135,10 +147,37 @@ class TapDevice:
         )
         device.offload_note = note
         try:
+            if owner is not None:
+                _set_owner(fd, name, owner)
             device._configure(kernel_address, mtu, txqueuelen)
         except BaseException:
             device.close()
             raise
+        return device
+
+    @classmethod
+    def attach(cls, name: str, *, interface: str, offload: bool = False) -> TapDevice:
+        """Open the existing TAP ``name`` in the namespace we run in; no privilege needed.
+
+        The device must be persistent and ours (``sudo ip tuntap add mode tap user
+        $USER name NAME``), addressed and brought up by whoever made it; we only
+        attach our fd (TUNSETIFF on an existing name) and ask for offloads, which
+        need no capability either. :func:`check_attachable` turns a missing
+        device, a TUN, or one owned by someone else into one line first; a device
+        that vanished in between is caught by its missing IFF_PERSIST.
+        """
+        mtu = check_attachable(name)
+        fd, note = _open_with_offload(name, offload, attaching=True)
+        device = cls(
+            name, fd, interface=interface, namespace=None, vnet_header=offload and note is None
+        )
+        device.attached = True
+        device.mtu = mtu
+        device.offload_note = note
+        flags = _IFREQ.unpack(fcntl.ioctl(fd, TUNGETIFF, bytes(_IFREQ.size)))[1]
+        if not flags & IFF_PERSIST:  # we just created it: it was gone; closing removes it
+            device.close()
+            raise TapError(f"device {name} does not exist (it vanished while we opened it)")
         return device
 
     def _configure(self, kernel_address: str | None, mtu: int, txqueuelen: int) -> None:
@@ -222,10 +261,15 @@ class TapDevice:
         return True
 
     def close(self) -> None:
-        """Close the fd (which removes the device) and make sure the device is gone."""
+        """Close the fd (which removes the device) and make sure the device is gone.
+
+        An :attr:`attached` device is someone else's: only our fd is closed.
+        """
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self.attached:
+            return
         with contextlib.suppress(TapError, OSError), netlink(self.namespace) as ipr:
             found = ipr.link_lookup(ifname=self.name)
             if found:
@@ -270,6 +314,27 @@ def cut_for_wire(frame: bytes, mtu: int) -> list[bytes] | tuple[bytes]:
     return [frame[:14] + piece for piece in segment_tcp(datagram, mss, partial=True)]
 
 
+class WirePcapWriter(PcapWriter):
+    """A pcap writer that records what the wire would carry, not what crossed the TAP.
+
+    With offloads on, the stack and the kernel trade TCP segments of up to
+    64 KiB with partial checksums (the NIC, here the kernel, finishes both);
+    a capture of those makes ``tcpdump -vv`` flag every checksum. This writer
+    passes each frame through :func:`simtcp.gso.nic_transmit` first: segments
+    cut to ``mtu``, TCP/UDP checksums computed from scratch. The price: a frame
+    that arrived with a wrong checksum is recorded with a right one, which is
+    why the plain capture of what the stack handled stays the default.
+    """
+
+    def __init__(self, stream: BinaryIO, *, mtu: int = 1500) -> None:
+        super().__init__(stream)
+        self.mtu = mtu
+
+    def write(self, timestamp_us: int, frame: Buffer) -> None:
+        for piece in nic_transmit(bytes(frame), self.mtu):
+            super().write(timestamp_us, piece)
+
+
 class DeviceWriteError(Exception):
     """A write the device can never take (EIO, EINVAL, ...); ``code`` is the errno."""
 
@@ -282,7 +347,28 @@ class _OffloadRefused(Exception):
     """The kernel created the device but refused the virtio-net header or the offloads."""
 
 
-def _open_tap(name: str, *, vnet_header: bool = False) -> int:
+def _open_with_offload(
+    name: str, offload: bool, *, attaching: bool = False
+) -> tuple[int, str | None]:
+    """The fd, and why offloads are off although asked for (None if they took)."""
+    if not offload:
+        return _open_tap(name, attaching=attaching), None
+    try:
+        return _open_tap(name, vnet_header=True, attaching=attaching), None
+    except _OffloadRefused as refused:
+        return _open_tap(name, attaching=attaching), str(refused)
+
+
+def _set_owner(fd: int, name: str, owner: tuple[int, int]) -> None:
+    uid, gid = owner
+    try:
+        fcntl.ioctl(fd, TUNSETOWNER, uid)
+        fcntl.ioctl(fd, TUNSETGROUP, gid)
+    except OSError as error:
+        raise TapError(f"cannot give device {name} to uid {uid}: {error.strerror}") from None
+
+
+def _open_tap(name: str, *, vnet_header: bool = False, attaching: bool = False) -> int:
     try:
         fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
@@ -294,6 +380,10 @@ def _open_tap(name: str, *, vnet_header: bool = False) -> int:
         os.close(fd)
         if error.errno == errno.EBUSY:
             raise TapError(f"device {name} already exists and is in use") from None
+        if error.errno == errno.EPERM and attaching:
+            raise TapError(f"device {name} belongs to someone else (TUNSETIFF: EPERM)") from None
+        if error.errno == errno.EINVAL and attaching and not vnet_header:
+            raise TapError(f"device {name} is not a single-queue TAP") from None
         if error.errno == errno.EINVAL and vnet_header:
             raise _OffloadRefused(f"IFF_VNET_HDR refused ({error.strerror})") from None
         if error.errno == errno.EINVAL:
@@ -324,7 +414,11 @@ __all__ = [
     "IFF_VNET_HDR",
     "MAX_FRAME",
     "MAX_READ",
+    "IFF_PERSIST",
+    "TUNGETIFF",
+    "TUNSETGROUP",
     "TUNSETIFF",
+    "TUNSETOWNER",
     "TUNSETOFFLOAD",
     "TUNSETVNETHDRSZ",
     "TUNSETVNETLE",
@@ -332,6 +426,7 @@ __all__ = [
     "TUN_F_TSO4",
     "DeviceWriteError",
     "TapDevice",
+    "WirePcapWriter",
     "cut_for_wire",
     "stack_offload",
 ]

@@ -28,9 +28,17 @@ class TapError(Exception):
 # --- preconditions ------------------------------------------------------------
 
 
-def missing_requirement() -> str | None:
-    """What stops us from creating TAP devices here, in one line, or None if nothing does."""
-    if not _has_net_admin():
+def missing_requirement(*, attach: bool = False) -> str | None:
+    """What stops us from creating TAP devices here, in one line, or None if nothing does.
+
+    With ``attach`` (opening existing TAPs that belong to us) no privilege and no
+    pyroute2 are needed, only the device file.
+    """
+    if attach:
+        if not os.path.exists(TUN_PATH):
+            return f"{TUN_PATH} is missing (load the tun module: modprobe tun)"
+        return None
+    if not has_net_admin():
         return "needs root (CAP_NET_ADMIN) to create TAP devices; run it with sudo"
     if not os.path.exists(TUN_PATH):
         return f"{TUN_PATH} is missing (load the tun module: modprobe tun)"
@@ -41,7 +49,8 @@ def missing_requirement() -> str | None:
     return None
 
 
-def _has_net_admin() -> bool:
+def has_net_admin() -> bool:
+    """Whether this process holds CAP_NET_ADMIN (in its effective set)."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
@@ -75,6 +84,69 @@ def stack_mac(seed: int, interface: str) -> str:
     )
     digest[0] = (digest[0] & 0xFC) | 0x02  # IEEE 802: locally administered, unicast
     return ":".join(f"{octet:02x}" for octet in digest)
+
+
+# --- existing TAPs (sysfs; no privilege, no pyroute2) ---------------------------
+
+IFF_TUN_FLAG = 0x0001
+IFF_TAP_FLAG = 0x0002
+SETUP_HINT = "sudo ip tuntap add mode tap user $USER name {name}"
+
+
+def check_attachable(name: str) -> int:
+    """Check that ``name`` is an existing TAP we may open; returns its MTU.
+
+    Reads ``/sys/class/net/NAME`` (the namespace we run in): the device must
+    exist, be a TAP (``tun_flags`` has IFF_TAP, not IFF_TUN), and, unless we
+    hold CAP_NET_ADMIN, belong to us as the kernel's ``tun_not_capable()``
+    judges it: an owner set must be our effective uid, a group set must be
+    one of ours. Each failure is one :class:`TapError` line.
+    """
+    if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name.strip() != name:
+        raise TapError(f"invalid device name {name!r} (1..15 characters, no '/' or spaces)")
+    base = f"/sys/class/net/{name}"
+    if not os.path.isdir(base):
+        hint = SETUP_HINT.format(name=name)
+        raise TapError(f"device {name} does not exist (make it once: {hint})")
+    flags = _sysfs_int(f"{base}/tun_flags", base=16)
+    if flags is None:
+        raise TapError(f"device {name} is not a TUN/TAP device")
+    if not flags & IFF_TAP_FLAG:
+        raise TapError(f"device {name} is a TUN device, not a TAP (make it with 'mode tap')")
+    owner = _sysfs_int(f"{base}/owner")
+    group = _sysfs_int(f"{base}/group")
+    if not has_net_admin() and not may_attach(owner, group):
+        raise TapError(
+            f"device {name} belongs to {_describe_owner(owner, group)}, not to uid "
+            f"{os.geteuid()}; give it to you: sudo ip tuntap del mode tap name {name} && "
+            + SETUP_HINT.format(name=name)
+        )
+    return _sysfs_int(f"{base}/mtu") or 1500
+
+
+def may_attach(owner: int | None, group: int | None) -> bool:
+    """The kernel's ``tun_not_capable()``, negated, for a process without CAP_NET_ADMIN."""
+    if owner is not None and owner != -1 and owner != os.geteuid():
+        return False
+    groups = {os.getegid(), *os.getgroups()}
+    return group is None or group == -1 or group in groups
+
+
+def _describe_owner(owner: int | None, group: int | None) -> str:
+    parts = []
+    if owner is not None and owner != -1:
+        parts.append(f"uid {owner}")
+    if group is not None and group != -1:
+        parts.append(f"gid {group}")
+    return " and ".join(parts) or "nobody in particular"
+
+
+def _sysfs_int(path: str, *, base: int = 10) -> int | None:
+    try:
+        with open(path, encoding="ascii") as text:
+            return int(text.read().strip(), base)
+    except (OSError, ValueError):
+        return None
 
 
 # --- namespaces and links (pyroute2) ------------------------------------------
@@ -142,11 +214,14 @@ def check_name_free(name: str, namespace: str | None) -> None:
 
 __all__ = [
     "TapError",
+    "check_attachable",
     "check_name_free",
     "ensure_namespace",
     "forward_signal_in_child",
+    "has_net_admin",
     "link_index",
     "list_namespaces",
+    "may_attach",
     "missing_requirement",
     "netlink",
     "remove_namespace",

@@ -478,7 +478,10 @@ class Stack(TcpFrameIO, IcmpHandling):
             if plan.drop is not None:
                 stats.drop(plan.drop)
             elif plan.segmented:
+                # ip.gso_segmented counts every super-segment cut in software (our
+                # own output too); this one only those cut on the way through.
                 stats.count("ip.gso_segmented")
+                stats.count("ip.gso_forward_segmented")
                 stats.count("ip.gso_segments_out", len(pieces))
             elif plan.too_big is not None:
                 if packet.dont_fragment:

@@ -12,6 +12,15 @@ The stack answers ARP and ICMP echo on both addresses, forwards IPv4 between
 its two interfaces (a router: TTL, ICMP time exceeded) and serves TCP echo on
 port 80. User errors (no root, no /dev/net/tun, a taken name, a bad option)
 print one line and exit 2; SIGINT/SIGTERM remove the devices and exit 0.
+
+Least privilege (:mod:`simtcp.backends.privilege`): set-up is the only part
+that needs root (``CAP_SYS_ADMIN`` for namespaces, ``CAP_NET_ADMIN`` for the
+devices). Started as root, the program then forks: the child drops to
+``--user`` (``nobody``): no groups, no capabilities, no_new_privs, and is
+the only process that parses frames; the parent keeps root, does nothing but
+wait for the child (forwarding SIGINT/SIGTERM to it) and then removes what it
+made. With ``--attach`` it opens TAPs made beforehand and owned by the
+invoking user, needs no privilege and creates nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from ..wire.pcap import PcapWriter
 from .cliargs import OneLineParser, probability
 
 if TYPE_CHECKING:
+    from simtcp.backends.privilege import Account
     from simtcp.backends.tap import TapDevice
 
 EXIT_OK = 0
@@ -60,6 +70,27 @@ def _namespace_name(text: str) -> str:
     return text
 
 
+def _device_pair(text: str) -> tuple[str, str]:
+    names = text.split(",")
+    if len(names) != 2 or names[0] == names[1]:
+        raise argparse.ArgumentTypeError(f"want two device names, TAP0,TAP1: {text!r}")
+    first, second = (_device_name(name) for name in names)
+    return first, second
+
+
+PRIVILEGES = """\
+privileges: creating namespaces needs CAP_SYS_ADMIN, creating, moving, addressing and
+bringing up the TAPs CAP_NET_ADMIN (root has both). Started as root, the server
+then forks: the child, the only process that parses frames, becomes --user
+(default nobody) with no groups, no capabilities (CapEff 0) and no_new_privs;
+the parent keeps root only to remove the devices and namespaces at exit.
+--attach needs no privilege at all: make the TAPs once, owned by you
+(sudo ip tuntap add mode tap user $USER name tap0; sudo ip addr add
+10.0.0.2/24 dev tap0; sudo ip link set tap0 up; the same for tap1 without an
+address), then run 'simtcp serve --attach tap0,tap1' as yourself.
+"""
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command line of ``echo_reply_server.py`` and ``simtcp serve``."""
     parser = OneLineParser(
@@ -67,7 +98,34 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         description="Serve the teeceepee2 topology over real TAP devices: the stack at "
         "10.0.0.1/24 (veth0 <-> tap-veth0, kernel side 10.0.0.2/24) and 10.1.1.1/24 "
         "(veth1 <-> tap-veth1), answering ARP and ping, routing between the two, and "
-        "echoing TCP on port 80. Needs root. Stop with Ctrl-C.",
+        "echoing TCP on port 80. Creating the TAPs needs root (it then drops to --user); "
+        "--attach to TAPs you own needs none. Stop with Ctrl-C.",
+        epilog=PRIVILEGES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--attach",
+        metavar="TAP0,TAP1",
+        type=_device_pair,
+        help="open these two existing TAP devices (in the namespace we run in) instead "
+        "of creating any: no root needed when they belong to you; their kernel side is "
+        "configured by whoever made them",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="started as root: after set-up, parse frames as this user (default: nobody)",
+    )
+    parser.add_argument(
+        "--keep-root",
+        action="store_true",
+        help="started as root: do not drop privileges (not recommended; warns)",
+    )
+    parser.add_argument(
+        "--owner",
+        metavar="USER",
+        help="give the TAPs we create to USER and USER's group (TUNSETOWNER/TUNSETGROUP, "
+        "as 'ip tuntap add user' does)",
     )
     parser.add_argument(
         "--netns",
@@ -86,15 +144,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--tap0",
         metavar="NAME",
         type=_device_name,
-        default="tap-veth0",
-        help="name of the first TAP device (default: %(default)s)",
+        help="name of the first TAP device to create (default: tap-veth0)",
     )
     parser.add_argument(
         "--tap1",
         metavar="NAME",
         type=_device_name,
-        default="tap-veth1",
-        help="name of the second TAP device (default: %(default)s)",
+        help="name of the second TAP device to create (default: tap-veth1)",
     )
     parser.add_argument(
         "--loss",
@@ -125,7 +181,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="seed of the stack and of the impairments (default: 0)",
     )
     parser.add_argument(
-        "--pcap", metavar="FILE", help="record every frame the stack receives and sends"
+        "--pcap",
+        metavar="FILE",
+        help="record every frame the stack receives and sends, as it crossed the TAP "
+        "(the default: with offloads on, 64 KiB TCP segments with partial checksums, "
+        "which is what the stack handled; tcpdump -vv calls their checksums incorrect)",
+    )
+    parser.add_argument(
+        "--pcap-wire",
+        action="store_true",
+        help="with --pcap, record what the wire would carry instead: segments cut to the "
+        "MTU and checksums filled in by the capture writer",
     )
     parser.add_argument(
         "--no-offload",
@@ -158,6 +224,17 @@ class _Resources:
     devices: list[TapDevice] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
     pcap_file: BinaryIO | None = None
+    pcap: PcapWriter | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Plan:
+    """What the command line asks for, checked before anything is created."""
+
+    account: Account | None
+    """Who parses frames after set-up; None: stay who we are."""
+    owner: tuple[int, int] | None
+    """(uid, gid) the created TAPs are given, or None."""
 
 
 def _fail(prog: str, message: str, code: int = EXIT_USAGE) -> int:
@@ -170,13 +247,28 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     parser = build_parser(prog or "simtcp serve")
     args = parser.parse_args(argv)
     name = parser.prog
-    if args.tap0 == args.tap1 and (args.netns1 or args.netns) == args.netns:
+    conflict = _conflict(args)
+    if conflict is not None:
+        return _fail(name, conflict)
+    args.tap0 = args.tap0 or "tap-veth0"
+    args.tap1 = args.tap1 or "tap-veth1"
+    if args.attach is None and args.tap0 == args.tap1 and (args.netns1 or args.netns) == args.netns:
         return _fail(name, f"--tap0 and --tap1 are both {args.tap0!r}; pick two names")
-    from simtcp.backends import tap
+    from simtcp.backends import privilege, tap
 
-    missing = tap.missing_requirement()
+    missing = tap.missing_requirement(attach=args.attach is not None)
     if missing is not None:
         return _fail(name, missing)
+    try:
+        plan = _plan(args)
+    except privilege.PrivilegeError as error:
+        return _fail(name, str(error))
+    if plan.account is None and args.keep_root and os.geteuid() == 0:
+        print(
+            f"{name}: warning: --keep-root: frames from the network are parsed as root",
+            file=sys.stderr,
+            flush=True,
+        )
     resources = _Resources()
     owner_pid = os.getpid()
 
@@ -191,10 +283,10 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM)
     }
     try:
-        return _serve(args, name, resources)
+        return _serve(args, name, resources, plan)
     except KeyboardInterrupt:
         return EXIT_OK  # a signal during setup: tear down what exists and leave quietly
-    except tap.TapError as error:
+    except (tap.TapError, privilege.PrivilegeError) as error:
         return _fail(name, str(error))
     except OSError as error:
         return _fail(name, f"{error.strerror or error} ({error.filename or 'system call'})")
@@ -210,15 +302,98 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             signal.signal(number, handler)
 
 
-def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
+def _conflict(args: argparse.Namespace) -> str | None:
+    """Options that contradict each other, in one line, or None."""
+    if args.user is not None and args.keep_root:
+        return "--user and --keep-root contradict each other; pick one"
+    if args.pcap_wire and not args.pcap:
+        return "--pcap-wire needs --pcap FILE"
+    if args.pcap == "":
+        return "--pcap needs a file name"
+    if args.attach is not None:
+        for option in ("netns", "netns1", "tap0", "tap1", "owner"):
+            if getattr(args, option) is not None:
+                flag = "--" + option
+                return f"--attach uses existing devices where we run; {flag} is for creating them"
+    return None
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    """Resolve --user and --owner (a user that does not exist is an error before set-up)."""
+    from simtcp.backends.privilege import DEFAULT_USER, PrivilegeError, find_account
+
+    owner = None
+    if args.owner is not None:
+        account = find_account(args.owner)
+        owner = (account.uid, account.gid)
+    if os.geteuid() != 0:
+        if args.user is not None and find_account(args.user).uid != os.geteuid():
+            raise PrivilegeError(f"--user {args.user} needs root (we run as uid {os.geteuid()})")
+        return _Plan(account=None, owner=owner)
+    if args.keep_root:
+        return _Plan(account=None, owner=owner)
+    account = find_account(args.user or DEFAULT_USER)
+    if account.uid == 0:
+        raise PrivilegeError(f"--user {args.user} is root; use --keep-root to stay root")
+    return _Plan(account=account, owner=owner)
+
+
+def _serve(args: argparse.Namespace, prog: str, resources: _Resources, plan: _Plan) -> int:
+    _open_pcap(args, resources)
+    devices = _attach(args) if args.attach else _create(args, resources, plan.owner)
+    resources.devices += devices
+    _start_pcap(args, resources, devices)
+    if plan.account is None:
+        return _run(args, prog, devices, resources)
+    if args.attach:  # we made nothing that needs root to remove: drop here, no parent
+        _drop(prog, plan.account, parent=None)
+        return _run(args, prog, devices, resources)
+    return _fork_and_supervise(args, prog, devices, resources, plan.account)
+
+
+def _open_pcap(args: argparse.Namespace, resources: _Resources) -> None:
+    if not args.pcap:
+        return
+    resources.pcap_file = open(args.pcap, "wb")  # noqa: SIM115 - closed in teardown
+
+
+def _start_pcap(args: argparse.Namespace, resources: _Resources, devices: list[TapDevice]) -> None:
+    if resources.pcap_file is None:
+        return
+    if args.pcap_wire:
+        from simtcp.backends.tap import WirePcapWriter
+
+        mtu = min(device.mtu for device in devices)
+        resources.pcap = WirePcapWriter(resources.pcap_file, mtu=mtu)
+    else:
+        resources.pcap = PcapWriter(resources.pcap_file)
+    resources.pcap_file.flush()  # the header: a fork must not leave it in two buffers
+
+
+def _attach(args: argparse.Namespace) -> list[TapDevice]:
+    from simtcp.backends.tap import TapDevice
+
+    offload = not args.no_offload
+    name0, name1 = args.attach
+    args.tap0, args.tap1 = name0, name1
+    device0 = TapDevice.attach(name0, interface="veth0", offload=offload)
+    try:
+        device1 = TapDevice.attach(
+            name1, interface="veth1", offload=offload and not args.no_offload1
+        )
+    except BaseException:
+        device0.close()
+        raise
+    return [device0, device1]
+
+
+def _create(
+    args: argparse.Namespace, resources: _Resources, owner: tuple[int, int] | None
+) -> list[TapDevice]:
     from simtcp.backends import tap
 
     netns0 = args.netns
     netns1 = args.netns1 or args.netns
-    pcap = None
-    if args.pcap:
-        resources.pcap_file = open(args.pcap, "wb")  # noqa: SIM115 - closed in teardown
-        pcap = PcapWriter(resources.pcap_file)
     for namespace in dict.fromkeys(ns for ns in (netns0, netns1) if ns):
         if tap.ensure_namespace(namespace):
             resources.namespaces.append(namespace)
@@ -229,13 +404,106 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
         namespace=netns0,
         kernel_address=KERNEL_ADDRESS0,
         offload=offload,
+        owner=owner,
     )
-    resources.devices.append(device0)
+    resources.devices.append(device0)  # removed by teardown even if the second one fails
     device1 = tap.TapDevice.create(
-        args.tap1, interface="veth1", namespace=netns1, offload=offload and not args.no_offload1
+        args.tap1,
+        interface="veth1",
+        namespace=netns1,
+        offload=offload and not args.no_offload1,
+        owner=owner,
     )
-    resources.devices.append(device1)
+    resources.devices.remove(device0)
+    return [device0, device1]
 
+
+def _drop(prog: str, account: Account, *, parent: int | None) -> None:
+    from simtcp.backends.privilege import drop_privileges, group_name
+
+    drop_privileges(account)
+    keeper = (
+        f"; pid {parent} keeps root only to remove the devices and namespaces at exit"
+        if parent is not None
+        else ""
+    )
+    print(
+        f"{prog}: frames parsed by pid {os.getpid()} as user {account.name} "
+        f"(uid {account.uid}, group {group_name(account.gid)}): no capabilities, "
+        f"no_new_privs{keeper}",
+        flush=True,
+    )
+
+
+def _fork_and_supervise(
+    args: argparse.Namespace,
+    prog: str,
+    devices: list[TapDevice],
+    resources: _Resources,
+    account: Account,
+) -> int:
+    """Fork the unprivileged worker; as root, wait for it, forwarding SIGINT/SIGTERM."""
+    from simtcp.backends.tap import forward_signal_in_child
+
+    parent = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    worker = os.fork()
+    if worker == 0:
+        _worker(args, prog, devices, resources, account, parent)  # never returns
+
+    def forward(number: int, frame: FrameType | None) -> None:
+        forward_signal_in_child(parent, number)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, number)
+
+    for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM):
+        signal.signal(number, forward)
+    _, status = os.waitpid(worker, 0)  # PEP 475: retried after each forwarded signal
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return code
+    if -code in (signal.SIGINT, signal.SIGTERM):
+        return EXIT_OK
+    return _fail(prog, f"worker pid {worker} died of {signal.Signals(-code).name}", EXIT_FAILURE)
+
+
+def _worker(
+    args: argparse.Namespace,
+    prog: str,
+    devices: list[TapDevice],
+    resources: _Resources,
+    account: Account,
+    parent: int,
+) -> None:
+    """The child: drop privileges, serve, exit. Never returns into the parent's teardown."""
+    code = EXIT_FAILURE
+    try:
+        _drop(prog, account, parent=parent)
+        code = _run(args, prog, devices, resources)
+    except KeyboardInterrupt:
+        code = EXIT_OK
+    except Exception as error:  # one line, never a traceback; the parent cleans up
+        detail = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        print(f"{prog}: {detail}", file=sys.stderr, flush=True)
+    finally:
+        with contextlib.suppress(Exception):
+            if resources.pcap_file is not None:
+                resources.pcap_file.close()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _run(
+    args: argparse.Namespace, prog: str, devices: list[TapDevice], resources: _Resources
+) -> int:
+    """Build the stack over ``devices`` and serve until a signal; the stop line."""
+    from simtcp.backends import tap
+
+    device0, device1 = devices
+    netns0 = None if args.attach else args.netns
+    netns1 = None if args.attach else args.netns1 or args.netns
     stack = Stack(StackConfig(seed=args.seed, ip=IpConfig(forwarding=True)))
     now = tap.monotonic_us()
     software = not args.no_gro  # GSO/GRO in software where the TAP has no offloads
@@ -269,7 +537,7 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
         on_event=on_event,
         impairment=profile,
         impairment_seed=args.seed,
-        pcap=pcap,
+        pcap=resources.pcap,
         gro=software,
     )
     try:
@@ -285,18 +553,22 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources) -> int:
         return EXIT_FAILURE
     finally:
         loop.close()
-    counts = loop.counters
-    accepted, echoed = (echo.accepted, echo.echoed_bytes) if echo else (0, 0)
-    print(
-        f"{prog}: stopped: {accepted} connections, {echoed} bytes echoed, "
-        f"{counts['frames_in']} frames in ({counts['gso_in']} GSO), {counts['frames_out']} "
-        f"frames out ({counts['gso_out']} GSO), {stack.stats().get('ip.gso_segmented', 0)} "
-        "super-segments cut for forwarding, "
-        f"{stack.stats().get('drop.total', 0)} dropped by the stack, "
-        f"{counts['gro_merged']} runs merged by software GRO",
-        flush=True,
-    )
+    print(f"{prog}: {_stop_line(loop.counters, stack.stats(), echo)}", flush=True)
     return EXIT_OK
+
+
+def _stop_line(counts: dict[str, int], stats: dict[str, int], echo: EchoServer | None) -> str:
+    accepted, echoed = (echo.accepted, echo.echoed_bytes) if echo else (0, 0)
+    cut = stats.get("ip.gso_segmented", 0)
+    forwarded = stats.get("ip.gso_forward_segmented", 0)
+    return (
+        f"stopped: {accepted} connections, {echoed} bytes echoed, "
+        f"{counts['frames_in']} frames in ({counts['gso_in']} GSO), {counts['frames_out']} "
+        f"frames out ({counts['gso_out']} GSO), {cut} super-segments cut in software "
+        f"({forwarded} forwarded, {cut - forwarded} our own), "
+        f"{stats.get('drop.total', 0)} dropped by the stack, "
+        f"{counts['gro_merged']} runs merged by software GRO"
+    )
 
 
 def _describe(

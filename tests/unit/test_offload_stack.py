@@ -228,6 +228,7 @@ def test_super_segment_to_a_link_without_tso_is_cut_in_software() -> None:
     assert b"".join(piece[52:] for piece in pieces) == original[52:]
     assert [IP(p)[TCP].flags.value for p in pieces] == [0x10] * 13 + [0x19]
     assert stack.stats()["ip.gso_segmented"] == 1
+    assert stack.stats()["ip.gso_forward_segmented"] == 1  # this one was forwarded
     assert stack.stats()["ip.gso_segments_out"] == 14
 
 
