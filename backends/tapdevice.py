@@ -372,7 +372,10 @@ def _open_tap(name: str, *, vnet_header: bool = False, attaching: bool = False) 
     try:
         fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
-        raise TapError(f"cannot open {TUN_PATH}: {error.strerror}") from None
+        hint = ""
+        if error.errno == errno.EACCES:
+            hint = " (a user needs read-write access: most distributions make it mode 0666)"
+        raise TapError(f"cannot open {TUN_PATH}: {error.strerror}{hint}") from None
     flags = IFF_TAP | IFF_NO_PI | (IFF_VNET_HDR if vnet_header else 0)
     try:
         fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), flags))

@@ -564,8 +564,8 @@ def _stop_line(counts: dict[str, int], stats: dict[str, int], echo: EchoServer |
     return (
         f"stopped: {accepted} connections, {echoed} bytes echoed, "
         f"{counts['frames_in']} frames in ({counts['gso_in']} GSO), {counts['frames_out']} "
-        f"frames out ({counts['gso_out']} GSO), {cut} super-segments cut in software "
-        f"({forwarded} forwarded, {cut - forwarded} our own), "
+        f"frames out ({counts['gso_out']} GSO), {forwarded} super-segments cut for "
+        f"forwarding, {cut - forwarded} cut from our own output, "
         f"{stats.get('drop.total', 0)} dropped by the stack, "
         f"{counts['gro_merged']} runs merged by software GRO"
     )

@@ -170,10 +170,29 @@ class ServerProcess:
     """True once :meth:`stop` was called (the test ended the server on purpose)."""
     expected_exit: int = 0
     """The exit code the fixture expects at teardown."""
+    attached: bool = False
+    """Started with --attach: the devices are the test's, and must survive the server."""
 
     @property
     def pid(self) -> int:
+        """The process we started (as root: the privileged parent that cleans up)."""
         return self.process.pid
+
+    @property
+    def worker_pid(self) -> int:
+        """The process that parses frames (the ``ready (pid N`` line says which)."""
+        for line in self.stdout:
+            match = re.search(r"ready \(pid (\d+)", line)
+            if match:
+                return int(match.group(1))
+        raise AssertionError(f"no ready line in {self.stdout}")
+
+    def status(self, pid: int | None = None) -> dict[str, str]:
+        """``/proc/PID/status`` of ``pid`` (default: the worker) as a dict."""
+        with open(f"/proc/{pid or self.worker_pid}/status", encoding="ascii") as status:
+            return {
+                key: value.strip() for key, _, value in (line.partition(":") for line in status)
+            }
 
     def mac(self, interface: str) -> str:
         for line in self.stdout:
@@ -183,14 +202,14 @@ class ServerProcess:
         raise AssertionError(f"no MAC for {interface} in {self.stdout}")
 
     def rss_kib(self) -> int:
-        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+        with open(f"/proc/{self.worker_pid}/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         raise AssertionError("no VmRSS")
 
     def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
+        with open(f"/proc/{self.worker_pid}/stat", encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -228,21 +247,30 @@ def launch_server(
     tap0: str | None = None,
     tap1: str | None = None,
     command: tuple[str, ...] = (str(SERVER),),
+    attach: bool = False,
+    prefix: tuple[str, ...] = (),
 ) -> ServerProcess:
     """Start the server with unique TAP names and wait for its ``ready`` line.
 
     ``command`` follows the interpreter: the script by default, or ``("-m", "simtcp", "serve")``.
+    With ``attach``, ``tap0`` and ``tap1`` are existing devices in ``netns``: the server runs
+    inside it (``ip netns exec``, then ``prefix``, e.g. setpriv) with ``--attach TAP0,TAP1``.
     """
     tap0 = tap0 or unique_name("sta")
     tap1 = tap1 or unique_name("stb")
-    argv = [sys.executable, *command, "--netns", netns, "--tap0", tap0, "--tap1", tap1]
+    if attach:
+        argv = ["ip", "netns", "exec", netns, *prefix, sys.executable, *command]
+        argv += ["--attach", f"{tap0},{tap1}"]
+    else:
+        argv = [*prefix, sys.executable, *command, "--netns", netns, "--tap0", tap0]
+        argv += ["--tap1", tap1]
     if netns1 is not None:
         argv += ["--netns1", netns1]
     argv += list(extra)
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
     )
-    server = ServerProcess(process, netns, netns1 or netns, tap0, tap1)
+    server = ServerProcess(process, netns, netns1 or netns, tap0, tap1, attached=attach)
     threading.Thread(
         target=_pump, args=(process.stdout, server.stdout, server.ready), daemon=True
     ).start()
@@ -269,9 +297,19 @@ def start_server(make_netns: Callable[[], str]) -> Iterator[Callable[..., Server
         netns1: str | None = None,
         extra: tuple[str, ...] = (),
         command: tuple[str, ...] = (str(SERVER),),
+        attach: tuple[str, str] | None = None,
+        prefix: tuple[str, ...] = (),
     ) -> ServerProcess:
+        tap0, tap1 = attach or (None, None)
         server = launch_server(
-            netns=netns or make_netns(), netns1=netns1, extra=extra, command=command
+            netns=netns or make_netns(),
+            netns1=netns1,
+            extra=extra,
+            command=command,
+            tap0=tap0,
+            tap1=tap1,
+            attach=attach is not None,
+            prefix=prefix,
         )
         servers.append(server)
         return server
@@ -286,7 +324,9 @@ def start_server(make_netns: Callable[[], str]) -> Iterator[Callable[..., Server
         elif code != server.expected_exit:
             problems.append(f"server exited {code}:\n{server.output()}")
         for name, namespace in ((server.tap0, server.netns), (server.tap1, server.netns1)):
-            if link_exists(name, namespace):
+            if server.attached and not link_exists(name, namespace):
+                problems.append(f"the server removed {name}, which it only attached to")
+            elif not server.attached and link_exists(name, namespace):
                 problems.append(f"device {name} still exists in {namespace}")
     assert not problems, "\n".join(problems)
 
