@@ -46,6 +46,7 @@ from tap_echo import (  # noqa: E402
     nsrun,
     percentile,
     ping_rtts,
+    ready_pid,
     unique,
 )
 
@@ -85,9 +86,9 @@ def bench_simtcp(total: int, pings: int, *extra: str) -> dict[str, float]:
             rtts = ping_rtts(ns, "10.0.0.1", pings)
             result |= {"ping_p50_ms": percentile(rtts, 0.5), "ping_p99_ms": percentile(rtts, 0.99)}
             for count in STREAMS:
-                cpu_before = cpu_seconds(server.process.pid)
+                cpu_before = cpu_seconds(server.worker_pid)
                 seconds = echo(ns, "10.0.0.1", 80, count, total // count)
-                cpu = cpu_seconds(server.process.pid) - cpu_before
+                cpu = cpu_seconds(server.worker_pid) - cpu_before
                 result[f"mb_s_{count}"] = total / MB / seconds
                 result[f"cpu_s_per_mb_{count}"] = cpu / (total / MB)
         finally:
@@ -134,8 +135,10 @@ def bench_router(total: int, *extra: str) -> dict[str, float]:
         echo_server = None
         try:
             assert server.stdout is not None
+            worker = server.pid
             for line in server.stdout:
                 if "ready" in line:
+                    worker = ready_pid(line, server.pid)
                     break
             with NetNS(ns1) as ipr:
                 index = ipr.link_lookup(ifname=tap1)[0]
@@ -164,9 +167,9 @@ def bench_router(total: int, *extra: str) -> dict[str, float]:
             assert echo_server.stdout is not None
             echo_server.stdout.readline()
             nsrun(ns0, "ping", "-c", "3", "-i", "0.05", "10.1.1.2")
-            cpu_before = cpu_seconds(server.pid)
+            cpu_before = cpu_seconds(worker)
             seconds = echo(ns0, "10.1.1.2", 7, 1, total)
-            cpu = cpu_seconds(server.pid) - cpu_before
+            cpu = cpu_seconds(worker) - cpu_before
         finally:
             if echo_server is not None:
                 echo_server.terminate()

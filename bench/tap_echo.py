@@ -113,6 +113,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def ready_pid(line: str, default: int) -> int:
+    """The pid that parses frames, from the server's ready line (a child when started as root)."""
+    match = re.search(r"ready \(pid (\d+)", line)
+    return int(match.group(1)) if match else default
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
@@ -130,6 +136,8 @@ class Server:
 
     def __init__(self, ns: str, *extra: str, profile: str | None = None) -> None:
         prefix = ["-m", "cProfile", "-o", profile] if profile else []
+        if profile:  # the profile is of the process that parses frames: do not fork
+            extra = (*extra, "--keep-root")
         program = [str(SERVER)]
         if TCP_DEFAULTS and SERVER == REPO / "echo_reply_server.py":
             program = [str(Path(__file__).resolve()), TCP_DEFAULTS_FLAG + json.dumps(TCP_DEFAULTS)]
@@ -154,6 +162,7 @@ class Server:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             if "ready" in line:
+                self.worker_pid = ready_pid(line, self.process.pid)
                 return
         errors = self.process.stderr.read() if self.process.stderr else ""
         raise RuntimeError(f"server failed: {errors}")
@@ -172,9 +181,9 @@ def bench_simtcp(
         try:
             nsrun(ns, "ping", "-c", "3", "-i", "0.05", "10.0.0.1")
             rtts = ping_rtts(ns, "10.0.0.1", pings) if pings else []
-            cpu_before = cpu_seconds(server.process.pid)
+            cpu_before = cpu_seconds(server.worker_pid)
             seconds = echo_stream(ns, "10.0.0.1", 80, size, streams)
-            cpu = cpu_seconds(server.process.pid) - cpu_before
+            cpu = cpu_seconds(server.worker_pid) - cpu_before
         finally:
             server.stop()
     result = {"mb_s": size / MB / seconds, "seconds": seconds, "cpu_s_per_mb": cpu / (size / MB)}
