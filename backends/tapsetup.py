@@ -180,11 +180,19 @@ def remove_namespace(name: str) -> None:
 
 @contextlib.contextmanager
 def netlink(namespace: str | None) -> Iterator[Any]:
-    """A pyroute2 route socket in ``namespace`` (None: our own)."""
+    """A pyroute2 route socket in ``namespace`` (None: our own), which must exist.
+
+    pyroute2's ``NetNS`` creates a missing namespace by default (``flags=O_CREAT``),
+    which left namespaces behind that nobody asked for; ``flags=0`` refuses instead.
+    """
     from pyroute2 import IPRoute, NetNS
 
     try:
-        socket = NetNS(namespace) if namespace else IPRoute()
+        socket = NetNS(namespace, flags=0) if namespace else IPRoute()
+    except FileNotFoundError:
+        raise TapError(
+            f"network namespace {namespace} does not exist (make it: sudo ip netns add {namespace})"
+        ) from None
     except OSError as error:
         where = f"namespace {namespace}" if namespace else "this namespace"
         raise TapError(f"cannot open netlink in {where}: {error.strerror}") from None

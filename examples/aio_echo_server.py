@@ -1,13 +1,20 @@
-"""An asyncio TCP echo server on simtcp over a real TAP device (needs root).
+"""An asyncio TCP echo server on simtcp over a real TAP device.
 
     sudo python3 examples/aio_echo_server.py [--tap tap-aio0] [--netns NS] [--port 7]
 
 creates TAP device ``tap-aio0`` (the kernel's side gets 10.0.0.2/24, moved into
-network namespace NS if given), puts the stack at 10.0.0.1/24 behind it, and
-serves RFC 862 echo with ``asyncio``-shaped streams until SIGINT/SIGTERM. Try
-it from the kernel's side::
+network namespace NS, which must exist, if given), puts the stack at
+10.0.0.1/24 behind it, and serves RFC 862 echo with ``asyncio``-shaped streams
+until SIGINT/SIGTERM; the device goes with the program. Try it from the
+kernel's side::
 
     echo hello | nc -N 10.0.0.1 7          (or: ip netns exec NS nc -N ...)
+
+Without root, on a TAP you made once and own (the kernel side configured by you)::
+
+    sudo ip tuntap add mode tap user $USER name tap0
+    sudo ip addr add 10.0.0.2/24 dev tap0 && sudo ip link set tap0 up
+    python3 examples/aio_echo_server.py --attach tap0
 
 The handler is ordinary asyncio code; only the ``start_server`` comes from
 simtcp's adapter instead of ``asyncio`` itself.
@@ -74,26 +81,30 @@ async def main_async(args: argparse.Namespace, device: tap.TapDevice) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tap", default="tap-aio0", help="TAP device name (%(default)s)")
+    parser.add_argument("--tap", default="tap-aio0", help="TAP device to create (%(default)s)")
     parser.add_argument("--netns", help="put the kernel's side in this existing namespace")
+    parser.add_argument("--attach", metavar="TAP", help="open this existing TAP you own instead")
     parser.add_argument("--port", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    missing = tap.missing_requirement()
+    missing = tap.missing_requirement(attach=args.attach is not None)
     if missing is not None:
         print(f"aio_echo_server: {missing}", file=sys.stderr)
         return 2
     try:
-        device = tap.TapDevice.create(
-            args.tap, interface="eth0", namespace=args.netns, kernel_address=KERNEL_ADDRESS
-        )
+        if args.attach:
+            device = tap.TapDevice.attach(args.attach, interface="eth0")
+        else:
+            device = tap.TapDevice.create(
+                args.tap, interface="eth0", namespace=args.netns, kernel_address=KERNEL_ADDRESS
+            )
     except tap.TapError as error:
         print(f"aio_echo_server: {error}", file=sys.stderr)
         return 2
     try:
         asyncio.run(main_async(args, device))
     finally:
-        device.close()  # removes the device
+        device.close()  # removes a device we created; an attached one stays yours
     return 0
 
 
