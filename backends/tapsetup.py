@@ -39,7 +39,10 @@ def missing_requirement(*, attach: bool = False) -> str | None:
             return f"{TUN_PATH} is missing (load the tun module: modprobe tun)"
         return None
     if not has_net_admin():
-        return "needs root (CAP_NET_ADMIN) to create TAP devices; run it with sudo"
+        return (
+            "needs root (CAP_NET_ADMIN) to create TAP devices; run it with sudo, "
+            "or use --attach with TAPs made for you (see --help)"
+        )
     if not os.path.exists(TUN_PATH):
         return f"{TUN_PATH} is missing (load the tun module: modprobe tun)"
     try:

@@ -79,16 +79,27 @@ def _device_pair(text: str) -> tuple[str, str]:
 
 
 PRIVILEGES = """\
-privileges: creating namespaces needs CAP_SYS_ADMIN, creating, moving, addressing and
-bringing up the TAPs CAP_NET_ADMIN (root has both). Started as root, the server
-then forks: the child, the only process that parses frames, becomes --user
-(default nobody) with no groups, no capabilities (CapEff 0) and no_new_privs;
-the parent keeps root only to remove the devices and namespaces at exit.
+privileges: creating namespaces needs CAP_SYS_ADMIN; creating, moving,
+addressing and bringing up the TAPs needs CAP_NET_ADMIN (root has both).
+--owner needs CAP_NET_ADMIN too. Started as root, the server then forks: the
+child, the only process that parses frames, becomes --user (default nobody)
+with no groups, no capabilities (CapEff 0) and no_new_privs; the parent keeps
+root only to remove the devices and namespaces at exit.
 --attach needs no privilege at all: make the TAPs once, owned by you
 (sudo ip tuntap add mode tap user $USER name tap0; sudo ip addr add
 10.0.0.2/24 dev tap0; sudo ip link set tap0 up; the same for tap1 without an
 address), then run 'simtcp serve --attach tap0,tap1' as yourself.
 """
+
+
+class _EpilogAsWritten(argparse.HelpFormatter):
+    """Wrap the description as usual; print the epilog (already wrapped) as written."""
+
+    def add_text(self, text: str | None) -> None:
+        if text is PRIVILEGES:
+            self._add_item(lambda: text + "\n", [])
+        else:
+            super().add_text(text)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -101,7 +112,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "echoing TCP on port 80. Creating the TAPs needs root (it then drops to --user); "
         "--attach to TAPs you own needs none. Stop with Ctrl-C.",
         epilog=PRIVILEGES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_EpilogAsWritten,
     )
     parser.add_argument(
         "--attach",
@@ -478,7 +489,13 @@ def _worker(
 ) -> None:
     """The child: drop privileges, serve, exit. Never returns into the parent's teardown."""
     code = EXIT_FAILURE
+
+    def interrupted(number: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # before the loop takes over: stop quietly
+
     try:
+        for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM):
+            signal.signal(number, interrupted)
         _drop(prog, account, parent=parent)
         code = _run(args, prog, devices, resources)
     except KeyboardInterrupt:
@@ -548,6 +565,10 @@ def _run(
             flush=True,
         )
         loop.run()
+        # A second Ctrl-C (a terminal signals the parent and us; the parent forwards one
+        # more) must not cut the stop line short.
+        for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
     except tap.TapError as error:  # after ready: a runtime failure, not a usage error
         print(f"{prog}: {error}", file=sys.stderr, flush=True)
         return EXIT_FAILURE

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -273,3 +274,16 @@ def test_help_says_which_step_needs_which_capability() -> None:
     text = " ".join(result.stdout.split())
     for words in ("CAP_NET_ADMIN", "CAP_SYS_ADMIN", "nobody", "--attach", "ip tuntap add"):
         assert words in text, words
+
+
+def test_ctrl_c_at_a_terminal_reaches_both_processes(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """A terminal's Ctrl-C signals the whole process group: the worker gets SIGINT from it
+    and again from its parent; it still prints its stop line, and the parent cleans up."""
+    server = start_server()
+    nsexec(server.netns, "ping", "-c", "1", "-W", "2", "10.0.0.1", check=True)
+    os.kill(server.worker_pid, signal.SIGINT)
+    assert server.stop(signal.SIGINT) == 0, server.output()
+    assert "stopped:" in server.output()
+    assert "Traceback" not in server.output()
