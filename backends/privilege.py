@@ -40,6 +40,7 @@ import os
 import pwd
 from dataclasses import dataclass
 
+PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 DEFAULT_USER = "nobody"
@@ -111,6 +112,16 @@ def drop_privileges(account: Account) -> None:
         raise PrivilegeError(f"privileges not dropped as asked: {wrong or 'groups left'}")
 
 
+def die_with_parent(parent: int, signal_number: int) -> bool:
+    """Have the kernel send us ``signal_number`` when ``parent`` dies (PR_SET_PDEATHSIG).
+
+    Call it after :func:`drop_privileges` (a change of credentials clears the
+    setting). Returns False when ``parent`` is already gone: nobody would clean up.
+    """
+    _prctl(ctypes.CDLL(None, use_errno=True), PR_SET_PDEATHSIG, signal_number)
+    return os.getppid() == parent
+
+
 def process_status(pid: int | str) -> dict[str, str]:
     """``/proc/PID/status`` as a dict of its fields (``Uid``, ``CapEff``, ``NoNewPrivs``...)."""
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
@@ -142,6 +153,7 @@ __all__ = [
     "DEFAULT_USER",
     "Account",
     "PrivilegeError",
+    "die_with_parent",
     "drop_privileges",
     "find_account",
     "group_name",

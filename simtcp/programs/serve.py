@@ -497,6 +497,10 @@ def _worker(
         for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM):
             signal.signal(number, interrupted)
         _drop(prog, account, parent=parent)
+        from simtcp.backends.privilege import die_with_parent
+
+        if not die_with_parent(parent, signal.SIGTERM):  # a root parent to clean up, or stop
+            raise KeyboardInterrupt
         code = _run(args, prog, devices, resources)
     except KeyboardInterrupt:
         code = EXIT_OK

@@ -15,6 +15,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -287,3 +288,19 @@ def test_ctrl_c_at_a_terminal_reaches_both_processes(
     assert server.stop(signal.SIGINT) == 0, server.output()
     assert "stopped:" in server.output()
     assert "Traceback" not in server.output()
+
+
+def test_worker_stops_when_its_root_parent_dies(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """PR_SET_PDEATHSIG: killed, the parent cannot clean up; the worker must not serve on
+    alone, and its exit takes the (non-persistent) devices with it."""
+    server = start_server()
+    worker = server.worker_pid
+    os.kill(server.pid, signal.SIGKILL)
+    server.process.wait(timeout=10)
+    server.stopped, server.expected_exit = True, -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{worker}"), "the worker outlived its parent"
