@@ -603,9 +603,12 @@ def _describe(
 
     where0 = f" (netns {netns0})" if netns0 else ""
     where1 = f" (netns {netns1})" if netns1 else ""
+    if args.attach:  # the kernel side is as its owner configured it (README: 10.0.0.2/24)
+        where0 = where1 = " (attached)"
+    kernel0 = "" if args.attach else f" {KERNEL_ADDRESS0}"
     yield (
         f"veth0 {STACK_ADDRESS0} mac {stack_mac(args.seed, 'veth0')} <-> "
-        f"{args.tap0} {KERNEL_ADDRESS0}{where0}"
+        f"{args.tap0}{kernel0}{where0}"
     )
     yield f"veth1 {STACK_ADDRESS1} mac {stack_mac(args.seed, 'veth1')} <-> {args.tap1}{where1}"
     if args.loss or args.reorder or args.duplicate:
