@@ -381,34 +381,45 @@ def _open_tap(name: str, *, vnet_header: bool = False, attaching: bool = False) 
         fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), flags))
     except OSError as error:
         os.close(fd)
-        if error.errno == errno.EBUSY:
-            raise TapError(f"device {name} already exists and is in use") from None
-        if error.errno == errno.EPERM and attaching:
-            raise TapError(f"device {name} belongs to someone else (TUNSETIFF: EPERM)") from None
-        if error.errno == errno.EINVAL and attaching and not vnet_header:
-            raise TapError(f"device {name} is not a single-queue TAP") from None
-        if error.errno == errno.EINVAL and vnet_header:
-            raise _OffloadRefused(f"IFF_VNET_HDR refused ({error.strerror})") from None
-        if error.errno == errno.EINVAL:
-            raise TapError(f"device {name} already exists and is not a free TAP") from None
-        raise TapError(f"cannot create TAP device {name}: {error.strerror}") from None
+        raise _tunsetiff_failed(name, error, vnet_header=vnet_header, attaching=attaching) from None
     if vnet_header:
-        step = "TUNSETVNETHDRSZ"
-        try:
-            fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HEADER_LENGTH))
-            # The header's fields are little-endian (virtio 1.x), whatever the host is.
-            step = "TUNSETVNETLE"
-            try:
-                fcntl.ioctl(fd, TUNSETVNETLE, struct.pack("i", 1))
-            except OSError:
-                if sys.byteorder != "little":
-                    raise
-            step = "TUNSETOFFLOAD"
-            fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
-        except OSError as error:
-            os.close(fd)  # the device is not persistent: closing removes it
-            raise _OffloadRefused(f"{step} refused ({error.strerror})") from None
+        _negotiate_offloads(fd)
     return fd
+
+
+def _tunsetiff_failed(
+    name: str, error: OSError, *, vnet_header: bool, attaching: bool
+) -> Exception:
+    """The one-line error for a refused TUNSETIFF (or _OffloadRefused: retry without)."""
+    if error.errno == errno.EBUSY:
+        return TapError(f"device {name} already exists and is in use")
+    if error.errno == errno.EPERM and attaching:
+        return TapError(f"device {name} belongs to someone else (TUNSETIFF: EPERM)")
+    if error.errno == errno.EINVAL and vnet_header:
+        return _OffloadRefused(f"IFF_VNET_HDR refused ({error.strerror})")
+    if error.errno == errno.EINVAL and attaching:
+        return TapError(f"device {name} is not a single-queue TAP")
+    if error.errno == errno.EINVAL:
+        return TapError(f"device {name} already exists and is not a free TAP")
+    return TapError(f"cannot create TAP device {name}: {error.strerror}")
+
+
+def _negotiate_offloads(fd: int) -> None:
+    step = "TUNSETVNETHDRSZ"
+    try:
+        fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HEADER_LENGTH))
+        # The header's fields are little-endian (virtio 1.x), whatever the host is.
+        step = "TUNSETVNETLE"
+        try:
+            fcntl.ioctl(fd, TUNSETVNETLE, struct.pack("i", 1))
+        except OSError:
+            if sys.byteorder != "little":
+                raise
+        step = "TUNSETOFFLOAD"
+        fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+    except OSError as error:
+        os.close(fd)  # a device we created is not persistent: closing removes it
+        raise _OffloadRefused(f"{step} refused ({error.strerror})") from None
 
 
 __all__ = [
