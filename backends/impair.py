@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from simtcp.errors import ConfigError
 from simtcp.time import MILLISECOND, SECOND, Duration, Instant
 
+from .codel import CoDel
+
 ETHERNET_HEADER_LENGTH = 14
+QDISCS = ("droptail", "codel")
+JITTER_DISTRIBUTIONS = ("uniform", "normal", "pareto")
+PARETO_SHAPE = 3.0
+"""Shape of the Pareto jitter: heavy-tailed, with a finite mean and variance."""
 
 COUNTER_NAMES = (
     "sent",
@@ -58,11 +64,34 @@ class LinkProfile:
     """Each frame's delay is drawn uniformly from ``delay - jitter .. delay + jitter``
     (never below zero). Jitter alone does not reorder: a frame never arrives before
     the frame sent ahead of it, unless ``reorder`` chose the earlier one."""
+    jitter_distribution: str = "uniform"
+    """How ``jitter`` is drawn: ``uniform`` (above), ``normal`` (delay plus a normal draw
+    of standard deviation ``jitter``, never below zero) or ``pareto`` (delay plus a
+    heavy-tailed extra of mean ``jitter``). None of them reorders."""
     rate: int = 0
     """Bottleneck rate in bits per second; 0 means unlimited (no serialization delay)."""
     queue_limit: int = 128 * 1024
     """Bytes the bottleneck may hold (waiting or being serialized); a frame that does not
     fit is dropped (drop-tail). Only used when ``rate`` is set."""
+    queue_packets: int = 0
+    """Frames the bottleneck may hold (drop-tail by packets, like a ``limit`` in packets);
+    0 means no limit but ``queue_limit``'s bytes. Only used when ``rate`` is set."""
+    qdisc: str = "droptail"
+    """The bottleneck's queue discipline: ``droptail`` (the limits above) or ``codel``
+    (RFC 8289, :mod:`simtcp.backends.codel`, within the same limits)."""
+    codel_target: Duration = 5 * MILLISECOND
+    """CoDel's TARGET: the standing queue delay it tolerates (RFC 8289 §4.3)."""
+    codel_interval: Duration = 100 * MILLISECOND
+    """CoDel's INTERVAL: how long the delay may stay above target (RFC 8289 §4.4)."""
+    burst_enter: float = 0.0
+    """Gilbert-Elliott bursty loss (netem's ``loss gemodel p r``): the chance per frame
+    that the link goes from the good to the bad state; 0 turns the model off."""
+    burst_leave: float = 1.0
+    """The chance per frame that the link goes from the bad back to the good state."""
+    burst_loss: float = 1.0
+    """Loss probability in the bad state (1 - h in the model's terms)."""
+    burst_good_loss: float = 0.0
+    """Loss probability in the good state (1 - k)."""
     mtu: int | None = None
     """Largest IP payload the link carries: frames longer than ``mtu + 14`` are dropped and
     counted. None means no limit."""
@@ -77,11 +106,34 @@ class LinkProfile:
     the same instant into one frame (Linux GRO) before the host sees them."""
 
     def __post_init__(self) -> None:
-        for name in ("loss", "reorder", "duplicate", "corrupt"):
+        if self.qdisc not in QDISCS:
+            raise ConfigError(f"LinkProfile.qdisc must be one of {', '.join(QDISCS)}")
+        if self.jitter_distribution not in JITTER_DISTRIBUTIONS:
+            raise ConfigError(
+                f"LinkProfile.jitter_distribution must be one of {', '.join(JITTER_DISTRIBUTIONS)}"
+            )
+        for name in (
+            "loss",
+            "reorder",
+            "duplicate",
+            "corrupt",
+            "burst_enter",
+            "burst_leave",
+            "burst_loss",
+            "burst_good_loss",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"LinkProfile.{name} must be within 0..1, not {value!r}")
-        for name in ("reorder_delay", "delay", "jitter", "rate"):
+        for name in (
+            "reorder_delay",
+            "delay",
+            "jitter",
+            "rate",
+            "queue_packets",
+            "codel_target",
+            "codel_interval",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"LinkProfile.{name} must not be negative")
         if self.queue_limit < 1:
@@ -111,6 +163,7 @@ class LinkProfile:
             and self.jitter == 0
             and self.rate == 0
             and self.mtu is None
+            and self.burst_enter == 0.0
         )
 
 
@@ -140,6 +193,9 @@ class Impairment:
         "_queue",
         "_queue_bytes",
         "_busy_until_scaled",
+        "_plain_queue",
+        "codel",
+        "_bad_state",
     )
 
     def __init__(self, profile: LinkProfile, rng: random.Random) -> None:
@@ -161,6 +217,10 @@ class Impairment:
         :meth:`apply`."""
         self.gso = self.gro = False
         self._frame_limit: int | None = None
+        self._plain_queue = True
+        self.codel: CoDel | None = None
+        """CoDel's state while the profile's ``qdisc`` is ``codel`` (``codel.drops``)."""
+        self._bad_state = False  # Gilbert-Elliott: the link is in its bad (bursty) state
         self._derive(profile)
 
     @property
@@ -185,6 +245,11 @@ class Impairment:
         self.gso = profile.gso
         self.gro = profile.gro
         self._frame_limit = None if profile.mtu is None else profile.mtu + ETHERNET_HEADER_LENGTH
+        self._plain_queue = profile.qdisc == "droptail" and not profile.queue_packets
+        if profile.qdisc != "codel":
+            self.codel = None
+        elif self.codel is None:
+            self.codel = CoDel(profile.codel_target, profile.codel_interval)
 
     def arrival_at(self, size: int, now: Instant) -> Instant:
         """When a frame of ``size`` bytes sent at ``now`` arrives, or -1 when the MTU, the
@@ -200,7 +265,13 @@ class Impairment:
                 counters["mtu_drops"] += 1
                 return -1
             rate = profile.rate
-            if rate:  # _enqueue, inlined
+            if rate and not self._plain_queue:
+                finished_at = self._enqueue(size, now, profile)
+                if finished_at is None:
+                    counters["queue_drops"] += 1
+                    return -1
+                now = finished_at
+            elif rate:  # _enqueue, inlined
                 queue = self._queue
                 while queue and queue[0][0] <= now:
                     self._queue_bytes -= queue.popleft()[1]
@@ -215,6 +286,9 @@ class Impairment:
                 queue.append((now, size))
                 self._queue_bytes += size
             if profile.loss and self._rng.random() < profile.loss:
+                counters["lost"] += 1
+                return -1
+            if profile.burst_enter and self._burst_lost(profile):
                 counters["lost"] += 1
                 return -1
         arrival_at = now + profile.delay
@@ -251,6 +325,9 @@ class Impairment:
         if profile.loss and rng.random() < profile.loss:
             counters["lost"] += 1
             return []
+        if profile.burst_enter and self._burst_lost(profile):
+            counters["lost"] += 1
+            return []
         if profile.duplicate and rng.random() < profile.duplicate:
             counters["duplicated"] += 1
             counters["delivered"] += 2
@@ -268,7 +345,7 @@ class Impairment:
             self.counters["corrupted"] += 1
         delay = profile.delay
         if profile.jitter:
-            delay = max(0, delay + rng.randint(-profile.jitter, profile.jitter))
+            delay = max(0, delay + self._jitter(profile, rng))
         arrival_at = departed_at + delay
         if arrival_at < self._last_arrival_at:
             arrival_at = self._last_arrival_at  # the wire is FIFO: jitter never reorders
@@ -278,6 +355,27 @@ class Impairment:
         self._last_arrival_at = arrival_at
         return arrival_at, frame
 
+    @staticmethod
+    def _jitter(profile: LinkProfile, rng: random.Random) -> int:
+        jitter, distribution = profile.jitter, profile.jitter_distribution
+        if distribution == "uniform":
+            return rng.randint(-jitter, jitter)
+        if distribution == "normal":
+            return round(rng.gauss(0.0, jitter))
+        # Pareto with x_m = 1 has mean a / (a - 1): shifted and scaled to mean ``jitter``.
+        return round(jitter * (rng.paretovariate(PARETO_SHAPE) - 1.0) * (PARETO_SHAPE - 1.0))
+
+    def _burst_lost(self, profile: LinkProfile) -> bool:
+        """Gilbert-Elliott: move between the good and the bad state, then lose by state."""
+        rng = self._rng
+        if self._bad_state:
+            if rng.random() < profile.burst_leave:
+                self._bad_state = False
+        elif rng.random() < profile.burst_enter:
+            self._bad_state = True
+        loss = profile.burst_loss if self._bad_state else profile.burst_good_loss
+        return loss > 0.0 and rng.random() < loss
+
     def _enqueue(self, size: int, now: Instant, profile: LinkProfile) -> Instant | None:
         """Admit ``size`` bytes to the bottleneck; the instant its last bit leaves, or None."""
         queue = self._queue
@@ -285,14 +383,41 @@ class Impairment:
             self._queue_bytes -= queue.popleft()[1]
         if self._queue_bytes + size > profile.queue_limit:
             return None
+        if profile.queue_packets and len(queue) >= profile.queue_packets:
+            return None
         rate = profile.rate
         start_scaled = max(now * rate, self._busy_until_scaled)
+        codel = self.codel
+        if codel is not None:
+            start_at = -(-start_scaled // rate)
+            if codel.should_drop(start_at - now, start_at, self._queue_bytes + size):
+                return None
         finish_scaled = start_scaled + size * 8 * SECOND
         self._busy_until_scaled = finish_scaled
         finished_at = -(-finish_scaled // rate)  # ceiling: the last bit has left
         queue.append((finished_at, size))
         self._queue_bytes += size
         return finished_at
+
+    def room_at(self, size: int, now: Instant) -> Instant:
+        """The first instant (``now`` or later) at which the bottleneck would admit a frame
+        of ``size`` bytes without dropping it; ``now`` on a link without a rate."""
+        profile = self._profile
+        if not profile.rate:
+            return now
+        queue = self._queue
+        while queue and queue[0][0] <= now:
+            self._queue_bytes -= queue.popleft()[1]
+        excess = self._queue_bytes + size - profile.queue_limit
+        packet_limit = profile.queue_packets
+        excess_packets = len(queue) + 1 - packet_limit if packet_limit else 0
+        if excess <= 0 and excess_packets <= 0:
+            return now
+        for index, (finish_at, entry_size) in enumerate(queue):
+            excess -= entry_size
+            if excess <= 0 and index + 1 >= excess_packets:
+                return finish_at
+        return queue[-1][0] if queue else now
 
     @property
     def queued_bytes(self) -> int:

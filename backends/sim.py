@@ -53,10 +53,12 @@ arrive at its far end at the same instant, one after the other
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from heapq import heappop, heappush
 from typing import BinaryIO, Protocol
 
@@ -65,7 +67,9 @@ from simtcp.gso import gro_merge, nic_transmit
 from simtcp.time import Duration, Instant
 from simtcp.wire.pcap import PcapWriter
 
+from .egress import EgressQueue
 from .impair import Impairment, LinkProfile
+from .switch import Switch
 
 __all__ = [
     "FrameNode",
@@ -76,6 +80,14 @@ __all__ = [
     "SimulationStalled",
     "Switch",
 ]
+
+SendHook = Callable[[str, str, bytes, Instant], "list[bytes] | None"]
+"""``hook(host, interface, frame, now)`` sees every frame a host sends (after the host's
+taps): None lets it go on unchanged; a list sends those frames instead (empty: consumed)."""
+
+DeliveryGate = Callable[["_Direction", bytes, Instant], bool]
+"""``gate(direction, frame, now)`` decides whether a frame that reached the end of a
+direction is delivered (True) or consumed (False: dropped, or kept to deliver later)."""
 
 Endpoint = tuple[str, str]
 """A host's interface: ``(host name, interface name)``."""
@@ -106,12 +118,24 @@ class SimulationStalled(SimulationError):
 class _Port:
     """Where one direction of a link ends: a host's interface, or a switch port."""
 
-    __slots__ = ("name", "node", "interface", "taps", "outgoing", "switch", "index")
+    __slots__ = (
+        "name",
+        "node",
+        "host",
+        "interface",
+        "taps",
+        "outgoing",
+        "switch",
+        "index",
+        "egress",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.node: FrameNode | None = None
+        self.host = ""  # the host's name ("" for a switch port)
         self.interface = ""
+        self.egress: EgressQueue | None = None
         self.taps: list[PcapWriter] = []
         self.outgoing: _Direction | None = None  # the direction leaving this port
         self.switch: Switch | None = None
@@ -145,6 +169,14 @@ class Link:
         ba.link_taps = self.taps
 
     @property
+    def ab_name(self) -> str:
+        return self._ab.name
+
+    @property
+    def ba_name(self) -> str:
+        return self._ba.name
+
+    @property
     def ab(self) -> Impairment:
         """The direction from the first endpoint given to ``connect`` to the second."""
         return self._ab.impairment
@@ -169,52 +201,13 @@ class Link:
         }
 
 
-class Switch:
-    """A learning Ethernet switch: unknown, broadcast and multicast destinations are flooded."""
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A frame on its way: when it arrives, on which direction (``"a:eth0>b:eth0"``)."""
 
-    __slots__ = ("name", "ports", "_table", "table_limit", "counters", "_flood", "_flood_ports")
-
-    def __init__(self, name: str, *, table_limit: int = 4096) -> None:
-        self.name = name
-        self.ports: list[_Direction] = []  # egress direction of each port, by port index
-        self._table: dict[bytes, int] = {}
-        self.table_limit = table_limit
-        self.counters = {"forwarded": 0, "flooded": 0, "filtered": 0, "runts": 0}
-        self._flood: list[list[_Direction]] = []  # by ingress port: every other port
-        self._flood_ports = 0  # len(ports) when _flood was built
-
-    def _flood_from(self, index: int) -> list[_Direction]:
-        ports = self.ports
-        if self._flood_ports != len(ports):
-            self._flood = [
-                [port for number, port in enumerate(ports) if number != ingress]
-                for ingress in range(len(ports))
-            ]
-            self._flood_ports = len(ports)
-        return self._flood[index]
-
-    def egress(self, index: int, frame: bytes) -> list[_Direction]:
-        """Learn the sender's MAC on port ``index``; the ports ``frame`` goes out of (a list
-        the switch keeps: read it, do not change it)."""
-        if len(frame) < 14:
-            self.counters["runts"] += 1
-            return []
-        table = self._table
-        source = frame[6:12]
-        if not source[0] & 1:  # never learn a group address
-            if source not in table and len(table) >= self.table_limit:
-                del table[next(iter(table))]  # evict the oldest entry
-            table[source] = index
-        destination = frame[0:6]
-        out = None if destination[0] & 1 else table.get(destination)
-        if out is None:
-            self.counters["flooded"] += 1
-            return self._flood_from(index)
-        if out == index:
-            self.counters["filtered"] += 1
-            return []
-        self.counters["forwarded"] += 1
-        return [self.ports[out]]
+    arrive_at: Instant
+    direction: str
+    frame: bytes
 
 
 class _Host:
@@ -250,6 +243,10 @@ class Simulator:
         self._injectors: dict[str, _Direction] = {}
         self._steps_at_now = 0
         self._earliest_deadline: Instant | None = None
+        self._calls: list[tuple[Instant, int, Callable[[], None]]] = []
+        self._blocked: set[int] = set()  # id() of nodes whose egress queue is full
+        self.send_hook: SendHook | None = None
+        self.delivery_gate: DeliveryGate | None = None
         self.counters = {"steps": 0, "frames_arrived": 0, "unattached": 0, "injected": 0}
         """``unattached`` counts frames a node sent on an interface wired to nothing."""
 
@@ -331,6 +328,59 @@ class Simulator:
         self.counters["injected"] += 1
         heappush(self._heap, (self.now + delay, next(self._sequence), direction, frame))
 
+    def call_at(self, at: Instant, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` at virtual time ``at`` (now, if that is past), before the
+        frames due then are delivered; calls at one instant run in the order made."""
+        heappush(self._calls, (max(at, self.now), next(self._sequence), callback))
+
+    def remove_process(self, callback: Process) -> None:
+        self._processes.remove(callback)
+
+    def replace_node(self, name: str, node: FrameNode) -> FrameNode:
+        """Put ``node`` in host ``name``'s place, on the same interfaces; returns the old one
+        (a crash, a restart with a fresh stack, a paused process)."""
+        host = self._host(name)
+        old, host.node = host.node, node
+        index = self._nodes.index(old)
+        self._nodes[index] = node
+        self._node_ports[index] = (node, host.ports)
+        for port in host.ports.values():
+            port.node = node
+        self._blocked.discard(id(old))
+        return old
+
+    def set_host_queue(self, name: str, limit: int = 1000) -> None:
+        """Give each interface of host ``name`` an egress queue (a qdisc of ``limit``
+        frames, like ``txqueuelen``) in front of its link: see :mod:`.egress`."""
+        host = self._host(name)
+        for port in host.ports.values():
+            port.egress = EgressQueue(limit)
+
+    def in_flight(self, link: Link | None = None) -> list[InFlight]:
+        """Frames on their way (on ``link`` only, if given), in the order they arrive."""
+        names = None if link is None else {link.ab_name, link.ba_name}
+        return [
+            InFlight(at, direction.name, frame)
+            for at, _, direction, frame in sorted(self._heap, key=lambda entry: entry[:2])
+            if names is None or direction.name in names
+        ]
+
+    def redeliver(self, direction: _Direction, frame: bytes, *, delay: Duration = 0) -> None:
+        """Deliver ``frame`` at the far end of ``direction`` ``delay`` from now (a held
+        frame released): it meets the delivery gate again."""
+        heappush(self._heap, (self.now + delay, next(self._sequence), direction, frame))
+
+    def transmit(self, endpoint: Endpoint, frame: bytes) -> None:
+        """Send ``frame`` from a host interface now, as if the host had sent it, but past
+        its taps and the send hook (a frame a fault rule delayed)."""
+        port = self._port(endpoint)
+        if port.outgoing is None:
+            self.counters["unattached"] += 1
+        elif port.egress is not None:
+            self._enqueue_egress(port, frame, self.now)
+        else:
+            self._transmit(port.outgoing, frame, self.now)
+
     @property
     def links(self) -> dict[str, Link]:
         return dict(self._links)
@@ -366,6 +416,7 @@ class Simulator:
         self._drain(self.now)
         nodes = self._nodes
         heap = self._heap
+        calls = self._calls
         while not condition():
             # _next_at, inlined: this loop runs once per step.
             earliest: Instant | None = None
@@ -377,6 +428,8 @@ class Simulator:
             next_at = (
                 heap[0][0] if heap and (earliest is None or heap[0][0] < earliest) else (earliest)
             )
+            if calls and (next_at is None or calls[0][0] < next_at):
+                next_at = calls[0][0]
             if next_at is None or next_at > deadline:
                 self.now = max(self.now, deadline)
                 return False
@@ -396,9 +449,11 @@ class Simulator:
                 earliest = deadline
         self._earliest_deadline = earliest
         heap = self._heap
-        if heap and (earliest is None or heap[0][0] < earliest):
-            return heap[0][0]
-        return earliest
+        next_at = heap[0][0] if heap and (earliest is None or heap[0][0] < earliest) else earliest
+        calls = self._calls
+        if calls and (next_at is None or calls[0][0] < next_at):
+            return calls[0][0]
+        return next_at
 
     def _advance(self, next_at: Instant) -> None:
         """One step at ``next_at`` (or now, if that is in the past): the module doc's 1-4."""
@@ -415,15 +470,23 @@ class Simulator:
                 )
         counters = self.counters
         counters["steps"] += 1
+        calls = self._calls
+        while calls and calls[0][0] <= now:
+            heappop(calls)[2]()
         heap = self._heap
+        gate = self.delivery_gate
         while heap and heap[0][0] <= now:
             _, _, direction, frame = heappop(heap)
+            if gate is not None and not gate(direction, frame, now):
+                continue
             direction.arrived += 1
             if direction.impairment.gro:
                 batch = [frame]
                 while heap and heap[0][0] <= now and heap[0][2] is direction:
-                    batch.append(heappop(heap)[3])
-                    direction.arrived += 1
+                    frame = heappop(heap)[3]
+                    if gate is None or gate(direction, frame, now):
+                        batch.append(frame)
+                        direction.arrived += 1
                 # GRO passes a lone frame through untouched: skip its checksum check.
                 for merged in gro_merge(batch) if len(batch) > 1 else batch:
                     self._arrive(direction.target, merged, now)
@@ -466,7 +529,11 @@ class Simulator:
     def _drain(self, now: Instant) -> None:
         heap = self._heap
         sequence = self._sequence
+        blocked = self._blocked
+        hook = self.send_hook
         for node, ports in self._node_ports:
+            if blocked and id(node) in blocked:
+                continue  # back-pressure: its output waits in the stack
             output = node.frames_to_send(now=now)
             if not output:
                 continue
@@ -479,6 +546,9 @@ class Simulator:
                 if port.taps:
                     for tap in port.taps:
                         tap.write(now, frame)
+                if hook is not None or port.egress is not None:
+                    self._send_slow(port, frame, now)
+                    continue
                 impairment = direction.impairment
                 if impairment.gso:
                     self._transmit(direction, frame, now)
@@ -494,6 +564,59 @@ class Simulator:
                     continue
                 for arrive_at, copy in impairment.apply(frame, now):
                     heappush(heap, (arrive_at, next(sequence), direction, copy))
+
+    def _send_slow(self, port: _Port, frame: bytes, now: Instant) -> None:
+        """A host's frame when a send hook or an egress queue is in the way."""
+        frames = [frame]
+        if self.send_hook is not None:
+            verdict = self.send_hook(port.host, port.interface, frame, now)
+            if verdict is not None:
+                frames = verdict
+        direction = port.outgoing
+        assert direction is not None
+        for each in frames:
+            if port.egress is not None:
+                self._enqueue_egress(port, each, now)
+            else:
+                self._transmit(direction, each, now)
+
+    def _enqueue_egress(self, port: _Port, frame: bytes, now: Instant) -> None:
+        egress = port.egress
+        assert egress is not None
+        egress.frames.append(frame)
+        self._pump_egress(port)
+
+    def _pump_egress(self, port: _Port) -> None:
+        """Move frames from a host's egress queue onto its link while the link's queue
+        has room; wake up when it will have; block the host's output while full."""
+        egress, direction, now = port.egress, port.outgoing, self.now
+        assert egress is not None and direction is not None
+        frames = egress.frames
+        impairment = direction.impairment
+        while frames:
+            room_at = impairment.room_at(len(frames[0]), now)
+            if room_at > now:
+                if egress.wake_at is None or egress.wake_at > room_at:
+                    egress.wake_at = room_at
+                    self.call_at(room_at, functools.partial(self._wake_egress, port, room_at))
+                break
+            self._transmit(direction, frames.popleft(), now)
+            egress.counters["sent"] += 1
+        node = port.node
+        assert node is not None
+        if len(frames) >= egress.limit:
+            if id(node) not in self._blocked:
+                egress.counters["blocked"] += 1
+            self._blocked.add(id(node))
+        else:
+            self._blocked.discard(id(node))
+
+    def _wake_egress(self, port: _Port, at: Instant) -> None:
+        egress = port.egress
+        if egress is None or egress.wake_at != at:
+            return  # a newer wake-up replaced this one
+        egress.wake_at = None
+        self._pump_egress(port)
 
     def _transmit(self, direction: _Direction, frame: bytes, now: Instant) -> None:
         impairment = direction.impairment
@@ -531,6 +654,7 @@ class Simulator:
         if port is None:
             port = _Port(f"{host_name}:{interface}")
             port.node = host.node
+            port.host = host_name
             port.interface = interface
             host.ports[interface] = port
         return port

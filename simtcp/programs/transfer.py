@@ -488,6 +488,9 @@ def _build(spec: TransferSpec) -> tuple[Simulator, Stack, Stack, Link]:
         sim.add_host(name, stack)
         stacks.append(stack)
     link = sim.connect(("client", "eth0"), ("server", "eth0"), spec.forward, spec.backward)
+    if spec.host_queue is not None:
+        for name in ("client", "server"):
+            sim.set_host_queue(name, spec.host_queue)
     return sim, stacks[0], stacks[1], link
 
 

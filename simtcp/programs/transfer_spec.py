@@ -59,6 +59,9 @@ class TransferSpec:
     offload: InterfaceOffload | None = None
     """Both stacks' interface offloads (TSO, software GSO, checksum offload; None: none).
     Hardware TSO or checksum offload needs a link that does the work (``LinkProfile(gso=True)``)."""
+    host_queue: int | None = None
+    """Each host's egress queue limit in frames (like ``txqueuelen``; see
+    ``simtcp.backends.egress``); None: no host queue, frames go straight to the link."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
