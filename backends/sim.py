@@ -145,12 +145,13 @@ class _Port:
 class _Direction:
     """One direction of a link: its impairment, its far end and its taps."""
 
-    __slots__ = ("name", "impairment", "target", "link_taps", "arrived")
+    __slots__ = ("name", "impairment", "target", "source", "link_taps", "arrived")
 
     def __init__(self, name: str, impairment: Impairment, target: _Port) -> None:
         self.name = name
         self.impairment = impairment
         self.target = target
+        self.source: _Port | None = None  # where it starts (None: an injector)
         self.link_taps: list[PcapWriter] = []
         self.arrived = 0
 
@@ -369,6 +370,17 @@ class Simulator:
         """Deliver ``frame`` at the far end of ``direction`` ``delay`` from now (a held
         frame released): it meets the delivery gate again."""
         heappush(self._heap, (self.now + delay, next(self._sequence), direction, frame))
+
+    def link_between(self, a: str, b: str) -> Link:
+        """The link joining hosts ``a`` and ``b`` directly (either order)."""
+        for link in self._links.values():
+            ends = {link._ab.source.host if link._ab.source else "", link._ab.target.host}
+            if ends == {a, b}:
+                return link
+        raise SimulationError(f"no link between {a!r} and {b!r}")
+
+    def host_names(self) -> list[str]:
+        return list(self._hosts)
 
     def transmit(self, endpoint: Endpoint, frame: bytes) -> None:
         """Send ``frame`` from a host interface now, as if the host had sent it, but past
@@ -670,6 +682,7 @@ class Simulator:
         forward = _Direction(name_ab, Impairment(ab, _derived_rng(self.seed, name_ab)), b)
         backward = _Direction(name_ba, Impairment(ba, _derived_rng(self.seed, name_ba)), a)
         a.outgoing, b.outgoing = forward, backward
+        forward.source, backward.source = a, b
         link = Link(f"{a.name}<>{b.name}", forward, backward)
         self._links[link.name] = link
         return link
