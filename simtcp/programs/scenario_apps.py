@@ -12,6 +12,7 @@ or ``failed``, never a silent success.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simtcp.backends.faults import HostHandle
@@ -103,9 +104,11 @@ class Sender:
     sent: int = 0
 
     def start(self, host: HostHandle) -> None:
+        """Connect (again, on a restarted host: a new transfer from the first byte)."""
         stack = _stack(host)
         stream = PatternStream(self.seed, self.label)
         state: dict[str, int] = {}
+        self.sent, self.outcome = 0, ""
 
         def pump(now: Instant) -> None:
             connection = state["connection"]
@@ -138,7 +141,7 @@ class Sender:
         self,
         stack: Stack,
         event: object,
-        pump: object,
+        pump: Callable[[Instant], None],
         state: dict[str, int],
         now: Instant,
     ) -> None:
@@ -146,7 +149,6 @@ class Sender:
         if connection != state.get("connection"):
             return
         if isinstance(event, (ConnectionEstablished, SendSpaceAvailable)):
-            assert callable(pump)
             pump(now)
         elif isinstance(event, PeerClosed):
             stack.receive(state["connection"], now=now)

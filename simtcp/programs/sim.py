@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="processes running seeds in parallel (default 1)",
     )
+    from simtcp.programs import scenario  # the hook: scenario imports this module's parsers
+
+    scenario.add_parser(commands)
     return parser
 
 
@@ -586,6 +589,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(arguments)
         if args.command == "transfer":
             return _transfer(args)
+        if args.command == "scenario":
+            from simtcp.programs import scenario
+
+            return scenario.main(args)
         return _campaign(args)
     except UsageError as error:
         print(str(error), file=sys.stderr)

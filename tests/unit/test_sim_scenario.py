@@ -1,0 +1,161 @@
+"""``simtcp sim scenario FILE.toml``: runs, replays byte for byte, and refuses bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simtcp.programs.sim import main
+
+GOOD = """\
+seed = 4
+duration = "120s"
+
+[hosts.client]
+address = "10.0.0.1/24"
+queue = 100
+
+[hosts.server]
+address = "10.0.0.2/24"
+
+[[links]]
+between = ["client", "server"]
+delay = "5ms"
+rate = "20Mbit"
+jitter = "1ms"
+jitter_distribution = "pareto"
+qdisc = "codel"
+
+[[transfers]]
+from = "client"
+to = "server"
+bytes = "128K"
+
+[[events]]
+at = "50ms"
+action = "partition"
+a = ["server"]
+b = ["client"]
+one_way = true
+
+[[events]]
+at = "1s"
+action = "heal"
+
+[[events]]
+at = "1.2s"
+action = "hold"
+host = "server"
+
+[[events]]
+at = "1.5s"
+action = "release"
+shuffle = true
+
+[[rules]]
+action = "delay"
+protocol = "tcp"
+flags = "F"
+delay = "2s"
+"""
+
+
+def scenario(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_scenario_runs_and_replays_byte_for_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = scenario(tmp_path, GOOD)
+    assert main(["scenario", path, "--pcap-dir", str(tmp_path / "one")]) == 0
+    out = capsys.readouterr().out
+    assert "transfer client -> server:5001: closed" in out and "intact" in out
+    assert main(["scenario", path, "--pcap-dir", str(tmp_path / "two")]) == 0
+    for host in ("client", "server"):
+        first = (tmp_path / "one" / f"{host}.pcap").read_bytes()
+        assert len(first) > 100_000
+        assert first == (tmp_path / "two" / f"{host}.pcap").read_bytes()
+
+
+def test_a_crashed_server_fails_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = GOOD.replace('bytes = "128K"', 'bytes = "4M"').split("[[rules]]")[0] + (
+        '\n[[events]]\nat = "300ms"\naction = "crash"\nhost = "server"\n'
+        '\n[[events]]\nat = "2s"\naction = "restart"\nhost = "server"\n'
+    )
+    assert main(["scenario", scenario(tmp_path, text)]) == 1
+    assert "transfer client -> server:5001: reset" in capsys.readouterr().out
+
+
+LONELY = '[hosts.lonely]\naddress = "10.0.0.9/24"\n\n'
+BAD = [
+    ("syntax", "seed = 1\n[hosts.a\naddress = 1\n", "[hosts.a", "TOML syntax error"),
+    (
+        "unknown host",
+        GOOD.replace('b = ["client"]', 'b = ["clinet"]'),
+        'b = ["clinet"]',
+        "unknown host 'clinet'",
+    ),
+    (
+        "overlapping addresses",
+        GOOD.replace('address = "10.0.0.2/24"', 'address = "10.0.0.1/24"'),
+        'address = "10.0.0.1/24"',
+        "already 'client''s",
+    ),
+    (
+        "negative time",
+        GOOD.replace('at = "1s"', 'at = "-1s"'),
+        'at = "-1s"',
+        "must not be negative",
+    ),
+    ("an unlinked host is fine", GOOD + "\n" + LONELY, None, ""),
+    (
+        "rule on a host pair with no path",
+        GOOD.replace("[[rules]]", LONELY + '[[rules]]\nfrom = "lonely"\nto = "client"'),
+        "[[rules]]",
+        "rule matches nothing",
+    ),
+    (
+        "flags on udp",
+        GOOD.replace('protocol = "tcp"', 'protocol = "udp"'),
+        "[[rules]]",
+        "rule matches nothing",
+    ),
+    ("unknown key", GOOD.replace("qdisc", "qdisk"), 'qdisk = "codel"', "unknown key 'qdisk'"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "line", "message"), BAD, ids=[b[0] for b in BAD])
+def test_a_bad_file_is_one_line_with_file_and_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    text: str,
+    line: str | None,
+    message: str,
+) -> None:
+    """``line`` is the text of the line the error must name (its last occurrence)."""
+    path = scenario(tmp_path, text)
+    status = main(["scenario", path])
+    err = capsys.readouterr().err
+    if line is None:  # a good file after all
+        assert status == 0 and err == ""
+        return
+    assert status == 2
+    assert err.count("\n") == 1, err
+    number = max(n for n, each in enumerate(text.splitlines(), 1) if each == line)
+    assert err.startswith(f"{path}:{number}: ") and message in err, err
+
+
+def test_a_rule_that_never_matched_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = GOOD + '\n[[rules]]\naction = "drop"\nprotocol = "tcp"\nport = 9999\n'
+    path = scenario(tmp_path, text)
+    assert main(["scenario", path]) == 2
+    err = capsys.readouterr().err
+    number = max(n for n, each in enumerate(text.splitlines(), 1) if each == "[[rules]]")
+    assert err == f"{path}:{number}: rule matched no frame\n"
