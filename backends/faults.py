@@ -55,7 +55,15 @@ from .sim import FrameNode, Link, SimulationError, Simulator
 if TYPE_CHECKING:
     from .sim import _Direction
 
-__all__ = ["ACTIONS", "FaultNet", "FaultRule", "HostHandle", "PacketView", "view_packet"]
+__all__ = [
+    "ACTIONS",
+    "FaultNet",
+    "FaultRule",
+    "HostHandle",
+    "PacketView",
+    "Partition",
+    "view_packet",
+]
 
 ACTIONS = ("drop", "delay", "duplicate", "corrupt", "hold")
 _PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp"}
@@ -254,7 +262,9 @@ class _PausedNode(_DeadNode):
 
 
 @dataclass(frozen=True, slots=True)
-class _Partition:
+class Partition:
+    """One partition: the (origin, destination) host pairs it cuts; give it to ``repair``."""
+
     blocked: frozenset[tuple[str, str]]
 
 
@@ -270,7 +280,7 @@ class FaultNet:
         self.sim = sim
         self.hosts: dict[str, HostHandle] = {}
         self._owner: dict[int, str] = {}  # IPv4 address -> host name
-        self._partitions: list[_Partition] = []
+        self._partitions: list[Partition] = []
         self._blocked: set[tuple[str, str]] = set()
         self._down: set[str] = set()  # direction names
         self._held_links: set[str] = set()  # direction names
@@ -339,20 +349,23 @@ class FaultNet:
         return host
 
     # --- time ---------------------------------------------------------------
-    def at(self, at: Instant, action: Callable[..., object], *args: object) -> None:
-        """Run ``action(*args)`` at virtual time ``at``: ``net.at(5 * SECOND, net.heal)``."""
+    def at(
+        self, at: Instant, action: Callable[..., object], *args: object, **kwargs: object
+    ) -> None:
+        """Run ``action(*args, **kwargs)`` at virtual time ``at``:
+        ``net.at(5 * SECOND, net.partition, ["a"], ["b"], one_way=True)``."""
         if at < 0:
             raise SimulationError("an event's time must not be negative")
 
         def run() -> None:
-            action(*args)
+            action(*args, **kwargs)
 
         self.sim.call_at(at, run)
 
     # --- partitions and links ----------------------------------------------
     def partition(
         self, side_a: Iterable[str], side_b: Iterable[str], *, one_way: bool = False
-    ) -> _Partition:
+    ) -> Partition:
         """Cut traffic between two sets of hosts; ``one_way``: only from ``side_a`` to
         ``side_b`` (``side_a`` still hears ``side_b``). Returns it, for :meth:`repair`."""
         a, b = list(side_a), list(side_b)
@@ -361,12 +374,12 @@ class FaultNet:
         pairs = {(x, y) for x in a for y in b}
         if not one_way:
             pairs |= {(y, x) for x, y in pairs}
-        partition = _Partition(frozenset(pairs))
+        partition = Partition(frozenset(pairs))
         self._partitions.append(partition)
         self._refresh()
         return partition
 
-    def repair(self, partition: _Partition) -> None:
+    def repair(self, partition: Partition) -> None:
         self._partitions.remove(partition)
         self._refresh()
 
@@ -412,12 +425,22 @@ class FaultNet:
             self._held_links |= self._directions(link, "both")
         self._refresh()
 
-    def release(self, *, shuffle: bool = False) -> int:
-        """Stop every hold and deliver what was held now, in the order it was held or in
-        a shuffle drawn from the seed; returns how many frames were released."""
-        self._held_hosts.clear()
-        self._held_links.clear()
-        held, self._held = self._held, []
+    def release(
+        self, *, host: str | None = None, link: Link | None = None, shuffle: bool = False
+    ) -> int:
+        """Stop the hold on ``host`` or ``link`` (every hold, and the frames rules held,
+        when neither is given) and deliver now what no other hold keeps, in the order it
+        was held or in a shuffle drawn from the seed; returns how many frames went."""
+        if host is None and link is None:
+            self._held_hosts.clear()
+            self._held_links.clear()
+            held, self._held = self._held, []
+        else:
+            self._held_hosts.discard(host or "")
+            if link is not None:
+                self._held_links -= self._directions(link, "both")
+            held = [entry for entry in self._held if not self._still_held(entry)]
+            self._held = [entry for entry in self._held if self._still_held(entry)]
         if shuffle:
             self._releases += 1
             _rng(self.sim.seed, f"release:{self._releases}").shuffle(held)
@@ -430,6 +453,21 @@ class FaultNet:
         self.counters["released"] += len(held)
         self._refresh()
         return len(held)
+
+    def _still_held(self, entry: tuple[_Direction | None, tuple[str, str] | None, bytes]) -> bool:
+        direction, _, frame = entry
+        if direction is None:
+            return True  # held by a rule: only a full release lets it go
+        return self._holds(direction, frame)
+
+    def _holds(self, direction: _Direction, frame: bytes) -> bool:
+        source = direction.source
+        origin = self._origin(frame, source.host if source is not None else "")
+        return (
+            direction.name in self._held_links
+            or origin in self._held_hosts
+            or direction.target.host in self._held_hosts
+        )
 
     @property
     def held(self) -> list[bytes]:

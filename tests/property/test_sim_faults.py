@@ -201,3 +201,17 @@ def test_in_flight_lists_frames_with_their_arrival() -> None:
     assert flying and all(at > sim.now for at, _, _ in flying)
     assert [at for at, _, _ in flying] == sorted(at for at, _, _ in flying)
     assert {view.protocol for _, _, view in flying} == {"tcp"}
+
+
+def test_release_of_one_hold_keeps_what_another_hold_keeps() -> None:
+    sim, net, _, _, link = build(9, 1000)
+    sim.run_for(2 * SECOND)  # the transfer is over; TIME-WAIT remains
+    net.hold(host="b")
+    net.hold(link=link)
+    for number in range(3):
+        sim.transmit(("a", "eth0"), bytes([number]) * 60)
+    sim.run_for(SECOND)
+    assert len(net.held) == 3
+    assert net.release(host="b") == 0  # the link still holds them
+    assert net.release(link=link) == 3
+    assert net.held == []
