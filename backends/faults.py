@@ -483,6 +483,7 @@ class FaultNet:
         host.generation += 1
         host.node = _DeadNode()
         self.sim.replace_node(name, host.node)
+        self.sim.clear_host_queue(name)
 
     def restart(self, name: str) -> None:
         """A fresh stack from the host's factory, same name and addresses, start run again."""

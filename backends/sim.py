@@ -357,6 +357,12 @@ class Simulator:
         for port in host.ports.values():
             port.egress = EgressQueue(limit)
 
+    def clear_host_queue(self, name: str) -> None:
+        """Forget what waits in host ``name``'s egress queues (the host crashed)."""
+        for port in self._host(name).ports.values():
+            if port.egress is not None:
+                port.egress.frames.clear()
+
     def in_flight(self, link: Link | None = None) -> list[InFlight]:
         """Frames on their way (on ``link`` only, if given), in the order they arrive."""
         names = None if link is None else {link.ab_name, link.ba_name}

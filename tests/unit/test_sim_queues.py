@@ -9,6 +9,7 @@ import pytest
 from simtcp.backends.codel import CoDel
 from simtcp.backends.impair import Impairment, LinkProfile
 from simtcp.errors import ConfigError
+from simtcp.programs.transfer import TransferSpec, run_transfer
 from simtcp.time import MILLISECOND, SECOND
 
 
@@ -103,3 +104,19 @@ def test_bad_profiles_are_refused() -> None:
     with pytest.raises(ConfigError):
         LinkProfile(burst_enter=2.0)
     assert SECOND  # keep the import honest
+
+
+def test_a_burst_waits_in_the_host_queue_instead_of_being_dropped() -> None:
+    link = LinkProfile(rate=10_000_000_000)
+    results = {
+        queue: run_transfer(
+            TransferSpec(
+                bytes=4096, connections=300, seed=2, forward=link, backward=link, host_queue=queue
+            )
+        )
+        for queue in (None, 50)
+    }
+    drops = {q: sum(s["queue_drops"] for s in r.link_stats.values()) for q, r in results.items()}
+    assert all(result.ok for result in results.values())
+    assert drops[None] > 0 and drops[50] == 0
+    assert results[50].virtual_seconds < results[None].virtual_seconds / 10
