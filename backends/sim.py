@@ -31,6 +31,15 @@ cost nothing unless added. Each node is polled once per step (and once more
 when a deadline is due): without a word from the node the simulator cannot
 know its deadline did not move.
 
+Scripted work (``call_at``) waits in a second heap and runs at the start of
+the step at its instant, before that instant's frames are delivered. A fault
+layer (``backends/faults.py``) sets two hooks, both None on the plain path:
+``send_hook`` sees each frame a host sends, after the host's taps, and may
+replace it; ``delivery_gate`` decides, for each frame at the end of its
+direction, whether it is delivered. A host with egress queues
+(``set_host_queue``, ``backends/egress.py``) feeds its link only while the
+link's bottleneck has room, and is not drained while a queue is full.
+
 Nothing here sleeps or reads the wall clock: time only moves when the
 simulator jumps it, in integer microseconds. Output produced by API calls
 made between runs (``stack.ping(..., now=sim.now)``) is drained at the start
@@ -376,17 +385,6 @@ class Simulator:
         """Deliver ``frame`` at the far end of ``direction`` ``delay`` from now (a held
         frame released): it meets the delivery gate again."""
         heappush(self._heap, (self.now + delay, next(self._sequence), direction, frame))
-
-    def link_between(self, a: str, b: str) -> Link:
-        """The link joining hosts ``a`` and ``b`` directly (either order)."""
-        for link in self._links.values():
-            ends = {link._ab.source.host if link._ab.source else "", link._ab.target.host}
-            if ends == {a, b}:
-                return link
-        raise SimulationError(f"no link between {a!r} and {b!r}")
-
-    def host_names(self) -> list[str]:
-        return list(self._hosts)
 
     def transmit(self, endpoint: Endpoint, frame: bytes) -> None:
         """Send ``frame`` from a host interface now, as if the host had sent it, but past

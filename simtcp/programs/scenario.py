@@ -151,11 +151,11 @@ def load_scenario(path: str) -> Scenario:
         with open(path, "rb") as stream:
             raw = stream.read()
     except OSError as error:
-        raise ScenarioError(f"{path}:0: cannot read: {error.strerror}") from None
+        raise ScenarioError(f"{path}: cannot read: {error.strerror}") from None
     try:  # tomllib is in the standard library from Python 3.11 on
         toml: Any = importlib.import_module("tomllib")
     except ImportError:
-        raise ScenarioError(f"{path}:0: scenario files need Python 3.11 (tomllib)") from None
+        raise ScenarioError(f"{path}: scenario files need Python 3.11 (tomllib)") from None
     try:
         data = toml.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -226,9 +226,21 @@ def _check(scenario: Scenario) -> None:
                 (*where, "address"), f"address of {name!r} is already {owners[address]!r}'s"
             )
         owners[address] = name
+        _check_numbers(
+            lines, where, host, {"mtu": 68, "queue": 1, "data_retries": 0, "syn_retries": 0}
+        )
     scenario.hosts = hosts
     _check_topology(scenario)
     _check_timeline(scenario)
+
+
+def _check_numbers(
+    lines: _Lines, where: tuple[str | int, ...], table: dict[str, Any], least: dict[str, int]
+) -> None:
+    for key, low in least.items():
+        value = table.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise lines.error((*where, key), f"{key} must be a whole number >= {low}")
 
 
 def _host_name(scenario: Scenario, where: tuple[str | int, ...], name: object) -> str:
@@ -266,9 +278,24 @@ def _check_topology(scenario: Scenario) -> None:
     for index, transfer in enumerate(data.get("transfers", [])):
         where = ("transfers", index)
         _unknown(lines, where, transfer, {"from", "to", "bytes", "port", "at"})
+        _check_numbers(lines, where, transfer, {"port": 1})
+        if transfer.get("port", 1) > 65535:
+            raise lines.error((*where, "port"), "port must be within 1..65535")
+        _size(lines, (*where, "bytes"), transfer.get("bytes", "64K"))
         _host_name(scenario, (*where, "from"), transfer.get("from"))
         _host_name(scenario, (*where, "to"), transfer.get("to"))
         _time(lines, (*where, "at"), transfer.get("at", 0))
+
+
+def _size(lines: _Lines, where: tuple[str | int, ...], value: object) -> int:
+    from simtcp.programs.sim import parse_size
+
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    try:
+        return parse_size(str(value)) if isinstance(value, str) else parse_size("")
+    except argparse.ArgumentTypeError as error:
+        raise lines.error(where, str(error)) from None
 
 
 def link_profile(
@@ -329,8 +356,10 @@ def _check_timeline(scenario: Scenario) -> None:
             )
         _unknown(lines, where, event, EVENTS[action] | {"at", "action"})
         _time(lines, (*where, "at"), event.get("at", None))
-        for key in ("a", "b"):
-            for name in event.get(key, []) if action == "partition" else []:
+        for key in ("a", "b") if action == "partition" else ():
+            if not isinstance(event.get(key), list):
+                raise lines.error((*where, key), f"partition needs {key} = [host, ...]")
+            for name in event[key]:
                 _host_name(scenario, (*where, key), name)
         if "host" in event or action in ("crash", "restart", "pause", "resume"):
             _host_name(scenario, (*where, "host"), event.get("host"))
@@ -401,14 +430,11 @@ def _start_function(apps: list[Sink | Sender]) -> Callable[[HostHandle], None]:
 
 
 def _add_hosts(scenario: Scenario, net: FaultNet, built: _Built) -> None:
-    from simtcp.programs.sim import parse_size
-
     apps: dict[str, list[Sink | Sender]] = {name: [] for name in scenario.hosts}
     for index, transfer in enumerate(scenario.data.get("transfers", [])):
         port = int(transfer.get("port", 5001))
         source, target = transfer["from"], transfer["to"]
-        size = transfer.get("bytes", "64K")
-        size = parse_size(size) if isinstance(size, str) else int(size)
+        size = _size(scenario.lines, ("transfers", index, "bytes"), transfer.get("bytes", "64K"))
         label = f"transfer{index}"
         if (target, port) not in built.sinks:
             built.sinks[(target, port)] = sink = Sink(port=port, seed=scenario.seed, label=label)
@@ -552,7 +578,9 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("file", metavar="FILE.toml", help="the scenario file")
     parser.add_argument("--pcap-dir", metavar="DIR", help="write DIR/HOST.pcap for every host")
-    parser.add_argument("--seed", type=int, metavar="S", help="override the file's seed")
+    from simtcp.programs.sim import _integer  # loaded: this runs inside its build_parser
+
+    parser.add_argument("--seed", type=_integer(0), metavar="S", help="override the file's seed")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -577,6 +605,9 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except (ScenarioError, SimulationError) as error:
         print(str(error), file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as error:  # a value no check above caught: still one line
+        print(f"{args.file}:1: {error}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:
         print(f"simtcp sim scenario: {error}", file=sys.stderr)

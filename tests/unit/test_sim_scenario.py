@@ -53,6 +53,26 @@ at = "1.5s"
 action = "release"
 shuffle = true
 
+[[events]]
+at = "1.6s"
+action = "set_link"
+between = ["client", "server"]
+delay = "8ms"
+rate = "10Mbit"
+burst_enter = 0.01
+burst_leave = 0.3
+
+[[events]]
+at = "1.8s"
+action = "link_down"
+between = ["client", "server"]
+direction = "ab"
+
+[[events]]
+at = "2.2s"
+action = "link_up"
+between = ["client", "server"]
+
 [[rules]]
 action = "delay"
 protocol = "tcp"
@@ -92,6 +112,12 @@ def test_a_crashed_server_fails_the_run(tmp_path: Path, capsys: pytest.CaptureFi
 
 LONELY = '[hosts.lonely]\naddress = "10.0.0.9/24"\n\n'
 BAD = [
+    (
+        "a partition side that is not a list",
+        GOOD.replace('b = ["client"]', 'b = "client"'),
+        'b = "client"',
+        "partition needs b",
+    ),
     ("syntax", "seed = 1\n[hosts.a\naddress = 1\n", "[hosts.a", "TOML syntax error"),
     (
         "unknown host",
