@@ -6,7 +6,7 @@ runs it again from the start with a fresh stack. The sink checks every byte
 against the seeded stream (:class:`~simtcp.programs.transfer.PatternStream`)
 as it arrives; the sender reports how its connection ended, so a test can
 tell a transfer that completed from one that was cut short: ``closed``
-(every byte acknowledged and both FINs exchanged), ``reset``, ``timed out``
+(every byte acknowledged and both FINs exchanged: TIME-WAIT or closed), ``reset``, ``timed out``
 or ``failed``, never a silent success.
 """
 
@@ -132,6 +132,14 @@ class Sender:
                     self._on_event(stack, event, pump, state, now)
                 except SimtcpError as error:
                     self.outcome = self.outcome or f"error: {error}"
+            if "shut" in state and not self.outcome and self.sent == self.size:
+                # In TIME-WAIT our FIN, hence every byte, is acknowledged and the peer's
+                # FIN came (RFC 9293 §3.10.7.4): the transfer is complete; 2*MSL is not.
+                try:
+                    if stack.tcp_info(state["connection"]).state == "TIME-WAIT":
+                        self.outcome = "closed"
+                except SimtcpError:
+                    pass
 
         host.add_process(process)
         if self.start_at > 0:  # wake the simulator when it is time to connect

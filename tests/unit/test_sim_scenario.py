@@ -185,3 +185,15 @@ def test_a_rule_that_never_matched_is_an_error(
     err = capsys.readouterr().err
     number = max(n for n, each in enumerate(text.splitlines(), 1) if each == "[[rules]]")
     assert err == f"{path}:{number}: rule matched no frame\n"
+
+
+def test_the_module_docstring_example_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simtcp.programs import scenario as module
+
+    doc = module.__doc__ or ""
+    example = doc[doc.index("    seed = 1") : doc.index("A bad file")]
+    path = scenario(tmp_path, "\n".join(line[4:] for line in example.splitlines()))
+    assert main(["scenario", path]) == 0
+    assert "closed, 1048576 of 1048576 bytes sent" in capsys.readouterr().out
