@@ -75,7 +75,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 TOP_KEYS = {"seed", "duration", "hosts", "switches", "links", "transfers", "events", "rules"}
 HOST_KEYS = {"address", "mac", "mtu", "queue", "data_retries", "syn_retries"}
 LINK_KEYS = {
-    "between", "loss", "reorder", "duplicate", "corrupt", "delay", "jitter",
+    "between", "back", "loss", "reorder", "duplicate", "corrupt", "delay", "jitter",
     "jitter_distribution", "rate", "queue_limit", "queue_packets", "qdisc",
     "burst_enter", "burst_leave", "burst_loss", "burst_good_loss", "mtu",
 }  # fmt: skip
@@ -91,7 +91,7 @@ EVENTS = {
     "restart": {"host"},
     "pause": {"host"},
     "resume": {"host"},
-    "set_link": {"between"} | (LINK_KEYS - {"between"}),
+    "set_link": LINK_KEYS,
 }
 RULE_KEYS = {"action", "from", "to", "protocol", "port", "flags", "not_flags", "nth", "delay"}
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"-]+)\s*\]\]?")
@@ -274,7 +274,7 @@ def _check_topology(scenario: Scenario) -> None:
             if end in scenario.hosts and end in linked:
                 raise lines.error((*where, "between"), f"host {end!r} already has a link")
             linked.add(end)
-        link_profile(scenario, where, link)
+        link_profiles(scenario, where, link)
     for index, transfer in enumerate(data.get("transfers", [])):
         where = ("transfers", index)
         _unknown(lines, where, transfer, {"from", "to", "bytes", "port", "at"})
@@ -298,6 +298,21 @@ def _size(lines: _Lines, where: tuple[str | int, ...], value: object) -> int:
         raise lines.error(where, str(error)) from None
 
 
+def link_profiles(
+    scenario: Scenario, where: tuple[str | int, ...], table: dict[str, Any]
+) -> tuple[LinkProfile, LinkProfile]:
+    """A link's two directions: from the first host named in ``between`` to the second,
+    and back (the same, but for what a ``back = { ... }`` table overrides)."""
+    forward = link_profile(scenario, where, table)
+    back = table.get("back")
+    if back is None:
+        return forward, forward
+    if not isinstance(back, dict):
+        raise scenario.lines.error((*where, "back"), "back must be a table: back = { loss = 0.1 }")
+    _unknown(scenario.lines, (*where, "back"), back, LINK_KEYS - {"between", "back"})
+    return forward, link_profile(scenario, (*where, "back"), {**table, **back})
+
+
 def link_profile(
     scenario: Scenario, where: tuple[str | int, ...], table: dict[str, Any]
 ) -> LinkProfile:
@@ -308,7 +323,7 @@ def link_profile(
     for key, value in table.items():
         if (
             key not in LINK_KEYS
-            or key == "between"
+            or key in ("between", "back")
             or key in EVENTS["partition"] | {"at", "action"}
         ):
             continue
@@ -366,7 +381,7 @@ def _check_timeline(scenario: Scenario) -> None:
         if "between" in event:
             _pair(scenario, (*where, "between"), event["between"], True)
         if action == "set_link":
-            link_profile(scenario, where, event)
+            link_profiles(scenario, where, event)
     for index, rule in enumerate(data.get("rules", [])):
         _check_rule(scenario, ("rules", index), rule)
 
@@ -476,12 +491,16 @@ def build_scenario(scenario: Scenario, pcaps: dict[str, BinaryIO] | None = None)
         sim.add_switch(name)
     for index, link in enumerate(data.get("links", [])):
         a, b = link["between"]
-        profile = link_profile(scenario, ("links", index), link)
+        profile, back = link_profiles(scenario, ("links", index), link)
         if a in scenario.hosts and b in scenario.hosts:
-            built.links[frozenset((a, b))] = sim.connect((a, "eth0"), (b, "eth0"), profile)
+            built.links[frozenset((a, b))] = sim.connect((a, "eth0"), (b, "eth0"), profile, back)
         else:
             host, switch = (a, b) if a in scenario.hosts else (b, a)
-            built.links[frozenset((a, b))] = sim.connect_to_switch(switch, (host, "eth0"), profile)
+            if host == b:  # the link's first direction leaves the host
+                profile, back = back, profile
+            built.links[frozenset((a, b))] = sim.connect_to_switch(
+                switch, (host, "eth0"), profile, back
+            )
     for name, host in scenario.hosts.items():
         if "queue" in host:
             sim.set_host_queue(name, int(host["queue"]))
@@ -520,8 +539,10 @@ def _event_action(
         "resume": lambda: net.resume(host),
     }
     if action == "set_link":
-        profile = link_profile(scenario, where, event)
-        return lambda: link.set_profile(ab=profile, ba=profile) if link else None
+        forward, back = link_profiles(scenario, where, event)
+        if link is not None and link.ab_name.split(":")[0] != event["between"][0]:
+            forward, back = back, forward  # between names the link the other way round
+        return lambda: link.set_profile(ab=forward, ba=back) if link else None
     chosen = actions[action]
     return lambda: None if chosen() is None else None
 

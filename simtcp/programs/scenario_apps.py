@@ -12,6 +12,7 @@ or ``failed``, never a silent success.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from simtcp.events import (
     ConnectionReset,
     ConnectionTimedOut,
     DataReceived,
+    Event,
     PeerClosed,
     SendSpaceAvailable,
 )
@@ -49,6 +51,40 @@ def _stack(host: HostHandle) -> Stack:
     return node
 
 
+EventHandler = Callable[[Event, Instant], None]
+
+
+class HostEvents:
+    """One process per host (per life of it) that pops its stack's events and offers each
+    to every app on the host, then runs each app's per-step tick: several apps on one
+    stack never steal each other's events."""
+
+    def __init__(self, host: HostHandle) -> None:
+        self.stack = _stack(host)
+        self.handlers: list[EventHandler] = []
+        self.ticks: list[Callable[[Instant], None]] = []
+        host.add_process(self._process)
+
+    def _process(self, now: Instant) -> None:
+        stack = self.stack
+        while (event := stack.next_event()) is not None:
+            for handler in self.handlers:
+                handler(event, now)
+        for tick in self.ticks:
+            tick(now)
+
+    @classmethod
+    def of(cls, host: HostHandle) -> HostEvents:
+        """The host's dispatcher for its current stack (a restart makes a new one)."""
+        entry = _DISPATCHERS.get(host)
+        if entry is None or entry.stack is not host.node:
+            entry = _DISPATCHERS[host] = cls(host)
+        return entry
+
+
+_DISPATCHERS: weakref.WeakKeyDictionary[HostHandle, HostEvents] = weakref.WeakKeyDictionary()
+
+
 @dataclass
 class Sink:
     """Listens on ``port``; checks what arrives against the stream named ``label``."""
@@ -63,21 +99,21 @@ class Sink:
 
     def start(self, host: HostHandle) -> None:
         stack = _stack(host)
-        stack.tcp_listen(self.port, backlog=1024)
+        listener = stack.tcp_listen(self.port, backlog=1024)
         self._ends = {}
         stream = PatternStream(self.seed, self.label)
 
-        def process(now: Instant) -> None:
-            while (event := stack.next_event()) is not None:
-                if isinstance(event, ConnectionAccepted):
+        def handle(event: Event, now: Instant) -> None:
+            if isinstance(event, ConnectionAccepted):
+                if event.listener == listener:
                     self._ends[event.connection] = 0
-                elif isinstance(event, (DataReceived, PeerClosed)):
-                    self._read(stack, stream, event.connection, now)
-                    if isinstance(event, PeerClosed) and event.connection in self._ends:
-                        self.finished += 1
-                        stack.close(event.connection, now=now)
+            elif isinstance(event, (DataReceived, PeerClosed)):
+                self._read(stack, stream, event.connection, now)
+                if isinstance(event, PeerClosed) and event.connection in self._ends:
+                    self.finished += 1
+                    stack.close(event.connection, now=now)
 
-        host.add_process(process)
+        HostEvents.of(host).handlers.append(handle)
 
     def _read(self, stack: Stack, stream: PatternStream, connection: int, now: Instant) -> None:
         offset = self._ends.get(connection)
@@ -122,16 +158,17 @@ class Sender:
                 state["shut"] = 1
                 stack.shutdown(connection, now=now)
 
-        def process(now: Instant) -> None:
+        def handle(event: Event, now: Instant) -> None:
+            try:
+                self._on_event(stack, event, pump, state, now)
+            except SimtcpError as error:
+                self.outcome = self.outcome or f"error: {error}"
+
+        def tick(now: Instant) -> None:
             if "connection" not in state:
-                if now < self.start_at:
-                    return
-                state["connection"] = stack.tcp_connect(self.address, self.port, now=now)
-            while (event := stack.next_event()) is not None:
-                try:
-                    self._on_event(stack, event, pump, state, now)
-                except SimtcpError as error:
-                    self.outcome = self.outcome or f"error: {error}"
+                if now >= self.start_at:
+                    state["connection"] = stack.tcp_connect(self.address, self.port, now=now)
+                return
             if "shut" in state and not self.outcome and self.sent == self.size:
                 # In TIME-WAIT our FIN, hence every byte, is acknowledged and the peer's
                 # FIN came (RFC 9293 §3.10.7.4): the transfer is complete; 2*MSL is not.
@@ -141,14 +178,16 @@ class Sender:
                 except SimtcpError:
                     pass
 
-        host.add_process(process)
+        events = HostEvents.of(host)
+        events.handlers.append(handle)
+        events.ticks.append(tick)
         if self.start_at > 0:  # wake the simulator when it is time to connect
             host.net.sim.call_at(self.start_at, lambda: None)
 
     def _on_event(
         self,
         stack: Stack,
-        event: object,
+        event: Event,
         pump: Callable[[Instant], None],
         state: dict[str, int],
         now: Instant,

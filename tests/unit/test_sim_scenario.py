@@ -26,6 +26,7 @@ rate = "20Mbit"
 jitter = "1ms"
 jitter_distribution = "pareto"
 qdisc = "codel"
+back = { delay = "3ms", queue_packets = 50 }
 
 [[transfers]]
 from = "client"
@@ -118,6 +119,12 @@ BAD = [
         'b = "client"',
         "partition needs b",
     ),
+    (
+        "unknown key in back",
+        GOOD.replace("queue_packets = 50", "queue_pakets = 50"),
+        'back = { delay = "3ms", queue_pakets = 50 }',
+        "unknown key 'queue_pakets'",
+    ),
     ("syntax", "seed = 1\n[hosts.a\naddress = 1\n", "[hosts.a", "TOML syntax error"),
     (
         "unknown host",
@@ -197,3 +204,64 @@ def test_the_module_docstring_example_runs(
     path = scenario(tmp_path, "\n".join(line[4:] for line in example.splitlines()))
     assert main(["scenario", path]) == 0
     assert "closed, 1048576 of 1048576 bytes sent" in capsys.readouterr().out
+
+
+SWITCHED = """\
+seed = 2
+duration = "300s"
+
+[hosts.a]
+address = "10.0.0.1/24"
+
+[hosts.b]
+address = "10.0.0.2/24"
+
+[hosts.c]
+address = "10.0.0.3/24"
+
+[switches.sw]
+
+[[links]]
+between = ["a", "sw"]
+delay = "2ms"
+
+[[links]]
+between = ["sw", "b"]
+delay = "2ms"
+back = { delay = "4ms" }
+
+[[links]]
+between = ["c", "sw"]
+delay = "1ms"
+rate = "50Mbit"
+
+[[transfers]]
+from = "a"
+to = "c"
+bytes = "200K"
+
+[[transfers]]
+from = "b"
+to = "c"
+bytes = "200K"
+port = 6000
+
+[[events]]
+at = "20ms"
+action = "partition"
+a = ["a"]
+b = ["c"]
+
+[[events]]
+at = "3s"
+action = "heal"
+"""
+
+
+def test_a_switched_scenario_partitions_one_pair_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scenario", scenario(tmp_path, SWITCHED)]) == 0
+    out = capsys.readouterr().out
+    assert "transfer a -> c:5001: closed" in out and "transfer b -> c:6000: closed" in out
+    assert "partitioned 0" not in out
