@@ -478,12 +478,7 @@ class Simulator:
             self.now = now = next_at
             self._steps_at_now = 0
         else:
-            self._steps_at_now += 1
-            if self._steps_at_now > self.max_steps_per_instant:
-                raise SimulationStalled(
-                    f"more than {self.max_steps_per_instant} steps at t={now}us; "
-                    "a node's poll_at() stays due after handle_timer()"
-                )
+            self._count_step_at_now()
         counters = self.counters
         counters["steps"] += 1
         calls = self._calls
@@ -497,15 +492,7 @@ class Simulator:
                 continue
             direction.arrived += 1
             if direction.impairment.gro:
-                batch = [frame]
-                while heap and heap[0][0] <= now and heap[0][2] is direction:
-                    frame = heappop(heap)[3]
-                    if gate is None or gate(direction, frame, now):
-                        batch.append(frame)
-                        direction.arrived += 1
-                # GRO passes a lone frame through untouched: skip its checksum check.
-                for merged in gro_merge(batch) if len(batch) > 1 else batch:
-                    self._arrive(direction.target, merged, now)
+                self._arrive_gro(direction, frame, now)
                 continue
             port = direction.target
             node = port.node
@@ -528,6 +515,27 @@ class Simulator:
         for process in self._processes:
             process(now)
         self._drain(now)
+
+    def _count_step_at_now(self) -> None:
+        self._steps_at_now += 1
+        if self._steps_at_now > self.max_steps_per_instant:
+            raise SimulationStalled(
+                f"more than {self.max_steps_per_instant} steps at t={self.now}us; "
+                "a node's poll_at() stays due after handle_timer()"
+            )
+
+    def _arrive_gro(self, direction: _Direction, frame: bytes, now: Instant) -> None:
+        """Merge ``frame`` with what else arrives on ``direction`` right now (GRO)."""
+        heap, gate = self._heap, self.delivery_gate
+        batch = [frame]
+        while heap and heap[0][0] <= now and heap[0][2] is direction:
+            frame = heappop(heap)[3]
+            if gate is None or gate(direction, frame, now):
+                batch.append(frame)
+                direction.arrived += 1
+        # GRO passes a lone frame through untouched: skip its checksum check.
+        for merged in gro_merge(batch) if len(batch) > 1 else batch:
+            self._arrive(direction.target, merged, now)
 
     def _arrive(self, port: _Port, frame: bytes, now: Instant) -> None:
         self.counters["frames_arrived"] += 1

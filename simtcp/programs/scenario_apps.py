@@ -147,16 +147,7 @@ class Sender:
         self.sent, self.outcome = 0, ""
 
         def pump(now: Instant) -> None:
-            connection = state["connection"]
-            while self.sent < self.size:
-                chunk = stream.read(self.sent, min(CHUNK, self.size - self.sent))
-                taken = stack.send(connection, chunk, now=now)
-                self.sent += taken
-                if taken < len(chunk):
-                    return
-            if "shut" not in state:
-                state["shut"] = 1
-                stack.shutdown(connection, now=now)
+            self._pump(stack, stream, state, now)
 
         def handle(event: Event, now: Instant) -> None:
             try:
@@ -165,24 +156,41 @@ class Sender:
                 self.outcome = self.outcome or f"error: {error}"
 
         def tick(now: Instant) -> None:
-            if "connection" not in state:
-                if now >= self.start_at:
-                    state["connection"] = stack.tcp_connect(self.address, self.port, now=now)
-                return
-            if "shut" in state and not self.outcome and self.sent == self.size:
-                # In TIME-WAIT our FIN, hence every byte, is acknowledged and the peer's
-                # FIN came (RFC 9293 §3.10.7.4): the transfer is complete; 2*MSL is not.
-                try:
-                    if stack.tcp_info(state["connection"]).state == "TIME-WAIT":
-                        self.outcome = "closed"
-                except SimtcpError:
-                    pass
+            self._tick(stack, state, now)
 
         events = HostEvents.of(host)
         events.handlers.append(handle)
         events.ticks.append(tick)
         if self.start_at > 0:  # wake the simulator when it is time to connect
             host.net.sim.call_at(self.start_at, lambda: None)
+
+    def _pump(
+        self, stack: Stack, stream: PatternStream, state: dict[str, int], now: Instant
+    ) -> None:
+        connection = state["connection"]
+        while self.sent < self.size:
+            chunk = stream.read(self.sent, min(CHUNK, self.size - self.sent))
+            taken = stack.send(connection, chunk, now=now)
+            self.sent += taken
+            if taken < len(chunk):
+                return
+        if "shut" not in state:
+            state["shut"] = 1
+            stack.shutdown(connection, now=now)
+
+    def _tick(self, stack: Stack, state: dict[str, int], now: Instant) -> None:
+        if "connection" not in state:
+            if now >= self.start_at:
+                state["connection"] = stack.tcp_connect(self.address, self.port, now=now)
+            return
+        if "shut" in state and not self.outcome and self.sent == self.size:
+            # In TIME-WAIT our FIN, hence every byte, is acknowledged and the peer's
+            # FIN came (RFC 9293 §3.10.7.4): the transfer is complete; 2*MSL is not.
+            try:
+                if stack.tcp_info(state["connection"]).state == "TIME-WAIT":
+                    self.outcome = "closed"
+            except SimtcpError:
+                pass
 
     def _on_event(
         self,
