@@ -53,11 +53,11 @@ directions, before impairments (losses included).
 Offloads (DESIGN.md "Offload-ready"): a direction whose profile has ``gso``
 behaves like an offloading NIC at its sending end: TCP segments larger than
 the link's MTU are cut into MTU-sized frames and checksums are finished
-(:func:`simtcp.gso.nic_transmit`) before the frames meet the link taps and the
+(:func:`simtcp.backends.nic.nic_transmit`) before the frames meet the link taps and the
 impairments, so a link tap shows wire frames while a host tap shows what the
 host sent. A direction with ``gro`` merges, like Linux GRO, the frames that
 arrive at its far end at the same instant, one after the other
-(:func:`simtcp.gso.gro_merge`); the host and its taps see the merged frames.
+(:func:`simtcp.backends.nic.gro_merge`); the host and its taps see the merged frames.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ from dataclasses import dataclass
 from heapq import heappop, heappush
 from typing import BinaryIO, Protocol
 
+from simtcp.backends.nic import gro_merge, nic_transmit
 from simtcp.errors import SimtcpError
-from simtcp.gso import gro_merge, nic_transmit
 from simtcp.time import Duration, Instant
 from simtcp.wire.pcap import PcapWriter
 

@@ -13,7 +13,7 @@ With offloads on, the loop passes the virtio-net header's verdict to the stack
 (``receive_frame(..., checksum_verified=, gso_size=)``) and derives the header
 of each frame it writes from the frame (:func:`simtcp.backends.vnet.tx_header`). It
 also merges runs of the stack's own full-sized TCP segments into one
-super-segment per write (:func:`simtcp.gso.coalesce_for_tso`): the kernel cuts
+super-segment per write (:func:`simtcp.backends.nic.coalesce_for_tso`): the kernel cuts
 it back at the same MSS, so the wire carries the very same segments, and one
 syscall replaces up to 45. With the impairment shim, which models the wire,
 frames cross it as wire frames: GSO cut, checksums finished.
@@ -63,8 +63,8 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any, Protocol
 
+from simtcp.backends.nic import coalesce_for_tso, gro_receive, nic_transmit
 from simtcp.events import Event
-from simtcp.gso import coalesce_for_tso, gro_receive, nic_transmit
 from simtcp.stack import InterfaceOffload
 from simtcp.time import Instant
 from simtcp.wire.pcap import PcapWriter
@@ -366,10 +366,11 @@ class TapLoop:
 
     def _deliver_gro(self, name: str, reads: list[bytes], now: Instant) -> None:
         """Merge runs of in-order TCP data of each flow before the stack sees them, as Linux's
-        GRO does (:func:`simtcp.gso.gro_receive`): one call, and one ACK, per run instead of
-        per frame. Runs are per flow across the batch (up to ``GRO_FLOWS`` flows open), so
-        concurrent streams whose frames interleave still merge; each flow's frames keep their
-        order, different flows' merged segments may reach the stack in another order. The
+        GRO does (:func:`simtcp.backends.nic.gro_receive`): one call, and one ACK, per run
+        instead of per frame. Runs are per flow across the batch (up to ``GRO_FLOWS`` flows
+        open), so concurrent streams whose frames interleave still merge; each flow's frames
+        keep their order, different flows' merged segments may reach the stack in another
+        order. The
         checksums of every frame merged are verified on the way. The pcap records the frames
         as read; the shim, which models the wire, never gets here."""
         pcap = self.pcap

@@ -43,8 +43,10 @@ import sys
 from collections import deque
 from typing import BinaryIO
 
-from simtcp.gso import InterfaceOffload, is_whole_tcp, nic_transmit, segment_tcp, tcp_mss_for
+from simtcp.backends.nic import nic_transmit
+from simtcp.link import InterfaceOffload
 from simtcp.wire.checksum import Buffer
+from simtcp.wire.offload import is_whole_tcp, segment_tcp, tcp_mss_for
 from simtcp.wire.pcap import PcapWriter
 
 from .tapsetup import (
@@ -320,7 +322,7 @@ class WirePcapWriter(PcapWriter):
     With offloads on, the stack and the kernel trade TCP segments of up to
     64 KiB with partial checksums (the NIC, here the kernel, finishes both);
     a capture of those makes ``tcpdump -vv`` flag every checksum. This writer
-    passes each frame through :func:`simtcp.gso.nic_transmit` first: segments
+    passes each frame through :func:`simtcp.backends.nic.nic_transmit` first: segments
     cut to ``mtu``, TCP/UDP checksums computed from scratch. The price: a frame
     that arrived with a wrong checksum is recorded with a right one, which is
     why the plain capture of what the stack handled stays the default.

@@ -230,7 +230,7 @@ def bench_sim(total: int) -> dict[str, float]:
     """CPU seconds per simulated MB: plain link, offloading link, and offloading stacks too."""
     import simtcp.programs.transfer
     from simtcp.backends.impair import LinkProfile
-    from simtcp.gso import InterfaceOffload
+    from simtcp.link import InterfaceOffload
     from simtcp.stack import Stack
     from simtcp.time import MILLISECOND
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from simtcp.backends.impair import LinkProfile  # noqa: E402
 from simtcp.config import ArpConfig, TcpConfig  # noqa: E402
-from simtcp.gso import InterfaceOffload  # noqa: E402
+from simtcp.link import InterfaceOffload  # noqa: E402
 from simtcp.programs.transfer import TransferSpec, run_transfer  # noqa: E402
 from simtcp.time import MILLISECOND  # noqa: E402
 

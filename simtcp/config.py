@@ -76,6 +76,13 @@ class StackConfig:
     """Events held for the application. Beyond it, events the network alone can multiply
     (echo replies, datagrams, ICMP errors) are dropped and counted as ``events.dropped``;
     connection events, bounded by the number of connections, are always kept."""
+    fast_paths: bool = True
+    """Take the common frames in one step (``simtcp/tcpio.py``): a plain TCP segment or
+    echo request received, a TCP segment to a resolved next hop sent, each without
+    building the layered objects. Off, every frame takes the general layered path (the
+    fast paths' oracle): the same frames, events and counters, only slower. Tests turn it
+    off to compare the two. The TCP engine's header prediction is a separate switch,
+    ``TcpConfig.fast_path``."""
     arp: ArpConfig = field(default_factory=ArpConfig)
     ip: IpConfig = field(default_factory=IpConfig)
     icmp: IcmpConfig = field(default_factory=IcmpConfig)

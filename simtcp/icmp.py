@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .config import IcmpConfig
 from .errors import DropReason, ParseError
-from .events import EchoReplyReceived, IcmpErrorReceived
-from .ip import LIMITED_BROADCAST, is_martian_source
+from .events import EchoReplyReceived, Event, IcmpErrorReceived
+from .ip.routing import is_martian_source
+from .link.arp import QueuedPacket
+from .link.interface import Interface
+from .stats import Stats
 from .time import SECOND, Instant
 from .wire import icmp as icmp_wire
-from .wire.checksum import Buffer
+from .wire.checksum import Buffer, address_sum, field_of, fold, word_sum
 from .wire.ethernet import ETHERTYPE_IPV4
 from .wire.icmp import ERROR_TYPES, IcmpMessage
-from .wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Packet, ip_to_str
+from .wire.ipv4 import Ipv4Packet, ip_to_str
+from .wire.protocols import PROTOCOL_ICMP, PROTOCOL_TCP
 
 if TYPE_CHECKING:
-    from .arp import NeighbourCache
-    from .config import StackConfig
-    from .events import Event
-    from .ip import RoutingTable
-    from .stack import Interface
-    from .stats import Stats
+    from .ip.output import Ipv4Output
     from .tcp import TcpLayer
 
 QUOTE_DATA_BYTES = 8
@@ -81,54 +81,61 @@ class IcmpPolicy:
         return IcmpMessage(icmp_type, code, rest, IcmpPolicy.quote(offending))
 
 
-class IcmpHandling:
-    """ICMP messages addressed to the stack, and the errors it sends, for :class:`Stack`.
+class Icmp:
+    """ICMP messages addressed to the stack, and the errors it sends.
 
     Echo requests are answered from the very address that was asked; echo replies
     and errors about UDP or raw datagrams become events; errors quoting one of our
     TCP segments go to the TCP layer (RFC 5927, RFC 1191). Errors we send obey
     :class:`IcmpPolicy` (never about an error, a fragment or a broadcast; rate limited).
+    Everything leaves through the stack's :class:`~simtcp.ip.output.Ipv4Output`.
     """
 
-    if TYPE_CHECKING:
-        config: StackConfig
-        stats: Stats
-        tcp: TcpLayer
-        _icmp: IcmpPolicy
-        _local: dict[int, str]
-        _broadcasts: set[int]
-        _counters: dict[str, int]
-        _interfaces: dict[str, Interface]
-        _routes: RoutingTable
-        _neighbours: NeighbourCache
-        _output: list[tuple[str, bytes]]
-        _ip_id: int
+    tcp: TcpLayer
+    """Where errors about our TCP segments go (set by the stack once the layer exists)."""
 
-        def emit(self, event: Event) -> None: ...
+    def __init__(
+        self,
+        config: IcmpConfig,
+        *,
+        output: Ipv4Output,
+        stats: Stats,
+        emit: Callable[[Event], None],
+    ) -> None:
+        self._config = config
+        self._policy = IcmpPolicy(config)
+        self._output = output
+        self._local = output.local
+        self._broadcasts = output.broadcasts
+        self._stats = stats
+        self._counters = stats.counters()
+        self._emit = emit
 
-        def send_ipv4(
-            self,
-            destination: int,
-            protocol: int,
-            payload: bytes,
-            *,
-            now: Instant,
-            source: int | None = None,
-            ttl: int | None = None,
-            dont_fragment: bool = False,
-        ) -> bool: ...
+    def send_echo_request(
+        self,
+        destination: int,
+        identifier: int,
+        sequence: int,
+        payload: bytes,
+        *,
+        ttl: int | None,
+        now: Instant,
+    ) -> bool:
+        """Send an echo request (RFC 792); False without a route."""
+        message = IcmpMessage.echo_request(identifier & 0xFFFF, sequence & 0xFFFF, payload)
+        self._stats.count("icmp.out.type8")
+        return self._output.send(destination, PROTOCOL_ICMP, message.build(), now=now, ttl=ttl)
 
-    def _echo_fast_received(
+    def echo_fast_received(
         self,
         iface: Interface,
         frame: Buffer,
-        now: Instant,
         verified: bool,
         total_length: int,
         source: int,
         destination: int,
     ) -> bool:
-        """Answer an echo request in one step, for :meth:`TcpFrameIO._fast_received`, which
+        """Answer an echo request in one step, for :meth:`TcpFrames.fast_received`, which
         checked the Ethernet and IPv4 headers (option-less, unfragmented, unicast to us).
 
         Taken when the reply fits the link toward a resolved unicast next hop; False
@@ -142,10 +149,7 @@ class IcmpHandling:
         if frame[34] != icmp_wire.TYPE_ECHO_REQUEST or source in self._local:
             return False
         rest_words = ((frame[38] << 8) | frame[39]) + ((frame[40] << 8) | frame[41])
-        data_value = int.from_bytes(frame[42:end], "big")
-        if (end - 42) & 1:
-            data_value <<= 8  # RFC 1071: an odd length is summed as if padded with a zero
-        data_sum = data_value % 0xFFFF
+        data_sum = fold(word_sum(frame[42:end]))
         if (
             not verified
             and (
@@ -157,14 +161,14 @@ class IcmpHandling:
             % 0xFFFF
         ):
             return False  # the general path counts the bad checksum
-        route = self._routes.lookup(source)
-        if route is None:
+        output = self._output
+        found = output.unicast_route(source)
+        if found is None:
             return False
-        out = self._interfaces[route.interface]
-        next_hop = route.gateway if route.gateway is not None else source
-        if total_length > out.mtu or next_hop in out.broadcasts or next_hop == LIMITED_BROADCAST:
+        out, next_hop = found
+        if total_length > out.mtu:
             return False
-        mac = self._neighbours.resolved_mac(out.name, next_hop)
+        mac = output.neighbours.resolved_mac(out.name, next_hop)
         if mac is None:
             return False
         counters = self._counters
@@ -173,51 +177,25 @@ class IcmpHandling:
         counters["icmp.out.type0"] += 1
         counters["ip.packets_out"] += 1
         counters["link.frames_out"] += 1
-        self._ip_id = identification = (self._ip_id + 1) & 0xFFFF
-        ttl = self.config.ip.default_ttl
-        if rest_words or data_value:
-            reply_sum = (rest_words + data_sum) % 0xFFFF
-            reply_checksum = 0xFFFF - reply_sum if reply_sum else 0
-        else:
-            reply_checksum = 0xFFFF  # a reply of zeros sums to 0 itself: its complement
-        header_sum = (
-            0x4500
-            + total_length
-            + identification
-            + (ttl << 8)
-            + PROTOCOL_ICMP
-            + (source >> 16)
-            + (source & 0xFFFF)
-            + (destination >> 16)
-            + (destination & 0xFFFF)
-        ) % 0xFFFF
-        self._output.append(
+        output.frames.append(
             (
                 out.name,
-                _ECHO_REPLY_HEADERS.pack(
+                _echo_reply_headers(
                     mac,
                     out.mac,
-                    ETHERTYPE_IPV4,
-                    0x45,
-                    0,
                     total_length,
-                    identification,
-                    0,
-                    ttl,
-                    PROTOCOL_ICMP,
-                    0xFFFF - header_sum if header_sum else 0,
+                    output.next_identification(),
+                    output.default_ttl,
                     destination,
                     source,
-                    icmp_wire.TYPE_ECHO_REPLY,
-                    0,
-                    reply_checksum,
+                    ~fold(rest_words + data_sum) & 0xFFFF,
                 )
                 + frame[38:end],
             )
         )
         return True
 
-    def _icmp_received(
+    def received(
         self,
         packet: Ipv4Packet,
         link_broadcast: bool,
@@ -225,7 +203,8 @@ class IcmpHandling:
         now: Instant,
         verified: bool,
     ) -> None:
-        stats = self.stats
+        """An ICMP message to us, from the general path (RFC 1122 §3.2.2)."""
+        stats = self._stats
         try:
             message = IcmpMessage.parse(packet.payload, verify_checksum=not verified)
         except ParseError as error:
@@ -233,16 +212,16 @@ class IcmpHandling:
             return
         stats.count(f"icmp.in.type{message.icmp_type}")
         if message.icmp_type == icmp_wire.TYPE_ECHO_REQUEST:
-            if (to_broadcast or link_broadcast) and not self.config.icmp.reply_to_broadcast:
+            if (to_broadcast or link_broadcast) and not self._config.reply_to_broadcast:
                 stats.drop(DropReason.BROADCAST_ECHO)  # RFC 1122 §3.2.2.6 allows silence
                 return
             # Reply from the very address that was asked (the seed's bug, fixed).
             source = packet.destination if packet.destination in self._local else None
             reply = IcmpMessage(icmp_wire.TYPE_ECHO_REPLY, 0, message.rest, message.payload)
             stats.count("icmp.out.type0")
-            self.send_ipv4(packet.source, PROTOCOL_ICMP, reply.build(), now=now, source=source)
+            self._output.send(packet.source, PROTOCOL_ICMP, reply.build(), now=now, source=source)
         elif message.icmp_type == icmp_wire.TYPE_ECHO_REPLY:
-            self.emit(
+            self._emit(
                 EchoReplyReceived(
                     source=ip_to_str(packet.source),
                     identifier=message.identifier,
@@ -252,20 +231,20 @@ class IcmpHandling:
                 )
             )
         elif message.is_error:
-            self._icmp_error_received(packet, message, now)
+            self._error_received(packet, message, now)
         else:
             stats.drop(DropReason.ICMP_UNHANDLED)
 
-    def _icmp_error_received(self, packet: Ipv4Packet, message: IcmpMessage, now: Instant) -> None:
+    def _error_received(self, packet: Ipv4Packet, message: IcmpMessage, now: Instant) -> None:
         try:
             quoted = Ipv4Packet.parse(
                 _quoted_with_fixed_length(message.payload), verify_checksum=False
             )
         except ParseError as error:
-            self.stats.drop(error.reason)
+            self._stats.drop(error.reason)
             return
         if quoted.source not in self._local:
-            self.stats.drop(DropReason.NOT_FOR_US)
+            self._stats.drop(DropReason.NOT_FOR_US)
             return
         data = bytes(quoted.payload)
         if quoted.protocol == PROTOCOL_TCP and len(data) >= 8:
@@ -281,7 +260,7 @@ class IcmpHandling:
                 now=now,
             )
             return
-        self.emit(
+        self._emit(
             IcmpErrorReceived(
                 source=ip_to_str(packet.source),
                 icmp_type=message.icmp_type,
@@ -291,7 +270,7 @@ class IcmpHandling:
             )
         )
 
-    def _send_icmp_error(
+    def send_error(
         self,
         icmp_type: int,
         code: int,
@@ -302,19 +281,72 @@ class IcmpHandling:
         to_broadcast: bool = False,
         rest: int = 0,
     ) -> None:
+        """Tell ``offending``'s sender, when :class:`IcmpPolicy` allows (RFC 1122 §3.2.2)."""
         if not IcmpPolicy.may_answer(
             offending, link_broadcast=link_broadcast, to_broadcast=to_broadcast
         ):
             return
         if offending.source in self._broadcasts or is_martian_source(offending.source):
             return
-        if not self._icmp.allow(now):
-            self.stats.drop(DropReason.ICMP_RATE_LIMITED)
+        if not self._policy.allow(now):
+            self._stats.drop(DropReason.ICMP_RATE_LIMITED)
             return
         message = IcmpPolicy.error(icmp_type, code, offending, rest)
-        self.stats.count(f"icmp.out.type{icmp_type}")
+        self._stats.count(f"icmp.out.type{icmp_type}")
         # RFC 1812 §4.3.2.4: the source is the address of the interface the error leaves by.
-        self.send_ipv4(offending.source, PROTOCOL_ICMP, message.build(), now=now)
+        self._output.send(offending.source, PROTOCOL_ICMP, message.build(), now=now)
+
+    def host_unreachable(self, queued: QueuedPacket, now: Instant) -> None:
+        """Resolution failed: a router tells the sender (RFC 1812 §4.3.3.1 host unreachable)."""
+        if not queued.forwarded:
+            return
+        try:
+            packet = Ipv4Packet.parse(queued.datagram, verify_checksum=False)
+        except ParseError:
+            return
+        self.send_error(
+            icmp_wire.TYPE_DESTINATION_UNREACHABLE, icmp_wire.CODE_HOST_UNREACHABLE, packet, now
+        )
+
+
+def _echo_reply_headers(
+    destination_mac: bytes,
+    source_mac: bytes,
+    total_length: int,
+    identification: int,
+    ttl: int,
+    source: int,
+    destination: int,
+    icmp_checksum: int,
+) -> bytes:
+    """Ethernet, an option-less IPv4 header (checksum summed from the fields, RFC 1071
+    §2(B)) and the ICMP type, code and checksum of an echo reply."""
+    header_sum = (
+        0x4500
+        + total_length
+        + identification
+        + (ttl << 8)
+        + PROTOCOL_ICMP
+        + address_sum(source, destination)
+    )
+    return _ECHO_REPLY_HEADERS.pack(
+        destination_mac,
+        source_mac,
+        ETHERTYPE_IPV4,
+        0x45,
+        0,
+        total_length,
+        identification,
+        0,
+        ttl,
+        PROTOCOL_ICMP,
+        field_of(header_sum),
+        source,
+        destination,
+        icmp_wire.TYPE_ECHO_REPLY,
+        0,
+        icmp_checksum,
+    )
 
 
 _ECHO_REPLY_HEADERS = struct.Struct("!6s6sHBBHHHBBHIIBBH")

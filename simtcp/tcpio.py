@@ -9,11 +9,11 @@ transfer nearly every frame in and out is one. Taking it down and up the
 layers one object at a time (``EthernetFrame`` -> ``Ipv4Packet`` ->
 ``TcpSegment``, then ``TcpSegment.build`` -> ``Ipv4Packet.build`` ->
 ``build_ethernet_header`` and a join) costs a dozen calls and as many copies.
-So :class:`TcpFrameIO`, a part of :class:`simtcp.stack.Stack`, takes the
+So :class:`TcpFrames`, a part of :class:`simtcp.stack.Stack`, takes the
 common case in one step each way and leaves every other case to the layered
 code, which stays here as the oracle:
 
-Receive (:meth:`TcpFrameIO._fast_received`, called first by
+Receive (:meth:`TcpFrames.fast_received`, called first by
 ``Stack.receive_frame``): one ``struct`` unpack reads the destination MAC, the
 EtherType and the whole option-less IPv4 header. The frame qualifies when it
 is IPv4 with IHL 5 carrying TCP (or ICMP), unfragmented (no MF, offset 0),
@@ -24,14 +24,14 @@ checksum is verified by summing the header as one integer modulo 0xffff
 (RFC 1071: the one's complement sum is the sum modulo 2^16 - 1), unless the
 link vouched for the frame. Then a TCP segment is parsed straight from a view
 of the frame and handed to the TCP layer; an ICMP echo request is answered at
-once by :meth:`simtcp.icmp.IcmpHandling._echo_fast_received` (ping's latency
+once by :meth:`simtcp.icmp.Icmp.echo_fast_received` (ping's latency
 over a TAP is mostly this path and the loop around it). Anything that fails a
 test returns False before any state or counter changed, and
-``Stack.receive_frame`` continues down the general path (:meth:`_tcp_received`
-for TCP, ``IcmpHandling._icmp_received`` for ICMP), so a frame counts and acts
+``Stack.receive_frame`` continues down the general path (:meth:`tcp_received`
+for TCP, ``Icmp.received`` for ICMP), so a frame counts and acts
 the same either way.
 
-Transmit (:meth:`TcpFrameIO.send_tcp`, the ``TcpHost`` entry point): when the
+Transmit (:meth:`TcpFrames.send_tcp`, the ``TcpHost`` entry point): when the
 destination is routed (not ours, not a broadcast) to a next hop whose MAC the
 neighbour cache already holds, and the segment fits the link's MTU or its TSO
 limit, :meth:`TcpSegment.build_ipv4_frame` packs the Ethernet, IPv4 and TCP
@@ -42,10 +42,14 @@ oversized segment is cut into wire frames right there, each taking the IPv4
 identification it would have had sent alone. Everything else (unresolved
 neighbours, which queue behind ARP; loopback; broadcasts; a segment too big
 for a link without TSO, which TCP's DF makes a drop: RFC 1191) goes through
-:meth:`_send_tcp_general`, the layered path via ``Stack.send_ipv4``.
+:meth:`send_general`, the layered path via ``Ipv4Output.send``. The route
+and the next hop's MAC come from the stack's one
+:class:`~simtcp.ip.output.Ipv4Output` (:meth:`~simtcp.ip.output.Ipv4Output.unicast_route`),
+as does the identification.
 
 Both fast paths must be invisible: the same frames out, the same events, the
 same counters and the same IPv4 identification sequence as the general path.
+``StackConfig.fast_paths`` turns both off (the general path alone then runs);
 ``tests/property/test_fast_paths.py`` holds each against its oracle on valid
 and damaged frames, and checks that the fast paths really run.
 """
@@ -53,23 +57,26 @@ and damaged frames, and checks that the fast paths really run.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import DropReason, ParseError
-from .gso import with_partial_checksum
-from .ip import LIMITED_BROADCAST
+from .events import Event
+from .ip.routing import LIMITED_BROADCAST
+from .link.interface import Interface, InterfaceOffload
+from .stats import Stats
 from .time import Instant
 from .wire.checksum import Buffer
 from .wire.ethernet import ETHERTYPE_IPV4
-from .wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Packet
+from .wire.ipv4 import Ipv4Packet
+from .wire.offload import with_partial_checksum
+from .wire.protocols import PROTOCOL_ICMP, PROTOCOL_TCP
 from .wire.tcp import CHECKSUM_FULL, CHECKSUM_PARTIAL, TcpSegment
 
 if TYPE_CHECKING:
-    from .arp import NeighbourCache
     from .config import StackConfig
-    from .ip import RoutingTable
-    from .stack import Interface
-    from .stats import Stats
+    from .icmp import Icmp
+    from .ip.output import Ipv4Output
     from .tcp import TcpLayer
 
 FAST_RX = struct.Struct("!6s6xHBBHHHBBHII")
@@ -78,52 +85,58 @@ FAST_MIN_FRAME = 14 + 20 + 8
 """The shortest frame the receive fast path looks at: Ethernet, IPv4 and ICMP headers."""
 
 
-class TcpFrameIO:
-    """TCP segments in and out of Ethernet frames, for :class:`simtcp.stack.Stack`."""
+class TcpFrames:
+    """TCP segments in and out of Ethernet frames: the TCP layer's host (``TcpHost``).
 
-    if TYPE_CHECKING:
-        config: StackConfig
-        stats: Stats
-        tcp: TcpLayer
-        _counters: dict[str, int]
-        _interfaces: dict[str, Interface]
-        _local: dict[int, str]
-        _broadcasts: set[int]
-        _routes: RoutingTable
-        _neighbours: NeighbourCache
-        _output: list[tuple[str, bytes]]
-        _ip_id: int
+    Sends through the stack's :class:`~simtcp.ip.output.Ipv4Output`; receives the
+    general path's TCP datagrams from :class:`~simtcp.ip.input.Ipv4Input`, and the
+    common frames straight from ``Stack.receive_frame`` (:meth:`fast_received`).
+    """
 
-        def _route_interface(self, destination: int) -> Interface | None: ...
+    tcp: TcpLayer
+    """The TCP layer served (set by the stack once the layer exists)."""
 
-        def _echo_fast_received(
-            self,
-            iface: Interface,
-            frame: Buffer,
-            now: Instant,
-            verified: bool,
-            total_length: int,
-            source: int,
-            destination: int,
-        ) -> bool: ...
+    def __init__(
+        self,
+        config: StackConfig,
+        *,
+        output: Ipv4Output,
+        icmp: Icmp,
+        stats: Stats,
+        emit: Callable[[Event], None],
+    ) -> None:
+        self.stats = stats
+        self._emit = emit
+        self._output = output
+        self._icmp = icmp
+        self._local = output.local
+        self._broadcasts = output.broadcasts
+        self._counters = stats.counters()
+        self._ttl = config.ip.default_ttl
+        self._fast_paths = config.fast_paths
 
-        def send_ipv4(
-            self,
-            destination: int,
-            protocol: int,
-            payload: bytes,
-            *,
-            now: Instant,
-            source: int | None = None,
-            ttl: int | None = None,
-            dont_fragment: bool = False,
-        ) -> bool: ...
+    # --- TcpHost ----------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Queue an event for the application (TcpHost protocol)."""
+        self._emit(event)
+
+    def route_source(self, destination: int) -> tuple[int, int] | None:
+        """(source address, MTU) used to reach ``destination``, or None (TcpHost protocol)."""
+        return self._output.route_source(destination)
+
+    def route_offload(self, destination: int) -> InterfaceOffload:
+        """What the link toward ``destination`` does for us (TcpHost protocol)."""
+        return self._output.route_offload(destination)
+
+    def is_local_address(self, address: int) -> bool:
+        return address in self._local
 
     # --- receive --------------------------------------------------------------
 
-    def _fast_received(self, iface: Interface, frame: Buffer, now: Instant, verified: bool) -> bool:
+    def fast_received(self, iface: Interface, frame: Buffer, now: Instant, verified: bool) -> bool:
         """Deliver the common frame in one step: TCP (or an ICMP echo request, answered by
-        :meth:`IcmpHandling._echo_fast_received`) in an unfragmented IPv4 datagram without
+        :meth:`Icmp.echo_fast_received`) in an unfragmented IPv4 datagram without
         options, unicast to one of our addresses. False (nothing done) for anything else,
         which the general path then takes; ``test_fast_paths`` holds the two paths equal."""
         (
@@ -154,12 +167,13 @@ class TcpFrameIO:
             or source == LIMITED_BROADCAST
         ):
             return False
-        # The header verifies when its sum is a multiple of 0xffff (never 0: version 4 is in it).
+        # The header verifies when its sum is a multiple of 0xffff (never 0: version 4 is in
+        # it); checksum_verifies, inlined.
         if not verified and int.from_bytes(frame[14:34], "big") % 0xFFFF:
             return False
         if protocol != PROTOCOL_TCP or total_length < 40:
-            return protocol == PROTOCOL_ICMP and self._echo_fast_received(
-                iface, frame, now, verified, total_length, source, destination
+            return protocol == PROTOCOL_ICMP and self._icmp.echo_fast_received(
+                iface, frame, verified, total_length, source, destination
             )
         counters = self._counters
         counters["ip.packets_in"] += 1
@@ -176,7 +190,7 @@ class TcpFrameIO:
         self.tcp.segment_received(source, destination, segment, now=now)
         return True
 
-    def _tcp_received(
+    def tcp_received(
         self, packet: Ipv4Packet, broadcast: bool, now: Instant, verified: bool
     ) -> None:
         """The general path's TCP delivery, after IPv4 (and maybe reassembly)."""
@@ -202,54 +216,33 @@ class TcpFrameIO:
     def send_tcp(self, source: int, destination: int, segment: TcpSegment, *, now: Instant) -> None:
         """Wrap a segment from the TCP layer in IPv4 and send it (TcpHost protocol)."""
         self._counters["tcp.segments_out"] += 1
-        if not self._tcp_fast_sent(source, destination, segment):
-            self._send_tcp_general(source, destination, segment, now)
+        if not (self._fast_paths and self._fast_sent(source, destination, segment)):
+            self.send_general(source, destination, segment, now)
 
-    def _tcp_fast_sent(self, source: int, destination: int, segment: TcpSegment) -> bool:
+    def _fast_sent(self, source: int, destination: int, segment: TcpSegment) -> bool:
         """Queue the common segment's frame in one step: routed to a resolved unicast next hop,
         fitting the link (or its TSO). False (nothing done) for anything else, which
-        :meth:`_send_tcp_general` then sends; ``test_fast_paths`` holds the two equal."""
-        if destination in self._local or destination == LIMITED_BROADCAST:
+        :meth:`send_general` then sends; ``test_fast_paths`` holds the two equal."""
+        output = self._output
+        found = output.unicast_route(destination)
+        if found is None:
             return False
-        route = self._routes.lookup(destination)
-        if route is None:
-            return False
-        iface = self._interfaces[route.interface]
-        next_hop = route.gateway if route.gateway is not None else destination
-        if next_hop in iface.broadcasts or next_hop == LIMITED_BROADCAST:
-            return False
+        iface, next_hop = found
         offload = iface.offload
         payload_length = len(segment.payload)
         header_length = segment.header_length
         oversized = 20 + header_length + payload_length > iface.mtu
         if oversized and not (offload.max_segment and payload_length <= offload.max_segment):
             return False  # the general path drops it: TCP sets DF (RFC 1191)
-        mac = self._neighbours.resolved_mac(iface.name, next_hop)
+        mac = output.neighbours.resolved_mac(iface.name, next_hop)
         if mac is None:
             return False
         counters = self._counters
         counters["ip.packets_out"] += 1
-        identification = (self._ip_id + 1) & 0xFFFF
         if oversized and offload.software_segmentation:
-            frames = segment.build_ipv4_frames(
-                mac,
-                iface.mac,
-                source,
-                destination,
-                ttl=self.config.ip.default_ttl,
-                identification=identification,
-                mss=iface.mtu - 20 - header_length,
-            )
-            # Each piece takes the identification it would have had sent on its own.
-            self._ip_id = (self._ip_id + len(frames)) & 0xFFFF
-            name = iface.name
-            self._output.extend([(name, frame) for frame in frames])
-            counters["link.frames_out"] += len(frames)
-            counters["ip.gso_segmented"] += 1
-            counters["ip.gso_segments_out"] += len(frames)
+            self._gso_sent(iface, mac, source, destination, segment)
             return True
-        self._ip_id = identification
-        self._output.append(
+        output.frames.append(
             (
                 iface.name,
                 segment.build_ipv4_frame(
@@ -257,8 +250,8 @@ class TcpFrameIO:
                     iface.mac,
                     source,
                     destination,
-                    ttl=self.config.ip.default_ttl,
-                    identification=identification,
+                    ttl=self._ttl,
+                    identification=output.next_identification(),
                     checksum=CHECKSUM_PARTIAL if offload.tx_checksum else CHECKSUM_FULL,
                 ),
             )
@@ -266,11 +259,34 @@ class TcpFrameIO:
         counters["link.frames_out"] += 1
         return True
 
-    def _send_tcp_general(
+    def _gso_sent(
+        self, iface: Interface, mac: bytes, source: int, destination: int, segment: TcpSegment
+    ) -> None:
+        """The segment cut into wire frames right here (software GSO), each piece taking
+        the IPv4 identification it would have had sent on its own."""
+        mss = iface.mtu - 20 - segment.header_length
+        pieces = max(1, -(-len(segment.payload) // mss)) if mss > 0 else 1  # else ValueError
+        frames = segment.build_ipv4_frames(
+            mac,
+            iface.mac,
+            source,
+            destination,
+            ttl=self._ttl,
+            identification=self._output.next_identification(pieces),
+            mss=mss,
+        )
+        name = iface.name
+        self._output.frames.extend([(name, frame) for frame in frames])
+        counters = self._counters
+        counters["link.frames_out"] += len(frames)
+        counters["ip.gso_segmented"] += 1
+        counters["ip.gso_segments_out"] += len(frames)
+
+    def send_general(
         self, source: int, destination: int, segment: TcpSegment, now: Instant
     ) -> None:
-        """Every case :meth:`_tcp_fast_sent` declines, through the layers one by one."""
-        iface = self._route_interface(destination)
+        """Every case :meth:`_fast_sent` declines, through the layers one by one."""
+        iface = self._output.route_interface(destination)
         if iface is not None and iface.offload.tx_checksum:
             payload = with_partial_checksum(
                 segment.build(source, destination, with_checksum=False),
@@ -280,9 +296,9 @@ class TcpFrameIO:
             )
         else:
             payload = segment.build(source, destination)
-        self.send_ipv4(
+        self._output.send(
             destination, PROTOCOL_TCP, payload, now=now, source=source, dont_fragment=True
         )
 
 
-__all__ = ["FAST_MIN_FRAME", "FAST_RX", "TcpFrameIO"]
+__all__ = ["FAST_MIN_FRAME", "FAST_RX", "TcpFrames"]

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import NoRouteError, SimtcpError
 from ..events import DatagramReceived, IcmpErrorReceived
+from ..wire.protocols import PROTOCOL_UDP
 from .streams import raise_os_error
 
 if TYPE_CHECKING:
     from .driver import AioStack
 
-_PROTOCOL_UDP = 17
 _ICMP_UNREACHABLE = 3
 _ICMP_PORT_UNREACHABLE = 3
 
@@ -127,7 +127,7 @@ class DatagramTransport:
         remote = self._remote
         if (
             remote is None
-            or event.original_protocol != _PROTOCOL_UDP
+            or event.original_protocol != PROTOCOL_UDP
             or event.original_destination != remote[0]
         ):
             return False

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from simtcp.backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
-from simtcp.gso import InterfaceOffload
+from simtcp.link import InterfaceOffload
 from simtcp.time import SECOND, Duration
 
 

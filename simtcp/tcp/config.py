@@ -76,7 +76,7 @@ class TcpConfig:
     general path (the oracle the equivalence property test compares against)."""
     segmentation_offload: bool = True
     """Build segments of several MSS at once where the route's link cuts them into MSS-sized
-    frames (TSO/GSO, :attr:`simtcp.gso.InterfaceOffload.max_segment`); off, every segment
+    frames (TSO/GSO, :attr:`simtcp.link.InterfaceOffload.max_segment`); off, every segment
     carries at most one MSS. The bytes on the wire are the same either way."""
     abc_limit_segments: int = 1
     """L of Appropriate Byte Counting (RFC 3465 §2.2) in SMSS: in slow start one ACK of N

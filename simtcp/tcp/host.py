@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..events import Event
-from ..gso import InterfaceOffload
+from ..link.interface import InterfaceOffload
 from ..stats import Stats
 from ..time import Instant
 from ..wire.tcp import TcpSegment

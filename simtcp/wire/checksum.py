@@ -83,6 +83,37 @@ def checksum_verifies(data: Buffer, initial: int = 0) -> bool:
     return total != 0 and total % 0xFFFF == 0
 
 
+def fold(total: int) -> int:
+    """The folded ones' complement sum (0..0xffff) of a non-negative unfolded ``total``.
+
+    ``total mod 0xffff``, except that a non-zero multiple of 0xffff folds to 0xffff
+    (see the module doc): 0 comes back only for 0.
+    """
+    return total % 0xFFFF or 0xFFFF if total else 0
+
+
+def field_of(total: int) -> int:
+    """The checksum field for an unfolded sum ``total``: the complement of its fold.
+
+    Any integer congruent to the sum modulo 0xffff will do; one congruent to 0 is
+    taken as the fold 0xffff (what every sum with a non-zero word folds to, and a
+    pseudo-header or an IPv4 header always has one), so its field is 0.
+    """
+    return ~(total % 0xFFFF or 0xFFFF) & 0xFFFF
+
+
+def word_sum(data: Buffer) -> int:
+    """The unfolded big-endian value of ``data``, an odd length padded with a zero byte
+    (RFC 1071 §1): congruent to its ones' complement sum modulo 0xffff."""
+    value = int.from_bytes(data, "big")
+    return value << 8 if len(data) & 1 else value
+
+
+def address_sum(source: int, destination: int) -> int:
+    """Unfolded sum of two IPv4 addresses' 16-bit words (pseudo-header and header alike)."""
+    return (source >> 16) + (source & 0xFFFF) + (destination >> 16) + (destination & 0xFFFF)
+
+
 def pseudo_header_sum(source: int, destination: int, protocol: int, length: int) -> int:
     """Unfolded sum of the IPv4 pseudo-header (RFC 9293 §3.1, RFC 768) for TCP and UDP."""
     return (

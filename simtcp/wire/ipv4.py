@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 
 from ..errors import DropReason, ParseError
 from .checksum import Buffer, internet_checksum
-
-PROTOCOL_ICMP = 1
-PROTOCOL_TCP = 6
-PROTOCOL_UDP = 17
+from .protocols import PROTOCOL_ICMP as PROTOCOL_ICMP  # re-exported: the numbers' home is protocols
+from .protocols import PROTOCOL_TCP as PROTOCOL_TCP
+from .protocols import PROTOCOL_UDP as PROTOCOL_UDP
 
 MIN_HEADER_LENGTH = 20
 MAX_OPTIONS_LENGTH = 40

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from ..errors import DropReason, ParseError
 from .checksum import Buffer, checksum_verifies, ones_complement_sum
+from .protocols import PROTOCOL_TCP
 
-PROTOCOL_TCP = 6
 MIN_HEADER_LENGTH = 20
 MAX_OPTIONS_LENGTH = 40
 
@@ -226,6 +226,26 @@ def _timestamps_only(options: tuple[TcpOption, ...]) -> TimestampsOption | None:
         ):
             return timestamps
     return None
+
+
+def segment_pieces(payload_length: int, mss: int, flags: int) -> list[tuple[int, int]]:
+    """(payload offset, flags) of each piece TSO or GSO cuts a segment into, at ``mss``.
+
+    Linux's ``tcp_gso_segment``: FIN and PSH stay on the last piece only and CWR
+    on the first only (RFC 3168 §6.1.2: CWR marks one segment); a segment
+    without payload is one piece. The one home of the rule: the stack's
+    software GSO (:meth:`TcpSegment.build_ipv4_frames`) and the datagram cutter
+    (:func:`simtcp.wire.offload.segment_tcp`) both ask here.
+    """
+    offsets = range(0, max(payload_length, 1), mss)
+    last = len(offsets) - 1
+    pieces = []
+    for index, offset in enumerate(offsets):
+        piece_flags = flags if index == last else flags & ~(FIN | PSH)
+        if index:
+            piece_flags &= ~CWR
+        pieces.append((offset, piece_flags))
+    return pieces
 
 
 def flags_to_str(flags: int) -> str:
@@ -443,10 +463,10 @@ class TcpSegment:
     ) -> list[bytes]:
         """This segment cut into frames of at most ``mss`` payload bytes (GSO in software).
 
-        The very frames :func:`simtcp.gso.segment_tcp` cuts from
+        The very frames :func:`simtcp.wire.offload.segment_tcp` cuts from
         :meth:`build_ipv4_frame`'s datagram (full checksums, DF): each piece's
-        sequence number advanced by its offset, FIN and PSH on the last piece
-        only, CWR on the first only, IP identifications counting up from
+        sequence number advanced by its offset, flags as :func:`segment_pieces`
+        says, IP identifications counting up from
         ``identification``. ValueError when ``mss`` is not positive.
         """
         if mss <= 0:
@@ -454,31 +474,25 @@ class TcpSegment:
         layout = self._layout()
         payload = memoryview(self.payload)
         seq = self.seq
-        flags = self.flags
-        offsets = range(0, max(len(payload), 1), mss)
-        last = len(offsets) - 1
-        frames: list[bytes] = []
-        for index, offset in enumerate(offsets):
-            piece_flags = flags if index == last else flags & ~(FIN | PSH)
-            if index:
-                piece_flags &= ~CWR  # RFC 3168 §6.1.2: CWR marks one segment
-            frames.append(
-                self._frame(
-                    layout,
-                    destination_mac,
-                    source_mac,
-                    source,
-                    destination,
-                    (seq + offset) & 0xFFFFFFFF,
-                    piece_flags,
-                    payload[offset : offset + mss],
-                    ttl=ttl,
-                    identification=(identification + index) & 0xFFFF,
-                    flags_offset=0x4000,
-                    checksum=CHECKSUM_FULL,
-                )
+        return [
+            self._frame(
+                layout,
+                destination_mac,
+                source_mac,
+                source,
+                destination,
+                (seq + offset) & 0xFFFFFFFF,
+                piece_flags,
+                payload[offset : offset + mss],
+                ttl=ttl,
+                identification=(identification + index) & 0xFFFF,
+                flags_offset=0x4000,
+                checksum=CHECKSUM_FULL,
             )
-        return frames
+            for index, (offset, piece_flags) in enumerate(
+                segment_pieces(len(payload), mss, self.flags)
+            )
+        ]
 
     def _frame(
         self,

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from ..errors import DropReason, ParseError
 from .checksum import Buffer, internet_checksum, pseudo_header_sum
+from .protocols import PROTOCOL_UDP
 
 HEADER_LENGTH = 8
-PROTOCOL_UDP = 17
 
 _HEADER = struct.Struct("!HHHH")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simtcp.gso import l4_checksum_ok
 from simtcp.wire.checksum import internet_checksum
+from simtcp.wire.offload import l4_checksum_ok
 from simtcp.wire.pcap import read_pcap
 
 from .conftest import ServerProcess, nsexec

@@ -6,10 +6,10 @@
 - ``TcpSegment.build_ipv4_frame`` against ``build_ethernet_header`` + ``Ipv4Packet.build``
   around ``TcpSegment.build``;
 - ``parse_options``'s NOP NOP Timestamps shortcut against the general loop;
-- ``Stack.send_tcp`` (fast path) against ``Stack._send_tcp_general``, and
-  ``Stack.receive_frame`` with and without its fast path (TCP, ICMP echo
-  requests), on valid and damaged frames: the same frames out, the same
-  events, the same counters.
+- ``Stack.send_tcp`` and ``Stack.receive_frame`` (TCP, ICMP echo requests)
+  with and without the fast paths (``StackConfig.fast_paths``), on valid and
+  damaged frames: the same frames out, the same events, the same counters, the
+  same next IP identification.
 """
 
 from __future__ import annotations
@@ -227,8 +227,10 @@ def test_timestamp_shortcut_matches_the_general_option_parser(
 # --- the stack ------------------------------------------------------------------------
 
 
-def make_stack(mtu: int, offload: InterfaceOffload) -> Stack:
-    stack = Stack(StackConfig(seed=3, arp=ArpConfig(gratuitous_on_add=False)))
+def make_stack(mtu: int, offload: InterfaceOffload, *, fast_paths: bool = True) -> Stack:
+    stack = Stack(
+        StackConfig(seed=3, arp=ArpConfig(gratuitous_on_add=False), fast_paths=fast_paths)
+    )
     stack.add_interface("veth0", mac=STACK_MAC, mtu=mtu, offload=offload)
     stack.add_address("veth0", "10.0.0.1/24")
     stack.add_route("172.16.0.0/16", via="10.0.0.2")
@@ -240,6 +242,13 @@ def make_stack(mtu: int, offload: InterfaceOffload) -> Stack:
     )
     stack.frames_to_send(now=0)
     return stack
+
+
+def next_ip_id(stack: Stack, now: int) -> int:
+    """The IP identification the stack uses next, read from an echo request to the peer."""
+    stack.ping("10.0.0.2", identifier=1, sequence=1, now=now)
+    ((_, frame),) = stack.frames_to_send(now=now)
+    return Ipv4Packet.parse(EthernetFrame.parse(frame).payload).identification
 
 
 offloads = st.builds(
@@ -265,19 +274,16 @@ destinations = st.sampled_from(
 def test_send_fast_path_matches_the_general_path(
     segment: TcpSegment, mtu: int, offload: InterfaceOffload, destination: int
 ) -> None:
-    fast, general = make_stack(mtu, offload), make_stack(mtu, offload)
+    fast = make_stack(mtu, offload)
+    general = make_stack(mtu, offload, fast_paths=False)
     outcomes = []
     for stack in (fast, general):
         try:
-            if stack is fast:
-                stack.send_tcp(STACK, destination, segment, now=10)
-            else:
-                stack.stats.count("tcp.segments_out")
-                stack._send_tcp_general(STACK, destination, segment, 10)
+            stack.send_tcp(STACK, destination, segment, now=10)
             outcome: object = stack.frames_to_send(now=10)
         except (ValueError, struct.error) as error:
             outcome = type(error)
-        outcomes.append((outcome, stack.stats(), stack._ip_id))
+        outcomes.append((outcome, stack.stats(), next_ip_id(stack, 11)))
     assert outcomes[0] == outcomes[1]
 
 
@@ -365,8 +371,8 @@ def test_receive_fast_path_matches_the_general_path(
     mtu: int,
 ) -> None:
     offload = InterfaceOffload(rx_checksum_verified=offloaded)
-    fast, general = make_stack(mtu, offload), make_stack(mtu, offload)
-    general._fast_received = lambda *args: False  # type: ignore[method-assign]
+    fast = make_stack(mtu, offload)
+    general = make_stack(mtu, offload, fast_paths=False)
     for stack in (fast, general):
         stack.tcp_listen(80)
     for index, (frame, frame_edits, cut) in enumerate(inputs):
@@ -414,15 +420,15 @@ ECHO_CASES = {
 @pytest.mark.parametrize("verified", [False, True])
 def test_echo_fast_path_matches_the_general_path_at_the_edges(case: str, verified: bool) -> None:
     frame, mtu = ECHO_CASES[case]
-    fast, general = make_stack(mtu, InterfaceOffload()), make_stack(mtu, InterfaceOffload())
-    general._fast_received = lambda *args: False  # type: ignore[method-assign]
+    fast = make_stack(mtu, InterfaceOffload())
+    general = make_stack(mtu, InterfaceOffload(), fast_paths=False)
     seen = []
     for stack in (fast, general):
         stack.receive_frame("veth0", frame, now=7, checksum_verified=verified)
         events = []
         while (event := stack.next_event()) is not None:
             events.append(event)
-        seen.append((stack.frames_to_send(now=7), events, stack.stats(), stack._ip_id))
+        seen.append((stack.frames_to_send(now=7), events, stack.stats(), next_ip_id(stack, 8)))
     assert seen[0] == seen[1]
 
 
@@ -430,7 +436,7 @@ def test_the_fast_paths_are_taken_for_an_ordinary_segment() -> None:
     """The oracle tests compare outcomes; this one makes sure the fast paths really run."""
     stack = make_stack(1500, InterfaceOffload())
     stack.tcp_listen(80)
-    stack._send_tcp_general = None  # type: ignore[assignment,method-assign]
+    stack._tcp_frames.send_general = None  # type: ignore[assignment,method-assign]
     syn = TcpSegment(40000, 80, 1000, 0, SYN, 65535, (MssOption(1460),))
     stack.receive_frame("veth0", tcp_frame(syn, PEER, STACK), now=5)  # answered: SYN-ACK
     ((_, reply),) = stack.frames_to_send(now=5)
@@ -439,7 +445,7 @@ def test_the_fast_paths_are_taken_for_an_ordinary_segment() -> None:
     )
     assert answer.flags == SYN | ACK and answer.ack == 1001
     assert stack.stats()["tcp.segments_in"] == 1
-    stack._icmp_received = None  # type: ignore[assignment,method-assign]
+    stack._icmp.received = None  # type: ignore[assignment,method-assign]
     request = IcmpMessage.echo_request(7, 1, b"abc")
     stack.receive_frame("veth0", echo_frame(request, PEER, STACK, 64), now=6)
     ((_, reply),) = stack.frames_to_send(now=6)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from simtcp.backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
-from simtcp.gso import InterfaceOffload
+from simtcp.link import InterfaceOffload
 from simtcp.programs.transfer import TransferResult, TransferSpec, run_transfer
 from simtcp.time import MILLISECOND, SECOND
 

@@ -17,10 +17,11 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simtcp.gso import ETHERNET_HEADER_LENGTH, PROTOCOL_TCP, gro_merge, gro_receive
+from simtcp.backends.nic import ETHERNET_HEADER_LENGTH, gro_merge, gro_receive
 from simtcp.wire.checksum import internet_checksum, pseudo_header_sum
 from simtcp.wire.ethernet import ETHERTYPE_IPV4, build_ethernet_header
 from simtcp.wire.ipv4 import Ipv4Packet
+from simtcp.wire.protocols import PROTOCOL_TCP
 from simtcp.wire.tcp import ACK, FIN, PSH, SYN, TcpSegment, TimestampsOption
 
 MACS = build_ethernet_header(

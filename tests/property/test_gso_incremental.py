@@ -22,27 +22,20 @@ from hypothesis import strategies as st
 
 import simtcp.backends.sim
 from simtcp.backends.impair import LinkProfile
-from simtcp.gso import (
-    _CHECKSUM_OFFSET,
-    ETHERNET_HEADER_LENGTH,
-    PROTOCOL_TCP,
-    TCP_CWR,
-    TCP_FIN,
-    TCP_PSH,
-    InterfaceOffload,
-    _l4_fields,
-    _runs,
-    gro_merge,
-    nic_transmit,
-    segment_tcp,
-    set_l4_checksum,
-)
+from simtcp.backends.nic import ETHERNET_HEADER_LENGTH, _runs, gro_merge, nic_transmit
+from simtcp.link import InterfaceOffload
 from simtcp.programs.transfer import TransferSpec, run_transfer
 from simtcp.time import MILLISECOND
 from simtcp.wire.checksum import Buffer, internet_checksum, ones_complement_sum, pseudo_header_sum
 from simtcp.wire.ethernet import ETHERTYPE_IPV4, build_ethernet_header
 from simtcp.wire.ipv4 import PROTOCOL_UDP, Ipv4Packet
+from simtcp.wire.offload import _CHECKSUM_OFFSET, segment_tcp, set_l4_checksum
+from simtcp.wire.offload import l4_fields as _l4_fields
+from simtcp.wire.protocols import PROTOCOL_TCP
 from simtcp.wire.tcp import ACK, CWR, FIN, PSH, SYN, TcpSegment, TimestampsOption
+from simtcp.wire.tcp import CWR as TCP_CWR
+from simtcp.wire.tcp import FIN as TCP_FIN
+from simtcp.wire.tcp import PSH as TCP_PSH
 from simtcp.wire.udp import UdpDatagram
 
 SETTINGS = settings(max_examples=150, deadline=None)

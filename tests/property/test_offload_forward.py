@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 
 from simtcp.errors import DropReason
-from simtcp.gso import l4_checksum_ok, partial_checksum, plan_forward, set_l4_checksum
+from simtcp.ip.forward import plan_forward
 from simtcp.wire.checksum import internet_checksum
+from simtcp.wire.offload import l4_checksum_ok, partial_checksum, set_l4_checksum
 
 SRC, DST = 0x0A000002, 0x0A010102
 

@@ -13,11 +13,13 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from simtcp.backends.impair import LinkProfile
+from simtcp.backends.nic import gro_merge, nic_transmit
 from simtcp.config import ArpConfig, IpConfig, StackConfig, TcpConfig
-from simtcp.gso import InterfaceOffload, gro_merge, is_whole_tcp, nic_transmit, segment_tcp
+from simtcp.link import InterfaceOffload
 from simtcp.programs.transfer import TransferResult, TransferSpec, run_transfer
 from simtcp.stack import Stack
 from simtcp.time import MILLISECOND, SECOND
+from simtcp.wire.offload import is_whole_tcp, segment_tcp
 
 OFFLOAD = InterfaceOffload(tx_checksum=True, max_segment=65535 - 120)
 ARP_FOREVER = ArpConfig(entry_lifetime=10**12)

@@ -18,8 +18,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from simtcp.backends.impair import Impairment, LinkProfile
-from simtcp.gso import gro_merge, set_l4_checksum
+from simtcp.backends.nic import gro_merge
 from simtcp.wire.checksum import internet_checksum
+from simtcp.wire.offload import set_l4_checksum
 
 # Values that make the boundaries likely: at 8 Mbit/s a byte takes a microsecond, so
 # gaps equal to frame sizes free the queue exactly when the next frame comes; sizes

@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 from simtcp.backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
 from simtcp.errors import ConfigError
-from simtcp.gso import InterfaceOffload, segment_tcp
+from simtcp.link import InterfaceOffload
 from simtcp.programs.transfer import TransferSpec, run_transfer
 from simtcp.time import MILLISECOND, SECOND
+from simtcp.wire.offload import segment_tcp
 from simtcp.wire.tcp import ACK, CWR, FIN, PSH, SYN, NopOption, TcpSegment, TimestampsOption
 
 SOFTWARE_GSO = InterfaceOffload(max_segment=65535 - 120, software_segmentation=True)

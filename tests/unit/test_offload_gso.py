@@ -1,4 +1,4 @@
-"""Software GSO and GRO (simtcp/gso.py), checked against scapy's own checksums and fields."""
+"""Software GSO and GRO (simtcp/wire/offload.py, backends/nic.py), checked against scapy."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from simtcp.gso import (
-    coalesce_for_tso,
-    gro_merge,
+from simtcp.backends.nic import coalesce_for_tso, gro_merge
+from simtcp.wire.checksum import internet_checksum
+from simtcp.wire.offload import (
     l4_checksum_ok,
     partial_checksum,
     segment_tcp,
     set_l4_checksum,
     tcp_mss_for,
 )
-from simtcp.wire.checksum import internet_checksum
 
 SRC, DST = "10.0.0.2", "10.1.1.2"
 TS = [("Timestamp", (12345, 678)), ("NOP", None), ("NOP", None)]

@@ -9,10 +9,12 @@ from scapy.layers.inet import IP, TCP
 
 from simtcp import ArpConfig, DatagramReceived, Stack, StackConfig
 from simtcp.backends.impair import LinkProfile
+from simtcp.backends.nic import nic_transmit
 from simtcp.backends.sim import Simulator
-from simtcp.gso import InterfaceOffload, l4_checksum_ok, nic_transmit, set_l4_checksum
+from simtcp.link import InterfaceOffload
 from simtcp.time import Instant
 from simtcp.wire.checksum import internet_checksum
+from simtcp.wire.offload import l4_checksum_ok, set_l4_checksum
 from simtcp.wire.pcap import read_pcap
 
 OFFLOAD = InterfaceOffload(tx_checksum=True, max_segment=60000)

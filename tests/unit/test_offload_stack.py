@@ -10,9 +10,9 @@ from scapy.layers.l2 import Ether
 
 from simtcp import ArpConfig, ConnectionAccepted, IpConfig, Stack, StackConfig
 from simtcp.errors import ConfigError
-from simtcp.gso import l4_checksum_ok, partial_checksum, segment_tcp, set_l4_checksum
 from simtcp.stack import InterfaceOffload
 from simtcp.wire.checksum import internet_checksum
+from simtcp.wire.offload import l4_checksum_ok, partial_checksum, segment_tcp, set_l4_checksum
 
 STACK_MAC_0 = "02:00:00:00:00:01"
 STACK_MAC_1 = "02:00:00:00:01:01"

@@ -26,13 +26,8 @@ from simtcp.backends.vnet import (
     PLAIN_HEADER,
     VnetHeader,
 )
-from simtcp.gso import (
-    InterfaceOffload,
-    l4_checksum_ok,
-    partial_checksum,
-    segment_tcp,
-    set_l4_checksum,
-)
+from simtcp.link import InterfaceOffload
+from simtcp.wire.offload import l4_checksum_ok, partial_checksum, segment_tcp, set_l4_checksum
 from tests.fake_tap import FakeStack, drain, socketpair_device
 
 pytestmark = pytest.mark.timeout(30)

@@ -11,8 +11,8 @@ import pytest
 
 from simtcp.backends import privilege, tapsetup
 from simtcp.backends.tap import WirePcapWriter
-from simtcp.gso import l4_checksum_ok
 from simtcp.wire.checksum import internet_checksum
+from simtcp.wire.offload import l4_checksum_ok
 from simtcp.wire.pcap import read_pcap
 
 

@@ -29,8 +29,8 @@ import pytest
 
 from simtcp.backends.impair import LinkProfile
 from simtcp.backends.sim import Link, Simulator
-from simtcp.gso import set_l4_checksum
 from simtcp.time import Instant
+from simtcp.wire.offload import set_l4_checksum
 
 BROADCAST = b"\xff" * 6
 UNKNOWN = bytes.fromhex("02000000ffee")

@@ -19,10 +19,11 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from simtcp import Stack, StackConfig
+from simtcp.backends.nic import gro_merge, gro_receive
 from simtcp.backends.tap import TapDevice, TapLoop
 from simtcp.events import ConnectionAccepted, DataReceived
-from simtcp.gso import gro_merge, gro_receive, segment_tcp
 from simtcp.wire.checksum import internet_checksum
+from simtcp.wire.offload import segment_tcp
 from tests.fake_tap import FakeStack, socketpair_device
 
 pytestmark = pytest.mark.timeout(60)

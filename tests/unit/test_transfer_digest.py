@@ -26,7 +26,7 @@ import pytest
 
 from simtcp.backends.impair import LinkProfile
 from simtcp.config import ArpConfig, TcpConfig
-from simtcp.gso import InterfaceOffload
+from simtcp.link import InterfaceOffload
 from simtcp.programs.transfer import CHUNK, PatternStream, TransferSpec, expected_data, run_transfer
 from simtcp.time import MILLISECOND, SECOND
 

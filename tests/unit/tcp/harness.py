@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simtcp.events import Event
-from simtcp.gso import InterfaceOffload
+from simtcp.link import InterfaceOffload
 from simtcp.rng import SeededRandom
 from simtcp.stats import Stats
 from simtcp.tcp import TcpConfig, TcpLayer

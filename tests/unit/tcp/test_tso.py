@@ -25,7 +25,7 @@ FAST = TcpConfig(msl=1 * SECOND)
 
 
 def cut(segment: TcpSegment, size: int) -> list[TcpSegment]:
-    """What a TSO link puts on the wire for ``segment`` (simtcp.gso.segment_tcp's rules)."""
+    """What a TSO link puts on the wire for ``segment`` (``wire.offload.segment_tcp``'s rules)."""
     payload = bytes(segment.payload)
     if len(payload) <= size:
         return [segment]

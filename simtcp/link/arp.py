@@ -13,17 +13,18 @@ ICMP host unreachable (RFC 1812 §4.3.3.1 in spirit).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from functools import partial
 
-from .config import ArpConfig
-from .errors import DropReason
-from .stats import Stats
-from .time import Instant
-from .timers import TimerHandle, TimerHeap
-from .wire.arp import OPERATION_REPLY, OPERATION_REQUEST, ArpPacket
-from .wire.ethernet import BROADCAST_MAC, ZERO_MAC
+from ..config import ArpConfig
+from ..errors import DropReason, ParseError
+from ..stats import Stats
+from ..time import Instant
+from ..timers import TimerHandle, TimerHeap
+from ..wire.arp import OPERATION_REPLY, OPERATION_REQUEST, ArpPacket
+from ..wire.checksum import Buffer
+from ..wire.ethernet import BROADCAST_MAC, ZERO_MAC
 
 
 @dataclass(slots=True)
@@ -88,13 +89,6 @@ class NeighbourCache:
 
     def pending_packets(self) -> int:
         return sum(len(pending.queue) for pending in self._pending.values())
-
-    def lookup(self, address: int) -> bytes | None:
-        entry = self._entries.get(address)
-        if entry is None:
-            return None
-        entry.used = True
-        return entry.mac
 
     def resolved_mac(self, interface: str, next_hop: int) -> bytes | None:
         """The MAC :meth:`resolve_and_send` would send to at once (the entry is marked used,
@@ -162,6 +156,36 @@ class NeighbourCache:
             self._unresolved(packet, now)
 
     # --- receiving ------------------------------------------------------------
+
+    def frame_received(
+        self,
+        interface: str,
+        payload: Buffer,
+        *,
+        source_mac: bytes,
+        our_mac: bytes,
+        ours: Container[int],
+        now: Instant,
+    ) -> None:
+        """An ARP packet from an Ethernet frame of ``interface``; ``ours``: our addresses."""
+        try:
+            packet = ArpPacket.parse(payload)
+        except ParseError as error:
+            self._stats.drop(error.reason)
+            return
+        if packet.sender_mac != source_mac:
+            # ARP carries no checksum; a sender MAC that disagrees with the frame's source is
+            # damage (or a spoof) that would poison the cache for a whole lifetime.
+            self._stats.drop(DropReason.MALFORMED)
+            return
+        self.packet_received(
+            interface,
+            packet,
+            our_mac=our_mac,
+            target_is_ours=packet.target_ip in ours,
+            sender_is_ours=packet.sender_ip in ours,
+            now=now,
+        )
 
     def packet_received(
         self,
@@ -243,7 +267,3 @@ class NeighbourCache:
         self._send_arp(
             interface, BROADCAST_MAC, ArpPacket(OPERATION_REQUEST, b"", address, ZERO_MAC, address)
         )
-
-    def forget_interface(self, interface: str) -> None:
-        for address in [a for a, e in self._entries.items() if e.interface == interface]:
-            self._timers.cancel(self._entries.pop(address).timer)

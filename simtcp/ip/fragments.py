@@ -1,8 +1,7 @@
-"""IPv4 routing (longest-prefix match), fragmentation and reassembly (RFC 791, RFC 1122 §3.3).
+"""IPv4 fragmentation and reassembly (RFC 791 §3.2, RFC 1122 §3.3.2, RFC 5722's overlap rule).
 
-The stack owns the dispatch; this module holds the parts with state of their
-own: the routing table with its per-destination cache, and the reassembly
-buffers with their limits and timeouts.
+The reassembly buffers hold state of their own: limits in bytes and
+datagrams, and a timeout per datagram (:class:`Reassembler`).
 """
 
 from __future__ import annotations
@@ -11,77 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from .config import IpConfig
-from .errors import DropReason
-from .stats import Stats
-from .time import Instant
-from .timers import TimerHandle, TimerHeap
-from .wire.ipv4 import MAX_TOTAL_LENGTH, Ipv4Packet, prefix_mask
+from ..config import IpConfig
+from ..errors import DropReason
+from ..stats import Stats
+from ..time import Instant
+from ..timers import TimerHandle, TimerHeap
+from ..wire.ipv4 import MAX_TOTAL_LENGTH, Ipv4Packet
 
-LIMITED_BROADCAST = 0xFFFFFFFF
 MAX_FRAGMENTS_PER_DATAGRAM = 128
 """Bounds the per-fragment overlap check, so tiny-fragment floods stay linear."""
-
-
-def is_multicast(address: int) -> bool:
-    return address >> 28 == 0xE
-
-
-def is_martian_source(address: int) -> bool:
-    """Sources RFC 1122 §3.2.1.3 says a host must discard: broadcast, multicast, loopback."""
-    return address == LIMITED_BROADCAST or is_multicast(address) or address >> 24 == 127
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    network: int
-    prefix_length: int
-    interface: str
-    gateway: int | None = None
-
-    @property
-    def mask(self) -> int:
-        return prefix_mask(self.prefix_length)
-
-
-class RoutingTable:
-    """Routes with longest-prefix match and a lookup cache cleared on every change."""
-
-    def __init__(self) -> None:
-        self._routes: list[Route] = []
-        self._cache: dict[int, Route | None] = {}
-
-    def add(self, route: Route) -> None:
-        self._routes = [
-            r
-            for r in self._routes
-            if (r.network, r.prefix_length) != (route.network, route.prefix_length)
-        ]
-        self._routes.append(route)
-        self._routes.sort(key=lambda r: -r.prefix_length)
-        self._cache.clear()
-
-    def remove_interface(self, interface: str) -> None:
-        self._routes = [r for r in self._routes if r.interface != interface]
-        self._cache.clear()
-
-    def lookup(self, destination: int) -> Route | None:
-        try:
-            return self._cache[destination]
-        except KeyError:
-            pass
-        found = None
-        for route in self._routes:
-            if destination & route.mask == route.network:
-                found = route
-                break
-        if len(self._cache) > 4096:
-            self._cache.clear()
-        self._cache[destination] = found
-        return found
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(list(self._routes))
 
 
 def copied_options(options: bytes) -> bytes:

@@ -1,373 +1,41 @@
-"""Segmentation offload in software: cut TCP super-segments (GSO), merge segments (GRO), checksums.
+"""The NIC model: what an offloading network card does to frames, for the backends.
 
-A link with TSO takes one TCP segment of up to 64 KiB and puts MSS-sized
-frames on the wire; a receiver with GRO glues consecutive in-order segments
-of a flow back into one. Linux does both in software when the hardware does
-not (``tcp_gso_segment``, ``tcp_gro_receive``), and so do we: the router cuts
-a super-segment it must forward to an interface without TSO
-(:func:`segment_tcp`), and the simulator's offload-capable links cut and merge
-(:func:`segment_tcp`, :func:`gro_merge`).
-
-Cutting follows ``tcp_gso_segment``: every piece carries the original header
-(options included) with the sequence number advanced by its offset; FIN and
-PSH stay on the last piece only and CWR on the first only (RFC 3168 §6.1.2:
-CWR marks one segment); IP identifications count up from the original's, as
-Linux's GSO does (RFC 6864 §4.1: for atomic datagrams they carry no meaning).
-URG and its pointer are copied unchanged, as Linux does.
-
-"Partial" checksums are what a checksum-offloading link expects: the
-pseudo-header sum, folded but not complemented, in the checksum field
-(``CHECKSUM_PARTIAL``; :mod:`simtcp.backends.vnet`). All functions here take and give
-raw bytes: they run once per frame on the forwarding path.
+A link with TSO and checksum offload takes one TCP segment of up to 64 KiB
+with a partial checksum and puts finished MSS-sized frames on the wire
+(:func:`nic_transmit`); a receiver with GRO glues consecutive in-order
+segments of a flow back into one (:func:`gro_merge`, :func:`gro_receive`,
+Linux's ``tcp_gro_receive``), and a host writing to a TSO-capable TAP may
+glue its own full-sized segments into super-segments the kernel cuts back
+(:func:`coalesce_for_tso`). The simulator's offload-capable links
+(:mod:`simtcp.backends.sim`) and the TAP backends (:mod:`simtcp.backends.tap`,
+:mod:`simtcp.backends.tapdevice`) use these; the core never does. The cutting
+itself and the checksum helpers are the core's (:mod:`simtcp.wire.offload`).
+All functions here take and give raw bytes: they run once per frame.
 """
 
 from __future__ import annotations
 
-import functools
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .errors import ConfigError, DropReason
-from .wire.checksum import (
-    Buffer,
+from simtcp.wire.checksum import (
+    address_sum,
+    field_of,
     internet_checksum,
     ones_complement_sum,
     pseudo_header_sum,
+    word_sum,
 )
+from simtcp.wire.ethernet import ETHERTYPE_IPV4
+from simtcp.wire.ipv4 import MAX_TOTAL_LENGTH
+from simtcp.wire.offload import SMALL_SUM, l4_checksum_offset, segment_tcp, set_l4_checksum
+from simtcp.wire.protocols import PROTOCOL_TCP, PROTOCOL_UDP
+from simtcp.wire.tcp import ACK as TCP_ACK
+from simtcp.wire.tcp import PSH as TCP_PSH
 
-PROTOCOL_TCP = 6
-PROTOCOL_UDP = 17
 ETHERNET_HEADER_LENGTH = 14
-MAX_DATAGRAM = 65535
-
-TCP_FIN = 0x01
-TCP_SYN = 0x02
-TCP_RST = 0x04
-TCP_PSH = 0x08
-TCP_ACK = 0x10
-TCP_URG = 0x20
-TCP_ECE = 0x40
-TCP_CWR = 0x80
-
-_CHECKSUM_OFFSET = {PROTOCOL_TCP: 16, PROTOCOL_UDP: 6}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InterfaceOffload:
-    """What an interface's link does for the stack (DESIGN.md "Offload-ready").
-
-    Per frame, :meth:`Stack.receive_frame` may say more (``checksum_verified``,
-    ``gso_size``); these are what holds for every frame of the interface.
-    """
-
-    rx_checksum_verified: bool = False
-    """Every received frame's IPv4/TCP/UDP checksums were already verified by the link."""
-    tx_checksum: bool = False
-    """The link finishes TCP/UDP checksums of frames we send. Every unfragmented TCP
-    datagram, and UDP one with a checksum, we send on the interface then carries the
-    partial checksum (the pseudo-header sum, folded, not complemented: Linux's
-    CHECKSUM_PARTIAL), forwarded ones included; see :mod:`simtcp.gso`."""
-    max_segment: int = 0
-    """Largest TCP segment (payload) the link cuts into MTU-sized frames (TSO/GSO); 0 means
-    none. Such segments leave whole even though the datagram exceeds the MTU."""
-    software_segmentation: bool = False
-    """The link cuts nothing: the stack cuts TCP segments of up to ``max_segment`` into
-    MTU-sized frames itself, just before they leave (GSO in software, as Linux does for a
-    NIC without TSO). TCP then pays its per-segment costs once per ``max_segment`` bytes,
-    and the link sees the frames it would have seen without. Needs ``max_segment``, and
-    excludes ``tx_checksum`` (the frames leave finished)."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_segment <= MAX_DATAGRAM:
-            raise ConfigError(f"max_segment {self.max_segment} outside 0..{MAX_DATAGRAM}")
-        if self.software_segmentation and (not self.max_segment or self.tx_checksum):
-            raise ConfigError("software_segmentation needs max_segment and no tx_checksum")
-
-
+MAX_DATAGRAM = MAX_TOTAL_LENGTH
 _ADDRESSES = struct.Struct("!II")
-
-
-def l4_checksum_offset(protocol: int) -> int | None:
-    """Where in the TCP or UDP header the checksum field is; None for other protocols."""
-    return _CHECKSUM_OFFSET.get(protocol)
-
-
-def partial_checksum(source: int, destination: int, protocol: int, length: int) -> int:
-    """The pseudo-header sum a checksum-offloading link finishes (folded, not complemented)."""
-    return ones_complement_sum(b"", pseudo_header_sum(source, destination, protocol, length))
-
-
-def _l4_fields(datagram: Buffer) -> tuple[int, int, int, int, int]:
-    """(IP header length, protocol, source, destination, L4 length) of a checked datagram."""
-    header_length = (datagram[0] & 0x0F) * 4
-    total_length = (datagram[2] << 8) | datagram[3]
-    source, destination = _ADDRESSES.unpack_from(datagram, 12)
-    return header_length, datagram[9], source, destination, total_length - header_length
-
-
-def set_l4_checksum(datagram: bytearray, *, partial: bool) -> None:
-    """Fill the TCP/UDP checksum of an unfragmented datagram, in place: the full checksum
-    computed from scratch (whatever the field held), or the partial one.
-
-    A UDP checksum of 0 ("none", RFC 768) is left alone.
-    """
-    header_length, protocol, source, destination, length = _l4_fields(datagram)
-    offset = _CHECKSUM_OFFSET.get(protocol)
-    if offset is None or length < offset + 2:
-        return
-    at = header_length + offset
-    if protocol == PROTOCOL_UDP and datagram[at] == 0 and datagram[at + 1] == 0:
-        return
-    if partial:
-        value = partial_checksum(source, destination, protocol, length)
-    else:
-        datagram[at : at + 2] = b"\0\0"
-        initial = pseudo_header_sum(source, destination, protocol, length)
-        value = internet_checksum(
-            memoryview(datagram)[header_length : header_length + length], initial
-        )
-        if protocol == PROTOCOL_UDP and value == 0:
-            value = 0xFFFF  # RFC 768: a computed zero is sent as all ones
-    datagram[at : at + 2] = value.to_bytes(2, "big")
-
-
-def l4_checksum_ok(datagram: Buffer) -> bool:
-    """Whether an unfragmented TCP/UDP datagram's full checksum verifies (UDP 0: no checksum)."""
-    header_length, protocol, source, destination, length = _l4_fields(datagram)
-    offset = _CHECKSUM_OFFSET.get(protocol)
-    if offset is None:
-        return True
-    if length < offset + 2:
-        return False
-    at = header_length + offset
-    if protocol == PROTOCOL_UDP and datagram[at] == 0 and datagram[at + 1] == 0:
-        return True
-    initial = pseudo_header_sum(source, destination, protocol, length)
-    view = memoryview(datagram)[header_length : header_length + length]
-    return internet_checksum(view, initial) == 0
-
-
-def tcp_mss_for(datagram: Buffer, mtu: int) -> int:
-    """The payload per segment that fits ``datagram``'s IP and TCP headers into ``mtu``."""
-    header_length = (datagram[0] & 0x0F) * 4
-    return mtu - header_length - (datagram[header_length + 12] >> 4) * 4
-
-
-def segment_tcp(datagram: Buffer, mss: int, *, partial: bool = False) -> list[bytes]:
-    """Cut an unfragmented IPv4 TCP datagram into datagrams of at most ``mss`` payload bytes.
-
-    Each piece gets a fresh IP header checksum and a full (or, with
-    ``partial``, a partial) TCP checksum. A datagram whose payload already
-    fits comes back as one piece with fresh checksums. ValueError when ``mss``
-    is not positive or the headers do not add up.
-
-    The pieces' headers differ from the original only in a few words (IP total
-    length, identification; TCP sequence number, flags), so each header's sum is
-    taken once with those words removed and each piece adds its own (RFC 1624's
-    idea, RFC 1071 §2(B)'s arithmetic, modulo 0xffff); only the payload chunks are
-    summed byte by byte. The bytes equal those of summing every piece from scratch
-    (``tests/property/test_gso_incremental.py`` keeps that version as the oracle).
-    """
-    if mss <= 0:
-        raise ValueError(f"MSS {mss} cannot carry data")
-    view = memoryview(datagram)
-    ip_length, _, source, destination, tcp_length = _l4_fields(view)
-    tcp_header_length = (view[ip_length + 12] >> 4) * 4
-    if tcp_header_length < 20 or tcp_header_length > tcp_length:
-        raise ValueError("TCP header does not fit the datagram")
-    ip_header = bytes(view[:ip_length])
-    tcp_header = bytes(view[ip_length : ip_length + tcp_header_length])
-    payload = view[ip_length + tcp_header_length : ip_length + tcp_length]
-    _, total_length, identification, _, ip_checksum = _IP_WORDS.unpack_from(ip_header)
-    _, seq, _, offset_byte, flags, _, tcp_checksum = _TCP_WORDS.unpack_from(tcp_header)
-    pseudo = (
-        (source >> 16)
-        + (source & 0xFFFF)
-        + (destination >> 16)
-        + (destination & 0xFFFF)
-        + PROTOCOL_TCP
-    )
-    # The headers' sums without the words each piece sets (both header lengths are even).
-    ip_base = int.from_bytes(ip_header, "big") - total_length - identification - ip_checksum
-    tcp_base = (
-        int.from_bytes(tcp_header, "big")
-        - (seq >> 16)
-        - (seq & 0xFFFF)
-        - flags
-        - tcp_checksum
-        + pseudo
-    )
-    pack = _piece_header(ip_length, tcp_header_length).pack
-    ip_head, ip_middle, ip_options = ip_header[:2], ip_header[6:10], ip_header[12:]
-    ports, ack, window = tcp_header[:4], tcp_header[8:12], tcp_header[14:16]
-    tcp_options = tcp_header[18:]
-    payload_length = len(payload)
-    last = max(payload_length - 1, 0) // mss
-    pieces: list[bytes] = []
-    for index, offset in enumerate(range(0, max(payload_length, 1), mss)):
-        chunk = payload[offset : offset + mss]
-        chunk_length = len(chunk)
-        piece_flags = flags if index == last else flags & ~(TCP_FIN | TCP_PSH)
-        if index:
-            piece_flags &= ~TCP_CWR
-        segment_length = tcp_header_length + chunk_length
-        piece_seq = (seq + offset) & 0xFFFFFFFF
-        if partial:
-            # The pseudo-header sum, folded (never 0: the protocol is in it), not complemented.
-            checksum = (pseudo + segment_length) % 0xFFFF or 0xFFFF
-        else:
-            if chunk_length > _SMALL_SUM:
-                value = ones_complement_sum(chunk)
-            else:
-                value = int.from_bytes(chunk, "big")
-                if chunk_length & 1:
-                    value <<= 8
-            total = (
-                value % 0xFFFF
-                + tcp_base
-                + (piece_seq >> 16)
-                + (piece_seq & 0xFFFF)
-                + piece_flags
-                + segment_length
-            ) % 0xFFFF
-            checksum = 0xFFFF - total if total else 0
-        piece_length = ip_length + segment_length
-        piece_id = (identification + index) & 0xFFFF
-        header_sum = (ip_base + piece_length + piece_id) % 0xFFFF
-        pieces.append(
-            pack(
-                ip_head,
-                piece_length,
-                piece_id,
-                ip_middle,
-                0xFFFF - header_sum if header_sum else 0,
-                ip_options,
-                ports,
-                piece_seq,
-                ack,
-                offset_byte,
-                piece_flags,
-                window,
-                checksum,
-                tcp_options,
-            )
-            + chunk
-        )
-    return pieces
-
-
-_SMALL_SUM = 4096
-"""Up to this many bytes one ``int.from_bytes`` sums fastest; beyond, ``ones_complement_sum``."""
-_IP_WORDS = struct.Struct("!HHHIH")
-"""Version/TOS, total length, identification, flags to protocol, header checksum."""
-_TCP_WORDS = struct.Struct("!IIIBBHH")
-"""Ports, sequence number, acknowledgment, data offset, flags, window, checksum."""
-
-
-@functools.lru_cache(maxsize=64)
-def _piece_header(ip_length: int, tcp_header_length: int) -> struct.Struct:
-    """The IP and TCP headers of one piece, options included, packed in one call."""
-    return struct.Struct(f"!2sHH4sH{ip_length - 12}s4sI4sBB2sH{tcp_header_length - 18}s")
-
-
-def is_whole_tcp(datagram: Buffer) -> bool:
-    """An IPv4 datagram, not a fragment, carrying TCP whose headers add up (safe to cut)."""
-    if (
-        len(datagram) < 40
-        or datagram[0] >> 4 != 4
-        or datagram[9] != PROTOCOL_TCP
-        or datagram[6] & 0x3F
-        or datagram[7]
-    ):
-        return False
-    header_length = (datagram[0] & 0x0F) * 4
-    total_length = (datagram[2] << 8) | datagram[3]
-    if header_length < 20 or total_length > len(datagram) or header_length + 20 > total_length:
-        return False
-    return 20 <= (datagram[header_length + 12] >> 4) * 4 <= total_length - header_length
-
-
-def with_partial_checksum(l4: bytes, source: int, destination: int, protocol: int) -> bytes:
-    """A TCP or UDP packet built with a zero checksum field, given the partial checksum."""
-    offset = _CHECKSUM_OFFSET[protocol]
-    value = partial_checksum(source, destination, protocol, len(l4))
-    return b"".join((l4[:offset], value.to_bytes(2, "big"), l4[offset + 2 :]))
-
-
-def tcp_payload_length(segment: Buffer) -> int:
-    """Payload bytes of a TCP segment (header and all), 0 when it is too short to say."""
-    return len(segment) - (segment[12] >> 4) * 4 if len(segment) >= 20 else 0
-
-
-# --- forwarding ---------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class ForwardPlan:
-    """What to do with a datagram to forward when offloads or the MTU get in the way."""
-
-    pieces: list[bytes] = field(default_factory=list)
-    """Datagrams ready to go out (none when dropped or too big)."""
-    drop: DropReason | None = None
-    too_big: bytes | None = None
-    """A real datagram too big for the next link, checksums complete: refuse (DF) or
-    fragment it."""
-    segmented: bool = False
-    """A super-segment was cut here (software GSO)."""
-
-
-def plan_forward(
-    datagram: bytes,
-    *,
-    arrived_mtu: int,
-    out_mtu: int,
-    tx_checksum: bool,
-    max_segment: int,
-    verified: bool,
-    gso_size: int,
-) -> ForwardPlan:
-    """Decide how a datagram (TTL already lowered) leaves by the next link.
-
-    A TCP super-segment (it came as GSO, or larger than its link's MTU could
-    carry) that the next link cannot take whole is cut into MSS-sized segments
-    here, as Linux's software GSO does: at ``gso_size``, or the MSS of the link
-    it came by, and never above what the next link carries. It goes whole to a
-    TSO link that would cut it at that same size. Checksums leave in the form
-    the next link wants: partial for a checksum-offloading link (checked first
-    when nobody vouched for them: new checksums would make corrupt data look
-    good), full otherwise.
-    """
-    whole_l4 = (
-        len(datagram) >= 20
-        and datagram[9] in _CHECKSUM_OFFSET
-        and not (datagram[6] & 0x3F or datagram[7])
-    )
-    oversized = len(datagram) > out_mtu
-    super_segment = (
-        oversized and is_whole_tcp(datagram) and (gso_size > 0 or len(datagram) > arrived_mtu)
-    )
-    if whole_l4 and not verified and (tx_checksum or super_segment):
-        if not l4_checksum_ok(datagram):
-            return ForwardPlan(drop=DropReason.BAD_CHECKSUM)
-        verified = True
-    if super_segment:
-        out_mss = tcp_mss_for(datagram, out_mtu)
-        mss = min(gso_size or tcp_mss_for(datagram, arrived_mtu), out_mss)
-        payload_length = tcp_mss_for(datagram, len(datagram))
-        if tx_checksum and mss == out_mss and 0 < payload_length <= max_segment:
-            oversized = False  # the next link cuts it at out_mss (TSO)
-        elif mss > 0:
-            return ForwardPlan(
-                pieces=segment_tcp(datagram, mss, partial=tx_checksum), segmented=True
-            )
-    if not (whole_l4 and verified):
-        return ForwardPlan(too_big=datagram) if oversized else ForwardPlan(pieces=[datagram])
-    finished = bytearray(datagram)
-    # It may have arrived partial; fragments must carry the whole checksum.
-    set_l4_checksum(finished, partial=tx_checksum and not oversized)
-    if oversized:
-        return ForwardPlan(too_big=bytes(finished))
-    return ForwardPlan(pieces=[bytes(finished)])
 
 
 def nic_transmit(frame: bytes, mtu: int) -> list[bytes]:
@@ -389,7 +57,7 @@ def nic_transmit(frame: bytes, mtu: int) -> list[bytes]:
         or header_length < 20
         or total_length < header_length + 8
         or total_length > len(frame) - ip
-        or protocol not in _CHECKSUM_OFFSET
+        or l4_checksum_offset(protocol) is None
         or frame[ip + 6] & 0x3F
         or frame[ip + 7]
     ):
@@ -414,7 +82,8 @@ def _finish_l4_checksum(frame: bytes, start: int, end: int, protocol: int) -> by
     arithmetically instead of zeroing a copy (RFC 1624's idea). A UDP checksum of 0
     ("none", RFC 768) stays; a computed zero goes out as all ones.
     """
-    offset = _CHECKSUM_OFFSET[protocol]
+    offset = l4_checksum_offset(protocol)
+    assert offset is not None  # nic_transmit checked the protocol
     at = start + offset
     length = end - start
     if length < offset + 2:
@@ -423,23 +92,11 @@ def _finish_l4_checksum(frame: bytes, start: int, end: int, protocol: int) -> by
     if protocol == PROTOCOL_UDP and not field_value:
         return frame
     source, destination = _ADDRESSES.unpack_from(frame, ETHERNET_HEADER_LENGTH + 12)
-    if length > _SMALL_SUM:
-        value = ones_complement_sum(memoryview(frame)[start:end])
-    else:
-        value = int.from_bytes(memoryview(frame)[start:end], "big")
-        if length & 1:
-            value <<= 8
-    total = (
-        value % 0xFFFF
-        - field_value
-        + (source >> 16)
-        + (source & 0xFFFF)
-        + (destination >> 16)
-        + (destination & 0xFFFF)
-        + protocol
-        + length
-    ) % 0xFFFF
-    checksum = 0xFFFF - total if total else 0
+    view = memoryview(frame)[start:end]
+    value = ones_complement_sum(view) if length > SMALL_SUM else word_sum(view)
+    checksum = field_of(
+        value % 0xFFFF - field_value + pseudo_header_sum(source, destination, protocol, length)
+    )
     if protocol == PROTOCOL_UDP and checksum == 0:
         checksum = 0xFFFF
     if checksum == field_value:
@@ -499,7 +156,7 @@ def _gro_candidate(
         _urgent,
     ) = _GRO_HEADERS.unpack_from(frame)
     if (
-        ethertype != 0x0800
+        ethertype != ETHERTYPE_IPV4
         or version_ihl != 0x45
         or protocol != PROTOCOL_TCP
         or flags_offset & 0x3FFF
@@ -517,18 +174,8 @@ def _gro_candidate(
     if verify_l4:
         # checksum_verifies, inlined: the words and the pseudo-header (never 0) must sum to a
         # multiple of 0xffff; the big sum is reduced before the small words join it.
-        value = int.from_bytes(frame[tcp : ETHERNET_HEADER_LENGTH + total_length], "big")
-        if total_length & 1:
-            value <<= 8
-        pseudo = (
-            (source >> 16)
-            + (source & 0xFFFF)
-            + (destination >> 16)
-            + (destination & 0xFFFF)
-            + PROTOCOL_TCP
-            + total_length
-            - 20
-        )
+        value = word_sum(frame[tcp : ETHERNET_HEADER_LENGTH + total_length])
+        pseudo = pseudo_header_sum(source, destination, PROTOCOL_TCP, total_length - 20)
         if (value % 0xFFFF + pseudo) % 0xFFFF:
             return None
     key = (
@@ -589,7 +236,7 @@ def _merged_checksum(run: list[bytes], payloads: list[memoryview], headers: byte
     ip = ETHERNET_HEADER_LENGTH
     tcp = ip + 20
     source, destination = _ADDRESSES.unpack_from(headers, 12)
-    addresses = (source >> 16) + (source & 0xFFFF) + (destination >> 16) + (destination & 0xFFFF)
+    addresses = address_sum(source, destination)
     tcp_header_length = len(headers) - 20
     position = tcp_header_length
     total = 0
@@ -604,8 +251,7 @@ def _merged_checksum(run: list[bytes], payloads: list[memoryview], headers: byte
         total += piece * 256 if position & 1 else piece
         position += len(payload)
     header = int.from_bytes(headers[20:], "big") - ((headers[36] << 8) | headers[37])
-    total = (total + header + addresses + PROTOCOL_TCP + position) % 0xFFFF
-    return 0xFFFF - total if total else 0
+    return field_of(total + header + addresses + PROTOCOL_TCP + position)
 
 
 def gro_merge(
@@ -832,21 +478,10 @@ def _flow_runs(
 
 
 __all__ = [
+    "ETHERNET_HEADER_LENGTH",
     "GRO_FLOWS",
-    "ForwardPlan",
-    "InterfaceOffload",
     "coalesce_for_tso",
     "gro_merge",
     "gro_receive",
-    "is_whole_tcp",
-    "l4_checksum_offset",
-    "l4_checksum_ok",
     "nic_transmit",
-    "partial_checksum",
-    "plan_forward",
-    "segment_tcp",
-    "set_l4_checksum",
-    "tcp_mss_for",
-    "tcp_payload_length",
-    "with_partial_checksum",
 ]
