@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from simtcp.wire.checksum import (
     address_sum,
+    checksum_verifies,
     field_of,
     internet_checksum,
     ones_complement_sum,
@@ -169,7 +170,7 @@ def _gro_candidate(
         return None
     tcp = ETHERNET_HEADER_LENGTH + 20
     # An option-less header's sum is never 0: it verifies when 0xffff divides it.
-    if verify and int.from_bytes(frame[ETHERNET_HEADER_LENGTH:tcp], "big") % 0xFFFF:
+    if verify and not checksum_verifies(frame[ETHERNET_HEADER_LENGTH:tcp]):
         return None
     if verify_l4:
         # checksum_verifies, inlined: the words and the pseudo-header (never 0) must sum to a

@@ -148,18 +148,8 @@ class Icmp:
         end = 14 + total_length
         if frame[34] != icmp_wire.TYPE_ECHO_REQUEST or source in self._local:
             return False
-        rest_words = ((frame[38] << 8) | frame[39]) + ((frame[40] << 8) | frame[41])
-        data_sum = fold(word_sum(frame[42:end]))
-        if (
-            not verified
-            and (
-                ((frame[34] << 8) | frame[35])
-                + ((frame[36] << 8) | frame[37])
-                + rest_words
-                + data_sum
-            )
-            % 0xFFFF
-        ):
+        reply_sum = _echo_reply_sum(frame, end, verified)
+        if reply_sum is None:
             return False  # the general path counts the bad checksum
         output = self._output
         found = output.unicast_route(source)
@@ -188,7 +178,7 @@ class Icmp:
                     output.default_ttl,
                     destination,
                     source,
-                    ~fold(rest_words + data_sum) & 0xFFFF,
+                    ~reply_sum & 0xFFFF,
                 )
                 + frame[38:end],
             )
@@ -307,6 +297,23 @@ class Icmp:
         self.send_error(
             icmp_wire.TYPE_DESTINATION_UNREACHABLE, icmp_wire.CODE_HOST_UNREACHABLE, packet, now
         )
+
+
+def _echo_reply_sum(frame: Buffer, end: int, verified: bool) -> int | None:
+    """The folded sum of an echo request's identifier, sequence and data (``frame[38:end]``),
+    which its reply carries unchanged; None when the request's checksum fails (not checked
+    when ``verified``). The data is read once, for both (RFC 1071 §2(B))."""
+    rest_words = ((frame[38] << 8) | frame[39]) + ((frame[40] << 8) | frame[41])
+    data_sum = fold(word_sum(frame[42:end]))
+    if (
+        not verified
+        and (
+            ((frame[34] << 8) | frame[35]) + ((frame[36] << 8) | frame[37]) + rest_words + data_sum
+        )
+        % 0xFFFF
+    ):
+        return None
+    return fold(rest_words + data_sum)
 
 
 def _echo_reply_headers(

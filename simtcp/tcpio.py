@@ -66,7 +66,7 @@ from .ip.routing import LIMITED_BROADCAST
 from .link.interface import Interface, InterfaceOffload
 from .stats import Stats
 from .time import Instant
-from .wire.checksum import Buffer
+from .wire.checksum import Buffer, checksum_verifies
 from .wire.ethernet import ETHERTYPE_IPV4
 from .wire.ipv4 import Ipv4Packet
 from .wire.offload import with_partial_checksum
@@ -106,7 +106,8 @@ class TcpFrames:
         emit: Callable[[Event], None],
     ) -> None:
         self.stats = stats
-        self._emit = emit
+        self.emit = emit
+        """Queue an event for the application (TcpHost protocol): the stack's."""
         self._output = output
         self._icmp = icmp
         self._local = output.local
@@ -116,10 +117,6 @@ class TcpFrames:
         self._fast_paths = config.fast_paths
 
     # --- TcpHost ----------------------------------------------------------------
-
-    def emit(self, event: Event) -> None:
-        """Queue an event for the application (TcpHost protocol)."""
-        self._emit(event)
 
     def route_source(self, destination: int) -> tuple[int, int] | None:
         """(source address, MTU) used to reach ``destination``, or None (TcpHost protocol)."""
@@ -167,9 +164,7 @@ class TcpFrames:
             or source == LIMITED_BROADCAST
         ):
             return False
-        # The header verifies when its sum is a multiple of 0xffff (never 0: version 4 is in
-        # it); checksum_verifies, inlined.
-        if not verified and int.from_bytes(frame[14:34], "big") % 0xFFFF:
+        if not verified and not checksum_verifies(frame[14:34]):
             return False
         if protocol != PROTOCOL_TCP or total_length < 40:
             return protocol == PROTOCOL_ICMP and self._icmp.echo_fast_received(

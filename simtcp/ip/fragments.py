@@ -132,18 +132,9 @@ class Reassembler:
         ):
             self._stats.drop(DropReason.MALFORMED)
             return None
-        buffer = self._buffers.get(key)
+        buffer = self._buffers.get(key) or self._new_buffer(key, len(data), now)
         if buffer is None:
-            if (
-                len(self._buffers) >= self._config.reassembly_max_datagrams
-                or self._held_bytes + len(data) > self._config.reassembly_limit
-            ):
-                self._stats.drop(DropReason.REASSEMBLY_LIMIT)
-                return None
-            timer = self._timers.new_timer(partial(self._expire, key))
-            buffer = _Buffer(timer)
-            self._buffers[key] = buffer
-            self._timers.arm(timer, now + self._config.reassembly_timeout)
+            return None
         if buffer.pieces.get(offset) == data and (
             packet.more_fragments or buffer.total_length == end
         ):
@@ -174,6 +165,25 @@ class Reassembler:
         if buffer.total_length is None or buffer.received != buffer.total_length:
             return None
         self._discard(key, buffer)
+        return self._whole(buffer)
+
+    def _new_buffer(self, key: ReassemblyKey, size: int, now: Instant) -> _Buffer | None:
+        """A buffer for a datagram's first fragment to arrive, timed out after
+        ``reassembly_timeout``; None, counted, past the limits."""
+        if (
+            len(self._buffers) >= self._config.reassembly_max_datagrams
+            or self._held_bytes + size > self._config.reassembly_limit
+        ):
+            self._stats.drop(DropReason.REASSEMBLY_LIMIT)
+            return None
+        timer = self._timers.new_timer(partial(self._expire, key))
+        buffer = _Buffer(timer)
+        self._buffers[key] = buffer
+        self._timers.arm(timer, now + self._config.reassembly_timeout)
+        return buffer
+
+    def _whole(self, buffer: _Buffer) -> Ipv4Packet | None:
+        """The datagram a complete buffer holds, with its first fragment's header."""
         first = buffer.first_fragment
         if first is None:  # cannot happen: no overlap and received == total means offset 0 is here
             return None

@@ -135,13 +135,14 @@ class Ipv4Output:
         next hop that is no broadcast either: what the one-step fast paths can send to."""
         if destination in self.local or destination == LIMITED_BROADCAST:
             return None
-        found = self.route(destination)
-        if found is None:
+        route = self.routes.lookup(destination)  # route(), inlined: once per fast-path frame
+        if route is None:
             return None
-        iface, next_hop = found
+        iface = self.interfaces[route.interface]
+        next_hop = route.gateway if route.gateway is not None else destination
         if next_hop in iface.broadcasts or next_hop == LIMITED_BROADCAST:
             return None
-        return found
+        return iface, next_hop
 
     def source_for(self, iface: Interface, near: int | None = None) -> int:
         """Our address on ``iface``, preferring one on the same subnet as ``near``."""

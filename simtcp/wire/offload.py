@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from .checksum import (
     Buffer,
     address_sum,
+    field_of,
+    fold,
     internet_checksum,
     ones_complement_sum,
     pseudo_header_sum,
+    word_sum,
 )
 from .protocols import PROTOCOL_TCP, PROTOCOL_UDP
 from .tcp import segment_pieces
@@ -228,28 +231,22 @@ def _piece(
     seq = (t.seq + offset) & 0xFFFFFFFF
     if partial:
         # The pseudo-header sum, folded (never 0: the protocol is in it), not complemented.
-        checksum = (t.pseudo + segment_length) % 0xFFFF or 0xFFFF
+        checksum = fold(t.pseudo + segment_length)
     else:
-        if chunk_length > SMALL_SUM:
-            value = ones_complement_sum(chunk)
-        else:
-            value = int.from_bytes(chunk, "big")
-            if chunk_length & 1:
-                value <<= 8
-        total = (
+        value = ones_complement_sum(chunk) if chunk_length > SMALL_SUM else word_sum(chunk)
+        checksum = field_of(
             value % 0xFFFF + t.tcp_base + (seq >> 16) + (seq & 0xFFFF) + flags + segment_length
-        ) % 0xFFFF
-        checksum = 0xFFFF - total if total else 0
+        )
     piece_length = t.ip_length + segment_length
     piece_id = (t.identification + index) & 0xFFFF
-    header_sum = (t.ip_base + piece_length + piece_id) % 0xFFFF
+    header_checksum = field_of(t.ip_base + piece_length + piece_id)
     return (
         t.pack.pack(
             t.ip_head,
             piece_length,
             piece_id,
             t.ip_middle,
-            0xFFFF - header_sum if header_sum else 0,
+            header_checksum,
             t.ip_options,
             t.ports,
             seq,

@@ -12,7 +12,16 @@ import struct
 from dataclasses import dataclass, field
 
 from ..errors import DropReason, ParseError
-from .checksum import Buffer, checksum_verifies, ones_complement_sum
+from .checksum import (
+    Buffer,
+    address_sum,
+    checksum_verifies,
+    field_of,
+    fold,
+    ones_complement_sum,
+    pseudo_header_sum,
+)
+from .ethernet import ETHERTYPE_IPV4
 from .protocols import PROTOCOL_TCP
 
 MIN_HEADER_LENGTH = 20
@@ -300,15 +309,9 @@ class TcpSegment:
             source is not None
             and destination is not None
             and not checksum_verifies(
-                data,
-                (source >> 16)
-                + (source & 0xFFFF)
-                + (destination >> 16)
-                + (destination & 0xFFFF)
-                + PROTOCOL_TCP
-                + length,
+                data, pseudo_header_sum(source, destination, PROTOCOL_TCP, length)
             )
-        ):  # the pseudo-header sum
+        ):
             raise ParseError("TCP checksum mismatch", DropReason.BAD_CHECKSUM)
         view = memoryview(data)
         if header_length == 32 and view[20:24] == _NOP_NOP_TIMESTAMPS_PREFIX:
@@ -531,74 +534,44 @@ class TcpSegment:
         total_length = 20 + length
         if total_length > 0xFFFF:
             raise ValueError(f"IPv4 datagram of {total_length} bytes")
-        ip_sum = (
+        ip_checksum = field_of(
             0x4500
             + total_length
             + identification
             + flags_offset
             + (ttl << 8 | PROTOCOL_TCP)
-            + (source >> 16)
-            + (source & 0xFFFF)
-            + (destination >> 16)
-            + (destination & 0xFFFF)
+            + address_sum(source, destination)
         )
-        ip_checksum = ~(ip_sum % 0xFFFF or 0xFFFF) & 0xFFFF
+        fields = (
+            destination_mac,
+            source_mac,
+            ETHERTYPE_IPV4,
+            0x45,
+            0,
+            total_length,
+            identification,
+            flags_offset,
+            ttl,
+            PROTOCOL_TCP,
+            ip_checksum,
+            source,
+            destination,
+            self.source_port,
+            self.destination_port,
+            seq,
+            self.ack,
+            offset_byte,
+            flags,
+            self.window,
+            value,
+            self.urgent_pointer,
+        )
         if timestamps is not None:
             head = _FRAME_WITH_TIMESTAMPS.pack(
-                destination_mac,
-                source_mac,
-                0x0800,
-                0x45,
-                0,
-                total_length,
-                identification,
-                flags_offset,
-                ttl,
-                PROTOCOL_TCP,
-                ip_checksum,
-                source,
-                destination,
-                self.source_port,
-                self.destination_port,
-                seq,
-                self.ack,
-                offset_byte,
-                flags,
-                self.window,
-                value,
-                self.urgent_pointer,
-                _NOP_NOP_TIMESTAMPS,
-                timestamps.value,
-                timestamps.echo_reply,
+                *fields, _NOP_NOP_TIMESTAMPS, timestamps.value, timestamps.echo_reply
             )
         else:
-            head = (
-                _FRAME.pack(
-                    destination_mac,
-                    source_mac,
-                    0x0800,
-                    0x45,
-                    0,
-                    total_length,
-                    identification,
-                    flags_offset,
-                    ttl,
-                    PROTOCOL_TCP,
-                    ip_checksum,
-                    source,
-                    destination,
-                    self.source_port,
-                    self.destination_port,
-                    seq,
-                    self.ack,
-                    offset_byte,
-                    flags,
-                    self.window,
-                    value,
-                    self.urgent_pointer,
-                )
-                + raw_options
-            )
+            head = _FRAME.pack(*fields) + raw_options
         return head + payload if payload else head
 
     def _checksum(
@@ -617,17 +590,9 @@ class TcpSegment:
         """The checksum field (RFC 9293 §3.1) of this segment with that sequence number,
         flags and payload."""
         size = len(payload)
-        total = (
-            (source >> 16)
-            + (source & 0xFFFF)
-            + (destination >> 16)
-            + (destination & 0xFFFF)
-            + PROTOCOL_TCP
-            + (offset_byte >> 4) * 4
-            + size
-        )
+        total = pseudo_header_sum(source, destination, PROTOCOL_TCP, (offset_byte >> 4) * 4 + size)
         if partial:
-            return total % 0xFFFF or 0xFFFF  # folded, not complemented (CHECKSUM_PARTIAL)
+            return fold(total)  # folded, not complemented (CHECKSUM_PARTIAL)
         ack = self.ack
         total += (
             self.source_port
@@ -659,8 +624,7 @@ class TcpSegment:
             total += (
                 int.from_bytes(payload, "big") << 8 if size & 1 else int.from_bytes(payload, "big")
             )
-        # total > 0 (the protocol number is in it), so its fold is total mod 0xffff, 0 -> 0xffff.
-        return ~(total % 0xFFFF or 0xFFFF) & 0xFFFF
+        return field_of(total)  # total > 0: the protocol number is in it
 
     # --- what the TCP engine asks of a segment ------------------------------
 
