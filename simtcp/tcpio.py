@@ -66,7 +66,7 @@ from .ip.routing import LIMITED_BROADCAST
 from .link.interface import Interface, InterfaceOffload
 from .stats import Stats
 from .time import Instant
-from .wire.checksum import Buffer, checksum_verifies
+from .wire.checksum import Buffer
 from .wire.ethernet import ETHERTYPE_IPV4
 from .wire.ipv4 import Ipv4Packet
 from .wire.offload import with_partial_checksum
@@ -164,7 +164,9 @@ class TcpFrames:
             or source == LIMITED_BROADCAST
         ):
             return False
-        if not verified and not checksum_verifies(frame[14:34]):
+        # checksum_verifies, inlined: the header's sum is never 0 (version 4 is in it), so it
+        # verifies when 0xffff divides it.
+        if not verified and int.from_bytes(frame[14:34], "big") % 0xFFFF:
             return False
         if protocol != PROTOCOL_TCP or total_length < 40:
             return protocol == PROTOCOL_ICMP and self._icmp.echo_fast_received(

@@ -215,7 +215,11 @@ class Ipv4Output:
                 ).build()
             )
             return True
-        found = self._way_out(destination, source)
+        found = (
+            self.route(destination)
+            if destination != LIMITED_BROADCAST
+            else self._broadcast_way_out(source)
+        )
         if found is None:
             self.stats.drop(DropReason.NO_ROUTE)
             return False
@@ -245,17 +249,15 @@ class Ipv4Output:
             )
         return True
 
-    def _way_out(self, destination: int, source: int | None) -> tuple[Interface, int] | None:
-        """(interface, next hop) for a datagram not to us; the limited broadcast leaves by
-        the source's interface (or the first)."""
-        if destination != LIMITED_BROADCAST:
-            return self.route(destination)
+    def _broadcast_way_out(self, source: int | None) -> tuple[Interface, int] | None:
+        """(interface, next hop) for the limited broadcast: out by the source's interface
+        (or the first)."""
         iface = (
             next(iter(self.interfaces.values()), None)
             if source is None
             else self.interfaces.get(self.local.get(source, ""))
         )
-        return (iface, destination) if iface is not None else None
+        return (iface, LIMITED_BROADCAST) if iface is not None else None
 
     def _datagrams(self, packet: Ipv4Packet, iface: Interface) -> list[bytes] | None:
         """The datagram whole (it fits, or the link cuts it: TSO), or its fragments
