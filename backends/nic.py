@@ -169,16 +169,8 @@ def _gro_candidate(
     if tcp_header_length < 20 or payload_length <= 0 or flags & ~_GRO_FLAGS or not flags & TCP_ACK:
         return None
     tcp = ETHERNET_HEADER_LENGTH + 20
-    # An option-less header's sum is never 0: it verifies when 0xffff divides it.
-    if verify and not checksum_verifies(frame[ETHERNET_HEADER_LENGTH:tcp]):
+    if not _gro_checksums_ok(frame, total_length, source, destination, verify, verify_l4):
         return None
-    if verify_l4:
-        # checksum_verifies, inlined: the words and the pseudo-header (never 0) must sum to a
-        # multiple of 0xffff; the big sum is reduced before the small words join it.
-        value = word_sum(frame[tcp : ETHERNET_HEADER_LENGTH + total_length])
-        pseudo = pseudo_header_sum(source, destination, PROTOCOL_TCP, total_length - 20)
-        if (value % 0xFFFF + pseudo) % 0xFFFF:
-            return None
     key = (
         macs,
         tos,
@@ -194,6 +186,24 @@ def _gro_candidate(
         frame[tcp + 20 : tcp + tcp_header_length],
     )
     return key, seq, payload_length, flags, tcp_header_length
+
+
+def _gro_checksums_ok(
+    frame: bytes, total_length: int, source: int, destination: int, verify: bool, verify_l4: bool
+) -> bool:
+    """The option-less IPv4 header's checksum (with ``verify``) and the TCP one (with
+    ``verify_l4``) of a frame :func:`_gro_candidate` looks at."""
+    tcp = ETHERNET_HEADER_LENGTH + 20
+    if verify and not checksum_verifies(frame[ETHERNET_HEADER_LENGTH:tcp]):
+        return False
+    if verify_l4:
+        # The words and the pseudo-header (never 0) must sum to a multiple of 0xffff; the
+        # big sum is reduced before the small words join it.
+        value = word_sum(frame[tcp : ETHERNET_HEADER_LENGTH + total_length])
+        pseudo = pseudo_header_sum(source, destination, PROTOCOL_TCP, total_length - 20)
+        if (value % 0xFFFF + pseudo) % 0xFFFF:
+            return False
+    return True
 
 
 def _merged(run: list[bytes], partial: bool | None) -> bytes:

@@ -236,12 +236,9 @@ def _timestamps_only(options: tuple[TcpOption, ...]) -> TimestampsOption | None:
 def segment_pieces(payload_length: int, mss: int, flags: int) -> list[tuple[int, int]]:
     """(payload offset, flags) of each piece TSO or GSO cuts a segment into, at ``mss``.
 
-    Linux's ``tcp_gso_segment``: FIN and PSH stay on the last piece only and CWR
-    on the first only (RFC 3168 §6.1.2: CWR marks one segment); a segment
-    without payload is one piece. The one home of the rule: the stack's
-    software GSO (:meth:`TcpSegment.build_ipv4_frames`) and the datagram cutter
-    (:func:`simtcp.wire.offload.segment_tcp`) both ask here.
-    """
+    Linux's ``tcp_gso_segment``: FIN and PSH on the last piece only, CWR on the first
+    only (RFC 3168 §6.1.2); no payload, one piece. The one home of the rule, for
+    :meth:`TcpSegment.build_ipv4_frames` and :func:`simtcp.wire.offload.segment_tcp`."""
     offsets = range(0, max(payload_length, 1), mss)
     last = len(offsets) - 1
     pieces = []
@@ -510,12 +507,8 @@ class TcpSegment:
         checksum: int,
     ) -> bytes:
         """One frame of this segment's ports, ACK, window and options with the given
-        sequence number, flags and payload (see :meth:`build_ipv4_frame`).
-
-        The per-segment transmit path: the header checksum is ``checksum.field_of`` of
-        the header's words, inlined, and the two packs are spelled out rather than
-        sharing an argument tuple (each costs 10% of a pure ACK's frame, measured
-        with callgrind)."""
+        sequence number, flags and payload (see :meth:`build_ipv4_frame`). Per segment sent:
+        ``checksum.field_of`` is inlined and the packs spelled out (measured, callgrind)."""
         timestamps, raw_options, header_length = layout
         offset_byte = (header_length >> 2) << 4 | self.reserved
         length = header_length + len(payload)
