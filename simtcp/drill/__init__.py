@@ -28,6 +28,7 @@ connection 4-tuple per script.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from .model import Script
@@ -35,12 +36,12 @@ from .parser import ScriptSyntaxError, load_script, parse_script
 from .runner import DEFAULT_REMOTE_ISN, Failure, Runner, ScriptResult, run_parsed
 
 
-def _load(path_or_text: str | Path) -> Script:
+def _load(path_or_text: str | Path, defines: Mapping[str, str] | None) -> Script:
     if isinstance(path_or_text, Path) or (
         "\n" not in path_or_text and Path(path_or_text).is_file()
     ):
-        return load_script(path_or_text)
-    return parse_script(path_or_text)
+        return load_script(path_or_text, defines=defines)
+    return parse_script(path_or_text, defines=defines)
 
 
 def run_script(
@@ -50,10 +51,12 @@ def run_script(
     seed: int = 0,
     remote_isn: int = DEFAULT_REMOTE_ISN,
     tolerance_us: int | None = None,
+    defines: Mapping[str, str] | None = None,
 ) -> ScriptResult:
     """Parse and run one script (a file path or the script's text).
 
-    A syntax error is a failed result naming the line, not an exception.
+    A syntax error is a failed result naming the line, not an exception;
+    ``defines`` are ``-D NAME=VALUE`` symbols for ``#ifdef`` blocks.
     """
     name = (
         str(path_or_text)
@@ -61,7 +64,7 @@ def run_script(
         else "<script>"
     )
     try:
-        script = _load(path_or_text)
+        script = _load(path_or_text, defines)
     except ScriptSyntaxError as error:
         return ScriptResult(
             name=name,
@@ -74,9 +77,22 @@ def run_script(
             status="failed",
             failure=Failure(line=0, message=f"cannot read the script: {error}"),
         )
-    return run_parsed(
-        script, lenient=lenient, seed=seed, remote_isn=remote_isn, tolerance_us=tolerance_us
-    )
+    except Exception as error:  # a bug of ours: still one result, never a stopped run
+        return ScriptResult(
+            name=name,
+            status="failed",
+            failure=Failure(line=0, message=f"drill parser error {type(error).__name__}: {error}"),
+        )
+    try:
+        return run_parsed(
+            script, lenient=lenient, seed=seed, remote_isn=remote_isn, tolerance_us=tolerance_us
+        )
+    except Exception as error:
+        return ScriptResult(
+            name=name,
+            status="failed",
+            failure=Failure(line=0, message=f"drill runner error {type(error).__name__}: {error}"),
+        )
 
 
 __all__ = [

@@ -134,6 +134,11 @@ class PacketEvent:
     urgent_pointer: int | None = None
     options: tuple[TcpOption, ...] | None = ()
     """The option list; None for ``<...>`` (any options)."""
+    ecn: str | None = None
+    """``[noecn]``, ``[ect0]``, ``[ect1]``, ``[ce]`` or ``[ect01]``: the IP header's ECN field."""
+    tos: int | None = None
+    """``(tos 0x..)``: the whole IP TOS byte."""
+    ttl: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,12 +172,14 @@ class SyscallEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShellEvent:
-    """A backtick shell command: never run, reported as a skipped line."""
+    """A backtick shell command: run only when :mod:`.commands` knows it, else a skip."""
 
     line: int
     time: TimeSpec
     text: str
     command: str
+    untimed: bool = False
+    """Written without a time: packetdrill's init (first) or cleanup (last) command."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

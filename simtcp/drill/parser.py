@@ -13,9 +13,12 @@ report can name them; malformed text raises :class:`ScriptSyntaxError`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from ..wire.tcp import (
     ACK,
@@ -56,6 +59,7 @@ from .model import (
     TimeSpec,
     UnsupportedEvent,
 )
+from .preprocess import PreprocessError, header_defines, preprocess
 
 
 class ScriptSyntaxError(ValueError):
@@ -76,6 +80,9 @@ class _Unsupported(Exception):
 
 
 FLAG_BITS = {"F": FIN, "S": SYN, "R": RST, "P": PSH, ".": ACK, "U": URG, "E": ECE, "W": CWR}
+ANY_TS = -1
+"""TS val/ecr written ``...`` on an outbound line: any value."""
+_ECN_WORDS = ("noecn", "ect0", "ect1", "ce", "ect01")
 
 _NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
 _TIME_RE = re.compile(
@@ -226,12 +233,20 @@ def parse_time(text: str, line: int) -> tuple[TimeSpec, str]:
             raise ScriptSyntaxError(line, "a time range must not end before it starts")
         return TimeSpec(kind=kind, start_us=low, end_us=high), rest
     if groups["b1"] is not None:
-        kind = TimeKind.RELATIVE if groups["bplus1"] else TimeKind.ABSOLUTE
+        # packetdrill: ``+a...b`` has both ends relative to the previous event
+        # (the end is offset like the start), ``a...b`` both absolute; the end
+        # is written without a '+'.
+        if groups["bplus2"]:
+            raise ScriptSyntaxError(line, "the end of a 'start...end' time takes no '+'")
+        relative = bool(groups["bplus1"])
+        low, high = seconds_to_us(groups["b1"]), seconds_to_us(groups["b2"])
+        if high < low:
+            raise ScriptSyntaxError(line, "a blocking call's end time is before its start")
         return TimeSpec(
-            kind=kind,
-            start_us=seconds_to_us(groups["b1"]),
-            blocking_end_us=seconds_to_us(groups["b2"]),
-            blocking_end_relative=bool(groups["bplus2"]),
+            kind=TimeKind.RELATIVE if relative else TimeKind.ABSOLUTE,
+            start_us=low,
+            blocking_end_us=high,
+            blocking_end_relative=relative,
         ), rest
     kind = TimeKind.RELATIVE if groups["plus"] else TimeKind.ABSOLUTE
     return TimeSpec(kind=kind, start_us=seconds_to_us(groups["t"])), rest
@@ -240,6 +255,13 @@ def parse_time(text: str, line: int) -> tuple[TimeSpec, str]:
 def parse_event(text: str, line: int) -> Event:
     """Parse one logical line (time included) into an event."""
     time, rest = parse_time(text, line)
+    outbound = rest.startswith(">")
+    if time.kind is TimeKind.ANY and not outbound:
+        raise ScriptSyntaxError(line, "event time * can only be used with outbound packets")
+    if time.kind in (TimeKind.ABSOLUTE_RANGE, TimeKind.RELATIVE_RANGE) and not outbound:
+        raise ScriptSyntaxError(line, "event time range can only be used with outbound packets")
+    if time.blocking_end_us is not None and rest[:1] in ("<", ">", "`", "%"):
+        raise ScriptSyntaxError(line, "'start...end' times are for system calls")
     try:
         if rest.startswith("`"):
             if not rest.endswith("`") or len(rest) < 2:
@@ -264,11 +286,50 @@ def _parse_packet_line(rest: str, time: TimeSpec, text: str, line: int) -> Event
         raise ScriptSyntaxError(line, "empty packet line")
     if words[0] == "icmp":
         return _parse_icmp(words[1] if len(words) > 1 else "", inbound, time, text, line)
+    ip_info, body = _split_ip_info(body, line, inbound)
+    words = body.split(None, 1)
+    if not words:
+        raise ScriptSyntaxError(line, "empty packet line")
+    if words[0] == "icmp":
+        return _parse_icmp(words[1] if len(words) > 1 else "", inbound, time, text, line)
     if words[0] in ("udp", "icmpv6"):
         raise _Unsupported(f"{words[0]} packets")
-    if words[0].startswith(("[", "(")):
-        raise _Unsupported("ECN/IP header annotations on packet lines")
-    return parse_tcp_spec(body, line, time=time, text=text, inbound=inbound)
+    if words[0] in ("ipv6", "ipv4", "gre", "mpls"):
+        raise _Unsupported(f"encapsulated packets ({words[0]} ...:)")
+    if re.match(r"^\d+>\d+$", words[0]):
+        raise _Unsupported("explicit ports on packet lines")
+    event = parse_tcp_spec(body, line, time=time, text=text, inbound=inbound)
+    return dataclasses.replace(event, **ip_info) if ip_info else event
+
+
+def _split_ip_info(body: str, line: int, inbound: bool) -> tuple[dict[str, Any], str]:
+    """``[ect0] S 0:0(0)...`` or ``(tos 0x2) ...`` -> ({ecn/tos/ttl}, rest)."""
+    if not body.startswith(("[", "(")):
+        return {}, body
+    closing = "]" if body[0] == "[" else ")"
+    end = body.find(closing)
+    if end < 0:
+        raise ScriptSyntaxError(line, f"IP header annotation without '{closing}'")
+    info: dict[str, Any] = {}
+    for part in (part.strip() for part in body[1:end].split(",")):
+        words = part.split()
+        if len(words) == 1 and words[0] in _ECN_WORDS:
+            if words[0] == "ect01" and inbound:
+                raise ScriptSyntaxError(line, "[ect01] can only be used with outbound packets")
+            info["ecn"] = words[0]
+        elif len(words) == 2 and words[0] in ("tos", "ttl", "flowlabel"):
+            try:
+                value = int(words[1], 0)
+            except ValueError:
+                raise ScriptSyntaxError(line, f"{words[0]} needs a number") from None
+            if words[0] == "flowlabel":
+                raise _Unsupported("IPv6 not supported (flowlabel)")
+            if not 0 <= value <= 255:
+                raise ScriptSyntaxError(line, f"{words[0]} out of range for 8 bits")
+            info[words[0]] = value
+        else:
+            raise ScriptSyntaxError(line, f"unknown IP header annotation {part!r}")
+    return info, body[end + 1 :].strip()
 
 
 def parse_tcp_spec(
@@ -282,9 +343,19 @@ def parse_tcp_spec(
             raise ScriptSyntaxError(line, "TCP option list must end with '>'")
         options = parse_options(body[option_start + 1 : body.rstrip().rindex(">")], line)
         body = body[:option_start]
+        if options is not None and inbound:
+            check_inbound_options(options, line)
+        if options is None and inbound:
+            raise ScriptSyntaxError(
+                line, "<...> for TCP options can only be used with outbound packets"
+            )
     words = body.split()
     if len(words) < 2:
         raise ScriptSyntaxError(line, f"expected flags and start:end(length) in {body!r}")
+    if words[0] == "-":
+        words[0] = ""
+    if re.search(r"[A0-7]", words[0]):
+        raise _Unsupported("AccECN flags (AE, ACE counts)")
     try:
         flags = parse_flags(words[0])
     except ValueError as error:
@@ -305,6 +376,11 @@ def parse_tcp_spec(
             raise ScriptSyntaxError(line, f"{key} needs a number")
         values[key] = int(words[index + 1])
         index += 2
+    if inbound and "win" not in values:
+        # packetdrill's tcp_packet.c: "window must be specified for inbound packets".
+        raise ScriptSyntaxError(line, "window must be specified for inbound packets")
+    if inbound and flags & ACK and "ack" not in values:
+        values["ack"] = 0  # packetdrill's opt_ack default: 0, relative to the stack's ISN
     return PacketEvent(
         line=line,
         time=time,
@@ -334,6 +410,12 @@ def parse_options(text: str, line: int) -> tuple[TcpOption, ...] | None:
     return tuple(options)
 
 
+def check_inbound_options(options: tuple[TcpOption, ...], line: int) -> None:
+    for option in options:
+        if isinstance(option, TimestampsOption) and ANY_TS in (option.value, option.echo_reply):
+            raise ScriptSyntaxError(line, "TS val/ecr '...' can only be used with outbound packets")
+
+
 def _number(words: list[str], index: int, line: int) -> int:
     if index >= len(words) or not re.fullmatch(r"\d+", words[index]):
         raise ScriptSyntaxError(line, f"TCP option {' '.join(words)!r} needs a number")
@@ -353,7 +435,9 @@ def _parse_option(words: list[str], line: int) -> TcpOption:
     if name == "wscale" and len(words) == 2:
         return WindowScaleOption(_number(words, 1, line))
     if name == "TS" and len(words) == 5 and words[1] == "val" and words[3] == "ecr":
-        return TimestampsOption(_number(words, 2, line), _number(words, 4, line))
+        value = ANY_TS if words[2] == "..." else _number(words, 2, line)
+        echo = ANY_TS if words[4] == "..." else _number(words, 4, line)
+        return TimestampsOption(value, echo)
     if name == "sack" and len(words) >= 2:
         blocks: list[tuple[int, int]] = []
         for block in words[1:]:
@@ -362,7 +446,9 @@ def _parse_option(words: list[str], line: int) -> TcpOption:
                 raise ScriptSyntaxError(line, f"SACK block {block!r} is not start:end")
             blocks.append((int(left), int(right)))
         return SackOption(tuple(blocks))
-    if name in ("FO", "md5", "exp", "tfo", "mptcp", "TCPAO", "tcpao"):
+    if name in ("FO", "FOEXP", "tfo"):
+        raise _Unsupported("TCP option FO (TCP Fast Open is not in the engine)")
+    if name in ("md5", "exp", "mptcp", "TCPAO", "tcpao", "dss", "mp_capable", "mp_join"):
         raise _Unsupported(f"TCP option {name}")
     raise ScriptSyntaxError(line, f"unknown TCP option {' '.join(words)!r}")
 
@@ -375,7 +461,7 @@ def _parse_icmp(body: str, inbound: bool, time: TimeSpec, text: str, line: int) 
         if not inner:
             raise ScriptSyntaxError(line, "ICMP quoted segment needs '[...]'")
         spec = ". " + inner if _SEQ_RE.match(inner.split()[0]) else inner
-        quoted = parse_tcp_spec(spec, line, time=time, text=inner, inbound=inbound)
+        quoted = parse_tcp_spec(spec, line, time=time, text=inner, inbound=False)
         body = body[:bracket]
     words = body.split()
     if len(words) < 2:
@@ -547,8 +633,24 @@ def _all_args(parser: _ExprParser) -> tuple[Expr, ...]:
 # --- whole scripts --------------------------------------------------------------
 
 
-def parse_script(text: str, name: str = "<script>") -> Script:
-    """Parse a whole script; ScriptSyntaxError on the first malformed line."""
+def parse_script(
+    text: str, name: str = "<script>", *, defines: Mapping[str, str] | None = None
+) -> Script:
+    """Parse a whole script; ScriptSyntaxError on the first malformed line.
+
+    ``defines`` are the command line's ``-D NAME[=VALUE]`` symbols, for
+    ``#ifdef`` blocks (:mod:`.preprocess`); the script's own ``--define``
+    header lines add to them.
+    """
+    if "\0" in text:
+        where = text[: text.index("\0")].count("\n") + 1
+        raise ScriptSyntaxError(where, "NUL byte: not a text file")
+    symbols = dict(defines or {})
+    symbols.update(header_defines(text))
+    try:
+        text = preprocess(text, symbols)
+    except PreprocessError as error:
+        raise ScriptSyntaxError(error.line, error.message) from None
     directives = _leading_directives(text)
     options: list[HeaderOption] = []
     events: list[Event] = []
@@ -563,11 +665,49 @@ def parse_script(text: str, name: str = "<script>") -> Script:
                 )
             )
             continue
+        if logical.startswith("`"):
+            events.append(_untimed_command(logical, line))
+            continue
         events.append(parse_event(logical, line))
+    _check_untimed(events)
     return Script(name=name, options=tuple(options), events=tuple(events), directives=directives)
 
 
-def load_script(path: str | Path) -> Script:
-    """Read and parse a script file."""
+def _untimed_command(logical: str, line: int) -> ShellEvent:
+    if not logical.endswith("`") or len(logical) < 2:
+        raise ScriptSyntaxError(line, "unterminated backtick command")
+    return ShellEvent(
+        line=line,
+        time=TimeSpec(kind=TimeKind.RELATIVE),
+        text=logical,
+        command=logical[1:-1].strip(),
+        untimed=True,
+    )
+
+
+def _check_untimed(events: list[Event]) -> None:
+    """Untimed commands only before the first timed event (init) or after the last (cleanup)."""
+    timed = [index for index, event in enumerate(events) if not _is_untimed(event)]
+    if not timed:
+        return
+    for index, event in enumerate(events):
+        if _is_untimed(event) and timed[0] < index < timed[-1]:
+            raise ScriptSyntaxError(
+                event.line, "a command without a time must come first or last in the script"
+            )
+
+
+def _is_untimed(event: Event) -> bool:
+    return isinstance(event, ShellEvent) and event.untimed
+
+
+def load_script(path: str | Path, *, defines: Mapping[str, str] | None = None) -> Script:
+    """Read and parse a script file (UTF-8; a file that is not text is a ScriptSyntaxError)."""
     source = Path(path)
-    return parse_script(source.read_text(encoding="utf-8"), name=str(source))
+    data = source.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ScriptSyntaxError(line, "not a UTF-8 text file") from None
+    return parse_script(text, name=str(source), defines=defines)

@@ -40,6 +40,7 @@ from ..wire.icmp import (
 )
 from ..wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Packet, ip_from_str, prefix_mask
 from ..wire.tcp import ACK, SYN, TcpSegment, TimestampsOption
+from .commands import plan_command
 from .compare import format_actual, format_expected, mismatch
 from .model import (
     CodeEvent,
@@ -66,7 +67,7 @@ from .peer import (
     payload_pattern,
 )
 from .settings import DrillSettings, settings_from_header
-from .syscalls import Blocked, CheckFailed, Sockets, SyscallFailed, Unsupported
+from .syscalls import Blocked, CheckFailed, Sockets, SyscallFailed, Unsupported, same_errno
 
 INTERFACE = "eth0"
 LOCAL_MAC = bytes.fromhex("020000000001")
@@ -124,6 +125,8 @@ class ScriptResult:
     """Shell commands and code blocks, never run: (line, why)."""
     ignored_options: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
+    commands: list[tuple[int, str]] = field(default_factory=list)
+    """Shell commands read against the allow-list: (line, what they came to)."""
     events_run: int = 0
     virtual_us: int = 0
     wall_seconds: float = 0.0
@@ -148,6 +151,8 @@ class _ScriptSkipped(Exception):
 class _Blocked:
     event: SyscallEvent
     started_us: int
+    base_us: int = 0
+    """What a relative time on the call's line counts from (its end, too)."""
     until_us: int | None = None
     """When the call returns by itself (a poll timeout), if ever."""
 
@@ -197,11 +202,13 @@ class Runner:
         self.connect_port = settings.connect_port
         self.bind_port = settings.bind_port
         self.sockets = Sockets(self)
+        self.command_config: dict[str, int | bool | str] = {}
 
     # --- the harness the socket layer uses ------------------------------------------
 
-    def tcp_overrides(self) -> dict[str, int | bool]:
-        overrides: dict[str, int | bool] = dict(self.settings.tcp_overrides)
+    def tcp_overrides(self) -> dict[str, int | bool | str]:
+        overrides: dict[str, int | bool | str] = dict(self.settings.tcp_overrides)
+        overrides.update(self.command_config)
         overrides.update(self.sockets.pending_config())
         return overrides
 
@@ -220,9 +227,9 @@ class Runner:
         settings = self.settings
         try:
             tcp = dataclasses.replace(TcpConfig(), **self.tcp_overrides())  # type: ignore[arg-type]
-        except TypeError as error:
+            stack = Stack(StackConfig(seed=self.seed, tcp=tcp))
+        except (TypeError, ValueError) as error:
             raise Unsupported(f"TCP configuration: {error}") from None
-        stack = Stack(StackConfig(seed=self.seed, tcp=tcp))
         stack.add_interface(INTERFACE, mac=LOCAL_MAC, mtu=settings.mtu)
         stack.add_address(INTERFACE, f"{settings.local_ip}/{settings.prefix_length}", now=self.now)
         mask = prefix_mask(settings.prefix_length)
@@ -280,6 +287,9 @@ class Runner:
         return result
 
     def _preflight(self) -> None:
+        if self.settings.errors:
+            line = self.script.options[0].line if self.script.options else 0
+            raise self._fail("bad option: " + "; ".join(self.settings.errors), line=line)
         if self.settings.unsupported:
             raise _ScriptSkipped("; ".join(self.settings.unsupported))
         unsupported = [
@@ -312,19 +322,34 @@ class Runner:
         if isinstance(event, PacketEvent) and not event.inbound:
             self._expect_segment(event)
             return
+        base = self.last_event_us
         at = self._event_time(event.time)
         self._advance_to(at)
         self._check_unexpected(at)
-        if isinstance(event, ShellEvent | CodeEvent):
-            kind = "shell command" if isinstance(event, ShellEvent) else "code block"
-            self.result.skipped_lines.append((event.line, f"{kind} not run"))
+        if isinstance(event, ShellEvent):
+            self._run_command(event)
+        elif isinstance(event, CodeEvent):
+            self.result.skipped_lines.append((event.line, "code block not run"))
         elif isinstance(event, PacketEvent):
             self._inject_segment(event)
         elif isinstance(event, IcmpEvent):
             self._inject_icmp(event)
         elif isinstance(event, SyscallEvent):
-            self._start_syscall(event)
+            self._start_syscall(event, base)
         self._settle()
+
+    def _run_command(self, event: ShellEvent) -> None:
+        """A shell command, read against the allow-list of :mod:`.commands`."""
+        plan = plan_command(event.command)
+        if plan.skip is not None:
+            raise _ScriptSkipped(f"line {event.line}: {plan.skip}")
+        if plan.config:
+            if self._stack is not None:
+                raise _ScriptSkipped(
+                    f"line {event.line}: sysctl once the stack runs: `{event.command}`"
+                )
+            self.command_config.update(plan.config)
+        self.result.commands.append((event.line, plan.note or "ok"))
 
     # --- time ----------------------------------------------------------------------
 
@@ -577,13 +602,13 @@ class Runner:
 
     # --- system calls -------------------------------------------------------------------
 
-    def _start_syscall(self, event: SyscallEvent) -> None:
+    def _start_syscall(self, event: SyscallEvent, base: int) -> None:
         if self.blocked is not None:
             earlier = self.blocked.event
             raise self._fail(
                 f"{earlier.name}() of line {earlier.line} is still blocked", expected=event.text
             )
-        self.blocked = _Blocked(event, self.now)
+        self.blocked = _Blocked(event, self.now, base)
         self._retry_blocked()
 
     def _retry_blocked(self) -> bool:
@@ -608,14 +633,16 @@ class Runner:
         finally:
             self._calling = False
         self.blocked = None
-        self._judge_syscall(event, blocked.started_us, value, errno)
+        self._judge_syscall(event, blocked.base_us, value, errno)
         return True
 
     def _judge_syscall(
-        self, event: SyscallEvent, started_us: int, value: int, errno: str | None
+        self, event: SyscallEvent, base_us: int, value: int, errno: str | None
     ) -> None:
         actual = f"= {value}" + (f" {errno}" if errno else "")
-        if event.result is not None and (value != event.result or errno != event.errno):
+        # packetdrill checks errno only when the line names one (``= -1`` alone: any).
+        errno_differs = event.errno is not None and not same_errno(errno, event.errno)
+        if event.result is not None and (value != event.result or errno_differs):
             wanted = f"= {event.result}" + (f" {event.errno}" if event.errno else "")
             raise self._fail(
                 f"{event.name}() returned {actual[2:]} instead of {wanted[2:]}",
@@ -626,7 +653,9 @@ class Runner:
         spec = event.time
         if spec.blocking_end_us is None:
             return
-        end = spec.blocking_end_us + (started_us if spec.blocking_end_relative else 0)
+        # packetdrill's adjust_relative_event_times: a relative call's end is
+        # offset by the same base as its start.
+        end = spec.blocking_end_us + (base_us if spec.blocking_end_relative else 0)
         tolerance = self.settings.tolerance_us
         if not end - tolerance <= self.now <= end + tolerance:
             raise self._fail(

@@ -2,10 +2,14 @@
 
 Defaults are packetdrill's: the stack is 192.168.0.1 in 192.168.0.0/16, the
 remote is 192.0.2.1 behind the gateway 192.168.0.2, servers bind port 8080 and
-clients connect to port 8080, the timing tolerance is 4 ms. Options simtcp has
-no use for are accepted and listed as ignored. ``--simtcp_<field>=value`` sets
-a field of :class:`simtcp.tcp.config.TcpConfig` (our extension, for scripts
-that need a non-default configuration).
+clients connect to port 8080, the timing tolerance is 4 ms.
+
+Each option is parsed, or the script is skipped naming it (an IPv6 address or
+``--ip_version=ipv6``: "IPv6 not supported"), or it is listed as ignored when
+simtcp has no use for it (packetdrill's ``--verbose``, device names...).
+``--simtcp_<field>=value`` sets a field of :class:`simtcp.tcp.config.TcpConfig`
+(our extension); a ``--simtcp_`` name that is no field, or a value that does
+not fit the field's type, is an error (the script fails), never ignored.
 """
 
 from __future__ import annotations
@@ -20,7 +24,32 @@ from ..time import parse_duration
 from ..wire.ipv4 import ip_from_str
 from .model import HeaderOption
 
-_TCP_FIELDS = {item.name for item in dataclasses.fields(TcpConfig)}
+_TCP_FIELDS = {item.name: str(item.type) for item in dataclasses.fields(TcpConfig)}
+IPV6_UNSUPPORTED = "IPv6 not supported"
+
+IGNORED_OPTIONS = frozenset(
+    {
+        "verbose",
+        "tun_dev",
+        "non_fatal",
+        "wire_client",
+        "wire_server",
+        "wire_server_ip",
+        "wire_server_port",
+        "wire_client_dev",
+        "wire_server_dev",
+        "speed",
+        "mtu_offload",
+        "persistent_tun_dev",
+        "dry_run",
+        "so_filename",
+        "so_flags",
+        "send_omit_free",
+        "debug",
+        "strace",
+    }
+)
+"""packetdrill options about its own machinery: nothing for a simulator to do."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,8 +66,11 @@ class DrillSettings:
     remote_port: int = 48_000
     """The remote's port when the stack is the server (packetdrill picks one at random)."""
     mtu: int = 1500
-    tcp_overrides: tuple[tuple[str, int | bool], ...] = ()
+    tcp_overrides: tuple[tuple[str, int | bool | str], ...] = ()
     unsupported: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    """Options that are wrong (not merely unsupported): the script fails with them."""
+    defines: tuple[tuple[str, str], ...] = ()
 
 
 class _Recorder(Protocol):
@@ -53,55 +85,114 @@ def _prefix_length(netmask: str) -> int:
     return length
 
 
-def _config_value(text: str) -> int | bool:
-    lowered = text.lower()
-    if lowered in ("true", "yes", "on"):
-        return True
-    if lowered in ("false", "no", "off"):
-        return False
-    if text.lstrip("-").isdigit():
-        return int(text)
-    return parse_duration(text)
+def config_value(field_name: str, text: str) -> int | bool | str:
+    """``text`` as a value of TcpConfig's ``field_name``; ValueError naming the expected type."""
+    kind = _TCP_FIELDS[field_name]
+    lowered = text.strip().lower()
+    if kind == "bool":
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {text!r} (use true/false, on/off, 1/0)")
+    if kind == "int":
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise ValueError(f"not an integer: {text!r}") from None
+    if kind == "Duration":
+        return parse_duration(text)
+    if kind == "str":
+        return text
+    raise ValueError(f"TcpConfig.{field_name} ({kind}) cannot be set from a script")
 
 
-def settings_from_header(options: Iterable[HeaderOption], recorder: _Recorder) -> DrillSettings:
-    """Apply header options to the defaults; unknown ones go to ``recorder.ignored_options``."""
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise ValueError(f"not a port: {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must not be negative: {text}")
+    return value
+
+
+def _ipv4(text: str) -> str:
+    if ":" in text:
+        raise _Ipv6
+    ip_from_str(text)
+    return text
+
+
+class _Ipv6(Exception):
+    pass
+
+
+_SIMPLE = {
+    "local_ip": ("local_ip", _ipv4),
+    "remote_ip": ("remote_ip", _ipv4),
+    "gateway_ip": ("gateway_ip", _ipv4),
+    "tolerance_usecs": ("tolerance_us", _non_negative),
+    "bind_port": ("bind_port", _port),
+    "connect_port": ("connect_port", _port),
+    "remote_port": ("remote_port", _port),
+    "mtu": ("mtu", _non_negative),
+}
+
+
+def settings_from_header(
+    options: Iterable[HeaderOption], recorder: _Recorder, base: DrillSettings | None = None
+) -> DrillSettings:
+    """Apply header options to ``base`` (the defaults); unknown ones go to the recorder."""
+    base = base or DrillSettings()
     values: dict[str, object] = {}
-    overrides: dict[str, int | bool] = {}
-    unsupported: list[str] = []
-    simple = {
-        "local_ip": str,
-        "remote_ip": str,
-        "gateway_ip": str,
-        "tolerance_usecs": int,
-        "bind_port": int,
-        "connect_port": int,
-        "remote_port": int,
-        "mtu": int,
-    }
-    renamed = {"tolerance_usecs": "tolerance_us"}
+    overrides: dict[str, int | bool | str] = dict(base.tcp_overrides)
+    unsupported: list[str] = list(base.unsupported)
+    errors: list[str] = list(base.errors)
+    defines: dict[str, str] = dict(base.defines)
     for option in options:
         name, value = option.name, option.value
+        shown = f"--{name}" + (f"={value}" if value is not None else "")
         try:
             if name == "ip_version":
-                if value != "ipv4":
-                    unsupported.append(f"--ip_version={value} (only ipv4)")
-            elif name in simple and value is not None:
-                values[renamed.get(name, name)] = simple[name](value)
-                if name.endswith("_ip"):
-                    ip_from_str(value)
+                if value and value.startswith("ipv6") or value == "ipv4-mapped-ipv6":
+                    unsupported.append(f"{IPV6_UNSUPPORTED} ({shown})")
+                elif value != "ipv4":
+                    errors.append(f"{shown}: not ipv4, ipv6 or ipv4-mapped-ipv6")
+            elif name in _SIMPLE and value is not None:
+                key, parse = _SIMPLE[name]
+                values[key] = parse(value)
             elif name == "netmask_ip" and value is not None:
                 values["prefix_length"] = _prefix_length(value)
             elif name == "mss" and value is not None:
-                overrides["mss"] = int(value)
-            elif name.startswith("simtcp_") and name[7:] in _TCP_FIELDS and value is not None:
-                overrides[name[7:]] = _config_value(value)
+                overrides["mss"] = _non_negative(value)
+            elif name in ("define", "D") and value is not None:
+                symbol, _, text = value.partition("=")
+                defines[symbol.strip()] = text.strip()
+            elif name.startswith("simtcp_"):
+                field_name = name[len("simtcp_") :]
+                if field_name not in _TCP_FIELDS:
+                    errors.append(f"{shown}: TcpConfig has no field {field_name!r}")
+                elif value is None:
+                    errors.append(f"{shown}: needs a value")
+                else:
+                    overrides[field_name] = config_value(field_name, value)
             else:
-                recorder.ignored_options.append(f"--{name}" + (f"={value}" if value else ""))
+                recorder.ignored_options.append(shown)
+        except _Ipv6:
+            unsupported.append(f"{IPV6_UNSUPPORTED} ({shown})")
         except ValueError as error:
-            unsupported.append(f"--{name}={value}: {error}")
-    return DrillSettings(
-        **values,  # type: ignore[arg-type]
+            errors.append(f"{shown}: {error}")
+    fields = {item.name: getattr(base, item.name) for item in dataclasses.fields(base)}
+    fields.update(values)
+    fields.update(
         tcp_overrides=tuple(overrides.items()),
         unsupported=tuple(unsupported),
+        errors=tuple(errors),
+        defines=tuple(defines.items()),
     )
+    return DrillSettings(**fields)

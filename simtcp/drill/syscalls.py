@@ -59,6 +59,17 @@ ERRNO = {
     "EHOSTDOWN": 112,
     "EADDRNOTAVAIL": 99,
 }
+ERRNO_ALIASES = {"EWOULDBLOCK": "EAGAIN", "ENOTSUP": "EOPNOTSUPP", "EDEADLOCK": "EDEADLK"}
+"""Names Linux and FreeBSD both spell for one error (FreeBSD's EAGAIN is EWOULDBLOCK)."""
+
+
+def same_errno(actual: str | None, expected: str | None) -> bool:
+    """Whether two errno names are the same error, on Linux or FreeBSD spelling."""
+    if actual is None or expected is None:
+        return actual == expected
+    return ERRNO_ALIASES.get(actual, actual) == ERRNO_ALIASES.get(expected, expected)
+
+
 CONSTANTS = {
     "AF_INET": 2,
     "PF_INET": 2,
@@ -171,7 +182,7 @@ class Harness(Protocol):
     lenient: bool
 
     def stack(self, *, now: int) -> Stack: ...
-    def tcp_overrides(self) -> dict[str, int | bool]: ...
+    def tcp_overrides(self) -> dict[str, int | bool | str]: ...
     def connection_opened(self, *, local_port: int | None, remote_port: int | None) -> None: ...
 
 

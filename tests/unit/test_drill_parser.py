@@ -117,21 +117,24 @@ def test_absolute_and_relative_ranges() -> None:
 
 
 def test_blocking_range_on_a_system_call() -> None:
+    # packetdrill: the end of "+a...b" is offset like the start (both relative).
     spec, rest = parse_time("+0...0.5 read(4, ..., 10) = 10", 1)
     assert (spec.kind, spec.start_us, spec.blocking_end_us, spec.blocking_end_relative) == (
         TimeKind.RELATIVE,
         0,
         500_000,
-        False,
+        True,
     )
     assert rest.startswith("read(")
-    spec, _ = parse_time("1...+0.2 accept(3, ..., ...) = 4", 1)
+    spec, _ = parse_time("1...1.2 accept(3, ..., ...) = 4", 1)
     assert (spec.kind, spec.start_us, spec.blocking_end_us, spec.blocking_end_relative) == (
         TimeKind.ABSOLUTE,
         1_000_000,
-        200_000,
-        True,
+        1_200_000,
+        False,
     )
+    with pytest.raises(ScriptSyntaxError, match="takes no"):
+        parse_time("1...+0.2 accept(3, ..., ...) = 4", 1)
 
 
 @pytest.mark.parametrize(
@@ -242,7 +245,7 @@ def test_malformed_packets(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "feature"),
     [
-        ("+0 < [ect0] S 0:0(0) win 100", "ECN"),
+        ("+0 < 8080>9000 S 0:0(0) win 100", "ports"),
         ("+0 < udp (100)", "udp"),
         ("+0 > S 0:0(0) <mss 1460,FO abcd>", "FO"),
         ("+0 < S 0:0(0) win 100 mpcapable 1", "mpcapable"),
@@ -434,6 +437,9 @@ def test_rendered_lines_parse_back(
 ) -> None:
     if flags == 0:
         flags = ACK
+    if inbound:  # packetdrill: inbound lines need a window and a real option list
+        window = 0 if window is None else window
+        options = () if options is None else options
     text = "+0 " + format_line(
         inbound=inbound,
         flags=flags,
@@ -451,4 +457,6 @@ def test_rendered_lines_parse_back(
         length,
     )
     assert event.seq_end == (seq + length) % 2**32
+    if inbound and flags & ACK and ack is None:
+        ack = 0  # packetdrill's default: relative 0
     assert (event.ack, event.window, event.options) == (ack, window, options)
