@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..wire.tcp import (
     ACK,
+    PSH,
     EndOfOptionList,
     MssOption,
     NopOption,
@@ -16,7 +17,7 @@ from ..wire.tcp import (
     WindowScaleOption,
 )
 from .model import PacketEvent
-from .parser import FLAG_BITS
+from .parser import ANY_TS, FLAG_BITS
 from .peer import SequenceSpace, options_to_script
 
 _FLAG_ORDER = "FSRP.UEW"
@@ -117,8 +118,23 @@ def _comparable_options(options: tuple[TcpOption, ...], keep_eol: bool) -> list[
     return result
 
 
+def _any_echo(
+    expected: tuple[TcpOption, ...], actual: tuple[TcpOption, ...]
+) -> tuple[TcpOption, ...]:
+    """``TS val ... ecr ...`` expected: the actual echo is not compared either."""
+    if not any(
+        isinstance(option, TimestampsOption) and option.echo_reply == ANY_TS for option in expected
+    ):
+        return actual
+    return tuple(
+        TimestampsOption(option.value, ANY_TS) if isinstance(option, TimestampsOption) else option
+        for option in actual
+    )
+
+
 def options_mismatch(expected: tuple[TcpOption, ...], actual: tuple[TcpOption, ...]) -> bool:
     """Whether the option lists differ (TSval aside; trailing zero padding ignored)."""
+    actual = _any_echo(expected, actual)
     keep_eol = any(isinstance(option, EndOfOptionList) for option in expected)
     return _comparable_options(expected, True) != _comparable_options(actual, keep_eol)
 
@@ -133,11 +149,12 @@ def mismatch(
 ) -> str | None:
     """Why ``segment`` is not the one the line expects, or None when it is.
 
-    Lenient mode checks flags, sequence and acknowledgement numbers and the
-    payload length only; strict mode also checks the window, the urgent
-    pointer and the option list (unless written ``<...>``).
+    Lenient mode checks flags (PSH aside), sequence and acknowledgement
+    numbers and the payload length only; strict mode also checks PSH, the
+    window, the urgent pointer and the option list (unless written ``<...>``).
     """
-    if segment.flags != expected.flags:
+    ignored = PSH if lenient else 0
+    if segment.flags & ~ignored != expected.flags & ~ignored:
         return f"flags {format_flags(segment.flags)} instead of {format_flags(expected.flags)}"
     seq = sender.to_script(segment.seq)
     if seq != expected.seq_start:
@@ -162,3 +179,46 @@ def mismatch(
                 f"{format_options(expected.options) or ' <>'}"
             )
     return None
+
+
+_ECN_BITS = {"noecn": (0,), "ect1": (1,), "ect0": (2,), "ce": (3,), "ect01": (1, 2)}
+"""RFC 3168 §5: the IP header's ECN field for each annotation."""
+
+
+def ip_mismatch(expected: PacketEvent, *, tos: int, ttl: int) -> str | None:
+    """Why the IP header is not what ``[ect0]``/``(tos 0x..)``/``(ttl N)`` say, or None."""
+    if expected.ecn is not None and tos & 3 not in _ECN_BITS[expected.ecn]:
+        names = {bits: name for name, (bits, *_) in _ECN_BITS.items() if name != "ect01"}
+        return f"IP ECN field [{names[tos & 3]}] instead of [{expected.ecn}]"
+    if expected.tos is not None and tos != expected.tos:
+        return f"IP TOS {tos:#04x} instead of {expected.tos:#04x}"
+    if expected.ttl is not None and ttl != expected.ttl:
+        return f"IP TTL {ttl} instead of {expected.ttl}"
+    return None
+
+
+def inbound_tos(event: PacketEvent) -> int:
+    """The TOS byte an inbound line asks for (its ECN annotation in the low two bits)."""
+    tos = event.tos or 0
+    if event.ecn is not None:
+        tos = (tos & ~3) | _ECN_BITS[event.ecn][0]
+    return tos
+
+
+def merge_pieces(pieces: list[TcpSegment]) -> TcpSegment:
+    """Consecutive segments as the one TSO super-segment a line wrote (packetdrill on Linux
+    sees the super-segment before the NIC cuts it): the first's header, every payload, the
+    last one's ACK, window and FIN, PSH if any piece had it."""
+    first, last = pieces[0], pieces[-1]
+    flags = last.flags | (PSH if any(piece.flags & PSH for piece in pieces) else 0)
+    return TcpSegment(
+        first.source_port,
+        first.destination_port,
+        first.seq,
+        last.ack,
+        flags,
+        last.window,
+        first.options,
+        b"".join(bytes(piece.payload) for piece in pieces),
+        last.urgent_pointer,
+    )

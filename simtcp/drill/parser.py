@@ -573,7 +573,13 @@ class _ExprParser:
                 self.index += 2
                 fields.append((token[1], self.expr()))
             else:
-                fields.append((f"_{len(fields)}", self.expr()))
+                value = self.expr()
+                if isinstance(value, CallExpr) and self.peek() == ("punct", "="):
+                    # msghdr fields: ``msg_name(...)=...``, ``msg_iov(1)=[...]``.
+                    self.take("=")
+                    fields.append((value.name, self.expr()))
+                else:
+                    fields.append((f"_{len(fields)}", value))
             if self.peek() == ("punct", ","):
                 self.take(",")
         self.take("}")

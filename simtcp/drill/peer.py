@@ -58,7 +58,9 @@ class Endpoints:
     remote_port: int
 
 
-def build_tcp_frame(endpoints: Endpoints, segment: TcpSegment, *, ttl: int = 64) -> bytes:
+def build_tcp_frame(
+    endpoints: Endpoints, segment: TcpSegment, *, ttl: int = 64, tos: int = 0
+) -> bytes:
     """An Ethernet/IPv4 frame carrying ``segment`` from the remote to the stack."""
     tcp_bytes = segment.build(endpoints.remote_ip, endpoints.local_ip)
     packet = Ipv4Packet(
@@ -68,6 +70,7 @@ def build_tcp_frame(endpoints: Endpoints, segment: TcpSegment, *, ttl: int = 64)
         tcp_bytes,
         ttl=ttl,
         dont_fragment=True,
+        tos=tos,
     )
     return EthernetFrame(
         endpoints.local_mac, endpoints.remote_mac, ETHERTYPE_IPV4, packet.build()

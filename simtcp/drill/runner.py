@@ -41,7 +41,14 @@ from ..wire.icmp import (
 from ..wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Packet, ip_from_str, prefix_mask
 from ..wire.tcp import ACK, SYN, TcpSegment, TimestampsOption
 from .commands import plan_command
-from .compare import format_actual, format_expected, mismatch
+from .compare import (
+    format_actual,
+    format_expected,
+    inbound_tos,
+    ip_mismatch,
+    merge_pieces,
+    mismatch,
+)
 from .model import (
     CodeEvent,
     Event,
@@ -183,6 +190,8 @@ class Runner:
         self.remote = SequenceSpace(remote_isn % 2**32)
         self.local = SequenceSpace()
         self.queue: deque[tuple[int, TcpSegment]] = deque()
+        self.ip_headers: dict[int, tuple[int, int]] = {}
+        """(TOS, TTL) of each queued segment, by id()."""
         self.echo: dict[int, int] = {}
         self.latest_echo: int | None = None
         self.blocked: _Blocked | None = None
@@ -450,6 +459,7 @@ class Runner:
         if timestamps is not None:
             self.latest_echo = timestamps.value
         self.queue.append((self.now, segment))
+        self.ip_headers[id(segment)] = (item.packet.tos, item.packet.ttl)
 
     def _check_unexpected(self, at: int) -> None:
         """Segments sent more than the tolerance before ``at`` were expected by no line."""
@@ -494,6 +504,9 @@ class Runner:
                 actual="(nothing)",
             )
         stamp, segment = self.queue.popleft()
+        tos, ttl = self.ip_headers.pop(id(segment), (0, 64))
+        if self.lenient and len(segment.payload) < event.payload_length:
+            segment = self._tso_pieces(segment, event, high)
         actual = f"{format_time(stamp)} {self._render(segment)}"
         ends = self.endpoints
         if (segment.source_port, segment.destination_port) != (ends.local_port, ends.remote_port):
@@ -507,6 +520,7 @@ class Runner:
         reason = mismatch(
             event, segment, sender=self.local, acked=self.remote, lenient=self.lenient
         )
+        reason = reason or ip_mismatch(event, tos=tos, ttl=ttl)
         if reason is not None:
             raise self._fail(reason, expected=expected, actual=actual)
         if not low <= stamp <= high:
@@ -521,6 +535,27 @@ class Runner:
         self.last_event_us = (
             script_time if kind in (TimeKind.ABSOLUTE, TimeKind.RELATIVE) else stamp
         )
+
+    def _tso_pieces(self, first: TcpSegment, event: PacketEvent, high: int) -> TcpSegment:
+        """Lenient: a line longer than the segment may be several consecutive ones (TSO)."""
+        pieces = [first]
+        total = len(first.payload)
+        while total < event.payload_length:
+            if not self.queue:
+                self._advance_to(high, until_output=True)
+            if not self.queue:
+                break
+            _stamp, following = self.queue[0]
+            contiguous = following.seq == (pieces[-1].seq + len(pieces[-1].payload)) % 2**32
+            if not contiguous or not following.payload or following.flags & SYN:
+                break
+            if total + len(following.payload) > event.payload_length:
+                break
+            self.queue.popleft()
+            self.ip_headers.pop(id(following), None)
+            pieces.append(following)
+            total += len(following.payload)
+        return merge_pieces(pieces) if len(pieces) > 1 else first
 
     def _check_payload(self, segment: TcpSegment, expected: str, actual: str) -> None:
         if self.lenient or not segment.payload:
@@ -550,7 +585,7 @@ class Runner:
             self.endpoints.remote_port,
             self.endpoints.local_port,
             self.remote.to_wire(event.seq_start),
-            self.local.to_wire(event.ack) if event.ack is not None else 0,
+            self.local.to_wire(event.ack) if event.ack is not None else 0,  # ack=0 if no ACK
             event.flags,
             65535 if event.window is None else event.window,
             options,
@@ -560,7 +595,12 @@ class Runner:
 
     def _inject_segment(self, event: PacketEvent) -> None:
         stack = self.stack(now=self.now)
-        frame = build_tcp_frame(self.endpoints, self._inbound_segment(event))
+        frame = build_tcp_frame(
+            self.endpoints,
+            self._inbound_segment(event),
+            tos=inbound_tos(event),
+            ttl=64 if event.ttl is None else event.ttl,
+        )
         stack.receive_frame(INTERFACE, frame, now=self.now)
 
     def _inject_icmp(self, event: IcmpEvent) -> None:

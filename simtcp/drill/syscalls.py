@@ -13,10 +13,6 @@ the runner builds it lazily with them. Set after that, they are unsupported.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Protocol
-
 from ..errors import InvalidHandleError, InvalidStateError, NoRouteError, SimtcpError
 from ..events import (
     ConnectionAccepted,
@@ -30,232 +26,44 @@ from ..events import (
     PeerClosed,
 )
 from ..stack import Stack
-from .model import ArrayExpr, BitOr, Expr, StructExpr, Symbol, SyscallEvent
+from .model import ArrayExpr, Expr, StructExpr, Symbol, SyscallEvent
 from .peer import payload_pattern
+from .sockbase import (
+    API_ERRNO,
+    CONFIG_FIELDS,
+    CONSTANTS,
+    ERRNO,
+    ICMP_ERRNO,
+    SECONDS_OPTIONS,
+    Blocked,
+    CheckFailed,
+    ConnectionState,
+    Harness,
+    Socket,
+    SyscallFailed,
+    Unsupported,
+    expr_int,
+    iovec_length,
+    same_errno,
+    symbol_name,
+)
+from .sockopts import SocketOptions
 
-ERRNO = {
-    "EPERM": 1,
-    "EBADF": 9,
-    "EAGAIN": 11,
-    "EWOULDBLOCK": 11,
-    "EFAULT": 14,
-    "EINVAL": 22,
-    "EPIPE": 32,
-    "ENOTSOCK": 88,
-    "ENOPROTOOPT": 92,
-    "EOPNOTSUPP": 95,
-    "EADDRINUSE": 98,
-    "ENETUNREACH": 101,
-    "ECONNABORTED": 103,
-    "ECONNRESET": 104,
-    "EISCONN": 106,
-    "ENOTCONN": 107,
-    "ETIMEDOUT": 110,
-    "ECONNREFUSED": 111,
-    "EHOSTUNREACH": 113,
-    "EALREADY": 114,
-    "EINPROGRESS": 115,
-    "EMSGSIZE": 90,
-    "EHOSTDOWN": 112,
-    "EADDRNOTAVAIL": 99,
-}
-ERRNO_ALIASES = {"EWOULDBLOCK": "EAGAIN", "ENOTSUP": "EOPNOTSUPP", "EDEADLOCK": "EDEADLK"}
-"""Names Linux and FreeBSD both spell for one error (FreeBSD's EAGAIN is EWOULDBLOCK)."""
-
-
-def same_errno(actual: str | None, expected: str | None) -> bool:
-    """Whether two errno names are the same error, on Linux or FreeBSD spelling."""
-    if actual is None or expected is None:
-        return actual == expected
-    return ERRNO_ALIASES.get(actual, actual) == ERRNO_ALIASES.get(expected, expected)
+__all__ = [
+    "CONSTANTS",
+    "ERRNO",
+    "Blocked",
+    "CheckFailed",
+    "Harness",
+    "Sockets",
+    "SyscallFailed",
+    "Unsupported",
+    "expr_int",
+    "same_errno",
+]
 
 
-CONSTANTS = {
-    "AF_INET": 2,
-    "PF_INET": 2,
-    "SOCK_STREAM": 1,
-    "IPPROTO_TCP": 6,
-    "IPPROTO_IP": 0,
-    "SOL_SOCKET": 1,
-    "SOL_TCP": 6,
-    "F_GETFL": 3,
-    "F_SETFL": 4,
-    "O_RDWR": 2,
-    "O_NONBLOCK": 0x800,
-    "SHUT_RD": 0,
-    "SHUT_WR": 1,
-    "SHUT_RDWR": 2,
-    "POLLIN": 0x1,
-    "POLLPRI": 0x2,
-    "POLLOUT": 0x4,
-    "POLLERR": 0x8,
-    "POLLHUP": 0x10,
-    "POLLNVAL": 0x20,
-    "POLLRDNORM": 0x40,
-    "POLLWRNORM": 0x100,
-    "POLLRDHUP": 0x2000,
-    "MSG_DONTWAIT": 0x40,
-    **ERRNO,
-}
-SOCKET_OPTIONS = {
-    "SO_REUSEADDR",
-    "SO_REUSEPORT",
-    "SO_RCVBUF",
-    "SO_SNDBUF",
-    "SO_ERROR",
-    "SO_LINGER",
-    "SO_KEEPALIVE",
-    "TCP_NODELAY",
-    "TCP_MAXSEG",
-    "TCP_KEEPIDLE",
-    "TCP_KEEPINTVL",
-    "TCP_KEEPCNT",
-}
-BUFFER_OPTIONS = {"SO_RCVBUF", "SO_SNDBUF"}
-_CONFIG_FIELDS = {
-    "SO_RCVBUF": "receive_buffer",
-    "SO_SNDBUF": "send_buffer",
-    "TCP_NODELAY": "nodelay",
-    "TCP_MAXSEG": "mss",
-    "SO_KEEPALIVE": "keepalive",
-    "TCP_KEEPIDLE": "keepalive_idle",
-    "TCP_KEEPINTVL": "keepalive_interval",
-    "TCP_KEEPCNT": "keepalive_probes",
-}
-_SECONDS_OPTIONS = {"TCP_KEEPIDLE", "TCP_KEEPINTVL"}
-_ICMP_ERRNO = {
-    0: "ENETUNREACH",
-    1: "EHOSTUNREACH",
-    2: "ENOPROTOOPT",
-    3: "ECONNREFUSED",
-    4: "EMSGSIZE",
-    5: "EOPNOTSUPP",
-    6: "ENETUNREACH",
-    7: "EHOSTDOWN",
-    9: "ENETUNREACH",
-    10: "EHOSTUNREACH",
-    13: "EHOSTUNREACH",
-}
-"""errno of a hard ICMP Destination Unreachable by code, as Linux reports them."""
-_API_ERRNO = {
-    "AddressInUseError": "EADDRINUSE",
-    "NoRouteError": "ENETUNREACH",
-    "InvalidHandleError": "EBADF",
-    "InvalidStateError": "EINVAL",
-    "AddressError": "EADDRNOTAVAIL",
-}
-
-
-class SyscallFailed(Exception):
-    """The call returns -1 with ``errno``."""
-
-    def __init__(self, errno: str) -> None:
-        super().__init__(errno)
-        self.errno = errno
-
-
-class Blocked(Exception):
-    """A blocking call cannot complete yet; the runner retries it as time passes.
-
-    ``until`` is when the call gives up by itself (a poll timeout), if ever.
-    """
-
-    def __init__(self, until: int | None = None) -> None:
-        super().__init__(until)
-        self.until = until
-
-
-class Unsupported(Exception):
-    """The call (or argument) has no mapping onto the Stack API."""
-
-
-class CheckFailed(Exception):
-    """An output argument (getsockopt value, poll revents, read bytes) is not what was written."""
-
-
-class Harness(Protocol):
-    """What the socket layer needs from the runner."""
-
-    remote_ip: str
-    connect_port: int
-    bind_port: int
-    lenient: bool
-
-    def stack(self, *, now: int) -> Stack: ...
-    def tcp_overrides(self) -> dict[str, int | bool | str]: ...
-    def connection_opened(self, *, local_port: int | None, remote_port: int | None) -> None: ...
-
-
-@dataclass(slots=True)
-class ConnectionState:
-    """What the events said about one TCP connection handle."""
-
-    established: bool = False
-    available: int = 0
-    """Bytes waiting to be read, as the last DataReceived event said."""
-    peer_closed: bool = False
-    error: str | None = None
-    """errno of a reset, time-out or ICMP failure, reported once as SO_ERROR or by a call."""
-    dead: bool = False
-    closed: bool = False
-
-
-@dataclass(slots=True)
-class Socket:
-    fd: int
-    nonblocking: bool = False
-    port: int | None = None
-    listener: int | None = None
-    connection: int | None = None
-    connecting: bool = False
-    accept_queue: deque[int] = field(default_factory=deque)
-    write_shut: bool = False
-    linger_zero: bool = False
-    read_offset: int = 0
-    write_offset: int = 0
-    write_backlog: int = 0
-    write_done: int = 0
-    options: dict[str, int] = field(default_factory=dict)
-
-
-def expr_int(expr: Expr) -> int:
-    """The integer an argument stands for: a number, a known name, ``A|B``, or ``[n]``."""
-    if isinstance(expr, int):
-        return expr
-    if isinstance(expr, Symbol):
-        if expr.name not in CONSTANTS:
-            raise Unsupported(f"constant {expr.name}")
-        return CONSTANTS[expr.name]
-    if isinstance(expr, BitOr):
-        value = 0
-        for part in expr.parts:
-            value |= expr_int(part)
-        return value
-    if isinstance(expr, ArrayExpr) and len(expr.items) == 1:
-        return expr_int(expr.items[0])
-    raise Unsupported(f"argument {expr!r}")
-
-
-def _iovec_length(expr: Expr) -> int:
-    """Total length of ``[{iov_base=..., iov_len=N}, {..., N}]``."""
-    if not isinstance(expr, ArrayExpr):
-        raise Unsupported("an iovec argument that is not a [{...}] list")
-    total = 0
-    for item in expr.items:
-        if not isinstance(item, StructExpr) or not item.fields:
-            raise Unsupported("iovec entries must be {iov_base, iov_len}")
-        length = item.get("iov_len")
-        total += expr_int(length if length is not None else item.fields[-1][1])
-    return total
-
-
-def _symbol(expr: Expr) -> str:
-    if isinstance(expr, Symbol):
-        return expr.name
-    raise Unsupported(f"expected a name, got {expr!r}")
-
-
-class Sockets:
+class Sockets(SocketOptions):
     """The socket table of the process under test."""
 
     def __init__(self, harness: Harness) -> None:
@@ -289,7 +97,7 @@ class Sockets:
         elif isinstance(event, ConnectionTimedOut):
             state.error, state.dead = "ETIMEDOUT", True
         elif isinstance(event, ConnectionFailed):
-            state.error = _ICMP_ERRNO.get(event.code, "EHOSTUNREACH")
+            state.error = ICMP_ERRNO.get(event.code, "EHOSTUNREACH")
             state.dead = True
         elif isinstance(event, ConnectionClosed):
             state.dead = state.closed = True
@@ -313,7 +121,7 @@ class Sockets:
             raise Unsupported(f"{event.name}() with {len(event.args)} arguments") from None
         except SimtcpError as error:
             # API misuse the Stack refused: the errno a socket would give.
-            raise SyscallFailed(_API_ERRNO.get(type(error).__name__, "EINVAL")) from None
+            raise SyscallFailed(API_ERRNO.get(type(error).__name__, "EINVAL")) from None
         return result
 
     def _socket(self, expr: Expr) -> Socket:
@@ -474,17 +282,13 @@ class Sockets:
             raise SyscallFailed("EAGAIN")
         raise Blocked
 
-    def _sys_recv(self, args: tuple[Expr, ...], now: int) -> int:
-        return self._sys_read(args[:3], now)
-
-    _sys_recvfrom = _sys_recv
     _sys_sendto = _sys_send
 
     def _sys_writev(self, args: tuple[Expr, ...], now: int) -> int:
-        return self._sys_write((args[0], args[1], _iovec_length(args[1])), now)
+        return self._sys_write((args[0], args[1], iovec_length(args[1])), now)
 
     def _sys_readv(self, args: tuple[Expr, ...], now: int) -> int:
-        return self._sys_read((args[0], args[1], _iovec_length(args[1])), now)
+        return self._sys_read((args[0], args[1], iovec_length(args[1])), now)
 
     def _sys_getsockname(self, args: tuple[Expr, ...], now: int) -> int:
         self._socket(args[0])
@@ -527,67 +331,13 @@ class Sockets:
 
     def _sys_fcntl(self, args: tuple[Expr, ...], now: int) -> int:
         socket = self._socket(args[0])
-        command = _symbol(args[1])
+        command = symbol_name(args[1])
         if command == "F_GETFL":
             return CONSTANTS["O_RDWR"] | (CONSTANTS["O_NONBLOCK"] if socket.nonblocking else 0)
         if command == "F_SETFL":
             socket.nonblocking = bool(expr_int(args[2]) & CONSTANTS["O_NONBLOCK"])
             return 0
         raise Unsupported(f"fcntl {command}")
-
-    def _sys_setsockopt(self, args: tuple[Expr, ...], now: int) -> int:
-        socket = self._socket(args[0])
-        name = _symbol(args[2])
-        if name not in SOCKET_OPTIONS:
-            raise Unsupported(f"socket option {name}")
-        value_expr = args[3]
-        if name == "SO_LINGER":
-            if not isinstance(value_expr, StructExpr):
-                raise Unsupported("SO_LINGER without {l_onoff=..., l_linger=...}")
-            on_off, linger = value_expr.get("l_onoff"), value_expr.get("l_linger")
-            socket.linger_zero = bool(on_off is not None and expr_int(on_off)) and (
-                linger is not None and expr_int(linger) == 0
-            )
-            if linger is not None and expr_int(linger) and on_off and expr_int(on_off):
-                raise Unsupported("SO_LINGER with a non-zero timeout")
-            return 0
-        value = expr_int(value_expr)
-        if name in _CONFIG_FIELDS:
-            if self.stack_built:
-                if name in BUFFER_OPTIONS and self.harness.lenient:
-                    return 0
-                raise Unsupported(f"{name} once the stack runs (set it before listen/connect)")
-            socket.options[name] = value
-        return 0
-
-    def _sys_getsockopt(self, args: tuple[Expr, ...], now: int) -> int:
-        socket = self._socket(args[0])
-        name = _symbol(args[2])
-        if name == "SO_ERROR":
-            error: str | None = None
-            if socket.connection is not None:
-                state = self.connections.setdefault(socket.connection, ConnectionState())
-                error, state.error = state.error, None
-            actual = ERRNO[error] if error else 0
-        elif name in socket.options:
-            actual = socket.options[name]
-        elif name == "TCP_MAXSEG" and socket.connection is not None:
-            info = self._stack(now).tcp_info(socket.connection)
-            actual = int(getattr(info, "snd_mss", 0))
-        elif name in _CONFIG_FIELDS:
-            value = getattr(self._stack(now).config.tcp, _CONFIG_FIELDS[name])
-            actual = value // 1_000_000 if name in _SECONDS_OPTIONS else int(value)
-        else:
-            raise Unsupported(f"getsockopt {name}")
-        if name in BUFFER_OPTIONS and self.harness.lenient:
-            return 0
-        expected = args[3]
-        if not isinstance(expected, Symbol | int | ArrayExpr | BitOr):
-            return 0
-        wanted = expr_int(expected)
-        if wanted != actual:
-            raise CheckFailed(f"getsockopt {name} gave {actual} instead of {wanted}")
-        return 0
 
     def revents(self, socket: Socket) -> int:
         """poll(2) readiness of a socket, from what the events said."""
@@ -644,12 +394,12 @@ class Sockets:
         overrides: dict[str, int | bool] = {}
         for socket in self.sockets.values():
             for name, value in socket.options.items():
-                field_name = _CONFIG_FIELDS.get(name)
+                field_name = CONFIG_FIELDS.get(name)
                 if field_name is None:
                     continue
                 if name == "TCP_NODELAY" or name == "SO_KEEPALIVE":
                     overrides[field_name] = bool(value)
-                elif name in _SECONDS_OPTIONS:
+                elif name in SECONDS_OPTIONS:
                     overrides[field_name] = value * 1_000_000
                 else:
                     overrides[field_name] = value
