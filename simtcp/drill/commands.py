@@ -40,12 +40,15 @@ net.inet.tcp.rexmit_initial (ms)       ``initial_rto``
 net.inet.tcp.msl (ms)                  ``msl``
 net.inet.tcp.initcwnd_segments         ``initial_window_segments``
 net.inet.tcp.abc_l_var                 ``abc_limit_segments``
-net.ipv4.tcp_ecn, net.inet.tcp.ecn.enable  0 only (the engine has no ECN)
+net.ipv4.tcp_ecn                       0 only (the engine has no ECN)
+net.inet.tcp.ecn.enable                0 or 2 (2: answer ECN requests; none is)
+kern.ipc.maxsockbuf, hostcache.*       no-op (no limit, no host cache)
 =====================================  =========================================
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,6 +104,15 @@ def _zero_only(feature: str) -> Converter:
     return convert
 
 
+def _freebsd_ecn(text: str) -> dict[str, int | bool | str]:
+    # tcp(4): 0 off, 2 "only on request" (the default). The engine neither asks for
+    # nor accepts ECN, so 2 changes nothing until a peer asks, and a script whose
+    # peer asks shows the difference on its SYN,ACK line: a finding, not a set-up.
+    if int(text) not in (0, 2):
+        raise ValueError(f"{text} (ECN is not in the engine; 0 and 2 behave alike here)")
+    return {}
+
+
 def _rfc1323(text: str) -> dict[str, int | bool | str]:
     value = int(text)
     if value not in (0, 1, 2, 3):
@@ -149,13 +161,14 @@ SYSCTLS: dict[str, Converter] = {
     "net.inet.tcp.msl": _integer("msl", MILLISECOND),
     "net.inet.tcp.initcwnd_segments": _integer("initial_window_segments"),
     "net.inet.tcp.abc_l_var": _integer("abc_limit_segments"),
-    "net.inet.tcp.ecn.enable": _zero_only("ECN"),
+    "net.inet.tcp.ecn.enable": _freebsd_ecn,
 }
 """sysctl name -> the TcpConfig fields its value sets (see the module's table)."""
 
 NO_OP_SYSCTLS = frozenset(
     {
         "net.inet.tcp.hostcache.purgenow",
+        "kern.ipc.maxsockbuf",
         "net.inet.tcp.hostcache.enable",
         "net.inet.tcp.log_debug",
         "net.inet.tcp.bb.log_auto_all",
@@ -187,23 +200,40 @@ class CommandPlan:
 
 
 def plan_command(command: str) -> CommandPlan:
-    """Read one shell command against the allow-list (never runs anything)."""
+    """Read a command (lines, ``;`` or ``&&`` lists too) against the allow-list; never runs it."""
+    plan = CommandPlan()
+    notes: list[str] = []
+    for part in re.split(r"\n|;|&&", command):
+        if not part.strip():
+            continue
+        step = _plan_one(part.strip())
+        if step.skip is not None:
+            step.note = None
+            return step
+        plan.config.update(step.config)
+        if step.note:
+            notes.append(step.note)
+    plan.note = "; ".join(notes) or "empty command"
+    return plan
+
+
+def _plan_one(command: str) -> CommandPlan:
     plan = CommandPlan()
     try:
         words = shlex.split(command)
     except ValueError:
         plan.skip = f"shell command not run: `{command}`"
         return plan
-    if not words:
-        plan.note = "empty command"
+    program = words[-1] if words[0] in ("sh", "bash", "/bin/sh") and len(words) > 1 else words[0]
+    if program in DEFAULTS_SCRIPTS and len(words) > 1 and "=" in words[-1]:
+        return _plan_sysctl(words[1:], command, plan)  # set_sysctls.py /proc/sys/...=value
+    if program in DEFAULTS_SCRIPTS:
+        plan.note = DEFAULTS_SCRIPTS[program]
         return plan
-    if words[0] in DEFAULTS_SCRIPTS or (len(words) == 2 and words[1] in DEFAULTS_SCRIPTS):
-        plan.note = DEFAULTS_SCRIPTS[words[-1] if words[-1] in DEFAULTS_SCRIPTS else words[0]]
-        return plan
-    if words[0].startswith(CLEANUP_PREFIXES):
+    if program.startswith(CLEANUP_PREFIXES):
         plan.note = "cleanup command (nothing to restore)"
         return plan
-    if words[0] == "sysctl":
+    if program == "sysctl":
         return _plan_sysctl(words[1:], command, plan)
     plan.skip = f"shell command not run: `{command}`"
     return plan
@@ -216,7 +246,7 @@ def _plan_sysctl(words: list[str], command: str, plan: CommandPlan) -> CommandPl
         return plan
     for assignment in assignments:
         name, _, value = assignment.partition("=")
-        name = name.strip().replace("/", ".")
+        name = name.strip().removeprefix("/proc/sys/").replace("/", ".")
         if name in NO_OP_SYSCTLS:
             continue
         converter = SYSCTLS.get(name)

@@ -197,7 +197,11 @@ def logical_lines(cleaned: str) -> list[tuple[int, str]]:
         index += 1
         if not text:
             continue
-        if "%{" in text and "}%" not in text[text.index("%{") :]:
+        if text.count("`") % 2:  # a command over several lines
+            while index < len(lines) and text.count("`") % 2:
+                text += "\n" + lines[index].strip()
+                index += 1
+        elif "%{" in text and "}%" not in text[text.index("%{") :]:
             while index < len(lines) and "}%" not in text:
                 text += "\n" + lines[index]
                 index += 1
