@@ -12,18 +12,14 @@ comment line marks a known failure; every payload carries the byte pattern of
 its stream offset, so reads and sent segments are checked byte for byte in
 strict mode; ``run_script(..., remote_isn=, seed=)`` moves both ISNs.
 
-Not supported (the script is reported as skipped, naming the feature): IPv6
-and ``--ip_version`` other than ipv4, UDP and ICMPv6 packets, outbound ICMP
-lines, ECN/IP-header annotations (``[ect0]``, ``(tos ...)``), the TCP options
-FO, md5, exp and MPTCP, system calls other than socket, bind, listen,
-accept(4), connect, read/recv/recvfrom/readv, write/send/sendto/writev,
-shutdown, close, fcntl, setsockopt/getsockopt (SO_REUSEADDR/PORT, SO_RCVBUF,
-SO_SNDBUF, SO_ERROR, SO_LINGER with a zero timeout, SO_KEEPALIVE, TCP_NODELAY,
-TCP_MAXSEG, TCP_KEEPIDLE/INTVL/CNT), poll, getsockname/getpeername; options
-that configure the stack must be set before it starts (before the first
-listen, connect or packet). Shell commands and ``%{ }%`` blocks are never run
-(reported as skipped lines); TSval of outbound segments is not checked; one
-connection 4-tuple per script.
+The dialect of the public corpora (preprocessor, shell-command allow-list
+and sysctl table, times, annotations, calls) is described in docs/drill.md;
+what is not supported skips the script with the reason: IPv6, UDP and ICMPv6
+packets, outbound ICMP lines, AccECN flags, the TCP options FO, md5 and MPTCP,
+system calls and options without a mapping onto the Stack API, options that
+configure the stack once it runs, shell commands off the allow-list. ``%{ }%``
+blocks are never run (reported as skipped lines); TSval of outbound segments is
+not checked; one connection 4-tuple per script.
 """
 
 from __future__ import annotations
