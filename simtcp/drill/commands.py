@@ -109,7 +109,7 @@ def _freebsd_ecn(text: str) -> dict[str, int | bool | str]:
     # nor accepts ECN, so 2 changes nothing until a peer asks, and a script whose
     # peer asks shows the difference on its SYN,ACK line: a finding, not a set-up.
     if int(text) not in (0, 2):
-        raise ValueError(f"{text} (ECN is not in the engine; 0 and 2 behave alike here)")
+        raise ValueError(f"{text} (ECN is not in the engine, 0 and 2 behave alike here)")
     return {}
 
 
