@@ -29,14 +29,7 @@ from ..wire.tcp import (
     RST,
     SYN,
     URG,
-    EndOfOptionList,
-    MssOption,
-    NopOption,
-    SackOption,
-    SackPermittedOption,
     TcpOption,
-    TimestampsOption,
-    WindowScaleOption,
 )
 from .model import (
     ELLIPSIS,
@@ -60,28 +53,13 @@ from .model import (
     UnsupportedEvent,
 )
 from .preprocess import PreprocessError, header_defines, preprocess
+from .syntax import ScriptSyntaxError, _Unsupported
+from .tcpoptions import ANY_TS, check_inbound_options, option_number, parse_options
 
-
-class ScriptSyntaxError(ValueError):
-    """The script is not valid packetdrill text; ``line`` is 1-based."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(f"line {line}: {message}")
-        self.line = line
-        self.message = message
-
-
-class _Unsupported(Exception):
-    """Raised inside the parser for a known-but-unrunnable feature."""
-
-    def __init__(self, feature: str) -> None:
-        super().__init__(feature)
-        self.feature = feature
+__all__ = ["ANY_TS", "FLAG_BITS", "ScriptSyntaxError", "parse_options", "parse_script"]
 
 
 FLAG_BITS = {"F": FIN, "S": SYN, "R": RST, "P": PSH, ".": ACK, "U": URG, "E": ECE, "W": CWR}
-ANY_TS = -1
-"""TS val/ecr written ``...`` on an outbound line: any value."""
 _ECN_WORDS = ("noecn", "ect0", "ect1", "ce", "ect01")
 
 _NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -401,62 +379,6 @@ def parse_tcp_spec(
     )
 
 
-def parse_options(text: str, line: int) -> tuple[TcpOption, ...] | None:
-    """Inside ``<...>``: ``mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7``; None for ``...``."""
-    if text.strip() == "...":
-        return None
-    options: list[TcpOption] = []
-    for part in (part.strip() for part in text.split(",")):
-        words = part.split()
-        if not words:
-            raise ScriptSyntaxError(line, "empty TCP option")
-        options.append(_parse_option(words, line))
-    return tuple(options)
-
-
-def check_inbound_options(options: tuple[TcpOption, ...], line: int) -> None:
-    for option in options:
-        if isinstance(option, TimestampsOption) and ANY_TS in (option.value, option.echo_reply):
-            raise ScriptSyntaxError(line, "TS val/ecr '...' can only be used with outbound packets")
-
-
-def _number(words: list[str], index: int, line: int) -> int:
-    if index >= len(words) or not re.fullmatch(r"\d+", words[index]):
-        raise ScriptSyntaxError(line, f"TCP option {' '.join(words)!r} needs a number")
-    return int(words[index])
-
-
-def _parse_option(words: list[str], line: int) -> TcpOption:
-    name = words[0]
-    if name == "nop" and len(words) == 1:
-        return NopOption()
-    if name == "eol" and len(words) == 1:
-        return EndOfOptionList()
-    if name == "sackOK" and len(words) == 1:
-        return SackPermittedOption()
-    if name == "mss" and len(words) == 2:
-        return MssOption(_number(words, 1, line))
-    if name == "wscale" and len(words) == 2:
-        return WindowScaleOption(_number(words, 1, line))
-    if name == "TS" and len(words) == 5 and words[1] == "val" and words[3] == "ecr":
-        value = ANY_TS if words[2] == "..." else _number(words, 2, line)
-        echo = ANY_TS if words[4] == "..." else _number(words, 4, line)
-        return TimestampsOption(value, echo)
-    if name == "sack" and len(words) >= 2:
-        blocks: list[tuple[int, int]] = []
-        for block in words[1:]:
-            left, colon, right = block.partition(":")
-            if not colon or not left.isdigit() or not right.isdigit():
-                raise ScriptSyntaxError(line, f"SACK block {block!r} is not start:end")
-            blocks.append((int(left), int(right)))
-        return SackOption(tuple(blocks))
-    if name in ("FO", "FOEXP", "tfo"):
-        raise _Unsupported("TCP option FO (TCP Fast Open is not in the engine)")
-    if name in ("md5", "exp", "mptcp", "TCPAO", "tcpao", "dss", "mp_capable", "mp_join"):
-        raise _Unsupported(f"TCP option {name}")
-    raise ScriptSyntaxError(line, f"unknown TCP option {' '.join(words)!r}")
-
-
 def _parse_icmp(body: str, inbound: bool, time: TimeSpec, text: str, line: int) -> Event:
     quoted: PacketEvent | None = None
     bracket = body.find("[")
@@ -472,7 +394,7 @@ def _parse_icmp(body: str, inbound: bool, time: TimeSpec, text: str, line: int) 
         raise ScriptSyntaxError(line, "ICMP line needs a type and a code")
     mtu: int | None = None
     if len(words) >= 4 and words[2] == "mtu":
-        mtu = _number(words, 3, line)
+        mtu = option_number(words, 3, line)
     return IcmpEvent(
         line=line,
         time=time,

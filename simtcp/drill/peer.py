@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from ..wire.arp import OPERATION_REPLY, OPERATION_REQUEST, ArpPacket
 from ..wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame
-from ..wire.ipv4 import PROTOCOL_TCP, Ipv4Packet
-from ..wire.tcp import SackOption, TcpOption, TcpSegment, TimestampsOption
+from ..wire.icmp import TYPE_TIME_EXCEEDED, IcmpMessage
+from ..wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Packet
+from ..wire.tcp import ACK, SackOption, TcpOption, TcpSegment, TimestampsOption
+from .model import IcmpEvent
 
 SEQUENCE_MODULUS = 2**32
 
@@ -176,3 +178,51 @@ def options_to_script(
         else option
         for option in options
     )
+
+
+ICMP_CODES = {
+    "net_unreachable": 0,
+    "host_unreachable": 1,
+    "protocol_unreachable": 2,
+    "port_unreachable": 3,
+    "frag_needed": 4,
+    "source_route_failed": 5,
+    "net_unknown": 6,
+    "host_unknown": 7,
+    "host_isolated": 8,
+    "net_prohibited": 9,
+    "host_prohibited": 10,
+    "net_tos": 11,
+    "host_tos": 12,
+    "prohibited": 13,
+}
+"""ICMP Destination Unreachable codes by packetdrill's names (RFC 792, RFC 1812 §5.2.7.1)."""
+
+
+def icmp_error_frame(
+    ends: Endpoints, event: IcmpEvent, code: int, *, sender: SequenceSpace, acked: SequenceSpace
+) -> bytes:
+    """An ICMP error from the remote quoting the segment the line names (RFC 792: the IP
+    header and the first 8 bytes of the datagram)."""
+    quoted = event.quoted
+    offending = TcpSegment(
+        ends.local_port,
+        ends.remote_port,
+        sender.to_wire(quoted.seq_start if quoted else 0),
+        acked.to_wire(quoted.ack) if quoted and quoted.ack is not None else 0,
+        quoted.flags if quoted else ACK,
+        0,
+    )
+    original = Ipv4Packet(
+        ends.local_ip, ends.remote_ip, PROTOCOL_TCP, offending.build(ends.local_ip, ends.remote_ip)
+    )
+    quoted_bytes = (
+        original.build_header(len(original.payload) + (quoted.payload_length if quoted else 0))
+        + bytes(original.payload)[:8]
+    )
+    if event.icmp_type == "unreachable":
+        message = IcmpMessage.destination_unreachable(code, quoted_bytes, event.mtu or 0)
+    else:
+        message = IcmpMessage(TYPE_TIME_EXCEEDED, 0, 0, quoted_bytes)
+    packet = Ipv4Packet(ends.remote_ip, ends.local_ip, PROTOCOL_ICMP, message.build())
+    return build_ipv4_frame(ends, packet)

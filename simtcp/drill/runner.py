@@ -33,12 +33,7 @@ from pathlib import Path
 from ..config import StackConfig
 from ..stack import Stack
 from ..tcp.config import TcpConfig
-from ..wire.icmp import (
-    TYPE_DESTINATION_UNREACHABLE,
-    TYPE_TIME_EXCEEDED,
-    IcmpMessage,
-)
-from ..wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Packet, ip_from_str, prefix_mask
+from ..wire.ipv4 import ip_from_str, prefix_mask
 from ..wire.tcp import ACK, SYN, TcpSegment, TimestampsOption
 from .commands import plan_command
 from .compare import (
@@ -62,14 +57,15 @@ from .model import (
     UnsupportedEvent,
 )
 from .peer import (
+    ICMP_CODES,
     Endpoints,
     Outbound,
     SequenceSpace,
     arp_answer,
     arp_frame,
-    build_ipv4_frame,
     build_tcp_frame,
     classify_frame,
+    icmp_error_frame,
     options_to_wire,
     payload_pattern,
 )
@@ -84,23 +80,6 @@ ANY_TIME_HORIZON_US = 3600 * 1_000_000
 _MAX_TIMER_STEPS = 100_000
 DEFAULT_REMOTE_ISN = 3_000_000_000
 """The remote's ISN: the script's relative 0 (a property test varies it across the wrap)."""
-
-_ICMP_CODES = {
-    "net_unreachable": 0,
-    "host_unreachable": 1,
-    "protocol_unreachable": 2,
-    "port_unreachable": 3,
-    "frag_needed": 4,
-    "source_route_failed": 5,
-    "net_unknown": 6,
-    "host_unknown": 7,
-    "host_isolated": 8,
-    "net_prohibited": 9,
-    "host_prohibited": 10,
-    "net_tos": 11,
-    "host_tos": 12,
-    "prohibited": 13,
-}
 
 
 def format_time(micros: int) -> str:
@@ -607,38 +586,15 @@ class Runner:
         if not event.inbound:
             raise _ScriptSkipped(f"line {event.line}: outbound ICMP lines are unsupported")
         stack = self.stack(now=self.now)
-        code = _ICMP_CODES.get(event.code)
+        code = ICMP_CODES.get(event.code)
         if event.icmp_type not in ("unreachable", "time_exceeded") or (
             event.icmp_type == "unreachable" and code is None
         ):
             raise _ScriptSkipped(f"line {event.line}: ICMP {event.icmp_type} {event.code}")
-        quoted = event.quoted
-        ends = self.endpoints
-        offending = TcpSegment(
-            ends.local_port,
-            ends.remote_port,
-            self.local.to_wire(quoted.seq_start if quoted else 0),
-            self.remote.to_wire(quoted.ack) if quoted and quoted.ack is not None else 0,
-            quoted.flags if quoted else ACK,
-            0,
+        frame = icmp_error_frame(
+            self.endpoints, event, code or 0, sender=self.local, acked=self.remote
         )
-        original = Ipv4Packet(
-            ends.local_ip,
-            ends.remote_ip,
-            PROTOCOL_TCP,
-            offending.build(ends.local_ip, ends.remote_ip),
-        )
-        quoted_bytes = (
-            original.build_header(len(original.payload) + (quoted.payload_length if quoted else 0))
-            + bytes(original.payload)[:8]
-        )
-        if event.icmp_type == "unreachable":
-            message = IcmpMessage.destination_unreachable(code or 0, quoted_bytes, event.mtu or 0)
-        else:
-            message = IcmpMessage(TYPE_TIME_EXCEEDED, 0, 0, quoted_bytes)
-        assert message.icmp_type in (TYPE_DESTINATION_UNREACHABLE, TYPE_TIME_EXCEEDED)
-        packet = Ipv4Packet(ends.remote_ip, ends.local_ip, PROTOCOL_ICMP, message.build())
-        stack.receive_frame(INTERFACE, build_ipv4_frame(ends, packet), now=self.now)
+        stack.receive_frame(INTERFACE, frame, now=self.now)
 
     # --- system calls -------------------------------------------------------------------
 
