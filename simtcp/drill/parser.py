@@ -314,6 +314,19 @@ def _split_ip_info(body: str, line: int, inbound: bool) -> tuple[dict[str, Any],
     return info, body[end + 1 :].strip()
 
 
+def _attributes(words: list[str], line: int) -> dict[str, int]:
+    """``ack 1 win 1000 urg 5`` -> {"ack": 1, "win": 1000, "urg": 5}."""
+    values: dict[str, int] = {}
+    for index in range(0, len(words), 2):
+        key = words[index]
+        if key not in ("ack", "win", "urg"):
+            raise _Unsupported(f"packet attribute {key!r}")
+        if index + 1 >= len(words) or not words[index + 1].isdigit():
+            raise ScriptSyntaxError(line, f"{key} needs a number")
+        values[key] = int(words[index + 1])
+    return values
+
+
 def parse_tcp_spec(
     body: str, line: int, *, time: TimeSpec, text: str, inbound: bool
 ) -> PacketEvent:
@@ -348,16 +361,7 @@ def parse_tcp_spec(
     start, end, length = (int(group) for group in match.groups())
     if (end - start) % 2**32 != length:
         raise ScriptSyntaxError(line, f"{words[1]}: end - start must equal the length")
-    values: dict[str, int] = {}
-    index = 2
-    while index < len(words):
-        key = words[index]
-        if key not in ("ack", "win", "urg"):
-            raise _Unsupported(f"packet attribute {key!r}")
-        if index + 1 >= len(words) or not words[index + 1].isdigit():
-            raise ScriptSyntaxError(line, f"{key} needs a number")
-        values[key] = int(words[index + 1])
-        index += 2
+    values = _attributes(words[2:], line)
     if inbound and "win" not in values:
         # packetdrill's tcp_packet.c: "window must be specified for inbound packets".
         raise ScriptSyntaxError(line, "window must be specified for inbound packets")

@@ -72,13 +72,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         action="store_true",
         help="a skipped script fails the exit status too (default: only failures do)",
     )
-    parser.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
-    parser.add_argument(
-        "--report",
-        type=_report_path,
-        metavar="FILE.md|FILE.json",
-        help="also write a report: each script's result, totals by reason",
-    )
     parser.add_argument(
         "-D",
         "--define",
@@ -104,6 +97,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         metavar="N",
         help=f"the remote side's ISN (default {DEFAULT_REMOTE_ISN})",
     )
+    _add_output_options(parser)
+    return parser
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
+    parser.add_argument(
+        "--report",
+        type=_report_path,
+        metavar="FILE.md|FILE.json",
+        help="also write a report: each script's result, totals by reason",
+    )
     parser.add_argument(
         "-v",
         "--verbose",
@@ -113,7 +118,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print only failures and the closing line"
     )
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
