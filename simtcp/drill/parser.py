@@ -327,40 +327,55 @@ def _attributes(words: list[str], line: int) -> dict[str, int]:
     return values
 
 
+def _split_options(body: str, line: int, inbound: bool) -> tuple[str, tuple[TcpOption, ...] | None]:
+    """(the text before ``<...>``, the option list; None for ``<...>``)."""
+    option_start = body.find("<")
+    if option_start < 0:
+        return body, ()
+    if not body.rstrip().endswith(">"):
+        raise ScriptSyntaxError(line, "TCP option list must end with '>'")
+    options = parse_options(body[option_start + 1 : body.rstrip().rindex(">")], line)
+    if options is None and inbound:
+        raise ScriptSyntaxError(
+            line, "<...> for TCP options can only be used with outbound packets"
+        )
+    if options is not None and inbound:
+        check_inbound_options(options, line)
+    return body[:option_start], options
+
+
+def _packet_flags(word: str, line: int) -> int:
+    """``S.``, ``P.``, ``-`` (none); AccECN's AE and ACE digits are unsupported."""
+    if word == "-":
+        return 0
+    if re.search(r"[A0-7]", word):
+        raise _Unsupported("AccECN flags (AE, ACE counts)")
+    try:
+        return parse_flags(word)
+    except ValueError as error:
+        raise ScriptSyntaxError(line, str(error)) from None
+
+
+def _sequence(word: str, line: int) -> tuple[int, int, int]:
+    match = _SEQ_RE.match(word)
+    if match is None:
+        raise ScriptSyntaxError(line, f"expected start:end(length), got {word!r}")
+    start, end, length = (int(group) for group in match.groups())
+    if (end - start) % 2**32 != length:
+        raise ScriptSyntaxError(line, f"{word}: end - start must equal the length")
+    return start, end, length
+
+
 def parse_tcp_spec(
     body: str, line: int, *, time: TimeSpec, text: str, inbound: bool
 ) -> PacketEvent:
     """``S. 0:0(0) ack 1 win 1000 <mss 1460>`` (after the direction) -> a :class:`PacketEvent`."""
-    options: tuple[TcpOption, ...] | None = ()
-    option_start = body.find("<")
-    if option_start >= 0:
-        if not body.rstrip().endswith(">"):
-            raise ScriptSyntaxError(line, "TCP option list must end with '>'")
-        options = parse_options(body[option_start + 1 : body.rstrip().rindex(">")], line)
-        body = body[:option_start]
-        if options is not None and inbound:
-            check_inbound_options(options, line)
-        if options is None and inbound:
-            raise ScriptSyntaxError(
-                line, "<...> for TCP options can only be used with outbound packets"
-            )
+    body, options = _split_options(body, line, inbound)
     words = body.split()
     if len(words) < 2:
         raise ScriptSyntaxError(line, f"expected flags and start:end(length) in {body!r}")
-    if words[0] == "-":
-        words[0] = ""
-    if re.search(r"[A0-7]", words[0]):
-        raise _Unsupported("AccECN flags (AE, ACE counts)")
-    try:
-        flags = parse_flags(words[0])
-    except ValueError as error:
-        raise ScriptSyntaxError(line, str(error)) from None
-    match = _SEQ_RE.match(words[1])
-    if match is None:
-        raise ScriptSyntaxError(line, f"expected start:end(length), got {words[1]!r}")
-    start, end, length = (int(group) for group in match.groups())
-    if (end - start) % 2**32 != length:
-        raise ScriptSyntaxError(line, f"{words[1]}: end - start must equal the length")
+    flags = _packet_flags(words[0], line)
+    start, end, length = _sequence(words[1], line)
     values = _attributes(words[2:], line)
     if inbound and "win" not in values:
         # packetdrill's tcp_packet.c: "window must be specified for inbound packets".

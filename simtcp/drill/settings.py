@@ -144,55 +144,74 @@ _SIMPLE = {
 }
 
 
+@dataclass(slots=True)
+class _Collected:
+    values: dict[str, object]
+    overrides: dict[str, int | bool | str]
+    unsupported: list[str]
+    errors: list[str]
+    defines: dict[str, str]
+    ignored: list[str]
+
+
+def _apply(option: HeaderOption, into: _Collected) -> None:
+    """One header option into the collection; ValueError for a bad value."""
+    name, value = option.name, option.value
+    shown = f"--{name}" + (f"={value}" if value is not None else "")
+    if name == "ip_version":
+        if value and value.startswith("ipv6") or value == "ipv4-mapped-ipv6":
+            into.unsupported.append(f"{IPV6_UNSUPPORTED} ({shown})")
+        elif value != "ipv4":
+            into.errors.append(f"{shown}: not ipv4, ipv6 or ipv4-mapped-ipv6")
+    elif name in _SIMPLE and value is not None:
+        key, parse = _SIMPLE[name]
+        into.values[key] = parse(value)
+    elif name == "netmask_ip" and value is not None:
+        into.values["prefix_length"] = _prefix_length(value)
+    elif name == "mss" and value is not None:
+        into.overrides["mss"] = _non_negative(value)
+    elif name in ("define", "D") and value is not None:
+        symbol, _, text = value.partition("=")
+        into.defines[symbol.strip()] = text.strip()
+    elif name.startswith("simtcp_"):
+        field_name = name[len("simtcp_") :]
+        if field_name not in _TCP_FIELDS:
+            into.errors.append(f"{shown}: TcpConfig has no field {field_name!r}")
+        elif value is None:
+            into.errors.append(f"{shown}: needs a value")
+        else:
+            into.overrides[field_name] = config_value(field_name, value)
+    else:
+        into.ignored.append(shown)
+
+
 def settings_from_header(
     options: Iterable[HeaderOption], recorder: _Recorder, base: DrillSettings | None = None
 ) -> DrillSettings:
     """Apply header options to ``base`` (the defaults); unknown ones go to the recorder."""
     base = base or DrillSettings()
-    values: dict[str, object] = {}
-    overrides: dict[str, int | bool | str] = dict(base.tcp_overrides)
-    unsupported: list[str] = list(base.unsupported)
-    errors: list[str] = list(base.errors)
-    defines: dict[str, str] = dict(base.defines)
+    into = _Collected(
+        values={},
+        overrides=dict(base.tcp_overrides),
+        unsupported=list(base.unsupported),
+        errors=list(base.errors),
+        defines=dict(base.defines),
+        ignored=recorder.ignored_options,
+    )
     for option in options:
-        name, value = option.name, option.value
-        shown = f"--{name}" + (f"={value}" if value is not None else "")
+        shown = f"--{option.name}" + (f"={option.value}" if option.value is not None else "")
         try:
-            if name == "ip_version":
-                if value and value.startswith("ipv6") or value == "ipv4-mapped-ipv6":
-                    unsupported.append(f"{IPV6_UNSUPPORTED} ({shown})")
-                elif value != "ipv4":
-                    errors.append(f"{shown}: not ipv4, ipv6 or ipv4-mapped-ipv6")
-            elif name in _SIMPLE and value is not None:
-                key, parse = _SIMPLE[name]
-                values[key] = parse(value)
-            elif name == "netmask_ip" and value is not None:
-                values["prefix_length"] = _prefix_length(value)
-            elif name == "mss" and value is not None:
-                overrides["mss"] = _non_negative(value)
-            elif name in ("define", "D") and value is not None:
-                symbol, _, text = value.partition("=")
-                defines[symbol.strip()] = text.strip()
-            elif name.startswith("simtcp_"):
-                field_name = name[len("simtcp_") :]
-                if field_name not in _TCP_FIELDS:
-                    errors.append(f"{shown}: TcpConfig has no field {field_name!r}")
-                elif value is None:
-                    errors.append(f"{shown}: needs a value")
-                else:
-                    overrides[field_name] = config_value(field_name, value)
-            else:
-                recorder.ignored_options.append(shown)
+            _apply(option, into)
         except _Ipv6:
-            unsupported.append(f"{IPV6_UNSUPPORTED} ({shown})")
+            into.unsupported.append(f"{IPV6_UNSUPPORTED} ({shown})")
         except ValueError as error:
-            errors.append(f"{shown}: {error}")
+            into.errors.append(f"{shown}: {error}")
     fields = {item.name: getattr(base, item.name) for item in dataclasses.fields(base)}
-    fields.update(values)
+    fields.update(into.values)
     fields.update(
-        tcp_overrides=tuple(overrides.items()),
-        unsupported=tuple(unsupported),
-        errors=tuple(errors),
-        defines=tuple(defines.items()),
+        tcp_overrides=tuple(into.overrides.items()),
+        unsupported=tuple(into.unsupported),
+        errors=tuple(into.errors),
+        defines=tuple(into.defines.items()),
     )
     return DrillSettings(**fields)
