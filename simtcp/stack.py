@@ -376,7 +376,8 @@ class Stack(TcpFrameIO, IcmpHandling):
         except ParseError as error:
             stats.drop(error.reason)
             return
-        if is_martian_source(packet.source):
+        if is_martian_source(packet.source) and iface is not self._loopback_interface:
+            # RFC 1122 §3.2.1.3(g): 127/8 must never appear outside a host; inside it is fine.
             stats.drop(DropReason.BAD_SOURCE_ADDRESS)
             return
         destination = packet.destination
