@@ -15,6 +15,7 @@ every connected endpoint towards that host hears it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 from collections.abc import Callable
@@ -44,7 +45,7 @@ class DatagramProtocolLike(Protocol):
     def connection_lost(self, exc: Exception | None) -> None: ...
 
 
-class DatagramTransport:
+class DatagramTransport(asyncio.DatagramTransport):
     """One bound UDP socket of the stack (the shape of ``asyncio.DatagramTransport``)."""
 
     def __init__(
