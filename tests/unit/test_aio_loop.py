@@ -392,3 +392,71 @@ def test_streams_of_asyncio_run_over_the_transport() -> None:
         return answer
 
     assert net.run(main()) == b"HELLO SIMTCP\n"
+
+
+def self_signed(tmp_path: Any, name: str) -> tuple[str, str]:
+    """A throwaway certificate for ``name`` and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=36500))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_tls_through_asyncio_sslproto_over_the_simtcp_transport(tmp_path: Any) -> None:
+    import ssl
+
+    pytest.importorskip("cryptography")
+    cert, key = self_signed(tmp_path, "server")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=cert)
+    net = two_hosts(profile=LinkProfile(delay=1_000, loss=0.05))
+
+    async def main() -> tuple[bytes, str]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write((await reader.readline()).upper())
+            await writer.drain()
+            writer.close()
+
+        with net.host("server"):
+            server = await asyncio.start_server(handle, port=8443, ssl=server_context)
+        with net.host("client"):
+            reader, writer = await asyncio.open_connection("server", 8443, ssl=client_context)
+            writer.write(b"secret hello\n" * 1000)
+            answer = await reader.readline()
+            version = writer.get_extra_info("ssl_object").version()
+            writer.close()
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await asyncio.open_connection("server", 8443, ssl=ssl.create_default_context())
+        server.close()
+        return answer, version
+
+    assert net.run(main()) == (b"SECRET HELLO\n", "TLSv1.3")
