@@ -36,6 +36,7 @@ import asyncio
 import errno
 import logging
 import socket
+import struct
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,7 @@ class SimSocket:
         sockname: tuple[str, int],
         peername: tuple[str, int] | None = None,
         on_nodelay: Callable[[bool], None] | None = None,
+        on_linger: Callable[[bool], None] | None = None,
         nodelay: bool = True,
     ) -> None:
         self.type = kind
@@ -80,10 +82,12 @@ class SimSocket:
         self._sockname = sockname
         self._peername = peername
         self._on_nodelay = on_nodelay
+        self._on_linger = on_linger
         self._options: dict[tuple[int, int], int] = {
             (socket.IPPROTO_TCP, socket.TCP_NODELAY): int(nodelay),
             (socket.SOL_SOCKET, socket.SO_TYPE): kind,
         }
+        self._linger = struct.pack("ii", 0, 0)
 
     def fileno(self) -> int:
         return -1
@@ -97,12 +101,20 @@ class SimSocket:
         return self._peername
 
     def setsockopt(self, level: int, option: int, value: int | bytes, *_: Any) -> None:
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_LINGER) and isinstance(value, bytes):
+            onoff, seconds = struct.unpack("ii", value[:8])
+            if self._on_linger is not None:
+                self._on_linger(bool(onoff) and seconds == 0)  # close() then resets
+            self._linger = value
+            return
         number = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
         self._options[(level, option)] = number
         if (level, option) == (socket.IPPROTO_TCP, socket.TCP_NODELAY) and self._on_nodelay:
             self._on_nodelay(bool(number))
 
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int | bytes:
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_LINGER) and buflen:
+            return self._linger[:buflen]
         value = self._options.get((level, option), 0)
         return value.to_bytes(buflen, "little") if buflen else value
 
@@ -147,6 +159,7 @@ class StreamTransport(asyncio.Transport):
         self._high_water = HIGH_WATER
         self._low_water = HIGH_WATER // 4
         self._in_flush_list = False
+        self._linger_zero = False  # SO_LINGER {1, 0}: closing resets (RFC 9293 §3.10.5)
         self.connecting: asyncio.Future[None] | None = None
         self.on_lost: Callable[[StreamTransport], None] | None = None
 
@@ -271,7 +284,7 @@ class StreamTransport(asyncio.Transport):
         self._closing = True
         if not self._buffer:
             self._conn_lost += 1
-            self._release(abort=False)
+            self._release()
             self._loop.call_soon(self._call_connection_lost, None)
         else:
             self._want_flush()
@@ -311,7 +324,7 @@ class StreamTransport(asyncio.Transport):
             return
         if self._closing and not self._conn_lost:
             self._conn_lost += 1
-            self._release(abort=False)
+            self._release()
             self._call_connection_lost(None)
         elif self._eof and not self._eof_sent:
             self._eof_sent = True
@@ -417,12 +430,18 @@ class StreamTransport(asyncio.Transport):
 
     # --- ending ---------------------------------------------------------------------------------
 
-    def _release(self, *, abort: bool) -> None:
-        """Tell the stack we are done: close (FIN after the queued bytes) or abort (RST)."""
+    def _release(self) -> None:
+        """Tell the stack we are done: close (FIN after the queued bytes) or abort (RST).
+
+        As a kernel socket's close(), which is all asyncio's ``abort`` does, this resets
+        only with SO_LINGER {1, 0} or unread received bytes (RFC 2525 §2.17); otherwise
+        the bytes already in the stack's send buffer go out, then a FIN.
+        """
         if self._released or self._gone:
             return
         self._released = True
         driver = self._driver
+        abort = self._linger_zero or self._has_unread()
         try:
             if abort:
                 driver.stack.abort(self.handle, now=driver.now())
@@ -433,6 +452,15 @@ class StreamTransport(asyncio.Transport):
         driver.schedule_flush()
         if abort:
             driver.forget(self.handle)
+
+    def _has_unread(self) -> bool:
+        try:
+            return self._driver.stack.tcp_info(self.handle).bytes_readable > 0
+        except SimtcpError:
+            return False
+
+    def _set_linger_zero(self, enabled: bool) -> None:
+        self._linger_zero = enabled
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
         if not isinstance(exc, OSError):
@@ -447,7 +475,7 @@ class StreamTransport(asyncio.Transport):
         self._buffer.clear()
         self._closing = True
         self._conn_lost += 1
-        self._release(abort=True)
+        self._release()
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
@@ -473,7 +501,10 @@ class StreamTransport(asyncio.Transport):
         self._extra["peername"] = peername
         self._extra["sockname"] = sockname
         self._extra["socket"] = SimSocket(
-            sockname=sockname, peername=peername, on_nodelay=self._set_nodelay
+            sockname=sockname,
+            peername=peername,
+            on_nodelay=self._set_nodelay,
+            on_linger=self._set_linger_zero,
         )
         self._set_nodelay(True)  # as asyncio's _set_nodelay for every TCP transport
         if self.connecting is not None and not self.connecting.done():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import struct
 from typing import Any
 
 import pytest
@@ -301,6 +302,10 @@ def test_a_reset_peer_gives_connection_reset_error_once() -> None:
 
     class Resetter(asyncio.Protocol):
         def connection_made(self, transport: Any) -> None:
+            linger = struct.pack("ii", 1, 0)  # close() is then an RST, as the kernel's
+            transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, linger
+            )
             transport.abort()
 
     async def main() -> list[Any]:
