@@ -53,9 +53,7 @@ _UNSUPPORTED = (
     "sock_sendto",
     "sock_accept",
     "sock_sendfile",
-    "connect_read_pipe",
-    "connect_write_pipe",
-)
+)  # pipes and subprocesses are not networking: they stay the loop's own
 
 
 def _not_implemented(name: str) -> Callable[..., Any]:
