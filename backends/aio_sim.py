@@ -49,7 +49,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 from simtcp.aio.driver import AioStack, EventHook
-from simtcp.aio.loop import NetworkLoopMixin
+from simtcp.aio.loop import NetworkLoopMixin, run_with
 from simtcp.aio.network import Host, Network, add_loopback
 from simtcp.config import StackConfig
 from simtcp.stack import Stack
@@ -221,7 +221,7 @@ def attach(stack: Stack, name: str, *, on_event: EventHook | None = None) -> Aio
     return loop.attach(name, stack, on_event=on_event)
 
 
-class SimulatedLoop(NetworkLoopMixin, VirtualTimeLoop):
+class SimulatedLoop(NetworkLoopMixin, VirtualTimeLoop):  # type: ignore[misc]
     """A virtual-time loop whose networking is a :class:`SimNetwork`'s hosts."""
 
     def __init__(self, network: SimNetwork) -> None:
@@ -286,11 +286,12 @@ class SimNetwork(Network):
 
     def run(self, main: Coroutine[Any, Any, _T], *, host: str | None = None) -> _T:
         """Run ``main`` to completion in virtual time (on ``host`` when given)."""
-        with asyncio.Runner(loop_factory=self.loop_factory) as runner:
-            if host is None:
-                return runner.run(main)
-            with self.host(host):
-                return runner.run(main)
+        if host is None:
+            result: _T = run_with(self.loop_factory, main)
+            return result
+        with self.host(host):
+            result = run_with(self.loop_factory, main)
+            return result
 
 
 def run(

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from simtcp.aio.loop import NetworkLoopMixin
+from simtcp.aio.loop import NetworkLoopMixin, run_with
 from simtcp.aio.network import Host, Network, add_loopback
 
 from .tap import TapDevice, TapError
@@ -146,7 +146,7 @@ def over_tap(
     return AioStack(stack, TapLink(devices, read_batch=read_batch), loop=loop, on_event=on_event)
 
 
-class TapEventLoop(NetworkLoopMixin, asyncio.SelectorEventLoop):
+class TapEventLoop(NetworkLoopMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]
     """A real-time selector loop whose networking is a :class:`TapNetwork`'s hosts."""
 
     def __init__(self, network: TapNetwork) -> None:
@@ -191,16 +191,17 @@ class TapNetwork(Network):
 
     def run(self, main: Coroutine[Any, Any, _T], *, host: str | None = None) -> _T:
         """Run ``main`` to completion (on ``host`` when given), then stop the drivers."""
-        with asyncio.Runner(loop_factory=self.loop_factory) as runner:
-            try:
-                if host is None:
-                    return runner.run(main)
-                with self.host(host):
-                    return runner.run(main)
-            finally:
-                for each in self.hosts.values():
-                    if each.driver is not None:
-                        each.driver.close()
+        try:
+            if host is None:
+                result: _T = run_with(self.loop_factory, main)
+                return result
+            with self.host(host):
+                result = run_with(self.loop_factory, main)
+                return result
+        finally:
+            for each in self.hosts.values():
+                if each.driver is not None:
+                    each.driver.close()
 
 
 __all__ = ["TapEventLoop", "TapLink", "TapNetwork", "over_tap"]

@@ -24,7 +24,8 @@ from typing import Any
 
 CLIENT = r"""
 import asyncio, sys, time
-host, port, clients, seconds, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+host, port, clients, seconds, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
+    float(sys.argv[4]), sys.argv[5]
 async def one(deadline):
     reader, writer = await asyncio.open_connection(host, port)
     count = 0

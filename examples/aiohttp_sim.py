@@ -1,12 +1,11 @@
 """An unmodified aiohttp server and client over a 5% loss link, in virtual time (no root).
 
-    python3 examples/aiohttp_sim.py [--requests 200] [--loss 0.05] [--seed 1]
+python3 examples/aiohttp_sim.py [--requests 200] [--loss 0.05] [--seed 1]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 

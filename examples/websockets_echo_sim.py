@@ -1,6 +1,6 @@
 """An unmodified websockets echo server and client over a lossy link, in virtual time.
 
-    python3 examples/websockets_echo_sim.py [--messages 100] [--loss 0.05] [--seed 1]
+python3 examples/websockets_echo_sim.py [--messages 100] [--loss 0.05] [--seed 1]
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ class DatagramTransport(asyncio.DatagramTransport):
         value = self._extra.get(name)
         return default if value is None else value
 
-    def get_protocol(self) -> DatagramProtocolLike:
+    def get_protocol(self) -> DatagramProtocolLike:  # type: ignore[override]
         return self._protocol
 
     def is_closing(self) -> bool:
@@ -82,7 +82,7 @@ class DatagramTransport(asyncio.DatagramTransport):
     def get_write_buffer_size(self) -> int:
         return 0  # datagrams go straight into the stack's output queue
 
-    def sendto(
+    def sendto(  # type: ignore[override]
         self, data: bytes | bytearray | memoryview, addr: tuple[str, int] | None = None
     ) -> None:
         """Send one datagram; no route is reported to ``error_received`` as asyncio does."""

@@ -23,6 +23,7 @@ the kernel and is closed when ``create_connection(sock=...)`` takes it over.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import errno
 import socket
 import ssl as ssl_module
@@ -200,8 +201,9 @@ class NetworkLoopMixin:
                 return await _connect(host, address[0], address[1], local_port)
             except OSError as error:
                 exceptions.append(error)
-        if all_errors:
-            raise ExceptionGroup("create_connection failed", exceptions)
+        group = getattr(builtins, "ExceptionGroup", None)  # Python 3.11+
+        if all_errors and group is not None:
+            raise group("create_connection failed", exceptions)
         if len(exceptions) == 1 or len({str(error) for error in exceptions}) == 1:
             raise exceptions[0]
         raise OSError(f"Multiple exceptions: {', '.join(str(error) for error in exceptions)}")
@@ -222,19 +224,19 @@ class NetworkLoopMixin:
             await _wait_or_abort(waiter, transport)
             return transport, protocol
         context = ssl_module.create_default_context() if ssl is True else ssl
+        options = ssl_timeouts(handshake_timeout, shutdown_timeout)
         ssl_protocol = sslproto.SSLProtocol(
             self._aloop,
-            protocol,  # type: ignore[arg-type]
+            protocol,
             context,
             waiter,
             server_side=False,
             server_hostname=server_hostname,
-            ssl_handshake_timeout=handshake_timeout or _SSL_HANDSHAKE_TIMEOUT,
-            ssl_shutdown_timeout=shutdown_timeout or _SSL_SHUTDOWN_TIMEOUT,
+            **options,
         )
         transport.attach(ssl_protocol)
         await _wait_or_abort(waiter, transport)
-        return ssl_protocol._app_transport, protocol  # type: ignore[return-value]
+        return ssl_protocol._app_transport, protocol
 
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         """Connect ``sock`` on simtcp (for aiohappyeyeballs); see the module docstring."""
@@ -371,7 +373,36 @@ def _port_number(port: bytes | str | int | None, kind: int) -> int:
     return int(port)
 
 
-if sys.version_info < (3, 11):  # pragma: no cover - ExceptionGroup is 3.11+
-    raise ImportError("simtcp.aio.loop needs Python 3.11 or later")
+def ssl_timeouts(handshake: float | None, shutdown: float | None) -> dict[str, Any]:
+    """sslproto's timeout arguments (``ssl_shutdown_timeout`` exists from Python 3.11)."""
+    options: dict[str, Any] = {"ssl_handshake_timeout": handshake or _SSL_HANDSHAKE_TIMEOUT}
+    if sys.version_info >= (3, 11):
+        options["ssl_shutdown_timeout"] = shutdown or _SSL_SHUTDOWN_TIMEOUT
+    return options
 
-__all__ = ["NetworkLoopMixin"]
+
+def run_with(loop_factory: Callable[[], asyncio.AbstractEventLoop], main: Any) -> Any:
+    """``asyncio.run(main, loop_factory=...)`` on every supported Python (3.10+).
+
+    Runs ``main`` on a new loop from the factory, then cancels what is left,
+    finishes async generators and the default executor, and closes the loop.
+    """
+    loop = loop_factory()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+__all__ = ["NetworkLoopMixin", "run_with", "ssl_timeouts"]

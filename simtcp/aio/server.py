@@ -123,14 +123,11 @@ class SimServer(asyncio.AbstractServer):
             return
         waiter: asyncio.Future[None] = self._loop.create_future()
         waiter.add_done_callback(_retrieve)
+        options: dict[str, Any] = {"ssl_handshake_timeout": self._handshake_timeout}
+        if sys.version_info >= (3, 11):
+            options["ssl_shutdown_timeout"] = self._shutdown_timeout
         ssl_protocol = sslproto.SSLProtocol(
-            self._loop,
-            protocol,  # type: ignore[arg-type]
-            self._ssl,
-            waiter,
-            server_side=True,
-            ssl_handshake_timeout=self._handshake_timeout,
-            ssl_shutdown_timeout=self._shutdown_timeout,
+            self._loop, protocol, self._ssl, waiter, server_side=True, **options
         )
         transport.attach(ssl_protocol)
 

@@ -33,6 +33,7 @@ of asyncio's ``TransportSocket``; it has no file descriptor (``fileno()`` is -1)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -134,9 +135,11 @@ class StreamTransport(asyncio.Transport):
     """One stack connection as an ``asyncio.Transport`` (see the module's theory of operation)."""
 
     _start_tls_compatible = True  # loop.start_tls may wrap it (asyncio checks this name)
+    _extra: dict[str, Any]
 
     def __init__(self, driver: AioStack, handle: int) -> None:
         super().__init__()
+        self._extra = {}
         self._driver = driver
         self._loop = driver.loop
         self.handle = handle
@@ -328,10 +331,8 @@ class StreamTransport(asyncio.Transport):
             self._call_connection_lost(None)
         elif self._eof and not self._eof_sent:
             self._eof_sent = True
-            try:
+            with contextlib.suppress(SimtcpError):
                 driver.stack.shutdown(self.handle, now=now)
-            except SimtcpError:
-                pass
 
     def _maybe_pause_protocol(self) -> None:
         if len(self._buffer) <= self._high_water or self._protocol_paused:
@@ -401,7 +402,7 @@ class StreamTransport(asyncio.Transport):
     def _read_into_buffer(self, receive: Callable[..., bytes]) -> bool:
         protocol: asyncio.BufferedProtocol = self._protocol  # type: ignore[assignment]
         try:
-            buffer = protocol.get_buffer(-1)
+            buffer = memoryview(protocol.get_buffer(-1)).cast("B")
             if not len(buffer):
                 raise RuntimeError("get_buffer() returned an empty buffer")
         except (SystemExit, KeyboardInterrupt):
@@ -412,7 +413,7 @@ class StreamTransport(asyncio.Transport):
         data = receive(self.handle, len(buffer), now=self._driver.now())
         if not data:
             return False
-        memoryview(buffer)[: len(data)] = data
+        buffer[: len(data)] = data
         protocol.buffer_updated(len(data))
         return True
 
@@ -465,7 +466,12 @@ class StreamTransport(asyncio.Transport):
     def _fatal_error(self, exc: BaseException, message: str) -> None:
         if not isinstance(exc, OSError):
             self._loop.call_exception_handler(
-                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
             )
         self._force_close(exc)
 
@@ -484,7 +490,7 @@ class StreamTransport(asyncio.Transport):
         self._lost_called = True
         try:
             if self._protocol is not None:
-                self._protocol.connection_lost(exc)
+                self._protocol.connection_lost(exc)  # type: ignore[arg-type]
         finally:
             if self.on_lost is not None:
                 self.on_lost(self)
@@ -512,10 +518,8 @@ class StreamTransport(asyncio.Transport):
 
     def _set_nodelay(self, enabled: bool) -> None:
         driver = self._driver
-        try:
+        with contextlib.suppress(SimtcpError):
             driver.stack.tcp_set_nodelay(self.handle, enabled, now=driver.now())
-        except SimtcpError:
-            pass
 
     def data_arrived(self) -> None:
         self._read_ready()

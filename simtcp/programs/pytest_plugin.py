@@ -89,7 +89,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if not inspect.iscoroutinefunction(pyfuncitem.obj):
         return None
     arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    net: SimNetwork = pyfuncitem.funcargs["simnet"]
+    net = pyfuncitem.funcargs["simnet"]
+    assert isinstance(net, SimNetwork)
     net.run(pyfuncitem.obj(**arguments))
     return True
 
