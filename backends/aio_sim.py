@@ -41,19 +41,22 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import math
 import selectors
 from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from simtcp.aio.driver import AioStack, EventHook
+from simtcp.aio.loop import NetworkLoopMixin, run_with
+from simtcp.aio.network import Host, Network, add_loopback
+from simtcp.config import StackConfig
+from simtcp.stack import Stack
 from simtcp.time import Instant
 
-from .sim import Simulator
-
-if TYPE_CHECKING:
-    from simtcp.stack import Stack
+from .impair import LinkProfile
+from .sim import Link, Simulator
 
 _T = TypeVar("_T")
 
@@ -182,9 +185,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if timeout is None:
             while not self._arrived:
                 if not simulator.step():
+                    waiting = sorted(repr(task) for task in asyncio.all_tasks(self))
                     raise VirtualTimeDeadlock(
                         f"at t={simulator.now}us every task waits, no timer is scheduled "
-                        "and no frame is in flight: nothing can ever happen"
+                        "and no frame is in flight: nothing can ever happen; waiting: "
+                        + ("; ".join(waiting) or "no task")
                     )
             return
         simulator.run_until(lambda: self._arrived, timeout=_microseconds(timeout))
@@ -216,4 +221,95 @@ def attach(stack: Stack, name: str, *, on_event: EventHook | None = None) -> Aio
     return loop.attach(name, stack, on_event=on_event)
 
 
-__all__ = ["SimLink", "VirtualTimeDeadlock", "VirtualTimeLoop", "attach"]
+class SimulatedLoop(NetworkLoopMixin, VirtualTimeLoop):  # type: ignore[misc]
+    """A virtual-time loop whose networking is a :class:`SimNetwork`'s hosts."""
+
+    def __init__(self, network: SimNetwork) -> None:
+        VirtualTimeLoop.__init__(self, network.simulator)
+        self._simtcp_setup(network)
+
+
+class SimNetwork(Network):
+    """Simulated hosts on one switch, in virtual time; asyncio programs run on them unchanged.
+
+    Each :meth:`add_host` makes a stack (seeded from the network's seed and the
+    host's index) with ``eth0`` at its address and ``lo`` at 127.0.0.1/8,
+    cabled to the switch with its own :class:`LinkProfile` (both directions).
+    :meth:`loop_factory` is for ``asyncio.Runner(loop_factory=net.loop_factory)``;
+    :meth:`run` is that in one call. A network runs one loop in its life.
+    """
+
+    def __init__(self, seed: int = 0, *, prefix: str = "10.0.0.0/24") -> None:
+        super().__init__()
+        self.seed = seed
+        self.simulator = Simulator(seed)
+        self._prefix = ipaddress.IPv4Network(prefix)
+        self._profiles: dict[str, LinkProfile] = {}
+        self.links: dict[str, Link] = {}
+        self.loop: SimulatedLoop | None = None
+
+    def add_host(
+        self,
+        name: str,
+        address: str | None = None,
+        *,
+        profile: LinkProfile | None = None,
+        config: StackConfig | None = None,
+    ) -> Host:
+        """A host named ``name`` at ``address`` (default: the next address of the prefix)."""
+        if self.loop is not None:
+            raise RuntimeError("add hosts before the loop starts")
+        index = len(self.hosts) + 1
+        if address is None:
+            address = str(self._prefix.network_address + index)
+        mac = f"02:00:00:00:{index >> 8 & 0xFF:02x}:{index & 0xFF:02x}"
+        stack = Stack(config or StackConfig(seed=self.seed * 1000 + index))
+        stack.add_interface("eth0", mac=mac)
+        stack.add_address("eth0", f"{address}/{self._prefix.prefixlen}")
+        add_loopback(stack)
+        self._profiles[name] = profile or LinkProfile()
+        return self.register(Host(name, stack, [address, "127.0.0.1"]))
+
+    def loop_factory(self) -> SimulatedLoop:
+        """A new :class:`SimulatedLoop` driving every host (for ``asyncio.Runner``)."""
+        if self.loop is not None:
+            raise RuntimeError("this SimNetwork already ran a loop; make a new network")
+        loop = SimulatedLoop(self)
+        self.loop = loop
+        self.simulator.add_switch("switch")
+        for name, host in self.hosts.items():
+            host.driver = loop.attach(name, host.stack)
+            self.links[name] = self.simulator.connect_to_switch(
+                "switch", (name, "eth0"), self._profiles[name]
+            )
+        return loop
+
+    def run(self, main: Coroutine[Any, Any, _T], *, host: str | None = None) -> _T:
+        """Run ``main`` to completion in virtual time (on ``host`` when given)."""
+        if host is None:
+            result: _T = run_with(self.loop_factory, main)
+            return result
+        with self.host(host):
+            result = run_with(self.loop_factory, main)
+            return result
+
+
+def run(
+    main: Coroutine[Any, Any, _T],
+    network: SimNetwork,
+    *,
+    host: str | None = None,
+) -> _T:
+    """``asyncio.run`` on a simulated network, on every supported Python (3.11+)."""
+    return network.run(main, host=host)
+
+
+__all__ = [
+    "SimLink",
+    "SimNetwork",
+    "SimulatedLoop",
+    "VirtualTimeDeadlock",
+    "VirtualTimeLoop",
+    "attach",
+    "run",
+]

@@ -13,8 +13,11 @@ device is read, so the stack is throttled instead of frames being lost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from simtcp.aio.loop import NetworkLoopMixin, run_with
+from simtcp.aio.network import Host, Network, add_loopback
 
 from .tap import TapDevice, TapError
 from .tapdevice import DeviceWriteError  # hard write errors (EIO, ...)
@@ -22,6 +25,8 @@ from .tapdevice import DeviceWriteError  # hard write errors (EIO, ...)
 if TYPE_CHECKING:
     from simtcp.aio.driver import AioStack, EventHook
     from simtcp.stack import Stack
+
+_T = TypeVar("_T")
 
 
 class TapLink:
@@ -141,4 +146,62 @@ def over_tap(
     return AioStack(stack, TapLink(devices, read_batch=read_batch), loop=loop, on_event=on_event)
 
 
-__all__ = ["TapLink", "over_tap"]
+class TapEventLoop(NetworkLoopMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]
+    """A real-time selector loop whose networking is a :class:`TapNetwork`'s hosts."""
+
+    def __init__(self, network: TapNetwork) -> None:
+        asyncio.SelectorEventLoop.__init__(self)
+        self._simtcp_setup(network)
+
+
+class TapNetwork(Network):
+    """simtcp hosts over real TAP devices, in real time: unmodified asyncio programs on them.
+
+    ``add_host(name, stack, devices, addresses)`` takes a configured stack and its
+    devices (created by the caller; :class:`~simtcp.backends.tap.TapDevice`); the
+    host also gets ``lo`` at 127.0.0.1/8. :meth:`loop_factory` is for
+    ``asyncio.Runner(loop_factory=...)``; :meth:`run` is that in one call.
+    """
+
+    def __init__(self, *, read_batch: int = 256) -> None:
+        super().__init__()
+        self.read_batch = read_batch
+        self._devices: dict[str, list[TapDevice]] = {}
+        self.loop: TapEventLoop | None = None
+
+    def add_host(
+        self, name: str, stack: Stack, devices: Iterable[TapDevice], addresses: list[str]
+    ) -> Host:
+        if self.loop is not None:
+            raise RuntimeError("add hosts before the loop starts")
+        add_loopback(stack)
+        self._devices[name] = list(devices)
+        return self.register(Host(name, stack, [*addresses, "127.0.0.1"]))
+
+    def loop_factory(self) -> TapEventLoop:
+        if self.loop is not None:
+            raise RuntimeError("this TapNetwork already ran a loop")
+        loop = TapEventLoop(self)
+        self.loop = loop
+        for name, host in self.hosts.items():
+            host.driver = over_tap(
+                host.stack, self._devices[name], loop=loop, read_batch=self.read_batch
+            )
+        return loop
+
+    def run(self, main: Coroutine[Any, Any, _T], *, host: str | None = None) -> _T:
+        """Run ``main`` to completion (on ``host`` when given), then stop the drivers."""
+        try:
+            if host is None:
+                result: _T = run_with(self.loop_factory, main)
+                return result
+            with self.host(host):
+                result = run_with(self.loop_factory, main)
+                return result
+        finally:
+            for each in self.hosts.values():
+                if each.driver is not None:
+                    each.driver.close()
+
+
+__all__ = ["TapEventLoop", "TapLink", "TapNetwork", "over_tap"]

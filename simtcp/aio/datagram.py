@@ -15,6 +15,7 @@ every connected endpoint towards that host hears it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 from collections.abc import Callable
@@ -44,7 +45,7 @@ class DatagramProtocolLike(Protocol):
     def connection_lost(self, exc: Exception | None) -> None: ...
 
 
-class DatagramTransport:
+class DatagramTransport(asyncio.DatagramTransport):
     """One bound UDP socket of the stack (the shape of ``asyncio.DatagramTransport``)."""
 
     def __init__(
@@ -72,7 +73,7 @@ class DatagramTransport:
         value = self._extra.get(name)
         return default if value is None else value
 
-    def get_protocol(self) -> DatagramProtocolLike:
+    def get_protocol(self) -> DatagramProtocolLike:  # type: ignore[override]
         return self._protocol
 
     def is_closing(self) -> bool:
@@ -81,7 +82,7 @@ class DatagramTransport:
     def get_write_buffer_size(self) -> int:
         return 0  # datagrams go straight into the stack's output queue
 
-    def sendto(
+    def sendto(  # type: ignore[override]
         self, data: bytes | bytearray | memoryview, addr: tuple[str, int] | None = None
     ) -> None:
         """Send one datagram; no route is reported to ``error_received`` as asyncio does."""

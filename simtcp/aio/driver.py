@@ -103,6 +103,34 @@ class LoopClock:
 EventHook = Callable[[Event], None]
 
 
+class Flushable(Protocol):
+    """A transport that gathers writes until the driver's step hands them to the stack."""
+
+    def flush(self) -> None: ...
+
+
+class ConnectionSink(Protocol):
+    """What the driver tells a connection's transport (streams' or a Protocol's)."""
+
+    def established(self) -> None: ...
+
+    def data_arrived(self) -> None: ...
+
+    def space_available(self, space: int) -> None: ...
+
+    def peer_closed_sending(self) -> None: ...
+
+    def ended(self, event: Event) -> None: ...
+
+
+class ServerSink(Protocol):
+    """A listener's owner: makes the transport of each accepted connection, then takes it."""
+
+    def new_transport(self, connection: int) -> Any: ...
+
+    def accepted(self, transport: Any) -> None: ...
+
+
 class AioStack:
     """Drives one :class:`~simtcp.Stack` from an asyncio loop and serves asyncio-shaped streams.
 
@@ -137,9 +165,10 @@ class AioStack:
         self._flush_handle: asyncio.Handle | None = None
         self._in_step = False
         self._closed = False
-        self._connections: dict[int, TcpTransport] = {}
-        self._servers: dict[int, Server] = {}
+        self._connections: dict[int, ConnectionSink] = {}
+        self._servers: dict[int, ServerSink] = {}
         self._datagrams: dict[int, DatagramTransport] = {}
+        self._dirty: list[Flushable] = []
         self._handlers: dict[type[Event], Callable[[Any], bool]] = {
             DataReceived: self._on_data,
             SendSpaceAvailable: self._on_space,
@@ -219,11 +248,19 @@ class AioStack:
             deadline = stack.poll_at()
             if deadline is not None and deadline <= now:
                 stack.handle_timer(now=now)
-            self._dispatch()
-            frames = stack.frames_to_send(now=now)
-            if frames:
-                self.counters["frames_out"] += len(frames)
-                self._link.send(frames)
+            event = stack.next_event()
+            while True:
+                self._dispatch(event)
+                self._flush_writers()
+                frames = stack.frames_to_send(now=now)
+                if frames:
+                    self.counters["frames_out"] += len(frames)
+                    self._link.send(frames)
+                # Datagrams to our own addresses are delivered inside frames_to_send: their
+                # events (a connection to our own listener) are handled in this same step.
+                event = stack.next_event()
+                if event is None and not self._dirty:
+                    break
         finally:
             self._in_step = False
         self._rearm()
@@ -257,15 +294,38 @@ class AioStack:
 
     # --- events -------------------------------------------------------------------
 
-    def _dispatch(self) -> None:
+    def want_flush(self, writer: Flushable) -> None:
+        """``writer.flush()`` on this turn's step: its writes leave together (coalescing)."""
+        self._dirty.append(writer)
+        self.schedule_flush()
+
+    def _flush_writers(self) -> None:
+        while self._dirty:
+            dirty, self._dirty = self._dirty, []
+            for writer in dirty:
+                try:
+                    writer.flush()
+                except Exception as error:  # a protocol's pause/resume_writing raised
+                    self.loop.call_exception_handler(
+                        {"message": "exception while flushing a transport", "exception": error}
+                    )
+
+    def forget(self, connection: int) -> None:
+        """Stop routing a connection's events (its transport aborted it)."""
+        self._connections.pop(connection, None)
+
+    def add_connection(self, connection: int, transport: ConnectionSink) -> None:
+        self._connections[connection] = transport
+
+    def _dispatch(self, event: Event | None) -> None:
         next_event = self.stack.next_event
         handlers = self._handlers
-        while (event := next_event()) is not None:
+        while event is not None:
             handler = handlers.get(type(event))
             try:
                 if handler is not None and handler(event):
-                    continue
-                if self.on_event is not None:
+                    pass
+                elif self.on_event is not None:
                     self.on_event(event)
                 elif isinstance(event, ConnectionAccepted):
                     self._refuse(event.connection)  # a listener we no longer serve
@@ -273,6 +333,7 @@ class AioStack:
                 self.loop.call_exception_handler(
                     {"message": f"exception while handling {event!r}", "exception": error}
                 )
+            event = next_event()
 
     def _on_data(self, event: DataReceived) -> bool:
         transport = self._connections.get(event.connection)
@@ -306,7 +367,7 @@ class AioStack:
         server = self._servers.get(event.listener)
         if server is None:
             return False
-        transport = TcpTransport(self, event.connection)
+        transport = server.new_transport(event.connection)
         self._connections[event.connection] = transport
         transport.established()
         server.accepted(transport)
@@ -340,7 +401,7 @@ class AioStack:
 
     # --- registries (used by transports, servers and endpoints) -----------------------
 
-    def add_server(self, listener: int, server: Server) -> None:
+    def add_server(self, listener: int, server: ServerSink) -> None:
         self._servers[listener] = server
 
     def remove_server(self, listener: int) -> None:

@@ -608,6 +608,9 @@ class Server:
         self.close()
         await self.wait_closed()
 
+    def new_transport(self, connection: int) -> TcpTransport:
+        return TcpTransport(self._driver, connection)
+
     def accepted(self, transport: TcpTransport) -> None:
         """A new connection: build its streams and run the callback (as a task if async)."""
         reader = StreamReader(transport, limit=self._limit)

@@ -48,6 +48,7 @@ class Ipv4Input:
         self._forwarding = config.forwarding
         self._local = output.local
         self._broadcasts = output.broadcasts
+        self._loopback_interface = output.loopback_interface
         self._stats = stats
         self._icmp = icmp
         self._udp = udp
@@ -75,7 +76,8 @@ class Ipv4Input:
         except ParseError as error:
             stats.drop(error.reason)
             return
-        if is_martian_source(packet.source):
+        if is_martian_source(packet.source) and iface is not self._loopback_interface:
+            # RFC 1122 §3.2.1.3(g): 127/8 must never appear outside a host; inside it is fine.
             stats.drop(DropReason.BAD_SOURCE_ADDRESS)
             return
         destination = packet.destination
