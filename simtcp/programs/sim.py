@@ -225,6 +225,14 @@ def _add_link_options(parser: argparse.ArgumentParser, default_bytes: str) -> No
         help="virtual time without progress that fails a run (default 900s)",
     )
     work.add_argument("--json", action="store_true", help="end the output with one line of JSON")
+    work.add_argument(
+        "--test-truncate-delivery",
+        type=_integer(0),
+        default=None,
+        metavar="N",
+        help="TEST ONLY: the server keeps at most N bytes of each connection (a "
+        "deliberately broken run, for tests of failure stores and replays)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,9 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="processes running seeds in parallel (default 1)",
     )
-    from simtcp.programs import scenario  # the hook: scenario imports this module's parsers
+    from simtcp.programs import campaign as campaign_module  # they import this module
+    from simtcp.programs import failures, scenario
 
     scenario.add_parser(commands)
+    campaign_module.add_options(campaign)
+    failures.add_parser(commands)
     return parser
 
 
@@ -309,6 +320,7 @@ def spec_from_args(args: argparse.Namespace, seed: int) -> TransferSpec:
         connections=args.connections,
         backlog=args.backlog,
         stall_timeout=args.stall_timeout,
+        test_truncate_delivery=getattr(args, "test_truncate_delivery", None),
     )
 
 
@@ -335,6 +347,8 @@ def replay_command(args: argparse.Namespace, seed: int) -> str:
         words += ["--backlog", str(args.backlog)]
     if args.stall_timeout != 900 * SECOND:
         words += ["--stall-timeout", format_time(args.stall_timeout)]
+    if getattr(args, "test_truncate_delivery", None) is not None:
+        words += ["--test-truncate-delivery", str(args.test_truncate_delivery)]
     return " ".join([*words, "--seed", str(seed)])
 
 
@@ -521,67 +535,6 @@ def _run_specs(specs: list[TransferSpec], workers: int, bar: ProgressBar) -> lis
     return sorted(outcomes, key=lambda outcome: outcome.seed)
 
 
-def _campaign_report(
-    args: argparse.Namespace, outcomes: list[SeedOutcome], wall: float, out: TextIO
-) -> None:
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
-    failures = [outcome for outcome in outcomes if not outcome.ok]
-    print(
-        f"campaign: seeds {seeds.start}..{seeds.stop - 1}, "
-        f"{format_size(args.bytes)} bytes per transfer, link {describe_link(args)}",
-        file=out,
-    )
-    for outcome in failures:
-        print(f"  seed {outcome.seed} FAILED: {outcome.reason}", file=out)
-        print(f"    {replay_command(args, outcome.seed)}", file=out)
-    passed = sorted(
-        (outcome for outcome in outcomes if outcome.ok), key=lambda outcome: outcome.virtual_seconds
-    )
-    retransmits = sum(outcome.retransmits for outcome in outcomes)
-    if passed:
-        # The slowest success is where performance bugs hide (a runaway RTO, a stall
-        # that recovered): show it with its replay command too.
-        median, slowest = passed[len(passed) // 2], passed[-1]
-        print(
-            f"virtual time of the ok seeds: median {median.virtual_seconds:.3f}s, slowest "
-            f"{slowest.virtual_seconds:.3f}s (seed {slowest.seed}: "
-            f"{replay_command(args, slowest.seed)})",
-            file=out,
-        )
-    print(
-        f"{len(outcomes) - len(failures)} ok, {len(failures)} failed of {len(outcomes)} "
-        f"seeds; {retransmits} retransmits, wall {wall:.2f}s with {args.workers} worker(s)",
-        file=out,
-    )
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": not failures,
-                    "seeds": len(outcomes),
-                    "failed": [outcome.seed for outcome in failures],
-                    "replay": [replay_command(args, outcome.seed) for outcome in failures],
-                    "wall_seconds": round(wall, 6),
-                    "retransmits": retransmits,
-                }
-            ),
-            file=out,
-        )
-    out.flush()
-
-
-def _campaign(args: argparse.Namespace) -> int:
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
-    specs = [spec_from_args(args, seed) for seed in seeds]
-    wall_start = time.perf_counter()
-    outcomes = _run_specs(specs, args.workers, ProgressBar(len(specs), sys.stderr))
-    wall = time.perf_counter() - wall_start
-    failures = [outcome for outcome in outcomes if not outcome.ok]
-    with _reader_may_leave():
-        _campaign_report(args, outcomes, wall, sys.stdout)
-    return EXIT_FAILED if failures else EXIT_OK
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``simtcp sim``; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -593,7 +546,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from simtcp.programs import scenario
 
             return scenario.main(args)
-        return _campaign(args)
+        if args.command == "failures":
+            from simtcp.programs import failures
+
+            return failures.run(args)
+        from simtcp.programs import campaign
+
+        campaign.validate(args)
+        return campaign.run(args)
     except UsageError as error:
         print(str(error), file=sys.stderr)
         return EXIT_USAGE

@@ -353,6 +353,9 @@ class _Transfer:
         if end in self.paused_until or end.failure or end.closed:
             return  # a handle whose ConnectionClosed came is gone (nothing was left unread)
         data = stack.receive(end.handle, -1, now=now)
+        limit = self.spec.test_truncate_delivery
+        if limit is not None and end.is_server:  # TEST ONLY: a deliberately broken reader
+            data = data[: max(0, limit - end.received)]
         if not data:
             return
         self.progress += 1

@@ -62,6 +62,12 @@ class TransferSpec:
     host_queue: int | None = None
     """Each host's egress queue limit in frames (like ``txqueuelen``; see
     ``simtcp.backends.egress``); None: no host queue, frames go straight to the link."""
+    test_truncate_delivery: int | None = None
+    """TEST ONLY, a deliberately broken run: the server application keeps at most this many
+    bytes of each connection and throws the rest away, so any transfer longer than it fails
+    ("FIN after N of M bytes"). It exists so that tests of the failure store and of replay
+    commands have real failures to record (``--test-truncate-delivery`` on the command
+    line); never set it to measure anything."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
