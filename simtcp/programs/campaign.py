@@ -216,7 +216,12 @@ class Tally:
     reached: Counter[str] = field(default_factory=Counter)
     chunks_done: set[int] = field(default_factory=set)
     duplicates: int = 0
-    workers: set[str] = field(default_factory=set)
+    ran_on: dict[int, str] = field(default_factory=dict)
+    """Chunk index -> the worker (host:pid) whose result was counted."""
+
+    @property
+    def workers(self) -> set[str]:
+        return set(self.ran_on.values())
 
     def add(self, result: ChunkResult) -> bool:
         """Count a chunk's result; False (and nothing counted) if it was counted already."""
@@ -229,7 +234,7 @@ class Tally:
                 raise RuntimeError(f"seed {outcome.seed} came back twice or unasked")
             self.outcomes[outcome.seed] = outcome
         self.reached.update(result.reached)
-        self.workers.add(result.worker)
+        self.ran_on[result.index] = result.worker
         return True
 
     @property
@@ -290,7 +295,11 @@ def run(args: argparse.Namespace) -> int:
                 f"engine: {engine.description}; {len(chunks)} chunks of {size} seeds ({why})",
                 file=sys.stderr,
             )
-            drive(plan, engine.stream(plan, chunks), tally, _bar(len(seeds)), store, campaign_id)
+            stream = engine.stream(plan, chunks)
+            try:
+                drive(plan, stream, tally, _bar(len(seeds)), store, campaign_id)
+            finally:
+                stream.close()  # on Ctrl-C: cancel what is queued before the engine closes
     except KeyboardInterrupt:
         where = f"; {tally.failed} failures kept in {args.store}" if store is not None else ""
         print(

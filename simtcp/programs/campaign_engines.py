@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import logging
 import multiprocessing
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from simtcp.programs.campaign import CampaignPlan, Chunk, ChunkResult, run_chunk
@@ -38,7 +39,7 @@ class Engine(Protocol):
     slots: int
     description: str
 
-    def stream(self, plan: CampaignPlan, chunks: list[Chunk]) -> Iterator[ChunkResult]: ...
+    def stream(self, plan: CampaignPlan, chunks: list[Chunk]) -> Generator[ChunkResult, None, None]: ...
 
 
 class SerialEngine:
@@ -47,7 +48,7 @@ class SerialEngine:
     slots = 1
     description = "this process"
 
-    def stream(self, plan: CampaignPlan, chunks: list[Chunk]) -> Iterator[ChunkResult]:
+    def stream(self, plan: CampaignPlan, chunks: list[Chunk]) -> Generator[ChunkResult, None, None]:
         for chunk in chunks:
             yield run_chunk(plan, chunk)
 
@@ -67,7 +68,7 @@ class PoolEngine:
         self.slots = workers
         self.description = f"local pool of {workers} processes"
 
-    def stream(self, plan: CampaignPlan, chunks: list[Chunk]) -> Iterator[ChunkResult]:
+    def stream(self, plan: CampaignPlan, chunks: list[Chunk]) -> Generator[ChunkResult, None, None]:
         yield from self.pool.imap_unordered(functools.partial(run_chunk, plan), chunks)
 
 
@@ -80,9 +81,8 @@ class DaskEngine:
         self.slots = max(1, sum(threads.values()))
         self.description = f"{description} ({len(threads)} workers, {self.slots} threads)"
 
-    def stream(self, plan: CampaignPlan, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        from distributed import as_completed
-
+    def stream(self, plan: CampaignPlan, chunks: list[Chunk]) -> Generator[ChunkResult, None, None]:
+        as_completed = _distributed().as_completed
         client = self.client
         token = uuid.uuid4().hex[:8]
         plan_future = client.scatter(plan, broadcast=False, hash=False)
@@ -109,6 +109,16 @@ class DaskEngine:
             plan_future.release()
 
 
+def _distributed() -> Any:
+    """The ``distributed`` module (typed Any: it is an optional extra, partly typed)."""
+    try:
+        return importlib.import_module("distributed")
+    except ImportError:
+        raise EngineError(
+            "--scheduler needs Dask distributed: pip install 'simtcp[cluster]'"
+        ) from None
+
+
 @contextlib.contextmanager
 def open_engine(
     scheduler: str | None, workers: int, *, connect_timeout: float = 10.0
@@ -122,12 +132,7 @@ def open_engine(
         with context.Pool(workers, initializer=_ignore_sigint) as pool:
             yield PoolEngine(pool, workers)
         return
-    try:
-        import distributed
-    except ImportError:
-        raise EngineError(
-            "--scheduler needs Dask distributed: pip install 'simtcp[cluster]'"
-        ) from None
+    distributed = _distributed()
     if scheduler == "local":
         with _local_cluster(distributed, workers) as client:
             yield DaskEngine(client, f"Dask LocalCluster at {client.scheduler.address}")

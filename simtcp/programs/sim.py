@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NoReturn, TextIO
