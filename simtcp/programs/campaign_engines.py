@@ -39,7 +39,9 @@ class Engine(Protocol):
     slots: int
     description: str
 
-    def stream(self, plan: CampaignPlan, chunks: list[Chunk]) -> Generator[ChunkResult, None, None]: ...
+    def stream(
+        self, plan: CampaignPlan, chunks: list[Chunk]
+    ) -> Generator[ChunkResult, None, None]: ...
 
 
 class SerialEngine:
