@@ -37,8 +37,10 @@ CHUNKS_PER_SLOT = 8
 """Chunks each parallel slot gets at least: the last ones even out the tail, and a lost
 worker costs at most one chunk per slot of work done again."""
 MAX_CHUNK = 100
-"""Seeds per chunk at most: at ~10 ms a seed a chunk is ~1 s of work, against a per-task
-overhead of ~1-3 ms in Dask (see README "Campaigns on a cluster")."""
+"""Seeds per chunk at most, on up to 100 slots (beyond, at most one seed per slot): at
+~4 ms a seed a chunk is ~0.4 s of work against Dask's ~1 ms per task, and the scheduler
+sees at most ~250 tasks/s however large the cluster (see README "Campaigns on a
+cluster")."""
 
 # The engine's counters a campaign reports coverage of: recovery paths, then the
 # states the counters witness (the engine does not count every state it enters).
@@ -189,10 +191,11 @@ def choose_chunk_size(seeds: int, slots: int, asked: int | None = None) -> tuple
         return asked, "as asked (--chunk-size)"
     if slots <= 1:
         return 1, "one process: no per-task overhead to amortize"
-    size = max(1, min(MAX_CHUNK, -(-seeds // (slots * CHUNKS_PER_SLOT))))
+    cap = max(MAX_CHUNK, slots)
+    size = max(1, min(cap, -(-seeds // (slots * CHUNKS_PER_SLOT))))
     return size, (
-        f"{seeds} seeds / ({slots} slots x {CHUNKS_PER_SLOT} chunks each), at most {MAX_CHUNK}: "
-        "per-task overhead (~1-3 ms on Dask) stays under 1% of a chunk's work while the "
+        f"{seeds} seeds / ({slots} slots x {CHUNKS_PER_SLOT} chunks each), at most {cap}: "
+        "per-task overhead (~1 ms on Dask) stays under 1% of a chunk's work while the "
         "tail balances and a lost worker costs one chunk per slot"
     )
 

@@ -43,11 +43,11 @@ def strip(tally: campaign.Tally) -> list[tuple[int, bool, str, float, int]]:
 def test_chunks_cover_every_seed_once(first: int, count: int, slots: int) -> None:
     seeds = range(first, first + count)
     size, why = campaign.choose_chunk_size(count, slots)
-    assert 1 <= size <= campaign.MAX_CHUNK and why
+    assert 1 <= size <= max(campaign.MAX_CHUNK, slots) and why
     chunks = campaign.make_chunks(seeds, size)
     assert [seed for chunk in chunks for seed in chunk.seeds] == list(seeds)
     assert [chunk.index for chunk in chunks] == list(range(len(chunks)))
-    if slots > 1 and size < campaign.MAX_CHUNK:  # every slot gets its share of chunks
+    if slots > 1 and size < max(campaign.MAX_CHUNK, slots):  # every slot gets its share
         assert len(chunks) >= min(count, slots * campaign.CHUNKS_PER_SLOT) // 2
 
 
