@@ -37,10 +37,9 @@ CHUNKS_PER_SLOT = 8
 """Chunks each parallel slot gets at least: the last ones even out the tail, and a lost
 worker costs at most one chunk per slot of work done again."""
 MAX_CHUNK = 100
-"""Seeds per chunk at most, on up to 100 slots (beyond, at most one seed per slot): at
-~4 ms a seed a chunk is ~0.4 s of work against Dask's ~1 ms per task, and the scheduler
-sees at most ~250 tasks/s however large the cluster (see README "Campaigns on a
-cluster")."""
+"""Seeds per chunk at most, on up to 100 slots (beyond, as many seeds as slots): at ~4 ms
+a seed a chunk of 100 is ~0.4 s of work against Dask's ~1 ms per task (see README
+"Campaigns")."""
 
 # The engine's counters a campaign reports coverage of: recovery paths, then the
 # states the counters witness (the engine does not count every state it enters).
@@ -191,12 +190,18 @@ def choose_chunk_size(seeds: int, slots: int, asked: int | None = None) -> tuple
         return asked, "as asked (--chunk-size)"
     if slots <= 1:
         return 1, "one process: no per-task overhead to amortize"
+    size = -(-seeds // (slots * CHUNKS_PER_SLOT))
+    # At least as many seeds as slots (while each slot still gets a chunk): the scheduler
+    # then sees at most one task per seed-time (~250 tasks/s at ~4 ms a seed), however
+    # large the cluster.
+    size = max(size, min(slots, -(-seeds // slots)))
     cap = max(MAX_CHUNK, slots)
-    size = max(1, min(cap, -(-seeds // (slots * CHUNKS_PER_SLOT))))
+    size = max(1, min(cap, size))
     return size, (
-        f"{seeds} seeds / ({slots} slots x {CHUNKS_PER_SLOT} chunks each), at most {cap}: "
-        "per-task overhead (~1 ms on Dask) stays under 1% of a chunk's work while the "
-        "tail balances and a lost worker costs one chunk per slot"
+        f"{seeds} seeds / ({slots} slots x {CHUNKS_PER_SLOT} chunks each), at least "
+        f"min({slots} slots, seeds per slot) and at most {cap}: per-task overhead (~1 ms "
+        "on Dask) stays under 1% of a chunk's work and the scheduler under ~250 tasks/s, "
+        "while the tail balances and a lost worker costs one chunk per slot"
     )
 
 

@@ -61,6 +61,13 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def dask_setup(worker: object) -> None:
+    """Run in each LocalCluster worker process (Dask's preload hook): Ctrl-C in a terminal
+    reaches the workers too; the driver alone handles it (it cancels and shuts the
+    cluster down), so the workers print no tracebacks."""
+    _ignore_sigint()
+
+
 class PoolEngine:
     """A local multiprocessing pool (forkserver: workers start clean, not from a fork of
     a threaded process)."""
@@ -160,6 +167,7 @@ def _local_cluster(distributed: Any, workers: int) -> Iterator[Any]:
         dashboard_address=None,
         silence_logs=logging.ERROR,
         worker_class=distributed.Nanny,  # a killed worker is restarted by its nanny
+        preload=[__name__],  # dask_setup below: the workers leave Ctrl-C to the driver
     )
     try:
         client = distributed.Client(cluster, set_as_default=False)

@@ -4,9 +4,13 @@ Dask LocalCluster of two worker processes)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import pathlib
 import shlex
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +25,7 @@ from simtcp.programs.sim import build_parser, main, spec_from_args
 distributed = pytest.importorskip("distributed")
 
 SEEDS = range(1, 501)
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def campaign_args(*extra: str) -> argparse.Namespace:
@@ -47,8 +52,11 @@ def test_chunks_cover_every_seed_once(first: int, count: int, slots: int) -> Non
     chunks = campaign.make_chunks(seeds, size)
     assert [seed for chunk in chunks for seed in chunk.seeds] == list(seeds)
     assert [chunk.index for chunk in chunks] == list(range(len(chunks)))
-    if slots > 1 and size < max(campaign.MAX_CHUNK, slots):  # every slot gets its share
-        assert len(chunks) >= min(count, slots * campaign.CHUNKS_PER_SLOT) // 2
+    # Every slot gets chunks (about half a chunk at the least, when seeds are few), and a
+    # big cluster's scheduler gets no more tasks per seed-time than it has slots.
+    cap = max(campaign.MAX_CHUNK, slots)
+    assert len(chunks) >= min(count, slots) // 2 or size == cap
+    assert size >= min(slots, count // slots)
 
 
 @settings(max_examples=40, deadline=None)
@@ -168,6 +176,58 @@ def _wait_for(condition: Any, seconds: float = 20.0) -> None:
     give_up = time.monotonic() + seconds
     while not condition() and time.monotonic() < give_up:
         time.sleep(0.05)
+
+
+def test_the_command_on_a_local_cluster_draws_the_same_bar_and_report(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["campaign", "--seeds", "30", "--bytes", "8K", "--loss", "0.05", "--json"]
+    assert main(argv) == 0
+    pool = capsys.readouterr()
+    assert main([*argv, "--scheduler", "local", "--workers", "2"]) == 0
+    dask = capsys.readouterr()
+    assert "engine: Dask LocalCluster at tcp://" in dask.err and "chunks of" in dask.err
+    bar = "[##############################] 30/30 seeds, 0 failed"
+    assert bar in pool.err and bar in dask.err
+    for key in ("ok", "seeds", "failed", "retransmits", "coverage"):
+        assert (
+            json.loads(pool.out.splitlines()[-1])[key] == json.loads(dask.out.splitlines()[-1])[key]
+        )
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_on_a_local_cluster_exits_130_and_leaves_no_process() -> None:
+    # As a terminal's Ctrl-C: SIGINT to the whole process group (driver and workers).
+    command = [sys.executable, "-m", "simtcp", "sim", "campaign", "--seeds", "100000"]
+    command += ["--bytes", "8K", "--scheduler", "local", "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert process.stderr is not None
+        # "engine: ..." once the cluster is up, then the empty bar as the chunks go out.
+        lines = [process.stderr.readline().decode() for _ in range(2)]
+        assert lines[0].startswith("engine: Dask LocalCluster"), lines
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    text = err.decode()
+    assert process.returncode == 130, text
+    assert "interrupted after " in text and "Traceback" not in text
+    _wait_for(lambda: not _group_alive(process.pid))  # the last ones may take a moment
+    assert not _group_alive(process.pid)  # no worker, nanny or tracker left behind
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 # --- bad input --------------------------------------------------------------------------------
