@@ -17,11 +17,15 @@ spells out the drawn values, so it replays the one run without ``--explore``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import random
+import signal
 import sys
+import threading
 import time
+import types
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -264,6 +268,8 @@ def drive(
     """Consume results as they finish: count, draw, store each failure at once."""
     bar.update(0, 0)
     for result in results:
+        if interrupted.is_set():
+            raise KeyboardInterrupt  # the engine swallowed the one Ctrl-C raised
         if not tally.add(result):
             continue
         if store is not None:
@@ -281,6 +287,39 @@ def drive(
         raise RuntimeError(f"{len(tally.seeds) - len(tally.outcomes)} seeds never came back")
 
 
+interrupted = threading.Event()
+"""Set by Ctrl-C during a campaign (see :func:`_catch_interrupt`)."""
+
+
+@contextlib.contextmanager
+def _catch_interrupt() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual and also sets :data:`interrupted`: were the
+    KeyboardInterrupt to land where it is swallowed (a garbage-collector callback, such as
+    the one Dask's in-process scheduler installs), the driver still stops at the next
+    result."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # started in the background
+    ):
+        yield
+        return
+
+    def handler(signum: int, frame: types.FrameType | None) -> None:
+        interrupted.set()
+        while frame is not None:
+            if frame.f_code.co_name == "_gc_callback":
+                return  # an exception here would be "ignored" (and printed): the flag does it
+            frame = frame.f_back
+        raise KeyboardInterrupt
+
+    interrupted.clear()
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     """``simtcp sim campaign``: the exit status."""
     from simtcp.programs import campaign_engines
@@ -293,9 +332,12 @@ def run(args: argparse.Namespace) -> int:
     campaign_id = uuid.uuid4().hex[:12]
     wall_start = time.perf_counter()
     try:
-        with campaign_engines.open_engine(
-            args.scheduler, args.workers, connect_timeout=args.connect_timeout
-        ) as engine:
+        with (
+            _catch_interrupt(),
+            campaign_engines.open_engine(
+                args.scheduler, args.workers, connect_timeout=args.connect_timeout
+            ) as engine,
+        ):
             wall_start = time.perf_counter()  # the seeds' wall time, not the engine's start
             size, why = choose_chunk_size(len(seeds), engine.slots, args.chunk_size)
             chunks = make_chunks(seeds, size)

@@ -94,10 +94,11 @@ class DaskEngine:
         as_completed = _distributed().as_completed
         client = self.client
         token = uuid.uuid4().hex[:8]
-        plan_future = client.scatter(plan, broadcast=False, hash=False)
+        # The plan (the options, ~1 KB) travels with each task: no scattered data whose
+        # loss, were a worker to die, could not be recovered.
         futures = [
             client.submit(
-                run_chunk, plan_future, chunk, key=f"simtcp-chunk-{token}-{chunk.index}", pure=False
+                run_chunk, plan, chunk, key=f"simtcp-chunk-{token}-{chunk.index}", pure=False
             )
             for chunk in chunks
         ]
@@ -115,7 +116,6 @@ class DaskEngine:
         finally:
             if pending:
                 client.cancel(list(pending), force=True)
-            plan_future.release()
 
 
 def _distributed() -> Any:
@@ -164,8 +164,9 @@ def _local_cluster(distributed: Any, workers: int) -> Iterator[Any]:
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
+        dashboard_address=":0",  # its HTTP server runs anyway: any free port, not 8787
+        worker_dashboard_address=None,
+        silence_logs=logging.CRITICAL,  # failures reach the driver as task errors
         worker_class=distributed.Nanny,  # a killed worker is restarted by its nanny
         preload=[__name__],  # dask_setup below: the workers leave Ctrl-C to the driver
     )
@@ -175,5 +176,11 @@ def _local_cluster(distributed: Any, workers: int) -> Iterator[Any]:
             yield client
         finally:
             client.close()
+    except KeyboardInterrupt:
+        # Shutting down on Ctrl-C, mid-conversation: what Dask logs about the comms we
+        # cut is noise (the driver reports the interruption in one line).
+        for name in ("distributed", "tornado"):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        raise
     finally:
         cluster.close()
