@@ -47,6 +47,8 @@ class TimerHeap:
         """The heap itself, read-only, for owners that inline :meth:`poll_at`'s exact-top
         test (``Stack.poll_at``, asked once per loop turn or simulator step)."""
         self._tokens = itertools.count(1)
+        self._discarded = 0
+        """Timers discarded while they still had a heap entry (see :meth:`discard`)."""
 
     def new_timer(self, callback: TimerCallback) -> TimerHandle:
         """A fresh, unarmed timer that calls ``callback(now)`` when due."""
@@ -63,6 +65,38 @@ class TimerHeap:
 
     def cancel(self, timer: TimerHandle) -> None:
         timer.deadline = None
+
+    def discard(self, timer: TimerHandle) -> None:
+        """Cancel ``timer`` for good: its owner is gone and must not stay reachable.
+
+        The callback (a closure over the owner) is dropped at once, so a stale heap
+        entry keeps only the small handle alive, never the owner; and once stale
+        entries are the majority the heap is rebuilt without them, so it never holds
+        more entries than about twice the live timers.
+        """
+        timer.deadline = None
+        timer.callback = _discarded
+        if not timer._queued_token:
+            return
+        self._discarded += 1
+        heap = self._heap
+        if self._discarded > 64 and 2 * self._discarded > len(heap):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop every stale and cancelled entry (O(n), amortised over the discards)."""
+        kept: list[tuple[Instant, int, TimerHandle]] = []
+        for entry in self._heap:
+            timer = entry[2]
+            if entry[1] != timer._queued_token:
+                continue
+            if timer.deadline is None:
+                timer._queued_token = 0
+                continue
+            kept.append(entry)
+        heapq.heapify(kept)
+        self._heap[:] = kept  # in place: ``entries`` is the same list
+        self._discarded = 0
 
     def _push(self, timer: TimerHandle, at: Instant) -> None:
         token = next(self._tokens)
@@ -119,3 +153,7 @@ class TimerHeap:
     def __len__(self) -> int:
         """Heap entries, stale ones included: bounded by owners plus re-arms-earlier."""
         return len(self._heap)
+
+
+def _discarded(now: Instant) -> None:
+    """The callback of a discarded timer: its owner is gone; nothing to do."""

@@ -26,7 +26,7 @@ from ..rng import SeededRandom
 from ..time import Instant
 from ..timers import TimerHeap
 from ..wire.tcp import TcpSegment
-from . import congestion, icmp_errors, states, timeouts
+from . import congestion, icmp_errors, states, timeouts, timewait
 from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, PendingAcks, TcpInfo, format_address
 from .host import TcpHost
@@ -79,6 +79,14 @@ class TcpLayer:
         conn = self._connections.get(
             (destination, segment.destination_port, source, segment.source_port)
         )
+        if (
+            conn is not None
+            and timewait.new_syn_reopens(conn, segment)
+            and self._listener_for(destination, segment.destination_port) is not None
+        ):
+            self.host.stats.count("tcp.time_wait_reopened")
+            self.release(conn)  # RFC 6191: the new SYN goes to the listener below
+            conn = None
         if conn is not None:
             if conn.ack_pending and conn.unacked_bytes >= self.config.max_stretch_ack:
                 # RFC 5681 §4.2: the ACK owed for the segments before this one leaves
@@ -89,14 +97,16 @@ class TcpLayer:
             if conn.state is not State.CLOSED:
                 conn.rearm()
             return
-        port = segment.destination_port
-        listener = self._listeners.get((destination, port)) or self._listeners.get((0, port))
+        listener = self._listener_for(destination, segment.destination_port)
         if listener is not None and segment.source_port:
             states.listen_segment_arrives(self, listener, source, destination, segment, now)
             return
         # RFC 9293 §3.10.7.1: a segment to nothing draws a RST (unless it is one).
         self.host.stats.drop(DropReason.TCP_NO_CONNECTION)
         send_reset_reply(self.host, source, destination, segment, now)
+
+    def _listener_for(self, destination: int, port: int) -> Listener | None:
+        return self._listeners.get((destination, port)) or self._listeners.get((0, port))
 
     def icmp_error_received(
         self,
@@ -301,6 +311,9 @@ class TcpLayer:
             return
         enter(conn, trigger, now=now)
         conn.cancel_timers()
+        # Its timer's callback is a closure over ``conn``: dropped now, so neither a
+        # stale heap entry nor the conn -> timer -> closure cycle keeps it alive.
+        self.timers.discard(conn.timer)
         self._connections.pop(conn.key, None)
         listener = conn.listener
         if listener is not None:

@@ -52,7 +52,7 @@ from ..events import (
 from ..rng import SeededRandom
 from ..time import MILLISECOND, Instant
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment, TimestampsOption
-from . import fastpath, handshake, recovery
+from . import fastpath, handshake, recovery, timewait
 from .config import TcpConfig
 from .connection import Connection, Listener
 from .host import TcpHost
@@ -544,6 +544,7 @@ def _enter_time_wait(conn: Connection, trigger: Trigger, now: Instant) -> None:
     enter(conn, trigger, now=now)
     conn.rto_at = conn.delack_at = conn.persist_at = conn.keepalive_at = None
     conn.close_at = now + 2 * conn.config.msl
+    timewait.shed_for_time_wait(conn)
 
 
 # --- application calls (RFC 9293 §3.10.4, §3.10.5) -------------------------

@@ -4,6 +4,10 @@
 the echo until the server's FIN and compares; prints one JSON line and exits 0
 only when every connection got its bytes back intact.
 ``serve``: a threaded kernel echo server; prints ``listening`` when it is.
+``short``: many short request/response connections, ``--workers`` at a time,
+the server closing first (read to EOF) or the client (``--client-closes``:
+close after the response); prints one JSON line with the seconds each block
+of ``--block`` connections took, and exits 0 only if every exchange worked.
 """
 
 from __future__ import annotations
@@ -113,6 +117,67 @@ def run_server(args: argparse.Namespace) -> int:
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 
+def _short_exchange(host: str, port: int, request: bytes, size: int, client_closes: bool) -> str:
+    """One connection: send ``request``, read ``size`` bytes; '' when it worked."""
+    try:
+        with socket.create_connection((host, port), timeout=20) as sock:
+            sock.sendall(request)
+            received = bytearray()
+            while len(received) < size:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+            if not client_closes and sock.recv(1):
+                return "data after the response"
+            if len(received) != size:
+                return f"short response: {len(received)} of {size}"
+    except OSError as error:
+        return f"{type(error).__name__}: {error}"
+    return ""
+
+
+def run_short(args: argparse.Namespace) -> int:
+    request = b"GET / HTTP/1.0\r\n\r\n"
+    lock = threading.Lock()
+    next_index = [0]
+    block_ends: list[float] = []
+    failures: list[str] = []
+    started = time.monotonic()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                index = next_index[0]
+                if index >= args.count:
+                    return
+                next_index[0] += 1
+            error = _short_exchange(args.host, args.port, request, args.bytes, args.client_closes)
+            with lock:
+                if error:
+                    failures.append(error)
+                done = index + 1
+                if done % args.block == 0:
+                    block_ends.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    block_ends.sort()
+    blocks = [b - a for a, b in zip([0.0, *block_ends], block_ends, strict=False)]
+    summary = {
+        "count": args.count,
+        "failed": len(failures),
+        "seconds": time.monotonic() - started,
+        "block_seconds": blocks,
+        "failures": failures[:4],
+    }
+    print(json.dumps(summary), flush=True)
+    return 0 if not failures else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command", required=True)
@@ -126,7 +191,17 @@ def main() -> int:
     server = commands.add_parser("serve")
     server.add_argument("--host", default="0.0.0.0")
     server.add_argument("--port", type=int, default=7)
+    short = commands.add_parser("short")
+    short.add_argument("--host", required=True)
+    short.add_argument("--port", type=int, default=80)
+    short.add_argument("--count", type=int, default=1000)
+    short.add_argument("--workers", type=int, default=4)
+    short.add_argument("--bytes", type=int, default=256, help="response size")
+    short.add_argument("--block", type=int, default=1000)
+    short.add_argument("--client-closes", action="store_true")
     args = parser.parse_args()
+    if args.command == "short":
+        return run_short(args)
     return run_clients(args) if args.command == "clients" else run_server(args)
 
 

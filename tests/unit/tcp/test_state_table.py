@@ -126,6 +126,14 @@ def test_synchronized_state(state: str, kind: str, position: str) -> None:
     elif kind == "RST":
         # RFC 9293 §3.10.7.4 "first": an unacceptable RST is dropped silently.
         expected_replies, expected_state, expected_events = [], state, ()
+    elif (state, kind, position) == ("TIME-WAIT", "SYN", "after"):
+        # RFC 1122 §4.2.2.13 / RFC 6191: a SYN beyond RCV.NXT (no timestamps) for a
+        # listening port ends TIME-WAIT and opens a new connection (Linux does too).
+        expected_replies, expected_state, expected_events = (
+            ["S."],
+            "SYN-RECEIVED",
+            (ConnectionClosed,),
+        )
     else:
         # Unacceptable: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, and nothing changes.
         expected_replies, expected_state, expected_events = ["."], state, ()
