@@ -60,7 +60,13 @@ class DatagramReceived(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionAccepted(Event):
-    """A passive open completed the handshake on a listener; ``connection`` is new."""
+    """A passive open completed the handshake on a listener; ``connection`` is new.
+
+    Until this event is handed to the application (``Stack.next_event`` returns it)
+    the connection waits in the listener's accept queue and counts against its
+    backlog, as in listen(2); once handed over (or once the application uses the
+    handle, or the connection ends) it no longer counts.
+    """
 
     listener: int
     connection: int

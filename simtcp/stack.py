@@ -24,7 +24,13 @@ from collections import deque
 
 from .config import StackConfig
 from .errors import AddressError, DropReason, InvalidHandleError, NoRouteError, ParseError
-from .events import DatagramReceived, EchoReplyReceived, Event, IcmpErrorReceived
+from .events import (
+    ConnectionAccepted,
+    DatagramReceived,
+    EchoReplyReceived,
+    Event,
+    IcmpErrorReceived,
+)
 from .icmp import Icmp
 from .ip.input import Ipv4Input
 from .ip.output import Ipv4Output
@@ -228,8 +234,17 @@ class Stack:
         self.timers.run_due(now)
 
     def next_event(self) -> Event | None:
-        """Pop the oldest pending event, or None."""
-        return self._events.popleft() if self._events else None
+        """Pop the oldest pending event, or None.
+
+        Handing over a ``ConnectionAccepted`` takes its connection out of the
+        listener's accept queue (the backlog of listen(2), see ``simtcp.tcp.accept_queue``).
+        """
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        if type(event) is ConnectionAccepted:
+            self.tcp.accept_delivered(event.connection)
+        return event
 
     def emit(self, event: Event) -> None:
         """Queue an event for :meth:`next_event`, within ``StackConfig.event_limit``."""

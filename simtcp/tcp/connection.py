@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ..time import Instant
 from ..timers import TimerHandle, TimerHeap
 from ..wire.tcp import TcpOption, TimestampsOption
+from .accept_queue import AcceptQueue
 from .buffers import ReceiveBuffer, SendBuffer
 from .config import TcpConfig
 from .congestion import CongestionControl
@@ -67,31 +68,26 @@ class TcpInfo:
     sack: bool = False
     backlog: int = 0
     queued: int = 0
+    """A listener's completed connections not yet handed to the application (``ss -lt``
+    Recv-Q); the backlog bounds these."""
+    syn_queued: int = 0
+    """A listener's connections in SYN-RECEIVED."""
 
 
 class Listener:
-    """A passive open: the port, its backlog, and the connections it still counts."""
+    """A passive open: the port and its SYN and accept queues (:mod:`.accept_queue`)."""
 
-    __slots__ = ("handle", "address", "port", "backlog", "half_open", "accepted")
+    __slots__ = ("handle", "address", "port", "backlog", "queue")
 
     def __init__(self, handle: int, address: int, port: int, backlog: int) -> None:
         self.handle = handle
         self.address = address
         self.port = port
         self.backlog = backlog
-        self.half_open: set[Connection] = set()
-        """Connections in SYN-RECEIVED."""
-        self.accepted: set[Connection] = set()
-        """Accepted connections the application has not used yet."""
-
-    @property
-    def queued(self) -> int:
-        """What counts against the backlog: half-open plus accepted-but-unclaimed."""
-        return len(self.half_open) + len(self.accepted)
+        self.queue = AcceptQueue(backlog)
 
     def forget(self, conn: Connection) -> None:
-        self.half_open.discard(conn)
-        self.accepted.discard(conn)
+        self.queue.forget(conn)
 
     def info(self) -> TcpInfo:
         return TcpInfo(
@@ -101,7 +97,8 @@ class Listener:
             remote_address="0.0.0.0",
             remote_port=0,
             backlog=self.backlog,
-            queued=self.queued,
+            queued=len(self.queue.ready),
+            syn_queued=len(self.queue.syn_queue),
         )
 
 

@@ -90,8 +90,13 @@ def listen_segment_arrives(
         return
     if not flags & SYN:
         return
-    if listener.queued >= listener.backlog:
-        if config.syn_cookies and len(listener.accepted) < listener.backlog:
+    queue = listener.queue
+    if queue.full:
+        # Linux's tcp_conn_request: no room to accept the result, cookie or not.
+        host.stats.drop(DropReason.TCP_BACKLOG_FULL)
+        return
+    if queue.syn_full:
+        if config.syn_cookies:
             # RFC 4987 §3.6: keep no state; the ISN remembers what we must know.
             host.stats.count("tcp.syn_cookies_sent")
             syncookie_listener.send_cookie_syn_ack(
@@ -142,7 +147,7 @@ def _cookie_ack(
     )
     if restored is None:
         return _cookie_ack_failed(owner, destination, segment, now)
-    if len(listener.accepted) >= listener.backlog:
+    if listener.queue.full:
         # No room in the accept queue: drop, keeping no state (RFC 4987 §3.6), as Linux
         # does with tcp_abort_on_overflow=0. The client thinks it is connected and
         # retransmits; a later copy completes the handshake once the application has
@@ -295,6 +300,13 @@ def syn_received_acked(
     if not conn.snd_una < ack <= conn.snd_max:
         conn.host.stats.drop(DropReason.TCP_BAD_ACK)
         send_reset_reply(conn.host, conn.remote_address, conn.local_address, segment, now)
+        return False
+    listener = conn.listener
+    if listener is not None and not conn.active and listener.queue.full:
+        # The accept queue is full (listen(2)'s backlog): drop the ACK and stay in
+        # SYN-RECEIVED; our SYN-ACK's retransmission draws it again (Linux,
+        # tcp_abort_on_overflow=0).
+        conn.host.stats.drop(DropReason.TCP_BACKLOG_FULL)
         return False
     if conn.retries == 0:
         recovery.rtt_sample(conn, now - conn.rtt_sent_at)

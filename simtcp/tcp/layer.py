@@ -342,8 +342,7 @@ class TcpLayer:
         if conn.active or listener is None:
             host.emit(ConnectionEstablished(connection=conn.handle))
             return
-        listener.half_open.discard(conn)
-        listener.accepted.add(conn)
+        listener.queue.complete(conn)
         host.emit(
             ConnectionAccepted(
                 listener=listener.handle,
@@ -372,7 +371,7 @@ class TcpLayer:
             state=State.LISTEN,  # a clone of the listener's TCB (see .machine)
         )
         conn.listener = listener
-        listener.half_open.add(conn)
+        listener.queue.add_half_open(conn)
         return conn
 
     def path_mtu(self, remote: int) -> int:
@@ -451,9 +450,17 @@ class TcpLayer:
         self._claim(item)
         return item
 
+    def accept_delivered(self, handle: int) -> None:
+        """The application was handed ``handle``'s ``ConnectionAccepted`` event (the
+        stack calls this from ``next_event``): the connection leaves the accept queue,
+        as one that accept(2) returned (:mod:`.accept_queue`)."""
+        conn = self._handles.get(handle)
+        if isinstance(conn, Connection):
+            self._claim(conn)
+
     @staticmethod
     def _claim(conn: Connection) -> None:
-        """The application used an accepted connection: it leaves the listen backlog."""
+        """The application took or used an accepted connection: it leaves the accept queue."""
         listener = conn.listener
         if listener is not None and conn.visible:
             listener.forget(conn)
@@ -466,13 +473,13 @@ class TcpLayer:
         bound.discard(listener.address)
         if not bound:
             del self._listening_ports[listener.port]
-        for conn in list(listener.accepted):
+        queue = listener.queue
+        for conn in list(queue.ready):
             conn.listener = None  # accepted connections live on; the application knows them
-        for conn in list(listener.half_open):
+        for conn in list(queue.syn_queue):
             conn.listener = None
             states.app_abort(self, conn, now)  # half-open: reset, as Linux does
-        listener.half_open.clear()
-        listener.accepted.clear()
+        queue.clear()
 
     def _autotune(self, conn: Connection, copied: int, now: Instant) -> None:
         """Grow the receive buffer toward 4x what the application reads per RTT.

@@ -29,9 +29,9 @@ MASK = 0xFFFFFFFF
 
 
 class Listening:
-    """The layer at B_ADDR:80 with backlog 2: one client accepted (unclaimed), one half-open.
+    """The layer at B_ADDR:80 with backlog 2: one client accepted (unclaimed), two half-open.
 
-    New SYNs get cookies (the backlog is full, the accept queue is not); once the
+    New SYNs get cookies (the SYN queue is full, the accept queue is not); once a
     half-open client completes, the accept queue is full too.
     """
 
@@ -43,6 +43,8 @@ class Listening:
         self.first = self.handshake(5000, 100, now=0)
         syn_ack = self.deliver(TcpSegment(4999, 80, 500, 0, SYN, 65535, (MssOption(1460),)), now=0)
         self.second_ack = (syn_ack[0].seq + 1) & MASK
+        # A third client, half-open too: the SYN queue (bounded by the backlog) is full.
+        self.deliver(TcpSegment(4998, 80, 700, 0, SYN, 65535, (MssOption(1460),)), now=0)
 
     def handshake(self, port: int, isn: int, *, now: int) -> int:
         syn_ack = self.deliver(
@@ -80,13 +82,13 @@ def test_a_valid_cookie_ack_meeting_a_full_accept_queue_is_dropped_then_gets_in(
     ack = (cookie + 1) & MASK
     assert listening.deliver(TcpSegment(5001, 80, 2001, ack, ACK, 65535), now=2000) == []
     assert listening.host.stats["drop.tcp_backlog_full"] == 1
-    assert listening.layer.connection_count() == 2
+    assert listening.layer.connection_count() == 3
     listening.layer.receive(listening.first, now=3000)  # the application takes the first
     replies = listening.deliver(
         TcpSegment(5001, 80, 2001, ack, ACK | PSH, 65535, (), b"hello"), now=4000
     )
     assert listening.host.stats["tcp.syn_cookies_accepted"] == 1
-    assert listening.layer.connection_count() == 3
+    assert listening.layer.connection_count() == 4
     accepted = [e for e in listening.host.take_events() if isinstance(e, ConnectionAccepted)]
     assert len(accepted) == 1
     assert listening.layer.receive(accepted[0].connection, now=4000) == b"hello"

@@ -338,7 +338,7 @@ def test_listen_backlog_drops_extra_syns_and_counts_them() -> None:
     assert [flags_to_str(s.flags) for s in scenario.sent()] == ["S.", "S."]
     assert scenario.host.stats["drop.tcp_backlog_full"] == 1
     assert scenario.layer.connection_count() == 2
-    assert scenario.layer.info(scenario.listener).queued == 2
+    assert scenario.layer.info(scenario.listener).syn_queued == 2
 
 
 def test_ephemeral_ports_are_seeded_and_distinct() -> None:
