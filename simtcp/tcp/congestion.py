@@ -133,8 +133,9 @@ class NewReno(CongestionControl):
             self.cwnd += self.mss
 
     def on_exit_recovery(self, flight_size: int) -> None:
-        # RFC 6582 §3.2 step 6, option (1) with the burst-avoiding minimum.
-        self.cwnd = max(min(self.ssthresh, flight_size + self.mss), self.mss)
+        # RFC 6582 §3.2 step 3 (full acknowledgment), option (1):
+        # min(ssthresh, max(FlightSize, SMSS) + SMSS): two segments with nothing in flight.
+        self.cwnd = min(self.ssthresh, max(flight_size, self.mss) + self.mss)
 
     def on_rto(self, flight_size: int, *, first: bool) -> None:
         # RFC 5681 §3.1 (4) and §5: ssthresh only on the first timeout of a series.

@@ -85,7 +85,8 @@ class TcpLayer:
             and self._listener_for(destination, segment.destination_port) is not None
         ):
             self.host.stats.count("tcp.time_wait_reopened")
-            self.release(conn)  # RFC 6191: the new SYN goes to the listener below
+            # RFC 6191: the new SYN goes to the listener below.
+            self.release(conn, trigger=Trigger.RCV_SYN, now=now)
             conn = None
         if conn is not None:
             if conn.ack_pending and conn.unacked_bytes >= self.config.max_stretch_ack:

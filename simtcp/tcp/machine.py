@@ -213,6 +213,8 @@ TRANSITIONS: dict[tuple[State, Trigger], Rule] = {
     (_S.FIN_WAIT_1, Trigger.RCV_ACK_OF_FIN): Rule(_S.FIN_WAIT_2, "states._ack_fin_wait_1"),
     (_S.CLOSING, Trigger.RCV_ACK_OF_FIN): Rule(_S.TIME_WAIT, "states._enter_time_wait"),
     (_S.LAST_ACK, Trigger.RCV_ACK_OF_FIN): Rule(_S.CLOSED, "layer.TcpLayer.release: delete TCB"),
+    # RFC 6191 / RFC 1122 §4.2.2.13: a newer SYN for a listening port ends TIME-WAIT.
+    (_S.TIME_WAIT, Trigger.RCV_SYN): Rule(_S.CLOSED, "timewait.new_syn_reopens"),
     # Note 3 and the rows the figure leaves out: every way to CLOSED.
     **_rules(
         (_S.SYN_SENT, _S.SYN_RECEIVED, *_SYNCHRONIZED),

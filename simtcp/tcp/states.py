@@ -179,7 +179,11 @@ def _synchronized(owner: Owner, conn: Connection, segment: TcpSegment, now: Inst
         conn.host.stats.drop(DropReason.TCP_BAD_SEGMENT)
         return
     ack = unwrap(segment.ack, conn.snd_una)
-    if not _ACK_HANDLERS[conn.state](owner, conn, segment, seq, ack, now):
+    timestamps = segment.timestamps if conn.ts_ok else None
+    if timestamps is None:
+        if not _ACK_HANDLERS[conn.state](owner, conn, segment, seq, ack, now):
+            return
+    elif not _ack_with_timestamps(owner, conn, segment, timestamps, seq, ack, now):
         return
     if segment.payload or flags & FIN:
         _receive_text(owner, conn, segment, seq, now)
@@ -213,12 +217,33 @@ def _passes_first_check(conn: Connection, segment: TcpSegment, seq: int, now: In
     if not _acceptable(conn, seq, length):
         _unacceptable(conn, segment, seq, length, now, timestamps)
         return False
-    if timestamps is not None:
-        # RFC 7323 §4.3 (2) / §5.3 R3: echo the newest TSval of a segment covering Last.ACK.sent.
-        conn.ts.update_recent(
-            timestamps.value, seg_seq=seq, last_ack_sent=conn.last_ack_sent, now=now
-        )
-    return True
+    return True  # TS.Recent is taken later, once accepted (_ack_with_timestamps)
+
+
+def _ack_with_timestamps(
+    owner: Owner,
+    conn: Connection,
+    segment: TcpSegment,
+    timestamps: TimestampsOption,
+    seq: int,
+    ack: int,
+    now: Instant,
+) -> bool:
+    """The ACK check of a timestamped segment; TS.Recent keeps its TSval only if accepted.
+
+    RFC 7323 §4.3 (2) / §5.3 R3: echo the newest TSval of an *acceptable* segment
+    covering Last.ACK.sent. It is taken before the ACK is processed (retransmissions
+    that ACK triggers echo it) and given back when the ACK check drops the segment
+    (RFC 9293 §3.10.7.4 "fifth"): otherwise a dropped segment could move TS.Recent
+    ahead, and PAWS would reject every later in-order segment.
+    """
+    ts = conn.ts
+    before = (ts.ts_recent, ts.ts_recent_at, ts.valid)
+    ts.update_recent(timestamps.value, seg_seq=seq, last_ack_sent=conn.last_ack_sent, now=now)
+    if _ACK_HANDLERS[conn.state](owner, conn, segment, seq, ack, now):
+        return True
+    ts.ts_recent, ts.ts_recent_at, ts.valid = before
+    return False
 
 
 def _fails_timestamp_checks(

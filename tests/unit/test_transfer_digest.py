@@ -31,13 +31,13 @@ from simtcp.programs.transfer import CHUNK, PatternStream, TransferSpec, expecte
 from simtcp.time import MILLISECOND, SECOND
 
 RECORDED = {
-    "chaos": "bd72d55ffaf8f0aa",
+    "chaos": "cf887f37e55b6cae",
     "clean": "fc019ba9febd5408",
     "clean0": "3426b68a19d2fe92",
     "gso": "5caed81f3deab550",
     "limit": "8a97ed06d155e730",
     "lossy": "f3fcbd4feba7159a",
-    "pause": "ad78ca554a5d0615",
+    "pause": "5fdddd5af4be32b0",
     "stall": "5359c7dc0bde4101",
     "tso": "b3cc81f9d478b183",
     "zero": "664f85f67a25fd72",

@@ -101,3 +101,14 @@ def test_isn_is_keyed_and_advances_with_the_clock() -> None:
     assert initial_sequence_number(rng, 1, 2, 3, 4, now=4_000_000) == (first + 1_000_000) % 2**32
     assert initial_sequence_number(rng, 1, 2, 3, 5, now=0) != first
     assert initial_sequence_number(SeededRandom(2), 1, 2, 3, 4, now=0) != first
+
+
+def test_newreno_exit_with_nothing_in_flight_leaves_two_segments() -> None:
+    """RFC 6582 §3.2 step 3 option (1): min(ssthresh, max(FlightSize, SMSS) + SMSS)."""
+    cc = NewReno(mss=1000, initial_window_segments=10)
+    cc.on_enter_recovery(20_000, 0)
+    cc.on_exit_recovery(0)
+    assert cc.cwnd == 2000
+    cc.on_enter_recovery(20_000, 0)
+    cc.on_exit_recovery(500)
+    assert cc.cwnd == 2000

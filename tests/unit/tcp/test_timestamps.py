@@ -127,3 +127,19 @@ def test_rtt_measured_from_echoes() -> None:
     pair.run(pair.now + 2 * SECOND)
     srtt = pair.a.layer.info(client).srtt
     assert srtt is not None and 50 * MILLISECOND <= srtt <= 95 * MILLISECOND
+
+
+def test_ts_recent_is_not_advanced_by_a_segment_that_is_then_dropped() -> None:
+    """RFC 7323 §4.3 / §5.3 R3 and RFC 9293 §3.10.7.4's order: only an accepted segment
+    updates TS.Recent. Here an in-window segment with a far-future TSval is dropped by
+    a later check (no ACK bit; then an ACK of data never sent); the next in-order
+    segment with an ordinary TSval must still be accepted, not rejected by PAWS."""
+    scenario = timestamped_scenario()
+    handle = scenario.handle or 0
+    future = (NopOption(), NopOption(), TimestampsOption(0x7000_0000, 0))
+    assert scenario.send(0, payload=b"noack", options=future) == []  # no ACK bit: dropped
+    scenario.send(ACK, ack=scenario.our_nxt + 50_000, payload=b"badack", options=future)
+    ordinary = (NopOption(), NopOption(), TimestampsOption(5002, 0))
+    scenario.send(ACK, payload=b"fine", options=ordinary)
+    assert scenario.layer.receive(handle, now=scenario.now) == b"fine"
+    assert scenario.host.stats["drop.tcp_paws"] == 0
