@@ -158,13 +158,17 @@ class TimestampState:
         self.valid = True
 
 
-def sack_block_capacity(options_length: int) -> int:
+def sack_block_capacity(options_length: int, *, space: int = MAX_OPTIONS_SPACE) -> int:
     """SACK blocks that fit beside ``options_length`` other option bytes (RFC 2018 §3).
 
     A SACK option takes 2 bytes plus 8 per block (and 2 NOPs for alignment);
-    at most 4 fit without timestamps and 3 with them.
+    at most 4 fit without timestamps and 3 with them. ``space`` is the option room
+    the segment has: 40 bytes, or less when the MTU leaves less beside the IP and
+    TCP headers (68 - 40 = 28 at the IPv4 minimum; RFC 2018 §3: the receiver sends
+    as many blocks as fit, so the ACK never exceeds the MTU).
     """
-    room = MAX_OPTIONS_SPACE - options_length - 2 - (2 if options_length else 0)
+    space = min(space, MAX_OPTIONS_SPACE)
+    room = space - options_length - 2 - (2 if options_length else 0)
     return max(min(room // 8, 4), 0)
 
 

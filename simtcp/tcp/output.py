@@ -30,7 +30,7 @@ from ..wire.tcp import (
 from .connection import Connection
 from .host import TcpHost
 from .machine import State
-from .options import TIMESTAMPS_SPACE, TS_TICK, sack_block_capacity
+from .options import MAX_OPTIONS_SPACE, TIMESTAMPS_SPACE, TS_TICK, sack_block_capacity
 from .sack import NextSegment, SegmentKind, to_wire_blocks
 from .seq import SEQ_MASK
 
@@ -129,11 +129,17 @@ def _sack_option(conn: Connection, used: int) -> tuple[TcpOption, ...]:
     blocks = receiver.option_blocks(
         rcv_nxt=conn.rcv_nxt,
         held=conn.receive_buffer.out_of_order_blocks(),
-        limit=sack_block_capacity(used),
+        limit=sack_block_capacity(used, space=_option_space(conn)),
     )
     if not blocks:
         return ()
     return (_NOP, _NOP, SackOption(to_wire_blocks(blocks)))
+
+
+def _option_space(conn: Connection) -> int:
+    """Option bytes a pure ACK may carry within our link's MTU (RFC 9293 §3.7.1)."""
+    mtu = conn.route_mtu
+    return mtu - IP_TCP_HEADERS if mtu else MAX_OPTIONS_SPACE
 
 
 def send_ack(conn: Connection, now: Instant) -> None:
