@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import DropReason
-from ..events import ConnectionReset
+from ..events import ConnectionReset, DataReceived
 from ..time import Instant
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 from . import congestion, recovery, syncookie_listener
@@ -272,6 +272,7 @@ def syn_sent_segment_arrives(
     if not flags & ACK:
         # Simultaneous open (RFC 9293 §3.10.7.3, Figure 8): answer with SYN-ACK.
         enter(conn, Trigger.RCV_SYN, now=now)
+        _simultaneous_open(conn, segment)
         send_syn(conn, now)
         conn.rto_at = now + conn.rto.rto
         return
@@ -285,6 +286,27 @@ def syn_sent_segment_arrives(
     become_established(owner, conn, Trigger.RCV_SYN_ACK, now)
     send_ack(conn, now)
     output(conn, now)
+
+
+def _simultaneous_open(conn: Connection, segment: TcpSegment) -> None:
+    """Our SYN crossed the peer's: what our SYN-ACK may carry, and the SYN's text.
+
+    RFC 7323 §2.2: a SYN-ACK carries window scale only if the SYN it answers did
+    (timestamps and SACK-permitted follow the negotiated ``ts_ok``/``sack_ok``).
+    RFC 9293 §3.10.7.3: text on the SYN is queued until the connection is
+    synchronized; it is acknowledged now (RCV.NXT moves past it) and handed to the
+    application when ESTABLISHED is reached (:func:`become_established`).
+    """
+    if segment.window_scale is None:
+        conn.offered_wscale = -1
+    payload = segment.payload
+    if payload and not segment.flags & FIN:
+        room = conn.receive_buffer.free_space
+        data = bytes(payload[:room])
+        if data:
+            conn.rcv_nxt = conn.receive_buffer.add(conn.rcv_nxt, data, conn.rcv_nxt)
+            conn.last_ack_sent = conn.rcv_nxt
+            conn.rcv_adv = max(conn.rcv_adv, conn.rcv_nxt)
 
 
 # --- SYN-RECEIVED (RFC 9293 §3.10.7.4 "fifth") ----------------------------
@@ -333,3 +355,7 @@ def become_established(owner: Owner, conn: Connection, trigger: Trigger, now: In
     if conn.config.keepalive:
         conn.keepalive_at = now + conn.config.keepalive_idle
     owner.established(conn)
+    buffer = conn.receive_buffer
+    if buffer.available and conn.visible:
+        # Text that came with a SYN in a simultaneous open (RFC 9293 §3.10.7.3).
+        conn.host.emit(DataReceived(connection=conn.handle, available=buffer.available))

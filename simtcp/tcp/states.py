@@ -133,8 +133,20 @@ def segment_arrives(owner: Owner, conn: Connection, segment: TcpSegment, now: In
         return  # header prediction did exactly what _synchronized would have
     if conn.state is State.SYN_SENT:
         handshake.syn_sent_segment_arrives(owner, conn, segment, now)
+        if segment.payload or segment.flags & FIN:
+            _text_on_syn_ack(owner, conn, segment, now)
     else:
         _synchronized(owner, conn, segment, now)
+
+
+def _text_on_syn_ack(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant) -> None:
+    """RFC 9293 §3.10.7.3: text (or a FIN) on the SYN-ACK that established ``conn`` is
+    processed once ESTABLISHED, not discarded; it starts just after the peer's SYN."""
+    if segment.flags & (SYN | ACK) != SYN | ACK or conn.state not in _DATA_STATES:
+        return
+    _receive_text(owner, conn, segment, conn.irs + 1, now)
+    if conn.state is not State.CLOSED:
+        output(conn, now)
 
 
 # --- synchronized states (RFC 9293 §3.10.7.4) -------------------------------
@@ -527,10 +539,12 @@ def _receive_in_order(
         conn.host.emit(DataReceived(connection=conn.handle, available=buffer.available))
     if conn.sack_receiver is not None and (had_holes or duplicate is not None):
         _note_sack_arrival(conn, start, end, duplicate)
-    if had_holes:
-        send_ack(conn, now)  # RFC 5681 §4.2: a segment that fills a gap is ACKed at once
+    if had_holes and (conn.peer_fin_seq != new_rcv_nxt or conn.fin_received):
+        # RFC 5681 §4.2: a segment that fills a gap is ACKed at once -- unless the
+        # peer's FIN is now in order too: the ACK of the FIN covers both (one ACK).
+        send_ack(conn, now)
     else:
-        schedule_ack(conn, new_rcv_nxt - rcv_nxt, now)
+        schedule_ack(conn, new_rcv_nxt - rcv_nxt, now)  # the FIN's ACK follows at once
 
 
 def _note_sack_arrival(

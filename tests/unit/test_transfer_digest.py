@@ -31,12 +31,12 @@ from simtcp.programs.transfer import CHUNK, PatternStream, TransferSpec, expecte
 from simtcp.time import MILLISECOND, SECOND
 
 RECORDED = {
-    "chaos": "cf887f37e55b6cae",
+    "chaos": "64dab1dcd37afd4e",
     "clean": "fc019ba9febd5408",
     "clean0": "3426b68a19d2fe92",
     "gso": "5caed81f3deab550",
     "limit": "8a97ed06d155e730",
-    "lossy": "f3fcbd4feba7159a",
+    "lossy": "588f7f83a17a7bdc",
     "pause": "5fdddd5af4be32b0",
     "stall": "5359c7dc0bde4101",
     "tso": "b3cc81f9d478b183",
