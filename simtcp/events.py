@@ -116,6 +116,9 @@ class ConnectionTimedOut(Event):
     """The handshake, the retransmissions or keepalive ran out of attempts."""
 
     connection: int
+    soft_error: tuple[int, int] | None = None
+    """The last soft ICMP error (type, code) the connection met, if any (RFC 1122
+    §4.2.3.9): Linux reports it instead of ETIMEDOUT (``sk_err_soft``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -366,6 +366,10 @@ class Stack:
         """Reset the connection: RST to the peer, state freed at once."""
         self.tcp.abort(connection, now=now)
 
+    def tcp_take_soft_error(self, connection: int) -> tuple[int, int] | None:
+        """The connection's last soft ICMP error (type, code), cleared (like SO_ERROR)."""
+        return self.tcp.take_soft_error(connection)
+
     def tcp_info(self, connection: int) -> TcpInfo:
         """A snapshot of one connection: state, sequence variables, windows, RTT, counters."""
         return self.tcp.info(connection)

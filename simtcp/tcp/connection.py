@@ -72,6 +72,9 @@ class TcpInfo:
     Recv-Q); the backlog bounds these."""
     syn_queued: int = 0
     """A listener's connections in SYN-RECEIVED."""
+    soft_error: tuple[int, int] | None = None
+    """The last soft ICMP error (type, code) met (RFC 1122 §4.2.3.9), until taken with
+    ``TcpLayer.take_soft_error`` (as SO_ERROR reads and clears ``sk_err_soft``)."""
 
 
 class Listener:
@@ -434,4 +437,5 @@ class Connection:
             window_scaling=bool(self.snd_wscale or self.rcv_wscale),
             timestamps=self.ts_ok,
             sack=self.sack_ok,
+            soft_error=self.soft_error,
         )

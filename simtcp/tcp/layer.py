@@ -286,6 +286,17 @@ class TcpLayer:
             output(conn, now)  # a held small segment may go now
             conn.rearm()
 
+    def take_soft_error(self, handle: int) -> tuple[int, int] | None:
+        """The connection's last soft ICMP error (type, code), cleared as it is read.
+
+        RFC 1122 §4.2.3.9: soft errors (destination unreachable codes 0, 1, 5, source
+        quench, time exceeded, parameter problem) do not abort a connection but must
+        be made available to the application; this is SO_ERROR's ``sk_err_soft``.
+        """
+        conn = self._connection(handle)
+        error, conn.soft_error = conn.soft_error, None
+        return error
+
     def info(self, handle: int) -> TcpInfo:
         """A snapshot of a connection's or listener's state."""
         return self._item(handle).info()

@@ -59,7 +59,10 @@ def timer_fired(owner: Owner, conn: Connection, now: Instant) -> None:
 def _timed_out(owner: Owner, conn: Connection, now: Instant) -> None:
     """A retry or idle limit ran out: CLOSED, and the application is told."""
     owner.release(
-        conn, ConnectionTimedOut(connection=conn.handle), trigger=Trigger.TIMEOUT, now=now
+        conn,
+        ConnectionTimedOut(connection=conn.handle, soft_error=conn.soft_error),
+        trigger=Trigger.TIMEOUT,
+        now=now,
     )
 
 
@@ -68,7 +71,10 @@ def _syn_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
     if conn.retries > conn.config.syn_retries:
         if conn.active:
             owner.release(
-                conn, ConnectionTimedOut(connection=conn.handle), trigger=Trigger.TIMEOUT, now=now
+                conn,
+                ConnectionTimedOut(connection=conn.handle, soft_error=conn.soft_error),
+                trigger=Trigger.TIMEOUT,
+                now=now,
             )
         else:
             owner.release(conn, trigger=Trigger.TIMEOUT, now=now)

@@ -149,3 +149,24 @@ def test_cubic_by_name_moves_data() -> None:
     pair.a.layer.send(client, b"c" * 100_000, now=pair.now)
     pair.run(pair.now + 2 * SECOND)
     assert pair.a.layer.info(client).bytes_in_send_buffer == 0
+
+
+def test_a_soft_error_is_the_connections_soft_error_and_reported_on_timeout() -> None:
+    """RFC 1122 §4.2.3.9: a soft error is made available to the application: in
+    ``TcpInfo.soft_error``, read-and-cleared by ``take_soft_error`` (SO_ERROR), and
+    on the ``ConnectionTimedOut`` of a connect that then gives up."""
+    from simtcp.events import ConnectionTimedOut
+
+    scenario = Scenario(config=TcpConfig(syn_retries=1))
+    scenario.enter("SYN-SENT")
+    handle = scenario.handle or 0
+    icmp(scenario, 11, 0, scenario.our_iss)  # time exceeded: soft
+    assert scenario.layer.info(handle).soft_error == (11, 0)
+    icmp(scenario, 3, 1, scenario.our_iss)  # host unreachable: soft, the latest wins
+    assert scenario.layer.take_soft_error(handle) == (3, 1)
+    assert scenario.layer.take_soft_error(handle) is None
+    icmp(scenario, 3, 0, scenario.our_iss)  # net unreachable
+    scenario.advance(1 * SECOND)
+    scenario.advance(3 * SECOND)
+    timed_out = [e for e in scenario.events() if isinstance(e, ConnectionTimedOut)]
+    assert timed_out == [ConnectionTimedOut(connection=handle, soft_error=(3, 0))]
