@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import NoReturn, TextIO
 
 from simtcp.backends.impair import LinkProfile
+from simtcp.config import TcpConfig
 from simtcp.errors import ConfigError
 from simtcp.programs.transfer import PCAP_POINTS, TransferResult, TransferSpec, run_transfer
 from simtcp.time import SECOND, Duration, parse_duration
@@ -232,6 +234,32 @@ def _add_link_options(parser: argparse.ArgumentParser, default_bytes: str) -> No
         help="TEST ONLY: the server keeps at most N bytes of each connection (a "
         "deliberately broken run, for tests of failure stores and replays)",
     )
+    buffers = parser.add_argument_group("buffers (both stacks; TcpConfig's defaults otherwise)")
+    for name, what in BUFFER_OPTIONS.items():
+        buffers.add_argument(
+            f"--{name.replace('_', '-')}", type=parse_size, default=None, metavar="N", help=what
+        )
+
+
+BUFFER_OPTIONS = {
+    "send_buffer": "initial send buffer per connection, e.g. 256K (default 512K)",
+    "send_buffer_max": "send-buffer auto-tuning ceiling; at or below --send-buffer: "
+    "off (default 4M)",
+    "receive_buffer": "initial receive buffer per connection (default 256K)",
+    "receive_buffer_max": "receive-buffer auto-tuning ceiling; at or below "
+    "--receive-buffer: off (default 6M)",
+}
+"""TcpConfig fields ``simtcp sim`` exposes as --send-buffer and friends."""
+
+
+def _tcp_config(args: argparse.Namespace) -> TcpConfig:
+    """TcpConfig's defaults with the buffer options given on the command line."""
+    chosen = {name: getattr(args, name) for name in BUFFER_OPTIONS}
+    given = {name: value for name, value in chosen.items() if value is not None}
+    try:
+        return dataclasses.replace(TcpConfig(), **given)
+    except ConfigError as error:
+        raise UsageError(f"simtcp sim: {error}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,6 +348,7 @@ def spec_from_args(args: argparse.Namespace, seed: int) -> TransferSpec:
         backlog=args.backlog,
         stall_timeout=args.stall_timeout,
         test_truncate_delivery=getattr(args, "test_truncate_delivery", None),
+        tcp=_tcp_config(args),
     )
 
 
@@ -348,6 +377,10 @@ def replay_command(args: argparse.Namespace, seed: int) -> str:
         words += ["--stall-timeout", format_time(args.stall_timeout)]
     if getattr(args, "test_truncate_delivery", None) is not None:
         words += ["--test-truncate-delivery", str(args.test_truncate_delivery)]
+    for name in BUFFER_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            words += [f"--{name.replace('_', '-')}", format_size(value)]
     return " ".join([*words, "--seed", str(seed)])
 
 

@@ -15,15 +15,18 @@ class TcpConfig:
     mss: int = 1460
     """Largest segment we accept, before clamping to the route's MTU (RFC 9293 §3.7.1)."""
     send_buffer: int = 512 * 1024
-    """Bytes the application may queue for sending per connection."""
+    """Bytes the application may queue for sending per connection, at first."""
+    send_buffer_max: int = 4 * 1024 * 1024
+    """Ceiling of send-buffer auto-tuning (Linux's ``tcp_wmem`` max, 4 MiB): a writer
+    that finds the buffer full earns room for two congestion windows (Linux's
+    ``tcp_sndbuf_expand``); at or below ``send_buffer`` auto-tuning is off."""
     receive_buffer: int = 256 * 1024
-    """Bytes held for the application per connection; bounds the advertised window."""
-    receive_buffer_max: int = 0
-    """Ceiling of receive-buffer auto-tuning: the buffer grows toward four times what the
-    application reads per RTT (in the spirit of Linux's tcp_rcv_space_adjust) when window
-    scaling is on; at or below ``receive_buffer`` (the default) auto-tuning is off. Off by
-    default: in the simulator's shallow queues the larger windows overshoot in slow start
-    (16 MiB at 100 Mbit/s, 40 ms RTT: 3.8 s with it up to 4 MiB, 2.8 s without)."""
+    """Bytes held for the application per connection at first; bounds the advertised window."""
+    receive_buffer_max: int = 6 * 1024 * 1024
+    """Ceiling of receive-buffer auto-tuning (Linux's ``tcp_rmem`` max, 6 MiB, with
+    ``tcp_moderate_rcvbuf=1``): the buffer grows toward four times what the application
+    reads per RTT (dynamic right-sizing, as Linux's tcp_rcv_space_adjust) when window
+    scaling is on; at or below ``receive_buffer`` auto-tuning is off."""
     initial_rto: Duration = 1 * SECOND
     """RTO before any RTT sample (RFC 6298 §2.1)."""
     min_rto: Duration = 200 * MILLISECOND
@@ -101,7 +104,10 @@ class TcpConfig:
         checks = (
             (88 <= self.mss <= 65495, "tcp.mss must be 88..65495"),
             (
-                self.send_buffer >= 1 and self.receive_buffer >= 1,
+                self.send_buffer >= 1
+                and self.receive_buffer >= 1
+                and self.send_buffer_max >= 0
+                and self.receive_buffer_max >= 0,
                 "tcp.send_buffer and tcp.receive_buffer must be at least 1 byte",
             ),
             (

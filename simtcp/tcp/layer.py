@@ -26,7 +26,7 @@ from ..rng import SeededRandom
 from ..time import Instant
 from ..timers import TimerHeap
 from ..wire.tcp import TcpSegment
-from . import congestion, icmp_errors, states, timeouts, timewait
+from . import autotune, congestion, icmp_errors, states, timeouts, timewait
 from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, PendingAcks, TcpInfo, format_address
 from .host import TcpHost
@@ -222,6 +222,8 @@ class TcpLayer:
                 + (" after shutdown" if conn.write_closed else "")
             )
         taken = conn.send_buffer.append(data)
+        if taken < len(data) and autotune.grow_send_buffer(conn):
+            taken += conn.send_buffer.append(data[taken:])
         if taken < len(data):
             conn.send_blocked = True
         if taken and conn.state is not State.SYN_SENT:
@@ -240,7 +242,7 @@ class TcpLayer:
                 self._free_handle(conn)  # drained after the connection ended
         elif data and conn.state in _CAN_RECEIVE:
             if conn.rcv_wscale:
-                self._autotune(conn, len(data), now)
+                autotune.receive_space_adjust(conn, len(data), now)
             self._maybe_update_window(conn, now)
         return data
 
@@ -492,28 +494,6 @@ class TcpLayer:
             conn.listener = None
             states.app_abort(self, conn, now)  # half-open: reset, as Linux does
         queue.clear()
-
-    def _autotune(self, conn: Connection, copied: int, now: Instant) -> None:
-        """Grow the receive buffer toward 4x what the application reads per RTT.
-
-        Linux's dynamic right-sizing in spirit (tcp_rcv_space_adjust): a reader that
-        keeps up earns a window that can cover the path's bandwidth-delay product,
-        bounded by ``receive_buffer_max``; a slow reader never grows it.
-        """
-        buffer = conn.receive_buffer
-        limit = self.config.receive_buffer_max
-        if buffer.capacity >= limit:
-            return
-        conn.rcv_space_copied += copied
-        srtt = conn.rto.srtt
-        if srtt is None or now - conn.rcv_space_at < srtt:
-            return
-        target = 4 * conn.rcv_space_copied
-        if target > buffer.capacity:
-            buffer.capacity = min(target, limit)
-            self.host.stats.count("tcp.receive_buffer_grown")
-        conn.rcv_space_copied = 0
-        conn.rcv_space_at = now
 
     def _maybe_update_window(self, conn: Connection, now: Instant) -> None:
         """Send a window update once reading has grown the offer enough to matter.

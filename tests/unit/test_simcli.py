@@ -15,6 +15,7 @@ import shlex
 import pytest
 
 from simtcp.backends.impair import LinkProfile
+from simtcp.config import TcpConfig
 from simtcp.programs import sim as simcli
 from simtcp.programs.sim import (
     ProgressBar,
@@ -299,6 +300,10 @@ def test_replay_command_parses_back_to_the_same_spec() -> None:
         "2",
         "--stall-timeout",
         "100s",
+        "--send-buffer",
+        "64K",
+        "--receive-buffer-max",
+        "1M",
     ]
     args = build_parser().parse_args(argv)
     command = replay_command(args, 42)
@@ -429,3 +434,13 @@ def test_warm_up_keeps_corrupted_arp_out_of_the_transfer() -> None:
     bad = LinkProfile(loss=0.1, reorder=0.1, duplicate=0.1, corrupt=0.1)
     result = run_transfer(TransferSpec(bytes=100 * 1024, seed=87, forward=bad, backward=bad))
     assert result.ok, result.reason
+
+
+def test_transfer_exposes_the_buffer_options() -> None:
+    """Issue 15: ``simtcp sim transfer`` sets TcpConfig's buffers (both stacks)."""
+    argv = ["transfer", "--send-buffer", "64K", "--send-buffer-max", "0"]
+    argv += ["--receive-buffer", "128K", "--receive-buffer-max", "2M"]
+    spec = spec_from_args(build_parser().parse_args(argv), 0)
+    assert (spec.tcp.send_buffer, spec.tcp.send_buffer_max) == (64 * 1024, 0)
+    assert (spec.tcp.receive_buffer, spec.tcp.receive_buffer_max) == (128 * 1024, 2 << 20)
+    assert spec_from_args(build_parser().parse_args(["transfer"]), 0).tcp == TcpConfig()

@@ -31,16 +31,16 @@ from simtcp.programs.transfer import CHUNK, PatternStream, TransferSpec, expecte
 from simtcp.time import MILLISECOND, SECOND
 
 RECORDED = {
-    "chaos": "64dab1dcd37afd4e",
-    "clean": "fc019ba9febd5408",
-    "clean0": "3426b68a19d2fe92",
-    "gso": "5caed81f3deab550",
-    "limit": "8a97ed06d155e730",
-    "lossy": "588f7f83a17a7bdc",
-    "pause": "5fdddd5af4be32b0",
-    "stall": "5359c7dc0bde4101",
-    "tso": "b3cc81f9d478b183",
-    "zero": "664f85f67a25fd72",
+    "chaos": "a75712c2c404e435",
+    "clean": "647bbccbc6f2116a",
+    "clean0": "0189e6a8ee38c0b8",
+    "gso": "b0d5f6260eb56183",
+    "limit": "31b2b7b57beccf8b",
+    "lossy": "d397a8f34626d213",
+    "pause": "90fe9f86b5a1727b",
+    "stall": "e3665c8d54b5e169",
+    "tso": "4bf7252210c710ef",
+    "zero": "69b9dc33024607a7",
 }
 """Spec name -> digest of the link pcap and the result's figures (see ``digest``)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from simtcp.rng import SeededRandom
+from simtcp.tcp import TcpConfig
 from simtcp.tcp.buffers import ReceiveBuffer, SendBuffer
 from simtcp.tcp.congestion import NewReno, create
 from simtcp.tcp.isn import initial_sequence_number
@@ -112,3 +113,24 @@ def test_newreno_exit_with_nothing_in_flight_leaves_two_segments() -> None:
     cc.on_enter_recovery(20_000, 0)
     cc.on_exit_recovery(500)
     assert cc.cwnd == 2000
+
+
+def test_buffers_auto_tune_by_default_up_to_linux_maxima() -> None:
+    """Issue 15: send and receive auto-tuning on by default (tcp_moderate_rcvbuf=1),
+    ceilings like Linux's tcp_wmem / tcp_rmem maxima."""
+    config = TcpConfig()
+    assert config.receive_buffer_max == 6 * 1024 * 1024 > config.receive_buffer
+    assert config.send_buffer_max == 4 * 1024 * 1024 > config.send_buffer
+
+
+def test_a_full_send_buffer_grows_toward_two_congestion_windows() -> None:
+    from .scenario import Scenario
+
+    scenario = Scenario(config=TcpConfig(send_buffer=4096))
+    scenario.enter("ESTABLISHED")
+    handle = scenario.handle or 0
+    info = scenario.layer.info(handle)
+    taken = scenario.layer.send(handle, b"x" * 1_000_000, now=scenario.now)
+    # Grown from 4096 to two windows (Linux's tcp_sndbuf_expand).
+    assert taken == 2 * max(info.cwnd, info.snd_wnd) > 4096
+    assert scenario.host.stats["tcp.send_buffer_grown"] == 1

@@ -120,7 +120,7 @@ def test_api_misuse_raises_the_documented_errors() -> None:
 
 
 def test_send_buffer_is_bounded() -> None:
-    scenario = Scenario(config=TcpConfig(send_buffer=4096))
+    scenario = Scenario(config=TcpConfig(send_buffer=4096, send_buffer_max=0))
     scenario.enter("ESTABLISHED")
     handle = scenario.handle or 0
     assert scenario.layer.send(handle, b"x" * 10_000, now=scenario.now) == 4096

@@ -162,7 +162,7 @@ def test_persist_probes_back_off() -> None:
 
 
 def test_slow_reader_loses_nothing() -> None:
-    receiver = TcpConfig(msl=1 * SECOND, receive_buffer=16 * 1024)
+    receiver = TcpConfig(msl=1 * SECOND, receive_buffer=16 * 1024, receive_buffer_max=0)
     pair = make_pair(TcpConfig(msl=1 * SECOND, send_buffer=64 * 1024), receiver)
     client, server = connect(pair)
     data = bytes((i * 7) & 0xFF for i in range(300_000))

@@ -21,7 +21,9 @@ MSS = 1448
 """1500 - 40 - 12 bytes of timestamps."""
 MAX_SEGMENT = 65535 - 120
 TSO = MAX_SEGMENT - MAX_SEGMENT % MSS
-FAST = TcpConfig(msl=1 * SECOND)
+# A fixed 256 KiB receive window (no auto-tuning): the peer's window, not slow start's
+# ACK clock, limits the sender, so its TSO segments reach the route limit.
+FAST = TcpConfig(msl=1 * SECOND, receive_buffer_max=0)
 
 
 def cut(segment: TcpSegment, size: int) -> list[TcpSegment]:
