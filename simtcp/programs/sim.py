@@ -377,11 +377,18 @@ def replay_command(args: argparse.Namespace, seed: int) -> str:
         words += ["--stall-timeout", format_time(args.stall_timeout)]
     if getattr(args, "test_truncate_delivery", None) is not None:
         words += ["--test-truncate-delivery", str(args.test_truncate_delivery)]
+    words += _buffer_words(args)
+    return " ".join([*words, "--seed", str(seed)])
+
+
+def _buffer_words(args: argparse.Namespace) -> list[str]:
+    """The buffer options given, as command-line words."""
+    words: list[str] = []
     for name in BUFFER_OPTIONS:
         value = getattr(args, name)
         if value is not None:
             words += [f"--{name.replace('_', '-')}", format_size(value)]
-    return " ".join([*words, "--seed", str(seed)])
+    return words
 
 
 def describe_link(args: argparse.Namespace) -> str:

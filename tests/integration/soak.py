@@ -91,6 +91,39 @@ async def _set_sysctl(netns: str, name: str, value: str) -> None:
     await process.wait()
 
 
+async def _after_round(stack: Any, client: dict[str, Any], msl_s: float) -> SoakRound:
+    """What a round left: right after it, and once its TIME-WAITs are over."""
+    await asyncio.sleep(0.5)
+    objects_after = connection_objects()
+    live_after = stack.tcp.connection_count()
+    rss_after = rss_kib()
+    await asyncio.sleep(2 * msl_s + 1)
+    return SoakRound(
+        client=client,
+        rss_after_kib=rss_after,
+        rss_after_time_wait_kib=rss_kib(),
+        objects_after=objects_after,
+        live_after=live_after,
+        objects_after_time_wait=connection_objects(),
+        live_after_time_wait=stack.tcp.connection_count(),
+    )
+
+
+def _handler(*, client_closes: bool) -> Any:
+    """The server's per-connection handler: request, response, then who closes."""
+
+    async def handle(reader: Any, writer: Any) -> None:
+        await reader.read(65536)
+        writer.write(RESPONSE)
+        if client_closes:
+            while await reader.read(65536):
+                pass
+        writer.close()
+        await writer.wait_closed()
+
+    return handle
+
+
 def run_soak(
     netns: str,
     *,
@@ -119,14 +152,7 @@ def run_soak(
     stack = Stack(StackConfig(seed=7, tcp=tcp))
     stack.add_interface("eth0", mac=stack_mac(7, "eth0"))
 
-    async def handle(reader: Any, writer: Any) -> None:
-        await reader.read(65536)
-        writer.write(RESPONSE)
-        if client_closes:
-            while await reader.read(65536):
-                pass
-        writer.close()
-        await writer.wait_closed()
+    handle = _handler(client_closes=client_closes)
 
     async def main() -> SoakResult:
         net = over_tap(stack, [device])
@@ -137,8 +163,7 @@ def run_soak(
         await _set_sysctl(netns, "net.ipv4.ip_local_port_range", "1024 65000")
         tool = ["short", "--host", STACK, "--port", "80", "--bytes", str(len(RESPONSE))]
         tool += ["--workers", str(workers), "--block", str(block)]
-        if client_closes:
-            tool.append("--client-closes")
+        tool += ["--client-closes"] if client_closes else []
         try:
             async with await net.start_server(handle, STACK, 80):
                 await _run_tool(netns, *tool, "--count", str(warmup), timeout=timeout)
@@ -146,23 +171,9 @@ def run_soak(
                 gc.collect()
                 result = SoakResult(rss_start_kib=rss_kib())
                 for _ in range(rounds):
-                    client = await _run_tool(netns, *tool, "--count", str(count), timeout=timeout)
-                    await asyncio.sleep(0.5)
-                    objects_after = connection_objects()
-                    live_after = stack.tcp.connection_count()
-                    rss_after = rss_kib()
-                    await asyncio.sleep(2 * msl_s + 1)
-                    result.rounds.append(
-                        SoakRound(
-                            client=client,
-                            rss_after_kib=rss_after,
-                            rss_after_time_wait_kib=rss_kib(),
-                            objects_after=objects_after,
-                            live_after=live_after,
-                            objects_after_time_wait=connection_objects(),
-                            live_after_time_wait=stack.tcp.connection_count(),
-                        )
-                    )
+                    command = [*tool, "--count", str(count)]
+                    client = await _run_tool(netns, *command, timeout=timeout)
+                    result.rounds.append(await _after_round(stack, client, msl_s))
                 return result
         finally:
             net.close()

@@ -113,6 +113,12 @@ def rst(scenario: Scenario) -> None:
     assert scenario.state() == "CLOSED"
 
 
+def new_syn(scenario: Scenario) -> None:
+    """RFC 6191 / RFC 1122 §4.2.2.13: a SYN beyond RCV.NXT reopens the port."""
+    scenario.send(SYN, seq=scenario.peer_nxt + 100_000, options=(MssOption(1460),))
+    assert scenario.state() == "SYN-RECEIVED"
+
+
 def abort(scenario: Scenario) -> None:
     if scenario.handle is None:  # a passive half-open connection: closing its listener aborts it
         assert scenario.listener is not None
@@ -254,6 +260,7 @@ DRIVES: dict[str, Drive] = {
     "passive close": reach("LAST-ACK", last_ack_acked),
     "note 2": reach("FIN-WAIT-1", fin_and_ack_of_fin),
     "2*MSL": reach("TIME-WAIT", timeout, FAST),
+    "new SYN in TIME-WAIT": reach("TIME-WAIT", new_syn),
     "cookie ACK": cookie_ack,
     "CLOSE in SYN-SENT": reach("SYN-SENT", close_in_syn_sent),
     "RST in SYN-SENT": reach("SYN-SENT", rst),
