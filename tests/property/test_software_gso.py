@@ -187,6 +187,9 @@ def test_the_stack_really_cuts_big_segments(monkeypatch: pytest.MonkeyPatch) -> 
             backward=link,
             arp=ARP_FOREVER,
             offload=SOFTWARE_GSO,
+            # A fixed 256 KiB receive window: the sender is window-limited and sends
+            # whole 64 KiB segments; auto-tuned, slow start's ACK clock paces it.
+            tcp=TcpConfig(receive_buffer_max=0),
         ),
         pcap=capture,
         pcap_point="client",
