@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("simtcp.programs.demo", "play the seed's session inside the simulator (no root)"),
     "sim": ("simtcp.programs.sim", "transfers and seed campaigns through the simulator"),
     "drill": ("simtcp.programs.drill", "run packetdrill-format scripts in virtual time"),
+    "plot": ("simtcp.programs.plot", "draw a TCP flow of a trace or a pcap (tcptrace-style)"),
 }
 
 
