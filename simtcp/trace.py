@@ -287,6 +287,9 @@ class ConnectionTrace:
             self.dropped += 1
             return
         self.written += 1
+        self._emit(record)
+
+    def _emit(self, record: Record) -> None:
         if self._keep:
             self.records.append(record)
         if self._sink is not None:
@@ -294,8 +297,7 @@ class ConnectionTrace:
 
     def close(self) -> None:
         """Write the ``end`` record (always, even past the limit)."""
-        self.written -= 1 if self.written >= self._max_records else 0
-        self._write({"type": "end", "records": self.written, "dropped": self.dropped})
+        self._emit({"type": "end", "records": self.written, "dropped": self.dropped})
 
 
 class _RecordingHost:

@@ -27,7 +27,17 @@ from simtcp.trace import TRACE_SCHEMA, TRACE_VERSION
 from simtcp.wire.ipv4 import Ipv4Packet, ip_to_str
 from simtcp.wire.tcp import TcpSegment, flags_to_str
 
-__all__ = ["FlowSeries", "Packet", "SeriesError", "extract", "packets_from_pcap", "read_trace"]
+__all__ = [
+    "FlowSeries",
+    "Packet",
+    "SeriesError",
+    "extract",
+    "from_pcap",
+    "from_records",
+    "from_trace",
+    "packets_from_pcap",
+    "read_trace",
+]
 
 _SYN, _ACK = 0x02, 0x10
 _ETHERTYPE_IPV4, _ETHERTYPE_VLAN = 0x0800, 0x8100
@@ -254,6 +264,11 @@ def _frame_packet(linktype: int, at: int, frame: bytes) -> Packet | None:
 def from_trace(lines: Iterable[str]) -> FlowSeries:
     """The series of a trace's busiest sender (its own view: sent segments, ACKs received)."""
     _, records = read_trace(lines)
+    return from_records(records)
+
+
+def from_records(records: list[dict[str, Any]]) -> FlowSeries:
+    """The series of a trace's records (the header left out), as :func:`from_trace`."""
     host = _sending_host(records)
     series = extract(list(_trace_packets(records, host)), origin=f"trace ({host})")
     _engine_series(series, records, host)
