@@ -236,6 +236,11 @@ def _frame_packet(linktype: int, at: int, frame: bytes) -> Packet | None:
     payload = _ip_payload(linktype, frame)
     if payload is None:
         return None
+    if len(payload) >= 4:
+        # A capture with a snap length cuts the datagram: its length is the IP header's.
+        total = struct.unpack_from(">H", payload, 2)[0]
+        if total > len(payload):
+            payload += bytes(total - len(payload))
     try:
         ip = Ipv4Packet.parse(payload, verify_checksum=False)
         if ip.protocol != 6 or ip.fragment_offset:
