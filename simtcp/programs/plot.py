@@ -123,7 +123,9 @@ def _rtt(axis: Any, series: FlowSeries) -> None:
         axis.step(*zip(*series.srtt, strict=True), where="post", label="srtt")
     if series.rto:
         axis.step(*zip(*series.rto, strict=True), where="post", label="RTO")
-    axis.set_ylabel("ms")
+    if series.rtt_samples or series.srtt or series.rto:
+        axis.set_yscale("log")  # RTT samples of a LAN and the 1 s initial RTO on one axis
+    axis.set_ylabel("ms (log)")
     axis.legend(fontsize=7, loc="upper left")
 
 
