@@ -21,8 +21,9 @@ SIZE = 512 * 1024
 
 
 def _tcpdump(server: ServerProcess, path: Path) -> subprocess.Popen[str]:
-    argv = ["ip", "netns", "exec", server.netns, "tcpdump", "-Z", "root", "-i", server.tap0, "-U", "-n",
-            "-s", "128", "-w", str(path), "tcp"]  # fmt: skip
+    # -Z root: tcpdump's own privilege drop left it capturing nothing into a root-owned tmp dir.
+    argv = ["ip", "netns", "exec", server.netns, "tcpdump", "-Z", "root", "-i", server.tap0,
+            "-U", "-n", "-s", "128", "-w", str(path), "tcp"]  # fmt: skip
     capture = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     assert capture.stderr is not None
     line = capture.stderr.readline()  # "tcpdump: listening on ..." once it captures

@@ -10,8 +10,8 @@ from simtcp.backends.impair import LinkProfile
 from simtcp.programs.tcpseries import from_pcap, from_records
 from simtcp.programs.transfer import TransferSpec, run_transfer
 from simtcp.stack import Stack
-from simtcp.trace import TRACE_SCHEMA, TRACE_VERSION, ConnectionTrace
 from simtcp.time import MILLISECOND
+from simtcp.trace import TRACE_SCHEMA, TRACE_VERSION, ConnectionTrace
 
 BYTES = 300_000
 # Seed 4 of this link loses exactly one frame, a data segment from the client (checked below).
