@@ -40,8 +40,9 @@ connection as ``local:port>remote:port``):
 ``state``
     ``old``, ``new``, ``trigger`` (RFC 9293 Figure 5's labels).
 ``end``
-    last record (from :meth:`ConnectionTrace.close`): ``records`` kept and
-    ``dropped`` past the limit.
+    last record (from :meth:`ConnectionTrace.close`): ``records`` kept,
+    ``dropped`` past the limit, and ``counters``: each traced stack's
+    ``stack.stats()`` by host name.
 
 The trace is bounded: after ``max_records`` records it keeps counting but
 writes nothing more (the ``end`` record says how many were dropped).
@@ -151,6 +152,7 @@ class ConnectionTrace:
         self._keep = keep
         self._max_records = max_records
         self._views: dict[tuple[str, tuple[int, int, int, int]], _ConnectionView] = {}
+        self._stacks: dict[str, Stack] = {}
         self._write(
             {"type": "header", "schema": TRACE_SCHEMA, "version": TRACE_VERSION, **(header or {})}
         )
@@ -159,6 +161,7 @@ class ConnectionTrace:
 
     def attach(self, stack: Stack, name: str) -> None:
         """Trace ``stack``'s TCP connections opened from now on, naming them ``host=name``."""
+        self._stacks[name] = stack
         layer = stack.tcp
         previous_observer = layer.transition_log.observer
 
@@ -297,7 +300,10 @@ class ConnectionTrace:
 
     def close(self) -> None:
         """Write the ``end`` record (always, even past the limit)."""
-        self._emit({"type": "end", "records": self.written, "dropped": self.dropped})
+        counters = {name: stack.stats() for name, stack in self._stacks.items()}
+        self._emit(
+            {"type": "end", "records": self.written, "dropped": self.dropped, "counters": counters}
+        )
 
 
 class _RecordingHost:

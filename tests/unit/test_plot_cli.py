@@ -33,7 +33,7 @@ def test_transfer_writes_a_trace_and_a_plot(
     header, end = json.loads(lines[0]), json.loads(lines[-1])
     assert header["schema"] == "simtcp.trace" and header["seed"] == 3
     assert header["config"]["bytes"] == 102400 and header["config"]["forward"]["loss"] == 0.02
-    assert end == {"type": "end", "records": len(lines) - 1, "dropped": 0}
+    assert (end["type"], end["records"], end["dropped"]) == ("end", len(lines) - 1, 0)
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["ok"] is True
     # simtcp plot reads the same trace back, as SVG this time.
