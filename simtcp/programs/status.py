@@ -182,10 +182,12 @@ def format_ss(status: dict[str, Any]) -> list[str]:
                 f"rto:{_ms(info.get('rto'))}",
                 f"mss:{info.get('mss', '-')}",
                 f"cwnd:{info.get('cwnd', '-')}",
-                f"ssthresh:{info.get('ssthresh', '-')}",
                 f"retrans:{info.get('retransmits', 0)}",
                 f"rcv_wnd:{info.get('rcv_wnd', '-')}",
             ]
+            ssthresh = info.get("ssthresh")
+            if ssthresh is not None and ssthresh < 1 << 30:  # ss shows none before a loss
+                details.append(f"ssthresh:{ssthresh}")
             if info.get("in_recovery"):
                 details.append("recovery")
             lines.append("\t " + " ".join(details))
@@ -221,7 +223,10 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
 
 
 def _main(argv: Sequence[str] | None, prog: str, what: str, kind: str) -> int:
-    args = _parser(prog, what).parse_args(argv)
+    try:
+        args = _parser(prog, what).parse_args(argv)
+    except SystemExit as exit_:  # a usage error (one line, 2) or --help (0)
+        return exit_.code if isinstance(exit_.code, int) else 0
     try:
         status = query(args.socket) if args.socket else from_trace(args.trace, args.at)
     except StatusError as error:
