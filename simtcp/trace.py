@@ -60,7 +60,7 @@ from .wire.tcp import TcpSegment, flags_to_str
 
 if TYPE_CHECKING:
     from .events import Event
-    from .gso import InterfaceOffload
+    from .link.interface import InterfaceOffload
     from .stack import Stack
     from .tcp.connection import Connection
     from .tcp.host import TcpHost
