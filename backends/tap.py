@@ -232,8 +232,15 @@ class TapLoop:
         self._blocked_changed = False
         for device in self.devices.values():
             self._watch(device, select.EPOLLIN)
+        self._readers: dict[int, Callable[[Instant], None]] = {}
         self._stopping = False
         self._owner_pid = os.getpid()
+
+    def watch_readable(self, fd: int, callback: Callable[[Instant], None]) -> None:
+        """Call ``callback(now)`` in the loop's turn whenever ``fd`` is readable (a control
+        socket, say): it runs between two turns, so it sees the stack at rest."""
+        self._readers[fd] = callback
+        self._epoll.register(fd, select.EPOLLIN)
 
     # --- control --------------------------------------------------------------
     def stop(self) -> None:
@@ -280,6 +287,8 @@ class TapLoop:
             if device is None:
                 if fd == self._wake_read:
                     self._drain_wake()
+                elif fd in self._readers:
+                    self._readers[fd](now)
                 continue
             interest = self._interest[fd]
             # As selectors reports it: an error or a hang-up wakes both watched directions.

@@ -35,8 +35,13 @@ costs a few ms per MB, measured and printed first).
    cost next to nothing, so this is the simulator's own CPU per simulated MB
    (event heap, impairments, polling and draining the nodes once per step).
 
-``--profile`` runs the first bulk case under cProfile and prints each module's
-share of the time (builtins counted with the module that called them), grouped
+4. Tracing: the first lossless and the 1% loss bulk cases with the connection trace
+   off and on (both stacks traced, JSON lines counted, not stored), interleaved in
+   the same run; the cost and the trace's size per simulated MB.
+
+``--trace-cost`` runs only (4). ``--profile`` runs the first bulk case under cProfile
+and prints each module's share of the time (builtins counted with the module that
+called them), grouped
 into the simulator (``backends/``), the stack and TCP engine (``simtcp/``
 below the API), and the harness (``simtcp/transfer.py``: the checking
 applications and the pattern generator). Profiling inflates call-heavy code, so
@@ -65,6 +70,7 @@ from simtcp.backends.sim import Simulator  # noqa: E402
 from simtcp.config import TcpConfig  # noqa: E402
 from simtcp.programs.transfer import PatternStream, TransferSpec, run_transfer  # noqa: E402
 from simtcp.time import MILLISECOND  # noqa: E402
+from simtcp.trace import ConnectionTrace  # noqa: E402
 
 MB = 1_000_000
 MiB = 1 << 20
@@ -130,6 +136,42 @@ def bulk_rows(size: int) -> None:
         )
         if not result.ok:
             print(f"    failed: {result.reason}")
+
+
+class _CountingSink:
+    """Counts the bytes of a trace's JSON lines instead of storing them."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def __call__(self, line: str) -> None:
+        self.size += len(line)
+
+
+def tracing_rows(size: int, repeats: int = 2) -> None:
+    """Tracing off vs on (both stacks, JSON lines to a byte counter) in the same run,
+    interleaved off/on so drift in the shared machine's speed hits both alike."""
+    print(f"\nconnection trace (--trace) cost, {size / MiB:g} MiB, off/on interleaved x{repeats}")
+    print(f"{'case':<24}{'off cpu s/MB':>13}{'on cpu s/MB':>12}{'cost':>7}{'trace MB/MB':>12}"
+          f"{'records/MB':>11}")  # fmt: skip
+    for name, spec in bulk_cases(size)[:3:2]:
+        off: list[float] = []
+        on: list[float] = []
+        sink = _CountingSink()
+        records = 0
+        for _ in range(repeats):
+            off.append(run_transfer(spec).cpu_seconds)
+            sink.size = 0
+            trace = ConnectionTrace(sink=sink, keep=False)
+            on.append(run_transfer(spec, trace=trace).cpu_seconds)
+            trace.close()
+            records = trace.written
+        megabytes = spec.bytes / MB
+        best_off, best_on = min(off) / megabytes, min(on) / megabytes
+        print(
+            f"{name:<24}{best_off:>13.4f}{best_on:>12.4f}{best_on / best_off - 1:>7.0%}"
+            f"{sink.size / spec.bytes:>12.3f}{records / megabytes:>11.0f}"
+        )
 
 
 def scaling_rows(per_connection: int, counts: list[int]) -> None:
@@ -299,12 +341,19 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="only profile the first bulk case: shares per module"
     )
+    parser.add_argument(
+        "--trace-cost", action="store_true", help="only the tracing off/on rows (same run)"
+    )
     args = parser.parse_args()
+    if args.trace_cost:
+        tracing_rows(args.mbytes * MiB)
+        return 0
     if args.profile:
         profile_rows(args.mbytes * MiB)
         return 0
     print(f"harness (generate + compare the data): {harness_cost_per_mb():.4f} cpu s/MB")
     bulk_rows(args.mbytes * MiB)
+    tracing_rows(args.mbytes * MiB)
     scaling_rows(args.per_connection, [1, 10, 100] if args.quick else [1, 10, 100, 1000])
     simulator_rows()
     return 0

@@ -16,12 +16,16 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from .cliargs import OneLineParser
 
-# subcommand -> (module, one-line help). The module has main(argv) -> int.
+# subcommand -> (module[:function], one-line help). The function (default main) takes argv
+# and returns the exit code.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("simtcp.programs.serve", "the seed topology over real TAP devices (needs root)"),
     "demo": ("simtcp.programs.demo", "play the seed's session inside the simulator (no root)"),
     "sim": ("simtcp.programs.sim", "transfers and seed campaigns through the simulator"),
     "drill": ("simtcp.programs.drill", "run packetdrill-format scripts in virtual time"),
+    "plot": ("simtcp.programs.plot", "draw a TCP flow of a trace or a pcap (tcptrace-style)"),
+    "ss": ("simtcp.programs.status:main_ss", "list connections like ss -tin (server or trace)"),
+    "stats": ("simtcp.programs.status:main_stats", "print counters like nstat (server or trace)"),
 }
 
 
@@ -43,12 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(command: str) -> Callable[[list[str]], int]:
-    module_name, _ = SUBCOMMANDS[command]
+    target, _ = SUBCOMMANDS[command]
+    module_name, _, function = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise SystemExit(f"simtcp {command}: not available in this build ({error})") from None
-    main: Callable[[list[str]], int] = module.main
+    main: Callable[[list[str]], int] = getattr(module, function or "main")
     return main
 
 

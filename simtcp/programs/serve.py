@@ -47,6 +47,7 @@ from .cliargs import OneLineParser, probability
 if TYPE_CHECKING:
     from simtcp.backends.privilege import Account
     from simtcp.backends.tap import TapDevice
+    from simtcp.programs.status import StatusSocket
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -199,6 +200,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "which is what the stack handled; tcpdump -vv calls their checksums incorrect)",
     )
     parser.add_argument(
+        "--status-socket",
+        metavar="PATH",
+        help="answer 'simtcp ss/stats --socket PATH' on this Unix socket (bound before "
+        "dropping privileges; the worker answers)",
+    )
+    parser.add_argument(
         "--pcap-wire",
         action="store_true",
         help="with --pcap, record what the wire would carry instead: segments cut to the "
@@ -236,6 +243,7 @@ class _Resources:
     namespaces: list[str] = field(default_factory=list)
     pcap_file: BinaryIO | None = None
     pcap: PcapWriter | None = None
+    status: StatusSocket | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -351,6 +359,13 @@ def _plan(args: argparse.Namespace) -> _Plan:
 
 def _serve(args: argparse.Namespace, prog: str, resources: _Resources, plan: _Plan) -> int:
     _open_pcap(args, resources)
+    if args.status_socket:
+        from simtcp.programs.status import StatusError, StatusSocket
+
+        try:
+            resources.status = StatusSocket(args.status_socket)
+        except StatusError as error:
+            raise OSError(str(error)) from None
     devices = _attach(args) if args.attach else _create(args, resources, plan.owner)
     resources.devices += devices
     _start_pcap(args, resources, devices)
@@ -561,6 +576,13 @@ def _run(
         pcap=resources.pcap,
         gro=software,
     )
+    if resources.status is not None:
+        from simtcp.programs.status import snapshot
+
+        status = resources.status
+        loop.watch_readable(
+            status.fileno(), lambda now: status.answer(snapshot(stack, loop.counters))
+        )
     try:
         for line in _describe(args, netns0, netns1, [device0, device1]):
             print(f"{prog}: {line}", flush=True)
@@ -652,6 +674,8 @@ def _teardown(resources: _Resources) -> None:
     if resources.pcap_file is not None:
         with contextlib.suppress(OSError):
             resources.pcap_file.close()
+    if resources.status is not None:
+        resources.status.close()
 
 
 __all__ = ["build_parser", "main"]

@@ -32,6 +32,7 @@ from simtcp.backends.impair import LinkProfile
 from simtcp.config import TcpConfig
 from simtcp.errors import ConfigError
 from simtcp.programs.transfer import PCAP_POINTS, TransferResult, TransferSpec, run_transfer
+from simtcp.programs.transfer_observe import ObserveError, TransferObserver, add_observe_options
 from simtcp.time import SECOND, Duration, parse_duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -290,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and what reached it) or the link before impairments "
         "(default client)",
     )
+    add_observe_options(transfer)
     campaign = commands.add_parser(
         "campaign",
         help="run many seeds, report the failures",
@@ -456,17 +458,26 @@ def _summary(args: argparse.Namespace, result: TransferResult, out: TextIO) -> N
 
 def _transfer(args: argparse.Namespace) -> int:
     spec = spec_from_args(args, args.seed)
-    if args.pcap:
+    with contextlib.ExitStack() as resources:
+        stream = None
+        if args.pcap:
+            try:
+                stream = resources.enter_context(open(args.pcap, "wb"))
+            except OSError as error:
+                raise UsageError(
+                    f"simtcp sim transfer: cannot write {args.pcap}: {error.strerror}"
+                ) from None
         try:
-            stream = open(args.pcap, "wb")  # noqa: SIM115 -- closed below
-        except OSError as error:
-            raise UsageError(
-                f"simtcp sim transfer: cannot write {args.pcap}: {error.strerror}"
-            ) from None
-        with stream:
-            result = run_transfer(spec, pcap=stream, pcap_point=args.pcap_point)
-    else:
-        result = run_transfer(spec)
+            with TransferObserver(args, spec) as observer:
+                result = run_transfer(
+                    spec,
+                    pcap=stream,
+                    pcap_point=args.pcap_point,
+                    trace=observer.trace,
+                    progress=observer.progress,
+                )
+        except ObserveError as error:
+            raise UsageError(f"simtcp sim transfer: {error}") from None
     with _reader_may_leave():
         _summary(args, result, sys.stdout)
         if args.json:

@@ -55,6 +55,7 @@ from simtcp.events import (
 from simtcp.programs.transfer_spec import TransferResult, TransferSpec
 from simtcp.stack import Stack
 from simtcp.time import SECOND, Duration, Instant
+from simtcp.trace import ConnectionTrace
 from simtcp.wire.checksum import Buffer
 from simtcp.wire.pcap import PcapWriter
 
@@ -588,14 +589,24 @@ def _warm_up(sim: Simulator, client: Stack, link: Link) -> None:
 
 
 def run_transfer(
-    spec: TransferSpec, *, pcap: BinaryIO | None = None, pcap_point: str = "client"
+    spec: TransferSpec,
+    *,
+    pcap: BinaryIO | None = None,
+    pcap_point: str = "client",
+    trace: ConnectionTrace | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TransferResult:
     """Run one transfer to its end (or its failure) and report; never hangs, never raises
-    for what the network or the engine does (only for a bad ``spec``)."""
+    for what the network or the engine does (only for a bad ``spec``). A ``trace``
+    records both stacks' connections (hosts ``client`` and ``server``); ``progress`` is
+    called after every simulator step with (bytes delivered, bytes in all)."""
     if spec.bytes < 0 or spec.reverse_bytes < 0 or spec.connections < 1:
         raise ValueError("bytes must be >= 0 and connections >= 1")
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     sim, client, server, link = _build(spec)
+    if trace is not None:
+        trace.attach(client, "client")
+        trace.attach(server, "server")
     wire = WireRetransmitCounter()
     link.taps.append(wire)
     if pcap is not None:
@@ -608,6 +619,9 @@ def run_transfer(
         if spec.warm_up:
             _warm_up(sim, client, link)
         sim.add_process(transfer.process)
+        if progress is not None:
+            total = spec.connections * (spec.bytes + spec.reverse_bytes)
+            sim.add_process(lambda now: progress(transfer.delivered(), total))
         started_at = sim.now
         transfer.open(sim.now)
         deadline = None if spec.time_limit is None else sim.now + spec.time_limit

@@ -41,8 +41,8 @@ def test_unknown_command_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[st
         main(["frobnicate"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "simtcp: error: unknown command 'frobnicate' (choose from serve, demo, sim, drill) "
-        "(see --help)"
+        "simtcp: error: unknown command 'frobnicate' (choose from serve, demo, sim, drill, "
+        "plot, ss, stats) (see --help)"
     ]
 
 
