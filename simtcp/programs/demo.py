@@ -11,6 +11,7 @@ the kernel) joined by a simulated cable, printed the way the real tools print.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -37,7 +38,7 @@ from ..time import MILLISECOND, SECOND, Instant
 from ..wire.arp import OPERATION_REPLY, OPERATION_REQUEST, ArpPacket
 from ..wire.ethernet import BROADCAST_MAC, ETHERTYPE_ARP, ZERO_MAC, EthernetFrame, mac_to_str
 from ..wire.ipv4 import ip_from_str
-from .cliargs import OneLineParser, duration, probability
+from .cliargs import OneLineParser, duration, error_line, output_file, probability
 
 STACK_MACS = ("02:00:00:00:00:01", "02:00:00:00:01:01")
 HOST_MAC = "4e:47:62:9f:88:28"
@@ -252,34 +253,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=60,
         help="one-way delay of the cable, e.g. 60us or 5ms (default 60us)",
     )
-    parser.add_argument("--pcap", metavar="FILE", help="record every frame on the cable")
+    parser.add_argument(
+        "--pcap", metavar="FILE", type=output_file, help="record every frame on the cable"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     profile = LinkProfile(loss=args.loss, delay=args.delay)
-    pcap: BinaryIO | None = None
-    try:
-        if args.pcap:
-            pcap = open(args.pcap, "wb")  # noqa: SIM115 - closed below
-        demo = Demo(seed=args.seed, profile=profile, out=print, pcap=pcap)
-        results = [
-            demo.arping("10.0.0.1"),
-            demo.ping("10.0.0.1"),
-        ]
-        demo.add_route()
-        results.append(demo.ping("10.1.1.1"))
-        results.append(demo.netcat("10.0.0.1", 80))
+    try:  # opening, writing or closing the pcap (/proc/version takes the open, fails the write)
+        with contextlib.ExitStack() as files:
+            pcap: BinaryIO | None = None
+            if args.pcap is not None:
+                pcap = files.enter_context(open(args.pcap, "wb"))
+            demo = Demo(seed=args.seed, profile=profile, out=print, pcap=pcap)
+            results = [
+                demo.arping("10.0.0.1"),
+                demo.ping("10.0.0.1"),
+            ]
+            demo.add_route()
+            results.append(demo.ping("10.1.1.1"))
+            results.append(demo.netcat("10.0.0.1", 80))
     except OSError as error:
-        print(f"simtcp demo: {error}", file=sys.stderr)
+        message = f"cannot write {args.pcap}: {error.strerror or error}"
+        print(error_line("simtcp demo", message), file=sys.stderr)
         return 2
     except SimtcpError as error:
         print(f"simtcp demo: {error}", file=sys.stderr)
         return 1
-    finally:
-        if pcap is not None:
-            pcap.close()
     print(f"virtual time {demo.sim.now / SECOND:.3f}s; every step answered: {all(results)}")
     return 0 if all(results) else 1
 

@@ -257,7 +257,7 @@ class _Plan:
 
 
 def _fail(prog: str, message: str, code: int = EXIT_USAGE) -> int:
-    print(f"{prog}: {message}", file=sys.stderr, flush=True)
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
     return code
 
 

@@ -31,9 +31,16 @@ from typing import NoReturn, TextIO
 from simtcp.backends.impair import LinkProfile
 from simtcp.config import TcpConfig
 from simtcp.errors import ConfigError
+from simtcp.programs.cliargs import (
+    OneLineParser,
+    bounded_integer,
+    duration,
+    error_line,
+    output_file,
+)
 from simtcp.programs.transfer import PCAP_POINTS, TransferResult, TransferSpec, run_transfer
 from simtcp.programs.transfer_observe import ObserveError, TransferObserver, add_observe_options
-from simtcp.time import SECOND, Duration, parse_duration
+from simtcp.time import SECOND, Duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -94,22 +101,12 @@ def parse_probability(text: str) -> float:
 
 
 def parse_time(text: str) -> Duration:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return duration(text)  # never negative; "-5ms" reaches it (OneLineParser)
 
 
 def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"{low}..{high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"{value} is outside {bound}")
-        return value
+        return bounded_integer(text, low, high)
 
     return parse
 
@@ -143,9 +140,9 @@ def format_time(duration: Duration) -> str:
 # --- the command line ---------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(OneLineParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(f"{self.prog}: error: {message} (see --help)")
 
 
 def _add_link_options(parser: argparse.ArgumentParser, default_bytes: str) -> None:
@@ -282,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seed of the impairments, the stacks and the data (default 0)",
     )
-    transfer.add_argument("--pcap", metavar="FILE", help="record the frames to a pcap file")
+    transfer.add_argument(
+        "--pcap", metavar="FILE", type=output_file, help="record the frames to a pcap file"
+    )
     transfer.add_argument(
         "--pcap-point",
         choices=PCAP_POINTS,
@@ -338,7 +337,7 @@ def spec_from_args(args: argparse.Namespace, seed: int) -> TransferSpec:
             mtu=args.mtu,
         )
     except ConfigError as error:
-        raise UsageError(f"simtcp sim: {error}") from None
+        raise UsageError(error_line("simtcp sim", str(error))) from None
     return TransferSpec(
         bytes=args.bytes,
         reverse_bytes=args.bytes if args.both_directions else 0,
@@ -458,26 +457,27 @@ def _summary(args: argparse.Namespace, result: TransferResult, out: TextIO) -> N
 
 def _transfer(args: argparse.Namespace) -> int:
     spec = spec_from_args(args, args.seed)
-    with contextlib.ExitStack() as resources:
-        stream = None
-        if args.pcap:
-            try:
+    try:  # opening, writing or closing the pcap (/proc/version takes the open, fails the write)
+        with contextlib.ExitStack() as resources:
+            stream = None
+            if args.pcap:
                 stream = resources.enter_context(open(args.pcap, "wb"))
-            except OSError as error:
-                raise UsageError(
-                    f"simtcp sim transfer: cannot write {args.pcap}: {error.strerror}"
-                ) from None
-        try:
-            with TransferObserver(args, spec) as observer:
-                result = run_transfer(
-                    spec,
-                    pcap=stream,
-                    pcap_point=args.pcap_point,
-                    trace=observer.trace,
-                    progress=observer.progress,
-                )
-        except ObserveError as error:
-            raise UsageError(f"simtcp sim transfer: {error}") from None
+            try:
+                with TransferObserver(args, spec) as observer:
+                    result = run_transfer(
+                        spec,
+                        pcap=stream,
+                        pcap_point=args.pcap_point,
+                        trace=observer.trace,
+                        progress=observer.progress,
+                    )
+            except ObserveError as error:
+                raise UsageError(error_line("simtcp sim transfer", str(error))) from None
+    except OSError as error:
+        if not args.pcap:
+            raise  # the observer's own files say what failed themselves
+        message = f"cannot write {args.pcap}: {error.strerror or error}"
+        raise UsageError(error_line("simtcp sim transfer", message)) from None
     with _reader_may_leave():
         _summary(args, result, sys.stdout)
         if args.json:
