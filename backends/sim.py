@@ -313,9 +313,12 @@ class Simulator:
         the_switch.ports.append(switch_port.outgoing)
         return link
 
-    def add_pcap(self, target: Link | Endpoint, stream: BinaryIO) -> PcapWriter:
-        """Record frames in virtual time on a link or a host interface (see the module doc)."""
-        writer = PcapWriter(stream)
+    def add_pcap(self, target: Link | Endpoint, stream: BinaryIO | PcapWriter) -> PcapWriter:
+        """Record frames in virtual time on a link or a host interface (see the module doc).
+
+        ``stream`` is a binary file, or a :class:`~simtcp.wire.pcap.PcapWriter` (or a
+        subclass that chooses what to record) to use as the tap."""
+        writer = stream if isinstance(stream, PcapWriter) else PcapWriter(stream)
         if isinstance(target, Link):
             target.taps.append(writer)
         else:

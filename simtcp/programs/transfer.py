@@ -52,6 +52,7 @@ from simtcp.events import (
     PeerClosed,
     SendSpaceAvailable,
 )
+from simtcp.programs.runpcap import RunPcap
 from simtcp.programs.transfer_spec import TransferResult, TransferSpec
 from simtcp.stack import Stack
 from simtcp.time import SECOND, Duration, Instant
@@ -498,13 +499,15 @@ def _build(spec: TransferSpec) -> tuple[Simulator, Stack, Stack, Link]:
     return sim, stacks[0], stacks[1], link
 
 
-def _add_pcap(sim: Simulator, stream: BinaryIO, point: str) -> None:
+def _add_pcap(sim: Simulator, stream: BinaryIO, point: str) -> RunPcap:
+    writer = RunPcap(stream)
     if point == "link":
-        sim.add_pcap(next(iter(sim.links.values())), stream)
+        sim.add_pcap(next(iter(sim.links.values())), writer)
     elif point in ("client", "server"):
-        sim.add_pcap((point, "eth0"), stream)
+        sim.add_pcap((point, "eth0"), writer)
     else:
         raise ValueError(f"pcap point must be one of {', '.join(PCAP_POINTS)}, not {point!r}")
+    return writer
 
 
 class _ProgressWatch:
@@ -609,8 +612,7 @@ def run_transfer(
         trace.attach(server, "server")
     wire = WireRetransmitCounter()
     link.taps.append(wire)
-    if pcap is not None:
-        _add_pcap(sim, pcap, pcap_point)
+    recorder = None if pcap is None else _add_pcap(sim, pcap, pcap_point)
     transfer = _Transfer(spec, sim, client, server)
     sim.add_host("alarm", transfer.alarm)
     reason, detail = "", ""
@@ -629,6 +631,8 @@ def run_transfer(
             sim, transfer, transfer.data_done, stall_timeout=spec.stall_timeout, deadline=deadline
         )
         finished_at = sim.now
+        if recorder is not None:
+            recorder.lingering = True  # the pcap ends with the run's last TCP segment
         if not reason and not transfer.failures:
             linger = 4 * spec.tcp.msl + spec.stall_timeout
             reason = _run_phase(

@@ -444,3 +444,22 @@ def test_transfer_exposes_the_buffer_options() -> None:
     assert (spec.tcp.send_buffer, spec.tcp.send_buffer_max) == (64 * 1024, 0)
     assert (spec.tcp.receive_buffer, spec.tcp.receive_buffer_max) == (128 * 1024, 2 << 20)
     assert spec_from_args(build_parser().parse_args(["transfer"]), 0).tcp == TcpConfig()
+
+
+def test_a_runs_pcap_ends_with_the_run(tmp_path: pathlib.Path) -> None:
+    """Issue 23: after the data phase the stacks wait out TIME-WAIT (60 s) and re-validate
+    ARP at 60 s; the pcap held those ARP frames while the summary said 0.08 s. Now its last
+    frame is the run's last TCP segment, within a few round trips of the data's end."""
+    from simtcp.wire.pcap import read_pcap
+
+    spec = TransferSpec(bytes=20_000, seed=3, forward=LinkProfile(delay=10 * MILLISECOND),
+                        backward=LinkProfile(delay=10 * MILLISECOND))  # fmt: skip
+    path = tmp_path / "run.pcap"
+    with path.open("wb") as stream:
+        result = run_transfer(spec, pcap=stream)
+    assert result.ok and result.closed_at is not None
+    with path.open("rb") as stream:
+        frames = list(read_pcap(stream))
+    last_time, last_frame = frames[-1]
+    assert last_frame[12:14] == b"\x08\x00" and last_frame[23] == 6  # TCP
+    assert last_time <= (result.virtual_seconds + 0.1) * SECOND < result.closed_at * SECOND
