@@ -43,9 +43,9 @@ virtual time and writes a pcap per host. Example (``docs`` has more)::
 
 A bad file (a syntax error, an unknown host or key, one address on two
 hosts, a negative time, a rule that can match nothing, or matched nothing by
-the end) ends with one line ``FILE:LINE: what is wrong`` on stderr and exit
-status 2. A transfer that does not complete exits 1; else 0. The same seed
-and file give byte-identical pcaps.
+the end) ends with one line ``simtcp sim scenario: error: FILE:LINE: what is
+wrong`` on stderr and exit status 2. A transfer that does not complete exits 1;
+else 0. The same seed and file give byte-identical pcaps.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from simtcp.backends.impair import LinkProfile
 from simtcp.backends.sim import Link, SimulationError, Simulator
 from simtcp.config import StackConfig
 from simtcp.errors import ConfigError
+from simtcp.programs.cliargs import error_line
 from simtcp.programs.scenario_apps import Sender, Sink, make_stack
 from simtcp.stack import Stack
 from simtcp.tcp.config import TcpConfig
@@ -72,6 +73,7 @@ from simtcp.wire.ipv4 import prefix_from_str
 from simtcp.wire.pcap import PcapWriter
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROG = "simtcp sim scenario"
 TOP_KEYS = {"seed", "duration", "hosts", "switches", "links", "transfers", "events", "rules"}
 HOST_KEYS = {"address", "mac", "mtu", "queue", "data_retries", "syn_retries"}
 LINK_KEYS = {
@@ -622,16 +624,16 @@ def main(args: argparse.Namespace) -> int:
                 stream.close()
     except _Unmatched as unmatched:
         print("\n".join(unmatched.report))
-        print(str(unmatched.error), file=sys.stderr)
+        print(error_line(PROG, str(unmatched.error)), file=sys.stderr)
         return EXIT_USAGE
     except (ScenarioError, SimulationError) as error:
-        print(str(error), file=sys.stderr)
+        print(error_line(PROG, str(error)), file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as error:  # a value no check above caught: still one line
-        print(f"{args.file}:1: {error}", file=sys.stderr)
+        print(error_line(PROG, f"{args.file}:1: {error}"), file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:
-        print(f"simtcp sim scenario: {error}", file=sys.stderr)
+        print(error_line(PROG, str(error)), file=sys.stderr)
         return EXIT_USAGE
     print("\n".join(report))
     return status

@@ -180,7 +180,8 @@ def test_a_bad_file_is_one_line_with_file_and_line(
     assert status == 2
     assert err.count("\n") == 1, err
     number = max(n for n, each in enumerate(text.splitlines(), 1) if each == line)
-    assert err.startswith(f"{path}:{number}: ") and message in err, err
+    assert err.startswith(f"simtcp sim scenario: error: {path}:{number}: "), err
+    assert message in err, err
 
 
 def test_a_rule_that_never_matched_is_an_error(
@@ -191,7 +192,7 @@ def test_a_rule_that_never_matched_is_an_error(
     assert main(["scenario", path]) == 2
     err = capsys.readouterr().err
     number = max(n for n, each in enumerate(text.splitlines(), 1) if each == "[[rules]]")
-    assert err == f"{path}:{number}: rule matched no frame\n"
+    assert err == f"simtcp sim scenario: error: {path}:{number}: rule matched no frame\n"
 
 
 def test_the_module_docstring_example_runs(
