@@ -247,11 +247,11 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--workers", "0"], "argument --workers: 0 is outside 1..256"),
+        (["--workers", "0"], "argument --workers: must be at least 1, got 0"),
         (["--scheduler", "nowhere"], "is neither 'local' nor an address"),
         (["--pcap-failures"], "--pcap-failures needs --store FILE"),
         (["--connect-timeout", "0"], "--connect-timeout must be positive"),
-        (["--chunk-size", "0"], "argument --chunk-size: 0 is outside"),
+        (["--chunk-size", "0"], "argument --chunk-size: must be at least"),
     ],
 )
 def test_bad_campaign_options_are_one_line_and_exit_2(
