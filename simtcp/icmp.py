@@ -265,6 +265,12 @@ class Icmp:
                 now=now,
             )
             return
+        if quoted.protocol == PROTOCOL_ICMP and data[:1] == _ECHO_REPLY_TYPE:
+            # The quoted datagram is an echo reply from our own echo server (RFC 1122
+            # §3.2.2.6), not the application's: demultiplexed by the quote (§3.2.2) it
+            # reaches no one, so it is counted, not reported (Linux's icmp_err does the same).
+            self._stats.count("icmp.errors_about_echo_replies")
+            return
         self._emit(
             IcmpErrorReceived(
                 source=ip_to_str(packet.source),
@@ -359,6 +365,8 @@ def _echo_reply_headers(
         ~folded & 0xFFFF,
     )
 
+
+_ECHO_REPLY_TYPE = bytes([icmp_wire.TYPE_ECHO_REPLY])
 
 _ECHO_REPLY_HEADERS = struct.Struct("!6s6sHBBHHHBBHIIBBH")
 """Ethernet, option-less IPv4, and the ICMP type, code and checksum of an echo reply."""

@@ -303,6 +303,42 @@ def test_router_fragments_onto_a_smaller_mtu() -> None:
     assert net.sim.link_stats()["r:eth1>sw1[0]"]["sent"] >= 8  # 4028 bytes in 552-byte pieces
 
 
+def test_reassembly_timeout_of_our_echo_reply_is_counted_not_reported() -> None:
+    """The hypothesis example behind the fix: h1 pings h3 with 4000 bytes; h3's reply
+    leaves in three fragments onto a slow link whose 4000-byte queue drops the last one.
+    h1 holds fragment zero, so after the reassembly timeout it sends h3 time exceeded,
+    code 1, quoting the reply (RFC 792; RFC 1122 §3.3.2). The reply came from h3's own
+    echo server (RFC 1122 §3.2.2.6), not from h3's application, so h3 counts the error
+    and reports no IcmpErrorReceived (which would read as "your ping to 10.0.0.2 failed")."""
+    net = routed(seed=9)
+    net.sim.run_for(0)  # the gratuitous ARPs leave
+    h3_link = net.sim.links["h3:eth0<>sw0[2]"]
+    h3_link.set_profile(ab=LinkProfile(delay=20_000, rate=1_000_000, queue_limit=4_000))
+    h1, h3 = net.hosts["h1"].stack, net.hosts["h3"].stack
+    h1.ping("10.0.0.3", identifier=0, sequence=1, payload=bytes([1]) * 4000, now=net.sim.now)
+    net.sim.run_for(h1.config.ip.reassembly_timeout + SECOND)
+    assert h3.stats()["ip.reassembled"] == 1 and h3.stats()["icmp.out.type0"] == 1
+    assert h3.stats()["ip.fragments_out"] == 3 and h3_link.ab.counters["queue_drops"] == 1
+    assert h1.stats()["drop." + DropReason.REASSEMBLY_TIMEOUT.value] == 1
+    assert h1.stats()["icmp.out.type11"] == 1  # the rule h1 follows is right: it stays
+    assert net.events("h1", EchoReplyReceived) == net.events("h1", IcmpErrorReceived) == []
+    assert h3.stats()["icmp.in.type11"] == 1
+    assert h3.stats()["icmp.errors_about_echo_replies"] == 1
+    assert net.hosts["h3"].events == []
+    # An error about one of h3's own pings is still reported.
+    h3.ping("10.1.1.2", identifier=3, sequence=2, ttl=1, now=net.sim.now)
+    assert net.wait("h3", IcmpErrorReceived, timeout=5 * SECOND)
+    assert net.events("h3", IcmpErrorReceived) == [
+        IcmpErrorReceived(
+            source="10.0.0.1",
+            icmp_type=icmp_wire.TYPE_TIME_EXCEEDED,
+            code=icmp_wire.CODE_TTL_EXCEEDED,
+            original_destination="10.1.1.2",
+            original_protocol=1,
+        )
+    ]
+
+
 # --- UDP ------------------------------------------------------------------------
 
 
@@ -549,3 +585,19 @@ class TrafficMachine(RuleBasedStateMachine):
 
 TrafficMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
 test_traffic_machine = TrafficMachine.TestCase
+
+
+def test_traffic_machine_replays_the_echo_reply_reassembly_example() -> None:
+    """The falsifying example hypothesis found, step by step, without its database."""
+    state = TrafficMachine()
+    state.link_fault(both_ways=False, fault="slow", index=2)
+    state.advance(duration=0)
+    state.ping(address="10.0.0.3", size=4000, source="h1", ttl=None)
+    state.advance(duration=1000)
+    state.every_reply_matches_a_request()
+    state.counters_add_up()
+    state.quiet_network_delivers_a_ping()
+    state.every_reply_matches_a_request()
+    state.counters_add_up()
+    assert state.net.hosts["h3"].stack.stats()["icmp.errors_about_echo_replies"] == 1
+    state.teardown()
