@@ -15,12 +15,13 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import aiohttp.web as aiohttp_web
 import pytest
 
 from .conftest import link_exists, unique_name
 
 pytestmark = pytest.mark.timeout(120)
-aiohttp_web = pytest.importorskip("aiohttp.web")
+
 
 STACK, KERNEL = "10.0.0.1", "10.0.0.2"
 BODY = bytes(range(256)) * 4096  # 1 MiB

@@ -15,7 +15,6 @@ HOSTILE = TOOLS / "hostile.py"
 
 
 def test_garbage_floods_and_blind_resets(server: ServerProcess) -> None:
-    pytest.importorskip("scapy")
     nsexec(server.netns, "ping", "-c", "1", "-W", "2", "10.0.0.1", check=True)
     rss_before = server.rss_kib()
     result = ns_python(

@@ -11,13 +11,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-pytest.importorskip("scapy")
-
-from scapy.compat import raw  # noqa: E402
+from scapy.compat import raw
 from scapy.layers.inet import (  # noqa: E402
     ICMP,
     IP,

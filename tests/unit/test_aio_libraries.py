@@ -14,16 +14,15 @@ import io
 import os
 from typing import Any
 
+import aiohttp
 import pytest
+import websockets
+from aiohttp import web
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
 
 from simtcp.backends.aio_sim import SimNetwork
 from simtcp.backends.sim import LinkProfile
-
-aiohttp = pytest.importorskip("aiohttp")
-websockets = pytest.importorskip("websockets")
-from aiohttp import web  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.asyncio.server import serve  # noqa: E402
 
 LOSSY = LinkProfile(delay=1_000, loss=0.05, reorder=0.05)
 MB = 1_000_000

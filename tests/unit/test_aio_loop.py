@@ -438,7 +438,6 @@ def self_signed(tmp_path: Any, name: str) -> tuple[str, str]:
 def test_tls_through_asyncio_sslproto_over_the_simtcp_transport(tmp_path: Any) -> None:
     import ssl
 
-    pytest.importorskip("cryptography")
     cert, key = self_signed(tmp_path, "server")
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)

@@ -22,8 +22,6 @@ from hypothesis import strategies as st
 from simtcp.programs import campaign, campaign_engines
 from simtcp.programs.sim import build_parser, main, spec_from_args
 
-distributed = pytest.importorskip("distributed")
-
 SEEDS = range(1, 501)
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
