@@ -382,6 +382,10 @@ class Stack:
         """Turn Nagle's algorithm (RFC 896) off (``enabled=True``) or back on for one connection."""
         self.tcp.set_nodelay(connection, enabled, now=now)
 
+    def tcp_set_cork(self, connection: int, enabled: bool, *, now: Instant) -> None:
+        """TCP_CORK: hold segments shorter than the MSS until cleared (a FIN still leaves)."""
+        self.tcp.set_cork(connection, enabled, now=now)
+
 
 _DROPPABLE_EVENTS = (EchoReplyReceived, DatagramReceived, IcmpErrorReceived)
 """Events whose number the network alone decides; see ``StackConfig.event_limit``."""

@@ -40,7 +40,18 @@ class TcpConfig:
     delayed_ack: Duration = 40 * MILLISECOND
     """Longest delay of an ACK (RFC 1122 §4.2.3.2: < 0.5 s)."""
     nodelay: bool = False
-    """Disable Nagle's algorithm (RFC 896) for new connections."""
+    """Disable Nagle's algorithm (RFC 896) for new connections (TCP_NODELAY)."""
+    minshall_nagle: bool = True
+    """Nagle's rule as Linux applies it (Minshall's variant, draft-minshall-nagle): a small
+    segment waits only while an earlier *small* segment is unacknowledged, so the short
+    tail of a response after full-sized segments leaves at once. Off: RFC 896 / RFC 1122
+    §4.2.3.4 as written (any unacknowledged data holds a small segment)."""
+    autocorking: bool = True
+    """Linux's ``tcp_autocorking``: a segment shorter than the MSS that the application's
+    ``send`` would leave is held until the host collects output (``Stack.frames_to_send``),
+    so several small writes of one step leave in as few full-sized segments as possible.
+    Only when the host flushes (``TcpLayer.flush_acks``); data that fills whole segments
+    leaves at once."""
     msl: Duration = 30 * SECOND
     """Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2)."""
     keepalive: bool = False

@@ -106,7 +106,8 @@ class Listener:
 
 
 class PendingAcks:
-    """The connections owing an immediate ACK, shared by one layer's connections.
+    """The connections owing an immediate ACK or holding an autocorked segment
+    (``Connection.corked``), shared by one layer's connections.
 
     ``enabled`` turns on when the host first calls ``TcpLayer.flush_acks``, that is
     when it promises to flush before it collects output; until then an owed ACK is
@@ -165,6 +166,9 @@ class Connection:
         "rcv_mss",
         "rcv_mss_seen",
         "nodelay",
+        "cork",
+        "corked",
+        "snd_sml",
         "rto",
         "cc",
         "retries",
@@ -308,6 +312,12 @@ class Connection:
     def _init_transmission(self, cc: CongestionControl, iss: int, config: TcpConfig) -> None:
         """Nagle, the RTO estimator (RFC 6298), congestion control and loss recovery."""
         self.nodelay = config.nodelay
+        self.cork = False
+        """TCP_CORK: segments shorter than the MSS wait until it is cleared or we send a FIN."""
+        self.corked = False
+        """A short segment was held by autocorking: it leaves at the host's flush."""
+        self.snd_sml = iss
+        """End of the latest segment shorter than the MSS we sent (Minshall's Nagle)."""
         self.rto = RtoEstimator(
             initial_rto=config.initial_rto, min_rto=config.min_rto, max_rto=config.max_rto
         )

@@ -33,7 +33,7 @@ from .host import TcpHost
 from .isn import initial_sequence_number
 from .machine import State, TransitionLog, Trigger, enter
 from .options import TimestampClock
-from .output import output, owe_ack, send_ack, send_reset_reply, send_syn
+from .output import SENDING_STATES, output, owe_ack, send_ack, send_reset_reply, send_syn
 from .syncookie_codec import SynCookies
 
 __all__ = ["TcpInfo", "TcpLayer"]
@@ -159,6 +159,11 @@ class TcpLayer:
             return
         pending.connections = []
         for conn in connections:
+            if conn.corked:
+                conn.corked = False
+                if conn.state in SENDING_STATES:
+                    output(conn, now)  # the autocorked segment, carrying any owed ACK
+                    conn.rearm()
             if conn.ack_pending and conn.state in _CAN_ACK:
                 send_ack(conn, now)
                 conn.rearm()
@@ -227,9 +232,21 @@ class TcpLayer:
         if taken < len(data):
             conn.send_blocked = True
         if taken and conn.state is not State.SYN_SENT:
-            output(conn, now)
-            conn.rearm()
+            self._send_output(conn, now)
         return taken
+
+    def _send_output(self, conn: Connection, now: Instant) -> None:
+        """Output after the application queued data: autocorked while the host flushes."""
+        pending = self._pending_acks
+        was_corked = conn.corked
+        output(conn, now, corking=pending.enabled and self.config.autocorking)
+        if conn.corked and not was_corked and not conn.ack_pending:
+            # Linux's autocorking: the short segment leaves at the flush, with what
+            # the application writes until the host collects output.
+            if not pending.connections:
+                pending.due_at = now
+            pending.connections.append(conn)
+        conn.rearm()
 
     def receive(self, handle: int, max_bytes: int = -1, *, now: Instant) -> bytes:
         """Take up to ``max_bytes`` received bytes (all when negative); may update the window."""
@@ -286,6 +303,15 @@ class TcpLayer:
         conn.nodelay = enabled
         if enabled and conn.key in self._connections:
             output(conn, now)  # a held small segment may go now
+            conn.rearm()
+
+    def set_cork(self, handle: int, enabled: bool, *, now: Instant) -> None:
+        """TCP_CORK for one connection: while on, only full-sized segments leave; clearing
+        it sends what was held (Linux's tcp(7); a FIN still leaves at once)."""
+        conn = self._connection(handle)
+        conn.cork = enabled
+        if not enabled and conn.key in self._connections:
+            output(conn, now)
             conn.rearm()
 
     def take_soft_error(self, handle: int) -> tuple[int, int] | None:
