@@ -80,6 +80,14 @@ class TcpConfig:
     """With SACK: RACK-TLP loss detection and tail loss probes (RFC 8985)."""
     syn_cookies: bool = True
     """Answer SYNs with SYN cookies (RFC 4987 §3.6) while a listener's backlog is full."""
+    fast_open_client: bool = False
+    """TCP Fast Open as a client (RFC 7413; bit 1 of Linux's ``net.ipv4.tcp_fastopen``):
+    ``connect(..., data=)`` asks for a cookie, then sends data in later SYNs."""
+    fast_open_server: bool = False
+    """TCP Fast Open as a server (RFC 7413; bit 2 of ``net.ipv4.tcp_fastopen``), on
+    listeners given a ``fast_open_queue`` (the TCP_FASTOPEN socket option)."""
+    fast_open_experimental: bool = False
+    """Also honour the pre-RFC experimental option (kind 254, ExID 0xF989, RFC 6994)."""
     max_out_of_order_blocks: int = 256
     """Separate out-of-order ranges held per connection; segments making more are dropped."""
     fin_wait_2_timeout: Duration = 60 * SECOND

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..time import Instant
 from ..timers import TimerHandle, TimerHeap
-from ..wire.tcp import TcpOption, TimestampsOption
+from ..wire.tcp import FastOpenOption, TcpOption, TimestampsOption
 from .accept_queue import AcceptQueue
 from .buffers import ReceiveBuffer, SendBuffer
 from .config import TcpConfig
@@ -80,7 +80,7 @@ class TcpInfo:
 class Listener:
     """A passive open: the port and its SYN and accept queues (:mod:`.accept_queue`)."""
 
-    __slots__ = ("handle", "address", "port", "backlog", "queue")
+    __slots__ = ("handle", "address", "port", "backlog", "queue", "fast_open_queue", "fast_open")
 
     def __init__(self, handle: int, address: int, port: int, backlog: int) -> None:
         self.handle = handle
@@ -88,6 +88,11 @@ class Listener:
         self.port = port
         self.backlog = backlog
         self.queue = AcceptQueue(backlog)
+        self.fast_open_queue = 0
+        """TCP_FASTOPEN's qlen: Fast Open connections (RFC 7413 §5.1) that may be in
+        SYN-RECEIVED at once; 0: this listener does not take SYN data."""
+        self.fast_open: set[Connection] = set()
+        """Connections opened with SYN data, still in SYN-RECEIVED."""
 
     def forget(self, conn: Connection) -> None:
         self.queue.forget(conn)
@@ -215,6 +220,9 @@ class Connection:
         "pending_acks",
         "ts_sent",
         "ts_options",
+        "fast_open",
+        "fast_open_option",
+        "syn_data",
     )
 
     def __init__(
@@ -376,6 +384,13 @@ class Connection:
         """RACK-TLP state (RFC 8985), on SACK connections when the config asks for it."""
         self.rack_clock: Instant = 0
         """The last transmit stamp given to RACK (strictly increasing)."""
+        self.fast_open = False
+        """TCP Fast Open (RFC 7413): the server took this connection's SYN data and told the
+        application at once; the client's SYN carried data."""
+        self.fast_open_option: FastOpenOption | None = None
+        """The Fast Open option our SYN (a cookie or a request) or SYN-ACK (a cookie) carries."""
+        self.syn_data = 0
+        """Bytes of the send buffer our next SYN carries (the first one only)."""
 
     def __repr__(self) -> str:
         return (

@@ -21,19 +21,26 @@ from ..errors import (
     InvalidStateError,
     NoRouteError,
 )
-from ..events import ConnectionAccepted, ConnectionClosed, ConnectionEstablished, Event
+from ..events import (
+    ConnectionAccepted,
+    ConnectionClosed,
+    ConnectionEstablished,
+    DataReceived,
+    Event,
+)
 from ..rng import SeededRandom
 from ..time import Instant
 from ..timers import TimerHeap
-from ..wire.tcp import TcpSegment
+from ..wire.tcp import FastOpenOption, TcpSegment
 from . import autotune, congestion, icmp_errors, states, timeouts, timewait
 from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, PendingAcks, TcpInfo, format_address
+from .fastopen import CookieCache, option_fits, syn_option_space
 from .host import TcpHost
 from .isn import initial_sequence_number
 from .machine import State, TransitionLog, Trigger, enter
 from .options import TimestampClock
-from .output import SENDING_STATES, output, owe_ack, send_ack, send_reset_reply, send_syn
+from .output import output, owe_ack, send_ack, send_reset_reply, send_syn
 from .syncookie_codec import SynCookies
 
 __all__ = ["TcpInfo", "TcpLayer"]
@@ -64,6 +71,8 @@ class TcpLayer:
         self._handle_counter = itertools.count(1)
         self._port_random = rng.stream("tcp.ephemeral_ports")
         self.cookies = SynCookies(rng)
+        self.fast_open_cache = CookieCache()
+        """The TCP Fast Open cookies this host learnt, by server (RFC 7413 §4.1.3)."""
         self._pending_acks = PendingAcks()
         self.transition_log = TransitionLog()
         """Shared by every connection: set its ``observer`` to see every state change."""
@@ -161,7 +170,7 @@ class TcpLayer:
         for conn in connections:
             if conn.corked:
                 conn.corked = False
-                if conn.state in SENDING_STATES:
+                if conn.state is not State.CLOSED:
                     output(conn, now)  # the autocorked segment, carrying any owed ACK
                     conn.rearm()
             if conn.ack_pending and conn.state in _CAN_ACK:
@@ -171,8 +180,14 @@ class TcpLayer:
 
     # --- the API --------------------------------------------------------------
 
-    def listen(self, port: int, *, address: int = 0, backlog: int | None = None) -> int:
-        """Passive open on ``port`` (``address`` 0: every local address); returns a handle."""
+    def listen(
+        self, port: int, *, address: int = 0, backlog: int | None = None, fast_open_queue: int = 0
+    ) -> int:
+        """Passive open on ``port`` (``address`` 0: every local address); returns a handle.
+
+        ``fast_open_queue`` (TCP_FASTOPEN's qlen) lets up to that many connections opened
+        with SYN data (RFC 7413) wait in SYN-RECEIVED, with ``TcpConfig.fast_open_server``.
+        """
         _check_port(port)
         if address and not self.host.is_local_address(address):
             raise AddressError(f"{format_address(address)} is not a local address")
@@ -182,15 +197,32 @@ class TcpLayer:
         backlog = self.config.backlog if backlog is None else backlog
         handle = next(self._handle_counter)
         listener = Listener(handle, address, port, max(backlog, 1))
+        listener.fast_open_queue = max(fast_open_queue, 0)
         self._listeners[(address, port)] = listener
         self._listening_ports.setdefault(port, set()).add(address)
         self._handles[handle] = listener
         return handle
 
     def connect(
-        self, address: int, port: int, *, local_port: int | None = None, now: Instant
+        self,
+        address: int,
+        port: int,
+        *,
+        local_port: int | None = None,
+        data: bytes = b"",
+        now: Instant,
     ) -> int:
-        """Active open to ``address``:``port``; returns the connection's handle at once."""
+        """Active open to ``address``:``port``; returns the connection's handle at once.
+
+        ``data`` is queued as by ``send`` (it must fit the send buffer); with
+        ``TcpConfig.fast_open_client`` it goes in the SYN when a TCP Fast Open cookie
+        for the server is cached, else the SYN asks for one (RFC 7413 §4.2.1).
+        """
+        if len(data) > self.config.send_buffer:
+            limit = self.config.send_buffer
+            raise InvalidStateError(
+                f"{len(data)} bytes to connect with; the send buffer holds {limit}"
+            )
         _check_port(port)
         route = self.host.route_source(address)
         if route is None:
@@ -211,12 +243,35 @@ class TcpLayer:
         enter(conn, Trigger.ACTIVE_OPEN, now=now)
         if self.config.window_scaling:
             conn.offered_wscale = window_shift(self.config)
+        if data:
+            conn.send_buffer.append(data)
+            if self.config.fast_open_client:
+                self._fast_open_connect(conn)
         send_syn(conn, now)
         conn.rtt_sent_at = now
         conn.rto_at = now + conn.rto.rto
         conn.rearm()
         self.host.stats.count("tcp.active_opens")
         return conn.handle
+
+    def _fast_open_connect(self, conn: Connection) -> None:
+        """The Fast Open option of our SYN: the cached cookie and data, or a request."""
+        stats = self.host.stats
+        cached = self.fast_open_cache.get(conn.remote_address)
+        if cached is None:
+            conn.fast_open_option = FastOpenOption()  # RFC 7413 §4.1.3: ask for a cookie
+            stats.count("tcp.fast_open_cookie_requested")
+            return
+        cookie, mss = cached
+        if not option_fits(cookie):
+            return
+        conn.fast_open_option = FastOpenOption(cookie)
+        # The SYN's data fits the server's MSS beside the SYN's options (RFC 6691).
+        room = min(mss, conn.rcv_mss) - syn_option_space(cookie)
+        conn.syn_data = max(min(len(conn.send_buffer), room), 0)
+        conn.fast_open = conn.syn_data > 0
+        if conn.fast_open:
+            stats.count("tcp.fast_open_syn_data_sent")
 
     def send(self, handle: int, data: bytes, *, now: Instant) -> int:
         """Queue ``data``; returns how many bytes the bounded send buffer took."""
@@ -358,6 +413,7 @@ class TcpLayer:
         listener = conn.listener
         if listener is not None:
             listener.forget(conn)
+            listener.fast_open.discard(conn)
             conn.listener = None
         self.host.stats.count("tcp.connections_closed")
         if conn.visible and event is None and not conn.app_closed and conn.receive_buffer.available:
@@ -375,10 +431,14 @@ class TcpLayer:
             self.host.emit(ConnectionClosed(connection=conn.handle))
 
     def established(self, conn: Connection) -> None:
-        conn.visible = True
         host = self.host
         host.stats.count("tcp.connections_established")
         listener = conn.listener
+        if conn.fast_open and not conn.active:
+            if listener is not None:
+                listener.fast_open.discard(conn)
+            return  # handed over with its SYN's data already (fast_open_accepted)
+        conn.visible = True
         if conn.active or listener is None:
             host.emit(ConnectionEstablished(connection=conn.handle))
             return
@@ -391,6 +451,28 @@ class TcpLayer:
                 remote_port=conn.remote_port,
             )
         )
+
+    def fast_open_accepted(self, conn: Connection) -> None:
+        """RFC 7413 §4.2.2: the application gets a Fast Open connection and its SYN's data
+        in SYN-RECEIVED, and may answer before the handshake completes."""
+        listener = conn.listener
+        if listener is None:
+            return
+        conn.visible = True
+        listener.fast_open.add(conn)
+        listener.queue.complete(conn)
+        host = self.host
+        host.emit(
+            ConnectionAccepted(
+                listener=listener.handle,
+                connection=conn.handle,
+                remote_address=format_address(conn.remote_address),
+                remote_port=conn.remote_port,
+            )
+        )
+        available = conn.receive_buffer.available
+        if available:
+            host.emit(DataReceived(connection=conn.handle, available=available))
 
     def new_passive(
         self,

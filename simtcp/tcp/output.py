@@ -184,6 +184,14 @@ def send_syn(conn: Connection, now: Instant) -> None:
         # RFC 7323 §3.2: offer in our SYN; echo in a SYN-ACK only if the SYN offered.
         echo = conn.ts.ts_recent if conn.state is State.SYN_RECEIVED else 0
         options += (_NOP, _NOP, TimestampsOption(conn.ts_clock.tsval(now), echo))
+    fast_open = conn.fast_open_option
+    payload = b""
+    if fast_open is not None:
+        # RFC 7413 §4.1.1, NOP-aligned to a 4-byte boundary.
+        options += (_NOP,) * (-(2 + len(fast_open.cookie)) % 4) + (fast_open,)
+        if conn.syn_data:
+            # RFC 7413 §4.2.1: data with the cookie, in the first SYN only (as Linux).
+            payload = conn.send_buffer.slice(conn.iss + 1, conn.syn_data)
     flags = SYN
     ack = 0
     if conn.state is State.SYN_RECEIVED:
@@ -192,9 +200,10 @@ def send_syn(conn: Connection, now: Instant) -> None:
     # RFC 7323 §2.2: the window of a SYN is never scaled.
     window = min(conn.receive_buffer.free_space, 0xFFFF)
     segment = TcpSegment(
-        conn.local_port, conn.remote_port, conn.iss & SEQ_MASK, ack, flags, window, options
+        conn.local_port, conn.remote_port, conn.iss & SEQ_MASK, ack, flags, window, options, payload
     )
-    conn.snd_nxt = conn.iss + 1
+    conn.snd_nxt = conn.iss + 1 + len(payload)
+    conn.syn_data = 0
     if conn.snd_max < conn.snd_nxt:
         conn.snd_max = conn.snd_nxt
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
@@ -238,8 +247,10 @@ def output(conn: Connection, now: Instant, *, corking: bool = False) -> None:
     ``conn.corked`` set; the layer sends it when the host collects output, with
     whatever the application writes until then (Linux's autocorking).
     """
-    if conn.state not in SENDING_STATES:
-        return
+    if conn.state not in SENDING_STATES and not (
+        conn.fast_open and conn.state is State.SYN_RECEIVED
+    ):
+        return  # RFC 7413 §4.2.2: a Fast Open server may answer before the handshake ends
     if conn.in_recovery and conn.scoreboard is not None:
         sack_output(conn, now)
         return

@@ -55,6 +55,7 @@ from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment, TimestampsOption
 from . import fastpath, handshake, recovery, timewait
 from .config import TcpConfig
 from .connection import Connection, Listener
+from .fastopen import CookieCache
 from .host import TcpHost
 from .machine import State, Trigger, enter
 from .options import accepts_missing_timestamps
@@ -94,6 +95,12 @@ class Owner(Protocol):
 
     def established(self, conn: Connection) -> None:
         """Announce a completed handshake (accepted or established event)."""
+        ...
+
+    fast_open_cache: CookieCache
+
+    def fast_open_accepted(self, conn: Connection) -> None:
+        """Hand a Fast Open connection to the application with its SYN's data (RFC 7413)."""
         ...
 
     def new_passive(
