@@ -275,12 +275,15 @@ def test_scapy_syn_with_a_valid_cookie_is_accepted_with_its_data() -> None:
     assert stack.receive(events[0].connection, now=1000) == REQUEST  # type: ignore[attr-defined]
 
 
+def experimental_syn(stack: Stack) -> bytes:
+    """A SYN with the valid cookie in the pre-RFC experimental option (kind 254)."""
+    cookie = server_cookie(stack.rng, CLIENT_ADDRESS)
+    return scapy_syn([("MSS", 1460), (254, b"\xf9\x89" + cookie)], REQUEST)
+
+
 def test_scapy_experimental_option_is_ignored_unless_asked() -> None:
-    cookie_frame = lambda stack: scapy_syn(  # noqa: E731
-        [("MSS", 1460), (254, b"\xf9\x89" + server_cookie(stack.rng, CLIENT_ADDRESS))], REQUEST
-    )
     stack = lone_server(ON)
-    reply, events = syn_ack_for(stack, cookie_frame(stack))
+    reply, events = syn_ack_for(stack, experimental_syn(stack))
     assert reply.ack == 1001 and events == []
     assert not [
         o
@@ -288,7 +291,7 @@ def test_scapy_experimental_option_is_ignored_unless_asked() -> None:
         if isinstance(o, FastOpenOption)
     ]
     stack = lone_server(TcpConfig(fast_open_server=True, fast_open_experimental=True))
-    reply, events = syn_ack_for(stack, cookie_frame(stack))
+    reply, events = syn_ack_for(stack, experimental_syn(stack))
     assert reply.ack == 1001 + len(REQUEST)
     assert [type(e).__name__ for e in events] == ["ConnectionAccepted", "DataReceived"]
 
