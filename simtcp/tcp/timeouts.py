@@ -69,7 +69,7 @@ def _timed_out(owner: Owner, conn: Connection, now: Instant) -> None:
 def _syn_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
     conn.retries += 1
     if conn.retries > conn.config.syn_retries:
-        if conn.active:
+        if conn.visible:  # an active open, or a Fast Open connection already handed over
             owner.release(
                 conn,
                 ConnectionTimedOut(connection=conn.handle, soft_error=conn.soft_error),

@@ -321,3 +321,21 @@ def test_fast_open_option_bytes() -> None:
         option = parse_options(bytes((34, 2 + len(body))) + body)[0]
         assert option == UnknownOption(34, body)
     assert parse_options(b"\xfe\x06\x12\x34\x00\x00")[0] == UnknownOption(254, b"\x12\x34\x00\x00")
+
+
+def test_a_reset_in_syn_received_reaches_the_application_holding_it() -> None:
+    """A Fast Open connection is the application's from its SYN on: a RST before the
+    handshake's ACK ends it with ConnectionReset, not silently as a listener's clone."""
+    from simtcp.events import ConnectionClosed, ConnectionReset
+
+    stack = lone_server(ON)
+    cookie = server_cookie(stack.rng, CLIENT_ADDRESS)
+    _, events = syn_ack_for(stack, scapy_syn([(34, cookie)], REQUEST))
+    handle = events[0].connection  # type: ignore[attr-defined]
+    rst = TCP(sport=40000, dport=80, seq=1001 + len(REQUEST), flags="R", window=0)
+    frame = Ether(src=PEER_MAC, dst=STACK_MAC) / IP(src="10.0.0.1", dst="10.0.0.2") / rst
+    stack.receive_frame("eth0", bytes(frame), now=2000)
+    later = []
+    while (event := stack.next_event()) is not None:
+        later.append(event)
+    assert later == [ConnectionReset(connection=handle), ConnectionClosed(connection=handle)]
