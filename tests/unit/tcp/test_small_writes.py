@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from simtcp.backends.impair import LinkProfile
 from simtcp.backends.sim import Simulator
@@ -27,22 +29,32 @@ RTT = 2 * DELAY
 
 
 class RecordingStack(Stack):
-    """A Stack that keeps the TCP payload length of every frame it hands out."""
+    """A Stack that keeps the sequence number and payload length of every TCP frame it
+    hands out."""
 
     def __init__(self, config: StackConfig) -> None:
         super().__init__(config)
-        self.payloads: list[int] = []
+        self.payloads: list[tuple[int, int]] = []
 
     def frames_to_send(self, *, now: int) -> list[tuple[str, bytes]]:
         frames = super().frames_to_send(now=now)
         for _, frame in frames:
             if frame[12:14] == b"\x08\x00" and frame[23] == 6:
                 header = (frame[14] & 15) * 4
-                self.payloads.append(len(TcpSegment.parse(frame[14 + header :]).payload))
+                segment = TcpSegment.parse(frame[14 + header :])
+                self.payloads.append((segment.seq, len(segment.payload)))
         return frames
 
     def data_segments(self) -> list[int]:
-        return [size for size in self.payloads if size]
+        """Payload sizes of the data segments, each sent for the first time (a tail loss
+        probe, RFC 8985 §7, resends the last one while the peer delays its ACK)."""
+        seen: set[int] = set()
+        sizes = []
+        for seq, size in self.payloads:
+            if size and seq not in seen:
+                seen.add(seq)
+                sizes.append(size)
+        return sizes
 
 
 @dataclass
@@ -204,3 +216,23 @@ def test_a_fin_is_not_held_by_tcp_cork() -> None:
     sim.run_for(10 * MILLISECOND)
     assert server.data_segments() == [10]
     assert drain_client(client, handle, sim.now) == b"y" * 10
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=12), nodelay=st.booleans())
+def test_writes_of_one_step_leave_in_as_few_full_segments_as_possible(
+    sizes: list[int], nodelay: bool
+) -> None:
+    """Invariant: whatever the split of one step's writes (within the initial window),
+    the segments are full-sized but the last, and as few as the bytes need."""
+    mss = 1448
+    total = sum(sizes)
+    assume(total <= 10 * mss)  # RFC 6928's initial window: nothing waits for an ACK
+    sim, client, server, handle, connection = established(TcpConfig(nodelay=nodelay))
+    for size in sizes:
+        assert server.send(connection, b"w" * size, now=sim.now) == size
+    sim.run_for(10 * MILLISECOND)
+    segments = server.data_segments()
+    assert len(segments) == -(-total // mss)
+    assert all(size == mss for size in segments[:-1])
+    assert drain_client(client, handle, sim.now) == b"w" * total
