@@ -357,7 +357,11 @@ class TcpLayer:
         conn = self._connection(handle)
         conn.nodelay = enabled
         if enabled and conn.key in self._connections:
-            output(conn, now)  # a held small segment may go now
+            # A held small segment may go now; as in Linux's tcp(7), setting TCP_NODELAY
+            # flushes pending output even while TCP_CORK is set.
+            cork, conn.cork = conn.cork, False
+            output(conn, now)
+            conn.cork = cork
             conn.rearm()
 
     def set_cork(self, handle: int, enabled: bool, *, now: Instant) -> None:

@@ -236,3 +236,19 @@ def test_writes_of_one_step_leave_in_as_few_full_segments_as_possible(
     assert len(segments) == -(-total // mss)
     assert all(size == mss for size in segments[:-1])
     assert drain_client(client, handle, sim.now) == b"w" * total
+
+
+def test_setting_nodelay_flushes_even_while_corked() -> None:
+    """tcp(7): setting TCP_NODELAY forces out pending output, even with TCP_CORK set."""
+    sim, client, server, handle, connection = established(TcpConfig())
+    server.tcp_set_cork(connection, True, now=sim.now)
+    server.send(connection, b"z" * 10, now=sim.now)
+    sim.run_for(10 * MILLISECOND)
+    assert server.data_segments() == []
+    server.tcp_set_nodelay(connection, True, now=sim.now)
+    sim.run_for(10 * MILLISECOND)
+    assert server.data_segments() == [10]
+    server.send(connection, b"z" * 10, now=sim.now)  # still corked afterwards
+    sim.run_for(10 * MILLISECOND)
+    assert server.data_segments() == [10]
+    assert drain_client(client, handle, sim.now) == b"z" * 10
