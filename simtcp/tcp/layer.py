@@ -73,6 +73,9 @@ class TcpLayer:
         self.cookies = SynCookies(rng)
         self.fast_open_cache = CookieCache()
         """The TCP Fast Open cookies this host learnt, by server (RFC 7413 §4.1.3)."""
+        self._fast_open_pending: dict[Connection, Listener] = {}
+        """Fast Open connections still in SYN-RECEIVED and the listener they count
+        against (``Listener.fast_open``), also once the application took them."""
         self._pending_acks = PendingAcks()
         self.transition_log = TransitionLog()
         """Shared by every connection: set its ``observer`` to see every state change."""
@@ -415,9 +418,10 @@ class TcpLayer:
         self.timers.discard(conn.timer)
         self._connections.pop(conn.key, None)
         listener = conn.listener
+        if conn.fast_open:
+            self._fast_open_done(conn)
         if listener is not None:
             listener.forget(conn)
-            listener.fast_open.discard(conn)
             conn.listener = None
         self.host.stats.count("tcp.connections_closed")
         if conn.visible and event is None and not conn.app_closed and conn.receive_buffer.available:
@@ -439,8 +443,7 @@ class TcpLayer:
         host.stats.count("tcp.connections_established")
         listener = conn.listener
         if conn.fast_open and not conn.active:
-            if listener is not None:
-                listener.fast_open.discard(conn)
+            self._fast_open_done(conn)
             return  # handed over with its SYN's data already (fast_open_accepted)
         conn.visible = True
         if conn.active or listener is None:
@@ -464,6 +467,7 @@ class TcpLayer:
             return
         conn.visible = True
         listener.fast_open.add(conn)
+        self._fast_open_pending[conn] = listener
         listener.queue.complete(conn)
         host = self.host
         host.emit(
@@ -477,6 +481,13 @@ class TcpLayer:
         available = conn.receive_buffer.available
         if available:
             host.emit(DataReceived(connection=conn.handle, available=available))
+
+    def _fast_open_done(self, conn: Connection) -> None:
+        """A Fast Open connection left SYN-RECEIVED: it no longer counts against the
+        listener's ``fast_open_queue`` (as Linux's reqsk_fastopen_remove)."""
+        listener = self._fast_open_pending.pop(conn, None)
+        if listener is not None:
+            listener.fast_open.discard(conn)
 
     def new_passive(
         self,

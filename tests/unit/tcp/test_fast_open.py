@@ -339,3 +339,12 @@ def test_a_reset_in_syn_received_reaches_the_application_holding_it() -> None:
     while (event := stack.next_event()) is not None:
         later.append(event)
     assert later == [ConnectionReset(connection=handle), ConnectionClosed(connection=handle)]
+
+
+def test_connections_the_application_took_leave_the_fast_open_queue_when_established() -> None:
+    """The queue counts Fast Open connections in SYN-RECEIVED (Linux's fastopenq.qlen),
+    whether or not the application took them: sequential connections never fill it."""
+    sim, _, server_stack, client, _ = setup(ON, ON, queue=2)
+    exchange(sim, client)  # fetch the cookie
+    assert [exchange(sim, client) for _ in range(10)] == [(RTT, RESPONSE)] * 10
+    assert "tcp.fast_open_queue_overflow" not in server_stack.stats.as_dict()
