@@ -59,15 +59,25 @@ def serve_exchanges(netns: str, autocorking: bool, count: int) -> tuple[dict[str
     from simtcp.wire.tcp import TcpSegment
 
     class CountingStack(Stack):
-        data_segments = 0
+        """Counts the data segments it sends, each once (a tail loss probe, RFC 8985 §7,
+        may resend the last one)."""
+
+        def __init__(self, config: StackConfig) -> None:
+            super().__init__(config)
+            self.sent: set[int] = set()
+
+        @property
+        def data_segments(self) -> int:
+            return len(self.sent)
 
         def frames_to_send(self, *, now: int) -> list[tuple[str, bytes]]:
             frames = super().frames_to_send(now=now)
             for _, frame in frames:
                 if frame[12:14] == b"\x08\x00" and frame[23] == 6:
                     header = (frame[14] & 15) * 4
-                    if TcpSegment.parse(frame[14 + header :]).payload:
-                        self.data_segments += 1
+                    segment = TcpSegment.parse(frame[14 + header :])
+                    if segment.payload:
+                        self.sent.add(segment.seq)
             return frames
 
     name = unique_name("smw")
