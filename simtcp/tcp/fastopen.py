@@ -34,8 +34,10 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..rng import SeededRandom
+from ..stats import Stats
 from ..wire.tcp import FastOpenOption, TcpSegment
 from .config import TcpConfig
+from .connection import Connection
 
 COOKIE_LENGTH = 8
 """Bytes of the cookies we issue (Linux's TCP_FASTOPEN_COOKIE_SIZE)."""
@@ -72,6 +74,26 @@ def option_fits(cookie: bytes) -> bool:
 def syn_option_space(cookie: bytes) -> int:
     """Option bytes of a SYN carrying ``cookie``: what its data leaves to the MSS."""
     return SYN_OPTIONS_MAX + (2 + len(cookie) + 3) // 4 * 4
+
+
+def prepare_client_syn(conn: Connection, cache: CookieCache, stats: Stats) -> None:
+    """The Fast Open option of a client's SYN: the cached cookie with as much of the
+    queued data as fits, or a cookie request (RFC 7413 §4.1.3, §4.2.1)."""
+    cached = cache.get(conn.remote_address)
+    if cached is None:
+        conn.fast_open_option = FastOpenOption()
+        stats.count("tcp.fast_open_cookie_requested")
+        return
+    cookie, mss = cached
+    if not option_fits(cookie):
+        return
+    conn.fast_open_option = FastOpenOption(cookie)
+    # The SYN's data fits the server's MSS beside the SYN's options (RFC 6691).
+    room = min(mss, conn.rcv_mss) - syn_option_space(cookie)
+    conn.syn_data = max(min(len(conn.send_buffer), room), 0)
+    conn.fast_open = conn.syn_data > 0
+    if conn.fast_open:
+        stats.count("tcp.fast_open_syn_data_sent")
 
 
 class CookieCache:

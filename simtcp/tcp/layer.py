@@ -31,11 +31,11 @@ from ..events import (
 from ..rng import SeededRandom
 from ..time import Instant
 from ..timers import TimerHeap
-from ..wire.tcp import FastOpenOption, TcpSegment
+from ..wire.tcp import TcpSegment
 from . import autotune, congestion, icmp_errors, states, timeouts, timewait
 from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, PendingAcks, TcpInfo, format_address
-from .fastopen import CookieCache, option_fits, syn_option_space
+from .fastopen import CookieCache, prepare_client_syn
 from .host import TcpHost
 from .isn import initial_sequence_number
 from .machine import State, TransitionLog, Trigger, enter
@@ -249,32 +249,13 @@ class TcpLayer:
         if data:
             conn.send_buffer.append(data)
             if self.config.fast_open_client:
-                self._fast_open_connect(conn)
+                prepare_client_syn(conn, self.fast_open_cache, self.host.stats)
         send_syn(conn, now)
         conn.rtt_sent_at = now
         conn.rto_at = now + conn.rto.rto
         conn.rearm()
         self.host.stats.count("tcp.active_opens")
         return conn.handle
-
-    def _fast_open_connect(self, conn: Connection) -> None:
-        """The Fast Open option of our SYN: the cached cookie and data, or a request."""
-        stats = self.host.stats
-        cached = self.fast_open_cache.get(conn.remote_address)
-        if cached is None:
-            conn.fast_open_option = FastOpenOption()  # RFC 7413 §4.1.3: ask for a cookie
-            stats.count("tcp.fast_open_cookie_requested")
-            return
-        cookie, mss = cached
-        if not option_fits(cookie):
-            return
-        conn.fast_open_option = FastOpenOption(cookie)
-        # The SYN's data fits the server's MSS beside the SYN's options (RFC 6691).
-        room = min(mss, conn.rcv_mss) - syn_option_space(cookie)
-        conn.syn_data = max(min(len(conn.send_buffer), room), 0)
-        conn.fast_open = conn.syn_data > 0
-        if conn.fast_open:
-            stats.count("tcp.fast_open_syn_data_sent")
 
     def send(self, handle: int, data: bytes, *, now: Instant) -> int:
         """Queue ``data``; returns how many bytes the bounded send buffer took."""
