@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
@@ -95,9 +97,15 @@ class Client:
 
 
 def setup(
-    client_tcp: TcpConfig, server_tcp: TcpConfig, *, queue: int = 16, loss: float = 0.0
+    client_tcp: TcpConfig,
+    server_tcp: TcpConfig,
+    *,
+    queue: int = 16,
+    loss: float = 0.0,
+    profile: LinkProfile | None = None,
+    seed: int = 1,
 ) -> tuple[Simulator, RecordingStack, RecordingStack, Client, Server]:
-    sim = Simulator(1)
+    sim = Simulator(seed)
     stacks = []
     for number, tcp in ((1, client_tcp), (2, server_tcp)):
         stack = RecordingStack(
@@ -108,7 +116,8 @@ def setup(
         sim.add_host(f"host{number}", stack)
         stacks.append(stack)
     client_stack, server_stack = stacks
-    sim.connect(("host1", "eth0"), ("host2", "eth0"), LinkProfile(delay=DELAY, loss=loss))
+    profile = profile or LinkProfile(delay=DELAY, loss=loss)
+    sim.connect(("host1", "eth0"), ("host2", "eth0"), profile)
     server_stack.tcp_listen(80, fast_open_queue=queue)
     client, server = Client(client_stack), Server(server_stack)
     sim.add_process(server)
@@ -218,6 +227,31 @@ def test_fast_open_under_loss_delivers_every_request_once() -> None:
         sim.run_for(30_000 * MILLISECOND)
         assert client.answers[handle][1] == RESPONSE
     assert sorted(server.received.values()) == [REQUEST] * 20
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.sampled_from([0.0, 0.05, 0.2]),
+    duplicate=st.sampled_from([0.0, 0.1, 0.3]),
+    reorder=st.sampled_from([0.0, 0.1, 0.3]),
+)
+def test_every_request_arrives_once_under_any_impairment(
+    seed: int, loss: float, duplicate: float, reorder: float
+) -> None:
+    """Invariant: with Fast Open on both sides, whatever the link loses, duplicates or
+    reorders (a SYN with data included), each request reaches the server application
+    exactly once, in one piece, and each response comes back whole."""
+    profile = LinkProfile(
+        delay=DELAY, loss=loss, duplicate=duplicate, reorder=reorder, reorder_delay=DELAY
+    )
+    sim, _, _, client, server = setup(ON, ON, profile=profile, seed=seed)
+    handles = []
+    for _ in range(4):
+        handles.append(client.connect(sim.now))
+        sim.run_for(60_000 * MILLISECOND)
+    assert [client.answers[handle][1] for handle in handles] == [RESPONSE] * 4
+    assert sorted(server.received.values()) == [REQUEST] * 4
 
 
 # --- against scapy-built SYNs (an independent oracle of the wire format) ------------
