@@ -252,3 +252,11 @@ def test_setting_nodelay_flushes_even_while_corked() -> None:
     sim.run_for(10 * MILLISECOND)
     assert server.data_segments() == [10]
     assert drain_client(client, handle, sim.now) == b"z" * 10
+
+
+def test_packetdrill_scripts_switch_autocorking_by_its_linux_sysctl() -> None:
+    from simtcp.drill.commands import SYSCTLS
+
+    assert SYSCTLS["net.ipv4.tcp_autocorking"]("0") == {"autocorking": False}
+    assert SYSCTLS["net.ipv4.tcp_autocorking"]("1") == {"autocorking": True}
+    TcpConfig(**SYSCTLS["net.ipv4.tcp_autocorking"]("0"))  # type: ignore[arg-type]
