@@ -210,6 +210,7 @@ class Connection:
         "rack_clock",
         "reorder_at",
         "probe_at",
+        "cork_at",
         "rcv_space_copied",
         "rcv_space_at",
         "route_mtu",
@@ -349,6 +350,8 @@ class Connection:
         self.close_at: Instant | None = None
         self.reorder_at: Instant | None = None
         self.probe_at: Instant | None = None
+        self.cork_at: Instant | None = None
+        """TCP_CORK's ceiling: held data leaves by then even while corked (Linux, 200 ms)."""
         self.persist_backoff = 0
         self.persist_probes = 0
         self.keepalive_probes = 0
@@ -409,6 +412,7 @@ class Connection:
             self.close_at,
             self.reorder_at,
             self.probe_at,
+            self.cork_at,
         ):
             if candidate is not None and (deadline is None or candidate < deadline):
                 deadline = candidate
@@ -416,7 +420,7 @@ class Connection:
 
     def cancel_timers(self) -> None:
         self.rto_at = self.delack_at = self.persist_at = self.keepalive_at = self.close_at = None
-        self.reorder_at = self.probe_at = None
+        self.reorder_at = self.probe_at = self.cork_at = None
         self.timers.cancel(self.timer)
 
     def take_send_window(self, seq: int, ack: int, window: int) -> None:

@@ -40,7 +40,15 @@ from .host import TcpHost
 from .isn import initial_sequence_number
 from .machine import State, TransitionLog, Trigger, enter
 from .options import TimestampClock
-from .output import output, owe_ack, send_ack, send_reset_reply, send_syn
+from .output import (
+    CORK_CEILING,
+    flush_corked,
+    output,
+    owe_ack,
+    send_ack,
+    send_reset_reply,
+    send_syn,
+)
 from .syncookie_codec import SynCookies
 
 __all__ = ["TcpInfo", "TcpLayer"]
@@ -285,6 +293,8 @@ class TcpLayer:
             if not pending.connections:
                 pending.due_at = now
             pending.connections.append(conn)
+        if conn.cork and conn.cork_at is None and conn.send_buffer.end > conn.snd_nxt:
+            conn.cork_at = now + CORK_CEILING  # from the first byte held (Linux's tcp(7))
         conn.rearm()
 
     def receive(self, handle: int, max_bytes: int = -1, *, now: Instant) -> bytes:
@@ -343,9 +353,7 @@ class TcpLayer:
         if enabled and conn.key in self._connections:
             # A held small segment may go now; as in Linux's tcp(7), setting TCP_NODELAY
             # flushes pending output even while TCP_CORK is set.
-            cork, conn.cork = conn.cork, False
-            output(conn, now)
-            conn.cork = cork
+            flush_corked(conn, now)
             conn.rearm()
 
     def set_cork(self, handle: int, enabled: bool, *, now: Instant) -> None:
@@ -354,6 +362,7 @@ class TcpLayer:
         conn = self._connection(handle)
         conn.cork = enabled
         if not enabled and conn.key in self._connections:
+            conn.cork_at = None
             output(conn, now)
             conn.rearm()
 

@@ -10,7 +10,7 @@ silly-window avoidance (RFC 9293 §3.8.6.2.1).
 
 from __future__ import annotations
 
-from ..time import Instant
+from ..time import MILLISECOND, Instant
 from ..wire.checksum import Buffer
 from ..wire.tcp import (
     ACK,
@@ -414,6 +414,18 @@ def _hold_small_segment(conn: Connection, size: int, unsent: int, corking: bool)
         return False  # nothing in flight: no ACK is coming to clock us, send now
     # Window-limited: RFC 9293 §3.8.6.2.1, wait until half the largest window fits.
     return size < conn.max_snd_wnd >> 1
+
+
+CORK_CEILING = 200 * MILLISECOND
+"""Longest that TCP_CORK holds data (Linux's tcp(7): "a 200 millisecond ceiling")."""
+
+
+def flush_corked(conn: Connection, now: Instant) -> None:
+    """Send what TCP_CORK holds, leaving the cork set (its ceiling ran out, or
+    TCP_NODELAY was set: Linux's tcp(7) flushes pending output then too)."""
+    cork, conn.cork = conn.cork, False
+    output(conn, now)
+    conn.cork = cork
 
 
 def retransmit_first(conn: Connection, now: Instant) -> None:

@@ -198,12 +198,32 @@ def test_tcp_cork_holds_short_segments_until_cleared() -> None:
     server.tcp_set_cork(connection, True, now=sim.now)
     for _ in range(4):
         server.send(connection, b"x" * 500, now=sim.now)
-    sim.run_for(500 * MILLISECOND)  # corked: only the full segment left, whatever the time
+    sim.run_for(150 * MILLISECOND)  # corked: only the full segment left
     assert server.data_segments() == [1448]
     server.tcp_set_cork(connection, False, now=sim.now)
     sim.run_for(10 * MILLISECOND)
     assert server.data_segments() == [1448, 552]
     assert drain_client(client, handle, sim.now) == b"x" * 2000
+
+
+def test_tcp_cork_holds_data_200_ms_at_most() -> None:
+    """tcp(7): "a 200 millisecond ceiling on the time for which output is corked", counted
+    from the first byte held; the cork stays set for what follows."""
+    sim, client, server, handle, connection = established(TcpConfig())
+    server.tcp_set_cork(connection, True, now=sim.now)
+    started = sim.now
+    server.send(connection, b"c" * 100, now=sim.now)
+    sim.run_for(50 * MILLISECOND)
+    server.send(connection, b"c" * 100, now=sim.now)
+    sim.run_until(lambda: bool(server.data_segments()), timeout=SECOND)
+    assert sim.now - started == 200 * MILLISECOND
+    assert server.data_segments() == [200]
+    server.send(connection, b"d" * 10, now=sim.now)  # still corked: a new ceiling
+    again = sim.now
+    sim.run_until(lambda: len(server.data_segments()) == 2, timeout=SECOND)
+    assert sim.now - again == 200 * MILLISECOND
+    sim.run_for(10 * MILLISECOND)
+    assert drain_client(client, handle, sim.now) == b"c" * 200 + b"d" * 10
 
 
 def test_a_fin_is_not_held_by_tcp_cork() -> None:
