@@ -404,7 +404,8 @@ class Stack:
         self.tcp.set_nodelay(connection, enabled, now=now)
 
     def tcp_set_cork(self, connection: int, enabled: bool, *, now: Instant) -> None:
-        """TCP_CORK: hold segments shorter than the MSS until cleared (a FIN still leaves)."""
+        """TCP_CORK: hold segments shorter than the MSS until cleared, 200 ms at most (as
+        Linux); a FIN still leaves at once."""
         self.tcp.set_cork(connection, enabled, now=now)
 
 

@@ -322,7 +322,8 @@ class Connection:
         """Nagle, the RTO estimator (RFC 6298), congestion control and loss recovery."""
         self.nodelay = config.nodelay
         self.cork = False
-        """TCP_CORK: segments shorter than the MSS wait until it is cleared or we send a FIN."""
+        """TCP_CORK: segments shorter than the MSS wait until it is cleared, we send a FIN,
+        or ``cork_at`` passes."""
         self.corked = False
         """A short segment was held by autocorking: it leaves at the host's flush."""
         self.snd_sml = iss

@@ -357,8 +357,9 @@ class TcpLayer:
             conn.rearm()
 
     def set_cork(self, handle: int, enabled: bool, *, now: Instant) -> None:
-        """TCP_CORK for one connection: while on, only full-sized segments leave; clearing
-        it sends what was held (Linux's tcp(7); a FIN still leaves at once)."""
+        """TCP_CORK for one connection: while on, only full-sized segments leave, and what
+        is held goes after 200 ms at most; clearing it sends what was held (Linux's tcp(7);
+        a FIN still leaves at once)."""
         conn = self._connection(handle)
         conn.cork = enabled
         if not enabled and conn.key in self._connections:
