@@ -105,13 +105,14 @@ WorkerBody = Callable[["WorkerLink"], int]
 
 
 def parse_queues(text: str) -> int:
-    """The ``--queues`` value: a whole number 1..MAX_QUEUES, or ValueError with one line."""
+    """The ``--queues`` value: a whole number 1..MAX_QUEUES, or ValueError with one line
+    (argparse puts ``argument --queues:`` in front)."""
     try:
         count = int(text.strip(), 10)
     except ValueError:
-        raise ValueError(f"--queues wants a number of queues, 1..{MAX_QUEUES}: {text!r}") from None
+        raise ValueError(f"not a number of queues: {text!r} (1..{MAX_QUEUES})") from None
     if not 1 <= count <= MAX_QUEUES:
-        raise ValueError(f"--queues wants 1..{MAX_QUEUES} queues (a TAP takes no more): {count}")
+        raise ValueError(f"{count} queues: a TAP takes 1..{MAX_QUEUES}")
     return count
 
 
@@ -439,7 +440,10 @@ class Supervisor:
         if fd == self._status_fd:
             self._ask_status()
             return None
-        what, worker = self._by_fd[fd]
+        entry = self._by_fd.get(fd)
+        if entry is None:  # its worker was reaped earlier in the same batch
+            return None
+        what, worker = entry
         if what == "report":
             self._read_reports(worker)
             return None

@@ -95,7 +95,8 @@ def serve_queues(
     accepted = sum(final["accepted"] for final in finals)
     echoed = sum(final["echoed"] for final in finals)
     line = serve._stop_line(counts, stats, accepted, echoed)
-    print(f"{prog}: {line} (over {count} workers)", flush=True)
+    shares = "+".join(str(final["accepted"]) for final in finals)
+    print(f"{prog}: {line} (over {count} workers: {shares} connections)", flush=True)
     return EXIT_OK
 
 
@@ -140,7 +141,16 @@ def merge_snapshots(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
             into["counters"] = aggregate([into["counters"], host.get("counters", {})])
     merged["hosts"] = hosts
     merged["loop"] = aggregate(snapshot.get("loop", {}) for snapshot in snapshots)
-    merged["workers"] = len(snapshots)
+    merged["workers"] = [
+        {
+            "queue": index,
+            "connections": sum(
+                len(host.get("connections", [])) for host in snapshot.get("hosts", {}).values()
+            ),
+            "loop": snapshot.get("loop", {}),
+        }
+        for index, snapshot in enumerate(snapshots)
+    ]
     return merged
 
 
