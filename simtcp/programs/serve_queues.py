@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from simtcp.backends.multiqueue import Supervisor, WorkerLink, aggregate
+from simtcp.backends.multiqueue import Supervisor, WorkerBody, WorkerLink, aggregate
 
 if TYPE_CHECKING:
     from simtcp.backends.privilege import Account
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+PROFILE_ENV = "SIMTCP_WORKER_PROFILE"
+"""Set to a path prefix, each worker runs under cProfile and writes ``PREFIX.INDEX`` at exit
+(bench/bench_multiqueue.py --profile; with --keep-root, or a prefix the workers may write)."""
 
 
 def serve_queues(
@@ -42,24 +45,6 @@ def serve_queues(
 
     count = args.queues
     parent = os.getpid()
-
-    def body(link: WorkerLink) -> int:
-        mine = [devices[link.index], devices[count + link.index]]
-        for device in devices:  # only our own queues stay open here
-            if device not in mine:
-                with contextlib.suppress(OSError):
-                    os.close(device.fd)
-        if resources.status is not None:  # the supervisor answers it; never unlink it here
-            with contextlib.suppress(OSError):
-                os.close(resources.status.fileno())
-            resources.status = None
-        if account is not None:
-            serve._drop(prog, account, parent=parent)
-        from simtcp.backends.privilege import die_with_parent
-
-        if not die_with_parent(parent, signal.SIGTERM):  # nobody would remove the devices
-            return EXIT_OK
-        return serve._run(args, prog, mine, resources, link)
 
     def on_ready(pids: list[int]) -> None:
         netns0 = args.netns
@@ -80,7 +65,7 @@ def serve_queues(
             status.answer(merge_snapshots([s for s in snapshots if s is not None]))
 
     supervisor = Supervisor(count)
-    supervisor.start(body)
+    supervisor.start(_worker_body(args, prog, devices, resources, account, parent))
     result = supervisor.run(
         on_ready=on_ready,
         status_fd=status.fileno() if status is not None else None,
@@ -89,15 +74,65 @@ def serve_queues(
     if result.failure is not None:
         print(f"{prog}: error: {result.failure}; stopped the others", file=sys.stderr, flush=True)
         return EXIT_FAILURE
-    finals = [final for final in result.finals if final is not None]
+    print(f"{prog}: {stop_line([f for f in result.finals if f is not None])}", flush=True)
+    return EXIT_OK
+
+
+def stop_line(finals: list[dict[str, Any]]) -> str:
+    """The single-process stop line over every worker's final report, and how the
+    connections spread over the workers."""
+    from .serve import _stop_line
+
     counts = aggregate(final["loop"] for final in finals)
     stats = aggregate(final["stats"] for final in finals)
     accepted = sum(final["accepted"] for final in finals)
     echoed = sum(final["echoed"] for final in finals)
-    line = serve._stop_line(counts, stats, accepted, echoed)
     shares = "+".join(str(final["accepted"]) for final in finals)
-    print(f"{prog}: {line} (over {count} workers: {shares} connections)", flush=True)
-    return EXIT_OK
+    line = _stop_line(counts, stats, accepted, echoed)
+    return f"{line} (over {len(finals)} workers: {shares} connections)"
+
+
+def _worker_body(
+    args: argparse.Namespace,
+    prog: str,
+    devices: list[TapDevice],
+    resources: _Resources,
+    account: Account | None,
+    parent: int,
+) -> WorkerBody:
+    """What each forked worker runs: keep its own queues, drop privileges, serve."""
+    from . import serve
+
+    count = args.queues
+
+    def body(link: WorkerLink) -> int:
+        mine = [devices[link.index], devices[count + link.index]]
+        for device in devices:  # only our own queues stay open here
+            if device not in mine:
+                with contextlib.suppress(OSError):
+                    os.close(device.fd)
+        if resources.status is not None:  # the supervisor answers it; never unlink it here
+            with contextlib.suppress(OSError):
+                os.close(resources.status.fileno())
+            resources.status = None
+        if account is not None:
+            serve._drop(prog, account, parent=parent)
+        from simtcp.backends.privilege import die_with_parent
+
+        if not die_with_parent(parent, signal.SIGTERM):  # nobody would remove the devices
+            return EXIT_OK
+        profile = os.environ.get(PROFILE_ENV)
+        if not profile:
+            return serve._run(args, prog, mine, resources, link)
+        import cProfile
+
+        profiler = cProfile.Profile()
+        try:
+            return profiler.runcall(serve._run, args, prog, mine, resources, link)
+        finally:
+            profiler.dump_stats(f"{profile}.{link.index}")
+
+    return body
 
 
 def watch_supervisor(link: WorkerLink, loop: TapLoop, stack: Stack) -> None:
@@ -154,4 +189,4 @@ def merge_snapshots(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-__all__ = ["merge_snapshots", "serve_queues", "watch_supervisor"]
+__all__ = ["PROFILE_ENV", "merge_snapshots", "serve_queues", "stop_line", "watch_supervisor"]

@@ -273,3 +273,23 @@ def test_a_worker_that_exits_on_its_own_stops_the_rest_and_fails() -> None:
     assert result.code == 1
     assert result.failure == f"worker 1 (pid {pids[1]}, queue 1) exited 3"
     assert all(_gone(pid) for pid in pids)
+
+
+def test_stop_line_sums_the_workers_reports_and_shows_the_spread() -> None:
+    from simtcp.programs.serve_queues import stop_line
+
+    loop = {
+        "frames_in": 10,
+        "frames_out": 20,
+        "gso_in": 1,
+        "gso_out": 2,
+        "gro_merged": 0,
+    }
+    finals = [
+        {"loop": loop, "stats": {"drop.total": 1}, "accepted": 9, "echoed": 900},
+        {"loop": loop, "stats": {"drop.total": 2}, "accepted": 7, "echoed": 700},
+    ]
+    line = stop_line(finals)
+    assert line.startswith("stopped: 16 connections, 1600 bytes echoed, 20 frames in (2 GSO)")
+    assert "3 dropped by the stack" in line
+    assert line.endswith("(over 2 workers: 9+7 connections)")
