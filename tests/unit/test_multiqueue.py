@@ -227,8 +227,8 @@ def test_arp_replies_reach_the_other_workers_and_nothing_else_does() -> None:
 
 
 def _polite(link: WorkerLink) -> int:
-    link.ready()
-    try:
+    try:  # the SIGTERM comes once every worker said ready: maybe before pause() here
+        link.ready()
         signal.pause()
     except KeyboardInterrupt:
         link.send("final", {"queue": link.index})
