@@ -309,13 +309,24 @@ class Supervisor:
         self._by_fd: dict[int, tuple[str, _Worker]] = {}
         self._status_fd: int | None = None
         self._status_waiting: dict[int, Any] | None = None
+        self._previous: dict[signal.Signals, Any] = {}
 
     def start(self, body: WorkerBody) -> None:
-        """Fork the workers; each runs ``body(link)`` and leaves with its return value."""
+        """Fork the workers; each runs ``body(link)`` and leaves with its return value.
+
+        Our SIGINT/SIGTERM handlers go in first, so a signal during the forks stops the
+        workers already made and forks no more; :meth:`run` puts the old ones back.
+        """
         sys.stdout.flush()
         sys.stderr.flush()
+        self._previous = {
+            number: signal.signal(number, self._on_signal)
+            for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM)
+        }
         mesh = _relay_mesh(self.count)
         for index in range(self.count):
+            if self._stopping:
+                break
             report_read, report_write = os.pipe2(os.O_CLOEXEC)
             control_read, control_write = os.pipe2(os.O_CLOEXEC)
             pid = os.fork()
@@ -387,10 +398,6 @@ class Supervisor:
         self._answer_status = answer_status
         if status_fd is not None:
             self._epoll.register(status_fd, select.EPOLLIN)
-        previous = {
-            number: signal.signal(number, self._on_signal)
-            for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM)
-        }
         failure: str | None = None
         announced = False
         stop_deadline: float | None = None
@@ -403,13 +410,14 @@ class Supervisor:
                     failure = self._handle(fd) or failure
                 if failure is not None and not self._stopping:
                     self.stop_all()
-                if not announced and all(worker.ready for worker in self.workers):
+                ready = len(self.workers) == self.count and not self._stopping
+                if not announced and ready and all(worker.ready for worker in self.workers):
                     announced = True
                     on_ready([worker.pid for worker in self.workers])
                 if stop_deadline is not None and time.monotonic() > stop_deadline:
                     self._kill_all(signal.SIGKILL)
         finally:
-            for number, handler in previous.items():
+            for number, handler in self._previous.items():
                 signal.signal(number, handler)
             self.close()
         finals = [worker.final for worker in self.workers]
