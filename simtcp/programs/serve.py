@@ -646,15 +646,7 @@ def _run(
 
         watch_supervisor(link, loop, stack)
     try:
-        if link is None:
-            for line in _describe(args, netns0, netns1, [device0, device1]):
-                print(f"{prog}: {line}", flush=True)
-            print(
-                f"{prog}: TCP echo on port {ECHO_PORT}; ready (pid {os.getpid()}; Ctrl-C to stop)",
-                flush=True,
-            )
-        else:
-            link.ready()
+        _announce(args, prog, (netns0, netns1), devices, link)
         loop.run()
         # A second Ctrl-C (a terminal signals the parent and us; the parent forwards one
         # more) must not cut the stop line short.
@@ -663,18 +655,47 @@ def _run(
     except tap.TapError as error:  # after ready: a runtime failure, not a usage error
         print(f"{prog}: {error}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
+    except KeyboardInterrupt:  # a worker told to stop before its loop took the signals:
+        if link is None:  # it still reports (what it counted is zero or close to it)
+            raise
     finally:
         loop.close()
-    accepted, echoed = (echo.accepted, echo.echoed_bytes) if echo else (0, 0)
     if link is not None:
+        accepted, echoed = (echo.accepted, echo.echoed_bytes) if echo else (0, 0)
         final = {"loop": loop.counters, "stats": stack.stats(), "accepted": accepted}
         link.send("final", {**final, "echoed": echoed})
         return EXIT_OK
-    print(f"{prog}: {_stop_line(loop.counters, stack.stats(), accepted, echoed)}", flush=True)
+    print(f"{prog}: {_stop_line(loop.counters, stack.stats(), echo)}", flush=True)
     return EXIT_OK
 
 
-def _stop_line(counts: dict[str, int], stats: dict[str, int], accepted: int, echoed: int) -> str:
+def _stop_line(counts: dict[str, int], stats: dict[str, int], echo: EchoServer | None) -> str:
+    accepted, echoed = (echo.accepted, echo.echoed_bytes) if echo else (0, 0)
+    return stop_text(counts, stats, accepted, echoed)
+
+
+def _announce(
+    args: argparse.Namespace,
+    prog: str,
+    namespaces: tuple[str | None, str | None],
+    devices: list[TapDevice],
+    link: WorkerLink | None,
+) -> None:
+    """The start-up lines and ``ready``; a worker of several only tells its supervisor,
+    which prints them once for all."""
+    if link is not None:
+        link.ready()
+        return
+    for line in _describe(args, *namespaces, devices):
+        print(f"{prog}: {line}", flush=True)
+    print(
+        f"{prog}: TCP echo on port {ECHO_PORT}; ready (pid {os.getpid()}; Ctrl-C to stop)",
+        flush=True,
+    )
+
+
+def stop_text(counts: dict[str, int], stats: dict[str, int], accepted: int, echoed: int) -> str:
+    """The stop line's text from the loop's counters, the stack's and the echo server's."""
     cut = stats.get("ip.gso_segmented", 0)
     forwarded = stats.get("ip.gso_forward_segmented", 0)
     return (

@@ -81,14 +81,15 @@ def serve_queues(
 def stop_line(finals: list[dict[str, Any]]) -> str:
     """The single-process stop line over every worker's final report, and how the
     connections spread over the workers."""
-    from .serve import _stop_line
+    from .serve import stop_text
 
-    counts = aggregate(final["loop"] for final in finals)
+    zero = dict.fromkeys(("frames_in", "frames_out", "gso_in", "gso_out", "gro_merged"), 0)
+    counts = aggregate([zero, *(final["loop"] for final in finals)])
     stats = aggregate(final["stats"] for final in finals)
     accepted = sum(final["accepted"] for final in finals)
     echoed = sum(final["echoed"] for final in finals)
-    shares = "+".join(str(final["accepted"]) for final in finals)
-    line = _stop_line(counts, stats, accepted, echoed)
+    shares = "+".join(str(final["accepted"]) for final in finals) or "0"
+    line = stop_text(counts, stats, accepted, echoed)
     return f"{line} (over {len(finals)} workers: {shares} connections)"
 
 

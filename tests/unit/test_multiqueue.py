@@ -293,3 +293,12 @@ def test_stop_line_sums_the_workers_reports_and_shows_the_spread() -> None:
     assert line.startswith("stopped: 16 connections, 1600 bytes echoed, 20 frames in (2 GSO)")
     assert "3 dropped by the stack" in line
     assert line.endswith("(over 2 workers: 9+7 connections)")
+
+
+def test_stop_line_without_any_report_is_all_zeros() -> None:
+    """Workers stopped before their loops ran may report nothing; the line still prints."""
+    from simtcp.programs.serve_queues import stop_line
+
+    line = stop_line([])
+    assert line.startswith("stopped: 0 connections, 0 bytes echoed, 0 frames in (0 GSO)")
+    assert line.endswith("(over 0 workers: 0 connections)")
