@@ -302,3 +302,13 @@ def test_stop_line_without_any_report_is_all_zeros() -> None:
     line = stop_line([])
     assert line.startswith("stopped: 0 connections, 0 bytes echoed, 0 frames in (0 GSO)")
     assert line.endswith("(over 0 workers: 0 connections)")
+
+
+@pytest.mark.parametrize("queues", [0, -1, 257])
+def test_a_device_refuses_a_queue_count_the_driver_would(queues: int) -> None:
+    """Checked before anything is opened: no device, no privilege needed."""
+    from simtcp.backends.tap import TapError
+    from simtcp.backends.tapdevice import TapDevice
+
+    with pytest.raises(TapError, match="1..256 queues"):
+        TapDevice.create_queues("mq-never", queues, interface="veth0")
