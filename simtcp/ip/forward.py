@@ -65,7 +65,6 @@ from ..wire.offload import (
 from ..wire.protocols import PROTOCOL_TCP, PROTOCOL_UDP
 from .fragments import fragment
 from .output import Ipv4Output
-from .routing import is_martian_source
 
 if TYPE_CHECKING:
     from ..icmp import Icmp
@@ -92,7 +91,8 @@ _OUT_HEADERS = struct.Struct("!6s6sHBBHHHBBHII")
 _ETHERTYPE_IPV4 = 0x0800
 _L4_CHECKSUM_AT = {PROTOCOL_TCP: 14 + 20 + 16, PROTOCOL_UDP: 14 + 20 + 6}
 """Where a whole TCP or UDP datagram's checksum field sits in an option-less frame."""
-_L4_HEADER_MIN = {PROTOCOL_TCP: 20, PROTOCOL_UDP: 8}
+_L4_LEAST_WITH_CHECKSUM = {PROTOCOL_TCP: 20 + 18, PROTOCOL_UDP: 20 + 8}
+"""The shortest datagram whose TCP or UDP header holds its checksum field."""
 _ADDRESSES = struct.Struct("!II")
 _KEEP = -1
 """The L4 checksum field stays as it came (see :func:`_l4_checksum_out`)."""
@@ -158,6 +158,8 @@ class Forwarder:
         self._counters = stats.counters()
         self._local = output.local
         self._broadcasts = output.broadcasts
+        self._interfaces = output.interfaces
+        self._lookup = output.routes.lookup
 
     def fast_forward(
         self, iface: Interface, frame: Buffer, now: Instant, verified: bool, gso_size: int
@@ -191,21 +193,51 @@ class Forwarder:
             or destination in self._local
             or destination in self._broadcasts
             or destination >> 28 == 0xE  # multicast: RFC 1812 §5.3.5 is not ours to do
-            or is_martian_source(source)
-            or not _header_checksum_ok(frame)
+            # martian sources (RFC 1122 §3.2.1.3), is_martian_source inlined
+            or source >> 28 == 0xE
+            or source >> 24 == 127
+            or source == 0xFFFFFFFF
+            # RFC 1071: a good header sums to a multiple of 0xffff (never 0: version 4)
+            or int.from_bytes(frame[14:34], "big") % 0xFFFF
         ):
             return False
-        found = self._output.route(destination)
-        if found is None:
+        route = self._lookup(destination)  # Ipv4Output.route, inlined
+        if route is None:
             return False
-        out, next_hop = found
-        verified = verified or iface.offload.rx_checksum_verified
+        out = self._interfaces[route.interface]
+        next_hop = route.gateway if route.gateway is not None else destination
         end = 14 + total_length
-        l4_checksum = self._fast_l4_checksum(
-            frame, iface, out, end, protocol, flags_offset, gso_size, verified
-        )
-        if l4_checksum is None:
-            return False
+        verified = verified or iface.offload.rx_checksum_verified
+        if (
+            verified
+            and total_length <= out.mtu
+            and out.offload.tx_checksum
+            and total_length >= _L4_LEAST_WITH_CHECKSUM.get(protocol, 0x10000)
+            and not flags_offset & 0x3FFF
+        ):
+            # The common case, inlined (a TAP with offloads on both sides): vouched for and
+            # leaving partial, the pseudo-header sum, which the TTL is no part of.
+            at = _L4_CHECKSUM_AT[protocol]
+            if protocol == PROTOCOL_UDP and not (frame[at] or frame[at + 1]):
+                l4_checksum = _KEEP  # no checksum (RFC 768)
+            else:
+                pseudo = (
+                    (source >> 16)
+                    + (source & 0xFFFF)
+                    + (destination >> 16)
+                    + (destination & 0xFFFF)
+                    + protocol
+                    + total_length
+                    - 20
+                )
+                l4_checksum = pseudo % 0xFFFF or 0xFFFF
+        else:
+            found = self._fast_l4_checksum(
+                frame, iface, out, end, protocol, flags_offset, gso_size, verified
+            )
+            if found is None:
+                return False
+            l4_checksum = found
         next_mac = self._output.neighbours.resolved_mac(out.name, next_hop)
         if next_mac is None:
             return False
@@ -220,8 +252,9 @@ class Forwarder:
             flags_offset,
             ttl - 1,
             protocol,
-            # RFC 1812 §5.3.1, RFC 1624: the TTL word changes, the checksum follows.
-            checksum_update(checksum, (ttl << 8) | protocol, ((ttl - 1) << 8) | protocol),
+            # RFC 1812 §5.3.1, RFC 1624 eqn. 3: the TTL word changes, the checksum follows;
+            # checksum_update, inlined (~m + m' is 0xffff - 0x0100 whatever the word was).
+            _ttl_lowered_checksum(checksum),
             source,
             destination,
         )
@@ -368,9 +401,12 @@ class Forwarder:
         return plan.pieces
 
 
-def _header_checksum_ok(frame: Buffer) -> bool:
-    """The option-less IPv4 header at 14 verifies (RFC 1071: its sum is 0 modulo 0xffff)."""
-    return int.from_bytes(frame[14:34], "big") % 0xFFFF == 0
+def _ttl_lowered_checksum(checksum: int) -> int:
+    """The header checksum once the TTL is one lower (RFC 1624 eqn. 3, HC' = ~(~HC + ~m +
+    m')): with the TTL the high byte of its word, ~m + m' is 0xffff - 0x0100 for any m."""
+    total = (~checksum & 0xFFFF) + 0xFEFF
+    total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
 
 
 def _l4_checksum_out(
