@@ -17,8 +17,9 @@ Per router, one round gives: TCP goodput (MB/s, one stream, ``--seconds``);
 UDP loss at ``--udp-rates`` (1,400-byte datagrams, the receiver's count);
 the datagrams/s B received when A offers ``--ceiling-rate`` (the ceiling);
 and for simtcp the router's CPU µs per forwarded UDP datagram (its user +
-system time over the datagrams that reached B, at the ceiling rate).
-Figures are the best of ``--rounds`` interleaved rounds (loss: the lowest).
+system time over the datagrams that reached B, at the ceiling rate) and its
+CPU seconds per GB of TCP forwarded. Figures are the best of
+``--rounds`` interleaved rounds (loss and CPU: the lowest).
 
 ``--profile`` runs one more simtcp router (this checkout) under cProfile
 through a TCP and a ceiling UDP test and prints the top ``--top`` functions
@@ -123,7 +124,11 @@ def measure(ns_a: str, ns_b: str, args: argparse.Namespace, worker: int | None) 
     figures: dict[str, float] = {}
     with iperf_server(ns_b, B_ADDRESS):
         nsrun(ns_a, "ping", "-c", "3", "-i", "0.05", "-W", "2", B_ADDRESS)
+        cpu_before = cpu_seconds(worker) if worker else 0.0
         figures["tcp_mb_s"] = tcp_goodput(ns_a, B_ADDRESS, args.seconds)
+        if worker:
+            cpu = cpu_seconds(worker) - cpu_before
+            figures["tcp_cpu_s_per_gb"] = cpu / (figures["tcp_mb_s"] * args.seconds / 1000)
         for rate in args.udp_rates:
             run = udp_run(ns_a, B_ADDRESS, args.seconds, rate)
             figures[f"udp_loss_pct_{rate}"] = run["loss_pct"]
@@ -301,7 +306,7 @@ def best(runs: list[dict[str, float]]) -> dict[str, float]:
     merged: dict[str, float] = {}
     for key in runs[0]:
         values = [run[key] for run in runs if key in run]
-        low = key.startswith("udp_loss") or key.startswith("us_per")
+        low = key.startswith(("udp_loss", "us_per", "tcp_cpu"))
         merged[key] = min(values) if low else max(values)
     return merged
 
@@ -312,6 +317,7 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, float]]) -> No
     width = max(len(name) for name in columns) + 2
     keys = [
         ("tcp_mb_s", "TCP goodput, 1 stream (MB/s)", "{:,.1f}"),
+        ("tcp_cpu_s_per_gb", "  router CPU s per GB forwarded", "{:.2f}"),
         *[
             (f"udp_loss_pct_{rate}", f"UDP loss at {rate}bit/s (%)", "{:.3f}")
             for rate in args.udp_rates
