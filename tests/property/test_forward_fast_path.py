@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simtcp import Stack
+from simtcp.backends.vnet import FLAG_NEEDS_CSUM, VnetHeader, tx_header
 from simtcp.config import ArpConfig, IpConfig, StackConfig
 from simtcp.link.interface import InterfaceOffload
 from simtcp.wire.arp import OPERATION_REQUEST, ArpPacket
@@ -289,6 +290,11 @@ def test_the_one_step_path_is_taken_for_ordinary_frames() -> None:
         forwarded = Ipv4Packet.parse(out[14:])
         assert forwarded.ttl == 63  # RFC 1812 §5.3.1
         assert bytes(forwarded.payload) == bytes(l4)  # the partial checksum carried through
+        # The next TAP's virtio-net header, derived from the frame, carries what came in:
+        # checksum still to finish, and for the super-segment the gso_size it was cut at.
+        header = VnetHeader.parse(tx_header(out, 1500))
+        assert header.flags == FLAG_NEEDS_CSUM and header.csum_start == 34
+        assert header.gso_size == gso_size and header.is_gso == bool(gso_size)
     assert stack.stats()["ip.forwarded"] == len(cases)
 
 
