@@ -299,7 +299,14 @@ def coalesce_for_tso(frames: list[bytes], mtu: int, *, limit: int = MAX_DATAGRAM
     at that MSS, puts the very same segments on the wire; one write then
     carries up to 64 KiB instead of one MSS. Merged frames keep partial
     checksums; anything else passes through untouched and in place.
+
+    Such a segment fills the MTU exactly, and the stack's frames end where
+    their datagram ends (forwarding drops link padding), so a batch without a
+    frame of exactly ``mtu + 14`` bytes (a router's super-segments, ACKs and
+    datagrams) comes back as it is, without a look at any header.
     """
+    if mtu + ETHERNET_HEADER_LENGTH not in map(len, frames):
+        return frames
     return _merge_runs(frames, limit=limit, verify=False, mtu=mtu, partial=True)
 
 

@@ -52,6 +52,26 @@ _LAYOUT = struct.Struct("<BBHHHHH")
 PLAIN_HEADER = bytes(VNET_HEADER_LENGTH)
 """The header of a frame that asks nothing of the kernel (complete checksums, no GSO)."""
 
+_TX_FIELDS = struct.Struct("!12xHB5xHxB")
+"""EtherType, IPv4 version/IHL, flags/fragment offset and protocol of a frame: what
+:func:`tx_header` reads first, in one unpack."""
+_UDP_HEADERS = {
+    words: _LAYOUT.pack(
+        FLAG_NEEDS_CSUM,
+        GSO_NONE,
+        ETHERNET_HEADER_LENGTH + 4 * words + 8,
+        0,
+        ETHERNET_HEADER_LENGTH + 4 * words,
+        UDP_CHECKSUM_OFFSET,
+        0,
+    )
+    for words in range(16)
+}
+"""The header of a UDP frame, by IHL (its header length in words): it depends on nothing else."""
+_TCP_HEADERS: dict[int, bytes] = {}
+"""The header of a TCP frame without GSO, by (end of headers << 8 | csum_start): at most
+16 x 16 of them, made when first needed."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VnetHeader:
@@ -122,16 +142,14 @@ def tx_header(frame: bytes | memoryview, mtu: int) -> bytes:
     and TCP headers (options included), the MSS the kernel cuts it at.
     Everything else goes out as it is.
     """
-    if len(frame) < ETHERNET_HEADER_LENGTH + 20 or frame[12:14] != ETHERTYPE_IPV4:
+    if len(frame) < ETHERNET_HEADER_LENGTH + 20:
         return PLAIN_HEADER
-    version_ihl = frame[14]
-    if version_ihl >> 4 != 4:
+    ethertype, version_ihl, flags_offset, protocol = _TX_FIELDS.unpack_from(frame)
+    # Not IPv4, or MF set or a fragment offset (not a whole datagram): as it is.
+    if ethertype != 0x0800 or version_ihl >> 4 != 4 or flags_offset & 0x3FFF:
         return PLAIN_HEADER
     ip_header_length = (version_ihl & 0x0F) * 4
-    if frame[20] & 0x3F or frame[21]:  # MF set or a fragment offset: not a whole datagram
-        return PLAIN_HEADER
     start = ETHERNET_HEADER_LENGTH + ip_header_length
-    protocol = frame[23]
     if protocol == IPPROTO_TCP and len(frame) >= start + 20:
         tcp_header_length = (frame[start + 12] >> 4) * 4
         end_of_headers = start + tcp_header_length
@@ -147,15 +165,18 @@ def tx_header(frame: bytes | memoryview, mtu: int) -> bytes:
                     TCP_CHECKSUM_OFFSET,
                     0,
                 )
-        return _LAYOUT.pack(
-            FLAG_NEEDS_CSUM, GSO_NONE, end_of_headers, 0, start, TCP_CHECKSUM_OFFSET, 0
-        )
+        header = _TCP_HEADERS.get(end_of_headers << 8 | start)
+        if header is None:
+            header = _TCP_HEADERS[end_of_headers << 8 | start] = _LAYOUT.pack(
+                FLAG_NEEDS_CSUM, GSO_NONE, end_of_headers, 0, start, TCP_CHECKSUM_OFFSET, 0
+            )
+        return header
     if (
         protocol == IPPROTO_UDP
         and len(frame) >= start + 8
         and (frame[start + 6] or frame[start + 7])
     ):
-        return _LAYOUT.pack(FLAG_NEEDS_CSUM, GSO_NONE, start + 8, 0, start, UDP_CHECKSUM_OFFSET, 0)
+        return _UDP_HEADERS[ip_header_length >> 2]
     return PLAIN_HEADER
 
 

@@ -90,6 +90,7 @@ class Stack:
         self._interfaces = output.interfaces
         self._fast_received = frames.fast_received
         self._fast_min_frame = FAST_MIN_FRAME if config.fast_paths else _NO_FAST_PATH
+        self._fast_forward = self._ipv4.fast_forward if config.fast_paths else None
         self._timer_entries = self.timers.entries
         # TcpLayer keeps one PendingAcks for its life; read here so that frames_to_send skips
         # flush_acks when nothing is owed. (Wanted: a public TcpLayer.pending_acks.)
@@ -160,6 +161,11 @@ class Stack:
         self._counters["link.frames_in"] += 1
         if len(frame) >= self._fast_min_frame and self._fast_received(
             iface, frame, now, checksum_verified or iface.offload.rx_checksum_verified
+        ):
+            return
+        fast_forward = self._fast_forward
+        if fast_forward is not None and fast_forward(
+            iface, frame, now, checksum_verified, gso_size
         ):
             return
         try:

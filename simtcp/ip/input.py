@@ -57,6 +57,9 @@ class Ipv4Input:
             config, timers=timers, stats=stats, timed_out=self._reassembly_timed_out
         )
         self._forwarder = Forwarder(output=output, icmp=icmp, stats=stats)
+        self.fast_forward = self._forwarder.fast_forward if self._forwarding else None
+        """The one-step forwarding path (:meth:`Forwarder.fast_forward`) for
+        ``Stack.receive_frame``; None when we do not forward."""
 
     def received(
         self,

@@ -24,8 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from tests import layered
+
 REPO = Path(__file__).resolve().parents[2]
 SERVER = REPO / "echo_reply_server.py"
+LAYERED_SERVER = REPO / "tests" / "layered.py"
+"""The server with ``StackConfig.fast_paths`` off (the layered paths alone)."""
 TOOLS = Path(__file__).resolve().parent
 TCP_TOOL = TOOLS / "tcp_tool.py"
 READY_TIMEOUT_S = 15.0
@@ -258,6 +262,8 @@ def launch_server(
     """
     tap0 = tap0 or unique_name("sta")
     tap1 = tap1 or unique_name("stb")
+    if command == (str(SERVER),) and layered.requested():
+        command = (str(LAYERED_SERVER),)  # SIMTCP_FAST_PATHS=0: the server without them
     if attach:
         argv = ["ip", "netns", "exec", netns, *prefix, sys.executable, *command]
         argv += ["--attach", f"{tap0},{tap1}"]
