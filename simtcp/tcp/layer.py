@@ -38,7 +38,7 @@ from .connection import Connection, Listener, PendingAcks, TcpInfo, format_addre
 from .fastopen import CookieCache, prepare_client_syn
 from .host import TcpHost
 from .isn import initial_sequence_number
-from .machine import State, TransitionLog, Trigger, enter
+from .machine import STATE_COUNTERS, State, TransitionLog, Trigger, enter
 from .options import TimestampClock
 from .output import (
     CORK_CEILING,
@@ -209,6 +209,7 @@ class TcpLayer:
         handle = next(self._handle_counter)
         listener = Listener(handle, address, port, max(backlog, 1))
         listener.fast_open_queue = max(fast_open_queue, 0)
+        self.host.stats.count(STATE_COUNTERS[State.LISTEN])
         self._listeners[(address, port)] = listener
         self._listening_ports.setdefault(port, set()).add(address)
         self._handles[handle] = listener

@@ -106,6 +106,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HISTORY_LENGTH",
+    "STATE_COUNTERS",
     "TRANSITIONS",
     "IllegalTransitionError",
     "Rule",
@@ -263,6 +264,12 @@ class StateChanged:
     new: State
 
 
+STATE_COUNTERS: dict[State, str] = {state: "tcp.state." + state.name.lower() for state in State}
+"""The stats counter each state's entries count under (``tcp.state.syn_received``, ...):
+what a campaign reads to say which states its seeds visited. LISTEN counts the listeners
+opened (``TcpLayer.listen``); a SYN's TCB is born in it and never enters it."""
+
+
 class IllegalTransitionError(RuntimeError):
     """The engine asked for a state change that is not in :data:`TRANSITIONS`: a bug."""
 
@@ -283,13 +290,15 @@ class TransitionLog:
 
 
 def enter(conn: Connection, trigger: Trigger, *, now: Instant) -> State:
-    """Move ``conn`` along the table's row for (its state, ``trigger``) and record it."""
+    """Move ``conn`` along the table's row for (its state, ``trigger``) and record it
+    (in its history, its layer's log and the ``tcp.state.<name>`` counter)."""
     old = conn.state
     rule = TRANSITIONS.get((old, trigger))
     if rule is None:
         raise IllegalTransitionError(old, trigger)
     new = rule.next
     conn.state = new
+    conn.host.stats.count(STATE_COUNTERS[new])
     change = StateChanged(at=now, old=old, trigger=trigger, new=new)
     conn.transitions.append(change)
     observer = conn.transition_log.observer
