@@ -36,6 +36,7 @@ from . import autotune, congestion, icmp_errors, states, timeouts, timewait
 from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, PendingAcks, TcpInfo, format_address
 from .fastopen import CookieCache, prepare_client_syn
+from .delivery import CHRONO_SNDBUF
 from .host import TcpHost
 from .isn import initial_sequence_number
 from .machine import STATE_COUNTERS, State, TransitionLog, Trigger, enter
@@ -274,11 +275,13 @@ class TcpLayer:
                 f"cannot send on a connection in {conn.state.value}"
                 + (" after shutdown" if conn.write_closed else "")
             )
+        conn.delivery.check_app_limited(conn)
         taken = conn.send_buffer.append(data)
         if taken < len(data) and autotune.grow_send_buffer(conn):
             taken += conn.send_buffer.append(data[taken:])
         if taken < len(data):
             conn.send_blocked = True
+            conn.delivery.chrono_to(CHRONO_SNDBUF, now)
         if taken and conn.state is not State.SYN_SENT:
             self._send_output(conn, now)
         return taken
