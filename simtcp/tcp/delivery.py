@@ -59,7 +59,7 @@ class Delivery:
     """One connection's counters, rate samples and chronos (see the module docstring)."""
 
     __slots__ = (
-        "segs_out",
+        "control_segs_out",
         "data_segs_out",
         "segs_in",
         "data_segs_in",
@@ -76,6 +76,7 @@ class Delivery:
         "app_limited_until",
         "ranges",
         "head",
+        "irregular",
         "rate_delivered",
         "rate_interval",
         "rate_app_limited",
@@ -85,7 +86,8 @@ class Delivery:
     )
 
     def __init__(self) -> None:
-        self.segs_out = 0
+        self.control_segs_out = 0
+        """Segments sent without data (SYN, pure ACK, FIN, RST)."""
         self.data_segs_out = 0
         self.segs_in = 0
         self.data_segs_in = 0
@@ -98,7 +100,8 @@ class Delivery:
         """The receiver's RTT estimate: from the TSecr of arriving data with timestamps,
         else the time one receive window takes to arrive (an upper bound, as Linux)."""
         self.rcv_rtt_at: Instant = 0
-        self.rcv_rtt_seq: int | None = None
+        self.rcv_rtt_seq = 0
+        """Where the window being measured ends (0: none yet)."""
         self.delivered = 0
         """C.delivered: bytes cumulatively acknowledged or SACKed (draft §3.1)."""
         self.delivered_at: Instant = 0
@@ -107,6 +110,8 @@ class Delivery:
         """C.app_limited: the ``delivered`` count that ends the app-limited phase; 0: none."""
         self.ranges: list[list[int]] = []
         self.head = 0
+        self.irregular = False
+        """Some range was restamped or SACKed: the newest delivered is not simply the last."""
         self.rate_delivered = 0
         self.rate_interval = 0
         self.rate_app_limited = False
@@ -119,16 +124,28 @@ class Delivery:
     def data_sent(self, conn: Connection, seq: int, size: int, now: Instant) -> None:
         """A segment carrying ``size`` bytes from ``seq`` leaves (before SND.MAX moves)."""
         mss = conn.snd_mss
-        pieces = (size + mss - 1) // mss if size > mss else 1
-        self.segs_out += pieces
-        self.data_segs_out += pieces
+        self.data_segs_out += (size + mss - 1) // mss if size > mss else 1
         self.last_data_sent_at = now
-        una = conn.snd_una
         snd_max = conn.snd_max
         end = seq + size
-        if snd_max <= una:
+        if snd_max <= conn.snd_una:
             # draft §3.2: nothing in flight, a new flight starts now.
             self.first_sent_at = self.delivered_at = now
+        elif seq >= snd_max:
+            ranges = self.ranges
+            last = ranges[-1] if len(ranges) > self.head else None
+            if (
+                last is not None
+                and last[_SENT_AT] == now
+                and last[_END] == seq
+                and last[_DELIVERED] == self.delivered
+                and last[_APP_LIMITED] == self.app_limited_until
+                and not last[_DONE]
+            ):
+                # Sent in the same instant with the same stamps: one range, as the
+                # segments of one TSO burst are one skb in Linux.
+                last[_END] = end
+                return
         stamp = [
             seq,
             end,
@@ -136,12 +153,13 @@ class Delivery:
             self.delivered_at,
             self.first_sent_at,
             now,
-            1 if self.app_limited_until else 0,
+            self.app_limited_until,
             0,
         ]
         if seq >= snd_max:
             self.ranges.append(stamp)
             return
+        self.irregular = True
         resent_end = end if end < snd_max else snd_max
         self.bytes_retrans += resent_end - seq
         self._restamp(seq, resent_end, stamp)
@@ -179,12 +197,28 @@ class Delivery:
         scoreboard = conn.scoreboard
         delivered = ack - conn.iss - 1
         if scoreboard is not None:
-            delivered += scoreboard.sacked_bytes
+            delivered += scoreboard.sacked.total
         if delivered <= self.delivered:
             return
         self.delivered = delivered
         self.delivered_at = now
-        newest = self._newly_delivered(ack, blocks[0] if blocks else None)
+        if blocks or self.irregular:
+            newest = self._newly_delivered(ack, blocks[0] if blocks else None)
+        else:
+            # The common ACK: ranges sent in order, once each, none SACKed; the last
+            # one it covers is the most recently sent.
+            ranges = self.ranges
+            head = index = self.head
+            count = len(ranges)
+            while index < count and ranges[index][_END] <= ack:
+                index += 1
+            newest = ranges[index - 1] if index > head else None
+            if index < count and ranges[index][_START] < ack:
+                ranges[index][_START] = ack  # a partial ACK: only whole ranges make samples
+            if index >= _COMPACT_AT and index * 2 >= count:
+                del ranges[:index]
+                index = 0
+            self.head = index
         if newest is not None:
             self._sample(newest)
         if self.app_limited_until and delivered > self.app_limited_until:
@@ -195,19 +229,27 @@ class Delivery:
         block, which holds the segment that triggered it: RFC 2018 §4); return the most
         recently sent of them (the greatest P.delivered, draft §3.3)."""
         ranges = self.ranges
-        index = self.head
+        head = self.head
         count = len(ranges)
         newest: list[int] | None = None
-        while index < count and ranges[index][_END] <= ack:
-            record = ranges[index]
-            if not record[_DONE] and (newest is None or record[_DELIVERED] > newest[_DELIVERED]):
-                newest = record
-            index += 1
+        index = bisect_right(ranges, ack, lo=head, key=_end_of)
+        if index > head:
+            if self.irregular:
+                # Retransmissions were restamped or ranges SACKed: look at each.
+                for record in ranges[head:index]:
+                    if not record[_DONE] and (
+                        newest is None or record[_DELIVERED] > newest[_DELIVERED]
+                    ):
+                        newest = record
+            else:  # sent in order, once each: the last is the most recent
+                newest = ranges[index - 1]
         if index < count and ranges[index][_START] < ack:
             ranges[index][_START] = ack  # a partial ACK: only whole ranges make samples
         if index >= _COMPACT_AT and index * 2 >= count:
             del ranges[:index]
             index = 0
+            if not ranges:
+                self.irregular = False
         self.head = index
         if block is not None:
             start, end = block
@@ -216,6 +258,7 @@ class Delivery:
                 record = ranges[position]
                 if record[_START] >= start and not record[_DONE]:
                     record[_DONE] = 1
+                    self.irregular = True
                     if newest is None or record[_DELIVERED] > newest[_DELIVERED]:
                         newest = record
                 position += 1
@@ -247,35 +290,30 @@ class Delivery:
 
     # --- receiving ----------------------------------------------------------------------
 
-    def data_received(self, conn: Connection, segment: TcpSegment, now: Instant) -> None:
-        """A segment with text arrived (counted in ``segs_in`` by the caller)."""
-        self.data_segs_in += 1
-        self.last_data_received_at = now
+    def measure_rcv_rtt(self, conn: Connection, segment: TcpSegment, now: Instant) -> None:
+        """Data reached ``rcv_rtt_seq``, the end of the window measured (the caller checks):
+        one receiver RTT sample per window, as Linux's ``tcp_rcv_rtt_measure``. With
+        timestamps it is the age of the TSval the segment echoes; without, the time the
+        window took to arrive (an upper bound on the RTT, so the estimate keeps the least)."""
+        rcv_nxt = conn.rcv_nxt
+        started_at = self.rcv_rtt_at
+        measuring = self.rcv_rtt_seq > 0
+        self.rcv_rtt_seq = rcv_nxt + max(conn.rcv_adv - rcv_nxt, 1)
+        self.rcv_rtt_at = now
         estimate = self.rcv_rtt
         if conn.ts_ok:
-            if estimate is not None and now - self.rcv_rtt_at < estimate:
-                return  # one sample per RTT is enough
             timestamps = segment.timestamps
             if timestamps is None or not timestamps.echo_reply:
                 return
             sample = conn.ts_clock.rtt_from_echo(timestamps.echo_reply, now)
-            if sample is None:
-                return
-            self.rcv_rtt_at = now
-            self.rcv_rtt = sample if estimate is None else estimate - estimate // 8 + sample // 8
-            return
-        # Without timestamps: the time one window takes to arrive (Linux's per-window
-        # measurement, an upper bound on the RTT, so the estimate keeps the least).
-        rcv_nxt = conn.rcv_nxt
-        target = self.rcv_rtt_seq
-        if target is None:
-            self.rcv_rtt_seq = rcv_nxt + max(conn.rcv_adv - rcv_nxt, 1)
-            self.rcv_rtt_at = now
-        elif rcv_nxt >= target:
-            sample = now - self.rcv_rtt_at
+            if sample is not None:
+                self.rcv_rtt = (
+                    sample if estimate is None else estimate - estimate // 8 + sample // 8
+                )
+        elif measuring:
+            sample = now - started_at
             if sample > 0 and (estimate is None or sample < estimate):
                 self.rcv_rtt = sample
-            self.rcv_rtt_seq = None
 
     # --- chronos -------------------------------------------------------------------------
 
@@ -354,7 +392,7 @@ def info_fields(conn: Connection, now: Instant | None) -> dict[str, Any]:
         "bytes_retrans": delivery.bytes_retrans,
         "bytes_acked": max(conn.snd_una - conn.iss - 1 - fin_acked, 0),
         "bytes_received": received,
-        "segs_out": delivery.segs_out,
+        "segs_out": delivery.data_segs_out + delivery.control_segs_out,
         "segs_in": delivery.segs_in,
         "data_segs_out": delivery.data_segs_out,
         "data_segs_in": delivery.data_segs_in,
