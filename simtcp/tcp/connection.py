@@ -166,8 +166,9 @@ class Listener:
     def forget(self, conn: Connection) -> None:
         self.queue.forget(conn)
 
-    def info(self) -> TcpInfo:
+    def info(self, now: Instant | None = None) -> TcpInfo:
         return TcpInfo(
+            at=now,
             state=State.LISTEN.value,
             local_address=format_address(self.address),
             local_port=self.port,

@@ -336,15 +336,18 @@ class Delivery:
 
 
 def note_output(conn: Connection, delivery: Delivery, nxt: int, now: Instant) -> None:
-    """After an output pass: what limits the connection now (Linux's chrono rules: the
-    receive window when it stops unsent data, else the send buffer when the application
-    waits for room, else busy while data is queued or in flight)."""
-    unsent = conn.send_buffer.end > nxt
-    if unsent and nxt >= conn.snd_una + conn.snd_wnd:
+    """After an output pass: what limits the connection now. Linux's rules
+    (``tcp_write_xmit``, ``tcp_cwnd_validate``): the receive window when it stops
+    unsent data; the send buffer when all of it is in flight (but for less than an MSS
+    that Nagle holds), cwnd has room for more and the application waits for room; else
+    busy while data is queued or in flight."""
+    unsent = conn.send_buffer.end - nxt
+    flight = conn.snd_max - conn.snd_una
+    if unsent > 0 and nxt >= conn.snd_una + conn.snd_wnd:
         kind = CHRONO_RWND
-    elif conn.send_blocked:
+    elif unsent < conn.snd_mss and conn.send_blocked and flight < conn.cc.cwnd:
         kind = CHRONO_SNDBUF
-    elif unsent or conn.snd_max > conn.snd_una:
+    elif unsent > 0 or flight > 0:
         kind = CHRONO_BUSY
     else:
         kind = CHRONO_NONE

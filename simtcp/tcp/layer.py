@@ -36,7 +36,6 @@ from . import autotune, congestion, icmp_errors, states, timeouts, timewait
 from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, PendingAcks, TcpInfo, format_address
 from .fastopen import CookieCache, prepare_client_syn
-from .delivery import CHRONO_SNDBUF
 from .host import TcpHost
 from .isn import initial_sequence_number
 from .machine import STATE_COUNTERS, State, TransitionLog, Trigger, enter
@@ -281,7 +280,6 @@ class TcpLayer:
             taken += conn.send_buffer.append(data[taken:])
         if taken < len(data):
             conn.send_blocked = True
-            conn.delivery.chrono_to(CHRONO_SNDBUF, now)
         if taken and conn.state is not State.SYN_SENT:
             self._send_output(conn, now)
         return taken
@@ -382,17 +380,22 @@ class TcpLayer:
         error, conn.soft_error = conn.soft_error, None
         return error
 
-    def info(self, handle: int) -> TcpInfo:
-        """A snapshot of a connection's or listener's state."""
-        return self._item(handle).info()
+    def info(self, handle: int, *, now: Instant | None = None) -> TcpInfo:
+        """A snapshot of a connection's or listener's state; ``now`` adds the ages since
+        data was last sent and received and the running chrono (``ss -ti``)."""
+        return self._item(handle).info(now)
 
     def connection_count(self) -> int:
         """Connections in any state, TIME-WAIT and half-open included."""
         return len(self._connections)
 
-    def connections_info(self) -> list[TcpInfo]:
+    def connections_info(self, *, now: Instant | None = None) -> list[TcpInfo]:
         """A snapshot of every connection, half-open and TIME-WAIT included (like ``ss -t``)."""
-        return [conn.info() for conn in self._connections.values()]
+        return [conn.info(now) for conn in self._connections.values()]
+
+    def listeners_info(self) -> list[TcpInfo]:
+        """A snapshot of every listener and its queues (like ``ss -lt``)."""
+        return [listener.info() for listener in self._listeners.values()]
 
     def connection_handles(self) -> list[int]:
         """Handles of every connection the application may know of (for tools)."""
@@ -503,6 +506,7 @@ class TcpLayer:
             state=State.LISTEN,  # a clone of the listener's TCB (see .machine)
         )
         conn.listener = listener
+        conn.delivery.segs_in = 1  # the SYN (or cookie ACK) that made it, as in Linux
         listener.queue.add_half_open(conn)
         return conn
 

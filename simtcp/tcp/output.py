@@ -380,7 +380,12 @@ def _output_sent(conn: Connection, nxt: int, sent: bool, now: Instant) -> None:
         conn.persist_backoff = 0
         conn.persist_at = now + conn.rto.rto
     delivery = conn.delivery
-    if not sent or delivery.chrono != CHRONO_BUSY or conn.snd_wnd < conn.cc.cwnd:
+    if (
+        not sent
+        or delivery.chrono != CHRONO_BUSY
+        or conn.snd_wnd < conn.cc.cwnd
+        or conn.send_blocked
+    ):
         note_output(conn, delivery, nxt, now)  # else busy, as it was
 
 
