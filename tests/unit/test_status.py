@@ -12,6 +12,8 @@ import pytest
 from simtcp.programs import sim, status
 from simtcp.programs.transfer_observe import PROGRESS_MIN_BYTES, TransferObserver
 from simtcp.programs.transfer_spec import TransferSpec
+from simtcp.time import MILLISECOND, SECOND
+from tests.unit.tcp.test_tcp_info import transfer
 
 TRANSFER = ["transfer", "--bytes", "200K", "--loss", "0.01", "--delay", "5ms", "--seed", "2"]
 
@@ -103,10 +105,6 @@ def test_the_progress_bar_only_on_a_terminal_for_large_runs_without_json() -> No
 def test_ss_of_a_simulated_transfer_prints_what_ss_ti_prints() -> None:
     """A rate-limited bulk transfer mid-way: the listing carries ss -ti's words, with the
     delivery rate within the link's rate."""
-    from simtcp.time import MILLISECOND
-
-    from tests.unit.tcp.test_tcp_info import transfer
-
     run = transfer(4 << 20, rate=20_000_000)
     run.sim.run_for(600 * MILLISECOND)
     lines = status.format_ss(status.snapshot(run.client, now=run.sim.now))
@@ -128,10 +126,6 @@ def test_ss_of_a_simulated_transfer_prints_what_ss_ti_prints() -> None:
 def test_ss_lists_listeners_with_their_accept_queue() -> None:
     """ss -lt: Recv-Q is the completed connections the application was not handed yet,
     Send-Q the backlog."""
-    from simtcp.time import SECOND
-
-    from tests.unit.tcp.test_tcp_info import transfer
-
     run = transfer(0)
     sim = run.sim
     sim.remove_process(run.pump)  # the server application sleeps: nothing is accepted
