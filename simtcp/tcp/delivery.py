@@ -48,8 +48,9 @@ it applies, is the one that counts): idle, busy, limited by the peer's receive w
 limited by the send buffer."""
 
 # A sent range: [start, end, delivered, delivered_at, first_sent_at, sent_at, app_limited,
-# done]. Lists, so that a retransmission restamps its range in place.
+# done (SACKed), retransmitted]. Lists, so that a retransmission restamps its range in place.
 _START, _END, _DELIVERED, _DELIVERED_AT, _FIRST_SENT_AT, _SENT_AT, _APP_LIMITED, _DONE = range(8)
+_RETRANSMITTED = 8
 _end_of = itemgetter(_END)
 _COMPACT_AT = 64
 """Acknowledged ranges are dropped from the front of the list in batches of at least this."""
@@ -95,7 +96,8 @@ class Delivery:
         self.last_data_sent_at: Instant | None = None
         self.last_data_received_at: Instant | None = None
         self.min_rtt: int | None = None
-        """The least RTT sample (RFC 6298 measurements) over the connection's life."""
+        """The least RTT over the connection's life, from the send stamps of the ranges
+        delivered (never from a retransmission)."""
         self.rcv_rtt: int | None = None
         """The receiver's RTT estimate: from the TSecr of arriving data with timestamps,
         else the time one receive window takes to arrive (an upper bound, as Linux)."""
@@ -155,6 +157,7 @@ class Delivery:
             now,
             self.app_limited_until,
             0,
+            0,
         ]
         if seq >= snd_max:
             self.ranges.append(stamp)
@@ -175,6 +178,7 @@ class Delivery:
         while index < len(ranges) and ranges[index][_START] < end:
             record = ranges[index]
             record[_DELIVERED : _DONE + 1] = stamp[_DELIVERED : _DONE + 1]
+            record[_RETRANSMITTED] = 1
             index += 1
 
     def check_app_limited(self, conn: Connection) -> None:
@@ -220,6 +224,13 @@ class Delivery:
                 index = 0
             self.head = index
         if newest is not None:
+            if not newest[_RETRANSMITTED]:
+                # The RTT of the newest range delivered, in microseconds from its send
+                # stamp (Karn: not for a retransmission), as Linux's tcp_min_rtt: finer
+                # than the 1 ms ticks of timestamps, which the interval check needs.
+                rtt = now - newest[_SENT_AT]
+                if rtt > 0 and (self.min_rtt is None or rtt < self.min_rtt):
+                    self.min_rtt = rtt
             self._sample(newest)
         if self.app_limited_until and delivered > self.app_limited_until:
             self.app_limited_until = 0

@@ -47,9 +47,6 @@ def rtt_sample(conn: Connection, rtt: int) -> None:
     """One RTT measurement for the RTO estimator and the congestion control."""
     conn.rto.sample(rtt)
     conn.cc.on_rtt_sample(rtt)
-    delivery = conn.delivery
-    if delivery.min_rtt is None or rtt < delivery.min_rtt:
-        delivery.min_rtt = rtt
 
 
 def sack_arrived(
