@@ -98,9 +98,11 @@ class TcpInfo:
     """Data bytes sent, retransmissions included (RFC 4898 HCDataOctetsOut)."""
     bytes_retrans: int = 0
     bytes_acked: int = 0
-    """Data bytes cumulatively acknowledged (RFC 4898 HCThruOctetsAcked)."""
+    """Sequence space cumulatively acknowledged, our SYN and FIN included, as Linux
+    counts it (RFC 4898 HCThruOctetsAcked): a fresh connection shows 1."""
     bytes_received: int = 0
-    """Data bytes received in order (RFC 4898 HCThruOctetsReceived)."""
+    """Sequence space received in order after the peer's SYN (its FIN included, as
+    Linux counts it; RFC 4898 HCThruOctetsReceived)."""
     segs_out: int = 0
     """Segments sent, pure ACKs included; a TSO segment counts as its MSS pieces."""
     segs_in: int = 0

@@ -380,8 +380,10 @@ def info_fields(conn: Connection, now: Instant | None) -> dict[str, Any]:
     mss = conn.snd_mss or 1
     fin_sent = 1 if conn.fin_seq is not None and conn.snd_max > conn.fin_seq else 0
     data_sent = max(conn.snd_max - conn.iss - 1 - fin_sent, 0)
-    fin_acked = 1 if conn.fin_acked else 0
-    received = max(conn.rcv_nxt - conn.irs - 1 - (1 if conn.fin_received else 0), 0)
+    # As Linux counts them (tcp_snd_una_update, tcp_rcv_nxt_update): every advance of
+    # SND.UNA, so our SYN and FIN too (a fresh connection shows bytes_acked:1), and of
+    # RCV.NXT after the handshake, so the peer's FIN but not its SYN.
+    received = max(conn.rcv_nxt - conn.irs - 1, 0)
     scoreboard = conn.scoreboard
     sacked = lost = retrans = 0
     reordering = 3
@@ -404,7 +406,7 @@ def info_fields(conn: Connection, now: Instant | None) -> dict[str, Any]:
         "advmss": conn.rcv_mss,
         "bytes_sent": data_sent + delivery.bytes_retrans,
         "bytes_retrans": delivery.bytes_retrans,
-        "bytes_acked": max(conn.snd_una - conn.iss - 1 - fin_acked, 0),
+        "bytes_acked": max(conn.snd_una - conn.iss, 0),
         "bytes_received": received,
         "segs_out": delivery.data_segs_out + delivery.control_segs_out,
         "segs_in": delivery.segs_in,
