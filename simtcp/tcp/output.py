@@ -212,7 +212,10 @@ def send_syn(conn: Connection, now: Instant) -> None:
     conn.syn_data = 0
     if conn.snd_max < conn.snd_nxt:
         conn.snd_max = conn.snd_nxt
-    conn.delivery.control_segs_out += 1
+    if payload:  # Fast Open data (RFC 7413) counts as a data segment, as in Linux
+        conn.delivery.data_segs_out += 1
+    else:
+        conn.delivery.control_segs_out += 1
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
 
 
