@@ -397,13 +397,14 @@ class Stack:
         """The connection's last soft ICMP error (type, code), cleared (like SO_ERROR)."""
         return self.tcp.take_soft_error(connection)
 
-    def tcp_info(self, connection: int) -> TcpInfo:
-        """A snapshot of one connection: state, sequence variables, windows, RTT, counters."""
-        return self.tcp.info(connection)
+    def tcp_info(self, connection: int, *, now: Instant | None = None) -> TcpInfo:
+        """A snapshot of one connection: state, sequence variables, windows, RTT, counters
+        (everything ``ss -ti`` prints; ``now`` adds the ages and the running chrono)."""
+        return self.tcp.info(connection, now=now)
 
-    def tcp_connections_info(self) -> list[TcpInfo]:
+    def tcp_connections_info(self, *, now: Instant | None = None) -> list[TcpInfo]:
         """Every connection, half-open and TIME-WAIT included (like ``ss -t``)."""
-        return self.tcp.connections_info()
+        return self.tcp.connections_info(now=now)
 
     def tcp_set_nodelay(self, connection: int, enabled: bool, *, now: Instant) -> None:
         """Turn Nagle's algorithm (RFC 896) off (``enabled=True``) or back on for one connection."""

@@ -61,8 +61,36 @@ def _state_number(state: str) -> int:
 _TCP_INFO_FIELDS: dict[str, Callable[[TcpInfo], int]] = {
     "tcpi_state": lambda info: _state_number(info.state),
     "tcpi_snd_mss": lambda info: info.mss,
-    "tcpi_rcv_mss": lambda info: info.mss,
-    "tcpi_advmss": lambda info: info.mss,
+    "tcpi_rcv_mss": lambda info: info.rcv_mss,
+    "tcpi_advmss": lambda info: info.advmss,
+    "tcpi_ato": lambda info: info.ato,
+    "tcpi_pmtu": lambda info: info.pmtu,
+    "tcpi_rttvar": lambda info: info.rttvar or 0,
+    "tcpi_min_rtt": lambda info: info.min_rtt or 0,
+    "tcpi_rcv_rtt": lambda info: info.rcv_rtt or 0,
+    "tcpi_rcv_space": lambda info: info.rcv_space,
+    "tcpi_retrans": lambda info: info.retrans,
+    "tcpi_lost": lambda info: info.lost,
+    "tcpi_sacked": lambda info: info.sacked,
+    "tcpi_reordering": lambda info: info.reordering,
+    "tcpi_bytes_sent": lambda info: info.bytes_sent,
+    "tcpi_bytes_retrans": lambda info: info.bytes_retrans,
+    "tcpi_bytes_acked": lambda info: info.bytes_acked,
+    "tcpi_bytes_received": lambda info: info.bytes_received,
+    "tcpi_segs_out": lambda info: info.segs_out,
+    "tcpi_segs_in": lambda info: info.segs_in,
+    "tcpi_data_segs_out": lambda info: info.data_segs_out,
+    "tcpi_data_segs_in": lambda info: info.data_segs_in,
+    "tcpi_notsent_bytes": lambda info: info.notsent_bytes,
+    "tcpi_delivery_rate": lambda info: info.delivery_rate,
+    "tcpi_delivery_rate_app_limited": lambda info: int(info.app_limited),
+    "tcpi_delivered": lambda info: -(-info.delivered // max(info.mss, 1)),  # packets
+    "tcpi_busy_time": lambda info: info.busy_time,
+    "tcpi_rwnd_limited": lambda info: info.rwnd_limited,
+    "tcpi_sndbuf_limited": lambda info: info.sndbuf_limited,
+    "tcpi_last_data_sent": lambda info: (info.last_data_sent or 0) // 1000,  # ms
+    "tcpi_last_data_recv": lambda info: (info.last_data_recv or 0) // 1000,
+    "tcpi_last_ack_recv": lambda info: (info.last_ack_recv or 0) // 1000,
     "tcpi_rto": lambda info: info.rto,
     "tcpi_rtt": lambda info: info.srtt or 0,
     "tcpi_snd_cwnd": lambda info: info.cwnd // max(info.mss, 1),
@@ -71,9 +99,7 @@ _TCP_INFO_FIELDS: dict[str, Callable[[TcpInfo], int]] = {
     "tcpi_total_retrans": lambda info: info.retransmits,
     "tcpi_snd_wnd": lambda info: info.snd_wnd,
     "tcpi_rcv_wnd": lambda info: info.rcv_wnd,
-    "tcpi_unacked": lambda info: (
-        0 if info.mss == 0 else -(-(info.snd_nxt - info.snd_una) // info.mss)
-    ),
+    "tcpi_unacked": lambda info: info.unacked,
 }
 """``struct tcp_info`` fields a script may check, from the engine's TcpInfo."""
 
@@ -268,7 +294,7 @@ class SocketOptions:
             raise SyscallFailed("ENOTCONN")
         if not isinstance(expected, StructExpr):
             return 0
-        info = self._stack(now).tcp_info(socket.connection)
+        info = self._stack(now).tcp_info(socket.connection, now=now)
         for key, value in expected.fields:
             if value is ELLIPSIS:
                 continue

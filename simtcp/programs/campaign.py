@@ -35,6 +35,7 @@ from typing import TextIO
 from simtcp.programs import sim
 from simtcp.programs.failure_store import FailureStore, StoreError
 from simtcp.programs.transfer import TransferSpec, run_transfer
+from simtcp.tcp import machine
 from simtcp.time import MILLISECOND
 
 CHUNKS_PER_SLOT = 8
@@ -46,7 +47,7 @@ a seed a chunk of 100 is ~0.4 s of work against Dask's ~1 ms per task (see READM
 "Campaigns")."""
 
 # The engine's counters a campaign reports coverage of: recovery paths, then the
-# states the counters witness (the engine does not count every state it enters).
+# states entered (``tcp.state.<name>``).
 RECOVERY_COUNTERS: dict[str, str] = {
     "tcp.fast_retransmits": "fast retransmit (RFC 5681 3.2, RFC 6675)",
     "tcp.rack_lost_segments": "RACK loss detection (RFC 8985 6.2)",
@@ -62,11 +63,9 @@ RECOVERY_COUNTERS: dict[str, str] = {
     "drop.bad_checksum": "corrupted segment dropped (RFC 9293 3.1)",
 }
 STATE_COUNTERS: dict[str, str] = {
-    "tcp.active_opens": "SYN-SENT",
-    "tcp.passive_opens": "SYN-RECEIVED",
-    "tcp.connections_established": "ESTABLISHED",
-    "tcp.connections_closed": "CLOSED (after FIN-WAIT/CLOSE-WAIT/TIME-WAIT)",
+    machine.STATE_COUNTERS[state]: state.value for state in machine.State
 }
+"""Every state of RFC 9293 §3.3.2, counted by ``machine.enter`` as it is entered."""
 COVERED = (*RECOVERY_COUNTERS, *STATE_COUNTERS)
 
 # The space --explore draws from: each impairment is present in half the seeds, with a

@@ -24,7 +24,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("simtcp.programs.sim", "transfers and seed campaigns through the simulator"),
     "drill": ("simtcp.programs.drill", "run packetdrill-format scripts in virtual time"),
     "plot": ("simtcp.programs.plot", "draw a TCP flow of a trace or a pcap (tcptrace-style)"),
-    "ss": ("simtcp.programs.status:main_ss", "list connections like ss -tin (server or trace)"),
+    "ss": (
+        "simtcp.programs.status:main_ss",
+        "list connections (-l listeners) like ss -tin (server or trace)",
+    ),
     "stats": ("simtcp.programs.status:main_stats", "print counters like nstat (server or trace)"),
 }
 

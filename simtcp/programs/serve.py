@@ -639,7 +639,7 @@ def _run(
 
         status = resources.status
         loop.watch_readable(
-            status.fileno(), lambda now: status.answer(snapshot(stack, loop.counters))
+            status.fileno(), lambda now: status.answer(snapshot(stack, loop.counters, now=now))
         )
     if link is not None:
         from .serve_queues import watch_supervisor

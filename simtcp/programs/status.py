@@ -40,14 +40,19 @@ class StatusError(Exception):
     """The listing cannot be produced: one line for the user."""
 
 
-def snapshot(stack: Stack, loop_counters: dict[str, int] | None = None) -> dict[str, Any]:
-    """The status of one stack, as a JSON-able dict."""
+def snapshot(
+    stack: Stack, loop_counters: dict[str, int] | None = None, *, now: int | None = None
+) -> dict[str, Any]:
+    """The status of one stack, as a JSON-able dict (at ``now``, the stack's time in
+    microseconds, when known: the ages since data was last sent and received need it)."""
+    tcp = stack.tcp
     return {
         "schema": STATUS_SCHEMA,
         "version": STATUS_VERSION,
         "hosts": {
             "stack": {
-                "connections": [dataclasses.asdict(i) for i in stack.tcp.connections_info()],
+                "connections": [dataclasses.asdict(i) for i in tcp.connections_info(now=now)],
+                "listeners": [dataclasses.asdict(i) for i in tcp.listeners_info()],
                 "counters": stack.stats(),
             }
         },
@@ -165,31 +170,152 @@ def _ms(value: Any) -> str:
     return "-" if value is None else f"{value / 1000:g}"
 
 
-def format_ss(status: dict[str, Any]) -> list[str]:
-    """``ss -tin``-style lines: state, queues, peers, then the TCP variables."""
+def _rate(bytes_per_second: int) -> str:
+    """A rate as ``ss`` prints one (``sprint_bw``): bits per second, scaled."""
+    bits = bytes_per_second * 8
+    for limit, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if bits > limit:
+            return f"{bits / limit:.1f}{unit}bps"
+    return f"{bits:g}bps"
+
+
+def _listener_line(info: dict[str, Any]) -> str:
+    """``ss -lt``: Recv-Q is the completed connections waiting for accept, Send-Q the backlog."""
+    local = _endpoint(info, "local")
+    return (
+        f"{'LISTEN':<13}{info.get('queued', 0):>7}{info.get('backlog', 0):>8}  "
+        f"{local:<22}{info.get('remote_address', '0.0.0.0') + ':*':<22}"
+    )
+
+
+def _options(info: dict[str, Any]) -> list[str]:
+    words = []
+    if info.get("timestamps"):
+        words.append("ts")
+    if info.get("sack"):
+        words.append("sack")
+    if info.get("cc"):
+        words.append(str(info["cc"]))
+    if info.get("window_scaling"):
+        words.append(f"wscale:{info.get('snd_wscale', 0)},{info.get('rcv_wscale', 0)}")
+    return words
+
+
+def _timers(info: dict[str, Any]) -> list[str]:
+    mss = info.get("mss") or 1  # none in a trace: bytes
+    words = [
+        f"rto:{_ms(info.get('rto'))}",
+        f"rtt:{_ms(info.get('srtt'))}"
+        + (f"/{_ms(info['rttvar'])}" if info.get("rttvar") is not None else ""),
+    ]
+    for key, label in (("ato", "ato"),):
+        if info.get(key):
+            words.append(f"{label}:{_ms(info[key])}")
+    words.append(f"mss:{info.get('mss', '-')}")
+    for key, label in (("pmtu", "pmtu"), ("rcv_mss", "rcvmss"), ("advmss", "advmss")):
+        if info.get(key):
+            words.append(f"{label}:{info[key]}")
+    # In segments as ss prints them when the MSS is known (a trace records bytes only).
+    cwnd = info.get("cwnd")
+    words.append(f"cwnd:{'-' if cwnd is None else -(-cwnd // mss)}")
+    ssthresh = info.get("ssthresh")
+    if ssthresh is not None and ssthresh < 1 << 30:  # ss shows none before a loss
+        words.append(f"ssthresh:{-(-ssthresh // mss)}")
+    return words
+
+
+def _counters(info: dict[str, Any]) -> list[str]:
+    words = []
+    for key in (
+        "bytes_sent",
+        "bytes_retrans",
+        "bytes_acked",
+        "bytes_received",
+        "segs_out",
+        "segs_in",
+        "data_segs_out",
+        "data_segs_in",
+    ):
+        if info.get(key):
+            words.append(f"{key}:{info[key]}")
+    if info.get("send_rate"):
+        words.append(f"send {_rate(info['send_rate'])}")
+    for key, label in (
+        ("last_data_sent", "lastsnd"),
+        ("last_data_recv", "lastrcv"),
+        ("last_ack_recv", "lastack"),
+    ):
+        if info.get(key) is not None:
+            words.append(f"{label}:{info[key] // 1000}")
+    if info.get("pacing_rate"):
+        words.append(f"pacing_rate {_rate(info['pacing_rate'])}")
+    if info.get("delivery_rate"):
+        words.append(f"delivery_rate {_rate(info['delivery_rate'])}")
+    if info.get("app_limited"):
+        words.append("app_limited")
+    return words
+
+
+def _limits(info: dict[str, Any]) -> list[str]:
+    words = []
+    busy = info.get("busy_time") or 0
+    if busy:
+        words.append(f"busy:{busy // 1000}ms")
+        for key in ("rwnd_limited", "sndbuf_limited"):
+            if info.get(key):
+                words.append(f"{key}:{info[key] // 1000}ms({100 * info[key] / busy:.1f}%)")
+    for key in ("unacked",):
+        if info.get(key):
+            words.append(f"{key}:{info[key]}")
+    retrans, total = info.get("retrans", 0), info.get("retransmits", 0)
+    if retrans or total:
+        words.append(f"retrans:{retrans}/{total}")
+    for key in ("lost", "sacked"):
+        if info.get(key):
+            words.append(f"{key}:{info[key]}")
+    if info.get("reordering", 3) != 3:
+        words.append(f"reordering:{info['reordering']}")
+    return words
+
+
+def _receiving(info: dict[str, Any]) -> list[str]:
+    words = []
+    if info.get("rcv_rtt") is not None:
+        words.append(f"rcv_rtt:{_ms(info['rcv_rtt'])}")
+    if info.get("rcv_space"):
+        words.append(f"rcv_space:{info['rcv_space']}")
+    if info.get("rcv_wnd") is not None:
+        words.append(f"rcv_wnd:{info['rcv_wnd']}")
+    if info.get("notsent_bytes"):
+        words.append(f"notsent:{info['notsent_bytes']}")
+    if info.get("min_rtt") is not None:
+        words.append(f"minrtt:{_ms(info['min_rtt'])}")
+    if info.get("in_recovery"):
+        words.append("recovery")
+    return words
+
+
+def format_ss(
+    status: dict[str, Any], *, connections: bool = True, listeners: bool = False
+) -> list[str]:
+    """``ss -tin``-style lines: state, queues, peers, then the TCP variables in ``ss -ti``'s
+    words and order (rates in bits per second, times in ms, cwnd and ssthresh in
+    segments). Listeners (``listeners=True``, as ``ss -l``/``-a``) show their accept queue:
+    Recv-Q the completed connections not yet accepted, Send-Q the backlog."""
     lines = [f"{'State':<13}{'Recv-Q':>7}{'Send-Q':>8}  {'Local':<22}{'Peer':<22}"]
     for host, content in status["hosts"].items():
+        if listeners:
+            lines.extend(_listener_line(info) for info in content.get("listeners", []))
+        if not connections:
+            continue
         for info in content.get("connections", []):
             lines.append(
                 f"{info.get('state', '?'):<13}{info.get('bytes_readable', 0):>7}"
                 f"{info.get('bytes_in_send_buffer', 0):>8}  {_endpoint(info, 'local'):<22}"
                 f"{_endpoint(info, 'remote'):<22}"
             )
-            details = [
-                f"host:{host}",
-                f"rtt:{_ms(info.get('srtt'))}"
-                + (f"/{_ms(info['rttvar'])}" if info.get("rttvar") is not None else ""),
-                f"rto:{_ms(info.get('rto'))}",
-                f"mss:{info.get('mss', '-')}",
-                f"cwnd:{info.get('cwnd', '-')}",
-                f"retrans:{info.get('retransmits', 0)}",
-                f"rcv_wnd:{info.get('rcv_wnd', '-')}",
-            ]
-            ssthresh = info.get("ssthresh")
-            if ssthresh is not None and ssthresh < 1 << 30:  # ss shows none before a loss
-                details.append(f"ssthresh:{ssthresh}")
-            if info.get("in_recovery"):
-                details.append("recovery")
+            details = [f"host:{host}", *_options(info), *_timers(info)]
+            details += [*_counters(info), *_limits(info), *_receiving(info)]
             lines.append("\t " + " ".join(details))
     return lines
 
@@ -218,6 +344,12 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
     )
     source.add_argument("--trace", metavar="FILE", help="a simulated transfer's --trace file")
     parser.add_argument("--at", type=float, metavar="SECONDS", help="with --trace: at this time")
+    if prog.endswith("ss"):
+        shown = parser.add_mutually_exclusive_group()
+        shown.add_argument(
+            "-l", "--listening", action="store_true", help="listeners only, with their queues"
+        )
+        shown.add_argument("-a", "--all", action="store_true", help="listeners and connections")
     parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     return parser
 
@@ -236,14 +368,27 @@ def _main(argv: Sequence[str] | None, prog: str, what: str, kind: str) -> int:
         hosts = status["hosts"]
         body: dict[str, Any]
         if kind == "ss":
-            body = {host: content.get("connections", []) for host, content in hosts.items()}
+            body = {host: _listed(content, args) for host, content in hosts.items()}
         else:
             body = {host: content.get("counters", {}) for host, content in hosts.items()}
             body["loop"] = status.get("loop", {})
         print(json.dumps(body))
     else:
-        print("\n".join(format_ss(status) if kind == "ss" else format_stats(status)))
+        lines = (
+            format_ss(status, connections=not args.listening, listeners=args.listening or args.all)
+            if kind == "ss"
+            else format_stats(status)
+        )
+        print("\n".join(lines))
     return 0
+
+
+def _listed(content: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """What ``ss --json`` lists of one host: connections, listeners (-l) or both (-a)."""
+    listed: list[dict[str, Any]] = [] if args.listening else list(content.get("connections", []))
+    if args.listening or args.all:
+        listed = list(content.get("listeners", [])) + listed
+    return listed
 
 
 def main_ss(argv: Sequence[str] | None = None) -> int:

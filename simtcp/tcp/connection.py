@@ -19,6 +19,7 @@ from .accept_queue import AcceptQueue
 from .buffers import ReceiveBuffer, SendBuffer
 from .config import TcpConfig
 from .congestion import CongestionControl
+from .delivery import Delivery, info_fields
 from .host import TcpHost
 from .machine import HISTORY_LENGTH, State, StateChanged, TransitionLog
 from .options import TimestampClock, TimestampState
@@ -75,6 +76,76 @@ class TcpInfo:
     soft_error: tuple[int, int] | None = None
     """The last soft ICMP error (type, code) met (RFC 1122 §4.2.3.9), until taken with
     ``TcpLayer.take_soft_error`` (as SO_ERROR reads and clears ``sk_err_soft``)."""
+    # What ``ss -ti`` prints, named as Linux's struct tcp_info (tcpi_*) where it has the
+    # field; bytes and microseconds unless said (Linux gives some in packets or ms).
+    at: int | None = None
+    """The time of the snapshot, when the caller gave it: the ``last_*`` ages and the
+    running chrono need it."""
+    cc: str = ""
+    """The congestion control's name (``ss`` prints it: cubic, newreno)."""
+    snd_wscale: int = 0
+    rcv_wscale: int = 0
+    rttvar: int | None = None
+    ato: int = 0
+    """The delayed-ACK timeout (Linux icsk_ack.ato)."""
+    pmtu: int = 0
+    """The MTU of the link toward the peer."""
+    rcv_mss: int = 0
+    """The largest segment received, up to our MSS (Linux rcv_mss, ``ss`` rcvmss)."""
+    advmss: int = 0
+    """The MSS we advertised."""
+    bytes_sent: int = 0
+    """Data bytes sent, retransmissions included (RFC 4898 HCDataOctetsOut)."""
+    bytes_retrans: int = 0
+    bytes_acked: int = 0
+    """Sequence space cumulatively acknowledged, our SYN and FIN included, as Linux
+    counts it (RFC 4898 HCThruOctetsAcked): a fresh connection shows 1."""
+    bytes_received: int = 0
+    """Sequence space received in order after the peer's SYN (its FIN included, as
+    Linux counts it; RFC 4898 HCThruOctetsReceived)."""
+    segs_out: int = 0
+    """Segments sent, pure ACKs included; a TSO segment counts as its MSS pieces."""
+    segs_in: int = 0
+    data_segs_out: int = 0
+    data_segs_in: int = 0
+    send_rate: int = 0
+    """cwnd over the smoothed RTT, bytes per second (what ``ss`` prints as "send")."""
+    last_data_sent: int | None = None
+    """Microseconds since data was last sent (None: never, or no ``at``)."""
+    last_data_recv: int | None = None
+    last_ack_recv: int | None = None
+    pacing_rate: int | None = None
+    """Bytes per second if the sender paced; simtcp does not pace."""
+    delivery_rate: int = 0
+    """The latest delivery-rate sample kept, bytes per second
+    (draft-cheng-iccrg-delivery-rate-estimation; see :mod:`.delivery`)."""
+    app_limited: bool = False
+    """That sample was taken while the application, not the path, limited sending."""
+    delivered: int = 0
+    """Bytes acknowledged cumulatively or by SACK."""
+    busy_time: int = 0
+    """Time with data queued or in flight, the limited times below included."""
+    rwnd_limited: int = 0
+    """Of ``busy_time``, the time the peer's receive window stopped us."""
+    sndbuf_limited: int = 0
+    """Of ``busy_time``, the time the application waited for room in the send buffer."""
+    unacked: int = 0
+    """Segments sent and not yet cumulatively acknowledged (Linux packets_out)."""
+    retrans: int = 0
+    """Retransmitted segments not yet acknowledged; ``retransmits`` counts them all."""
+    lost: int = 0
+    """Segments the SACK scoreboard deems lost (RFC 6675 IsLost)."""
+    sacked: int = 0
+    """Segments SACKed above SND.UNA."""
+    reordering: int = 3
+    """The duplicate-ACK threshold in segments (RFC 6675 DupThresh)."""
+    rcv_rtt: int | None = None
+    """The receiver's RTT estimate (see :class:`.delivery.Delivery`)."""
+    rcv_space: int = 0
+    """The receive buffer auto-tuning has granted."""
+    min_rtt: int | None = None
+    notsent_bytes: int = 0
+    """Queued bytes not yet sent once."""
 
 
 class Listener:
@@ -97,8 +168,9 @@ class Listener:
     def forget(self, conn: Connection) -> None:
         self.queue.forget(conn)
 
-    def info(self) -> TcpInfo:
+    def info(self, now: Instant | None = None) -> TcpInfo:
         return TcpInfo(
+            at=now,
             state=State.LISTEN.value,
             local_address=format_address(self.address),
             local_port=self.port,
@@ -224,6 +296,7 @@ class Connection:
         "fast_open",
         "fast_open_option",
         "syn_data",
+        "delivery",
     )
 
     def __init__(
@@ -260,6 +333,8 @@ class Connection:
         self._init_transmission(cc, iss, config)
         self._init_deadlines()
         self._init_options(ts_clock)
+        self.delivery = Delivery()
+        """Counters, delivery-rate samples and chronos for :meth:`info` (``ss -ti``)."""
 
     def _init_endpoints(self, local: tuple[int, int], remote: tuple[int, int]) -> None:
         """The 4-tuple and what the application knows of the connection."""
@@ -443,8 +518,10 @@ class Connection:
         fin_seq = self.fin_seq
         return fin_seq is not None and self.snd_una > fin_seq
 
-    def info(self) -> TcpInfo:
+    def info(self, now: Instant | None = None) -> TcpInfo:
+        """The snapshot; with ``now``, also the ages (``last_*``) and the running chrono."""
         return TcpInfo(
+            **info_fields(self, now),
             state=self.state.value,
             local_address=format_address(self.local_address),
             local_port=self.local_port,

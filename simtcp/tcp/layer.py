@@ -38,7 +38,7 @@ from .connection import Connection, Listener, PendingAcks, TcpInfo, format_addre
 from .fastopen import CookieCache, prepare_client_syn
 from .host import TcpHost
 from .isn import initial_sequence_number
-from .machine import State, TransitionLog, Trigger, enter
+from .machine import STATE_COUNTERS, State, TransitionLog, Trigger, enter
 from .options import TimestampClock
 from .output import (
     CORK_CEILING,
@@ -209,6 +209,7 @@ class TcpLayer:
         handle = next(self._handle_counter)
         listener = Listener(handle, address, port, max(backlog, 1))
         listener.fast_open_queue = max(fast_open_queue, 0)
+        self.host.stats.count(STATE_COUNTERS[State.LISTEN])
         self._listeners[(address, port)] = listener
         self._listening_ports.setdefault(port, set()).add(address)
         self._handles[handle] = listener
@@ -273,6 +274,7 @@ class TcpLayer:
                 f"cannot send on a connection in {conn.state.value}"
                 + (" after shutdown" if conn.write_closed else "")
             )
+        conn.delivery.check_app_limited(conn)
         taken = conn.send_buffer.append(data)
         if taken < len(data) and autotune.grow_send_buffer(conn):
             taken += conn.send_buffer.append(data[taken:])
@@ -378,17 +380,22 @@ class TcpLayer:
         error, conn.soft_error = conn.soft_error, None
         return error
 
-    def info(self, handle: int) -> TcpInfo:
-        """A snapshot of a connection's or listener's state."""
-        return self._item(handle).info()
+    def info(self, handle: int, *, now: Instant | None = None) -> TcpInfo:
+        """A snapshot of a connection's or listener's state; ``now`` adds the ages since
+        data was last sent and received and the running chrono (``ss -ti``)."""
+        return self._item(handle).info(now)
 
     def connection_count(self) -> int:
         """Connections in any state, TIME-WAIT and half-open included."""
         return len(self._connections)
 
-    def connections_info(self) -> list[TcpInfo]:
+    def connections_info(self, *, now: Instant | None = None) -> list[TcpInfo]:
         """A snapshot of every connection, half-open and TIME-WAIT included (like ``ss -t``)."""
-        return [conn.info() for conn in self._connections.values()]
+        return [conn.info(now) for conn in self._connections.values()]
+
+    def listeners_info(self) -> list[TcpInfo]:
+        """A snapshot of every listener and its queues (like ``ss -lt``)."""
+        return [listener.info() for listener in self._listeners.values()]
 
     def connection_handles(self) -> list[int]:
         """Handles of every connection the application may know of (for tools)."""
@@ -499,6 +506,7 @@ class TcpLayer:
             state=State.LISTEN,  # a clone of the listener's TCB (see .machine)
         )
         conn.listener = listener
+        conn.delivery.segs_in = 1  # the SYN (or cookie ACK) that made it, as in Linux
         listener.queue.add_half_open(conn)
         return conn
 

@@ -47,11 +47,18 @@ RFC 9293 Figure 5, the connection state diagram::
          -------------------->|TIME-WAIT|------------------->| CLOSED  |
                               +---------+                    +---------+
 
-    note 1: SYN-RECEIVED returns to LISTEN on a RST only if it came from a
-            passive OPEN.
-    note 2: a FIN that also acknowledges our FIN takes FIN-WAIT-1 to TIME-WAIT.
-    note 3: a RST received in any state leads to LISTEN or CLOSED; the figure
-            leaves these out for legibility.
+    note 1: The transition from SYN-RECEIVED to LISTEN on receiving a RST is
+            conditional on having reached SYN-RECEIVED after a passive OPEN.
+    note 2: The figure omits a transition from FIN-WAIT-1 to TIME-WAIT if a FIN
+            is received and the local FIN is also acknowledged.
+    note 3: A RST can be sent from any state with a corresponding transition to
+            TIME-WAIT; these transitions are not shown. Similarly, receipt of a
+            RST from any state results in a transition to LISTEN or CLOSED,
+            also omitted from the diagram for legibility.
+
+The drawing and its notes were checked line by line against the RFC's text
+(the figure is identical to RFC 9293 §3.3.2's, which differs from RFC 793's
+Figure 6 in SYN-SENT --rcv SYN--> SYN-RCVD sending a SYN,ACK, not an ACK).
 
 Theory of operation
 -------------------
@@ -83,13 +90,21 @@ How the engine maps the figure onto objects:
 * CLOSE in SYN-SENT or SYN-RECEIVED queues the FIN until the handshake ends
   (RFC 9293 §3.10.4, "queue for processing after entering ESTABLISHED"):
   SYN-RECEIVED -> ESTABLISHED -> FIN-WAIT-1, two rows in one segment. A CLOSE
-  (``TcpLayer.close``) in SYN-SENT deletes the TCB.
+  (``TcpLayer.close``) in SYN-SENT deletes the TCB. This is where the engine
+  departs from the figure's SYN-RCVD --CLOSE/snd FIN--> FINWAIT-1 arrow: §3.10.4
+  sends the FIN at once and enters FIN-WAIT-1 when "no SENDs have been issued
+  and there is no pending data to send", and queues it only otherwise; here it
+  is always queued, so the FIN leaves one segment later (after the ACK of our
+  SYN), never before it. Only a simultaneous open's connection can be closed
+  in SYN-RECEIVED (a passive one is handed to the application once ESTABLISHED).
 * Note 2 is also two rows in one segment: FIN-WAIT-1 -> FIN-WAIT-2 on the ACK
   of our FIN, then FIN-WAIT-2 -> TIME-WAIT on the FIN it carries.
 * LISTEN -> SYN-SENT (SEND on a listening TCB) is not offered: the API has
   no send on a listener (RFC 9293 §3.10.2 makes it optional).
 * Note 3 and the rows the figure leaves out: RST, ABORT, a timer's retry or
-  idle limit, and a hard ICMP error during the handshake go to CLOSED.
+  idle limit, and a hard ICMP error during the handshake go to CLOSED. A RST
+  we send (ABORT) goes to CLOSED too, not to the TIME-WAIT note 3 allows:
+  that is §3.10.5's ABORT processing ("delete the TCB, enter CLOSED state").
 """
 
 from __future__ import annotations
@@ -106,6 +121,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HISTORY_LENGTH",
+    "STATE_COUNTERS",
     "TRANSITIONS",
     "IllegalTransitionError",
     "Rule",
@@ -263,6 +279,12 @@ class StateChanged:
     new: State
 
 
+STATE_COUNTERS: dict[State, str] = {state: "tcp.state." + state.name.lower() for state in State}
+"""The stats counter each state's entries count under (``tcp.state.syn_received``, ...):
+what a campaign reads to say which states its seeds visited. LISTEN counts the listeners
+opened (``TcpLayer.listen``); a SYN's TCB is born in it and never enters it."""
+
+
 class IllegalTransitionError(RuntimeError):
     """The engine asked for a state change that is not in :data:`TRANSITIONS`: a bug."""
 
@@ -283,13 +305,15 @@ class TransitionLog:
 
 
 def enter(conn: Connection, trigger: Trigger, *, now: Instant) -> State:
-    """Move ``conn`` along the table's row for (its state, ``trigger``) and record it."""
+    """Move ``conn`` along the table's row for (its state, ``trigger``) and record it
+    (in its history, its layer's log and the ``tcp.state.<name>`` counter)."""
     old = conn.state
     rule = TRANSITIONS.get((old, trigger))
     if rule is None:
         raise IllegalTransitionError(old, trigger)
     new = rule.next
     conn.state = new
+    conn.host.stats.count(STATE_COUNTERS[new])
     change = StateChanged(at=now, old=old, trigger=trigger, new=new)
     conn.transitions.append(change)
     observer = conn.transition_log.observer

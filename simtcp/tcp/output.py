@@ -28,6 +28,7 @@ from ..wire.tcp import (
     WindowScaleOption,
 )
 from .connection import Connection
+from .delivery import CHRONO_BUSY, note_output
 from .host import TcpHost
 from .machine import State
 from .options import MAX_OPTIONS_SPACE, TIMESTAMPS_SPACE, TS_TICK, sack_block_capacity
@@ -103,6 +104,10 @@ def transmit(conn: Connection, seq: int, flags: int, payload: Buffer, now: Insta
     conn.unacked_bytes = 0
     conn.delack_at = None
     conn.ack_pending = False  # this segment carries the ACK that was owed
+    if payload:
+        conn.delivery.data_sent(conn, seq, len(payload), now)
+    else:
+        conn.delivery.control_segs_out += 1
     rack = conn.rack
     if rack is not None and (payload or flags & FIN):
         # RACK orders transmissions by time (RFC 8985 §6.2); segments sent at the same
@@ -156,6 +161,7 @@ def send_ack(conn: Connection, now: Instant) -> None:
 def send_reset_for(conn: Connection, now: Instant) -> None:
     """RST from an open connection (abort, RFC 9293 §3.10.5): <SEQ=SND.NXT><CTL=RST>."""
     segment = TcpSegment(conn.local_port, conn.remote_port, conn.snd_nxt & SEQ_MASK, 0, RST, 0)
+    conn.delivery.control_segs_out += 1
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
 
 
@@ -206,6 +212,10 @@ def send_syn(conn: Connection, now: Instant) -> None:
     conn.syn_data = 0
     if conn.snd_max < conn.snd_nxt:
         conn.snd_max = conn.snd_nxt
+    if payload:  # Fast Open data (RFC 7413) counts as a data segment, as in Linux
+        conn.delivery.data_segs_out += 1
+    else:
+        conn.delivery.control_segs_out += 1
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
 
 
@@ -372,6 +382,14 @@ def _output_sent(conn: Connection, nxt: int, sent: bool, now: Instant) -> None:
         # RFC 9293 §3.8.6.1: probe a zero window on the persist timer.
         conn.persist_backoff = 0
         conn.persist_at = now + conn.rto.rto
+    delivery = conn.delivery
+    if (
+        not sent
+        or delivery.chrono != CHRONO_BUSY
+        or conn.snd_wnd < conn.cc.cwnd
+        or conn.send_blocked
+    ):
+        note_output(conn, delivery, nxt, now)  # else busy, as it was
 
 
 def _account_pieces(conn: Connection, start: int, end: int, mss: int, now: Instant) -> None:

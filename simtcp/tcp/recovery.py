@@ -57,6 +57,8 @@ def sack_arrived(
     if scoreboard is not None:
         blocks = unwrap_blocks(wire_blocks, conn.snd_una)
         update = scoreboard.update(ack=ack, blocks=blocks, high_data=conn.snd_max)
+        if update.newly_sacked:
+            conn.delivery.acked(conn, blocks, now)
         _rack_ack(conn, blocks, update.dsack is not None, now)
 
 
@@ -77,6 +79,7 @@ def new_ack(
         conn.snd_nxt = ack
     conn.send_buffer.acknowledge(ack)
     _measure_rtt(conn, segment, ack, now)  # a valid sample also ends the backoff
+    conn.delivery.acked(conn, blocks, now)
     conn.retries = 0
     # RFC 6298 §5 (Karn): without a valid RTT sample the backed-off RTO stays in force;
     # an ACK of a retransmission alone does not reset it.

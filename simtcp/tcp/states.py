@@ -136,6 +136,13 @@ def listen_segment_arrives(
 
 def segment_arrives(owner: Owner, conn: Connection, segment: TcpSegment, now: Instant) -> None:
     """Process one segment for an existing connection (any state but LISTEN)."""
+    delivery = conn.delivery
+    delivery.segs_in += 1
+    if segment.payload:
+        delivery.data_segs_in += 1
+        delivery.last_data_received_at = now
+        if conn.rcv_nxt >= delivery.rcv_rtt_seq:
+            delivery.measure_rcv_rtt(conn, segment, now)
     if conn.config.fast_path and fastpath.try_fast_path(conn, segment, now):
         return  # header prediction did exactly what _synchronized would have
     if conn.state is State.SYN_SENT:

@@ -122,3 +122,69 @@ def test_ss_and_stats_list_a_live_servers_kernel_clients(
     code = status.main_ss(["--socket", str(path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "cannot ask" in err
+
+
+def _kernel_ss(namespace: str) -> dict[int, dict[str, str]]:
+    """The kernel's own ``ss -tin`` of its connections to port 80, by local port."""
+    result = subprocess.run(
+        ["ip", "netns", "exec", namespace, "ss", "-tinH", "dport", "= :80"],
+        capture_output=True, text=True, check=True, timeout=10,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    found: dict[int, dict[str, str]] = {}
+    for header, details in zip(lines[::2], lines[1::2], strict=True):
+        port = int(header.split()[3].rsplit(":", 1)[1])
+        found[port] = dict(word.split(":", 1) for word in details.split() if ":" in word)
+    return found
+
+
+def test_ss_ti_of_a_live_server_agrees_with_the_kernels(
+    start_server: Callable[..., ServerProcess],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each kernel client echoed 1,000 bytes: our side of each connection says what the
+    kernel's ``ss -ti`` says of its side (bytes one way are the other's bytes received),
+    with a delivery rate and app_limited (1,000 bytes are less than a window), and ``-l``
+    lists the echo listener with its queue (Recv-Q 0 accepted-and-waiting, Send-Q the
+    backlog)."""
+    path = tmp_path / "status.sock"
+    server = start_server(extra=("--status-socket", str(path)))
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", server.netns, sys.executable, "-c", HOLD_CLIENTS],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        ports = json.loads(holder.stdout.readline())
+        time.sleep(0.3)  # the clients' ACKs of the echo, and a delayed ACK or two
+        assert status.main_ss(["--socket", str(path), "--json"]) == 0
+        ours = {
+            info["remote_port"]: info
+            for info in json.loads(capsys.readouterr().out)["stack"]
+            if info["local_port"] == 80
+        }
+        kernel = _kernel_ss(server.netns)
+        assert set(ours) == set(kernel) == set(ports)
+        for port, info in ours.items():
+            theirs = kernel[port]
+            assert info["bytes_received"] == info["bytes_sent"] == 1000
+            assert info["bytes_acked"] == 1001  # our SYN too, as Linux counts
+            assert int(theirs["bytes_received"]) == info["bytes_sent"]
+            assert int(theirs["bytes_acked"]) == info["bytes_acked"]
+            assert info["data_segs_in"] == int(theirs["data_segs_out"])
+            assert info["delivery_rate"] > 0 and info["app_limited"]
+            assert info["min_rtt"] is not None and info["last_data_sent"] is not None
+        assert status.main_ss(["--socket", str(path)]) == 0
+        text = capsys.readouterr().out
+        assert text.count("delivery_rate ") == 2 and text.count("app_limited") == 2
+        assert "lastsnd:" in text and "bytes_acked:1001" in text
+        assert status.main_ss(["--socket", str(path), "-l"]) == 0
+        (listener,) = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+        assert listener[:2] == ["LISTEN", "0"] and listener[3].endswith(":80")
+        assert int(listener[2]) >= 1  # the backlog
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert server.stop() == 0

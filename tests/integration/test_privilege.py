@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,22 +49,45 @@ AS_NOBODY = (
 SIMTCP_SERVE = ("-m", "simtcp", "serve")
 
 
+@pytest.fixture(scope="session")
+def readable_package() -> Iterator[Path]:
+    """A copy of the package that ``nobody`` can import: a folder to put on PYTHONPATH.
+
+    The checkout itself may be out of nobody's reach (CI clones it under a 0700
+    ``mktemp -d`` directory), and an unprivileged interpreter does not see root's
+    site-packages either, so the runs as nobody import this copy, made world-readable
+    under a fresh directory of /tmp (pytest's own tmp_path is 0700 too).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="simtcp-nobody-"))
+    try:
+        # simtcp/backends is a link to ../backends: copy what it points at.
+        shutil.copytree(
+            REPO / "simtcp", folder / "simtcp", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        for path in (folder, *folder.rglob("*")):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
-def as_nobody(tmp_path: Path) -> tuple[str, ...]:
-    """A command prefix: run as nobody, no groups, no capabilities, and able to open the tun.
+def as_nobody(
+    tmp_path: Path, readable_package: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, ...]:
+    """A command prefix: run as nobody, no groups, no capabilities, and able to open the tun,
+    importing simtcp from :func:`readable_package`.
 
     Distributions make /dev/net/tun mode 0666; a container may make it 0600. The
     host's node is left alone: the command runs in a private mount namespace
     where /dev/net/tun is a bind mount of a 0666 node of the same device.
     """
-    unreadable = [
-        folder for folder in (REPO, *REPO.parents) if os.stat(folder).st_mode & 0o005 != 0o005
-    ]
-    if unreadable:  # e.g. a clone under a 0700 ``mktemp -d`` directory
-        pytest.skip(
-            f"nobody cannot read this checkout ({unreadable[0]} is not o+rx): "
-            "clone it under a world-readable directory to run the unprivileged tests"
-        )
+    # Through the environment, not an ``env`` or ``sh`` wrapper: the interpreter may live
+    # under a 0700 /root (pyenv), and only setpriv, still holding root's capabilities at
+    # its execve, can start it; a wrapper already running as nobody gets EACCES (exit 126)
+    # and the server is never ready. Started so, the interpreter finds none of its own
+    # library under /root and falls back to the system's /usr/lib/python3.x.
+    monkeypatch.setenv("PYTHONPATH", str(readable_package))
     node = os.stat("/dev/net/tun")
     if stat.S_IMODE(node.st_mode) & 0o006 == 0o006:
         return AS_NOBODY

@@ -91,7 +91,8 @@ def test_coverage_is_printed_from_the_engine_counters(capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert status == 0
     assert "recovery reached: " in out and "fast retransmit" in out
-    assert "states reached: SYN-SENT 6; SYN-RECEIVED 6; ESTABLISHED 6" in out
+    assert "states reached: CLOSED 6; LISTEN 6; SYN-SENT 6; SYN-RECEIVED 6; ESTABLISHED 6" in out
+    assert '"tcp.state.time_wait": 6' in out  # every state, from machine.enter's counters
     assert '"coverage": {' in out
 
 

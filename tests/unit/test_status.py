@@ -12,6 +12,8 @@ import pytest
 from simtcp.programs import sim, status
 from simtcp.programs.transfer_observe import PROGRESS_MIN_BYTES, TransferObserver
 from simtcp.programs.transfer_spec import TransferSpec
+from simtcp.time import MILLISECOND, SECOND
+from tests.unit.tcp.test_tcp_info import transfer
 
 TRANSFER = ["transfer", "--bytes", "200K", "--loss", "0.01", "--delay", "5ms", "--seed", "2"]
 
@@ -95,3 +97,46 @@ def test_the_progress_bar_only_on_a_terminal_for_large_runs_without_json() -> No
     drawn = terminal.getvalue()
     assert drawn.count("\r") == 3 and drawn.endswith("8.4/8.4 MB\n")
     assert "[###############...............] 4.2/8.4 MB" in drawn
+
+
+# --- ss -ti of a live simulated stack --------------------------------------------------
+
+
+def test_ss_of_a_simulated_transfer_prints_what_ss_ti_prints() -> None:
+    """A rate-limited bulk transfer mid-way: the listing carries ss -ti's words, with the
+    delivery rate within the link's rate."""
+    run = transfer(4 << 20, rate=20_000_000)
+    run.sim.run_for(600 * MILLISECOND)
+    lines = status.format_ss(status.snapshot(run.client, now=run.sim.now))
+    assert lines[0].split()[:3] == ["State", "Recv-Q", "Send-Q"]
+    assert lines[1].split()[0] == "ESTABLISHED"
+    words = lines[2].split()
+    for prefix in (
+        "rto:", "rtt:", "mss:1448", "pmtu:1500", "advmss:1460", "cwnd:", "bytes_sent:",
+        "bytes_acked:", "segs_out:", "segs_in:", "data_segs_out:", "lastsnd:", "lastack:",
+        "busy:", "unacked:", "minrtt:",
+    ):  # fmt: skip
+        assert any(word.startswith(prefix) for word in words), (prefix, lines[2])
+    assert {"ts", "sack", "wscale:7,7"} <= set(words)
+    rate = words[words.index("delivery_rate") + 1]
+    assert rate.endswith("Mbps") and 15 <= float(rate[:-4]) <= 20, rate
+    assert "app_limited" not in words
+
+
+def test_ss_lists_listeners_with_their_accept_queue() -> None:
+    """ss -lt: Recv-Q is the completed connections the application was not handed yet,
+    Send-Q the backlog."""
+    run = transfer(0)
+    sim = run.sim
+    sim.remove_process(run.pump)  # the server application sleeps: nothing is accepted
+    listener = run.server.tcp_listen(7, backlog=5)
+    for _ in range(3):
+        run.client.tcp_connect("10.0.0.2", 7, now=sim.now)
+    sim.run_for(SECOND)
+    snap = status.snapshot(run.server, now=sim.now)
+    lines = status.format_ss(snap, connections=False, listeners=True)
+    rows = {line.split()[3]: line.split() for line in lines[1:]}
+    assert rows["0.0.0.0:7"][:3] == ["LISTEN", "3", "5"]
+    assert rows["0.0.0.0:5001"][:3] == ["LISTEN", "1", "128"]
+    assert all(line.split()[0] == "LISTEN" for line in lines[1:])
+    assert run.server.tcp_info(listener).queued == 3

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import simtcp
 from simtcp.tcp import TcpConfig
 from simtcp.tcp.machine import (
     HISTORY_LENGTH,
+    STATE_COUNTERS,
     TRANSITIONS,
     IllegalTransitionError,
     State,
@@ -63,6 +65,18 @@ def recording(config: TcpConfig = CONFIG) -> tuple[Scenario, list[Step]]:
     return scenario, steps
 
 
+def assert_states_counted(scenario: Scenario, steps: list[Step]) -> None:
+    """Every entry into a state counted once under ``tcp.state.<name>`` (a listener's
+    TCB is born in LISTEN: that counter counts ``listen`` calls instead)."""
+    entered = Counter(STATE_COUNTERS[new] for _, _, new in steps)
+    counted = {
+        name: value
+        for name, value in scenario.host.stats().items()
+        if name.startswith("tcp.state.") and name != STATE_COUNTERS[State.LISTEN]
+    }
+    assert counted == dict(entered), (counted, steps)
+
+
 def run_out(scenario: Scenario, limit: int = 400 * SECOND) -> None:
     """Fire timers until the connection is gone (or ``limit`` of virtual time)."""
     end = scenario.now + limit
@@ -100,6 +114,7 @@ def reach(state: str, then: Callable[[Scenario], None], config: TcpConfig = CONF
         scenario, steps = recording(config)
         scenario.enter(state)
         then(scenario)
+        assert_states_counted(scenario, steps)
         return steps
 
     return drive
@@ -400,6 +415,7 @@ def test_the_listener_arrows_of_figure_5() -> None:
     scenario.layer.close(listener, now=scenario.now)
     assert scenario.send(SYN, options=(MssOption(1460),))[0].flags & RST  # nothing listens
     assert steps == []
+    assert scenario.host.stats()["tcp.state.listen"] == 1
 
 
 def test_a_full_exchange_records_its_history_on_the_connection() -> None:
