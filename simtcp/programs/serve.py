@@ -246,6 +246,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "(default: 1, one process)",
     )
     parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="time each turn of the loop from a frame readable to the answer written and "
+        "print p50/p99 at the stop (bench/bench_small_packets.py reads it)",
+    )
+    parser.add_argument(
         "--no-offload1",
         action="store_true",
         help="the same for the second TAP only: forwarding then cuts 64 KiB "
@@ -633,6 +639,7 @@ def _run(
         impairment_seed=args.seed,
         pcap=resources.pcap,
         gro=software,
+        latency=args.latency,
     )
     if resources.status is not None:
         from simtcp.programs.status import snapshot
@@ -665,6 +672,8 @@ def _run(
         final = {"loop": loop.counters, "stats": stack.stats(), "accepted": accepted}
         link.send("final", {**final, "echoed": echoed})
         return EXIT_OK
+    if loop.latency is not None:
+        print(f"{prog}: {loop.latency.summary()}", flush=True)
     print(f"{prog}: {_stop_line(loop.counters, stack.stats(), echo)}", flush=True)
     return EXIT_OK
 
