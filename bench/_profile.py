@@ -3,7 +3,8 @@
 Two ways to use it, one option and one printout for both:
 
 - in-process: ``add_profile_option(parser)``, then ``with profiling(args.profile, "what"):``
-  around the measured work (nothing runs under the profiler when the option is absent);
+  around the measured work (nothing runs under the profiler when the option is absent),
+  or ``start_profiling(args.profile, "what")`` right after ``parse_args`` for the whole run;
 - a server in a subprocess (the TAP benches): start it with
   ``[sys.executable, *profile_command(path), program, ...]``, stop it, then
   ``print_top(path, "what")``.
@@ -17,6 +18,7 @@ starts from data.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import cProfile
 import os
@@ -81,3 +83,21 @@ def profiling(option: str | None, label: str = "", top: int = TOP) -> Iterator[N
         profiler.dump_stats(path)
         print_top(profiler, label, top)
         print(f"(profile data: {path})")
+
+
+def start_profiling(option: str | None, label: str, top: int = TOP) -> None:
+    """Profile from here to the interpreter's exit when ``option`` is not None, then print
+    the top functions: one line after ``parse_args`` gives a script ``--profile``."""
+    path = profile_path(option, label)
+    if path is None:
+        return
+    profiler = cProfile.Profile()
+
+    def report() -> None:
+        profiler.disable()
+        profiler.dump_stats(path)
+        print_top(profiler, label, top)
+        print(f"(profile data: {path})")
+
+    atexit.register(report)
+    profiler.enable()
