@@ -125,6 +125,9 @@ class StackLike(Protocol):
 
 EventCallback = Callable[[Event, Instant], None]
 
+WOKE_AT_ONCE_US = 5
+"""An epoll wait shorter than this did not sleep: input was already queued (a backlog)."""
+
 
 def monotonic_us() -> Instant:
     """The loop's clock: monotonic integer microseconds."""
@@ -273,6 +276,8 @@ class TapLoop:
         for device in self.devices.values():
             self._watch(device, select.EPOLLIN)
         self._readers: dict[int, Callable[[Instant], None]] = {}
+        self._sparse: set[int] = set()
+        """Devices read one frame per wake-up (see :meth:`_receive`)."""
         self._stopping = False
         self._owner_pid = os.getpid()
         self.latency: LatencyHistogram | None = None
@@ -324,23 +329,28 @@ class TapLoop:
     # --- one turn -------------------------------------------------------------
     def run_once(self) -> None:
         """Wait for input or the next deadline, then do one receive/timer/event/send cycle."""
-        ready = self._epoll.poll(self._timeout(self.clock()), len(self._by_fd) + 1)
-        self._turn(ready, self.clock())
+        before = self.clock()
+        ready = self._epoll.poll(self._timeout(before), len(self._by_fd) + 1)
+        now = self.clock()
+        self._turn(ready, now, now - before < WOKE_AT_ONCE_US)
 
     def _run_once_timed(self) -> None:
         """:meth:`run_once`, recording into :attr:`latency` the time from epoll's return to
         the end of the writes of each turn that read at least one frame and wrote one."""
-        ready = self._epoll.poll(self._timeout(self.clock()), len(self._by_fd) + 1)
+        before = self.clock()
+        ready = self._epoll.poll(self._timeout(before), len(self._by_fd) + 1)
         started_ns = time.monotonic_ns()
         counters = self.counters
         frames_in, frames_out = counters["frames_in"], counters["frames_out"]
-        self._turn(ready, self.clock())
+        now = self.clock()
+        self._turn(ready, now, now - before < WOKE_AT_ONCE_US)
         if counters["frames_in"] != frames_in and counters["frames_out"] != frames_out:
             assert self.latency is not None  # set together with this method
             self.latency.record(time.monotonic_ns() - started_ns)
 
-    def _turn(self, ready: list[tuple[int, int]], now: Instant) -> None:
-        """One receive/timer/event/send cycle over what epoll reported ready."""
+    def _turn(self, ready: list[tuple[int, int]], now: Instant, at_once: bool = True) -> None:
+        """One receive/timer/event/send cycle over what epoll reported ready; ``at_once``:
+        epoll returned without sleeping (a backlog, see :meth:`_receive`)."""
         by_fd = self._by_fd
         stack = self.stack
         for fd, event in ready:
@@ -356,7 +366,7 @@ class TapLoop:
             if event & ~select.EPOLLIN and interest & select.EPOLLOUT:
                 self._flush_queue(device)
             if event & ~select.EPOLLOUT and interest & select.EPOLLIN:
-                self._receive(device, now)
+                self._receive(device, now, at_once)
         if self._shims:
             self._release_held(now)
         deadline = stack.poll_at()
@@ -380,8 +390,26 @@ class TapLoop:
         wait_us = deadline - now
         return -(-wait_us // 1000) / 1000 if wait_us > 0 else 0
 
-    def _receive(self, device: TapDevice, now: Instant) -> None:
-        reads = device.read_raw(self.read_batch)
+    def _receive(self, device: TapDevice, now: Instant, at_once: bool = True) -> None:
+        """Read what the device holds and hand it on.
+
+        A device whose last batch was one frame is *sparse* (request/response, ping):
+        it is read one frame per wake-up, which saves the read that would only say
+        EAGAIN, a syscall on the latency path of every exchange. epoll is
+        level-triggered, so a frame left behind wakes the loop again at once; a wake-up
+        that did not sleep (``at_once``) means a backlog, and the device is read in
+        batches of ``read_batch`` again until a batch comes back with one frame.
+        """
+        fd = device.fd
+        sparse = self._sparse
+        if fd in sparse and not at_once:
+            reads = device.read_raw(1)
+        else:
+            reads = device.read_raw(self.read_batch)
+            if len(reads) <= 1:
+                sparse.add(fd)
+            else:
+                sparse.discard(fd)
         self.counters["frames_in"] += len(reads)
         shim = self._inbound.get(device.interface)
         if shim is None:
