@@ -47,7 +47,7 @@ from .cliargs import OneLineParser, probability
 if TYPE_CHECKING:
     from simtcp.backends.multiqueue import WorkerLink
     from simtcp.backends.privilege import Account
-    from simtcp.backends.tap import TapDevice
+    from simtcp.backends.tap import TapDevice, TapLoop
     from simtcp.programs.status import StatusSocket
 
 EXIT_OK = 0
@@ -672,10 +672,15 @@ def _run(
         final = {"loop": loop.counters, "stats": stack.stats(), "accepted": accepted}
         link.send("final", {**final, "echoed": echoed})
         return EXIT_OK
+    _print_stop(prog, loop, stack, echo)
+    return EXIT_OK
+
+
+def _print_stop(prog: str, loop: TapLoop, stack: Stack, echo: EchoServer | None) -> None:
+    """The loop's latency line (with ``--latency``) and the stop line."""
     if loop.latency is not None:
         print(f"{prog}: {loop.latency.summary()}", flush=True)
     print(f"{prog}: {_stop_line(loop.counters, stack.stats(), echo)}", flush=True)
-    return EXIT_OK
 
 
 def _stop_line(counts: dict[str, int], stats: dict[str, int], echo: EchoServer | None) -> str:
