@@ -20,7 +20,9 @@ import tracemalloc
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from simtcp.time import MILLISECOND, SECOND  # noqa: E402
 from tests.unit.test_accept_queue_sim import PAYLOAD, SERVER, make_clients  # noqa: E402
@@ -58,7 +60,9 @@ def run(count: int) -> tuple[float, float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[256, 10_000])
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_accept_queue")
     for count in args.counts:
         cpu, per_connection, cpu_each = run(count)
         print(

@@ -22,6 +22,8 @@ import sys
 import time
 from typing import Any
 
+from _profile import add_profile_option, start_profiling
+
 CLIENT = r"""
 import asyncio, sys, time
 host, port, clients, seconds, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
@@ -159,7 +161,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--megabytes", type=int, default=50)
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_aio_http")
     HttpServer.megabytes = args.megabytes
     kernel = asyncio.run(serve_and_measure([], "127.0.0.1", args))
     simtcp = simtcp_over_tap(args)

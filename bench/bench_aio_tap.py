@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from simtcp import Stack, StackConfig  # noqa: E402
 from simtcp.apps import EchoServer  # noqa: E402
@@ -198,7 +200,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent streams (case 2)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_aio_tap")
     missing = tap.missing_requirement()
     if missing is not None:
         print(f"bench_aio_tap: {missing}", file=sys.stderr)

@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from simtcp.backends.impair import LinkProfile  # noqa: E402
 from simtcp.config import TcpConfig  # noqa: E402
@@ -60,7 +62,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="scale the transfer sizes")
     parser.add_argument("--send-buffer-max", type=int, default=None)
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_buffers")
     defaults = TcpConfig()
     if args.send_buffer_max is not None:
         defaults = dataclasses.replace(defaults, send_buffer_max=args.send_buffer_max)

@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from simtcp.programs import campaign, campaign_engines  # noqa: E402
 from simtcp.programs.sim import build_parser  # noqa: E402
@@ -71,7 +73,9 @@ def main() -> int:
     parser.add_argument("--empty", type=int, default=500, help="empty chunks for the overhead")
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--cores-per-node", type=int, default=8)
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_campaign_engines")
     seeds = range(1, args.seeds + 1)
     print(f"campaign: {args.seeds} seeds, {' '.join(LINK)}, {args.workers} workers")
     runs = [measure(None, args.workers, seeds, args.empty)]

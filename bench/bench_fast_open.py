@@ -19,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from simtcp.backends.impair import LinkProfile  # noqa: E402
 from simtcp.backends.sim import Simulator  # noqa: E402
@@ -103,7 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--delay-ms", type=float, default=10.0, help="one-way link delay")
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_fast_open")
     delay = int(args.delay_ms * MILLISECOND)
     print(f"{args.connections} connections, RTT {2 * delay / 1000:.1f} ms")
     print(f"{'':22} {'first ms':>9} {'rest ms (mean)':>15} {'CPU s':>7}")

@@ -20,9 +20,9 @@ either way, so only the CPU differs). Figures only, no assertions.
    has the fast path off or on, rounds interleaved; CPU seconds per MB of the
    server process and its hit rate. ``--no-offload`` as in tap_echo.py.
 
-``--profile PREFIX`` writes cProfile data of one simulator bulk run per
-setting to ``PREFIX-off.prof`` and ``PREFIX-on.prof`` and prints the top
-functions by own time.
+``--profile [PREFIX]`` profiles one simulator bulk run per setting (data in
+``PREFIX.<setting>``, or a temporary file) and prints the top 25 functions by
+own time (``bench/_profile.py``).
 """
 
 from __future__ import annotations
@@ -32,14 +32,15 @@ import atexit
 import cProfile
 import json
 import os
-import pstats
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, print_top, profile_path  # noqa: E402
 
 from simtcp.backends.impair import LinkProfile  # noqa: E402
 from simtcp.config import TcpConfig  # noqa: E402
@@ -139,17 +140,18 @@ def bench_simulator(size: int, rounds: int) -> list[dict[str, object]]:
     return table
 
 
-def profile_simulator(size: int, prefix: str, top: int) -> None:
+def profile_simulator(size: int, option: str, top: int) -> None:
     spec = rows(size)[0].spec
     for on in (False, True):
-        path = f"{prefix}-{'on' if on else 'off'}.prof"
+        label = f"bulk one way, fast path {'on' if on else 'off'}"
+        path = profile_path(option, label)
+        assert path is not None
         profiler = cProfile.Profile()
         profiler.enable()
         run_transfer(with_fast_path(spec, on))
         profiler.disable()
         profiler.dump_stats(path)
-        print(f"\nprofile, bulk one way, fast path {'on' if on else 'off'} ({path}):")
-        pstats.Stats(path).sort_stats("tottime").print_stats(top)
+        print_top(profiler, f"{label} ({path})", top)
 
 
 # --- over a TAP, through bench/tap_echo.py ---------------------------------------
@@ -229,8 +231,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mbytes", type=float, default=16, help="MB (10^6) per simulator row")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--profile", metavar="PREFIX", help="cProfile one bulk run per setting")
-    parser.add_argument("--top", type=int, default=20)
+    add_profile_option(parser)  # here: one simulator bulk run per setting
+    parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--tap", action="store_true", help="also the TAP echo stream (root)")
     parser.add_argument("--tap-mbytes", type=float, default=32)
     parser.add_argument("--no-offload", action="store_true", help="TAP without offloads")
@@ -246,7 +248,7 @@ def main() -> int:
         figures["tap"] = bench_tap(
             int(args.tap_mbytes * MB), max(1, args.rounds), not args.no_offload
         )
-    if args.profile:
+    if args.profile is not None:
         profile_simulator(int(args.mbytes * MB), args.profile, args.top)
     if args.json:
         print(json.dumps(figures))

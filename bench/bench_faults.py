@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from _profile import add_profile_option, start_profiling
+
 from simtcp.backends.faults import FaultNet
 from simtcp.backends.impair import LinkProfile
 from simtcp.backends.sim import Simulator
@@ -113,7 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=4000)
     parser.add_argument("--events", type=int, default=1000)
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_faults")
     events_alone(args.events)
     faulty_transfer(0)
     faulty_transfer(args.events)

@@ -27,7 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from simtcp import DataReceived, Stack, StackConfig, TcpConfig  # noqa: E402
 from simtcp.backends.impair import LinkProfile  # noqa: E402
@@ -110,7 +112,9 @@ def main() -> None:
         default=None,
         help="TcpConfig.max_stretch_ack (default: the config's)",
     )
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_loss_recovery")
     base = TcpConfig()
     if args.abc_limit_segments is not None:
         base = replace(base, abc_limit_segments=args.abc_limit_segments)

@@ -21,6 +21,9 @@ no assertions. In one run, best of ``--rounds`` interleaved rounds:
 - the simulator's CPU cost per simulated MB over a plain link, an offloading link
   (GSO at the sender's NIC, GRO at the receiver's), and an offloading link whose
   stacks also leave checksums to it.
+
+``--profile [FILE]`` then runs simtcp once more with offloads and once without, each
+server under cProfile, and prints the top 25 functions by own time of each.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
+from _profile import add_profile_option, print_top, profile_path  # noqa: E402
 from tap_echo import (  # noqa: E402
     MB,
     TCP_TOOL,
@@ -77,14 +82,20 @@ def echo(ns: str, host: str, port: int, count: int, size: int) -> float:
     return float(summary["seconds"])
 
 
-def bench_simtcp(total: int, pings: int, *extra: str) -> dict[str, float]:
+def bench_simtcp(
+    total: int, pings: int, *extra: str, profile: str | None = None
+) -> dict[str, float]:
     result: dict[str, float] = {}
     with namespace() as ns:
-        server = Server(ns, *extra)
+        server = Server(ns, *extra, profile=profile)
         try:
             nsrun(ns, "ping", "-c", "3", "-i", "0.05", "10.0.0.1")
-            rtts = ping_rtts(ns, "10.0.0.1", pings)
-            result |= {"ping_p50_ms": percentile(rtts, 0.5), "ping_p99_ms": percentile(rtts, 0.99)}
+            if pings:
+                rtts = ping_rtts(ns, "10.0.0.1", pings)
+                result |= {
+                    "ping_p50_ms": percentile(rtts, 0.5),
+                    "ping_p99_ms": percentile(rtts, 0.99),
+                }
             for count in STREAMS:
                 cpu_before = cpu_seconds(server.worker_pid)
                 seconds = echo(ns, "10.0.0.1", 80, count, total // count)
@@ -305,6 +316,7 @@ def main() -> int:
     parser.add_argument("--pings", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sim-mbytes", type=float, default=16)
+    add_profile_option(parser)  # here: one more offloaded simtcp run, its server under cProfile
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_offload.py: needs root", file=sys.stderr)
@@ -369,6 +381,13 @@ def main() -> int:
             }
         )
     )
+    if args.profile is not None:
+        for label, extra in (("offloads", ()), ("no offload", ("--no-offload",))):
+            path = profile_path(args.profile, f"simtcp server {label}")
+            assert path is not None
+            bench_simtcp(total, 0, *extra, profile=path)
+            time.sleep(0.2)  # the profiler writes its file as the server exits
+            print_top(path, f"the simtcp server, {label}, 1 and 16 streams ({path})")
     return 0
 
 

@@ -18,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from simtcp.backends.sim import LinkProfile, Simulator  # noqa: E402
 from simtcp.config import ArpConfig, IpConfig, StackConfig  # noqa: E402
@@ -111,7 +113,9 @@ def ping_rate(sim: Simulator, source: Stack, destination: str, pings: int) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pings", type=int, default=20_000, help="pings per row")
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_sim_ping")
     print(f"{'scenario':<52} {'pings/CPU-s':>12} {'virtual us/ping':>16}")
     rows: list[tuple[str, tuple[Simulator, Stack, str, Stack], int]] = [
         ("two hosts", two_hosts(), 0),

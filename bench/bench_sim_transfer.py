@@ -39,9 +39,9 @@ costs a few ms per MB, measured and printed first).
    off and on (both stacks traced, JSON lines counted, not stored), interleaved in
    the same run; the cost and the trace's size per simulated MB.
 
-``--trace-cost`` runs only (4). ``--profile`` runs the first bulk case under cProfile
-and prints each module's share of the time (builtins counted with the module that
-called them), grouped
+``--trace-cost`` runs only (4). ``--profile [FILE]`` runs the first bulk case under
+cProfile, prints the top 25 functions by own time (``bench/_profile.py``) and
+each module's share of the time (builtins counted with the module that called them), grouped
 into the simulator (``backends/``), the stack and TCP engine (``simtcp/``
 below the API), and the harness (``simtcp/transfer.py``: the checking
 applications and the pattern generator). Profiling inflates call-heavy code, so
@@ -63,7 +63,9 @@ from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, print_top, profile_path  # noqa: E402
 
 from simtcp.backends.impair import LinkProfile  # noqa: E402
 from simtcp.backends.sim import Simulator  # noqa: E402
@@ -299,12 +301,16 @@ def _group(path: str) -> str:
     return "other"
 
 
-def profile_rows(size: int) -> None:
+def profile_rows(size: int, option: str) -> None:
     name, spec = bulk_cases(size)[0]
     profiler = cProfile.Profile()
     profiler.enable()
     result = run_transfer(spec)
     profiler.disable()
+    path = profile_path(option, name)
+    assert path is not None
+    profiler.dump_stats(path)
+    print_top(profiler, f"'{name}' ({path})")
     modules: collections.Counter[str] = collections.Counter()
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     for (path, _, _), (_, _, own, _, callers) in stats.items():
@@ -338,9 +344,7 @@ def main() -> int:
         help="bytes per connection in the scaling series",
     )
     parser.add_argument("--quick", action="store_true", help="stop the series at 100")
-    parser.add_argument(
-        "--profile", action="store_true", help="only profile the first bulk case: shares per module"
-    )
+    add_profile_option(parser)  # here: only profile the first bulk case, shares per module too
     parser.add_argument(
         "--trace-cost", action="store_true", help="only the tracing off/on rows (same run)"
     )
@@ -348,8 +352,8 @@ def main() -> int:
     if args.trace_cost:
         tracing_rows(args.mbytes * MiB)
         return 0
-    if args.profile:
-        profile_rows(args.mbytes * MiB)
+    if args.profile is not None:
+        profile_rows(args.mbytes * MiB, args.profile)
         return 0
     print(f"harness (generate + compare the data): {harness_cost_per_mb():.4f} cpu s/MB")
     bulk_rows(args.mbytes * MiB)

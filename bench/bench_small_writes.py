@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from simtcp.backends.impair import LinkProfile  # noqa: E402
 from simtcp.backends.sim import Simulator  # noqa: E402
@@ -127,7 +129,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exchanges", type=int, default=1000)
     parser.add_argument("--delay-ms", type=float, default=1.0, help="one-way link delay")
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_small_writes")
     delay = int(args.delay_ms * MILLISECOND)
     print(f"{args.exchanges} exchanges, RTT {2 * delay / 1000:.1f} ms, delayed ACK 40 ms")
     header = ("before ms/ex", "stalls", "after ms/ex", "stalls")

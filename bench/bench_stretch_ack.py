@@ -24,7 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from simtcp.backends.impair import LinkProfile  # noqa: E402
 from simtcp.config import ArpConfig, TcpConfig  # noqa: E402
@@ -80,7 +82,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3", help="seeds averaged over (lossy link)")
     parser.add_argument("--tso", action="store_true", help="TSO interfaces, GSO/GRO link")
     parser.add_argument("--abc", default="1,0,45", help="abc_limit_segments values")
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_stretch_ack")
     seeds = [int(s) for s in args.seeds.split(",")]
     print(
         f"{args.bytes} bytes, TSO {'on' if args.tso else 'off'}, seeds {seeds}; "

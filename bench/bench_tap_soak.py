@@ -22,7 +22,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from tests.integration.soak import run_soak  # noqa: E402
 
@@ -32,7 +34,9 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--block", type=int, default=10_000)
     parser.add_argument("--msl", type=float, default=30.0, help="MSL in seconds (default 30)")
+    add_profile_option(parser)
     args = parser.parse_args()
+    start_profiling(args.profile, "bench_tap_soak")
     from pyroute2 import netns
 
     for client_closes in (False, True):

@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
+
+from _profile import add_profile_option, start_profiling  # noqa: E402
 
 from simtcp.wire.checksum import internet_checksum, reference_checksum  # noqa: E402
 from simtcp.wire.ethernet import ETHERTYPE_IPV4, EthernetFrame  # noqa: E402
@@ -96,7 +98,10 @@ def round_trip(frame: bytes) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
-    seconds = parser.parse_args(argv).seconds
+    add_profile_option(parser)
+    args = parser.parse_args(argv)
+    start_profiling(args.profile, "bench_wire")
+    seconds = args.seconds
 
     data = random.Random(1071).randbytes(CHECKSUM_BYTES)
     if internet_checksum(data) != reference_checksum(data):

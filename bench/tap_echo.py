@@ -16,8 +16,9 @@ no assertions:
 them) in every row and in the profiled run; ``--simtcp-only`` skips the kernel
 and lossy rows; ``--rounds 0 --profile FILE`` only profiles.
 
-``--profile FILE`` runs the simtcp server under cProfile and prints where its
-time went (the top functions by own time). The server runs with TAP offloads
+``--profile [FILE]`` runs the simtcp server under cProfile and prints where its
+time went (the top 25 functions by own time, ``bench/_profile.py``, and the
+shares per layer). The server runs with TAP offloads
 (its default); ``--no-offload`` passes that option on. ``--tcp KEY=VALUE``
 (repeatable) changes a ``TcpConfig`` default in the server, e.g.
 ``--tcp max_stretch_ack=65535`` (the server then starts through this script).
@@ -46,6 +47,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from _profile import add_profile_option, print_top, profile_path  # noqa: E402
+
 SERVER = REPO / "echo_reply_server.py"
 TCP_TOOL = REPO / "tests" / "integration" / "tcp_tool.py"
 MB = 1_000_000
@@ -244,11 +249,6 @@ def bench_kernel(size: int, pings: int, streams: int = 1) -> dict[str, float]:
     }
 
 
-def print_profile(path: str, top: int) -> None:
-    stats = pstats.Stats(path)
-    stats.sort_stats("tottime").print_stats(top)
-
-
 _LAYERS = (
     ("/simtcp/tcp/", "TCP engine (simtcp/tcp)"),
     ("/simtcp/wire/checksum.py", "checksums (wire/checksum.py)"),
@@ -362,11 +362,7 @@ def main() -> int:
         action="store_true",
         help="skip the kernel rows (and the lossy row): simtcp's clean echo only",
     )
-    parser.add_argument(
-        "--profile",
-        metavar="FILE",
-        help="cProfile the simtcp server (one extra round, not in the figures)",
-    )
+    add_profile_option(parser)  # here: the simtcp server, one extra round, not in the figures
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
         "--no-offload", action="store_true", help="run the simtcp server with --no-offload"
@@ -407,11 +403,13 @@ def main() -> int:
             )
     if simtcps:
         report(args, streams, kernels, simtcps, lossies)
-    if args.profile:
-        bench_simtcp(size, 0, server_args, profile=args.profile, streams=streams)
+    if args.profile is not None:
+        path = profile_path(args.profile, "simtcp server")
+        assert path is not None
+        bench_simtcp(size, 0, server_args, profile=path, streams=streams)
         time.sleep(0.2)
-        print_profile(args.profile, args.top)
-        print_shares(args.profile)
+        print_top(path, f"the simtcp server ({path})", args.top)
+        print_shares(path)
     return 0
 
 

@@ -90,6 +90,7 @@ class EchoServer:
     def _pump(self, connection: int, state: _EchoConnection, now: Instant) -> None:
         """Move bytes from the receive buffer to the send buffer until one of them stalls."""
         stack = self.stack
+        drained = False
         try:
             while not state.closing:
                 if state.pending:
@@ -99,9 +100,12 @@ class EchoServer:
                     state.pending = state.pending[taken:]
                     if state.pending:
                         return  # SendSpaceAvailable resumes us
+                if drained:
+                    break  # the last read came short: another would return nothing
                 data = stack.receive(connection, ECHO_CHUNK, now=now)
                 if not data:
                     break
+                drained = len(data) < ECHO_CHUNK
                 state.pending = data
             if state.peer_closed and not state.pending and not state.closing:
                 state.closing = True

@@ -66,7 +66,7 @@ from .ip.routing import LIMITED_BROADCAST
 from .link.interface import Interface, InterfaceOffload
 from .stats import Stats
 from .time import Instant
-from .wire.checksum import Buffer
+from .wire.checksum import Buffer, checksum_verifies
 from .wire.ethernet import ETHERTYPE_IPV4
 from .wire.ipv4 import Ipv4Packet
 from .wire.offload import with_partial_checksum
@@ -83,6 +83,27 @@ FAST_RX = struct.Struct("!6s6xHBBHHHBBHII")
 """Destination MAC and EtherType, then the option-less IPv4 header: the receive fast path."""
 FAST_MIN_FRAME = 14 + 20 + 8
 """The shortest frame the receive fast path looks at: Ethernet, IPv4 and ICMP headers."""
+_SUM_IN_ONE = 4096
+"""Segments up to this long are summed as one integer (as :func:`checksum_verifies` does)."""
+
+
+def _tcp_checksum_verifies(frame: Buffer, end: int, source: int, destination: int) -> bool:
+    """RFC 9293 §3.1: the checksum of the segment in ``frame[34:end]`` over it and the
+    pseudo-header; :func:`checksum_verifies` with the pseudo-header sum inlined."""
+    length = end - 34
+    initial = (
+        (source >> 16)
+        + (source & 0xFFFF)
+        + (destination >> 16)
+        + (destination & 0xFFFF)
+        + PROTOCOL_TCP
+        + length
+    )
+    if length > _SUM_IN_ONE:
+        return checksum_verifies(memoryview(frame)[34:end], initial)
+    value = int.from_bytes(frame[34:end], "big")
+    total = (value << 8 if length & 1 else value) + initial
+    return total % 0xFFFF == 0  # total > 0: the pseudo-header's protocol is in it
 
 
 class TcpFrames:
@@ -174,14 +195,20 @@ class TcpFrames:
             )
         counters = self._counters
         counters["ip.packets_in"] += 1
-        try:
-            segment = TcpSegment.parse(
-                memoryview(frame)[34 : 14 + total_length],
-                source=None if verified else source,
-                destination=None if verified else destination,
-            )
-        except ParseError as error:
-            self.stats.drop(error.reason)
+        end = 14 + total_length
+        segment = TcpSegment.parse_predicted(frame, 34, end)
+        if segment is None:  # an unusual header: the general parser, its errors and all
+            try:
+                segment = TcpSegment.parse(
+                    memoryview(frame)[34:end],
+                    source=None if verified else source,
+                    destination=None if verified else destination,
+                )
+            except ParseError as error:
+                self.stats.drop(error.reason)
+                return True
+        elif not verified and not _tcp_checksum_verifies(frame, end, source, destination):
+            self.stats.drop(DropReason.BAD_CHECKSUM)  # as TcpSegment.parse would
             return True
         counters["tcp.segments_in"] += 1
         self.tcp.segment_received(source, destination, segment, now=now)
@@ -227,7 +254,8 @@ class TcpFrames:
         iface, next_hop = found
         offload = iface.offload
         payload_length = len(segment.payload)
-        header_length = segment.header_length
+        layout = segment.layout()
+        header_length = layout[2]
         oversized = 20 + header_length + payload_length > iface.mtu
         if oversized and not (offload.max_segment and payload_length <= offload.max_segment):
             return False  # the general path drops it: TCP sets DF (RFC 1191)
@@ -250,6 +278,7 @@ class TcpFrames:
                     ttl=self._ttl,
                     identification=output.next_identification(),
                     checksum=CHECKSUM_PARTIAL if offload.tx_checksum else CHECKSUM_FULL,
+                    layout=layout,
                 ),
             )
         )

@@ -47,7 +47,7 @@ from .cliargs import OneLineParser, probability
 if TYPE_CHECKING:
     from simtcp.backends.multiqueue import WorkerLink
     from simtcp.backends.privilege import Account
-    from simtcp.backends.tap import TapDevice
+    from simtcp.backends.tap import TapDevice, TapLoop
     from simtcp.programs.status import StatusSocket
 
 EXIT_OK = 0
@@ -244,6 +244,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="open N queues of each TAP (IFF_MULTI_QUEUE) and serve each with its own "
         "worker process and stack; the kernel steers each flow to one queue "
         "(default: 1, one process)",
+    )
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="time each turn of the loop from a frame readable to the answer written and "
+        "print p50/p99 at the stop (bench/bench_small_packets.py reads it)",
     )
     parser.add_argument(
         "--no-offload1",
@@ -633,6 +639,7 @@ def _run(
         impairment_seed=args.seed,
         pcap=resources.pcap,
         gro=software,
+        latency=args.latency,
     )
     if resources.status is not None:
         from simtcp.programs.status import snapshot
@@ -665,8 +672,15 @@ def _run(
         final = {"loop": loop.counters, "stats": stack.stats(), "accepted": accepted}
         link.send("final", {**final, "echoed": echoed})
         return EXIT_OK
-    print(f"{prog}: {_stop_line(loop.counters, stack.stats(), echo)}", flush=True)
+    _print_stop(prog, loop, stack, echo)
     return EXIT_OK
+
+
+def _print_stop(prog: str, loop: TapLoop, stack: Stack, echo: EchoServer | None) -> None:
+    """The loop's latency line (with ``--latency``) and the stop line."""
+    if loop.latency is not None:
+        print(f"{prog}: {loop.latency.summary()}", flush=True)
+    print(f"{prog}: {_stop_line(loop.counters, stack.stats(), echo)}", flush=True)
 
 
 def _stop_line(counts: dict[str, int], stats: dict[str, int], echo: EchoServer | None) -> str:

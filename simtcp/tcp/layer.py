@@ -101,6 +101,7 @@ class TcpLayer:
         )
         if (
             conn is not None
+            and conn.state is State.TIME_WAIT  # new_syn_reopens' first test, once per segment
             and timewait.new_syn_reopens(conn, segment)
             and self._listener_for(destination, segment.destination_port) is not None
         ):
@@ -580,6 +581,11 @@ class TcpLayer:
         return item
 
     def _connection(self, handle: int) -> Connection:
+        item = self._handles.get(handle)  # _item, inlined: every send and receive asks
+        if type(item) is Connection:
+            if item.listener is not None:
+                self._claim(item)
+            return item
         item = self._item(handle)
         if isinstance(item, Listener):
             raise InvalidStateError(f"handle {handle} is a listener, not a connection")

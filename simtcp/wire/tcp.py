@@ -364,6 +364,66 @@ class TcpSegment:
             checksum,
         )
 
+    @classmethod
+    def parse_predicted(cls, frame: Buffer, start: int, end: int) -> TcpSegment | None:
+        """The segment in ``frame[start:end]`` when its header is the common one: 20 bytes,
+        or 32 with exactly NOP, NOP, Timestamps (RFC 7323 Appendix A); None for any other
+        (:meth:`parse` then decides, and raises what it raises).
+
+        The receive fast path's parser: one unpack straight from the frame, no view of
+        the segment but its payload's. The checksum is not looked at (the caller
+        verifies it); for a segment it returns, :meth:`parse` returns an equal one.
+        """
+        if end - start < MIN_HEADER_LENGTH:
+            return None
+        words = frame[start + 12] >> 4
+        if words == 5:
+            (
+                source_port,
+                destination_port,
+                seq,
+                ack,
+                offset_byte,
+                flags,
+                window,
+                checksum,
+                urgent_pointer,
+            ) = _HEADER.unpack_from(frame, start)
+            options: tuple[TcpOption, ...] = ()
+        elif words == 8 and end - start >= 32:
+            (
+                source_port,
+                destination_port,
+                seq,
+                ack,
+                offset_byte,
+                flags,
+                window,
+                checksum,
+                urgent_pointer,
+                prefix,
+                value,
+                echo_reply,
+            ) = _HEADER_WITH_TIMESTAMPS.unpack_from(frame, start)
+            if prefix != _NOP_NOP_TIMESTAMPS:
+                return None
+            options = (_NOP, _NOP, TimestampsOption(value, echo_reply))
+        else:
+            return None
+        return cls(
+            source_port,
+            destination_port,
+            seq,
+            ack,
+            flags,
+            window,
+            options,
+            memoryview(frame)[start + words * 4 : end],
+            urgent_pointer,
+            offset_byte & 0x0F,
+            checksum,
+        )
+
     def build(self, source: int, destination: int, *, with_checksum: bool = True) -> bytes:
         """Serialise with the pseudo-header checksum (or 0, for checksum offload)."""
         header = self.build_header(
@@ -433,6 +493,12 @@ class TcpSegment:
         """Bytes of header and options :meth:`build_header` makes."""
         return self._layout()[2]
 
+    def layout(self) -> tuple[TimestampsOption | None, bytes, int]:
+        """What :meth:`build_ipv4_frame` packs the header from: (the Timestamps option
+        when the options are NOP NOP TS, else the options' bytes, header length); a
+        sender that needs the header length first passes it back (``layout=``)."""
+        return self._layout()
+
     def _layout(self) -> tuple[TimestampsOption | None, bytes, int]:
         """(the Timestamps option when the options are NOP NOP TS, else the options'
         bytes, header length)."""
@@ -456,6 +522,7 @@ class TcpSegment:
         identification: int,
         dont_fragment: bool = True,
         checksum: int = CHECKSUM_FULL,
+        layout: tuple[TimestampsOption | None, bytes, int] | None = None,
     ) -> bytes:
         """The whole Ethernet II frame: an option-less IPv4 header (TOS 0) around this segment.
 
@@ -465,7 +532,7 @@ class TcpSegment:
         ValueError past an IPv4 datagram's 65,535 bytes.
         """
         return self._frame(
-            self._layout(),
+            layout or self._layout(),
             destination_mac,
             source_mac,
             source,
