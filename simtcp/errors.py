@@ -40,6 +40,8 @@ class DropReason(enum.Enum):
     ICMP_UNHANDLED = "icmp_unhandled"
     BROADCAST_ECHO = "broadcast_echo"
     UDP_QUEUE_FULL = "udp_queue_full"
+    UDP_ZERO_CHECKSUM = "udp_zero_checksum"
+    """A UDP datagram over IPv6 without a checksum (RFC 8200 §8.1 makes it mandatory)."""
     TCP_NO_CONNECTION = "tcp_no_connection"
     TCP_BAD_SEGMENT = "tcp_bad_segment"
     TCP_OUT_OF_WINDOW = "tcp_out_of_window"

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from ..rng import SeededRandom
 from ..time import SECOND, Duration, Instant
+from ..wire.address import Address, hash_words
 from .seq import SEQ_MASK
 
 MSS_TABLE: tuple[int, ...] = (536, 1300, 1440, 1460)
@@ -90,14 +91,14 @@ class SynCookies:
         self.mss_table = mss_table
         self.slot = slot
         self.max_age_slots = max_age_slots
-        self._sent_at: dict[tuple[int, int], Instant] = {}
+        self._sent_at: dict[tuple[Address, int], Instant] = {}
         """When each listening (address, port) last answered a SYN with a cookie."""
 
     def _hash(
         self,
-        local: int,
+        local: Address,
         local_port: int,
-        remote: int,
+        remote: Address,
         remote_port: int,
         peer_isn: int,
         count: int,
@@ -105,7 +106,14 @@ class SynCookies:
     ) -> int:
         return (
             self._rng.keyed_hash32(
-                "tcp.syncookie", local, local_port, remote, remote_port, peer_isn, count, mss_index
+                "tcp.syncookie",
+                *hash_words(local),
+                local_port,
+                *hash_words(remote),
+                remote_port,
+                peer_isn,
+                count,
+                mss_index,
             )
             & _HASH_MASK
         )
@@ -121,9 +129,9 @@ class SynCookies:
     def isn(
         self,
         *,
-        local: int,
+        local: Address,
         local_port: int,
-        remote: int,
+        remote: Address,
         remote_port: int,
         peer_isn: int,
         mss: int,
@@ -146,7 +154,7 @@ class SynCookies:
         """How long after it was sent a cookie can still validate (the age check's bound)."""
         return (self.max_age_slots + 1) * self.slot
 
-    def note_sent(self, *, local: int, local_port: int, now: Instant) -> None:
+    def note_sent(self, *, local: Address, local_port: int, now: Instant) -> None:
         """Remember that the listener at ``local:local_port`` sent a cookie at ``now``."""
         sent_at = self._sent_at
         if len(sent_at) >= MAX_REMEMBERED_LISTENERS and (local, local_port) not in sent_at:
@@ -157,7 +165,7 @@ class SynCookies:
                 del sent_at[min(sent_at, key=sent_at.__getitem__)]
         sent_at[(local, local_port)] = now
 
-    def recently_sent(self, *, local: int, local_port: int, now: Instant) -> bool:
+    def recently_sent(self, *, local: Address, local_port: int, now: Instant) -> bool:
         """Whether that listener sent a cookie that may still come back (within lifetime)."""
         sent_at = self._sent_at.get((local, local_port))
         return sent_at is not None and now - sent_at <= self.lifetime
@@ -191,9 +199,9 @@ class SynCookies:
     def validate(
         self,
         *,
-        local: int,
+        local: Address,
         local_port: int,
-        remote: int,
+        remote: Address,
         remote_port: int,
         seg_seq: int,
         seg_ack: int,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address
 
 from ..errors import DropReason, ParseError
 from .checksum import (
@@ -330,6 +331,34 @@ class TcpSegment:
             offset_byte & 0x0F,
             checksum,
         )
+
+    @classmethod
+    def parse_ipv6(
+        cls, data: Buffer, *, source: IPv6Address, destination: IPv6Address
+    ) -> TcpSegment:
+        """Parse a segment that came in IPv6; its checksum is always verified.
+
+        RFC 8200 §8.1's pseudo-header (both 16-byte addresses, the 32-bit upper-layer
+        length, next header 6) sums to the same value modulo 0xffff as the IPv4 one
+        computed over the addresses read as 128-bit integers: 65536 = 1 (mod 0xffff),
+        so the IPv4 arithmetic's ``(a >> 16) + (a & 0xffff)`` stays congruent to the
+        sum of all eight words, and a TCP length below 65536 is the same term.
+        ``tests/property/test_ipv6_transport_scapy.py`` holds this against scapy.
+        """
+        return cls.parse(data, source=int(source), destination=int(destination))
+
+    def build_ipv6(
+        self,
+        source: IPv6Address,
+        destination: IPv6Address,
+        *,
+        checksum: int = CHECKSUM_FULL,
+    ) -> bytes:
+        """Serialise for IPv6, the checksum over RFC 8200 §8.1's pseudo-header (see
+        :meth:`parse_ipv6` for why the IPv4 arithmetic computes it)."""
+        header = self.build_header(int(source), int(destination), checksum=checksum)
+        payload = self.payload
+        return header + payload if payload else header
 
     def build(self, source: int, destination: int, *, with_checksum: bool = True) -> bytes:
         """Serialise with the pseudo-header checksum (or 0, for checksum offload)."""

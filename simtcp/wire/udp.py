@@ -1,9 +1,10 @@
-"""UDP datagrams (RFC 768) with the IPv4 pseudo-header checksum."""
+"""UDP datagrams (RFC 768) with the IPv4 or IPv6 (RFC 8200 §8.1) pseudo-header checksum."""
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address
 
 from ..errors import DropReason, ParseError
 from .checksum import Buffer, internet_checksum, pseudo_header_sum
@@ -39,6 +40,25 @@ class UdpDatagram:
             if internet_checksum(view, initial) != 0:
                 raise ParseError("UDP checksum mismatch", DropReason.BAD_CHECKSUM)
         return cls(source_port, destination_port, view[HEADER_LENGTH:], checksum)
+
+    @classmethod
+    def parse_ipv6(
+        cls, data: Buffer, *, source: IPv6Address, destination: IPv6Address
+    ) -> UdpDatagram:
+        """Parse a datagram that came in IPv6, verifying its checksum.
+
+        RFC 8200 §8.1: the checksum is mandatory over IPv6, so a zero one is an error
+        (``DropReason.UDP_ZERO_CHECKSUM``). The pseudo-header's sum is the IPv4
+        arithmetic's over the addresses as 128-bit integers (65536 = 1 mod 0xffff;
+        :meth:`simtcp.wire.tcp.TcpSegment.parse_ipv6` explains).
+        """
+        if len(data) >= HEADER_LENGTH and data[6] == 0 and data[7] == 0:
+            raise ParseError("UDP over IPv6 without a checksum", DropReason.UDP_ZERO_CHECKSUM)
+        return cls.parse(data, source=int(source), destination=int(destination))
+
+    def build_ipv6(self, source: IPv6Address, destination: IPv6Address) -> bytes:
+        """Serialise for IPv6: always with a checksum (RFC 8200 §8.1)."""
+        return self.build(int(source), int(destination))
 
     def build(self, source: int, destination: int, *, with_checksum: bool = True) -> bytes:
         payload = bytes(self.payload)
