@@ -16,6 +16,7 @@ from ..errors import DropReason, ParseError
 from .checksum import (
     Buffer,
     checksum_verifies,
+    ipv6_pseudo_header_sum,
     ones_complement_sum,
     pseudo_header_sum,
 )
@@ -336,16 +337,14 @@ class TcpSegment:
     def parse_ipv6(
         cls, data: Buffer, *, source: IPv6Address, destination: IPv6Address
     ) -> TcpSegment:
-        """Parse a segment that came in IPv6; its checksum is always verified.
-
-        RFC 8200 §8.1's pseudo-header (both 16-byte addresses, the 32-bit upper-layer
-        length, next header 6) sums to the same value modulo 0xffff as the IPv4 one
-        computed over the addresses read as 128-bit integers: 65536 = 1 (mod 0xffff),
-        so the IPv4 arithmetic's ``(a >> 16) + (a & 0xffff)`` stays congruent to the
-        sum of all eight words, and a TCP length below 65536 is the same term.
-        ``tests/property/test_ipv6_transport_scapy.py`` holds this against scapy.
-        """
-        return cls.parse(data, source=int(source), destination=int(destination))
+        """Parse a segment that came in IPv6; its checksum is always verified over RFC 8200
+        §8.1's pseudo-header (:func:`~simtcp.wire.checksum.ipv6_pseudo_header_sum`)."""
+        length = len(data)
+        if length >= MIN_HEADER_LENGTH and not checksum_verifies(
+            data, ipv6_pseudo_header_sum(source, destination, length, PROTOCOL_TCP)
+        ):
+            raise ParseError("TCP checksum mismatch", DropReason.BAD_CHECKSUM)
+        return cls.parse(data)
 
     def build_ipv6(
         self,
@@ -354,8 +353,14 @@ class TcpSegment:
         *,
         checksum: int = CHECKSUM_FULL,
     ) -> bytes:
-        """Serialise for IPv6, the checksum over RFC 8200 §8.1's pseudo-header (see
-        :meth:`parse_ipv6` for why the IPv4 arithmetic computes it)."""
+        """Serialise for IPv6, the checksum over RFC 8200 §8.1's pseudo-header.
+
+        :meth:`build_header`'s inlined IPv4 pseudo-header arithmetic computes it when
+        given the addresses as 128-bit integers: 65536 = 1 (mod 0xffff), so its
+        ``(a >> 16) + (a & 0xffff)`` stays congruent to the sum of all eight words, and
+        a TCP length below 65536 is the same term in both pseudo-headers.
+        ``tests/property/test_ipv6_transport_scapy.py`` holds this against scapy.
+        """
         header = self.build_header(int(source), int(destination), checksum=checksum)
         payload = self.payload
         return header + payload if payload else header
