@@ -44,6 +44,7 @@ from .tcpio import FAST_MIN_FRAME, TcpFrames
 from .time import Instant
 from .timers import TimerHeap
 from .udp import Udp
+from .wire.address import address_from_api
 from .wire.ethernet import BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame, mac_from_str
 from .wire.tcp import TcpSegment
 
@@ -337,14 +338,14 @@ class Stack:
     ) -> int:
         """Listen on ``port`` (all our addresses, or one); returns the listener's handle."""
         return self.tcp.listen(
-            port, address=address_from_str(address) if address else 0, backlog=backlog
+            port, address=address_from_api(address) if address else 0, backlog=backlog
         )
 
     def tcp_connect(
         self, address: str, port: int, *, local_port: int | None = None, now: Instant
     ) -> int:
         """Active open to (address, port); ConnectionEstablished follows."""
-        return self.tcp.connect(address_from_str(address), port, local_port=local_port, now=now)
+        return self.tcp.connect(address_from_api(address), port, local_port=local_port, now=now)
 
     def send(self, connection: int, data: bytes, *, now: Instant) -> int:
         """Queue bytes; returns how many the send buffer took (SendSpaceAvailable tells more)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Address
 
+from ..errors import AddressError
 from .ipv4 import ip_from_str, ip_to_str
 
 Address = int | IPv6Address
@@ -61,6 +62,15 @@ def parse_address(text: str) -> Address:
             raise ValueError(f"zone in an IPv6 address: {text!r}")
         return IPv6Address(text)
     return ip_from_str(text)
+
+
+def address_from_api(text: str) -> Address:
+    """An address of either family from the API (brackets and a zone allowed, the zone
+    dropped: the route picks the interface); AddressError if it is none."""
+    try:
+        return parse_address(split_zone(text.strip().strip("[]"))[0])
+    except (ValueError, AttributeError):
+        raise AddressError(f"not an IP address: {text!r}") from None
 
 
 def split_zone(text: str) -> tuple[str, str | None]:
@@ -127,6 +137,7 @@ __all__ = [
     "LOOPBACK6",
     "UNSPECIFIED6",
     "Address",
+    "address_from_api",
     "format_address",
     "hash_words",
     "ipv4_mapped",
