@@ -186,21 +186,23 @@ class Udp:
         payload: Buffer,
         now: Instant,
         multicast: bool,
-    ) -> None:
-        """A datagram from the IPv6 input to one of our addresses or a group we joined."""
+    ) -> bool:
+        """A datagram from the IPv6 input to one of our addresses or a group we joined.
+
+        False when no socket is bound to its port (and it was valid): the caller answers
+        with an ICMPv6 port unreachable (RFC 4443 §3.1), unless it went to a multicast
+        group (§2.4 (e.3)). The drop is counted here either way."""
         stats = self._stats
         try:
             datagram = UdpDatagram.parse_ipv6(payload, source=source, destination=destination)
         except ParseError as error:
             stats.drop(error.reason)
-            return
+            return True
         stats.count("udp.datagrams_in")
         socket = self.sockets.find(destination, datagram.destination_port)
         if socket is None:
-            # RFC 4443 §3.1 asks for a port unreachable here (not to multicast, §2.4 (e)),
-            # which the ICMPv6 layer would send; the drop is counted either way.
             stats.drop(DropReason.PORT_UNREACHABLE)
-            return
+            return multicast
         self._emit(
             DatagramReceived(
                 socket=socket.handle,
@@ -211,6 +213,7 @@ class Udp:
                 data=bytes(datagram.payload),
             )
         )
+        return True
 
     def bind(self, port: int, address: str | None) -> int:
         """Bind a socket (port 0: a seeded ephemeral port); its handle.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..wire.address import Address
 from ..wire.arp import OPERATION_REPLY, OPERATION_REQUEST, ArpPacket
 from ..wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame
 from ..wire.icmp import TYPE_TIME_EXCEEDED, IcmpMessage
@@ -54,8 +55,9 @@ class Endpoints:
 
     local_mac: bytes
     remote_mac: bytes
-    local_ip: int
-    remote_ip: int
+    local_ip: Address
+    remote_ip: Address
+    """IPv4 (``int``) or IPv6 (``IPv6Address``): the run's family (``--ip_version``)."""
     local_port: int
     remote_port: int
 

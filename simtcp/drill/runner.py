@@ -33,6 +33,7 @@ from pathlib import Path
 from ..config import StackConfig
 from ..stack import Stack
 from ..tcp.config import TcpConfig
+from ..wire.address import parse_address
 from ..wire.ipv4 import ip_from_str, prefix_mask
 from ..wire.tcp import ACK, SYN, TcpSegment, TimestampsOption
 from .commands import plan_command
@@ -69,7 +70,7 @@ from .peer import (
     options_to_wire,
     payload_pattern,
 )
-from .settings import DrillSettings, settings_from_header
+from .settings import IPV6_UNSUPPORTED, DrillSettings, settings_from_header, with_ip_version
 from .syscalls import Blocked, CheckFailed, Sockets, SyscallFailed, Unsupported, same_errno
 
 INTERFACE = "eth0"
@@ -154,6 +155,7 @@ class Runner:
         seed: int = 0,
         remote_isn: int = DEFAULT_REMOTE_ISN,
         tolerance_us: int | None = None,
+        ip_version: str | None = None,
     ) -> None:
         self.script = script
         self.lenient = lenient
@@ -164,6 +166,8 @@ class Runner:
         self.settings: DrillSettings = settings_from_header(script.options, self.result)
         if tolerance_us is not None:
             self.settings = dataclasses.replace(self.settings, tolerance_us=tolerance_us)
+        if ip_version is not None:  # the command line's family wins over the header's
+            self.settings = with_ip_version(self.settings, ip_version)
         self.now = 0
         self.last_event_us = 0
         self.remote = SequenceSpace(remote_isn % 2**32)
@@ -181,12 +185,16 @@ class Runner:
         self.endpoints = Endpoints(
             local_mac=LOCAL_MAC,
             remote_mac=REMOTE_MAC,
-            local_ip=ip_from_str(settings.local_ip),
-            remote_ip=ip_from_str(settings.remote_ip),
+            local_ip=parse_address(settings.local_ip),
+            remote_ip=parse_address(settings.remote_ip),
             local_port=settings.bind_port,
             remote_port=settings.remote_port,
         )
         self.remote_ip = settings.remote_ip
+        """The remote's address as the sockets see it: IPv4-mapped on an
+        ``ipv4-mapped-ipv6`` run (RFC 4291 §2.5.5.2), which the stack connects over IPv4."""
+        if settings.ip_version == "ipv4-mapped-ipv6":
+            self.remote_ip = f"::ffff:{settings.remote_ip}"
         self.connect_port = settings.connect_port
         self.bind_port = settings.bind_port
         self.sockets = Sockets(self)
@@ -280,6 +288,8 @@ class Runner:
             raise self._fail("bad option: " + "; ".join(self.settings.errors), line=line)
         if self.settings.unsupported:
             raise _ScriptSkipped("; ".join(self.settings.unsupported))
+        if self.settings.ip_version == "ipv6":
+            raise _ScriptSkipped(f"{IPV6_UNSUPPORTED} (--ip_version=ipv6: no IPv6 peer yet)")
         unsupported = [
             f"line {event.line}: {event.feature}"
             for event in self.script.events
@@ -669,8 +679,14 @@ def run_parsed(
     seed: int = 0,
     remote_isn: int = DEFAULT_REMOTE_ISN,
     tolerance_us: int | None = None,
+    ip_version: str | None = None,
 ) -> ScriptResult:
-    """Run an already parsed script."""
+    """Run an already parsed script (``ip_version``: run it as that family)."""
     return Runner(
-        script, lenient=lenient, seed=seed, remote_isn=remote_isn, tolerance_us=tolerance_us
+        script,
+        lenient=lenient,
+        seed=seed,
+        remote_isn=remote_isn,
+        tolerance_us=tolerance_us,
+        ip_version=ip_version,
     ).run()
