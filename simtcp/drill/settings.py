@@ -5,9 +5,10 @@ remote is 192.0.2.1 behind the gateway 192.168.0.2, servers bind port 8080 and
 clients connect to port 8080, the timing tolerance is 4 ms.
 
 ``--ip_version`` picks the family as packetdrill does: ``ipv4`` (the default),
-``ipv6`` (the stack is fd3d:fa7b:d17d::0/48 and the remote fd3d:a0b:17d6::1, on
-the wire and at the sockets), or ``ipv4-mapped-ipv6`` (IPv4 on the wire, the
-sockets' addresses IPv4-mapped IPv6 ones, ::ffff:192.0.2.1, RFC 4291 §2.5.5.2).
+``ipv6`` (the stack is fd3d:a0b:17d6::1/48 and the remote fd3d:fa7b:d17d::1
+behind a gateway, on the wire and at the sockets, over a 1,520-byte MTU), or
+``ipv4-mapped-ipv6`` (IPv4 on the wire, the sockets' addresses IPv4-mapped IPv6
+ones, ::ffff:192.0.2.1, RFC 4291 §2.5.5.2).
 Scripts are written with AF_INET either way; the family is the run's.
 
 Each option is parsed, or the script is skipped naming it, or it is listed as
@@ -35,12 +36,15 @@ _TCP_FIELDS = {item.name: str(item.type) for item in dataclasses.fields(TcpConfi
 IPV6_UNSUPPORTED = "IPv6 not supported"
 IP_VERSIONS = ("ipv4", "ipv6", "ipv4-mapped-ipv6")
 IPV6_DEFAULTS = {
-    "local_ip": "fd3d:fa7b:d17d::0",
-    "remote_ip": "fd3d:a0b:17d6::1",
-    "gateway_ip": "fd3d:fa7b:d17d:8888::0",
+    "local_ip": "fd3d:a0b:17d6::1",
+    "remote_ip": "fd3d:fa7b:d17d::1",
+    "gateway_ip": "fd3d:a0b:17d6:8888::1",
     "prefix_length": 48,
+    "mtu": 1520,
 }
-"""packetdrill's IPv6 addresses (its ``config.c``): local, remote, gateway, /48."""
+"""An IPv6 run's addresses and MTU, as the Linux kernel's packetdrill selftests pass
+them: the link MTU 20 bytes above 1500, so that a script's ``<mss 1460>`` holds in both
+families (1520 - 60 = 1500 - 40)."""
 
 IGNORED_OPTIONS = frozenset(
     {
@@ -224,6 +228,7 @@ def with_ip_version(settings: DrillSettings, version: str) -> DrillSettings:
             remote_ip=defaults.remote_ip,
             gateway_ip=defaults.gateway_ip,
             prefix_length=defaults.prefix_length,
+            mtu=defaults.mtu,
         )
     return dataclasses.replace(settings, ip_version=version)
 
