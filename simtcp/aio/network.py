@@ -42,14 +42,13 @@ _current_host: contextvars.ContextVar[Host | None] = contextvars.ContextVar(
 )
 
 
-def add_loopback(stack: Stack) -> None:
-    """Give ``stack`` the interface ``lo`` with 127.0.0.1/8 and ::1 (no gratuitous ARP or
-    DAD leaves it)."""
+def add_loopback(stack: Stack, *, ipv6: bool = False) -> None:
+    """Give ``stack`` the interface ``lo`` with 127.0.0.1/8, and ::1 when the host speaks
+    IPv6 (nothing leaves ``lo``: no link carries its gratuitous ARP or DAD probes)."""
     stack.add_interface("lo", mac="00:00:00:00:00:00", mtu=65535)
     stack.add_address("lo", LOOPBACK)  # its gratuitous ARP goes out on "lo", which no link carries
-    add_address6 = getattr(stack, "add_address6", None)
-    if add_address6 is not None:
-        add_address6("lo", LOOPBACK6)
+    if ipv6:
+        stack.add_address("lo", LOOPBACK6)
 
 
 def literal(name: str) -> str | None:
