@@ -1,4 +1,4 @@
-"""Hostile IPv6 input: dropped and counted by reason, answered where RFC 8200/4443 say, never raised.
+"""Hostile IPv6 input: dropped and counted by reason, answered as RFC 8200/4443 say, never raised.
 
 One stack (2001:db8::1 on eth0, DAD done) is fed crafted frames: extension
 chains of 1,000 headers, overlapping and oversized fragments, ND with a hop

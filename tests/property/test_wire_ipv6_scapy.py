@@ -48,8 +48,8 @@ from simtcp.wire import icmpv6 as wire
 from simtcp.wire.ethernet import mac_to_str
 from simtcp.wire.icmpv6 import (
     Icmpv6Message,
-    MulticastRecord,
     Mldv2Report,
+    MulticastRecord,
     NdOptions,
     NeighborAdvertisement,
     NeighborSolicitation,
@@ -299,7 +299,8 @@ def test_neighbour_messages_both_ways(
         source, destination, NEXT_ICMPV6, ours.to_message().build(source, destination), 255
     ).build()
     theirs = IPv6(built)[ICMPv6ND_NA]
-    assert (IPv6Address(theirs.tgt), theirs.R, theirs.S, theirs.O) == (target, router, solicited, override)
+    flags = (theirs.R, theirs.S, theirs.O)
+    assert (IPv6Address(theirs.tgt), *flags) == (target, router, solicited, override)
     assert IPv6(built)[ICMPv6NDOptDstLLAddr].lladdr == mac_to_str(mac)
     _checksum_agrees(built, ICMPv6ND_NA)
     ns_built = Ipv6Packet(
@@ -506,7 +507,7 @@ def test_the_walker_agrees_with_a_slow_reference_on_random_chains(
             assert walk.fragment is not None and walk.fragment_offset == at
             return
         if kind == 0 and at != 40:
-            assert False, "hop-by-hop past the first header must be refused"
+            raise AssertionError("hop-by-hop past the first header must be refused")
         size = (datagram[at + 1] + 1) * 8
         kind, at, seen = datagram[at], at + size, seen + 1
     if walk.drop is None:
