@@ -651,12 +651,12 @@ def _describe(
     kernel0 = "" if args.attach else f" {KERNEL_ADDRESS0}"
     kernel6 = "" if args.attach else f" {KERNEL_ADDRESS6_0}"
     yield (
-        f"veth0 {STACK_ADDRESS0} {STACK_ADDRESS6_0} mac {stack_mac(args.seed, 'veth0')} <-> "
-        f"{args.tap0}{kernel0}{kernel6}{where0}"
+        f"veth0 {STACK_ADDRESS0} mac {stack_mac(args.seed, 'veth0')} <-> "
+        f"{args.tap0}{kernel0}{where0}; IPv6 {STACK_ADDRESS6_0} <->{kernel6 or ' (as set up)'}"
     )
     yield (
-        f"veth1 {STACK_ADDRESS1} {STACK_ADDRESS6_1} mac {stack_mac(args.seed, 'veth1')} <-> "
-        f"{args.tap1}{where1}"
+        f"veth1 {STACK_ADDRESS1} mac {stack_mac(args.seed, 'veth1')} <-> {args.tap1}{where1}; "
+        f"IPv6 {STACK_ADDRESS6_1}"
     )
     if args.loss or args.reorder or args.duplicate:
         yield (
