@@ -63,13 +63,24 @@ class Ipv6Input:
         self._tcp = tcp
         self._udp = udp
         self._loopback_interface = loopback_interface
+        self.checksum_verified = False
+        """Whether the datagram being delivered had its checksums vouched for by the link."""
         self.reassembler = Reassembler6(
             config, timers=timers, stats=stats, timed_out=self._reassembly_timed_out
         )
 
-    def received(self, iface: Interface, data: Buffer, link_multicast: bool, now: Instant) -> None:
+    def received(
+        self,
+        iface: Interface,
+        data: Buffer,
+        link_multicast: bool,
+        now: Instant,
+        *,
+        verified: bool = False,
+    ) -> None:
         stats = self._stats
         stats.count("ip6.packets_in")
+        self.checksum_verified = verified or iface.offload.rx_checksum_verified
         try:
             packet = Ipv6Packet.parse(data)
         except ParseError as error:
@@ -130,6 +141,9 @@ class Ipv6Input:
                 if whole is None:
                     return
                 data, packet = whole, Ipv6Packet.parse(whole)
+                # Fragments may come from different frames: only the interface's word holds.
+                iface_offload = self._out.links[link.name].interface.offload
+                self.checksum_verified = iface_offload.rx_checksum_verified
                 walk = walk_extension_headers(data, max_headers=limit)
             if walk.drop is None and walk.fragment is not None:
                 walk.drop = DropReason.IPV6_BAD_FRAGMENT  # a fragment inside a fragment

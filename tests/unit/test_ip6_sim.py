@@ -471,3 +471,40 @@ def test_without_hooks_tcp_gets_a_parameter_problem_and_udp_a_port_unreachable()
         (icmp_wire.TYPE_DESTINATION_UNREACHABLE, icmp_wire.CODE_PORT_UNREACHABLE, 0),
     ]
     _ = DropReason
+
+
+def test_a_redirect_is_followed_only_when_configured() -> None:
+    bench = Bench(accept_redirects=True)
+    router = IPv6Address("fe80::1")
+    bench.stack.add_route("::/0", via=str(router), interface="eth0")
+    bench.stack.add_neighbour6("eth0", str(router), PEER_MAC)
+    far = IPv6Address("2001:db8:5::1")
+    better = IPv6Address("fe80::66")
+    better_mac = bytes.fromhex("020000000066")
+    from simtcp.wire.icmpv6 import Redirect
+
+    wrong = Redirect(better, far).to_message()  # not from our first hop: refused (§8.1)
+    bench.inject(icmp(IPv6Address("fe80::5"), A, wrong))
+    message = Redirect(better, far, NdOptions(target_lladdr=better_mac)).to_message()
+    bench.inject(icmp(router, A, message))
+    assert bench.stack.stats()["nd.redirects_followed"] == 1
+    assert bench.drops()["drop.nd_invalid"] == 1
+    bench.sent.clear()
+    bench.stack.ping(str(far), identifier=1, sequence=1, now=bench.now)
+    bench.advance(0)
+    assert [EthernetFrame.parse(f).destination for f in bench.sent] == [better_mac]
+
+
+def test_the_hooks_see_whether_the_link_vouched_for_the_checksum() -> None:
+    seen: list[bool] = []
+
+    class Tcp:
+        def received_ipv6(self, *args: object) -> None:
+            seen.append(layer.checksum_verified)
+
+    layer, _, _ = _layer(Tcp(), object())
+    iface = layer.output.links["eth0"].interface
+    packet = Ipv6Packet(PEER, A, 6, b"segment").build()
+    layer.received(iface, packet, False, 4 * SECOND, verified=True)
+    layer.received(iface, packet, False, 4 * SECOND)
+    assert seen == [True, False]
