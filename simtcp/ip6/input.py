@@ -39,6 +39,9 @@ from .fragments import Reassembler6
 from .icmp6 import Icmpv6
 from .output import Ipv6Output, Link6
 
+PARAM_INCOMPLETE_CHAIN = 3
+"""Parameter problem code 3: the first fragment's header chain is incomplete (RFC 7112 §5)."""
+
 
 class Ipv6Input:
     """Datagrams from the link to ICMPv6, TCP, UDP or the forwarder."""
@@ -135,6 +138,10 @@ class Ipv6Input:
                 )
             else:
                 refuse = partial(self._refuse_fragment, link, data, link_multicast, now)
+                if fragment.offset == 0 and not self._chain_complete(data, walk, limit):
+                    # RFC 8200 §4.5 (RFC 7112): the first fragment holds the whole chain.
+                    refuse(DropReason.IPV6_BAD_FRAGMENT, PARAM_INCOMPLETE_CHAIN, 0)
+                    return
                 whole = self.reassembler.add(
                     data, packet, fragment, walk.fragment_offset, walk.fragment_field, now, refuse
                 )
@@ -151,6 +158,19 @@ class Ipv6Input:
             self._refuse(link, data, walk, link_multicast, now)
             return
         self._upper(link, data, packet, walk, link_multicast, now)
+
+    @staticmethod
+    def _chain_complete(data: Buffer, walk: Walk, limit: int) -> bool:
+        fragment = walk.fragment
+        if fragment is None:
+            return True
+        rest = walk_extension_headers(
+            data,
+            next_header=fragment.next_header,
+            start=walk.fragment_offset + 8,
+            max_headers=max(limit - walk.headers, 0),
+        )
+        return rest.drop is not DropReason.TRUNCATED
 
     def _upper(
         self,

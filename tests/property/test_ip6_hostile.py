@@ -287,3 +287,14 @@ def test_arbitrary_bytes_as_ipv6_never_raise(data: bytes) -> None:
     victim = Victim()
     victim.inject(data)
     victim.inject(b"\x60" + data)
+
+
+def test_a_first_fragment_without_the_whole_header_chain_is_refused_rfc7112() -> None:
+    victim = Victim()
+    long_options = extension_header(NEXT_ICMPV6, bytes(60))  # 64 bytes of destination options
+    header = FragmentHeader(NEXT_DESTINATION, 0, True, 11).build()
+    victim.inject(_packet(NEXT_FRAGMENT, header + long_options[:32]))
+    assert victim.drops() == {"ipv6_bad_fragment": 1}
+    assert [(m.icmp_type, m.code) for m in victim.icmp_out()] == [
+        (icmp_wire.TYPE_PARAMETER_PROBLEM, 3)
+    ]
