@@ -217,7 +217,7 @@ class Stack:
             if ethernet.ethertype == ETHERTYPE_IPV6 and self._ip6.accepts_mac(
                 interface, destination
             ):
-                self._ip6.received(iface, ethernet.payload, True, now)
+                self._ip6.received(iface, ethernet.payload, True, now, verified=checksum_verified)
                 return
             stats.drop(DropReason.NOT_FOR_US)  # another host's unicast, or multicast
             return
@@ -231,7 +231,9 @@ class Stack:
                 gso_size=gso_size,
             )
         elif ethernet.ethertype == ETHERTYPE_IPV6:
-            self._ip6.received(iface, ethernet.payload, link_broadcast, now)
+            self._ip6.received(
+                iface, ethernet.payload, link_broadcast, now, verified=checksum_verified
+            )
         elif ethernet.ethertype == ETHERTYPE_ARP:
             self._output.neighbours.frame_received(
                 iface.name,

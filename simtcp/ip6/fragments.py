@@ -3,9 +3,11 @@
 Only the source fragments in IPv6 (RFC 8200 §5); :func:`fragment6` cuts a
 datagram's fragmentable part behind a fragment header. :class:`Reassembler6`
 rebuilds datagrams keyed by (source, destination, identification): an
-overlap poisons the whole datagram, fragments not yet received included,
-until its timer runs out (RFC 5722 §4); a result past 65,535 bytes is refused
-(RFC 8200 §4.5); an atomic fragment never touches a buffer (RFC 6946 §4).
+overlap drops the whole datagram, and its fragments not yet received until
+the reassembly timeout (RFC 5722 §4), remembered in a bounded set of keys
+apart from the buffers, so overlaps never hold buffers others need; a
+result past 65,535 bytes is refused (RFC 8200 §4.5); an atomic fragment
+never touches a buffer (RFC 6946 §4).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ..wire.ipv6 import HEADER_LENGTH, MAX_PAYLOAD_LENGTH, NEXT_FRAGMENT, Fragme
 
 MAX_FRAGMENTS_PER_DATAGRAM = 128
 """Bounds the per-fragment overlap check, so tiny-fragment floods stay linear."""
+POISONED_LIMIT = 4096
+"""Datagrams dropped for overlaps whose later fragments are remembered (RFC 5722 §4)."""
 
 
 def fragment6(
@@ -69,7 +73,6 @@ class _Buffer:
     total_length: int | None = None
     pieces: dict[int, bytes] = field(default_factory=dict)
     received: int = 0
-    poisoned: bool = False
 
 
 Key = tuple[IPv6Address, IPv6Address, int]
@@ -91,6 +94,9 @@ class Reassembler6:
         self._timed_out = timed_out
         self._buffers: dict[Key, _Buffer] = {}
         self._held_bytes = 0
+        self._poisoned: dict[Key, Instant] = {}
+        """Datagrams dropped for an overlap, each to when its later fragments stop being
+        dropped; oldest first, at most POISONED_LIMIT."""
 
     @property
     def held_bytes(self) -> int:
@@ -123,11 +129,11 @@ class Reassembler6:
             refuse(DropReason.IPV6_FRAGMENT_TOO_BIG, 0, header_at + 2)
             return None
         key = (packet.source, packet.destination, header.identification)
+        if self._poisoned and self._is_poisoned(key, now):
+            self._stats.drop(DropReason.REASSEMBLY_OVERLAP)
+            return None
         buffer = self._buffers.get(key) or self._new_buffer(key, len(data), now)
         if buffer is None:
-            return None
-        if buffer.poisoned:
-            self._stats.drop(DropReason.REASSEMBLY_OVERLAP)
             return None
         if buffer.pieces.get(offset) == data and (
             header.more_fragments or buffer.total_length == end
@@ -139,7 +145,8 @@ class Reassembler6:
             or (not header.more_fragments and buffer.total_length not in (None, end))
             or (buffer.total_length is not None and end > buffer.total_length)
         ):
-            self._poison(buffer)
+            self._discard(key, buffer)
+            self._poison(key, now)
             self._stats.drop(DropReason.REASSEMBLY_OVERLAP)
             return None
         if (
@@ -193,13 +200,23 @@ class Reassembler6:
                 return True
         return False
 
-    def _poison(self, buffer: _Buffer) -> None:
-        """RFC 5722 §4: drop what is held, and every later fragment until the timeout."""
-        self._held_bytes -= buffer.received
-        buffer.pieces.clear()
-        buffer.received = 0
-        buffer.first = None
-        buffer.poisoned = True
+    def _poison(self, key: Key, now: Instant) -> None:
+        """RFC 5722 §4: every later fragment of the datagram is dropped too, until the
+        reassembly timeout."""
+        poisoned = self._poisoned
+        poisoned.pop(key, None)
+        if len(poisoned) >= POISONED_LIMIT:
+            del poisoned[next(iter(poisoned))]
+        poisoned[key] = now + self._config.reassembly_timeout
+
+    def _is_poisoned(self, key: Key, now: Instant) -> bool:
+        poisoned = self._poisoned
+        while poisoned:  # forget the oldest ones whose time is over
+            oldest = next(iter(poisoned))
+            if poisoned[oldest] > now:
+                break
+            del poisoned[oldest]
+        return key in poisoned
 
     def _discard(self, key: Key, buffer: _Buffer) -> None:
         del self._buffers[key]
@@ -211,8 +228,6 @@ class Reassembler6:
         if buffer is None:
             return
         self._discard(key, buffer)
-        if buffer.poisoned:
-            return
         self._stats.drop(DropReason.REASSEMBLY_TIMEOUT)
         if buffer.first is not None:
             # RFC 8200 §4.5: time exceeded, code 1, only when the first fragment arrived.

@@ -39,6 +39,9 @@ from .fragments import Reassembler6
 from .icmp6 import Icmpv6
 from .output import Ipv6Output, Link6
 
+PARAM_INCOMPLETE_CHAIN = 3
+"""Parameter problem code 3: the first fragment's header chain is incomplete (RFC 7112 §5)."""
+
 
 class Ipv6Input:
     """Datagrams from the link to ICMPv6, TCP, UDP or the forwarder."""
@@ -63,13 +66,24 @@ class Ipv6Input:
         self._tcp = tcp
         self._udp = udp
         self._loopback_interface = loopback_interface
+        self.checksum_verified = False
+        """Whether the datagram being delivered had its checksums vouched for by the link."""
         self.reassembler = Reassembler6(
             config, timers=timers, stats=stats, timed_out=self._reassembly_timed_out
         )
 
-    def received(self, iface: Interface, data: Buffer, link_multicast: bool, now: Instant) -> None:
+    def received(
+        self,
+        iface: Interface,
+        data: Buffer,
+        link_multicast: bool,
+        now: Instant,
+        *,
+        verified: bool = False,
+    ) -> None:
         stats = self._stats
         stats.count("ip6.packets_in")
+        self.checksum_verified = verified or iface.offload.rx_checksum_verified
         try:
             packet = Ipv6Packet.parse(data)
         except ParseError as error:
@@ -124,12 +138,19 @@ class Ipv6Input:
                 )
             else:
                 refuse = partial(self._refuse_fragment, link, data, link_multicast, now)
+                if fragment.offset == 0 and not self._chain_complete(data, walk, limit):
+                    # RFC 8200 §4.5 (RFC 7112): the first fragment holds the whole chain.
+                    refuse(DropReason.IPV6_BAD_FRAGMENT, PARAM_INCOMPLETE_CHAIN, 0)
+                    return
                 whole = self.reassembler.add(
                     data, packet, fragment, walk.fragment_offset, walk.fragment_field, now, refuse
                 )
                 if whole is None:
                     return
                 data, packet = whole, Ipv6Packet.parse(whole)
+                # Fragments may come from different frames: only the interface's word holds.
+                iface_offload = self._out.links[link.name].interface.offload
+                self.checksum_verified = iface_offload.rx_checksum_verified
                 walk = walk_extension_headers(data, max_headers=limit)
             if walk.drop is None and walk.fragment is not None:
                 walk.drop = DropReason.IPV6_BAD_FRAGMENT  # a fragment inside a fragment
@@ -137,6 +158,19 @@ class Ipv6Input:
             self._refuse(link, data, walk, link_multicast, now)
             return
         self._upper(link, data, packet, walk, link_multicast, now)
+
+    @staticmethod
+    def _chain_complete(data: Buffer, walk: Walk, limit: int) -> bool:
+        fragment = walk.fragment
+        if fragment is None:
+            return True
+        rest = walk_extension_headers(
+            data,
+            next_header=fragment.next_header,
+            start=walk.fragment_offset + 8,
+            max_headers=max(limit - walk.headers, 0),
+        )
+        return rest.drop is not DropReason.TRUNCATED
 
     def _upper(
         self,

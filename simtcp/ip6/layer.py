@@ -161,9 +161,25 @@ class Ipv6Layer:
     # --- frames -------------------------------------------------------------
 
     def received(
-        self, interface: Interface, payload: Buffer, link_multicast: bool, now: Instant
+        self,
+        interface: Interface,
+        payload: Buffer,
+        link_multicast: bool,
+        now: Instant,
+        *,
+        verified: bool = False,
     ) -> None:
-        self.input.received(interface, payload, link_multicast, now)
+        """One IPv6 datagram from ``interface``; ``verified``: the link vouched for its
+        checksums (see :attr:`checksum_verified`)."""
+        self.input.received(interface, payload, link_multicast, now, verified=verified)
+
+    @property
+    def checksum_verified(self) -> bool:
+        """True while a ``received_ipv6`` hook runs for a datagram whose link vouched for
+        its TCP/UDP checksum (a TAP with offloads: the sum may then be only partial and
+        must not be checked); False for reassembled datagrams unless every frame of the
+        interface is vouched for."""
+        return self.input.checksum_verified
 
     def _unresolved(self, interface: str, datagram: bytes, now: Instant) -> None:
         # RFC 4861 §7.2.2: address unreachable for each packet that waited in vain.
