@@ -195,7 +195,8 @@ class Ipv6Input:
         elif upper == NEXT_UDP:
             udp = getattr(self._udp, "received_ipv6", None)
             if udp is not None:
-                if udp(packet.source, packet.destination, body, now, multicast):
+                # Udp.received_ipv6 is False when no socket took it (RFC 4443 §3.1).
+                if udp(packet.source, packet.destination, body, now, multicast) is not False:
                     return
             else:
                 self._stats.drop(DropReason.PORT_UNREACHABLE)
