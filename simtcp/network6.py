@@ -41,9 +41,20 @@ class Ipv6Network(Protocol):
         ...
 
 
+class ChecksumVerdict(Protocol):
+    """The IPv6 input's word on the datagram being delivered (``Ipv6Layer``)."""
+
+    @property
+    def checksum_verified(self) -> bool:
+        """True while a ``received_ipv6`` hook runs for a datagram whose link vouched for
+        its TCP/UDP checksum (a TAP with offloads: the sum may then be only partial, the
+        pseudo-header's, and must not be checked)."""
+        ...
+
+
 def is_multicast6(address: IPv6Address) -> bool:
     """``ff00::/8`` (RFC 4291 §2.7), without building an IPv6Network."""
     return int(address) >> 120 == 0xFF
 
 
-__all__ = ["Ipv6Network", "is_multicast6"]
+__all__ = ["ChecksumVerdict", "Ipv6Network", "is_multicast6"]

@@ -110,6 +110,7 @@ class Stack:
         )
         icmp.tcp = frames.tcp = self.tcp
         frames.ipv6 = self._udp.ipv6 = self  # the transports' IPv6 seam (simtcp/network6.py)
+        frames.ipv6_verdict = self._udp.ipv6_verdict = ip6
         ip6.icmp.tcp_error = frames.icmpv6_error_received
         # Read once: the per-frame paths below reach these without a call.
         self._interfaces = output.interfaces

@@ -72,7 +72,7 @@ from .errors import DropReason, ParseError
 from .events import Event
 from .ip.routing import LIMITED_BROADCAST
 from .link.interface import Interface, InterfaceOffload
-from .network6 import Ipv6Network, is_multicast6
+from .network6 import ChecksumVerdict, Ipv6Network, is_multicast6
 from .stats import Stats
 from .time import Instant
 from .wire.address import Address
@@ -111,6 +111,8 @@ class TcpFrames:
     """The TCP layer served (set by the stack once the layer exists)."""
     ipv6: Ipv6Network | None = None
     """The IPv6 network layer (set by a stack that speaks IPv6); None: IPv6 is unroutable."""
+    ipv6_verdict: ChecksumVerdict | None = None
+    """Whether the link vouched for the checksum of the IPv6 datagram being delivered."""
 
     def __init__(
         self,
@@ -237,7 +239,8 @@ class TcpFrames:
         self, source: IPv6Address, destination: IPv6Address, payload: Buffer, now: Instant
     ) -> None:
         """A TCP segment from the IPv6 input (after extension headers and reassembly),
-        addressed to one of our unicast addresses; the checksum is always verified."""
+        addressed to one of our unicast addresses; the checksum is verified unless the link
+        vouched for it (a TAP's offload: then it may be partial, RFC 1071 §2 (C))."""
         stats = self.stats
         if is_multicast6(destination):
             stats.drop(DropReason.NOT_FOR_US)  # RFC 9293 §3.9.1: no TCP to multicast
@@ -245,8 +248,12 @@ class TcpFrames:
         if is_multicast6(source) or not source:
             stats.drop(DropReason.BAD_SOURCE_ADDRESS)  # RFC 4291 §2.7, §2.5.2
             return
+        verdict = self.ipv6_verdict
         try:
-            segment = TcpSegment.parse_ipv6(payload, source=source, destination=destination)
+            if verdict is not None and verdict.checksum_verified:
+                segment = TcpSegment.parse(payload)
+            else:
+                segment = TcpSegment.parse_ipv6(payload, source=source, destination=destination)
         except ParseError as error:
             stats.drop(error.reason)
             return

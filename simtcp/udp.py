@@ -25,7 +25,7 @@ from .errors import (
 )
 from .events import DatagramReceived, Event
 from .ip.routing import LIMITED_BROADCAST
-from .network6 import Ipv6Network
+from .network6 import ChecksumVerdict, Ipv6Network
 from .stats import Stats
 from .time import Instant
 from .wire import icmp as icmp_wire
@@ -135,6 +135,8 @@ class Udp:
         self._emit = emit
         self.ipv6: Ipv6Network | None = None
         """The IPv6 network layer (set by a stack that speaks IPv6); None: no UDP over IPv6."""
+        self.ipv6_verdict: ChecksumVerdict | None = None
+        """Whether the link vouched for the checksum of the IPv6 datagram being delivered."""
 
     def received(
         self,
@@ -193,8 +195,12 @@ class Udp:
         with an ICMPv6 port unreachable (RFC 4443 §3.1), unless it went to a multicast
         group (§2.4 (e.3)). The drop is counted here either way."""
         stats = self._stats
+        verdict = self.ipv6_verdict
         try:
-            datagram = UdpDatagram.parse_ipv6(payload, source=source, destination=destination)
+            if verdict is not None and verdict.checksum_verified:
+                datagram = UdpDatagram.parse(payload)  # a TAP's offload vouched for it
+            else:
+                datagram = UdpDatagram.parse_ipv6(payload, source=source, destination=destination)
         except ParseError as error:
             stats.drop(error.reason)
             return True
