@@ -434,9 +434,9 @@ def describe_link(args: argparse.Namespace) -> str:
 def _summary(args: argparse.Namespace, result: TransferResult, out: TextIO) -> None:
     direction = "each way" if args.both_directions else "client -> server"
     connections = f" on each of {args.connections} connections" if args.connections > 1 else ""
-    family = "IPv6 2001:db8::1 -> 2001:db8::2" if args.ip_version == 6 else "IPv4"
+    family = ", IPv6 2001:db8::1 -> 2001:db8::2" if args.ip_version == 6 else ""
     print(
-        f"transfer: {args.bytes} bytes ({format_size(args.bytes)}) {direction}{connections}, "
+        f"transfer: {args.bytes} bytes ({format_size(args.bytes)}) {direction}{connections}"
         f"{family}, seed {args.seed}",
         file=out,
     )
