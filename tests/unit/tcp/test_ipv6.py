@@ -231,3 +231,30 @@ def test_loss_and_reorder_deliver_every_byte_once_in_order() -> None:
 )
 def test_addresses_print_in_rfc5952_form(text: str, printed: str) -> None:
     assert format_address(parse_address(text)) == printed
+
+
+def test_a_cookie_carries_ipv6s_mss_values() -> None:
+    from simtcp.tcp.syncookie_codec import SynCookies
+
+    cookies = SynCookies(SeededRandom(5))
+    for local, remote, restored in ((A6_ADDR, B6_ADDR, 1220), (A_ADDR, B_ADDR, 536)):
+        isn = cookies.isn(
+            local=local,
+            local_port=80,
+            remote=remote,
+            remote_port=4000,
+            peer_isn=99,
+            mss=1220,
+            now=0,
+        )
+        options = cookies.validate(
+            local=local,
+            local_port=80,
+            remote=remote,
+            remote_port=4000,
+            seg_seq=100,
+            seg_ack=isn + 1,
+            tsecr=None,
+            now=0,
+        )
+        assert options is not None and options.mss == restored
