@@ -138,7 +138,7 @@ class Stack:
     ) -> None:
         """Add an Ethernet interface; ``mac`` as ``"02:00:00:00:00:01"`` or 6 bytes.
 
-        With ``ip6.link_local_on_add`` (the default) and an MTU of at least 1,280
+        With ``ip6.link_local_on_add`` (off by default) and an MTU of at least 1,280
         it also gets an IPv6 link-local address, tentative until DAD (RFC 4862)
         passes, which starts at ``now``.
         """
