@@ -108,6 +108,7 @@ class Stack:
             udp=self._udp,
         )
         icmp.tcp = frames.tcp = self.tcp
+        ip6.icmp.tcp = self.tcp
         # Read once: the per-frame paths below reach these without a call.
         self._interfaces = output.interfaces
         self._fast_received = frames.fast_received

@@ -508,3 +508,34 @@ def test_the_hooks_see_whether_the_link_vouched_for_the_checksum() -> None:
     layer.received(iface, packet, False, 4 * SECOND, verified=True)
     layer.received(iface, packet, False, 4 * SECOND)
     assert seen == [True, False]
+
+
+def test_errors_about_our_tcp_segments_go_to_tcps_hook_with_the_path_mtu_lowered() -> None:
+    calls: list[dict[str, object]] = []
+
+    class Tcp:
+        def icmpv6_error_received(self, **details: object) -> None:
+            calls.append(details)
+
+    layer, _, _ = _layer(object(), object())
+    layer.icmp.tcp = Tcp()
+    iface = layer.output.links["eth0"].interface
+    segment = (40000).to_bytes(2, "big") + (80).to_bytes(2, "big") + (12345).to_bytes(4, "big")
+    quoted = Ipv6Packet(A, PEER, 6, segment + bytes(1392)).build()
+    router = IPv6Address("2001:db8::fe")
+    too_big = Icmpv6Message.packet_too_big(1300, quoted)
+    layer.received(iface, icmp(router, A, too_big, hop=64), False, 5 * SECOND)
+    assert calls == [
+        {
+            "icmp_type": icmp_wire.TYPE_PACKET_TOO_BIG,
+            "code": 0,
+            "mtu": 1300,
+            "quoted_source": A,
+            "quoted_destination": PEER,
+            "quoted_source_port": 40000,
+            "quoted_destination_port": 80,
+            "quoted_seq": 12345,
+            "now": 5 * SECOND,
+        }
+    ]
+    assert layer.route_source(PEER) == (A, 1300)
