@@ -111,7 +111,7 @@ class Stack:
         icmp.tcp = frames.tcp = self.tcp
         frames.ipv6 = self._udp.ipv6 = self  # the transports' IPv6 seam (simtcp/network6.py)
         frames.ipv6_verdict = self._udp.ipv6_verdict = ip6
-        ip6.icmp.tcp_error = frames.icmpv6_error_received
+        ip6.icmp.tcp = self.tcp
         # Read once: the per-frame paths below reach these without a call.
         self._interfaces = output.interfaces
         self._fast_received = frames.fast_received
@@ -142,7 +142,7 @@ class Stack:
     ) -> None:
         """Add an Ethernet interface; ``mac`` as ``"02:00:00:00:00:01"`` or 6 bytes.
 
-        With ``ip6.link_local_on_add`` (the default) and an MTU of at least 1,280
+        With ``ip6.link_local_on_add`` (off by default) and an MTU of at least 1,280
         it also gets an IPv6 link-local address, tentative until DAD (RFC 4862)
         passes, which starts at ``now``.
         """

@@ -90,8 +90,6 @@ if TYPE_CHECKING:
     from .tcp import TcpLayer
 
 _NO_OFFLOAD = InterfaceOffload()
-_QUOTED_TCP = struct.Struct("!HHI")
-"""The source port, destination port and sequence number an ICMP error quotes."""
 
 FAST_RX = struct.Struct("!6s6xHBBHHHBBHII")
 """Destination MAC and EtherType, then the option-less IPv4 header: the receive fast path."""
@@ -259,36 +257,6 @@ class TcpFrames:
             return
         stats.count("tcp.segments_in")
         self.tcp.segment_received(source, destination, segment, now=now)
-
-    def icmpv6_error_received(
-        self,
-        icmp_type: int,
-        code: int,
-        mtu: int,
-        quoted_source: IPv6Address,
-        quoted_destination: IPv6Address,
-        quoted_payload: Buffer,
-        now: Instant,
-    ) -> None:
-        """An ICMPv6 error (RFC 4443 §3) quoting a TCP segment we sent: its first 8 bytes
-        name the connection and the sequence number (RFC 5927 §4.1 checks it); ``mtu``
-        is a packet too big's. The ICMPv6 layer calls this when the quoted packet's next
-        header is TCP."""
-        if len(quoted_payload) < 8:
-            self.stats.drop(DropReason.TRUNCATED)
-            return
-        source_port, destination_port, seq = _QUOTED_TCP.unpack_from(quoted_payload)
-        self.tcp.icmpv6_error_received(
-            icmp_type=icmp_type,
-            code=code,
-            mtu=mtu,
-            quoted_source=quoted_source,
-            quoted_destination=quoted_destination,
-            quoted_source_port=source_port,
-            quoted_destination_port=destination_port,
-            quoted_seq=seq,
-            now=now,
-        )
 
     # --- transmit -------------------------------------------------------------
 

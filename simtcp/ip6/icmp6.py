@@ -23,7 +23,7 @@ from ..time import Instant
 from ..wire import icmpv6 as wire
 from ..wire.checksum import Buffer
 from ..wire.icmpv6 import Icmpv6Message
-from ..wire.ipv6 import NEXT_ICMPV6, NEXT_TCP, Ipv6Packet
+from ..wire.ipv6 import NEXT_ICMPV6, NEXT_TCP, Ipv6Packet, walk_extension_headers
 from .addresses import UNSPECIFIED, is_multicast6
 from .mld import Mld
 from .nd import ND_TYPES, NeighbourDiscovery
@@ -53,8 +53,9 @@ class Icmpv6:
         self._stats = stats
         self._emit = emit
         self._bucket = TokenBucket(config.error_rate, config.error_burst)
-        self.tcp_error: Callable[..., None] | None = None
-        """TCP's ``TcpFrames.icmpv6_error_received`` (set by the stack): errors quoting TCP."""
+        self.tcp: object = None
+        """The TCP layer; errors about TCP segments go to its ``icmpv6_error_received``
+        when it has one (ARCHITECTURE.md, "IPv6"), else become events."""
 
     # --- out ----------------------------------------------------------------
 
@@ -202,17 +203,8 @@ class Icmpv6:
             return
         if message.icmp_type == wire.TYPE_PACKET_TOO_BIG:
             self._out.lower_path_mtu(quoted.destination, message.mtu, now)
-        if quoted.next_header == NEXT_TCP and self.tcp_error is not None:
-            mtu = message.mtu if message.icmp_type == wire.TYPE_PACKET_TOO_BIG else 0
-            self.tcp_error(
-                message.icmp_type,
-                message.code,
-                mtu,
-                quoted.source,
-                quoted.destination,
-                quoted.payload,
-                now,
-            )
+        if self._to_tcp(message, quoted, now):
+            return
         self._emit(
             IcmpErrorReceived(
                 source=str(packet.source),
@@ -222,6 +214,28 @@ class Icmpv6:
                 original_protocol=quoted.next_header,
             )
         )
+
+    def _to_tcp(self, message: Icmpv6Message, quoted: Ipv6Packet, now: Instant) -> bool:
+        """Hand an error about one of our TCP segments to TCP (RFC 4443 §2.4(b), RFC 5927)."""
+        hook = getattr(self.tcp, "icmpv6_error_received", None)
+        if hook is None:
+            return False
+        walk = walk_extension_headers(message.payload, next_header=quoted.next_header)
+        data = message.payload[walk.upper_offset :]
+        if walk.drop is not None or walk.upper != NEXT_TCP or len(data) < 8:
+            return False
+        hook(
+            icmp_type=message.icmp_type,
+            code=message.code,
+            mtu=max(message.mtu, 1280) if message.icmp_type == wire.TYPE_PACKET_TOO_BIG else 0,
+            quoted_source=quoted.source,
+            quoted_destination=quoted.destination,
+            quoted_source_port=int.from_bytes(data[0:2], "big"),
+            quoted_destination_port=int.from_bytes(data[2:4], "big"),
+            quoted_seq=int.from_bytes(data[4:8], "big"),
+            now=now,
+        )
+        return True
 
 
 def _is_icmp_error(packet: Ipv6Packet) -> bool:

@@ -117,13 +117,13 @@ class Ipv6Layer:
     def addresses(self, interface: str) -> list[tuple[IPv6Address, int, str]]:
         """(address, prefix length, state) of every IPv6 address on ``interface``."""
         return [
-            (e.address, e.prefix_length, e.state.value)
+            (e.address, e.prefix_length, e.status.value)
             for e in self.output.link(interface).addresses
         ]
 
     def neighbour_state(self, interface: str, address: IPv6Address) -> str | None:
         entry = self.output.neighbours.entry(interface, address)
-        return entry.state.value if entry is not None else None
+        return entry.nud_state.value if entry is not None else None
 
     def add_static_neighbour(self, interface: str, address: str, mac: bytes) -> None:
         self.output.link(interface)

@@ -144,10 +144,10 @@ class NeighbourDiscovery:
         self._timers.arm(entry.timer, now + wait)
 
     def _dad_step(self, entry: Address6, now: Instant) -> None:
-        if entry.state is not AddressState.TENTATIVE:
+        if entry.status is not AddressState.TENTATIVE:
             return
         if entry.probes_left <= 0:
-            entry.state = AddressState.PREFERRED
+            entry.status = AddressState.PREFERRED
             self._stats.count("nd.dad_completed")
             entry.timer.callback = partial(self._lifetime_step, entry)
             self._arm_lifetime(entry)
@@ -173,7 +173,7 @@ class NeighbourDiscovery:
         """RFC 4862 §5.4.5: the address is another node's; RFC 7217 §6 tries again."""
         self._stats.count("nd.dad_conflicts")
         link = self._out.links[entry.interface]
-        entry.state = AddressState.DUPLICATE
+        entry.status = AddressState.DUPLICATE
         self._timers.cancel(entry.timer)
         self._mld.leave(link, solicited_node(entry.address), now)
         if entry.stable and entry.dad_counter < IDGEN_RETRIES:
@@ -198,7 +198,7 @@ class NeighbourDiscovery:
 
     def _arm_lifetime(self, entry: Address6) -> None:
         deadlines = [t for t in (entry.preferred_until, entry.valid_until) if t is not None]
-        if entry.state is AddressState.DEPRECATED:
+        if entry.status is AddressState.DEPRECATED:
             deadlines = [entry.valid_until] if entry.valid_until is not None else []
         self._timers.arm(entry.timer, min(deadlines) if deadlines else None)
 
@@ -211,7 +211,7 @@ class NeighbourDiscovery:
             self._stats.count("nd.address_expired")
             return
         if entry.preferred_until is not None and now >= entry.preferred_until:
-            entry.state = AddressState.DEPRECATED
+            entry.status = AddressState.DEPRECATED
         self._arm_lifetime(entry)
 
     # --- sending ------------------------------------------------------------
@@ -330,11 +330,11 @@ class NeighbourDiscovery:
         if entry is None or entry.interface != link.name:
             self._stats.drop(DropReason.NOT_FOR_US)
             return
-        if entry.state is AddressState.TENTATIVE:
+        if entry.status is AddressState.TENTATIVE:
             if dad:
                 self.duplicate_detected(entry, now)  # RFC 4862 §5.4.3: someone else probes it
             return
-        if entry.state is AddressState.DUPLICATE:
+        if entry.status is AddressState.DUPLICATE:
             return
         self._stats.count("nd.ns_in")
         mac = ns.options.source_lladdr
@@ -365,7 +365,7 @@ class NeighbourDiscovery:
         self._stats.count("nd.na_in")
         entry = self._out.local.get(na.target)
         if entry is not None:
-            if entry.state is AddressState.TENTATIVE:
+            if entry.status is AddressState.TENTATIVE:
                 self.duplicate_detected(entry, now)  # RFC 4862 §5.4.4
             else:
                 self._stats.count("nd.na_claims_our_address")
@@ -462,7 +462,7 @@ class NeighbourDiscovery:
             for e in link.addresses
             if e.autoconfigured
             and int(e.address) & prefix_mask6(64) == int(prefix)
-            and e.state is not AddressState.DUPLICATE
+            and e.status is not AddressState.DUPLICATE
         ]
         if not existing:
             if info.valid_lifetime and info.prefix_length == 64:
@@ -490,9 +490,9 @@ class NeighbourDiscovery:
             else:
                 valid = TWO_HOURS_S
         self._set_lifetimes(entry, valid, info.preferred_lifetime, now)
-        if entry.state is AddressState.DEPRECATED and info.preferred_lifetime:
-            entry.state = AddressState.PREFERRED
-        if entry.state is not AddressState.TENTATIVE:
+        if entry.status is AddressState.DEPRECATED and info.preferred_lifetime:
+            entry.status = AddressState.PREFERRED
+        if entry.status is not AddressState.TENTATIVE:
             self._arm_lifetime(entry)
 
     def _redirect(

@@ -47,7 +47,8 @@ class NeighbourState(enum.Enum):
 class Neighbour6:
     interface: str
     address: IPv6Address
-    state: NeighbourState
+    nud_state: NeighbourState
+    """Its neighbour unreachability detection state (RFC 4861 §7.3.2)."""
     timer: TimerHandle
     mac: bytes | None = None
     is_router: bool = False
@@ -127,14 +128,14 @@ class NeighbourCache6:
             entry.queue.append(datagram)
             self._send_solicitation(entry, now)
             return
-        if entry.state is NeighbourState.INCOMPLETE or entry.mac is None:
+        if entry.nud_state is NeighbourState.INCOMPLETE or entry.mac is None:
             if len(entry.queue) >= self._config.queue_limit:
                 # RFC 4861 §7.2.2: the oldest packet makes room for the newest.
                 entry.queue.popleft()
                 self._stats.drop(DropReason.ND_QUEUE_FULL)
             entry.queue.append(datagram)
             return
-        if entry.state is NeighbourState.STALE:
+        if entry.nud_state is NeighbourState.STALE:
             self._enter(entry, NeighbourState.DELAY, now + self._config.delay_first_probe)
         self._transmit(interface, entry.mac, datagram)
 
@@ -149,7 +150,7 @@ class NeighbourCache6:
     def _evict(self) -> bool:
         """Make room: the oldest entry that holds no waiting packets."""
         for key, entry in self._entries.items():
-            if entry.state is not NeighbourState.INCOMPLETE:
+            if entry.nud_state is not NeighbourState.INCOMPLETE:
                 self._remove(key, entry)
                 self._stats.count("nd.evicted")
                 return True
@@ -161,23 +162,23 @@ class NeighbourCache6:
 
     def _send_solicitation(self, entry: Neighbour6, now: Instant) -> None:
         entry.solicitations += 1
-        unicast = entry.mac if entry.state is NeighbourState.PROBE else None
+        unicast = entry.mac if entry.nud_state is NeighbourState.PROBE else None
         self._solicit(entry.interface, entry.address, unicast, now)
         self._timers.arm(entry.timer, now + self.retrans_timer)
 
     def _enter(self, entry: Neighbour6, state: NeighbourState, deadline: Instant | None) -> None:
-        entry.state = state
+        entry.nud_state = state
         self._timers.arm(entry.timer, deadline)
 
     def _timer_fired(self, key: Key, now: Instant) -> None:
         entry = self._entries.get(key)
         if entry is None:
             return
-        state = entry.state
+        state = entry.nud_state
         if state is NeighbourState.REACHABLE:
             self._enter(entry, NeighbourState.STALE, None)
         elif state is NeighbourState.DELAY:
-            entry.state = NeighbourState.PROBE
+            entry.nud_state = NeighbourState.PROBE
             entry.solicitations = 0
             self._send_solicitation(entry, now)
         elif state is NeighbourState.INCOMPLETE:
@@ -238,7 +239,7 @@ class NeighbourCache6:
         if entry is None:
             self._stats.count("nd.na_unsolicited_ignored")
             return
-        if entry.state is NeighbourState.INCOMPLETE:
+        if entry.nud_state is NeighbourState.INCOMPLETE:
             if mac is None:
                 return
             entry.mac = mac
@@ -248,7 +249,7 @@ class NeighbourCache6:
             return
         changed = mac is not None and mac != entry.mac
         if not override and changed:
-            if entry.state is NeighbourState.REACHABLE:
+            if entry.nud_state is NeighbourState.REACHABLE:
                 self._enter(entry, NeighbourState.STALE, None)
             return
         if mac is not None:
@@ -291,7 +292,7 @@ class NeighbourCache6:
         self._flush(entry)
 
     def states(self) -> dict[tuple[str, IPv6Address], NeighbourState]:
-        return {key: entry.state for key, entry in self._entries.items()}
+        return {key: entry.nud_state for key, entry in self._entries.items()}
 
 
 __all__ = ["Neighbour6", "NeighbourCache6", "NeighbourState"]

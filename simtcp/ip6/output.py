@@ -67,7 +67,7 @@ class Address6:
     address: IPv6Address
     prefix_length: int
     interface: str
-    state: AddressState
+    status: AddressState
     timer: TimerHandle
     autoconfigured: bool = False
     stable: bool = False
@@ -79,7 +79,7 @@ class Address6:
 
     @property
     def usable(self) -> bool:
-        return self.state is AddressState.PREFERRED or self.state is AddressState.DEPRECATED
+        return self.status is AddressState.PREFERRED or self.status is AddressState.DEPRECATED
 
 
 @dataclass(slots=True)
@@ -268,7 +268,7 @@ class Ipv6Output:
                 continue
             key = (
                 int(link_local != want_link_local),  # rule 2: the destination's scope
-                int(candidate.state is AddressState.DEPRECATED),  # rule 3
+                int(candidate.status is AddressState.DEPRECATED),  # rule 3
                 int(link is not None and candidate.interface != link.name),  # rule 5
                 -common_prefix_length(address, destination),  # rule 8
             )

@@ -11,7 +11,7 @@ policy 5, reject route 6) and parameter problem code 1 (unrecognized next
 header: IPv4's protocol unreachable) are hard; no route (0), beyond scope (2),
 address unreachable (3), time exceeded and the other parameter problems are soft,
 the mapping Linux's ``icmpv6_err_convert`` makes. Packet too big (§3.2) lowers
-the MSS to the path MTU minus 60 (RFC 8201 §4), never below 1280's 1220.
+the MSS to the path MTU minus 60, the MTU never taken below 1280 (RFC 8201 §4).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ipaddress import IPv6Address
 from ..events import ConnectionFailed
 from ..time import Instant
 from .connection import Connection
-from .family import ip_tcp_headers, min_path_mtu
+from .family import IPV6_MIN_MTU, ip_tcp_headers, min_path_mtu
 from .machine import State, Trigger
 from .options import MIN_MSS, TIMESTAMPS_SPACE
 from .output import output, update_segment_size
@@ -114,8 +114,11 @@ def _path_mtu_shrank(conn: Connection, next_hop_mtu: int, now: Instant) -> None:
     """RFC 1191 §6.2 (RFC 8201 §4 for IPv6): a smaller MSS, and resend what was lost
     to the small link."""
     remote = conn.remote_address
+    if isinstance(remote, IPv6Address):
+        # RFC 8201 §4: never below IPv6's minimum link MTU, whatever the message says.
+        next_hop_mtu = max(next_hop_mtu, IPV6_MIN_MTU)
     # RFC 1191 §3: MSS = MTU - 40 (IPv6: - 60); every data segment also carries
-    # timestamps (RFC 6691 §3). RFC 8201 §4: an IPv6 PMTU below 1280 is not believed.
+    # timestamps (RFC 6691 §3).
     new_mss = next_hop_mtu - ip_tcp_headers(remote) - (TIMESTAMPS_SPACE if conn.ts_ok else 0)
     if next_hop_mtu < min_path_mtu(remote) or new_mss >= conn.snd_mss:
         return

@@ -66,10 +66,14 @@ def ip6(namespace: str, *argv: str) -> None:
 def test_the_kernel_pings_every_simtcp_ipv6_address(server: ServerProcess) -> None:
     ip6(server.netns, "route", "add", "2001:db8:1::/64", "via", STACK0)
     ll0 = link_local(server.mac("veth0"))
-    for target in (STACK0, STACK1, f"{ll0}%{server.tap0}"):
+    ll1 = link_local(server.mac("veth1"))
+    for target in (STACK0, STACK1, f"{ll0}%{server.tap0}", f"{ll1}%{server.tap1}"):
         output = ping6(server.netns, target)
         assert received(output) >= 3, output
         assert set(re.findall(r"ttl=(\d+)", output)) == {"64"}, output
+    # The all-nodes group too (RFC 4443 §4.2: answered from a unicast address of the link).
+    everyone = ping6(server.netns, f"ff02::1%{server.tap0}", count=3)
+    assert f"from {ll0}%{server.tap0}" in everyone, everyone
     # The kernel's neighbour cache holds us, with the router flag of our NAs (RFC 4861 §4.4).
     neighbours = nsexec(server.netns, "ip", "-6", "neigh", "show", "dev", server.tap0).stdout
     assert re.search(

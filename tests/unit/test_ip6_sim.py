@@ -508,3 +508,66 @@ def test_the_hooks_see_whether_the_link_vouched_for_the_checksum() -> None:
     layer.received(iface, packet, False, 4 * SECOND, verified=True)
     layer.received(iface, packet, False, 4 * SECOND)
     assert seen == [True, False]
+
+
+def test_errors_about_our_tcp_segments_go_to_tcps_hook_with_the_path_mtu_lowered() -> None:
+    calls: list[dict[str, object]] = []
+
+    class Tcp:
+        def icmpv6_error_received(self, **details: object) -> None:
+            calls.append(details)
+
+    layer, _, _ = _layer(object(), object())
+    layer.icmp.tcp = Tcp()
+    iface = layer.output.links["eth0"].interface
+    segment = (40000).to_bytes(2, "big") + (80).to_bytes(2, "big") + (12345).to_bytes(4, "big")
+    quoted = Ipv6Packet(A, PEER, 6, segment + bytes(1392)).build()
+    router = IPv6Address("2001:db8::fe")
+    too_big = Icmpv6Message.packet_too_big(1300, quoted)
+    layer.received(iface, icmp(router, A, too_big, hop=64), False, 5 * SECOND)
+    assert calls == [
+        {
+            "icmp_type": icmp_wire.TYPE_PACKET_TOO_BIG,
+            "code": 0,
+            "mtu": 1300,
+            "quoted_source": A,
+            "quoted_destination": PEER,
+            "quoted_source_port": 40000,
+            "quoted_destination_port": 80,
+            "quoted_seq": 12345,
+            "now": 5 * SECOND,
+        }
+    ]
+    assert layer.route_source(PEER) == (A, 1300)
+
+
+def test_slaac_lifetimes_deprecate_then_remove_and_resist_shortening() -> None:
+    bench = Bench()
+    router = IPv6Address("fe80::1")
+    everyone = IPv6Address("ff02::1")
+    from simtcp.wire.icmpv6 import PrefixInformation, RouterAdvertisement
+
+    def advertise(valid: int, preferred: int) -> None:
+        info = PrefixInformation(IPv6Address("2001:db8:7::"), 64, True, True, valid, preferred)
+        message = RouterAdvertisement(router_lifetime=0, options=NdOptions(prefixes=[info]))
+        bench.inject(icmp(router, everyone, message.to_message()), mac=multicast_mac(everyone))
+
+    def status() -> str | None:
+        found = [
+            s for x, _, s in bench.stack.addresses6("eth0") if str(x).startswith("2001:db8:7:")
+        ]
+        return found[0] if found else None
+
+    start = bench.now
+    advertise(valid=20, preferred=10)
+    assert status() == "tentative"
+    bench.advance(SECOND)
+    assert status() == "preferred"
+    # RFC 4862 §5.5.3(e): an RA may not cut a short remaining lifetime further.
+    advertise(valid=1, preferred=1)
+    bench.advance(start + 10 * SECOND - bench.now)
+    assert status() == "deprecated"  # since the second RA's 1 s preferred lifetime ran out
+    bench.advance(start + 20 * SECOND - bench.now - 1)
+    assert status() == "deprecated"
+    bench.advance(1)
+    assert status() is None and bench.stack.stats()["nd.address_expired"] == 1
