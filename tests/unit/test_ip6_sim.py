@@ -571,3 +571,23 @@ def test_slaac_lifetimes_deprecate_then_remove_and_resist_shortening() -> None:
     assert status() == "deprecated"
     bench.advance(1)
     assert status() is None and bench.stack.stats()["nd.address_expired"] == 1
+
+
+def test_a_router_advertises_unsolicited_three_times_16_s_apart_then_rarely() -> None:
+    router = Stack(_config(1, forwarding=True))
+    router.add_interface("eth0", mac="02:00:00:00:00:01")
+    router.add_address("eth0", "2001:db8::1/64", now=0)
+    sent_at: list[int] = []
+    now = 0
+    while (at := router.poll_at()) is not None and at <= 1000 * SECOND:
+        now = at
+        router.handle_timer(now=now)
+        for _, raw in router.frames_to_send(now=now):
+            frame = EthernetFrame.parse(raw)
+            packet = Ipv6Packet.parse(frame.payload)
+            if packet.next_header == NEXT_ICMPV6 and packet.payload[0] == 134:
+                sent_at.append(now)
+    first = sent_at[0]
+    assert first <= 2 * SECOND  # once the link-local address passed DAD
+    assert sent_at[1:3] == [first + 16 * SECOND, first + 32 * SECOND]
+    assert 200 * SECOND <= sent_at[3] - sent_at[2] <= 600 * SECOND
