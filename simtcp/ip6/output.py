@@ -30,6 +30,7 @@ from ..timers import TimerHandle, TimerHeap
 from ..wire.ethernet import ETHERTYPE_IPV6, build_ethernet_header
 from ..wire.ipv6 import (
     HEADER_LENGTH,
+    MAX_PAYLOAD_LENGTH,
     MIN_MTU,
     NEXT_FRAGMENT,
     NEXT_HOP_BY_HOP,
@@ -378,6 +379,9 @@ class Ipv6Output:
         unfragmentable = (
             extension_header(next_header, hop_by_hop) if hop_by_hop is not None else b""
         )
+        if len(unfragmentable) + len(payload) > MAX_PAYLOAD_LENGTH:
+            self.stats.drop(DropReason.BAD_TOTAL_LENGTH)  # no jumbograms (RFC 2675)
+            return False
         self._counters["ip6.packets_out"] += 1
         mtu = self.path_mtu(destination, link)
         if HEADER_LENGTH + len(unfragmentable) + len(payload) <= mtu:
