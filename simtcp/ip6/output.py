@@ -359,11 +359,9 @@ class Ipv6Output:
             self.stats.drop(DropReason.NO_ROUTE)
             return False
         link, next_hop = found
+        source = self._source(source, destination, link)
         if source is None:
-            source = self.select_source(destination, link)
-            if source is None:
-                self.stats.drop(DropReason.NO_ROUTE)
-                return False
+            return False
         if hop_limit is None:
             hop_limit = 1 if is_multicast6(destination) and not interface else link.hop_limit
         first = NEXT_HOP_BY_HOP if hop_by_hop is not None else next_header
@@ -398,6 +396,22 @@ class Ipv6Output:
         for datagram in datagrams:
             self.neighbours.resolve_and_send(link.name, next_hop, datagram, now)
         return True
+
+    def _source(
+        self, source: IPv6Address | None, destination: IPv6Address, link: Link6
+    ) -> IPv6Address | None:
+        """The source to send from (chosen when None); None, counted, when there is none
+        or the one given is still tentative (RFC 4862 §5.4: not ours yet)."""
+        if source is None:
+            source = self.select_source(destination, link)
+            if source is None:
+                self.stats.drop(DropReason.NO_ROUTE)
+            return source
+        entry = self.local.get(source)
+        if entry is not None and not entry.usable:
+            self.stats.drop(DropReason.DAD_TENTATIVE)
+            return None
+        return source
 
     def _fragments(
         self, packet: Ipv6Packet, unfragmentable: bytes, upper: int, payload: bytes, mtu: int

@@ -598,9 +598,15 @@ def test_send_ipv6_counts_what_it_cannot_send_instead_of_raising() -> None:
     stack.add_interface("eth0", mac="02:00:00:00:00:01")
     stack.add_address("eth0", "2001:db8::1/64", now=0)
     stack.send_ipv6(None, B, 17, b"x", now=0)  # our address is still tentative: no source
+    stack.send_ipv6(A, B, 17, b"x", now=0)  # nor may it be the source (RFC 4862 §5.4)
+    now = 0
+    while (at := stack.poll_at()) is not None and at <= 3 * SECOND:
+        now = at
+        stack.handle_timer(now=now)
     stack.send_ipv6(A, B, 17, bytes(70_000), now=0)  # past 65,535: no jumbograms
     stack.send_ipv6(A, IPv6Address("2001:db9::1"), 17, b"x", now=0)  # no route
     stack.send_ipv6(A, B, 17, bytes(3000), now=0)  # fragmented at the source
     stats = stack.stats()
     assert (stats["drop.no_route"], stats["drop.bad_total_length"]) == (2, 1)
+    assert stats["drop.dad_tentative"] == 1
     assert stats["ip6.fragments_out"] == 3
