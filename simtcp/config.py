@@ -117,6 +117,9 @@ class Ip6Config:
     """RTR_SOLICITATION_INTERVAL."""
     router_lifetime: int = 1800
     """Router lifetime (seconds) in the RAs we send as a router."""
+    router_advertisement_interval: Duration = 600 * SECOND
+    """MaxRtrAdvInterval (RFC 4861 §6.2.1): a router's unsolicited RAs come every third
+    to whole of it, at random, after three initial ones 16 s apart (§6.2.4)."""
     mld_unsolicited_reports: int = 2
     """MLDv2 reports sent when a group is joined (the robustness variable, RFC 3810 §9.1)."""
     mld_report_interval: Duration = 1 * SECOND

@@ -22,7 +22,7 @@ from ..errors import DropReason, ParseError
 from ..rng import SeededRandom
 from ..stats import Stats
 from ..time import SECOND, Instant
-from ..timers import TimerHeap
+from ..timers import TimerHandle, TimerHeap
 from ..wire import icmpv6 as wire
 from ..wire.icmpv6 import (
     Icmpv6Message,
@@ -81,6 +81,8 @@ class NeighbourDiscovery:
         self._mld = mld
         self._forwarding = forwarding
         self._accept_ra = config.accept_router_advertisements and not forwarding
+        self._advertised: dict[str, int] = {}
+        """Unsolicited RAs sent per link so far (RFC 4861 §6.2.4)."""
         output.solicit = self.solicit
 
     # --- addresses ----------------------------------------------------------
@@ -166,8 +168,11 @@ class NeighbourDiscovery:
             self._mld.link_local_ready(link, now)
             if self._accept_ra and self._config.router_solicitations > 0:
                 self._solicit_router(link, self._config.router_solicitations, now)
-            if self._forwarding:
-                self._advertise(link, now)
+            if self._forwarding and link.name not in self._advertised:
+                self._advertised[link.name] = 0
+                timer = self._timers.new_timer(lambda at: None)
+                timer.callback = partial(self._advertise_due, link, timer)
+                self._timers.arm(timer, now)
 
     def duplicate_detected(self, entry: Address6, now: Instant) -> None:
         """RFC 4862 §5.4.5: the address is another node's; RFC 7217 §6 tries again."""
@@ -280,6 +285,18 @@ class NeighbourDiscovery:
         if link.default_routers:
             return  # RFC 4861 §6.3.7: stop once an RA arrived
         self._solicit_router(link, remaining, now)
+
+    def _advertise_due(self, link: Link6, timer: TimerHandle, now: Instant) -> None:
+        """Unsolicited RAs: MAX_INITIAL_RTR_ADVERTISEMENTS (3) at most 16 s apart, then
+        uniformly between MinRtrAdvInterval (a third) and MaxRtrAdvInterval (§6.2.4)."""
+        self._advertise(link, now)
+        sent = self._advertised[link.name] = self._advertised[link.name] + 1
+        most = self._config.router_advertisement_interval
+        if sent < 3:
+            wait = min(16 * SECOND, most)
+        else:
+            wait = most // 3 + self._rng.randrange(most - most // 3 + 1)
+        self._timers.arm(timer, now + wait)
 
     def _advertise(self, link: Link6, now: Instant) -> None:
         """A router's RA (RFC 4861 §6.2.3) with our /64 prefixes, to all nodes."""

@@ -30,6 +30,7 @@ from ..timers import TimerHandle, TimerHeap
 from ..wire.ethernet import ETHERTYPE_IPV6, build_ethernet_header
 from ..wire.ipv6 import (
     HEADER_LENGTH,
+    MAX_PAYLOAD_LENGTH,
     MIN_MTU,
     NEXT_FRAGMENT,
     NEXT_HOP_BY_HOP,
@@ -358,11 +359,9 @@ class Ipv6Output:
             self.stats.drop(DropReason.NO_ROUTE)
             return False
         link, next_hop = found
+        source = self._source(source, destination, link)
         if source is None:
-            source = self.select_source(destination, link)
-            if source is None:
-                self.stats.drop(DropReason.NO_ROUTE)
-                return False
+            return False
         if hop_limit is None:
             hop_limit = 1 if is_multicast6(destination) and not interface else link.hop_limit
         first = NEXT_HOP_BY_HOP if hop_by_hop is not None else next_header
@@ -378,6 +377,9 @@ class Ipv6Output:
         unfragmentable = (
             extension_header(next_header, hop_by_hop) if hop_by_hop is not None else b""
         )
+        if len(unfragmentable) + len(payload) > MAX_PAYLOAD_LENGTH:
+            self.stats.drop(DropReason.BAD_TOTAL_LENGTH)  # no jumbograms (RFC 2675)
+            return False
         self._counters["ip6.packets_out"] += 1
         mtu = self.path_mtu(destination, link)
         if HEADER_LENGTH + len(unfragmentable) + len(payload) <= mtu:
@@ -394,6 +396,22 @@ class Ipv6Output:
         for datagram in datagrams:
             self.neighbours.resolve_and_send(link.name, next_hop, datagram, now)
         return True
+
+    def _source(
+        self, source: IPv6Address | None, destination: IPv6Address, link: Link6
+    ) -> IPv6Address | None:
+        """The source to send from (chosen when None); None, counted, when there is none
+        or the one given is still tentative (RFC 4862 §5.4: not ours yet)."""
+        if source is None:
+            source = self.select_source(destination, link)
+            if source is None:
+                self.stats.drop(DropReason.NO_ROUTE)
+            return source
+        entry = self.local.get(source)
+        if entry is not None and not entry.usable:
+            self.stats.drop(DropReason.DAD_TENTATIVE)
+            return None
+        return source
 
     def _fragments(
         self, packet: Ipv6Packet, unfragmentable: bytes, upper: int, payload: bytes, mtu: int

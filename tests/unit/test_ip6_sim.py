@@ -571,3 +571,42 @@ def test_slaac_lifetimes_deprecate_then_remove_and_resist_shortening() -> None:
     assert status() == "deprecated"
     bench.advance(1)
     assert status() is None and bench.stack.stats()["nd.address_expired"] == 1
+
+
+def test_a_router_advertises_unsolicited_three_times_16_s_apart_then_rarely() -> None:
+    router = Stack(_config(1, forwarding=True))
+    router.add_interface("eth0", mac="02:00:00:00:00:01")
+    router.add_address("eth0", "2001:db8::1/64", now=0)
+    sent_at: list[int] = []
+    now = 0
+    while (at := router.poll_at()) is not None and at <= 1000 * SECOND:
+        now = at
+        router.handle_timer(now=now)
+        for _, raw in router.frames_to_send(now=now):
+            frame = EthernetFrame.parse(raw)
+            packet = Ipv6Packet.parse(frame.payload)
+            if packet.next_header == NEXT_ICMPV6 and packet.payload[0] == 134:
+                sent_at.append(now)
+    first = sent_at[0]
+    assert first <= 2 * SECOND  # once the link-local address passed DAD
+    assert sent_at[1:3] == [first + 16 * SECOND, first + 32 * SECOND]
+    assert 200 * SECOND <= sent_at[3] - sent_at[2] <= 600 * SECOND
+
+
+def test_send_ipv6_counts_what_it_cannot_send_instead_of_raising() -> None:
+    stack = Stack(_config(1))
+    stack.add_interface("eth0", mac="02:00:00:00:00:01")
+    stack.add_address("eth0", "2001:db8::1/64", now=0)
+    stack.send_ipv6(None, B, 17, b"x", now=0)  # our address is still tentative: no source
+    stack.send_ipv6(A, B, 17, b"x", now=0)  # nor may it be the source (RFC 4862 §5.4)
+    now = 0
+    while (at := stack.poll_at()) is not None and at <= 3 * SECOND:
+        now = at
+        stack.handle_timer(now=now)
+    stack.send_ipv6(A, B, 17, bytes(70_000), now=0)  # past 65,535: no jumbograms
+    stack.send_ipv6(A, IPv6Address("2001:db9::1"), 17, b"x", now=0)  # no route
+    stack.send_ipv6(A, B, 17, bytes(3000), now=0)  # fragmented at the source
+    stats = stack.stats()
+    assert (stats["drop.no_route"], stats["drop.bad_total_length"]) == (2, 1)
+    assert stats["drop.dad_tentative"] == 1
+    assert stats["ip6.fragments_out"] == 3
