@@ -18,8 +18,12 @@ from scapy.compat import raw
 from scapy.layers.inet import TCP, UDP
 from scapy.layers.inet6 import IPv6
 
+from simtcp.config import Ip6Config, StackConfig
 from simtcp.errors import DropReason, ParseError
+from simtcp.stack import Stack
 from simtcp.wire.checksum import ipv6_pseudo_header_sum, pseudo_header_sum, reference_checksum
+from simtcp.wire.ethernet import ETHERTYPE_IPV6, EthernetFrame
+from simtcp.wire.ipv6 import Ipv6Packet
 from simtcp.wire.tcp import MssOption, NopOption, TcpSegment, TimestampsOption
 from simtcp.wire.udp import UdpDatagram
 
@@ -140,3 +144,26 @@ def test_the_ipv4_arithmetic_over_128_bit_values_is_the_ipv6_pseudo_header(
     assert ipv4_style % 0xFFFF == ipv6_pseudo_header_sum(source, destination, length, 6) % 0xFFFF
     pseudo = source.packed + destination.packed + length.to_bytes(4, "big") + b"\x00\x00\x00\x06"
     assert (~reference_checksum(pseudo) & 0xFFFF) % 0xFFFF == ipv4_style % 0xFFFF
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from([6, 17]))
+def test_arbitrary_transport_bytes_over_ipv6_never_raise(data: bytes, next_header: int) -> None:
+    """Whatever follows an IPv6 header as TCP or UDP is parsed, or dropped and counted."""
+    stack = Stack(StackConfig(ip6=Ip6Config(dad_transmits=0)))
+    stack.add_interface("eth0", mac="02:00:00:00:00:01")
+    stack.add_address("eth0", "2001:db8::1/64")
+    stack.handle_timer(now=0)  # DAD is off: the address is usable at once
+    stack.tcp_listen(80)
+    stack.udp_bind(53)
+    source, destination = IPv6Address("2001:db8::2"), IPv6Address("2001:db8::1")
+    packet = Ipv6Packet(source, destination, next_header, data).build()
+    frame = EthernetFrame(stack.interface_mac("eth0"), b"\x02" * 6, ETHERTYPE_IPV6, packet)
+    before = stack.stats["tcp.segments_in"] + stack.stats["udp.datagrams_in"]
+    drops = sum(count for name, count in stack.stats.counters().items() if name.startswith("drop."))
+    stack.receive_frame("eth0", frame.build(), now=0)
+    after = stack.stats["tcp.segments_in"] + stack.stats["udp.datagrams_in"]
+    dropped = sum(
+        count for name, count in stack.stats.counters().items() if name.startswith("drop.")
+    )
+    assert after > before or dropped > drops  # delivered, or dropped and counted
