@@ -41,7 +41,6 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import ipaddress
 import itertools
 import math
@@ -244,10 +243,11 @@ class SimNetwork(Network):
     Each :meth:`add_host` makes a stack (seeded from the network's seed and the
     host's index) with ``eth0`` at its address and ``lo`` at 127.0.0.1/8,
     cabled to the switch with its own :class:`LinkProfile` (both directions).
-    With ``prefix6`` (``"2001:db8::/64"``) every host is dual-stack: ``eth0`` also
-    gets the prefix's next IPv6 address, ``lo`` ::1, and its name resolves to both.
-    Their IPv6 addresses skip DAD (``Ip6Config(dad_transmits=0)`` unless ``config``
-    says otherwise), so a program may use them at virtual time 0.
+    Every host's ``lo`` also has ::1. With ``prefix6`` (``"2001:db8::/64"``) every
+    host is dual-stack: ``eth0`` also gets the prefix's next IPv6 address, and its
+    name resolves to both families. IPv6 addresses skip DAD
+    (``Ip6Config(dad_transmits=0)`` unless ``config`` says otherwise), so a program
+    may use them, ::1 too, at virtual time 0.
     :meth:`loop_factory` is for ``asyncio.Runner(loop_factory=net.loop_factory)``;
     :meth:`run` is that in one call. A network runs one loop in its life.
     """
@@ -290,19 +290,16 @@ class SimNetwork(Network):
             address6 = str(prefix6.network_address + index)
         mac = f"02:00:00:00:{index >> 8 & 0xFF:02x}:{index & 0xFF:02x}"
         if config is None:
-            config = StackConfig(seed=self.seed * 1000 + index)
-            if address6 is not None:
-                config = dataclasses.replace(config, ip6=Ip6Config(dad_transmits=0))
+            config = StackConfig(seed=self.seed * 1000 + index, ip6=Ip6Config(dad_transmits=0))
         stack = Stack(config)
         stack.add_interface("eth0", mac=mac)
         stack.add_address("eth0", f"{address}/{self._prefix.prefixlen}")
-        addresses = [address, "127.0.0.1"]
+        addresses = [address, "127.0.0.1", "::1"]
         if address6 is not None:
             length = prefix6.prefixlen if prefix6 is not None else 64
             stack.add_address("eth0", f"{address6}/{length}")
             addresses[1:1] = [address6]
-            addresses.append("::1")
-        add_loopback(stack, ipv6=address6 is not None)
+        add_loopback(stack, ipv6=True)
         _run_due_timers(stack)
         self._profiles[name] = profile or LinkProfile()
         return self.register(Host(name, stack, addresses))

@@ -171,3 +171,20 @@ def test_aiohttp_unmodified_over_ipv6_through_loss_and_reordering() -> None:
         await runner.cleanup()
 
     net.run(main())
+
+
+def test_every_host_has_ipv6_loopback_even_without_an_ipv6_prefix() -> None:
+    net = SimNetwork(3)
+    net.add_host("solo")
+
+    async def main() -> None:
+        server = await asyncio.start_server(echo, "localhost", 9)
+        assert {sock.getsockname()[0] for sock in server.sockets} == {"127.0.0.1", "::1"}
+        for host in ("::1", "127.0.0.1"):
+            reader, writer = await asyncio.open_connection(host, 9)
+            writer.write(host.encode())
+            assert await reader.read(20) == host.encode()
+            writer.close()
+        server.close()
+
+    net.run(main())
