@@ -67,6 +67,9 @@ TUNGETIFF = 0x800454D2
 TUNSETOWNER = 0x400454CC
 TUNSETGROUP = 0x400454CE
 IFF_PERSIST = 0x0800
+IFF_MULTI_QUEUE = 0x0100
+MAX_QUEUES = 256
+"""The tun driver's ``MAX_TAP_QUEUES``: queues (fds) one device takes at most."""
 TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
 TUNSETVNETLE = 0x400454DC
@@ -114,6 +117,10 @@ class TapDevice:
         """Frames that met EAGAIN, in order; flushed when the fd is writable."""
         self.attached = False
         """An existing (persistent) device we opened, not created: :meth:`close` leaves it."""
+        self.queue = 0
+        """Which queue of a multi-queue device this fd is (0 for a single-queue one)."""
+        self.queues = 1
+        """How many queues the device was opened with (:meth:`create_queues`)."""
 
     @classmethod
     def create(
@@ -156,6 +163,78 @@ class TapDevice:
             device.close()
             raise
         return device
+
+    @classmethod
+    def create_queues(
+        cls,
+        name: str,
+        queues: int,
+        *,
+        interface: str,
+        namespace: str | None = None,
+        kernel_address: str | None = None,
+        mtu: int = 1500,
+        txqueuelen: int = TXQUEUELEN,
+        offload: bool = False,
+        owner: tuple[int, int] | None = None,
+    ) -> list[TapDevice]:
+        """Create ``name`` with ``queues`` queues (``IFF_MULTI_QUEUE``): one fd, and one
+        :class:`TapDevice`, per queue, all wired to stack interface ``interface``.
+
+        One queue is :meth:`create` itself (no ``IFF_MULTI_QUEUE``: today's device).
+        Otherwise the first TUNSETIFF creates the device, the next ones attach
+        queues to it by name, with the same flags (the driver keeps one set per
+        device and refuses a queue whose ``IFF_MULTI_QUEUE`` differs); all are
+        opened before the device moves into ``namespace``, since TUNSETIFF finds
+        the name in the namespace we run in. The kernel then spreads what it
+        sends over the queues by flow (:mod:`simtcp.backends.multiqueue`).
+        Offloads are per device: the first queue negotiates them, the others
+        follow its answer.
+        """
+        if not 1 <= queues <= MAX_QUEUES:
+            raise TapError(f"a TAP takes 1..{MAX_QUEUES} queues, not {queues}")
+        if queues == 1:
+            single = cls.create(
+                name,
+                interface=interface,
+                namespace=namespace,
+                kernel_address=kernel_address,
+                mtu=mtu,
+                txqueuelen=txqueuelen,
+                offload=offload,
+                owner=owner,
+            )
+            return [single]
+        check_name_free(name, namespace)
+        fd, note = _open_with_offload(name, offload, multi_queue=True)
+        vnet = offload and note is None
+        devices = [
+            cls(name, fd, interface=interface, namespace=namespace, vnet_header=vnet, mtu=mtu)
+        ]
+        devices[0].offload_note = note
+        try:
+            for _ in range(1, queues):
+                fd = _open_queue(name, vnet_header=vnet)
+                devices.append(
+                    cls(
+                        name,
+                        fd,
+                        interface=interface,
+                        namespace=namespace,
+                        vnet_header=vnet,
+                        mtu=mtu,
+                    )
+                )
+            for index, device in enumerate(devices):
+                device.queue, device.queues = index, queues
+            if owner is not None:
+                _set_owner(devices[0].fd, name, owner)
+            devices[0]._configure(kernel_address, mtu, txqueuelen)
+        except BaseException:
+            for device in reversed(devices):
+                device.close()
+            raise
+        return devices
 
     @classmethod
     def attach(cls, name: str, *, interface: str, offload: bool = False) -> TapDevice:
@@ -350,15 +429,24 @@ class _OffloadRefused(Exception):
 
 
 def _open_with_offload(
-    name: str, offload: bool, *, attaching: bool = False
+    name: str, offload: bool, *, attaching: bool = False, multi_queue: bool = False
 ) -> tuple[int, str | None]:
     """The fd, and why offloads are off although asked for (None if they took)."""
     if not offload:
-        return _open_tap(name, attaching=attaching), None
+        return _open_tap(name, attaching=attaching, multi_queue=multi_queue), None
     try:
-        return _open_tap(name, vnet_header=True, attaching=attaching), None
+        fd = _open_tap(name, vnet_header=True, attaching=attaching, multi_queue=multi_queue)
     except _OffloadRefused as refused:
-        return _open_tap(name, attaching=attaching), str(refused)
+        return _open_tap(name, attaching=attaching, multi_queue=multi_queue), str(refused)
+    return fd, None
+
+
+def _open_queue(name: str, *, vnet_header: bool) -> int:
+    """One more queue of the multi-queue device ``name``, with the first queue's flags."""
+    try:
+        return _open_tap(name, vnet_header=vnet_header, multi_queue=True)
+    except _OffloadRefused as refused:  # the first queue took the same request
+        raise TapError(f"cannot add a queue to {name}: {refused}") from None
 
 
 def _set_owner(fd: int, name: str, owner: tuple[int, int]) -> None:
@@ -370,7 +458,9 @@ def _set_owner(fd: int, name: str, owner: tuple[int, int]) -> None:
         raise TapError(f"cannot give device {name} to uid {uid}: {error.strerror}") from None
 
 
-def _open_tap(name: str, *, vnet_header: bool = False, attaching: bool = False) -> int:
+def _open_tap(
+    name: str, *, vnet_header: bool = False, attaching: bool = False, multi_queue: bool = False
+) -> int:
     try:
         fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
@@ -379,6 +469,8 @@ def _open_tap(name: str, *, vnet_header: bool = False, attaching: bool = False) 
             hint = " (a user needs read-write access: most distributions make it mode 0666)"
         raise TapError(f"cannot open {TUN_PATH}: {error.strerror}{hint}") from None
     flags = IFF_TAP | IFF_NO_PI | (IFF_VNET_HDR if vnet_header else 0)
+    if multi_queue:
+        flags |= IFF_MULTI_QUEUE
     try:
         fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), flags))
     except OSError as error:
@@ -430,7 +522,9 @@ __all__ = [
     "IFF_VNET_HDR",
     "MAX_FRAME",
     "MAX_READ",
+    "IFF_MULTI_QUEUE",
     "IFF_PERSIST",
+    "MAX_QUEUES",
     "TUNGETIFF",
     "TUNSETGROUP",
     "TUNSETIFF",

@@ -448,18 +448,39 @@ class Stack:
     # --- TCP ------------------------------------------------------------------
 
     def tcp_listen(
-        self, port: int, *, address: str | None = None, backlog: int | None = None
+        self,
+        port: int,
+        *,
+        address: str | None = None,
+        backlog: int | None = None,
+        fast_open_queue: int = 0,
     ) -> int:
-        """Listen on ``port`` (all our addresses, or one); returns the listener's handle."""
+        """Listen on ``port`` (all our addresses, or one); returns the listener's handle.
+
+        ``fast_open_queue``: TCP_FASTOPEN's qlen (RFC 7413, with ``tcp.fast_open_server``)."""
         return self.tcp.listen(
-            port, address=address_from_str(address) if address else 0, backlog=backlog
+            port,
+            address=address_from_str(address) if address else 0,
+            backlog=backlog,
+            fast_open_queue=fast_open_queue,
         )
 
     def tcp_connect(
-        self, address: str, port: int, *, local_port: int | None = None, now: Instant
+        self,
+        address: str,
+        port: int,
+        *,
+        local_port: int | None = None,
+        data: bytes = b"",
+        now: Instant,
     ) -> int:
-        """Active open to (address, port); ConnectionEstablished follows."""
-        return self.tcp.connect(address_from_str(address), port, local_port=local_port, now=now)
+        """Active open to (address, port); ConnectionEstablished follows.
+
+        ``data`` is sent as soon as it may: in the SYN with TCP Fast Open (RFC 7413,
+        ``tcp.fast_open_client`` and a cached cookie), else after the handshake."""
+        return self.tcp.connect(
+            address_from_str(address), port, local_port=local_port, data=data, now=now
+        )
 
     def send(self, connection: int, data: bytes, *, now: Instant) -> int:
         """Queue bytes; returns how many the send buffer took (SendSpaceAvailable tells more)."""
@@ -496,6 +517,11 @@ class Stack:
     def tcp_set_nodelay(self, connection: int, enabled: bool, *, now: Instant) -> None:
         """Turn Nagle's algorithm (RFC 896) off (``enabled=True``) or back on for one connection."""
         self.tcp.set_nodelay(connection, enabled, now=now)
+
+    def tcp_set_cork(self, connection: int, enabled: bool, *, now: Instant) -> None:
+        """TCP_CORK: hold segments shorter than the MSS until cleared, 200 ms at most (as
+        Linux); a FIN still leaves at once."""
+        self.tcp.set_cork(connection, enabled, now=now)
 
 
 _DROPPABLE_EVENTS = (EchoReplyReceived, DatagramReceived, IcmpErrorReceived)

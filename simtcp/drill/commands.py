@@ -33,6 +33,7 @@ net.ipv4.tcp_congestion_control, net.inet.tcp.cc.algorithm  ``congestion_control
 net.ipv4.tcp_rmem (middle value), net.inet.tcp.recvspace  ``receive_buffer``
 net.ipv4.tcp_wmem (middle value), net.inet.tcp.sendspace  ``send_buffer``
 net.ipv4.tcp_recovery (bit 0x1)        ``rack``
+net.ipv4.tcp_autocorking               ``autocorking``
 net.inet.tcp.delacktime (ms)           ``delayed_ack``
 net.inet.tcp.delayed_ack (0)           ``delayed_ack`` = 0
 net.inet.tcp.rexmit_min (ms)           ``min_rto``
@@ -134,6 +135,7 @@ SYSCTLS: dict[str, Converter] = {
     "net.ipv4.tcp_timestamps": _flag("timestamps"),
     "net.ipv4.tcp_window_scaling": _flag("window_scaling"),
     "net.ipv4.tcp_syncookies": _integer("syn_cookies"),
+    "net.ipv4.tcp_autocorking": _flag("autocorking"),
     "net.ipv4.tcp_syn_retries": _integer("syn_retries"),
     "net.ipv4.tcp_retries2": _integer("data_retries"),
     "net.ipv4.tcp_keepalive_time": _integer("keepalive_idle", SECOND),

@@ -6,6 +6,7 @@ from ..wire.tcp import (
     ACK,
     PSH,
     EndOfOptionList,
+    FastOpenOption,
     MssOption,
     NopOption,
     SackOption,
@@ -45,6 +46,8 @@ def format_option(option: TcpOption) -> str:
         return "eol"
     if isinstance(option, UnknownOption):
         return f"opt{option.kind} {option.data.hex() or '-'}"
+    if isinstance(option, FastOpenOption):
+        return f"FO {option.cookie.hex()}" if option.cookie else "FO"
     raise TypeError(option)
 
 

@@ -176,9 +176,13 @@ class SocketOptions:
         ):
             raise Unsupported(f"socket option {name}")
         value = expr_int(value_expr)
-        if name == "TCP_CORK" and value:
-            raise Unsupported("TCP_CORK on (the engine does not cork)")
+        connected = socket.connection is not None and self.stack_built
+        if name == "TCP_CORK" and value and not connected:
+            raise Unsupported("TCP_CORK on before the connection exists")
         socket.values[name] = value
+        if name == "TCP_CORK" and connected and socket.connection is not None:
+            self._stack(now).tcp_set_cork(socket.connection, bool(value), now=now)
+            return 0
         if name == "TCP_NODELAY" and socket.connection is not None and self.stack_built:
             self._stack(now).tcp_set_nodelay(socket.connection, bool(value), now=now)
             return 0

@@ -42,7 +42,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..apps import EchoServer
-from ..config import Ip6Config, IpConfig, StackConfig
+from ..config import ArpConfig, Ip6Config, IpConfig, StackConfig, UdpConfig
 from ..errors import SimtcpError
 from ..events import Event
 from ..stack import Stack
@@ -51,6 +51,7 @@ from ..wire.pcap import PcapWriter
 from .cliargs import OneLineParser, probability
 
 if TYPE_CHECKING:
+    from simtcp.backends.multiqueue import WorkerLink
     from simtcp.backends.privilege import Account
     from simtcp.backends.tap import TapDevice
     from simtcp.programs.status import StatusSocket
@@ -78,6 +79,15 @@ def _namespace_name(text: str) -> str:
     if not text or "/" in text or text in (".", "..") or any(c.isspace() for c in text):
         raise argparse.ArgumentTypeError(f"not a namespace name: {text!r}")
     return text
+
+
+def _queue_count(text: str) -> int:
+    from simtcp.backends.multiqueue import parse_queues
+
+    try:
+        return parse_queues(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _device_pair(text: str) -> tuple[str, str]:
@@ -236,6 +246,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "and have TCP build MSS-sized segments (no software GSO)",
     )
     parser.add_argument(
+        "--queues",
+        metavar="N",
+        type=_queue_count,
+        default=1,
+        help="open N queues of each TAP (IFF_MULTI_QUEUE) and serve each with its own "
+        "worker process and stack; the kernel steers each flow to one queue "
+        "(default: 1, one process)",
+    )
+    parser.add_argument(
         "--no-offload1",
         action="store_true",
         help="the same for the second TAP only: forwarding then cuts 64 KiB "
@@ -338,6 +357,10 @@ def _conflict(args: argparse.Namespace) -> str | None:
         return "--pcap-wire needs --pcap FILE"
     if args.pcap == "":
         return "--pcap needs a file name"
+    if args.queues > 1 and args.attach is not None:
+        return "--queues needs devices we create (not --attach)"
+    if args.queues > 1 and args.pcap:
+        return "--pcap records one process's frames; it does not combine with --queues"
     if args.attach is not None:
         for option in ("netns", "netns1", "tap0", "tap1", "owner"):
             if getattr(args, option) is not None:
@@ -377,6 +400,10 @@ def _serve(args: argparse.Namespace, prog: str, resources: _Resources, plan: _Pl
             raise OSError(str(error)) from None
     devices = _attach(args) if args.attach else _create(args, resources, plan.owner)
     resources.devices += devices
+    if args.queues > 1:
+        from .serve_queues import serve_queues
+
+        return serve_queues(args, prog, devices, resources, plan.account)
     _start_pcap(args, resources, devices)
     if plan.account is None:
         return _run(args, prog, devices, resources)
@@ -434,25 +461,27 @@ def _create(
         if tap.ensure_namespace(namespace):
             resources.namespaces.append(namespace)
     offload = not args.no_offload
-    device0 = tap.TapDevice.create(
+    devices0 = tap.TapDevice.create_queues(
         args.tap0,
+        args.queues,
         interface="veth0",
         namespace=netns0,
         kernel_address=KERNEL_ADDRESS0,
         offload=offload,
         owner=owner,
     )
-    resources.devices.append(device0)  # removed by teardown even if the second one fails
+    resources.devices += devices0  # removed by teardown even if the second one fails
     add_kernel_address6(args.tap0, netns0, KERNEL_ADDRESS6_0)
-    device1 = tap.TapDevice.create(
+    devices1 = tap.TapDevice.create_queues(
         args.tap1,
+        args.queues,
         interface="veth1",
         namespace=netns1,
         offload=offload and not args.no_offload1,
         owner=owner,
     )
-    resources.devices.remove(device0)
-    return [device0, device1]
+    del resources.devices[-len(devices0) :]
+    return devices0 + devices1  # with --queues N: tap0's N queues, then tap1's
 
 
 def _drop(prog: str, account: Account, *, parent: int | None) -> None:
@@ -542,22 +571,44 @@ def _worker(
         os._exit(code)
 
 
+def _stack_config(args: argparse.Namespace, link: WorkerLink | None) -> StackConfig:
+    """The stack's configuration; a worker of several gets its share of the ephemeral
+    ports and, but for the first, announces nothing (:mod:`simtcp.backends.multiqueue`)."""
+    config = StackConfig(
+        seed=args.seed,
+        ip=IpConfig(forwarding=True),
+        ip6=Ip6Config(forwarding=True, link_local_on_add=True, router_lifetime=0),
+    )
+    if link is None or link.count == 1:
+        return config
+    from dataclasses import replace
+
+    from simtcp.backends.multiqueue import port_slice
+
+    share = (link.index, link.count)
+    return replace(
+        config,
+        arp=ArpConfig(gratuitous_on_add=link.index == 0),
+        udp=UdpConfig(ephemeral_ports=port_slice(config.udp.ephemeral_ports, *share)),
+        tcp=replace(config.tcp, ephemeral_ports=port_slice(config.tcp.ephemeral_ports, *share)),
+    )
+
+
 def _run(
-    args: argparse.Namespace, prog: str, devices: list[TapDevice], resources: _Resources
+    args: argparse.Namespace,
+    prog: str,
+    devices: list[TapDevice],
+    resources: _Resources,
+    link: WorkerLink | None = None,
 ) -> int:
-    """Build the stack over ``devices`` and serve until a signal; the stop line."""
+    """Build the stack over ``devices`` and serve until a signal; the stop line (a worker
+    of several reports to its supervisor instead: ``link``)."""
     from simtcp.backends import tap
 
     device0, device1 = devices
     netns0 = None if args.attach else args.netns
     netns1 = None if args.attach else args.netns1 or args.netns
-    stack = Stack(
-        StackConfig(
-            seed=args.seed,
-            ip=IpConfig(forwarding=True),
-            ip6=Ip6Config(forwarding=True, link_local_on_add=True, router_lifetime=0),
-        )
-    )
+    stack = Stack(_stack_config(args, link))
     now = tap.monotonic_us()
     software = not args.no_gro  # GSO/GRO in software where the TAP has no offloads
     stack.add_interface(
@@ -588,8 +639,13 @@ def _run(
         if echo is not None:
             echo.handle_event(event, when)
 
+    driven: tap.StackLike = stack
+    if link is not None:  # one worker of several: relay ARP replies (backends/multiqueue.py)
+        from simtcp.backends.multiqueue import ArpRelayingStack
+
+        driven = ArpRelayingStack(stack, link)
     loop = tap.TapLoop(
-        stack,
+        driven,
         [device0, device1],
         on_event=on_event,
         impairment=profile,
@@ -604,13 +660,12 @@ def _run(
         loop.watch_readable(
             status.fileno(), lambda now: status.answer(snapshot(stack, loop.counters))
         )
+    if link is not None:
+        from .serve_queues import watch_supervisor
+
+        watch_supervisor(link, loop, stack)
     try:
-        for line in _describe(args, netns0, netns1, [device0, device1]):
-            print(f"{prog}: {line}", flush=True)
-        print(
-            f"{prog}: TCP echo on port {ECHO_PORT}; ready (pid {os.getpid()}; Ctrl-C to stop)",
-            flush=True,
-        )
+        _announce(args, prog, (netns0, netns1), devices, link)
         loop.run()
         # A second Ctrl-C (a terminal signals the parent and us; the parent forwards one
         # more) must not cut the stop line short.
@@ -619,14 +674,47 @@ def _run(
     except tap.TapError as error:  # after ready: a runtime failure, not a usage error
         print(f"{prog}: {error}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
+    except KeyboardInterrupt:  # a worker told to stop before its loop took the signals:
+        if link is None:  # it still reports (what it counted is zero or close to it)
+            raise
     finally:
         loop.close()
+    if link is not None:
+        accepted, echoed = (echo.accepted, echo.echoed_bytes) if echo else (0, 0)
+        final = {"loop": loop.counters, "stats": stack.stats(), "accepted": accepted}
+        link.send("final", {**final, "echoed": echoed})
+        return EXIT_OK
     print(f"{prog}: {_stop_line(loop.counters, stack.stats(), echo)}", flush=True)
     return EXIT_OK
 
 
 def _stop_line(counts: dict[str, int], stats: dict[str, int], echo: EchoServer | None) -> str:
     accepted, echoed = (echo.accepted, echo.echoed_bytes) if echo else (0, 0)
+    return stop_text(counts, stats, accepted, echoed)
+
+
+def _announce(
+    args: argparse.Namespace,
+    prog: str,
+    namespaces: tuple[str | None, str | None],
+    devices: list[TapDevice],
+    link: WorkerLink | None,
+) -> None:
+    """The start-up lines and ``ready``; a worker of several only tells its supervisor,
+    which prints them once for all."""
+    if link is not None:
+        link.ready()
+        return
+    for line in _describe(args, *namespaces, devices):
+        print(f"{prog}: {line}", flush=True)
+    print(
+        f"{prog}: TCP echo on port {ECHO_PORT}; ready (pid {os.getpid()}; Ctrl-C to stop)",
+        flush=True,
+    )
+
+
+def stop_text(counts: dict[str, int], stats: dict[str, int], accepted: int, echoed: int) -> str:
+    """The stop line's text from the loop's counters, the stack's and the echo server's."""
     cut = stats.get("ip.gso_segmented", 0)
     forwarded = stats.get("ip.gso_forward_segmented", 0)
     return (

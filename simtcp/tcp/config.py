@@ -40,7 +40,18 @@ class TcpConfig:
     delayed_ack: Duration = 40 * MILLISECOND
     """Longest delay of an ACK (RFC 1122 §4.2.3.2: < 0.5 s)."""
     nodelay: bool = False
-    """Disable Nagle's algorithm (RFC 896) for new connections."""
+    """Disable Nagle's algorithm (RFC 896) for new connections (TCP_NODELAY)."""
+    minshall_nagle: bool = True
+    """Nagle's rule as Linux applies it (Minshall's variant, draft-minshall-nagle): a small
+    segment waits only while an earlier *small* segment is unacknowledged, so the short
+    tail of a response after full-sized segments leaves at once. Off: RFC 896 / RFC 1122
+    §4.2.3.4 as written (any unacknowledged data holds a small segment)."""
+    autocorking: bool = True
+    """Linux's ``tcp_autocorking``: a segment shorter than the MSS that the application's
+    ``send`` would leave is held until the host collects output (``Stack.frames_to_send``),
+    so several small writes of one step leave in as few full-sized segments as possible.
+    Only when the host flushes (``TcpLayer.flush_acks``); data that fills whole segments
+    leaves at once."""
     msl: Duration = 30 * SECOND
     """Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2)."""
     keepalive: bool = False
@@ -69,6 +80,14 @@ class TcpConfig:
     """With SACK: RACK-TLP loss detection and tail loss probes (RFC 8985)."""
     syn_cookies: bool = True
     """Answer SYNs with SYN cookies (RFC 4987 §3.6) while a listener's backlog is full."""
+    fast_open_client: bool = False
+    """TCP Fast Open as a client (RFC 7413; bit 1 of Linux's ``net.ipv4.tcp_fastopen``):
+    ``connect(..., data=)`` asks for a cookie, then sends data in later SYNs."""
+    fast_open_server: bool = False
+    """TCP Fast Open as a server (RFC 7413; bit 2 of ``net.ipv4.tcp_fastopen``), on
+    listeners given a ``fast_open_queue`` (the TCP_FASTOPEN socket option)."""
+    fast_open_experimental: bool = False
+    """Also honour the pre-RFC experimental option (kind 254, ExID 0xF989, RFC 6994)."""
     max_out_of_order_blocks: int = 256
     """Separate out-of-order ranges held per connection; segments making more are dropped."""
     fin_wait_2_timeout: Duration = 60 * SECOND

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..time import Instant
 from ..timers import TimerHandle, TimerHeap
-from ..wire.tcp import TcpOption, TimestampsOption
+from ..wire.tcp import FastOpenOption, TcpOption, TimestampsOption
 from .accept_queue import AcceptQueue
 from .buffers import ReceiveBuffer, SendBuffer
 from .config import TcpConfig
@@ -80,7 +80,7 @@ class TcpInfo:
 class Listener:
     """A passive open: the port and its SYN and accept queues (:mod:`.accept_queue`)."""
 
-    __slots__ = ("handle", "address", "port", "backlog", "queue")
+    __slots__ = ("handle", "address", "port", "backlog", "queue", "fast_open_queue", "fast_open")
 
     def __init__(self, handle: int, address: int, port: int, backlog: int) -> None:
         self.handle = handle
@@ -88,6 +88,11 @@ class Listener:
         self.port = port
         self.backlog = backlog
         self.queue = AcceptQueue(backlog)
+        self.fast_open_queue = 0
+        """TCP_FASTOPEN's qlen: Fast Open connections (RFC 7413 §5.1) that may be in
+        SYN-RECEIVED at once; 0: this listener does not take SYN data."""
+        self.fast_open: set[Connection] = set()
+        """Connections opened with SYN data, still in SYN-RECEIVED."""
 
     def forget(self, conn: Connection) -> None:
         self.queue.forget(conn)
@@ -106,7 +111,8 @@ class Listener:
 
 
 class PendingAcks:
-    """The connections owing an immediate ACK, shared by one layer's connections.
+    """The connections owing an immediate ACK or holding an autocorked segment
+    (``Connection.corked``), shared by one layer's connections.
 
     ``enabled`` turns on when the host first calls ``TcpLayer.flush_acks``, that is
     when it promises to flush before it collects output; until then an owed ACK is
@@ -165,6 +171,9 @@ class Connection:
         "rcv_mss",
         "rcv_mss_seen",
         "nodelay",
+        "cork",
+        "corked",
+        "snd_sml",
         "rto",
         "cc",
         "retries",
@@ -201,6 +210,7 @@ class Connection:
         "rack_clock",
         "reorder_at",
         "probe_at",
+        "cork_at",
         "rcv_space_copied",
         "rcv_space_at",
         "route_mtu",
@@ -211,6 +221,9 @@ class Connection:
         "pending_acks",
         "ts_sent",
         "ts_options",
+        "fast_open",
+        "fast_open_option",
+        "syn_data",
     )
 
     def __init__(
@@ -308,6 +321,13 @@ class Connection:
     def _init_transmission(self, cc: CongestionControl, iss: int, config: TcpConfig) -> None:
         """Nagle, the RTO estimator (RFC 6298), congestion control and loss recovery."""
         self.nodelay = config.nodelay
+        self.cork = False
+        """TCP_CORK: segments shorter than the MSS wait until it is cleared, we send a FIN,
+        or ``cork_at`` passes."""
+        self.corked = False
+        """A short segment was held by autocorking: it leaves at the host's flush."""
+        self.snd_sml = iss
+        """End of the latest segment shorter than the MSS we sent (Minshall's Nagle)."""
         self.rto = RtoEstimator(
             initial_rto=config.initial_rto, min_rto=config.min_rto, max_rto=config.max_rto
         )
@@ -331,6 +351,8 @@ class Connection:
         self.close_at: Instant | None = None
         self.reorder_at: Instant | None = None
         self.probe_at: Instant | None = None
+        self.cork_at: Instant | None = None
+        """TCP_CORK's ceiling: held data leaves by then even while corked (Linux, 200 ms)."""
         self.persist_backoff = 0
         self.persist_probes = 0
         self.keepalive_probes = 0
@@ -366,6 +388,13 @@ class Connection:
         """RACK-TLP state (RFC 8985), on SACK connections when the config asks for it."""
         self.rack_clock: Instant = 0
         """The last transmit stamp given to RACK (strictly increasing)."""
+        self.fast_open = False
+        """TCP Fast Open (RFC 7413): the server took this connection's SYN data and told the
+        application at once; the client's SYN carried data."""
+        self.fast_open_option: FastOpenOption | None = None
+        """The Fast Open option our SYN (a cookie or a request) or SYN-ACK (a cookie) carries."""
+        self.syn_data = 0
+        """Bytes of the send buffer our next SYN carries (the first one only)."""
 
     def __repr__(self) -> str:
         return (
@@ -384,6 +413,7 @@ class Connection:
             self.close_at,
             self.reorder_at,
             self.probe_at,
+            self.cork_at,
         ):
             if candidate is not None and (deadline is None or candidate < deadline):
                 deadline = candidate
@@ -391,7 +421,7 @@ class Connection:
 
     def cancel_timers(self) -> None:
         self.rto_at = self.delack_at = self.persist_at = self.keepalive_at = self.close_at = None
-        self.reorder_at = self.probe_at = None
+        self.reorder_at = self.probe_at = self.cork_at = None
         self.timers.cancel(self.timer)
 
     def take_send_window(self, seq: int, ack: int, window: int) -> None:

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING
 from ..errors import DropReason
 from ..events import ConnectionReset, DataReceived
 from ..time import Instant
-from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
-from . import congestion, recovery, syncookie_listener
+from ..wire.tcp import ACK, FIN, RST, SYN, FastOpenOption, TcpSegment
+from . import congestion, fastopen, recovery, syncookie_listener
 from .config import window_shift
 from .connection import Connection, Listener
 from .machine import State, Trigger, enter
@@ -120,11 +120,51 @@ def listen_segment_arrives(
     if segment.window_scale is not None and conn.config.window_scaling:
         conn.offered_wscale = window_shift(conn.config)
     _apply_syn_options(conn, segment, now)
+    fast_open = _fast_open_syn(owner, listener, conn, segment)
     send_syn(conn, now)
     conn.rtt_sent_at = now
     conn.rto_at = now + conn.rto.rto
     conn.rearm()
     host.stats.count("tcp.passive_opens")
+    if fast_open:
+        owner.fast_open_accepted(conn)
+
+
+def _fast_open_syn(owner: Owner, listener: Listener, conn: Connection, segment: TcpSegment) -> bool:
+    """A Fast Open server's SYN (RFC 7413 §4.2.2); True when its data was taken.
+
+    No cookie, or an invalid one: the SYN-ACK carries the client's valid cookie
+    and acknowledges only the SYN (the client sends its data again). A valid
+    cookie while the listener's ``fast_open_queue`` has room: the data is
+    acknowledged and the application gets the connection at once.
+    """
+    config = owner.config
+    if not config.fast_open_server or not listener.fast_open_queue:
+        return False
+    option = fastopen.segment_option(config, segment)
+    if option is None:
+        return False
+    stats = owner.host.stats
+    cookie = fastopen.server_cookie(owner.rng, conn.remote_address)
+    if option.cookie != cookie:
+        stats.count(
+            "tcp.fast_open_cookie_invalid" if option.cookie else "tcp.fast_open_cookie_request"
+        )
+        conn.fast_open_option = FastOpenOption(cookie, experimental=option.experimental)
+        return False
+    payload = segment.payload
+    if not payload:
+        return False
+    if len(listener.fast_open) >= listener.fast_open_queue:
+        stats.count("tcp.fast_open_queue_overflow")  # Linux's TCPFastOpenListenOverflow
+        return False
+    data = bytes(payload[: conn.receive_buffer.free_space])
+    conn.rcv_nxt = conn.receive_buffer.add(conn.rcv_nxt, data, conn.rcv_nxt)
+    conn.last_ack_sent = conn.rcv_nxt
+    conn.rcv_adv = max(conn.rcv_adv, conn.rcv_nxt)
+    conn.fast_open = True
+    stats.count("tcp.fast_open_accepted")
+    return True
 
 
 def _cookie_ack(
@@ -280,12 +320,32 @@ def syn_sent_segment_arrives(
         recovery.rtt_sample(conn, now - conn.rtt_sent_at)  # Karn: only an unretransmitted SYN
     conn.snd_una = ack
     conn.snd_wl2 = ack
+    if conn.fast_open_option is not None:
+        _fast_open_syn_ack(owner, conn, segment, ack)
     conn.rto.handshake_done(syn_timed_out=conn.retries > 0)  # RFC 6298 §5.7
     conn.retries = 0
     conn.rto_at = None
     become_established(owner, conn, Trigger.RCV_SYN_ACK, now)
     send_ack(conn, now)
     output(conn, now)
+
+
+def _fast_open_syn_ack(owner: Owner, conn: Connection, segment: TcpSegment, ack: int) -> None:
+    """A Fast Open client's SYN-ACK (RFC 7413 §4.2.1): cache its cookie; what it does not
+    acknowledge of our SYN's data goes again right after the handshake."""
+    option = fastopen.segment_option(owner.config, segment)
+    stats = conn.host.stats
+    if option is not None and option.cookie:
+        mss = segment.mss
+        owner.fast_open_cache.put(conn.remote_address, option.cookie, mss or DEFAULT_MSS)
+        stats.count("tcp.fast_open_cookie_cached")
+    conn.send_buffer.acknowledge(ack)
+    if ack < conn.snd_max:
+        conn.snd_nxt = ack  # the SYN's data was not taken: resend it (go-back-N)
+        if conn.fast_open:
+            stats.count("tcp.fast_open_syn_data_unacked")
+    elif conn.fast_open:
+        stats.count("tcp.fast_open_syn_data_acked")
 
 
 def _simultaneous_open(conn: Connection, segment: TcpSegment) -> None:
@@ -324,7 +384,7 @@ def syn_received_acked(
         send_reset_reply(conn.host, conn.remote_address, conn.local_address, segment, now)
         return False
     listener = conn.listener
-    if listener is not None and not conn.active and listener.queue.full:
+    if listener is not None and not conn.active and not conn.fast_open and listener.queue.full:
         # The accept queue is full (listen(2)'s backlog): drop the ACK and stay in
         # SYN-RECEIVED; our SYN-ACK's retransmission draws it again (Linux,
         # tcp_abort_on_overflow=0).
@@ -339,7 +399,9 @@ def syn_received_acked(
     conn.max_snd_wnd = max(conn.max_snd_wnd, conn.snd_wnd)
     conn.snd_wl1 = seq
     conn.snd_wl2 = ack
-    conn.snd_una = ack
+    # Only the SYN here: data a Fast Open server sent in SYN-RECEIVED (RFC 7413 §4.2.2)
+    # is acknowledged by the ESTABLISHED processing that follows.
+    conn.snd_una = min(ack, conn.iss + 1)
     become_established(owner, conn, Trigger.RCV_ACK_OF_SYN, now)
     return True
 
@@ -356,6 +418,6 @@ def become_established(owner: Owner, conn: Connection, trigger: Trigger, now: In
         conn.keepalive_at = now + conn.config.keepalive_idle
     owner.established(conn)
     buffer = conn.receive_buffer
-    if buffer.available and conn.visible:
+    if buffer.available and conn.visible and (conn.active or not conn.fast_open):
         # Text that came with a SYN in a simultaneous open (RFC 9293 §3.10.7.3).
         conn.host.emit(DataReceived(connection=conn.handle, available=buffer.available))

@@ -21,7 +21,13 @@ from ..errors import (
     InvalidStateError,
     NoRouteError,
 )
-from ..events import ConnectionAccepted, ConnectionClosed, ConnectionEstablished, Event
+from ..events import (
+    ConnectionAccepted,
+    ConnectionClosed,
+    ConnectionEstablished,
+    DataReceived,
+    Event,
+)
 from ..rng import SeededRandom
 from ..time import Instant
 from ..timers import TimerHeap
@@ -29,11 +35,20 @@ from ..wire.tcp import TcpSegment
 from . import autotune, congestion, icmp_errors, states, timeouts, timewait
 from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, PendingAcks, TcpInfo, format_address
+from .fastopen import CookieCache, prepare_client_syn
 from .host import TcpHost
 from .isn import initial_sequence_number
 from .machine import State, TransitionLog, Trigger, enter
 from .options import TimestampClock
-from .output import output, owe_ack, send_ack, send_reset_reply, send_syn
+from .output import (
+    CORK_CEILING,
+    flush_corked,
+    output,
+    owe_ack,
+    send_ack,
+    send_reset_reply,
+    send_syn,
+)
 from .syncookie_codec import SynCookies
 
 __all__ = ["TcpInfo", "TcpLayer"]
@@ -64,6 +79,11 @@ class TcpLayer:
         self._handle_counter = itertools.count(1)
         self._port_random = rng.stream("tcp.ephemeral_ports")
         self.cookies = SynCookies(rng)
+        self.fast_open_cache = CookieCache()
+        """The TCP Fast Open cookies this host learnt, by server (RFC 7413 §4.1.3)."""
+        self._fast_open_pending: dict[Connection, Listener] = {}
+        """Fast Open connections still in SYN-RECEIVED and the listener they count
+        against (``Listener.fast_open``), also once the application took them."""
         self._pending_acks = PendingAcks()
         self.transition_log = TransitionLog()
         """Shared by every connection: set its ``observer`` to see every state change."""
@@ -159,6 +179,11 @@ class TcpLayer:
             return
         pending.connections = []
         for conn in connections:
+            if conn.corked:
+                conn.corked = False
+                if conn.state is not State.CLOSED:
+                    output(conn, now)  # the autocorked segment, carrying any owed ACK
+                    conn.rearm()
             if conn.ack_pending and conn.state in _CAN_ACK:
                 send_ack(conn, now)
                 conn.rearm()
@@ -166,8 +191,14 @@ class TcpLayer:
 
     # --- the API --------------------------------------------------------------
 
-    def listen(self, port: int, *, address: int = 0, backlog: int | None = None) -> int:
-        """Passive open on ``port`` (``address`` 0: every local address); returns a handle."""
+    def listen(
+        self, port: int, *, address: int = 0, backlog: int | None = None, fast_open_queue: int = 0
+    ) -> int:
+        """Passive open on ``port`` (``address`` 0: every local address); returns a handle.
+
+        ``fast_open_queue`` (TCP_FASTOPEN's qlen) lets up to that many connections opened
+        with SYN data (RFC 7413) wait in SYN-RECEIVED, with ``TcpConfig.fast_open_server``.
+        """
         _check_port(port)
         if address and not self.host.is_local_address(address):
             raise AddressError(f"{format_address(address)} is not a local address")
@@ -177,15 +208,32 @@ class TcpLayer:
         backlog = self.config.backlog if backlog is None else backlog
         handle = next(self._handle_counter)
         listener = Listener(handle, address, port, max(backlog, 1))
+        listener.fast_open_queue = max(fast_open_queue, 0)
         self._listeners[(address, port)] = listener
         self._listening_ports.setdefault(port, set()).add(address)
         self._handles[handle] = listener
         return handle
 
     def connect(
-        self, address: int, port: int, *, local_port: int | None = None, now: Instant
+        self,
+        address: int,
+        port: int,
+        *,
+        local_port: int | None = None,
+        data: bytes = b"",
+        now: Instant,
     ) -> int:
-        """Active open to ``address``:``port``; returns the connection's handle at once."""
+        """Active open to ``address``:``port``; returns the connection's handle at once.
+
+        ``data`` is queued as by ``send`` (it must fit the send buffer); with
+        ``TcpConfig.fast_open_client`` it goes in the SYN when a TCP Fast Open cookie
+        for the server is cached, else the SYN asks for one (RFC 7413 §4.2.1).
+        """
+        if len(data) > self.config.send_buffer:
+            limit = self.config.send_buffer
+            raise InvalidStateError(
+                f"{len(data)} bytes to connect with; the send buffer holds {limit}"
+            )
         _check_port(port)
         route = self.host.route_source(address)
         if route is None:
@@ -206,6 +254,10 @@ class TcpLayer:
         enter(conn, Trigger.ACTIVE_OPEN, now=now)
         if self.config.window_scaling:
             conn.offered_wscale = window_shift(self.config)
+        if data:
+            conn.send_buffer.append(data)
+            if self.config.fast_open_client:
+                prepare_client_syn(conn, self.fast_open_cache, self.host.stats)
         send_syn(conn, now)
         conn.rtt_sent_at = now
         conn.rto_at = now + conn.rto.rto
@@ -227,9 +279,23 @@ class TcpLayer:
         if taken < len(data):
             conn.send_blocked = True
         if taken and conn.state is not State.SYN_SENT:
-            output(conn, now)
-            conn.rearm()
+            self._send_output(conn, now)
         return taken
+
+    def _send_output(self, conn: Connection, now: Instant) -> None:
+        """Output after the application queued data: autocorked while the host flushes."""
+        pending = self._pending_acks
+        was_corked = conn.corked
+        output(conn, now, corking=pending.enabled and self.config.autocorking)
+        if conn.corked and not was_corked and not conn.ack_pending:
+            # Linux's autocorking: the short segment leaves at the flush, with what
+            # the application writes until the host collects output.
+            if not pending.connections:
+                pending.due_at = now
+            pending.connections.append(conn)
+        if conn.cork and conn.cork_at is None and conn.send_buffer.end > conn.snd_nxt:
+            conn.cork_at = now + CORK_CEILING  # from the first byte held (Linux's tcp(7))
+        conn.rearm()
 
     def receive(self, handle: int, max_bytes: int = -1, *, now: Instant) -> bytes:
         """Take up to ``max_bytes`` received bytes (all when negative); may update the window."""
@@ -285,7 +351,20 @@ class TcpLayer:
         conn = self._connection(handle)
         conn.nodelay = enabled
         if enabled and conn.key in self._connections:
-            output(conn, now)  # a held small segment may go now
+            # A held small segment may go now; as in Linux's tcp(7), setting TCP_NODELAY
+            # flushes pending output even while TCP_CORK is set.
+            flush_corked(conn, now)
+            conn.rearm()
+
+    def set_cork(self, handle: int, enabled: bool, *, now: Instant) -> None:
+        """TCP_CORK for one connection: while on, only full-sized segments leave, and what
+        is held goes after 200 ms at most; clearing it sends what was held (Linux's tcp(7);
+        a FIN still leaves at once)."""
+        conn = self._connection(handle)
+        conn.cork = enabled
+        if not enabled and conn.key in self._connections:
+            conn.cork_at = None
+            output(conn, now)
             conn.rearm()
 
     def take_soft_error(self, handle: int) -> tuple[int, int] | None:
@@ -330,6 +409,8 @@ class TcpLayer:
         self.timers.discard(conn.timer)
         self._connections.pop(conn.key, None)
         listener = conn.listener
+        if conn.fast_open:
+            self._fast_open_done(conn)
         if listener is not None:
             listener.forget(conn)
             conn.listener = None
@@ -349,10 +430,13 @@ class TcpLayer:
             self.host.emit(ConnectionClosed(connection=conn.handle))
 
     def established(self, conn: Connection) -> None:
-        conn.visible = True
         host = self.host
         host.stats.count("tcp.connections_established")
         listener = conn.listener
+        if conn.fast_open and not conn.active:
+            self._fast_open_done(conn)
+            return  # handed over with its SYN's data already (fast_open_accepted)
+        conn.visible = True
         if conn.active or listener is None:
             host.emit(ConnectionEstablished(connection=conn.handle))
             return
@@ -365,6 +449,36 @@ class TcpLayer:
                 remote_port=conn.remote_port,
             )
         )
+
+    def fast_open_accepted(self, conn: Connection) -> None:
+        """RFC 7413 §4.2.2: the application gets a Fast Open connection and its SYN's data
+        in SYN-RECEIVED, and may answer before the handshake completes."""
+        listener = conn.listener
+        if listener is None:
+            return
+        conn.visible = True
+        listener.fast_open.add(conn)
+        self._fast_open_pending[conn] = listener
+        listener.queue.complete(conn)
+        host = self.host
+        host.emit(
+            ConnectionAccepted(
+                listener=listener.handle,
+                connection=conn.handle,
+                remote_address=format_address(conn.remote_address),
+                remote_port=conn.remote_port,
+            )
+        )
+        available = conn.receive_buffer.available
+        if available:
+            host.emit(DataReceived(connection=conn.handle, available=available))
+
+    def _fast_open_done(self, conn: Connection) -> None:
+        """A Fast Open connection left SYN-RECEIVED: it no longer counts against the
+        listener's ``fast_open_queue`` (as Linux's reqsk_fastopen_remove)."""
+        listener = self._fast_open_pending.pop(conn, None)
+        if listener is not None:
+            listener.fast_open.discard(conn)
 
     def new_passive(
         self,

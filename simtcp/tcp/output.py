@@ -10,7 +10,7 @@ silly-window avoidance (RFC 9293 §3.8.6.2.1).
 
 from __future__ import annotations
 
-from ..time import Instant
+from ..time import MILLISECOND, Instant
 from ..wire.checksum import Buffer
 from ..wire.tcp import (
     ACK,
@@ -184,6 +184,14 @@ def send_syn(conn: Connection, now: Instant) -> None:
         # RFC 7323 §3.2: offer in our SYN; echo in a SYN-ACK only if the SYN offered.
         echo = conn.ts.ts_recent if conn.state is State.SYN_RECEIVED else 0
         options += (_NOP, _NOP, TimestampsOption(conn.ts_clock.tsval(now), echo))
+    fast_open = conn.fast_open_option
+    payload = b""
+    if fast_open is not None:
+        # RFC 7413 §4.1.1, NOP-aligned to a 4-byte boundary.
+        options += (_NOP,) * (-(2 + len(fast_open.cookie)) % 4) + (fast_open,)
+        if conn.syn_data:
+            # RFC 7413 §4.2.1: data with the cookie, in the first SYN only (as Linux).
+            payload = conn.send_buffer.slice(conn.iss + 1, conn.syn_data)
     flags = SYN
     ack = 0
     if conn.state is State.SYN_RECEIVED:
@@ -192,9 +200,10 @@ def send_syn(conn: Connection, now: Instant) -> None:
     # RFC 7323 §2.2: the window of a SYN is never scaled.
     window = min(conn.receive_buffer.free_space, 0xFFFF)
     segment = TcpSegment(
-        conn.local_port, conn.remote_port, conn.iss & SEQ_MASK, ack, flags, window, options
+        conn.local_port, conn.remote_port, conn.iss & SEQ_MASK, ack, flags, window, options, payload
     )
-    conn.snd_nxt = conn.iss + 1
+    conn.snd_nxt = conn.iss + 1 + len(payload)
+    conn.syn_data = 0
     if conn.snd_max < conn.snd_nxt:
         conn.snd_max = conn.snd_nxt
     conn.host.send_tcp(conn.local_address, conn.remote_address, segment, now=now)
@@ -225,16 +234,23 @@ def update_segment_size(conn: Connection) -> int:
     return size
 
 
-def output(conn: Connection, now: Instant) -> None:
+def output(conn: Connection, now: Instant, *, corking: bool = False) -> None:
     """Send whatever the windows, Nagle and SWS avoidance allow, then our FIN if due.
 
     With TSO one segment may carry up to ``conn.snd_tso`` bytes: it stands for
     the run of MSS-sized segments the rules below would have sent one by one
     (the link cuts it back into them), so only its last piece may be short, and
     that piece goes only where it would have gone alone.
+
+    ``corking`` (the application's ``send`` while the host flushes, with
+    ``TcpConfig.autocorking``): a last segment shorter than the MSS is held and
+    ``conn.corked`` set; the layer sends it when the host collects output, with
+    whatever the application writes until then (Linux's autocorking).
     """
-    if conn.state not in SENDING_STATES:
-        return
+    if conn.state not in SENDING_STATES and not (
+        conn.fast_open and conn.state is State.SYN_RECEIVED
+    ):
+        return  # RFC 7413 §4.2.2: a Fast Open server may answer before the handshake ends
     if conn.in_recovery and conn.scoreboard is not None:
         sack_output(conn, now)
         return
@@ -257,7 +273,9 @@ def output(conn: Connection, now: Instant) -> None:
         usable = right_edge - nxt
         if usable <= 0:
             break
-        size = _next_segment_size(conn, nxt, tso if tso < unsent else unsent, usable, unsent)
+        size = _next_segment_size(
+            conn, nxt, tso if tso < unsent else unsent, usable, unsent, corking
+        )
         if not size:
             break  # a small segment waits (Nagle, sender SWS)
         end = nxt + size
@@ -282,7 +300,9 @@ def _send_allowance(conn: Connection, mss: int) -> int:
     return window if window < cwnd else cwnd
 
 
-def _next_segment_size(conn: Connection, nxt: int, size: int, usable: int, unsent: int) -> int:
+def _next_segment_size(
+    conn: Connection, nxt: int, size: int, usable: int, unsent: int, corking: bool
+) -> int:
     """The payload of the segment at ``nxt`` (``size`` bytes at most); 0 holds it back."""
     mss = conn.snd_mss
     if usable < size:
@@ -290,15 +310,13 @@ def _next_segment_size(conn: Connection, nxt: int, size: int, usable: int, unsen
     if size > mss:
         tail = size % mss
         if tail:
-            # The short last piece waits as it would alone (Nagle, sender SWS).
+            # The short last piece waits as it would alone (Nagle, sender SWS, corking).
             tail_at = nxt + size - tail
             if tail_at >= conn.snd_max and _hold_small_segment(
-                conn, tail, conn.send_buffer.end - tail_at, conn.snd_una
+                conn, tail, conn.send_buffer.end - tail_at, corking
             ):
                 size -= tail
-    elif (
-        size < mss and nxt >= conn.snd_max and _hold_small_segment(conn, size, unsent, conn.snd_una)
-    ):
+    elif size < mss and nxt >= conn.snd_max and _hold_small_segment(conn, size, unsent, corking):
         return 0
     return size
 
@@ -322,10 +340,15 @@ def _send_data(conn: Connection, nxt: int, size: int, fin: bool, now: Instant) -
     if size <= mss:
         if nxt < conn.snd_max:
             conn.retransmits += 1
-        elif conn.rtt_seq is None:
-            conn.rtt_seq = end
-            conn.rtt_sent_at = now
+        else:
+            if size < mss:
+                conn.snd_sml = end  # Minshall's Nagle: a small segment is in flight
+            if conn.rtt_seq is None:
+                conn.rtt_seq = end
+                conn.rtt_sent_at = now
     else:
+        if size % mss and end > conn.snd_max:
+            conn.snd_sml = end  # its last piece is small
         _account_pieces(conn, nxt, end, mss, now)
 
 
@@ -366,17 +389,43 @@ def _account_pieces(conn: Connection, start: int, end: int, mss: int, now: Insta
         conn.rtt_sent_at = now
 
 
-def _hold_small_segment(conn: Connection, size: int, unsent: int, una: int) -> bool:
-    """Whether a segment smaller than the MSS should wait (Nagle, sender SWS)."""
+def _hold_small_segment(conn: Connection, size: int, unsent: int, corking: bool) -> bool:
+    """Whether a segment smaller than the MSS should wait (Nagle, sender SWS, corking)."""
+    una = conn.snd_una
     outstanding = conn.snd_max > una
+    if size == unsent:
+        # The application's last bytes.
+        if conn.fin_seq is not None:
+            return False  # closing: the FIN must not wait (RFC 9293 §3.10.4)
+        if conn.cork:
+            return True  # TCP_CORK: only full-sized segments until it is cleared
+        nagle = (
+            not conn.nodelay
+            and outstanding
+            # RFC 896 / RFC 1122 §4.2.3.4: one small segment in flight at a time;
+            # Minshall's variant (as Linux's tcp_minshall_check) counts only small ones.
+            and (conn.snd_sml > una or not conn.config.minshall_nagle)
+        )
+        if corking and not nagle:
+            conn.corked = True  # autocorking: it leaves at the host's flush
+            return True
+        return nagle
     if not outstanding:
         return False  # nothing in flight: no ACK is coming to clock us, send now
-    if size == unsent:
-        # RFC 896 / RFC 1122 §4.2.3.4: one small segment in flight at a time, unless
-        # the application turned Nagle off or is closing (the FIN must not wait).
-        return not conn.nodelay and conn.fin_seq is None
     # Window-limited: RFC 9293 §3.8.6.2.1, wait until half the largest window fits.
     return size < conn.max_snd_wnd >> 1
+
+
+CORK_CEILING = 200 * MILLISECOND
+"""Longest that TCP_CORK holds data (Linux's tcp(7): "a 200 millisecond ceiling")."""
+
+
+def flush_corked(conn: Connection, now: Instant) -> None:
+    """Send what TCP_CORK holds, leaving the cork set (its ceiling ran out, or
+    TCP_NODELAY was set: Linux's tcp(7) flushes pending output then too)."""
+    cork, conn.cork = conn.cork, False
+    output(conn, now)
+    conn.cork = cork
 
 
 def retransmit_first(conn: Connection, now: Instant) -> None:

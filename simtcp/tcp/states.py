@@ -55,6 +55,7 @@ from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment, TimestampsOption
 from . import fastpath, handshake, recovery, timewait
 from .config import TcpConfig
 from .connection import Connection, Listener
+from .fastopen import CookieCache
 from .host import TcpHost
 from .machine import State, Trigger, enter
 from .options import accepts_missing_timestamps
@@ -94,6 +95,12 @@ class Owner(Protocol):
 
     def established(self, conn: Connection) -> None:
         """Announce a completed handshake (accepted or established event)."""
+        ...
+
+    fast_open_cache: CookieCache
+
+    def fast_open_accepted(self, conn: Connection) -> None:
+        """Hand a Fast Open connection to the application with its SYN's data (RFC 7413)."""
         ...
 
     def new_passive(
@@ -319,8 +326,9 @@ def _reset_arrives(owner: Owner, conn: Connection, seq: int, now: Instant) -> No
         return
     state = conn.state
     conn.host.stats.count("tcp.resets_received")
-    if state is State.SYN_RECEIVED and not conn.active:
-        # Back to LISTEN (Figure 5 note 1): the listener simply forgets the clone.
+    if state is State.SYN_RECEIVED and not conn.visible:
+        # Back to LISTEN (Figure 5 note 1): the listener simply forgets the clone (one the
+        # application holds already, a Fast Open connection, is reset as any other).
         owner.release(conn, trigger=Trigger.RCV_RST, now=now)
     elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
         owner.release(conn, trigger=Trigger.RCV_RST, now=now)
@@ -332,7 +340,7 @@ def _reset_arrives(owner: Owner, conn: Connection, seq: int, now: Instant) -> No
 
 def _syn_in_window(owner: Owner, conn: Connection, now: Instant) -> None:
     """RFC 9293 §3.10.7.4 "fourth": a SYN in a synchronized state."""
-    if conn.state is State.SYN_RECEIVED and not conn.active:
+    if conn.state is State.SYN_RECEIVED and not conn.visible:
         owner.release(conn, trigger=Trigger.RCV_SYN, now=now)  # passive open: return to LISTEN
         return
     _challenge_ack(conn, now)  # RFC 5961 §4.2

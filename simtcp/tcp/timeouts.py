@@ -15,7 +15,7 @@ from ..events import ConnectionTimedOut
 from ..time import Instant
 from .connection import Connection
 from .machine import State, Trigger
-from .output import output, retransmit_first, send_ack, send_probe, send_syn
+from .output import flush_corked, output, retransmit_first, send_ack, send_probe, send_syn
 from .recovery import rack_timers, retransmission_timed_out
 from .states import Owner
 
@@ -53,6 +53,10 @@ def timer_fired(owner: Owner, conn: Connection, now: Instant) -> None:
         _keepalive_timeout(owner, conn, now)
         if conn.state is State.CLOSED:
             return
+    cork_at = conn.cork_at
+    if cork_at is not None and cork_at <= now:
+        conn.cork_at = None
+        flush_corked(conn, now)  # TCP_CORK's ceiling
     rack_timers(conn, now)
 
 
@@ -69,7 +73,7 @@ def _timed_out(owner: Owner, conn: Connection, now: Instant) -> None:
 def _syn_timeout(owner: Owner, conn: Connection, now: Instant) -> None:
     conn.retries += 1
     if conn.retries > conn.config.syn_retries:
-        if conn.active:
+        if conn.visible:  # an active open, or a Fast Open connection already handed over
             owner.release(
                 conn,
                 ConnectionTimedOut(connection=conn.handle, soft_error=conn.soft_error),

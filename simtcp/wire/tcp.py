@@ -39,6 +39,11 @@ OPTION_WINDOW_SCALE = 3
 OPTION_SACK_PERMITTED = 4
 OPTION_SACK = 5
 OPTION_TIMESTAMPS = 8
+OPTION_FAST_OPEN = 34
+"""TCP Fast Open cookie (RFC 7413 §4.1.1)."""
+OPTION_EXPERIMENTAL = 254
+"""RFC 6994 shared experimental option; TFO used it with ExID 0xF989 before kind 34."""
+FAST_OPEN_EXID = b"\xf9\x89"
 
 _HEADER = struct.Struct("!HHIIBBHHH")
 _HEADER_WITH_TIMESTAMPS = struct.Struct("!HHIIBBHHHIII")
@@ -117,6 +122,16 @@ class TimestampsOption:
 
 
 @dataclass(frozen=True, slots=True)
+class FastOpenOption:
+    """TCP Fast Open (kind 34, RFC 7413 §4.1.1): an empty cookie asks for one; a cookie
+    is 4 to 16 bytes, of even length. ``experimental``: carried as the pre-RFC kind 254
+    with ExID 0xF989 (RFC 6994), which the engine ignores unless configured to accept it."""
+
+    cookie: bytes = b""
+    experimental: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownOption:
     """Any other option (or a known kind with a wrong length), kept as raw bytes."""
 
@@ -132,6 +147,7 @@ TcpOption = (
     | SackPermittedOption
     | SackOption
     | TimestampsOption
+    | FastOpenOption
     | UnknownOption
 )
 
@@ -186,38 +202,55 @@ def _typed_option(kind: int, body: bytes) -> TcpOption:
     if kind == OPTION_SACK and size and size % 8 == 0:
         edges = struct.unpack(f"!{size // 4}I", body)
         return SackOption(tuple(zip(edges[0::2], edges[1::2], strict=True)))
+    if kind == OPTION_FAST_OPEN and _is_fast_open_cookie(size):
+        return FastOpenOption(body)
+    if (
+        kind == OPTION_EXPERIMENTAL
+        and body[:2] == FAST_OPEN_EXID
+        and _is_fast_open_cookie(size - 2)
+    ):
+        return FastOpenOption(body[2:], experimental=True)
     return UnknownOption(kind, body)
+
+
+def _is_fast_open_cookie(size: int) -> bool:
+    """RFC 7413 §4.1.1: no cookie (a request), or 4 to 16 bytes of even length."""
+    return size == 0 or (4 <= size <= 16 and not size & 1)
 
 
 def build_options(options: tuple[TcpOption, ...] | list[TcpOption]) -> bytes:
     """Serialise options, padding with zero bytes (EOL) to a multiple of 4."""
-    parts: list[bytes] = []
-    for option in options:
-        if isinstance(option, NopOption):
-            parts.append(b"\x01")
-        elif isinstance(option, MssOption):
-            parts.append(struct.pack("!BBH", OPTION_MSS, 4, option.mss))
-        elif isinstance(option, WindowScaleOption):
-            parts.append(struct.pack("!BBB", OPTION_WINDOW_SCALE, 3, option.shift))
-        elif isinstance(option, SackPermittedOption):
-            parts.append(b"\x04\x02")
-        elif isinstance(option, TimestampsOption):
-            parts.append(
-                struct.pack("!BBII", OPTION_TIMESTAMPS, 10, option.value, option.echo_reply)
-            )
-        elif isinstance(option, SackOption):
-            edges = [edge for block in option.blocks for edge in block]
-            parts.append(struct.pack(f"!BB{len(edges)}I", OPTION_SACK, 2 + 4 * len(edges), *edges))
-        elif isinstance(option, EndOfOptionList):
-            parts.append(b"\x00" + option.padding)
-        else:
-            parts.append(bytes((option.kind, len(option.data) + 2)) + option.data)
-    raw = b"".join(parts)
+    raw = b"".join([_option_bytes(option) for option in options])
     if len(raw) % 4:
         raw += bytes(4 - len(raw) % 4)
     if len(raw) > MAX_OPTIONS_LENGTH:
         raise ValueError(f"TCP options of {len(raw)} bytes (at most 40)")
     return raw
+
+
+def _option_bytes(option: TcpOption) -> bytes:
+    """One option's bytes (kind, length, body)."""
+    if isinstance(option, NopOption):
+        return b"\x01"
+    if isinstance(option, MssOption):
+        return struct.pack("!BBH", OPTION_MSS, 4, option.mss)
+    if isinstance(option, WindowScaleOption):
+        return struct.pack("!BBB", OPTION_WINDOW_SCALE, 3, option.shift)
+    if isinstance(option, SackPermittedOption):
+        return b"\x04\x02"
+    if isinstance(option, TimestampsOption):
+        return struct.pack("!BBII", OPTION_TIMESTAMPS, 10, option.value, option.echo_reply)
+    if isinstance(option, SackOption):
+        edges = [edge for block in option.blocks for edge in block]
+        return struct.pack(f"!BB{len(edges)}I", OPTION_SACK, 2 + 4 * len(edges), *edges)
+    if isinstance(option, EndOfOptionList):
+        return b"\x00" + option.padding
+    if isinstance(option, FastOpenOption):
+        if option.experimental:
+            body = FAST_OPEN_EXID + option.cookie
+            return bytes((OPTION_EXPERIMENTAL, len(body) + 2)) + body
+        return bytes((OPTION_FAST_OPEN, len(option.cookie) + 2)) + option.cookie
+    return bytes((option.kind, len(option.data) + 2)) + option.data
 
 
 def _timestamps_only(options: tuple[TcpOption, ...]) -> TimestampsOption | None:
@@ -690,6 +723,14 @@ class TcpSegment:
             if isinstance(option, SackOption):
                 return option.blocks
         return ()
+
+    @property
+    def fast_open(self) -> FastOpenOption | None:
+        """The TCP Fast Open option (RFC 7413), kind 34 or the experimental 254."""
+        for option in self.options:
+            if type(option) is FastOpenOption:
+                return option
+        return None
 
     @property
     def timestamps(self) -> TimestampsOption | None:
