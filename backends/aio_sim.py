@@ -51,7 +51,7 @@ from typing import Any, TypeVar
 from simtcp.aio.driver import AioStack, EventHook
 from simtcp.aio.loop import NetworkLoopMixin, run_with
 from simtcp.aio.network import Host, Network, add_loopback
-from simtcp.config import StackConfig
+from simtcp.config import Ip6Config, StackConfig
 from simtcp.stack import Stack
 from simtcp.time import Instant
 
@@ -229,21 +229,42 @@ class SimulatedLoop(NetworkLoopMixin, VirtualTimeLoop):  # type: ignore[misc]
         self._simtcp_setup(network)
 
 
+def _run_due_timers(stack: Stack) -> None:
+    """What is due at time 0 (DAD that is off makes addresses usable at once)."""
+    due = stack.poll_at()
+    while due is not None and due <= 0:
+        stack.handle_timer(now=0)
+        due = stack.poll_at()
+
+
 class SimNetwork(Network):
     """Simulated hosts on one switch, in virtual time; asyncio programs run on them unchanged.
 
     Each :meth:`add_host` makes a stack (seeded from the network's seed and the
     host's index) with ``eth0`` at its address and ``lo`` at 127.0.0.1/8,
     cabled to the switch with its own :class:`LinkProfile` (both directions).
+    Every host's ``lo`` also has ::1. With ``prefix6`` (``"2001:db8::/64"``) every
+    host is dual-stack: ``eth0`` also gets the prefix's next IPv6 address, and its
+    name resolves to both families. IPv6 addresses skip DAD
+    (``Ip6Config(dad_transmits=0)`` unless ``config`` says otherwise), so a program
+    may use them, ::1 too, at virtual time 0.
     :meth:`loop_factory` is for ``asyncio.Runner(loop_factory=net.loop_factory)``;
     :meth:`run` is that in one call. A network runs one loop in its life.
     """
 
-    def __init__(self, seed: int = 0, *, prefix: str = "10.0.0.0/24") -> None:
-        super().__init__()
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        prefix: str = "10.0.0.0/24",
+        prefix6: str | None = None,
+        prefer_ipv6: bool = False,
+    ) -> None:
+        super().__init__(prefer_ipv6=prefer_ipv6)
         self.seed = seed
         self.simulator = Simulator(seed)
         self._prefix = ipaddress.IPv4Network(prefix)
+        self._prefix6 = ipaddress.IPv6Network(prefix6) if prefix6 else None
         self._profiles: dict[str, LinkProfile] = {}
         self.links: dict[str, Link] = {}
         self.loop: SimulatedLoop | None = None
@@ -253,22 +274,35 @@ class SimNetwork(Network):
         name: str,
         address: str | None = None,
         *,
+        address6: str | None = None,
         profile: LinkProfile | None = None,
         config: StackConfig | None = None,
     ) -> Host:
-        """A host named ``name`` at ``address`` (default: the next address of the prefix)."""
+        """A host named ``name`` at ``address`` (default: the next address of the prefix),
+        and at ``address6`` (default: the next of ``prefix6``, if the network has one)."""
         if self.loop is not None:
             raise RuntimeError("add hosts before the loop starts")
         index = len(self.hosts) + 1
         if address is None:
             address = str(self._prefix.network_address + index)
+        prefix6 = self._prefix6
+        if address6 is None and prefix6 is not None:
+            address6 = str(prefix6.network_address + index)
         mac = f"02:00:00:00:{index >> 8 & 0xFF:02x}:{index & 0xFF:02x}"
-        stack = Stack(config or StackConfig(seed=self.seed * 1000 + index))
+        if config is None:
+            config = StackConfig(seed=self.seed * 1000 + index, ip6=Ip6Config(dad_transmits=0))
+        stack = Stack(config)
         stack.add_interface("eth0", mac=mac)
         stack.add_address("eth0", f"{address}/{self._prefix.prefixlen}")
-        add_loopback(stack)
+        addresses = [address, "127.0.0.1", "::1"]
+        if address6 is not None:
+            length = prefix6.prefixlen if prefix6 is not None else 64
+            stack.add_address("eth0", f"{address6}/{length}")
+            addresses[1:1] = [address6]
+        add_loopback(stack, ipv6=True)
+        _run_due_timers(stack)
         self._profiles[name] = profile or LinkProfile()
-        return self.register(Host(name, stack, [address, "127.0.0.1"]))
+        return self.register(Host(name, stack, addresses))
 
     def loop_factory(self) -> SimulatedLoop:
         """A new :class:`SimulatedLoop` driving every host (for ``asyncio.Runner``)."""

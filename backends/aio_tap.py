@@ -159,8 +159,9 @@ class TapNetwork(Network):
 
     ``add_host(name, stack, devices, addresses)`` takes a configured stack and its
     devices (created by the caller; :class:`~simtcp.backends.tap.TapDevice`); the
-    host also gets ``lo`` at 127.0.0.1/8. :meth:`loop_factory` is for
-    ``asyncio.Runner(loop_factory=...)``; :meth:`run` is that in one call.
+    host also gets ``lo`` at 127.0.0.1/8, and ::1 when an address is IPv6.
+    :meth:`loop_factory` is for ``asyncio.Runner(loop_factory=...)``; :meth:`run` is
+    that in one call.
     """
 
     def __init__(self, *, read_batch: int = 256) -> None:
@@ -174,9 +175,11 @@ class TapNetwork(Network):
     ) -> Host:
         if self.loop is not None:
             raise RuntimeError("add hosts before the loop starts")
-        add_loopback(stack)
+        ipv6 = any(":" in address for address in addresses)
+        add_loopback(stack, ipv6=ipv6)
         self._devices[name] = list(devices)
-        return self.register(Host(name, stack, [*addresses, "127.0.0.1"]))
+        loopbacks = ["127.0.0.1", "::1"] if ipv6 else ["127.0.0.1"]
+        return self.register(Host(name, stack, [*addresses, *loopbacks]))
 
     def loop_factory(self) -> TapEventLoop:
         if self.loop is not None:

@@ -212,6 +212,29 @@ def link_index(name: str, namespace: str | None = None) -> int | None:
     return int(found[0]) if found else None
 
 
+def add_kernel_address6(name: str, namespace: str | None, address: str) -> None:
+    """Give the kernel side of ``name`` an IPv6 address with prefix (``"2001:db8::2/64"``).
+
+    Added with IFA_F_NODAD: the kernel uses it at once instead of after its own
+    duplicate address detection (a second or more), and simtcp, which runs DAD
+    for its own addresses, sees no probe for it. Raises :class:`TapError`.
+    """
+    text, _, prefix = address.partition("/")
+    try:
+        with netlink(namespace) as ipr:
+            index = ipr.link_lookup(ifname=name)[0]
+            ipr.addr(
+                "add", index=index, address=text, prefixlen=int(prefix or 128), flags=_IFA_F_NODAD
+            )
+    except (OSError, IndexError, ValueError) as error:
+        detail = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise TapError(f"cannot give {name} the IPv6 address {address}: {detail}") from None
+
+
+_IFA_F_NODAD = 0x02
+"""linux/if_addr.h: no duplicate address detection for this address."""
+
+
 def check_name_free(name: str, namespace: str | None) -> None:
     """Raise :class:`TapError` when ``name`` is not a usable, unused interface name."""
     if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name.strip() != name:
@@ -225,6 +248,7 @@ def check_name_free(name: str, namespace: str | None) -> None:
 
 __all__ = [
     "TapError",
+    "add_kernel_address6",
     "check_attachable",
     "check_name_free",
     "ensure_namespace",

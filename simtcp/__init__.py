@@ -9,7 +9,15 @@ and the next deadline out (:meth:`Stack.frames_to_send`, :meth:`Stack.next_event
 
 from __future__ import annotations
 
-from .config import ArpConfig, IcmpConfig, IpConfig, StackConfig, TcpConfig, UdpConfig
+from .config import (
+    ArpConfig,
+    IcmpConfig,
+    Ip6Config,
+    IpConfig,
+    StackConfig,
+    TcpConfig,
+    UdpConfig,
+)
 from .errors import (
     AddressError,
     AddressInUseError,
@@ -61,6 +69,7 @@ __all__ = [
     "EchoReplyReceived",
     "Event",
     "IcmpConfig",
+    "Ip6Config",
     "IcmpErrorReceived",
     "Instant",
     "InterfaceOffload",

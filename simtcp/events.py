@@ -128,6 +128,8 @@ class ConnectionFailed(Event):
     connection: int
     icmp_type: int
     code: int
+    ipv6: bool = False
+    """``icmp_type`` and ``code`` are ICMPv6's (RFC 4443), not ICMP's."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,9 +9,11 @@ reassembly, local delivery, forwarding); :class:`~simtcp.icmp.Icmp`,
 :class:`~simtcp.udp.Udp`, and :class:`~simtcp.tcpio.TcpFrames` (TCP in and out
 of frames, with the one-step fast paths) around the TCP layer. The stack
 itself holds the one timer heap and the event queue, and dispatches each
-received frame: Ethernet -> ARP or IPv4. Nothing here reads a clock, sleeps, opens a
-socket or draws on ``os.urandom``: time arrives as ``now`` and chance comes
-from the configured seed, so the same inputs always give the same bytes out.
+received frame: Ethernet -> ARP, IPv4 or IPv6 (:class:`~simtcp.ip6.Ipv6Layer`:
+addresses with DAD, Neighbor Discovery, SLAAC, MLD, ICMPv6, reassembly and
+forwarding). Nothing here reads a clock, sleeps, opens a socket or draws on
+``os.urandom``: time arrives as ``now`` and chance comes from the configured
+seed, so the same inputs always give the same bytes out.
 
 Bad input from the network never raises: each drop is counted by its
 :class:`~simtcp.errors.DropReason` in :meth:`Stack.stats`. Only misuse of the
@@ -21,6 +23,7 @@ API raises, with the exception classes of :mod:`simtcp.errors`.
 from __future__ import annotations
 
 from collections import deque
+from ipaddress import IPv6Address
 
 from .config import StackConfig
 from .errors import AddressError, DropReason, InvalidHandleError, NoRouteError, ParseError
@@ -35,6 +38,8 @@ from .icmp import Icmp
 from .ip.input import Ipv4Input
 from .ip.output import Ipv4Output
 from .ip.routing import address_from_str
+from .ip6 import Ipv6Layer
+from .ip6.addresses import address6_from_str
 from .link.interface import Interface, InterfaceOffload
 from .rng import SeededRandom
 from .stats import Stats
@@ -44,7 +49,15 @@ from .tcpio import FAST_MIN_FRAME, TcpFrames
 from .time import Instant
 from .timers import TimerHeap
 from .udp import Udp
-from .wire.ethernet import BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame, mac_from_str
+from .wire.address import address_from_api
+from .wire.ethernet import (
+    BROADCAST_MAC,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
+    EthernetFrame,
+    mac_from_str,
+)
 from .wire.tcp import TcpSegment
 
 _NO_FAST_PATH = 1 << 62
@@ -85,7 +98,20 @@ class Stack:
             tcp=frames,
         )
         self.tcp = TcpLayer(config.tcp, host=frames, timers=self.timers, rng=self.rng)
+        self._ip6 = ip6 = Ipv6Layer(
+            config,
+            timers=self.timers,
+            stats=stats,
+            rng=self.rng,
+            output4=output,
+            emit=self.emit,
+            tcp=frames,
+            udp=self._udp,
+        )
         icmp.tcp = frames.tcp = self.tcp
+        frames.ipv6 = self._udp.ipv6 = self  # the transports' IPv6 seam (simtcp/network6.py)
+        frames.ipv6_verdict = self._udp.ipv6_verdict = ip6
+        ip6.icmp.tcp = self.tcp
         # Read once: the per-frame paths below reach these without a call.
         self._interfaces = output.interfaces
         self._fast_received = frames.fast_received
@@ -100,6 +126,9 @@ class Stack:
         stats.gauge("ip.reassembly_bytes", lambda: self._ipv4.reassembler.held_bytes)
         stats.gauge("udp.sockets", self._udp.sockets.__len__)
         stats.gauge("tcp.connections", self.tcp.connection_count)
+        stats.gauge("nd.cache_entries", ip6.output.neighbours.__len__)
+        stats.gauge("nd.queued_packets", ip6.output.neighbours.pending_packets)
+        stats.gauge("ip6.reassembly_bytes", lambda: ip6.input.reassembler.held_bytes)
 
     # --- topology -----------------------------------------------------------
 
@@ -110,8 +139,14 @@ class Stack:
         mac: str | bytes,
         mtu: int = 1500,
         offload: InterfaceOffload | None = None,
+        now: Instant = 0,
     ) -> None:
-        """Add an Ethernet interface; ``mac`` as ``"02:00:00:00:00:01"`` or 6 bytes."""
+        """Add an Ethernet interface; ``mac`` as ``"02:00:00:00:00:01"`` or 6 bytes.
+
+        With ``ip6.link_local_on_add`` (off by default) and an MTU of at least 1,280
+        it also gets an IPv6 link-local address, tentative until DAD (RFC 4862)
+        passes, which starts at ``now``.
+        """
         if name in self._interfaces:
             raise AddressError(f"interface {name!r} already exists")
         raw_mac = mac_from_str(mac) if isinstance(mac, str) else bytes(mac)
@@ -119,19 +154,29 @@ class Stack:
             raise AddressError(f"not a unicast MAC address: {mac!r}")
         if not 68 <= mtu <= 65535:
             raise AddressError(f"MTU {mtu} outside 68..65535 (RFC 791 §3.2)")
-        self._output.add_interface(Interface(name, raw_mac, mtu, offload or InterfaceOffload()))
+        iface = Interface(name, raw_mac, mtu, offload or InterfaceOffload())
+        self._output.add_interface(iface)
+        self._ip6.interface_added(iface, now)
 
     def interface_mac(self, name: str) -> bytes:
         return self._output.interface(name).mac
 
     def add_address(self, interface: str, address: str, *, now: Instant = 0) -> None:
-        """Give ``interface`` an address with prefix (``"10.0.0.1/24"``) and its connected route."""
+        """Give ``interface`` an address with prefix and its connected route: IPv4
+        (``"10.0.0.1/24"``) or IPv6 (``"2001:db8::1/64"``, tentative until DAD passes)."""
+        if ":" in address:
+            self._ip6.add_address(interface, address, now)
+            return
         self._output.add_address(interface, address)
 
     def add_route(
         self, destination: str, *, via: str | None = None, interface: str | None = None
     ) -> None:
-        """Route a prefix (``"0.0.0.0/0"`` for default) via a gateway and/or out an interface."""
+        """Route a prefix (``"0.0.0.0/0"`` or ``"::/0"`` for default) via a gateway
+        and/or out an interface."""
+        if ":" in destination:
+            self._ip6.add_route(destination, via=via, interface=interface)
+            return
         self._output.add_route(destination, via=via, interface=interface)
 
     # --- frames, time, events ----------------------------------------------
@@ -176,6 +221,11 @@ class Stack:
         destination = ethernet.destination
         link_broadcast = destination == BROADCAST_MAC
         if destination != iface.mac and not link_broadcast:
+            if ethernet.ethertype == ETHERTYPE_IPV6 and self._ip6.accepts_mac(
+                interface, destination
+            ):
+                self._ip6.received(iface, ethernet.payload, True, now, verified=checksum_verified)
+                return
             stats.drop(DropReason.NOT_FOR_US)  # another host's unicast, or multicast
             return
         if ethernet.ethertype == ETHERTYPE_IPV4:
@@ -186,6 +236,10 @@ class Stack:
                 now,
                 verified=checksum_verified,
                 gso_size=gso_size,
+            )
+        elif ethernet.ethertype == ETHERTYPE_IPV6:
+            self._ip6.received(
+                iface, ethernet.payload, link_broadcast, now, verified=checksum_verified
             )
         elif ethernet.ethertype == ETHERTYPE_ARP:
             self._output.neighbours.frame_received(
@@ -218,7 +272,10 @@ class Stack:
             # Datagrams to our own addresses (RFC 1122 §3.3.1.1) are delivered here, as if they
             # had come back on the wire, so no API call re-enters a layer that is mid-update.
             datagram = loopback.popleft()
-            self._ipv4.received(output.loopback_interface, datagram, False, now)
+            if datagram[0] >> 4 == 6:
+                self._ip6.received(output.loopback_interface, datagram, False, now)
+            else:
+                self._ipv4.received(output.loopback_interface, datagram, False, now)
             self.tcp.flush_acks(now=now)
         frames = output.frames
         output.frames = []
@@ -299,6 +356,52 @@ class Stack:
     def is_local_address(self, address: int) -> bool:
         return address in self._output.local
 
+    # --- IPv6 out (the seam the transport layers use; ARCHITECTURE.md "IPv6") ---
+
+    def send_ipv6(
+        self,
+        source: IPv6Address | None,
+        destination: IPv6Address,
+        next_header: int,
+        payload: bytes,
+        *,
+        now: Instant,
+    ) -> None:
+        """Route, pick a source (None: RFC 6724), fragment at the source if the path MTU
+        asks, resolve (ND) and queue one IPv6 datagram; no route is counted, not raised."""
+        self._ip6.send(source, destination, next_header, payload, now=now)
+
+    def route6_source(self, destination: IPv6Address) -> tuple[IPv6Address, int] | None:
+        """(source address, path MTU) used to reach ``destination``, or None without a
+        route or a usable source. The MTU follows packet-too-big messages (RFC 8201)."""
+        return self._ip6.route_source(destination)
+
+    def is_local_address6(self, address: IPv6Address) -> bool:
+        """One of our IPv6 addresses, and usable (DAD passed)."""
+        return self._ip6.is_local(address)
+
+    def addresses6(self, interface: str) -> list[tuple[IPv6Address, int, str]]:
+        """(address, prefix length, state) of ``interface``'s IPv6 addresses; the state is
+        ``tentative``, ``preferred``, ``deprecated`` or ``duplicate`` (RFC 4862)."""
+        return self._ip6.addresses(interface)
+
+    def neighbour6_state(self, interface: str, address: str) -> str | None:
+        """The neighbour cache state of ``address`` on ``interface`` (RFC 4861 §7.3.2:
+        ``incomplete``, ``reachable``, ``stale``, ``delay``, ``probe``), or None."""
+        return self._ip6.neighbour_state(interface, address6_from_str(address))
+
+    def add_neighbour6(self, interface: str, address: str, mac: str | bytes) -> None:
+        """A static neighbour entry (like ``ip -6 neigh add ... nud permanent``)."""
+        raw_mac = mac_from_str(mac) if isinstance(mac, str) else bytes(mac)
+        self._ip6.add_static_neighbour(interface, address, raw_mac)
+
+    def join_group6(self, interface: str, group: str, *, now: Instant) -> None:
+        """Listen to an IPv6 multicast group on ``interface`` (MLDv2 reports, RFC 3810)."""
+        self._ip6.join_group(interface, group, now)
+
+    def leave_group6(self, interface: str, group: str, *, now: Instant) -> None:
+        self._ip6.leave_group(interface, group, now)
+
     # --- ICMP -----------------------------------------------------------------
 
     def ping(
@@ -311,7 +414,22 @@ class Stack:
         ttl: int | None = None,
         now: Instant,
     ) -> None:
-        """Send an ICMP echo request; the answer arrives as an EchoReplyReceived event."""
+        """Send an ICMP (or, for an IPv6 address, ICMPv6) echo request; the answer arrives
+        as an EchoReplyReceived event (its ``ttl`` is the hop limit for IPv6). A
+        link-local IPv6 destination may name its interface: ``"fe80::1%eth0"``."""
+        if ":" in destination:
+            text, _, zone = destination.partition("%")
+            if not self._ip6.icmp.send_echo_request(
+                address6_from_str(text),
+                identifier,
+                sequence,
+                payload,
+                hop_limit=ttl,
+                interface=zone or None,
+                now=now,
+            ):
+                raise NoRouteError(f"no route to {destination}")
+            return
         address = address_from_str(destination)
         if not self._icmp.send_echo_request(
             address, identifier, sequence, payload, ttl=ttl, now=now
@@ -351,7 +469,7 @@ class Stack:
         ``fast_open_queue``: TCP_FASTOPEN's qlen (RFC 7413, with ``tcp.fast_open_server``)."""
         return self.tcp.listen(
             port,
-            address=address_from_str(address) if address else 0,
+            address=address_from_api(address) if address else 0,
             backlog=backlog,
             fast_open_queue=fast_open_queue,
         )
@@ -370,7 +488,7 @@ class Stack:
         ``data`` is sent as soon as it may: in the SYN with TCP Fast Open (RFC 7413,
         ``tcp.fast_open_client`` and a cached cookie), else after the handshake."""
         return self.tcp.connect(
-            address_from_str(address), port, local_port=local_port, data=data, now=now
+            address_from_api(address), port, local_port=local_port, data=data, now=now
         )
 
     def send(self, connection: int, data: bytes, *, now: Instant) -> int:

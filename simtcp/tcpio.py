@@ -47,6 +47,13 @@ and the next hop's MAC come from the stack's one
 :class:`~simtcp.ip.output.Ipv4Output` (:meth:`~simtcp.ip.output.Ipv4Output.unicast_route`),
 as does the identification.
 
+IPv6 (RFC 8200) takes no fast path: ``send_tcp`` sends a segment between IPv6
+addresses through the stack's :class:`~simtcp.network6.Ipv6Network` (``ipv6``)
+with a full checksum over RFC 8200 §8.1's pseudo-header, and the IPv6 input
+hands segments in through :meth:`TcpFrames.received_ipv6`. Checksum and
+segmentation offloads stay IPv4-only: an IPv6 route reports no offload, so TCP
+sends MSS-sized segments toward it.
+
 Both fast paths must be invisible: the same frames out, the same events, the
 same counters and the same IPv4 identification sequence as the general path.
 ``StackConfig.fast_paths`` turns both off (the general path alone then runs);
@@ -58,14 +65,17 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from ipaddress import IPv6Address
 from typing import TYPE_CHECKING
 
 from .errors import DropReason, ParseError
 from .events import Event
 from .ip.routing import LIMITED_BROADCAST
 from .link.interface import Interface, InterfaceOffload
+from .network6 import ChecksumVerdict, Ipv6Network, is_multicast6
 from .stats import Stats
 from .time import Instant
+from .wire.address import Address
 from .wire.checksum import Buffer, checksum_verifies
 from .wire.ethernet import ETHERTYPE_IPV4
 from .wire.ipv4 import Ipv4Packet
@@ -78,6 +88,8 @@ if TYPE_CHECKING:
     from .icmp import Icmp
     from .ip.output import Ipv4Output
     from .tcp import TcpLayer
+
+_NO_OFFLOAD = InterfaceOffload()
 
 FAST_RX = struct.Struct("!6s6xHBBHHHBBHII")
 """Destination MAC and EtherType, then the option-less IPv4 header: the receive fast path."""
@@ -116,6 +128,10 @@ class TcpFrames:
 
     tcp: TcpLayer
     """The TCP layer served (set by the stack once the layer exists)."""
+    ipv6: Ipv6Network | None = None
+    """The IPv6 network layer (set by a stack that speaks IPv6); None: IPv6 is unroutable."""
+    ipv6_verdict: ChecksumVerdict | None = None
+    """Whether the link vouched for the checksum of the IPv6 datagram being delivered."""
 
     def __init__(
         self,
@@ -139,15 +155,24 @@ class TcpFrames:
 
     # --- TcpHost ----------------------------------------------------------------
 
-    def route_source(self, destination: int) -> tuple[int, int] | None:
+    def route_source(self, destination: Address) -> tuple[Address, int] | None:
         """(source address, MTU) used to reach ``destination``, or None (TcpHost protocol)."""
+        if isinstance(destination, IPv6Address):
+            ipv6 = self.ipv6
+            return None if ipv6 is None else ipv6.route6_source(destination)
         return self._output.route_source(destination)
 
-    def route_offload(self, destination: int) -> InterfaceOffload:
-        """What the link toward ``destination`` does for us (TcpHost protocol)."""
+    def route_offload(self, destination: Address) -> InterfaceOffload:
+        """What the link toward ``destination`` does for us (TcpHost protocol); nothing
+        toward IPv6 (the offloads are IPv4-only)."""
+        if isinstance(destination, IPv6Address):
+            return _NO_OFFLOAD
         return self._output.route_offload(destination)
 
-    def is_local_address(self, address: int) -> bool:
+    def is_local_address(self, address: Address) -> bool:
+        if isinstance(address, IPv6Address):
+            ipv6 = self.ipv6
+            return ipv6 is not None and ipv6.is_local_address6(address)
         return address in self._local
 
     # --- receive --------------------------------------------------------------
@@ -235,13 +260,55 @@ class TcpFrames:
         stats.count("tcp.segments_in")
         self.tcp.segment_received(packet.source, packet.destination, segment, now=now)
 
+    def received_ipv6(
+        self, source: IPv6Address, destination: IPv6Address, payload: Buffer, now: Instant
+    ) -> None:
+        """A TCP segment from the IPv6 input (after extension headers and reassembly),
+        addressed to one of our unicast addresses; the checksum is verified unless the link
+        vouched for it (a TAP's offload: then it may be partial, RFC 1071 §2 (C))."""
+        stats = self.stats
+        if is_multicast6(destination):
+            stats.drop(DropReason.NOT_FOR_US)  # RFC 9293 §3.9.1: no TCP to multicast
+            return
+        if is_multicast6(source) or not source:
+            stats.drop(DropReason.BAD_SOURCE_ADDRESS)  # RFC 4291 §2.7, §2.5.2
+            return
+        verdict = self.ipv6_verdict
+        try:
+            if verdict is not None and verdict.checksum_verified:
+                segment = TcpSegment.parse(payload)
+            else:
+                segment = TcpSegment.parse_ipv6(payload, source=source, destination=destination)
+        except ParseError as error:
+            stats.drop(error.reason)
+            return
+        stats.count("tcp.segments_in")
+        self.tcp.segment_received(source, destination, segment, now=now)
+
     # --- transmit -------------------------------------------------------------
 
-    def send_tcp(self, source: int, destination: int, segment: TcpSegment, *, now: Instant) -> None:
-        """Wrap a segment from the TCP layer in IPv4 and send it (TcpHost protocol)."""
+    def send_tcp(
+        self, source: Address, destination: Address, segment: TcpSegment, *, now: Instant
+    ) -> None:
+        """Wrap a segment from the TCP layer in IPv4 or IPv6 and send it (TcpHost protocol)."""
         self._counters["tcp.segments_out"] += 1
-        if not (self._fast_paths and self._fast_sent(source, destination, segment)):
-            self.send_general(source, destination, segment, now)
+        if isinstance(destination, int):
+            if not (self._fast_paths and self._fast_sent(source, destination, segment)):  # type: ignore[arg-type]
+                self.send_general(source, destination, segment, now)  # type: ignore[arg-type]
+            return
+        self._send_ipv6(source, destination, segment, now)
+
+    def _send_ipv6(
+        self, source: Address, destination: IPv6Address, segment: TcpSegment, now: Instant
+    ) -> None:
+        """The segment in IPv6, checksummed over RFC 8200 §8.1's pseudo-header."""
+        ipv6 = self.ipv6
+        if ipv6 is None or not isinstance(source, IPv6Address):
+            self.stats.drop(DropReason.NO_ROUTE)
+            return
+        ipv6.send_ipv6(
+            source, destination, PROTOCOL_TCP, segment.build_ipv6(source, destination), now=now
+        )
 
     def _fast_sent(self, source: int, destination: int, segment: TcpSegment) -> bool:
         """Queue the common segment's frame in one step: routed to a resolved unicast next hop,

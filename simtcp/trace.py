@@ -55,7 +55,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .time import Instant
-from .wire.ipv4 import ip_to_str
+from .wire.address import Address, format_address
 from .wire.tcp import TcpSegment, flags_to_str
 
 if TYPE_CHECKING:
@@ -114,9 +114,9 @@ def _snapshot(conn: Connection) -> tuple[Any, ...]:
     )
 
 
-def _name(key: tuple[int, int, int, int]) -> str:
+def _name(key: tuple[Address, int, Address, int]) -> str:
     local, local_port, remote, remote_port = key
-    return f"{ip_to_str(local)}:{local_port}>{ip_to_str(remote)}:{remote_port}"
+    return f"{format_address(local)}:{local_port}>{format_address(remote)}:{remote_port}"
 
 
 class _ConnectionView:
@@ -151,7 +151,7 @@ class ConnectionTrace:
         self._sink = sink
         self._keep = keep
         self._max_records = max_records
-        self._views: dict[tuple[str, tuple[int, int, int, int]], _ConnectionView] = {}
+        self._views: dict[tuple[str, tuple[Address, int, Address, int]], _ConnectionView] = {}
         self._stacks: dict[str, Stack] = {}
         self._write(
             {"type": "header", "schema": TRACE_SCHEMA, "version": TRACE_VERSION, **(header or {})}
@@ -208,7 +208,7 @@ class ConnectionTrace:
     def segment(
         self,
         host: str,
-        key: tuple[int, int, int, int],
+        key: tuple[Address, int, Address, int],
         segment: TcpSegment,
         now: Instant,
         *,
@@ -315,18 +315,20 @@ class _RecordingHost:
         self._name = name
         self.stats = host.stats
 
-    def send_tcp(self, source: int, destination: int, segment: TcpSegment, *, now: Instant) -> None:
+    def send_tcp(
+        self, source: Address, destination: Address, segment: TcpSegment, *, now: Instant
+    ) -> None:
         key = (source, segment.source_port, destination, segment.destination_port)
         self._trace.segment(self._name, key, segment, now, sent=True)
         self._host.send_tcp(source, destination, segment, now=now)
 
-    def route_source(self, destination: int) -> tuple[int, int] | None:
+    def route_source(self, destination: Address) -> tuple[Address, int] | None:
         return self._host.route_source(destination)
 
-    def route_offload(self, destination: int) -> InterfaceOffload:
+    def route_offload(self, destination: Address) -> InterfaceOffload:
         return self._host.route_offload(destination)
 
-    def is_local_address(self, address: int) -> bool:
+    def is_local_address(self, address: Address) -> bool:
         return self._host.is_local_address(address)
 
     def emit(self, event: Event) -> None:

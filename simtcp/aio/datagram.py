@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import NoRouteError, SimtcpError
 from ..events import DatagramReceived, IcmpErrorReceived
 from ..wire.protocols import PROTOCOL_UDP
+from .network import SockAddr, is_ipv6, literal, sockaddr
 from .streams import raise_os_error
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class DatagramProtocolLike(Protocol):
 
     def connection_made(self, transport: Any) -> None: ...
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None: ...
+    def datagram_received(self, data: bytes, addr: SockAddr) -> None: ...
 
     def error_received(self, exc: Exception) -> None: ...
 
@@ -54,14 +55,17 @@ class DatagramTransport(asyncio.DatagramTransport):
         socket: int,
         protocol: DatagramProtocolLike,
         *,
-        sockname: tuple[str, int],
-        remote_addr: tuple[str, int] | None,
+        sockname: SockAddr,
+        remote_addr: SockAddr | None,
     ) -> None:
         self._driver = driver
         self.socket = socket
         """The stack's UDP socket handle."""
         self._protocol = protocol
         self._remote = remote_addr
+        self._ipv6 = len(sockname) == 4
+        """An AF_INET6 endpoint: peers are (host, port, flowinfo, scope_id), IPv4 ones
+        as IPv4-mapped addresses (RFC 4291 §2.5.5.2), as Linux reports them."""
         self._closing = False
         self._extra: dict[str, Any] = {
             "sockname": sockname,
@@ -83,13 +87,13 @@ class DatagramTransport(asyncio.DatagramTransport):
         return 0  # datagrams go straight into the stack's output queue
 
     def sendto(  # type: ignore[override]
-        self, data: bytes | bytearray | memoryview, addr: tuple[str, int] | None = None
+        self, data: bytes | bytearray | memoryview, addr: tuple[Any, ...] | None = None
     ) -> None:
         """Send one datagram; no route is reported to ``error_received`` as asyncio does."""
         if self._closing:
             return
         if self._remote is not None:
-            if addr is not None and tuple(addr) != self._remote:
+            if addr is not None and self._peer(addr[0], addr[1]) != self._remote:
                 raise ValueError(f"Invalid address: must be None or {self._remote}")
             addr = self._remote
         if addr is None:
@@ -118,8 +122,14 @@ class DatagramTransport(asyncio.DatagramTransport):
 
     # --- driven by the driver's events -----------------------------------------
 
+    def _peer(self, address: str, port: int) -> SockAddr:
+        if self._ipv6:
+            text = literal(address) or address
+            return sockaddr(text if is_ipv6(text) else f"::ffff:{text}", port)
+        return (address, port)
+
     def datagram_received(self, event: DatagramReceived) -> None:
-        source = (event.source, event.source_port)
+        source = self._peer(event.source, event.source_port)
         if self._remote is not None and source != self._remote:
             return  # a connected endpoint hears only its peer
         self._protocol.datagram_received(event.data, source)
@@ -129,7 +139,7 @@ class DatagramTransport(asyncio.DatagramTransport):
         if (
             remote is None
             or event.original_protocol != PROTOCOL_UDP
-            or event.original_destination != remote[0]
+            or (literal(event.original_destination) or "") != remote[0].removeprefix("::ffff:")
         ):
             return False
         error: Exception
@@ -148,7 +158,9 @@ def open_datagram_endpoint(
     local_addr: tuple[str, int] | None,
     remote_addr: tuple[str, int] | None,
 ) -> tuple[DatagramTransport, DatagramProtocolLike]:
-    """Bind, build the protocol, call ``connection_made``: ``create_datagram_endpoint``."""
+    """Bind, build the protocol, call ``connection_made``: ``create_datagram_endpoint``.
+
+    A local or remote IPv6 address makes an AF_INET6 endpoint (4-tuple addresses)."""
     host, port = local_addr if local_addr is not None else ("0.0.0.0", 0)
     address = None if host in (None, "", "0.0.0.0") else host
     stack = driver.stack
@@ -156,8 +168,12 @@ def open_datagram_endpoint(
         socket = stack.udp_bind(port, address=address)
     except SimtcpError as error:
         raise_os_error(error)
-    remote = (remote_addr[0], int(remote_addr[1])) if remote_addr is not None else None
-    sockname = (address or "0.0.0.0", stack.udp_local_port(socket))
+    ipv6 = (address is not None and is_ipv6(address)) or (
+        remote_addr is not None and is_ipv6(remote_addr[0])
+    )
+    remote = sockaddr(remote_addr[0], int(remote_addr[1])) if remote_addr is not None else None
+    bound = address or ("::" if ipv6 else "0.0.0.0")
+    sockname = sockaddr(bound, stack.udp_local_port(socket))
     protocol = protocol_factory()
     transport = DatagramTransport(driver, socket, protocol, sockname=sockname, remote_addr=remote)
     driver.add_datagram(socket, transport)

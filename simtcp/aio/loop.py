@@ -33,8 +33,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import AddressInUseError, SimtcpError
+from ..wire.address import address_from_api
 from .datagram import open_datagram_endpoint
-from .network import Host, Network
+from .network import Host, Network, SockAddr, family_of, is_ipv6, literal, sockaddr
 from .server import SimServer
 from .streams import raise_os_error
 from .transport import StreamTransport
@@ -87,7 +88,7 @@ async def _connect(host: Host, address: str, port: int, local_port: int | None) 
         raise
     except ConnectionRefusedError:
         raise ConnectionRefusedError(
-            errno.ECONNREFUSED, f"Connect call failed {(address, port)!r}"
+            errno.ECONNREFUSED, f"Connect call failed {sockaddr(address, port)!r}"
         ) from None
     return transport
 
@@ -117,25 +118,37 @@ class NetworkLoopMixin:
         type: int = 0,
         proto: int = 0,
         flags: int = 0,
-    ) -> list[tuple[Any, Any, int, str, tuple[str, int]]]:
-        """Resolve through the network's hosts table (socket.gaierror for unknown names)."""
-        if family not in (0, socket.AF_INET):
-            raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
-        address = self.network.resolve(host, passive=bool(flags & socket.AI_PASSIVE))
+    ) -> list[tuple[Any, Any, int, str, SockAddr]]:
+        """Resolve through the network's hosts table (socket.gaierror for unknown names).
+
+        AF_INET results carry (host, port), AF_INET6 ones (host, port, flowinfo,
+        scope_id) as the socket module's do; a dual-stack name gives both families
+        (``family=`` keeps one), IPv4 first unless the network prefers IPv6."""
+        addresses = self.network.resolve_all(
+            host, passive=bool(flags & socket.AI_PASSIVE), family=family
+        )
         number = _port_number(port, type)
         kinds = [type] if type else [socket.SOCK_STREAM, socket.SOCK_DGRAM]
-        result = []
-        for kind in kinds:
-            protocol = proto or (
-                socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
-            )
-            canonical = host if flags & socket.AI_CANONNAME and isinstance(host, str) else ""
-            result.append(
-                (socket.AF_INET, socket.SocketKind(kind), protocol, canonical, (address, number))
-            )
+        result: list[tuple[Any, Any, int, str, SockAddr]] = []
+        canonical = host if flags & socket.AI_CANONNAME and isinstance(host, str) else ""
+        for address in addresses:
+            for kind in kinds:
+                protocol = proto or (
+                    socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
+                )
+                result.append(
+                    (
+                        family_of(address),
+                        socket.SocketKind(kind),
+                        protocol,
+                        canonical,
+                        sockaddr(address, number),
+                    )
+                )
+                canonical = ""  # getaddrinfo(3): only the first result carries it
         return result
 
-    async def getnameinfo(self, sockaddr: tuple[str, int], flags: int = 0) -> tuple[str, str]:
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
         address, port = sockaddr[0], sockaddr[1]
         name = address if flags & socket.NI_NUMERICHOST else self.network.reverse(address)
         return name, str(port)
@@ -191,7 +204,7 @@ class NetworkLoopMixin:
     async def _connect_first(
         self,
         host: Host,
-        infos: list[tuple[Any, Any, int, str, tuple[str, int]]],
+        infos: list[tuple[Any, Any, int, str, SockAddr]],
         local_port: int | None,
         all_errors: bool,
     ) -> StreamTransport:
@@ -240,11 +253,13 @@ class NetworkLoopMixin:
 
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         """Connect ``sock`` on simtcp (for aiohappyeyeballs); see the module docstring."""
-        if sock.family != socket.AF_INET or sock.type != socket.SOCK_STREAM:
-            raise NotImplementedError("loop.sock_connect() on simtcp takes AF_INET TCP sockets")
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+            raise NotImplementedError(
+                "loop.sock_connect() on simtcp takes AF_INET and AF_INET6 TCP sockets"
+            )
         current = self.network.current_host("loop.sock_connect")
         host, port = address[0], int(address[1])
-        infos = await self.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await self.getaddrinfo(host, port, family=sock.family, type=socket.SOCK_STREAM)
         transport = await self._connect_first(current, infos[:1], None, False)
         self._presockets[sock.fileno()] = (sock, transport)
 
@@ -287,11 +302,8 @@ class NetworkLoopMixin:
                 "pass host and port"
             )
         current = self.network.current_host("loop.create_server")
-        hosts = [host] if host is None or isinstance(host, str) else list(host)
-        addresses = []
-        for name in hosts:
-            address = self.network.resolve(name, passive=True)
-            addresses.append(None if address == "0.0.0.0" else address)
+        hosts: list[str | None] = [host] if host is None or isinstance(host, str) else [*host]
+        addresses = self._listen_addresses(current, hosts, family)
         server = SimServer(
             current.bound_driver(),
             protocol_factory,
@@ -308,6 +320,23 @@ class NetworkLoopMixin:
         if start_serving:
             await server.start_serving()
         return server
+
+    def _listen_addresses(
+        self, current: Host, hosts: list[str | None], family: int
+    ) -> list[str | None]:
+        """Where ``create_server`` listens: None is every address of both families (one
+        listener, where asyncio opens 0.0.0.0 and an IPV6_V6ONLY ::), ``"::"`` every IPv6
+        one. A name's IPv6 addresses that the host lacks are skipped (AI_ADDRCONFIG)."""
+        addresses: list[str | None] = []
+        for name in hosts:
+            if not name and family != socket.AF_INET6:
+                addresses.append(None)
+                continue
+            found = self.network.resolve_all(name, passive=True, family=family)
+            if literal(name or "") is None and len(found) > 1:
+                found = [a for a in found if not is_ipv6(a) or _is_local(current, a)] or found
+            addresses.extend(None if a == "0.0.0.0" else a for a in found)
+        return list(dict.fromkeys(addresses))
 
     # --- UDP ----------------------------------------------------------------------------
 
@@ -333,10 +362,20 @@ class NetworkLoopMixin:
             raise NotImplementedError("loop.create_datagram_endpoint(): no Unix sockets on simtcp")
         current = self.network.current_host("loop.create_datagram_endpoint")
         local = remote = None
-        if local_addr is not None:
-            local = (self.network.resolve(local_addr[0], passive=True), int(local_addr[1]))
         if remote_addr is not None:
-            remote = (self.network.resolve(remote_addr[0], passive=False), int(remote_addr[1]))
+            remote = (
+                self.network.resolve(remote_addr[0], passive=False, family=family),
+                int(remote_addr[1]),
+            )
+            if not family:
+                family = family_of(remote[0])
+        if local_addr is not None:
+            local = (
+                self.network.resolve(local_addr[0], passive=True, family=family),
+                int(local_addr[1]),
+            )
+        elif family == socket.AF_INET6:
+            local = ("::", 0)
         transport, protocol = open_datagram_endpoint(
             current.bound_driver(),
             protocol_factory,  # type: ignore[arg-type]
@@ -356,6 +395,14 @@ async def _wait_or_abort(waiter: asyncio.Future[None], transport: StreamTranspor
     except BaseException:
         transport.abort()
         raise
+
+
+def _is_local(host: Host, address: str) -> bool:
+    stack = host.bound_driver().stack
+    try:
+        return stack.tcp.host.is_local_address(address_from_api(address))
+    except SimtcpError:
+        return False
 
 
 def _port_number(port: bytes | str | int | None, kind: int) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AddressInUseError, SimtcpError
+from .network import sockaddr
 from .transport import SimSocket, StreamTransport
 
 if TYPE_CHECKING:
@@ -74,17 +75,17 @@ class SimServer(asyncio.AbstractServer):
         except AddressInUseError:
             raise OSError(
                 errno.EADDRINUSE,
-                f"error while attempting to bind on address {(address or '0.0.0.0', port)!r}: "
-                "address already in use",
+                f"error while attempting to bind on address "
+                f"{sockaddr(address or '0.0.0.0', port)!r}: address already in use",
             ) from None
         except SimtcpError:
             raise OSError(
                 errno.EADDRNOTAVAIL,
-                f"error while attempting to bind on address {(address, port)!r}: "
+                f"error while attempting to bind on address {sockaddr(address or '', port)!r}: "
                 "cannot assign requested address",
             ) from None
         self._listeners.append(listener)
-        self._sockets.append(SimSocket(sockname=(address or "0.0.0.0", port)))
+        self._sockets.append(SimSocket(sockname=sockaddr(address or "0.0.0.0", port)))
         self._driver.add_server(listener, self)
 
     def _ephemeral(self, addresses: list[str | None], host: Host) -> int:

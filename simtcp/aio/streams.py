@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import AddressInUseError, NoRouteError, SimtcpError
 from ..events import ConnectionFailed, ConnectionReset, ConnectionTimedOut, Event
+from .network import SockAddr, sockaddr
 
 if TYPE_CHECKING:
     from .driver import AioStack
@@ -67,6 +68,8 @@ def connection_error(event: Event, *, connecting: bool) -> BaseException | None:
     if isinstance(event, ConnectionTimedOut):
         return TimeoutError(errno.ETIMEDOUT, "Connection timed out")
     if isinstance(event, ConnectionFailed):
+        if event.ipv6:
+            return _icmpv6_connection_error(event.icmp_type, event.code)
         # RFC 1122 §3.2.2.1: codes 0/1 net/host unreachable, 2/3 protocol/port unreachable.
         if event.icmp_type == _ICMP_UNREACHABLE and event.code in (2, 3):
             return ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
@@ -74,6 +77,17 @@ def connection_error(event: Event, *, connecting: bool) -> BaseException | None:
             return OSError(errno.ENETUNREACH, "Network is unreachable")
         return OSError(errno.EHOSTUNREACH, "No route to host")
     return None
+
+
+def _icmpv6_connection_error(icmp_type: int, code: int) -> OSError:
+    """The errno Linux's ``icmpv6_err_convert`` gives a hard ICMPv6 error (RFC 4443 §3.1)."""
+    if icmp_type == 1 and code == 4:
+        return ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    if icmp_type == 1 and code in (1, 5, 6):
+        return PermissionError(errno.EACCES, "Permission denied")
+    if icmp_type == 4:
+        return OSError(errno.EPROTO, "Protocol error")
+    return OSError(errno.EHOSTUNREACH, "No route to host")
 
 
 class TcpTransport:
@@ -200,8 +214,8 @@ class TcpTransport:
             info = stack.tcp_info(self.handle)
         except SimtcpError:
             return
-        self._extra["peername"] = (info.remote_address, info.remote_port)
-        self._extra["sockname"] = (info.local_address, info.local_port)
+        self._extra["peername"] = sockaddr(info.remote_address, info.remote_port)
+        self._extra["sockname"] = sockaddr(info.local_address, info.local_port)
         self._extra["socket"] = None
         if self.connecting is not None and not self.connecting.done():
             self.connecting.set_result(None)
@@ -511,8 +525,8 @@ class ListenSocket:
     address: str
     port: int
 
-    def getsockname(self) -> tuple[str, int]:
-        return (self.address, self.port)
+    def getsockname(self) -> SockAddr:
+        return sockaddr(self.address, self.port)
 
 
 class Server:

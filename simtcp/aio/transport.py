@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SimtcpError
 from ..events import Event
+from .network import SockAddr, family_of, sockaddr
 from .streams import connection_error
 
 if TYPE_CHECKING:
@@ -66,19 +67,19 @@ class SimSocket:
     are remembered and read back, as libraries set them and read them.
     """
 
-    family = socket.AF_INET
-
     def __init__(
         self,
         *,
         kind: int = socket.SOCK_STREAM,
-        sockname: tuple[str, int],
-        peername: tuple[str, int] | None = None,
+        sockname: SockAddr,
+        peername: SockAddr | None = None,
         on_nodelay: Callable[[bool], None] | None = None,
         on_linger: Callable[[bool], None] | None = None,
         nodelay: bool = True,
     ) -> None:
         self.type = kind
+        self.family = family_of(sockname[0])
+        """AF_INET6 when the socket's address is an IPv6 one (4-tuple names), else AF_INET."""
         self.proto = socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
         self._sockname = sockname
         self._peername = peername
@@ -93,10 +94,10 @@ class SimSocket:
     def fileno(self) -> int:
         return -1
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> SockAddr:
         return self._sockname
 
-    def getpeername(self) -> tuple[str, int]:
+    def getpeername(self) -> SockAddr:
         if self._peername is None:
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
         return self._peername
@@ -502,8 +503,8 @@ class StreamTransport(asyncio.Transport):
             info = self._driver.stack.tcp_info(self.handle)
         except SimtcpError:
             return
-        sockname = (info.local_address, info.local_port)
-        peername = (info.remote_address, info.remote_port)
+        sockname = sockaddr(info.local_address, info.local_port)
+        peername = sockaddr(info.remote_address, info.remote_port)
         self._extra["peername"] = peername
         self._extra["sockname"] = sockname
         self._extra["socket"] = SimSocket(

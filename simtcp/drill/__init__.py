@@ -48,11 +48,13 @@ def run_script(
     remote_isn: int = DEFAULT_REMOTE_ISN,
     tolerance_us: int | None = None,
     defines: Mapping[str, str] | None = None,
+    ip_version: str | None = None,
 ) -> ScriptResult:
     """Parse and run one script (a file path or the script's text).
 
     A syntax error is a failed result naming the line, not an exception;
-    ``defines`` are ``-D NAME=VALUE`` symbols for ``#ifdef`` blocks.
+    ``defines`` are ``-D NAME=VALUE`` symbols for ``#ifdef`` blocks; ``ip_version``
+    (``ipv4``, ``ipv6``, ``ipv4-mapped-ipv6``) runs it as that family.
     """
     name = (
         str(path_or_text)
@@ -81,7 +83,12 @@ def run_script(
         )
     try:
         return run_parsed(
-            script, lenient=lenient, seed=seed, remote_isn=remote_isn, tolerance_us=tolerance_us
+            script,
+            lenient=lenient,
+            seed=seed,
+            remote_isn=remote_isn,
+            tolerance_us=tolerance_us,
+            ip_version=ip_version,
         )
     except Exception as error:
         return ScriptResult(

@@ -28,11 +28,13 @@ import time as wall_clock
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
-from ..config import StackConfig
+from ..config import Ip6Config, StackConfig
 from ..stack import Stack
 from ..tcp.config import TcpConfig
+from ..wire.address import parse_address
 from ..wire.ipv4 import ip_from_str, prefix_mask
 from ..wire.tcp import ACK, SYN, TcpSegment, TimestampsOption
 from .commands import plan_command
@@ -61,20 +63,31 @@ from .peer import (
     Endpoints,
     Outbound,
     SequenceSpace,
+    Solicitation,
     arp_answer,
     arp_frame,
     build_tcp_frame,
     classify_frame,
     icmp_error_frame,
+    neighbor_answer,
     options_to_wire,
     payload_pattern,
 )
-from .settings import DrillSettings, settings_from_header
+from .settings import DrillSettings, settings_from_header, with_ip_version
 from .syscalls import Blocked, CheckFailed, Sockets, SyscallFailed, Unsupported, same_errno
 
 INTERFACE = "eth0"
 LOCAL_MAC = bytes.fromhex("020000000001")
 REMOTE_MAC = bytes.fromhex("020000000002")
+_QUIET_IPV6 = Ip6Config(
+    link_local_on_add=False,
+    dad_transmits=0,
+    router_solicitations=0,
+    mld_unsolicited_reports=0,
+    accept_router_advertisements=False,
+)
+"""IPv6 that sends only what a script is about: no link-local address, DAD, router
+solicitations or MLD reports (packetdrill's remote would see them as unexpected)."""
 ANY_TIME_HORIZON_US = 3600 * 1_000_000
 """How far ``*`` lines (and blocked calls) may wait for something to happen."""
 _MAX_TIMER_STEPS = 100_000
@@ -154,6 +167,7 @@ class Runner:
         seed: int = 0,
         remote_isn: int = DEFAULT_REMOTE_ISN,
         tolerance_us: int | None = None,
+        ip_version: str | None = None,
     ) -> None:
         self.script = script
         self.lenient = lenient
@@ -161,7 +175,10 @@ class Runner:
         self.result = ScriptResult(
             name=script.name, status="passed", xfail=script.directive("xfail")
         )
-        self.settings: DrillSettings = settings_from_header(script.options, self.result)
+        # The command line's family is the base; a script's own --ip_version wins, as
+        # packetdrill reads a script's options after its command line.
+        base = with_ip_version(DrillSettings(), ip_version) if ip_version else None
+        self.settings: DrillSettings = settings_from_header(script.options, self.result, base)
         if tolerance_us is not None:
             self.settings = dataclasses.replace(self.settings, tolerance_us=tolerance_us)
         self.now = 0
@@ -181,12 +198,16 @@ class Runner:
         self.endpoints = Endpoints(
             local_mac=LOCAL_MAC,
             remote_mac=REMOTE_MAC,
-            local_ip=ip_from_str(settings.local_ip),
-            remote_ip=ip_from_str(settings.remote_ip),
+            local_ip=parse_address(settings.local_ip),
+            remote_ip=parse_address(settings.remote_ip),
             local_port=settings.bind_port,
             remote_port=settings.remote_port,
         )
         self.remote_ip = settings.remote_ip
+        """The remote's address as the sockets see it: IPv4-mapped on an
+        ``ipv4-mapped-ipv6`` run (RFC 4291 §2.5.5.2), which the stack connects over IPv4."""
+        if settings.ip_version == "ipv4-mapped-ipv6":
+            self.remote_ip = f"::ffff:{settings.remote_ip}"
         self.connect_port = settings.connect_port
         self.bind_port = settings.bind_port
         self.sockets = Sockets(self)
@@ -215,13 +236,15 @@ class Runner:
         settings = self.settings
         try:
             tcp = dataclasses.replace(TcpConfig(), **self.tcp_overrides())  # type: ignore[arg-type]
-            stack = Stack(StackConfig(seed=self.seed, tcp=tcp))
+            stack = Stack(StackConfig(seed=self.seed, tcp=tcp, ip6=_QUIET_IPV6))
         except (TypeError, ValueError) as error:
             raise Unsupported(f"TCP configuration: {error}") from None
         stack.add_interface(INTERFACE, mac=LOCAL_MAC, mtu=settings.mtu)
         stack.add_address(INTERFACE, f"{settings.local_ip}/{settings.prefix_length}", now=self.now)
+        if settings.ip_version == "ipv6":
+            return self._introduce_ipv6(stack)
         mask = prefix_mask(settings.prefix_length)
-        local, remote = self.endpoints.local_ip, self.endpoints.remote_ip
+        local, remote = ip_from_str(settings.local_ip), ip_from_str(settings.remote_ip)
         neighbour = settings.remote_ip
         if (local & mask) != (remote & mask):
             stack.add_route(f"{settings.remote_ip}/32", via=settings.gateway_ip)
@@ -236,11 +259,31 @@ class Runner:
                 sender_mac=REMOTE_MAC,
                 sender_ip=ip_from_str(neighbour),
                 target_mac=bytes(6),
-                target_ip=local,
+                target_ip=ip_from_str(settings.local_ip),
                 destination=b"\xff" * 6,
             ),
             now=self.now,
         )
+        self._settle()
+        self.queue.clear()
+        return stack
+
+    def _introduce_ipv6(self, stack: Stack) -> Stack:
+        """The IPv6 neighbour (the remote, or the gateway toward it) as a static entry:
+        ND has no equivalent of ARP's merge, and an entry learned from a solicitation
+        would probe in the middle of the script (RFC 4861 §7.3.3: DELAY, PROBE)."""
+        settings = self.settings
+        local = IPv6Network(f"{settings.local_ip}/{settings.prefix_length}", strict=False)
+        neighbour = settings.remote_ip
+        if IPv6Address(settings.remote_ip) not in local:
+            stack.add_route(f"{settings.remote_ip}/128", via=settings.gateway_ip)
+            neighbour = settings.gateway_ip
+        stack.add_neighbour6(INTERFACE, neighbour, REMOTE_MAC)
+        due = stack.poll_at()
+        while due is not None and due <= self.now:  # DAD is off: addresses usable at once
+            stack.handle_timer(now=self.now)
+            due = stack.poll_at()
+        self._stack = stack
         self._settle()
         self.queue.clear()
         return stack
@@ -280,6 +323,8 @@ class Runner:
             raise self._fail("bad option: " + "; ".join(self.settings.errors), line=line)
         if self.settings.unsupported:
             raise _ScriptSkipped("; ".join(self.settings.unsupported))
+        if self.settings.ip_version == "ipv6":
+            self._preflight_ipv6()
         unsupported = [
             f"line {event.line}: {event.feature}"
             for event in self.script.events
@@ -288,6 +333,17 @@ class Runner:
         if unsupported:
             self.result.unsupported.extend(unsupported)
             raise _ScriptSkipped("unsupported: " + "; ".join(unsupported))
+
+    def _preflight_ipv6(self) -> None:
+        """Scripts about IPv4 alone skip an IPv6 run, saying why: ``// ipv4-only: why``,
+        or a link MTU IPv6 cannot run on (RFC 8200 §5: at least 1,280)."""
+        reason = self.script.directive("ipv4-only")
+        if reason is not None:
+            raise _ScriptSkipped(f"IPv4 only: {reason}")
+        if self.settings.mtu < 1280:
+            raise _ScriptSkipped(
+                f"IPv4 only: link MTU below IPv6's 1280 (--mtu={self.settings.mtu})"
+            )
 
     def _fail(
         self,
@@ -422,13 +478,21 @@ class Runner:
         item = classify_frame(frame)
         if item is None:
             return
+        ours = {self.endpoints.local_ip}
+        if isinstance(item, Solicitation):
+            answer = neighbor_answer(
+                item, answer_mac=REMOTE_MAC, local_mac=LOCAL_MAC, stack_ips=ours
+            )
+            if answer is not None:
+                stack.receive_frame(INTERFACE, answer, now=self.now)
+            return
         if not isinstance(item, Outbound):
-            answer = arp_answer(item, answer_mac=REMOTE_MAC, stack_ips={self.endpoints.local_ip})
+            answer = arp_answer(item, answer_mac=REMOTE_MAC, stack_ips=ours)
             if answer is not None:
                 stack.receive_frame(INTERFACE, answer, now=self.now)
             return
         segment = item.segment
-        if segment is None or item.packet.destination != self.endpoints.remote_ip:
+        if segment is None or item.destination != self.endpoints.remote_ip:
             return
         if segment.flags & SYN:
             self.local.isn = segment.seq
@@ -438,7 +502,7 @@ class Runner:
         if timestamps is not None:
             self.latest_echo = timestamps.value
         self.queue.append((self.now, segment))
-        self.ip_headers[id(segment)] = (item.packet.tos, item.packet.ttl)
+        self.ip_headers[id(segment)] = (item.tos, item.ttl)
 
     def _check_unexpected(self, at: int) -> None:
         """Segments sent more than the tolerance before ``at`` were expected by no line."""
@@ -669,8 +733,14 @@ def run_parsed(
     seed: int = 0,
     remote_isn: int = DEFAULT_REMOTE_ISN,
     tolerance_us: int | None = None,
+    ip_version: str | None = None,
 ) -> ScriptResult:
-    """Run an already parsed script."""
+    """Run an already parsed script (``ip_version``: run it as that family)."""
     return Runner(
-        script, lenient=lenient, seed=seed, remote_isn=remote_isn, tolerance_us=tolerance_us
+        script,
+        lenient=lenient,
+        seed=seed,
+        remote_isn=remote_isn,
+        tolerance_us=tolerance_us,
+        ip_version=ip_version,
     ).run()

@@ -4,9 +4,16 @@ Defaults are packetdrill's: the stack is 192.168.0.1 in 192.168.0.0/16, the
 remote is 192.0.2.1 behind the gateway 192.168.0.2, servers bind port 8080 and
 clients connect to port 8080, the timing tolerance is 4 ms.
 
-Each option is parsed, or the script is skipped naming it (an IPv6 address or
-``--ip_version=ipv6``: "IPv6 not supported"), or it is listed as ignored when
-simtcp has no use for it (packetdrill's ``--verbose``, device names...).
+``--ip_version`` picks the family as packetdrill does: ``ipv4`` (the default),
+``ipv6`` (the stack is fd3d:a0b:17d6::1/48 and the remote fd3d:fa7b:d17d::1
+behind a gateway, on the wire and at the sockets, over a 1,520-byte MTU), or
+``ipv4-mapped-ipv6`` (IPv4 on the wire, the sockets' addresses IPv4-mapped IPv6
+ones, ::ffff:192.0.2.1, RFC 4291 §2.5.5.2).
+Scripts are written with AF_INET either way; the family is the run's.
+
+Each option is parsed, or the script is skipped naming it, or it is listed as
+ignored when simtcp has no use for it (packetdrill's ``--verbose``, device
+names...).
 ``--simtcp_<field>=value`` sets a field of :class:`simtcp.tcp.config.TcpConfig`
 (our extension); a ``--simtcp_`` name that is no field, or a value that does
 not fit the field's type, is an error (the script fails), never ignored.
@@ -17,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from ipaddress import IPv6Address
 from typing import Protocol
 
 from ..tcp.config import TcpConfig
@@ -26,6 +34,17 @@ from .model import HeaderOption
 
 _TCP_FIELDS = {item.name: str(item.type) for item in dataclasses.fields(TcpConfig)}
 IPV6_UNSUPPORTED = "IPv6 not supported"
+IP_VERSIONS = ("ipv4", "ipv6", "ipv4-mapped-ipv6")
+IPV6_DEFAULTS = {
+    "local_ip": "fd3d:a0b:17d6::1",
+    "remote_ip": "fd3d:fa7b:d17d::1",
+    "gateway_ip": "fd3d:a0b:17d6:8888::1",
+    "prefix_length": 48,
+    "mtu": 1520,
+}
+"""An IPv6 run's addresses and MTU, as the Linux kernel's packetdrill selftests pass
+them: the link MTU 20 bytes above 1500, so that a script's ``<mss 1460>`` holds in both
+families (1520 - 60 = 1500 - 40)."""
 
 IGNORED_OPTIONS = frozenset(
     {
@@ -57,6 +76,8 @@ class DrillSettings:
     """Where the stack sits and how strictly time is judged."""
 
     tolerance_us: int = 4_000
+    ip_version: str = "ipv4"
+    """``ipv4``, ``ipv6`` or ``ipv4-mapped-ipv6`` (see the module docstring)."""
     local_ip: str = "192.168.0.1"
     remote_ip: str = "192.0.2.1"
     gateway_ip: str = "192.168.0.2"
@@ -121,21 +142,18 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def _ipv4(text: str) -> str:
+def _ip(text: str) -> str:
+    """An address of either family (the run's ``--ip_version`` must match it)."""
     if ":" in text:
-        raise _Ipv6
+        return str(IPv6Address(text))
     ip_from_str(text)
     return text
 
 
-class _Ipv6(Exception):
-    pass
-
-
 _SIMPLE = {
-    "local_ip": ("local_ip", _ipv4),
-    "remote_ip": ("remote_ip", _ipv4),
-    "gateway_ip": ("gateway_ip", _ipv4),
+    "local_ip": ("local_ip", _ip),
+    "remote_ip": ("remote_ip", _ip),
+    "gateway_ip": ("gateway_ip", _ip),
     "tolerance_usecs": ("tolerance_us", _non_negative),
     "bind_port": ("bind_port", _port),
     "connect_port": ("connect_port", _port),
@@ -159,10 +177,10 @@ def _apply(option: HeaderOption, into: _Collected) -> None:
     name, value = option.name, option.value
     shown = f"--{name}" + (f"={value}" if value is not None else "")
     if name == "ip_version":
-        if value and value.startswith("ipv6") or value == "ipv4-mapped-ipv6":
-            into.unsupported.append(f"{IPV6_UNSUPPORTED} ({shown})")
-        elif value != "ipv4":
+        if value not in IP_VERSIONS:
             into.errors.append(f"{shown}: not ipv4, ipv6 or ipv4-mapped-ipv6")
+        else:
+            into.values["ip_version"] = value
     elif name in _SIMPLE and value is not None:
         key, parse = _SIMPLE[name]
         into.values[key] = parse(value)
@@ -185,6 +203,36 @@ def _apply(option: HeaderOption, into: _Collected) -> None:
         into.ignored.append(shown)
 
 
+def _check_families(fields: dict[str, object], errors: list[str]) -> None:
+    """Every address must be of the run's family (IPv4 on an ipv4-mapped-ipv6 run)."""
+    ipv6 = fields["ip_version"] == "ipv6"
+    for key in ("local_ip", "remote_ip", "gateway_ip"):
+        text = str(fields[key])
+        if (":" in text) != ipv6:
+            errors.append(f"--{key}={text}: not an address of --ip_version={fields['ip_version']}")
+
+
+def with_ip_version(settings: DrillSettings, version: str) -> DrillSettings:
+    """``settings`` run as ``version`` (the command line's ``--ip_version``), with
+    packetdrill's IPv6 addresses when that changes the family to IPv6."""
+    if version not in IP_VERSIONS:
+        raise ValueError(f"--ip_version={version}: not ipv4, ipv6 or ipv4-mapped-ipv6")
+    if version == "ipv6" and settings.ip_version != "ipv6":
+        return dataclasses.replace(settings, ip_version=version, **IPV6_DEFAULTS)  # type: ignore[arg-type]
+    if version != "ipv6" and settings.ip_version == "ipv6":
+        defaults = DrillSettings()
+        return dataclasses.replace(
+            settings,
+            ip_version=version,
+            local_ip=defaults.local_ip,
+            remote_ip=defaults.remote_ip,
+            gateway_ip=defaults.gateway_ip,
+            prefix_length=defaults.prefix_length,
+            mtu=defaults.mtu,
+        )
+    return dataclasses.replace(settings, ip_version=version)
+
+
 def settings_from_header(
     options: Iterable[HeaderOption], recorder: _Recorder, base: DrillSettings | None = None
 ) -> DrillSettings:
@@ -202,12 +250,14 @@ def settings_from_header(
         shown = f"--{option.name}" + (f"={option.value}" if option.value is not None else "")
         try:
             _apply(option, into)
-        except _Ipv6:
-            into.unsupported.append(f"{IPV6_UNSUPPORTED} ({shown})")
         except ValueError as error:
             into.errors.append(f"{shown}: {error}")
     fields = {item.name: getattr(base, item.name) for item in dataclasses.fields(base)}
+    version = into.values.get("ip_version", base.ip_version)
+    if version == "ipv6" and base.ip_version != "ipv6":
+        fields.update(IPV6_DEFAULTS)  # packetdrill's IPv6 addresses unless the header sets some
     fields.update(into.values)
+    _check_families(fields, into.errors)
     fields.update(
         tcp_overrides=tuple(into.overrides.items()),
         unsupported=tuple(into.unsupported),

@@ -148,6 +148,20 @@ ICMP_ERRNO = {
     13: "EHOSTUNREACH",
 }
 """errno of a hard ICMP Destination Unreachable by code, as Linux reports them."""
+ICMPV6_ERRNO = {
+    (1, 0): "ENETUNREACH",
+    (1, 1): "EACCES",
+    (1, 2): "EHOSTUNREACH",
+    (1, 3): "EHOSTUNREACH",
+    (1, 4): "ECONNREFUSED",
+    (1, 5): "EACCES",
+    (1, 6): "EACCES",
+    (2, 0): "EMSGSIZE",
+    (4, 0): "EPROTO",
+    (4, 1): "ENOPROTOOPT",
+    (4, 2): "EPROTO",
+}
+"""errno of a hard ICMPv6 error by (type, code) (RFC 4443), as Linux's icmpv6_err_convert."""
 API_ERRNO = {
     "AddressInUseError": "EADDRINUSE",
     "NoRouteError": "ENETUNREACH",

@@ -34,6 +34,7 @@ from .sockbase import (
     CONSTANTS,
     ERRNO,
     ICMP_ERRNO,
+    ICMPV6_ERRNO,
     SECONDS_OPTIONS,
     Blocked,
     CheckFailed,
@@ -97,7 +98,10 @@ class Sockets(SocketOptions):
         elif isinstance(event, ConnectionTimedOut):
             state.error, state.dead = "ETIMEDOUT", True
         elif isinstance(event, ConnectionFailed):
-            state.error = ICMP_ERRNO.get(event.code, "EHOSTUNREACH")
+            if event.ipv6:
+                state.error = ICMPV6_ERRNO.get((event.icmp_type, event.code), "EHOSTUNREACH")
+            else:
+                state.error = ICMP_ERRNO.get(event.code, "EHOSTUNREACH")
             state.dead = True
         elif isinstance(event, ConnectionClosed):
             state.dead = state.closed = True

@@ -6,6 +6,12 @@ devices. Here the same session runs in virtual time: the simtcp stack
 (10.0.0.1 on veth0, 10.1.1.1 on veth1, forwarding on, TCP echo on port 80)
 and a simulated Linux host at 10.0.0.2 (another simtcp Stack standing in for
 the kernel) joined by a simulated cable, printed the way the real tools print.
+
+``--ipv6`` plays the session again over IPv6 after it: each interface also
+has an IPv6 prefix (2001:db8::1/64 on veth0, 2001:db8:1::1/64 on veth1, the
+host 2001:db8::2/64), both sides complete DAD, then ``ping -6``, ``ip -6 route
+add``, a ping through the router to veth1's address, and ``nc -6`` to the echo
+server.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from simtcp.backends.impair import LinkProfile
 from simtcp.backends.sim import Simulator
 
 from ..apps import EchoServer
-from ..config import IpConfig, StackConfig
+from ..config import Ip6Config, IpConfig, StackConfig
 from ..errors import SimtcpError
 from ..events import (
     ConnectionEstablished,
@@ -85,7 +91,9 @@ class Demo:
     ) -> None:
         self.out = out
         self.sim = Simulator(seed)
-        self.server = Stack(StackConfig(seed=seed, ip=IpConfig(forwarding=True)))
+        self.server = Stack(
+            StackConfig(seed=seed, ip=IpConfig(forwarding=True), ip6=Ip6Config(forwarding=True))
+        )
         self.server.add_interface("veth0", mac=STACK_MACS[0])
         self.server.add_interface("veth1", mac=STACK_MACS[1])
         self.server.add_address("veth0", "10.0.0.1/24")
@@ -143,8 +151,12 @@ class Demo:
         return received > 0
 
     def ping(self, target: str, count: int = 4) -> bool:
-        self.out(f"$ ping -c {count} {target}")
-        self.out(f"PING {target} ({target}) 56(84) bytes of data.")
+        six = ":" in target
+        self.out(f"$ ping {'-6 ' if six else ''}-c {count} {target}")
+        if six:
+            self.out(f"PING {target} ({target}) 56 data bytes")
+        else:
+            self.out(f"PING {target} ({target}) 56(84) bytes of data.")
         rtts: list[float] = []
         started = self.sim.now
         for sequence in range(1, count + 1):
@@ -183,9 +195,44 @@ class Demo:
         self.host.stack.add_route("10.1.1.0/24", via="10.0.0.1")
         self.out("")
 
+    def add_ipv6(self) -> None:
+        """The IPv6 prefixes next to the IPv4 ones, and the wait for DAD (RFC 4862 §5.4)."""
+        self.out("$ sudo ip -6 addr add 2001:db8::2/64 dev tap-veth0")
+        for stack, interface, address in (
+            (self.server, "veth0", "2001:db8::1/64"),
+            (self.server, "veth1", "2001:db8:1::1/64"),
+            (self.host.stack, "tap-veth0", "2001:db8::2/64"),
+        ):
+            stack.add_address(interface, address, now=self.sim.now)
+
+        def ready() -> bool:
+            return all(
+                state == "preferred"
+                for stack, interface in (
+                    (self.server, "veth0"),
+                    (self.server, "veth1"),
+                    (self.host.stack, "tap-veth0"),
+                )
+                for _, _, state in stack.addresses6(interface)
+            )
+
+        started = self.sim.now
+        done = self.sim.run_until(ready, timeout=10 * SECOND)
+        waited = (self.sim.now - started) / SECOND
+        self.out(
+            f"(duplicate address detection: {'done' if done else 'not done'} in {waited:.3f}s)"
+        )
+        self.out("")
+
+    def add_route6(self) -> None:
+        self.out("$ sudo ip -6 route add 2001:db8:1::/64 via 2001:db8::1 dev tap-veth0")
+        self.host.stack.add_route("2001:db8:1::/64", via="2001:db8::1")
+        self.out("")
+
     def netcat(self, target: str, port: int, line: bytes = ECHO_LINE) -> bool:
         text = line.decode().rstrip("\n")
-        self.out(f"$ echo '{text}' | nc -q 1 {target} {port}")
+        six = "-6 " if ":" in target else ""
+        self.out(f"$ echo '{text}' | nc {six}-q 1 {target} {port}")
         stack = self.host.stack
         connection = stack.tcp_connect(target, port, now=self.sim.now)
 
@@ -256,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pcap", metavar="FILE", type=output_file, help="record every frame on the cable"
     )
+    parser.add_argument(
+        "--ipv6",
+        action="store_true",
+        help="then play the session over IPv6 too (2001:db8::/64 and 2001:db8:1::/64)",
+    )
     return parser
 
 
@@ -275,6 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo.add_route()
             results.append(demo.ping("10.1.1.1"))
             results.append(demo.netcat("10.0.0.1", 80))
+            if args.ipv6:
+                demo.add_ipv6()
+                results.append(demo.ping("2001:db8::1"))
+                demo.add_route6()
+                results.append(demo.ping("2001:db8:1::1"))
+                results.append(demo.netcat("2001:db8::1", 80))
     except OSError as error:
         message = f"cannot write {args.pcap}: {error.strerror or error}"
         print(error_line("simtcp demo", message), file=sys.stderr)

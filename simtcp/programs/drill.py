@@ -17,6 +17,7 @@ from pathlib import Path
 from ..drill import run_script
 from ..drill.report import format_result, junit_xml, summary_line, write_report
 from ..drill.runner import DEFAULT_REMOTE_ISN, ScriptResult
+from ..drill.settings import IP_VERSIONS
 from .cliargs import OneLineParser
 
 
@@ -91,6 +92,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument("--seed", type=_integer, default=0, help="the stack's seed (default 0)")
     parser.add_argument(
+        "--ip-version",
+        "--ip_version",
+        choices=IP_VERSIONS,
+        default=None,
+        help="run every script as this family (default: the script's, or ipv4); "
+        "ipv4-mapped-ipv6 is IPv4 on the wire with IPv4-mapped socket addresses",
+    )
+    parser.add_argument(
         "--remote-isn",
         type=_integer,
         default=DEFAULT_REMOTE_ISN,
@@ -160,6 +169,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | No
             remote_isn=args.remote_isn,
             tolerance_us=args.tolerance_usecs,
             defines=defines,
+            ip_version=args.ip_version,
         )
         results.append(result)
         if not args.quiet or result.status == "failed":

@@ -6,7 +6,13 @@ The topology of teeceepee2 (DESIGN.md "The programs' contract")::
                     |simtcp:             |
     tap-veth0 ------|- veth0      veth1 -|----- tap-veth1
     10.0.0.2/24     | 10.0.0.1  10.1.1.1 |      (no address)
+    2001:db8::2/64  | 2001:db8::1        |
+                    |      2001:db8:1::1 |
                     +--------------------+
+
+Beside IPv4 each interface has an IPv6 prefix (and a link-local address, with
+DAD): the stack routes IPv6 between them too and answers router solicitations
+with both prefixes (router lifetime 0: never anyone's default router).
 
 The stack answers ARP and ICMP echo on both addresses, forwards IPv4 between
 its two interfaces (a router: TTL, ICMP time exceeded) and serves TCP echo on
@@ -36,7 +42,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..apps import EchoServer
-from ..config import ArpConfig, IpConfig, StackConfig, UdpConfig
+from ..config import ArpConfig, Ip6Config, IpConfig, StackConfig, UdpConfig
 from ..errors import SimtcpError
 from ..events import Event
 from ..stack import Stack
@@ -57,6 +63,9 @@ EXIT_USAGE = 2
 STACK_ADDRESS0 = "10.0.0.1/24"
 STACK_ADDRESS1 = "10.1.1.1/24"
 KERNEL_ADDRESS0 = "10.0.0.2/24"
+STACK_ADDRESS6_0 = "2001:db8::1/64"
+STACK_ADDRESS6_1 = "2001:db8:1::1/64"
+KERNEL_ADDRESS6_0 = "2001:db8::2/64"
 ECHO_PORT = 80
 
 
@@ -450,6 +459,7 @@ def _create(
     args: argparse.Namespace, resources: _Resources, owner: tuple[int, int] | None
 ) -> list[TapDevice]:
     from simtcp.backends import tap
+    from simtcp.backends.tapsetup import add_kernel_address6
 
     netns0 = args.netns
     netns1 = args.netns1 or args.netns
@@ -467,6 +477,7 @@ def _create(
         owner=owner,
     )
     resources.devices += devices0  # removed by teardown even if the second one fails
+    add_kernel_address6(args.tap0, netns0, KERNEL_ADDRESS6_0)
     devices1 = tap.TapDevice.create_queues(
         args.tap1,
         args.queues,
@@ -569,7 +580,11 @@ def _worker(
 def _stack_config(args: argparse.Namespace, link: WorkerLink | None) -> StackConfig:
     """The stack's configuration; a worker of several gets its share of the ephemeral
     ports and, but for the first, announces nothing (:mod:`simtcp.backends.multiqueue`)."""
-    config = StackConfig(seed=args.seed, ip=IpConfig(forwarding=True))
+    config = StackConfig(
+        seed=args.seed,
+        ip=IpConfig(forwarding=True),
+        ip6=Ip6Config(forwarding=True, link_local_on_add=True, router_lifetime=0),
+    )
     if link is None or link.count == 1:
         return config
     from dataclasses import replace
@@ -606,14 +621,18 @@ def _run(
         "veth0",
         mac=tap.stack_mac(args.seed, "veth0"),
         offload=tap.stack_offload(device0, software_segmentation=software),
+        now=now,
     )
     stack.add_interface(
         "veth1",
         mac=tap.stack_mac(args.seed, "veth1"),
         offload=tap.stack_offload(device1, software_segmentation=software),
+        now=now,
     )
     stack.add_address("veth0", STACK_ADDRESS0, now=now)
     stack.add_address("veth1", STACK_ADDRESS1, now=now)
+    stack.add_address("veth0", STACK_ADDRESS6_0, now=now)
+    stack.add_address("veth1", STACK_ADDRESS6_1, now=now)
     echo: EchoServer | None = None
     try:
         echo = EchoServer(stack, ECHO_PORT)
@@ -732,11 +751,15 @@ def _describe(
     if args.attach:  # the kernel side is as its owner configured it (README: 10.0.0.2/24)
         where0 = where1 = " (attached)"
     kernel0 = "" if args.attach else f" {KERNEL_ADDRESS0}"
+    kernel6 = "" if args.attach else f" {KERNEL_ADDRESS6_0}"
     yield (
         f"veth0 {STACK_ADDRESS0} mac {stack_mac(args.seed, 'veth0')} <-> "
-        f"{args.tap0}{kernel0}{where0}"
+        f"{args.tap0}{kernel0}{where0}; IPv6 {STACK_ADDRESS6_0} <->{kernel6 or ' (as set up)'}"
     )
-    yield f"veth1 {STACK_ADDRESS1} mac {stack_mac(args.seed, 'veth1')} <-> {args.tap1}{where1}"
+    yield (
+        f"veth1 {STACK_ADDRESS1} mac {stack_mac(args.seed, 'veth1')} <-> {args.tap1}{where1}; "
+        f"IPv6 {STACK_ADDRESS6_1}"
+    )
     if args.loss or args.reorder or args.duplicate:
         yield (
             f"impairing both directions: loss {args.loss} reorder {args.reorder} "

@@ -223,6 +223,14 @@ def _add_link_options(parser: argparse.ArgumentParser, default_bytes: str) -> No
         metavar="D",
         help="virtual time without progress that fails a run (default 900s)",
     )
+    work.add_argument(
+        "--ip-version",
+        type=int,
+        choices=(4, 6),
+        default=4,
+        help="carry TCP over IPv4 (10.0.0.1 -> 10.0.0.2, the default) or IPv6 between "
+        "dual-stack hosts (2001:db8::1 -> 2001:db8::2)",
+    )
     work.add_argument("--json", action="store_true", help="end the output with one line of JSON")
     work.add_argument(
         "--test-truncate-delivery",
@@ -345,6 +353,7 @@ def spec_from_args(args: argparse.Namespace, seed: int) -> TransferSpec:
         forward=profile,
         backward=profile,
         mtu=args.mtu or 1500,
+        ip_version=args.ip_version,
         connections=args.connections,
         backlog=args.backlog,
         stall_timeout=args.stall_timeout,
@@ -368,8 +377,18 @@ def replay_command(args: argparse.Namespace, seed: int) -> str:
         words += ["--rate", format_rate(args.rate)]
     if args.mtu is not None:
         words += ["--mtu", str(args.mtu)]
+    words += _work_words(args)
+    words += _buffer_words(args)
+    return " ".join([*words, "--seed", str(seed)])
+
+
+def _work_words(args: argparse.Namespace) -> list[str]:
+    """The transfer options given (not their defaults), as command-line words."""
+    words: list[str] = []
     if args.both_directions:
         words.append("--both-directions")
+    if args.ip_version != 4:
+        words += ["--ip-version", str(args.ip_version)]
     if args.connections != 1:
         words += ["--connections", str(args.connections)]
     if args.backlog is not None:
@@ -378,8 +397,7 @@ def replay_command(args: argparse.Namespace, seed: int) -> str:
         words += ["--stall-timeout", format_time(args.stall_timeout)]
     if getattr(args, "test_truncate_delivery", None) is not None:
         words += ["--test-truncate-delivery", str(args.test_truncate_delivery)]
-    words += _buffer_words(args)
-    return " ".join([*words, "--seed", str(seed)])
+    return words
 
 
 def _buffer_words(args: argparse.Namespace) -> list[str]:
@@ -416,9 +434,10 @@ def describe_link(args: argparse.Namespace) -> str:
 def _summary(args: argparse.Namespace, result: TransferResult, out: TextIO) -> None:
     direction = "each way" if args.both_directions else "client -> server"
     connections = f" on each of {args.connections} connections" if args.connections > 1 else ""
+    family = ", IPv6 2001:db8::1 -> 2001:db8::2" if args.ip_version == 6 else ""
     print(
-        f"transfer: {args.bytes} bytes ({format_size(args.bytes)}) {direction}{connections}, "
-        f"seed {args.seed}",
+        f"transfer: {args.bytes} bytes ({format_size(args.bytes)}) {direction}{connections}"
+        f"{family}, seed {args.seed}",
         file=out,
     )
     print(f"  link: {describe_link(args)}", file=out)

@@ -62,6 +62,9 @@ from simtcp.wire.pcap import PcapWriter
 
 CLIENT_ADDRESS = "10.0.0.1"
 SERVER_ADDRESS = "10.0.0.2"
+CLIENT_ADDRESS6 = "2001:db8::1"
+SERVER_ADDRESS6 = "2001:db8::2"
+"""``TransferSpec.ip_version=6``: both hosts are dual-stack, the connections IPv6."""
 SERVER_PORT = 5001
 CHUNK = 64 * 1024
 """Bytes generated, offered to ``send`` and taken by ``receive`` at a time."""
@@ -173,24 +176,28 @@ class WireRetransmitCounter(PcapWriter):
         self._flows: dict[bytes, tuple[int, int]] = {}  # flow -> (SYN's seq, highest end)
 
     def write(self, timestamp_us: int, frame: Buffer) -> None:
-        if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+        if len(frame) < 54:
             return
-        header = (frame[14] & 15) * 4
-        tcp = 14 + header
+        if frame[12:14] == b"\x08\x00" and frame[23] == 6:
+            header = (frame[14] & 15) * 4
+            tcp = 14 + header
+            ip_payload = int.from_bytes(frame[16:18], "big") - header
+            addresses = bytes(frame[26:34])
+        elif frame[12:14] == b"\x86\xdd" and frame[20] == 6:
+            tcp = 54  # IPv6 without extension headers (TCP's never carry any here)
+            ip_payload = int.from_bytes(frame[18:20], "big")
+            addresses = bytes(frame[22:54])
+        else:
+            return
         if len(frame) < tcp + 20:
             return
         seq = int.from_bytes(frame[tcp + 4 : tcp + 8], "big")
         flags = frame[tcp + 13]
-        length = (
-            int.from_bytes(frame[16:18], "big")
-            - header
-            - (frame[tcp + 12] >> 4) * 4
-            + (flags & 1)
-            + (flags >> 1 & 1)
-        )  # FIN and SYN take a number each
+        # FIN and SYN take a number each
+        length = ip_payload - (frame[tcp + 12] >> 4) * 4 + (flags & 1) + (flags >> 1 & 1)
         if length <= 0:
             return
-        flow = bytes(frame[26:34]) + bytes(frame[tcp : tcp + 4])
+        flow = addresses + bytes(frame[tcp : tcp + 4])
         known = self._flows.get(flow)
         end = (seq + length) & 0xFFFFFFFF
         if flags & 2 and (known is None or known[0] != seq):
@@ -249,7 +256,8 @@ class _Transfer:
     def open(self, now: Instant) -> None:
         spec = self.spec
         for _ in range(spec.connections):
-            handle = self.client.tcp_connect(SERVER_ADDRESS, SERVER_PORT, now=now)
+            server = SERVER_ADDRESS6 if spec.ip_version == 6 else SERVER_ADDRESS
+            handle = self.client.tcp_connect(server, SERVER_PORT, now=now)
             port = self.client.tcp_info(handle).local_port
             self.client_ends[handle] = _End(
                 handle,
@@ -490,6 +498,8 @@ def _build(spec: TransferSpec) -> tuple[Simulator, Stack, Stack, Link]:
             "eth0", mac=f"02:00:00:00:00:{index + 1:02x}", mtu=spec.mtu, offload=spec.offload
         )
         stack.add_address("eth0", f"{address}/24", now=0)
+        if spec.ip_version == 6:
+            stack.add_address("eth0", f"{(CLIENT_ADDRESS6, SERVER_ADDRESS6)[index]}/64", now=0)
         sim.add_host(name, stack)
         stacks.append(stack)
     link = sim.connect(("client", "eth0"), ("server", "eth0"), spec.forward, spec.backward)
@@ -572,7 +582,19 @@ def _out_of_time(
     )
 
 
-def _warm_up(sim: Simulator, client: Stack, link: Link) -> None:
+def _await_addresses(sim: Simulator, stacks: tuple[Stack, Stack]) -> None:
+    """IPv6: run until both hosts' addresses passed DAD (RFC 4862 §5.4), over a perfect
+    link (a lost probe would only delay it; a corrupted one could fake a conflict)."""
+
+    def ready() -> bool:
+        return all(
+            state == "preferred" for stack in stacks for _, _, state in stack.addresses6("eth0")
+        )
+
+    sim.run_until(ready, timeout=60 * SECOND)
+
+
+def _warm_up(sim: Simulator, client: Stack, link: Link, server_address: str) -> None:
     """Resolve both neighbours with one ping over a perfect link, then impair it.
 
     ARP carries no checksum, and the simulator flips bits anywhere in a frame (a
@@ -581,7 +603,7 @@ def _warm_up(sim: Simulator, client: Stack, link: Link) -> None:
     first also spares many simultaneous SYNs the small ARP queue."""
     forward, backward = link.ab.profile, link.ba.profile
     link.set_profile(ab=LinkProfile(), ba=LinkProfile())
-    client.ping(SERVER_ADDRESS, identifier=1, sequence=1, now=sim.now)
+    client.ping(server_address, identifier=1, sequence=1, now=sim.now)
     sim.run_until(
         lambda: any(
             isinstance(event, EchoReplyReceived) for event in iter(client.next_event, None)
@@ -589,6 +611,17 @@ def _warm_up(sim: Simulator, client: Stack, link: Link) -> None:
         timeout=60 * SECOND,
     )
     link.set_profile(ab=forward, ba=backward)
+
+
+def _prepare(spec: TransferSpec, sim: Simulator, client: Stack, server: Stack, link: Link) -> None:
+    """Before the transfer's clock starts: IPv6's DAD, then the warm-up."""
+    if spec.ip_version == 6:
+        forward, backward = link.ab.profile, link.ba.profile
+        link.set_profile(ab=LinkProfile(), ba=LinkProfile())
+        _await_addresses(sim, (client, server))
+        link.set_profile(ab=forward, ba=backward)
+    if spec.warm_up:
+        _warm_up(sim, client, link, SERVER_ADDRESS6 if spec.ip_version == 6 else SERVER_ADDRESS)
 
 
 def run_transfer(
@@ -618,8 +651,7 @@ def run_transfer(
     reason, detail = "", ""
     started_at = finished_at = closed_at = sim.now
     try:
-        if spec.warm_up:
-            _warm_up(sim, client, link)
+        _prepare(spec, sim, client, server, link)
         sim.add_process(transfer.process)
         if progress is not None:
             total = spec.connections * (spec.bytes + spec.reverse_bytes)

@@ -33,6 +33,9 @@ class TransferSpec:
     backward: LinkProfile = field(default_factory=LinkProfile)
     """The link from server to client."""
     mtu: int = 1500
+    ip_version: int = 4
+    """4: TCP over IPv4 (10.0.0.1 -> 10.0.0.2); 6: over IPv6 between dual-stack hosts
+    (2001:db8::1 -> 2001:db8::2, both with their IPv4 addresses too), after DAD."""
     """Both stacks' interface MTU (the link's own ``mtu`` is set in the profiles)."""
     tcp: TcpConfig = field(default_factory=TcpConfig)
     """Both stacks' TCP configuration."""

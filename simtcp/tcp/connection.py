@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..time import Instant
 from ..timers import TimerHandle, TimerHeap
+from ..wire.address import Address, format_address, is_ipv6
 from ..wire.tcp import FastOpenOption, TcpOption, TimestampsOption
 from .accept_queue import AcceptQueue
 from .buffers import ReceiveBuffer, SendBuffer
@@ -31,11 +32,6 @@ __all__ = ["Connection", "Listener", "PendingAcks", "State", "TcpInfo", "format_
 
 _NO_TIMESTAMPS_YET = TimestampsOption(-1, -1)
 """``Connection.ts_sent`` before the first segment: no real TSval is negative."""
-
-
-def format_address(address: int) -> str:
-    """Dotted quad of a 32-bit IPv4 address."""
-    return f"{address >> 24 & 255}.{address >> 16 & 255}.{address >> 8 & 255}.{address & 255}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,7 +149,7 @@ class Listener:
 
     __slots__ = ("handle", "address", "port", "backlog", "queue", "fast_open_queue", "fast_open")
 
-    def __init__(self, handle: int, address: int, port: int, backlog: int) -> None:
+    def __init__(self, handle: int, address: Address, port: int, backlog: int) -> None:
         self.handle = handle
         self.address = address
         self.port = port
@@ -174,7 +170,7 @@ class Listener:
             state=State.LISTEN.value,
             local_address=format_address(self.address),
             local_port=self.port,
-            remote_address="0.0.0.0",
+            remote_address="::" if is_ipv6(self.address) else "0.0.0.0",
             remote_port=0,
             backlog=self.backlog,
             queued=len(self.queue.ready),
@@ -307,8 +303,8 @@ class Connection:
         config: TcpConfig,
         timers: TimerHeap,
         timer: TimerHandle,
-        local: tuple[int, int],
-        remote: tuple[int, int],
+        local: tuple[Address, int],
+        remote: tuple[Address, int],
         iss: int,
         our_mss: int,
         cc: CongestionControl,
@@ -336,7 +332,7 @@ class Connection:
         self.delivery = Delivery()
         """Counters, delivery-rate samples and chronos for :meth:`info` (``ss -ti``)."""
 
-    def _init_endpoints(self, local: tuple[int, int], remote: tuple[int, int]) -> None:
+    def _init_endpoints(self, local: tuple[Address, int], remote: tuple[Address, int]) -> None:
         """The 4-tuple and what the application knows of the connection."""
         self.local_address, self.local_port = local
         self.remote_address, self.remote_port = remote

@@ -35,6 +35,7 @@ from collections import OrderedDict
 
 from ..rng import SeededRandom
 from ..stats import Stats
+from ..wire.address import Address, hash_words
 from ..wire.tcp import FastOpenOption, TcpSegment
 from .config import TcpConfig
 from .connection import Connection
@@ -49,10 +50,12 @@ timestamps, each aligned with NOPs (see ``output.send_syn``)."""
 OPTIONS_SPACE = 40
 
 
-def server_cookie(rng: SeededRandom, client: int) -> bytes:
-    """The cookie for ``client``: a keyed MAC of its address (RFC 7413 §4.1.2)."""
+def server_cookie(rng: SeededRandom, client: Address) -> bytes:
+    """The cookie for ``client``: a keyed MAC of its address (RFC 7413 §4.1.2), all 16
+    bytes of an IPv6 one."""
+    words = hash_words(client)
     return b"".join(
-        rng.keyed_hash32("tcp.fast_open", client, part).to_bytes(4, "big")
+        rng.keyed_hash32("tcp.fast_open", *words, part).to_bytes(4, "big")
         for part in range(COOKIE_LENGTH // 4)
     )
 
@@ -103,15 +106,15 @@ class CookieCache:
 
     def __init__(self, limit: int = CACHE_ENTRIES) -> None:
         self.limit = limit
-        self._entries: OrderedDict[int, tuple[bytes, int]] = OrderedDict()
+        self._entries: OrderedDict[Address, tuple[bytes, int]] = OrderedDict()
 
-    def get(self, server: int) -> tuple[bytes, int] | None:
+    def get(self, server: Address) -> tuple[bytes, int] | None:
         entry = self._entries.get(server)
         if entry is not None:
             self._entries.move_to_end(server)
         return entry
 
-    def put(self, server: int, cookie: bytes, mss: int) -> None:
+    def put(self, server: Address, cookie: bytes, mss: int) -> None:
         self._entries[server] = (cookie, mss)
         self._entries.move_to_end(server)
         while len(self._entries) > self.limit:

@@ -38,10 +38,12 @@ from typing import TYPE_CHECKING
 from ..errors import DropReason
 from ..events import ConnectionReset, DataReceived
 from ..time import Instant
+from ..wire.address import Address
 from ..wire.tcp import ACK, FIN, RST, SYN, FastOpenOption, TcpSegment
 from . import congestion, fastopen, recovery, syncookie_listener
 from .config import window_shift
 from .connection import Connection, Listener
+from .family import default_mss
 from .machine import State, Trigger, enter
 from .options import send_mss
 from .output import output, send_ack, send_reset_reply, send_syn
@@ -53,7 +55,8 @@ if TYPE_CHECKING:
     from .states import Owner
 
 DEFAULT_MSS = 536
-"""RFC 9293 §3.7.1: the send MSS when the peer's SYN carries no MSS option."""
+"""RFC 9293 §3.7.1: the send MSS when an IPv4 peer's SYN carries no MSS option
+(:func:`.family.default_mss` gives IPv6's 1220)."""
 
 SegmentArrives = Callable[["Owner", Connection, TcpSegment, Instant], None]
 """How a synchronized connection processes a segment (:func:`.states.segment_arrives`)."""
@@ -65,8 +68,8 @@ SegmentArrives = Callable[["Owner", Connection, TcpSegment, Instant], None]
 def listen_segment_arrives(
     owner: Owner,
     listener: Listener,
-    source: int,
-    destination: int,
+    source: Address,
+    destination: Address,
     segment: TcpSegment,
     now: Instant,
     *,
@@ -170,8 +173,8 @@ def _fast_open_syn(owner: Owner, listener: Listener, conn: Connection, segment: 
 def _cookie_ack(
     owner: Owner,
     listener: Listener,
-    source: int,
-    destination: int,
+    source: Address,
+    destination: Address,
     segment: TcpSegment,
     now: Instant,
     arrives: SegmentArrives,
@@ -207,7 +210,9 @@ def _cookie_ack(
     return True
 
 
-def _cookie_ack_failed(owner: Owner, destination: int, segment: TcpSegment, now: Instant) -> bool:
+def _cookie_ack_failed(
+    owner: Owner, destination: Address, segment: TcpSegment, now: Instant
+) -> bool:
     """An ACK to a listener whose cookie check failed: drop it (True) or reset it (False).
 
     A cookie binds the client's ISN, and only the segment at ISN + 1 carries it
@@ -255,7 +260,7 @@ def _apply_syn_options(conn: Connection, segment: TcpSegment, now: Instant) -> N
         conn.ts_ok = False
     peer_mss = segment.mss
     if peer_mss is None:
-        peer_mss = DEFAULT_MSS
+        peer_mss = default_mss(conn.remote_address)
     # The effective send MSS leaves room for the options every segment will carry
     # (RFC 6691 §3): with timestamps, a full-sized segment is 12 bytes shorter.
     conn.snd_mss = send_mss(peer_mss, conn.rcv_mss, conn.ts_ok)

@@ -12,6 +12,7 @@ transition itself lives in :mod:`.states`.
 from __future__ import annotations
 
 import itertools
+from ipaddress import IPv6Address
 
 from ..errors import (
     AddressError,
@@ -31,10 +32,12 @@ from ..events import (
 from ..rng import SeededRandom
 from ..time import Instant
 from ..timers import TimerHeap
+from ..wire.address import UNSPECIFIED6, Address, unmapped
 from ..wire.tcp import TcpSegment
 from . import autotune, congestion, icmp_errors, states, timeouts, timewait
 from .config import TcpConfig, window_shift
 from .connection import Connection, Listener, PendingAcks, TcpInfo, format_address
+from .family import ip_tcp_headers
 from .fastopen import CookieCache, prepare_client_syn
 from .host import TcpHost
 from .isn import initial_sequence_number
@@ -53,9 +56,6 @@ from .syncookie_codec import SynCookies
 
 __all__ = ["TcpInfo", "TcpLayer"]
 
-IP_TCP_HEADERS = 40
-"""IPv4 plus TCP header bytes without options: MSS = MTU - 40 (RFC 9293 §3.7.1)."""
-
 
 class TcpLayer:
     """Every TCP connection and listener of one stack."""
@@ -72,10 +72,12 @@ class TcpLayer:
         self.host = host
         self.timers = timers
         self.rng = rng
-        self._connections: dict[tuple[int, int, int, int], Connection] = {}
+        self._connections: dict[tuple[Address, int, Address, int], Connection] = {}
         self._handles: dict[int, Connection | Listener] = {}
-        self._listeners: dict[tuple[int, int], Listener] = {}
-        self._listening_ports: dict[int, set[int]] = {}
+        self._listeners: dict[tuple[Address, int], Listener] = {}
+        """By (address, port); address 0 listens on every address of both families,
+        ``::`` on every IPv6 one (an IPV6_V6ONLY wildcard)."""
+        self._listening_ports: dict[int, set[Address]] = {}
         self._handle_counter = itertools.count(1)
         self._port_random = rng.stream("tcp.ephemeral_ports")
         self.cookies = SynCookies(rng)
@@ -91,7 +93,7 @@ class TcpLayer:
     # --- from the stack -----------------------------------------------------
 
     def segment_received(
-        self, source: int, destination: int, segment: TcpSegment, *, now: Instant
+        self, source: Address, destination: Address, segment: TcpSegment, *, now: Instant
     ) -> None:
         """One parsed, checksum-verified segment from ``source`` to our ``destination``."""
         if self._pending_acks.connections and now != self._pending_acks.due_at:
@@ -127,8 +129,12 @@ class TcpLayer:
         self.host.stats.drop(DropReason.TCP_NO_CONNECTION)
         send_reset_reply(self.host, source, destination, segment, now)
 
-    def _listener_for(self, destination: int, port: int) -> Listener | None:
-        return self._listeners.get((destination, port)) or self._listeners.get((0, port))
+    def _listener_for(self, destination: Address, port: int) -> Listener | None:
+        listeners = self._listeners
+        listener = listeners.get((destination, port))
+        if listener is None and isinstance(destination, IPv6Address):
+            listener = listeners.get((UNSPECIFIED6, port))
+        return listener or listeners.get((0, port))
 
     def icmp_error_received(
         self,
@@ -136,8 +142,8 @@ class TcpLayer:
         icmp_type: int,
         code: int,
         next_hop_mtu: int,
-        quoted_source: int,
-        quoted_destination: int,
+        quoted_source: Address,
+        quoted_destination: Address,
         quoted_source_port: int,
         quoted_destination_port: int,
         quoted_seq: int,
@@ -158,6 +164,35 @@ class TcpLayer:
             next_hop_mtu=next_hop_mtu,
             quoted_seq=quoted_seq,
             now=now,
+        )
+        if conn.state is not State.CLOSED:
+            conn.rearm()
+
+    def icmpv6_error_received(
+        self,
+        *,
+        icmp_type: int,
+        code: int,
+        mtu: int,
+        quoted_source: IPv6Address,
+        quoted_destination: IPv6Address,
+        quoted_source_port: int,
+        quoted_destination_port: int,
+        quoted_seq: int,
+        now: Instant,
+    ) -> None:
+        """An ICMPv6 error (RFC 4443) quoting a segment we sent; ``mtu`` is a packet too
+        big's MTU (0 for other types: the route's path MTU is then used)."""
+        conn = self._connections.get(
+            (quoted_source, quoted_source_port, quoted_destination, quoted_destination_port)
+        )
+        if conn is None:
+            self.host.stats.count("tcp.icmp_no_connection")
+            return
+        if icmp_type == icmp_errors.ICMPV6_PACKET_TOO_BIG and not mtu:
+            mtu = self.path_mtu(quoted_destination)
+        icmp_errors.icmpv6_error(
+            self, conn, icmp_type=icmp_type, code=code, mtu=mtu, quoted_seq=quoted_seq, now=now
         )
         if conn.state is not State.CLOSED:
             conn.rearm()
@@ -193,18 +228,26 @@ class TcpLayer:
     # --- the API --------------------------------------------------------------
 
     def listen(
-        self, port: int, *, address: int = 0, backlog: int | None = None, fast_open_queue: int = 0
+        self,
+        port: int,
+        *,
+        address: Address = 0,
+        backlog: int | None = None,
+        fast_open_queue: int = 0,
     ) -> int:
-        """Passive open on ``port`` (``address`` 0: every local address); returns a handle.
+        """Passive open on ``port``; returns a handle.
 
+        ``address`` 0 listens on every local address of both families, ``::`` on every
+        IPv6 one; an IPv4-mapped IPv6 address means its IPv4 address (RFC 4038 §4.2).
         ``fast_open_queue`` (TCP_FASTOPEN's qlen) lets up to that many connections opened
         with SYN data (RFC 7413) wait in SYN-RECEIVED, with ``TcpConfig.fast_open_server``.
         """
         _check_port(port)
-        if address and not self.host.is_local_address(address):
+        address = _unmap(address)
+        wildcard = address == 0 or address == UNSPECIFIED6
+        if not wildcard and not self.host.is_local_address(address):
             raise AddressError(f"{format_address(address)} is not a local address")
-        bound = self._listening_ports.get(port, set())
-        if address in bound or (address == 0 and bound) or 0 in bound:
+        if _port_taken(self._listening_ports.get(port, set()), address):
             raise AddressInUseError(f"port {port} is already listening")
         backlog = self.config.backlog if backlog is None else backlog
         handle = next(self._handle_counter)
@@ -218,7 +261,7 @@ class TcpLayer:
 
     def connect(
         self,
-        address: int,
+        address: Address,
         port: int,
         *,
         local_port: int | None = None,
@@ -227,7 +270,8 @@ class TcpLayer:
     ) -> int:
         """Active open to ``address``:``port``; returns the connection's handle at once.
 
-        ``data`` is queued as by ``send`` (it must fit the send buffer); with
+        An IPv4-mapped IPv6 address connects over IPv4 (RFC 4038 §4.2). ``data`` is
+        queued as by ``send`` (it must fit the send buffer); with
         ``TcpConfig.fast_open_client`` it goes in the SYN when a TCP Fast Open cookie
         for the server is cached, else the SYN asks for one (RFC 7413 §4.2.1).
         """
@@ -237,6 +281,7 @@ class TcpLayer:
                 f"{len(data)} bytes to connect with; the send buffer holds {limit}"
             )
         _check_port(port)
+        address = _unmap(address)
         route = self.host.route_source(address)
         if route is None:
             raise NoRouteError(f"no route to {format_address(address)}")
@@ -491,8 +536,8 @@ class TcpLayer:
     def new_passive(
         self,
         listener: Listener,
-        local: int,
-        remote: int,
+        local: Address,
+        remote: Address,
         segment: TcpSegment,
         now: Instant,
         *,
@@ -511,7 +556,7 @@ class TcpLayer:
         listener.queue.add_half_open(conn)
         return conn
 
-    def path_mtu(self, remote: int) -> int:
+    def path_mtu(self, remote: Address) -> int:
         route = self.host.route_source(remote)
         return route[1] if route is not None else 1500
 
@@ -519,8 +564,8 @@ class TcpLayer:
 
     def _new_connection(
         self,
-        local: tuple[int, int],
-        remote: tuple[int, int],
+        local: tuple[Address, int],
+        remote: tuple[Address, int],
         mtu: int,
         now: Instant,
         *,
@@ -533,7 +578,8 @@ class TcpLayer:
             iss = initial_sequence_number(
                 self.rng, local[0], local[1], remote[0], remote[1], now=now
             )
-        our_mss = min(config.mss, mtu - IP_TCP_HEADERS)  # RFC 9293 §3.7.1: what our link carries
+        # RFC 9293 §3.7.1: what our link carries; IPv6's header is 20 bytes longer.
+        our_mss = min(config.mss, mtu - ip_tcp_headers(remote[0]))
         cc = congestion.create(
             config.congestion_control,
             mss=our_mss,
@@ -650,7 +696,7 @@ class TcpLayer:
         if offer - current >= threshold and offer >= 2 * current and owe_ack(conn, now):
             conn.rearm()  # sent at once: the delayed-ACK deadline is gone
 
-    def _ephemeral_port(self, source: int, remote: int, remote_port: int) -> int:
+    def _ephemeral_port(self, source: Address, remote: Address, remote_port: int) -> int:
         """A seeded random free port (RFC 6056 §3.3.1's simple algorithm)."""
         low, high = self.config.ephemeral_ports
         count = high - low + 1
@@ -677,6 +723,29 @@ _CAN_ACK = frozenset(
         State.TIME_WAIT,
     }
 )
+
+
+def _unmap(address: Address) -> Address:
+    """An IPv4-mapped IPv6 address as the IPv4 address it maps (RFC 4291 §2.5.5.2)."""
+    if isinstance(address, IPv6Address):
+        inner = unmapped(address)
+        if inner is not None:
+            return inner
+    return address
+
+
+def _port_taken(bound: set[Address], address: Address) -> bool:
+    """Whether a listener on ``address`` collides with those already on the port.
+
+    The dual wildcard 0 collides with any other; ``::`` with any IPv6 one (and a
+    specific IPv6 address with ``::``), as Linux binds an IPV6_V6ONLY wildcard
+    beside ``0.0.0.0``.
+    """
+    if address in bound or 0 in bound or (address == 0 and bound):
+        return True
+    if address == UNSPECIFIED6:
+        return any(isinstance(other, IPv6Address) for other in bound)
+    return isinstance(address, IPv6Address) and UNSPECIFIED6 in bound
 
 
 def _check_port(port: int) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from ..rng import SeededRandom
 from ..time import MILLISECOND, SECOND, Duration, Instant
+from ..wire.address import Address, hash_words
 from .seq import SEQ_MASK, seq_diff, seq_lt
 
 MAX_WINDOW_SHIFT = 14
@@ -90,9 +91,13 @@ class TimestampClock:
 
     @classmethod
     def for_connection(
-        cls, rng: SeededRandom, local: int, local_port: int, remote: int, remote_port: int
+        cls, rng: SeededRandom, local: Address, local_port: int, remote: Address, remote_port: int
     ) -> TimestampClock:
-        return cls(rng.keyed_hash32("tcp.tsoffset", local, local_port, remote, remote_port))
+        return cls(
+            rng.keyed_hash32(
+                "tcp.tsoffset", *hash_words(local), local_port, *hash_words(remote), remote_port
+            )
+        )
 
     def tsval(self, now: Instant) -> int:
         """The TSval to send at ``now``."""

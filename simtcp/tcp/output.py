@@ -11,6 +11,7 @@ silly-window avoidance (RFC 9293 §3.8.6.2.1).
 from __future__ import annotations
 
 from ..time import MILLISECOND, Instant
+from ..wire.address import Address
 from ..wire.checksum import Buffer
 from ..wire.tcp import (
     ACK,
@@ -166,7 +167,7 @@ def send_reset_for(conn: Connection, now: Instant) -> None:
 
 
 def send_reset_reply(
-    host: TcpHost, source: int, destination: int, segment: TcpSegment, now: Instant
+    host: TcpHost, source: Address, destination: Address, segment: TcpSegment, now: Instant
 ) -> None:
     """Answer ``segment`` (which arrived from ``source``) with a RST (RFC 9293 §3.10.7.1)."""
     if segment.flags & RST:

@@ -51,6 +51,7 @@ from ..events import (
 )
 from ..rng import SeededRandom
 from ..time import MILLISECOND, Instant
+from ..wire.address import Address
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment, TimestampsOption
 from . import fastpath, handshake, recovery, timewait
 from .config import TcpConfig
@@ -82,7 +83,7 @@ class Owner(Protocol):
     cookies: SynCookies
     rng: SeededRandom
 
-    def path_mtu(self, remote: int) -> int:
+    def path_mtu(self, remote: Address) -> int:
         """The MTU toward ``remote`` (for a SYN cookie's MSS)."""
         ...
 
@@ -106,8 +107,8 @@ class Owner(Protocol):
     def new_passive(
         self,
         listener: Listener,
-        local: int,
-        remote: int,
+        local: Address,
+        remote: Address,
         segment: TcpSegment,
         now: Instant,
         *,
@@ -123,8 +124,8 @@ class Owner(Protocol):
 def listen_segment_arrives(
     owner: Owner,
     listener: Listener,
-    source: int,
-    destination: int,
+    source: Address,
+    destination: Address,
     segment: TcpSegment,
     now: Instant,
 ) -> None:

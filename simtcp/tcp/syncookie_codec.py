@@ -36,13 +36,18 @@ and port) and the ACK number has a cookie's shape
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv6Address
 
 from ..rng import SeededRandom
 from ..time import SECOND, Duration, Instant
+from ..wire.address import Address, hash_words
 from .seq import SEQ_MASK
 
 MSS_TABLE: tuple[int, ...] = (536, 1300, 1440, 1460)
 """MSS values a cookie can carry (Linux's ``msstab`` for IPv4)."""
+MSS_TABLE6: tuple[int, ...] = (1220, 1420, 1440, 8940)
+"""... toward IPv6 clients: MTUs 1280, 1480, 1500 and 9000 less 60 (Linux's IPv6
+``msstab``); IPv6's smallest MSS is 1220, so 536 would waste the slot."""
 COOKIE_SLOT: Duration = 64 * SECOND
 """Length of one time slot of the cookie's counter (RFC 4987 §3.6: 64 s)."""
 MAX_AGE_SLOTS = 2
@@ -72,32 +77,35 @@ class CookieOptions:
 class SynCookies:
     """Make and check SYN cookies for one stack, keyed from its seed."""
 
-    __slots__ = ("_rng", "mss_table", "slot", "max_age_slots", "_sent_at")
+    __slots__ = ("_rng", "mss_table", "mss_table6", "slot", "max_age_slots", "_sent_at")
 
     def __init__(
         self,
         rng: SeededRandom,
         *,
         mss_table: tuple[int, ...] = MSS_TABLE,
+        mss_table6: tuple[int, ...] = MSS_TABLE6,
         slot: Duration = COOKIE_SLOT,
         max_age_slots: int = MAX_AGE_SLOTS,
     ) -> None:
-        if not 1 <= len(mss_table) <= 8 or list(mss_table) != sorted(mss_table):
-            raise ValueError("mss_table must hold 1 to 8 increasing values")
+        for table in (mss_table, mss_table6):
+            if not 1 <= len(table) <= 8 or list(table) != sorted(table):
+                raise ValueError("mss_table and mss_table6 must hold 1 to 8 increasing values")
         if not 0 <= max_age_slots < 31:
             raise ValueError("max_age_slots must be in 0..30")
         self._rng = rng
         self.mss_table = mss_table
+        self.mss_table6 = mss_table6
         self.slot = slot
         self.max_age_slots = max_age_slots
-        self._sent_at: dict[tuple[int, int], Instant] = {}
+        self._sent_at: dict[tuple[Address, int], Instant] = {}
         """When each listening (address, port) last answered a SYN with a cookie."""
 
     def _hash(
         self,
-        local: int,
+        local: Address,
         local_port: int,
-        remote: int,
+        remote: Address,
         remote_port: int,
         peer_isn: int,
         count: int,
@@ -105,15 +113,27 @@ class SynCookies:
     ) -> int:
         return (
             self._rng.keyed_hash32(
-                "tcp.syncookie", local, local_port, remote, remote_port, peer_isn, count, mss_index
+                "tcp.syncookie",
+                *hash_words(local),
+                local_port,
+                *hash_words(remote),
+                remote_port,
+                peer_isn,
+                count,
+                mss_index,
             )
             & _HASH_MASK
         )
 
-    def mss_index(self, mss: int) -> int:
-        """The largest table entry not above ``mss`` (the first entry if none is)."""
+    def table_for(self, local: Address) -> tuple[int, ...]:
+        """The MSS table of the listening address's family."""
+        return self.mss_table6 if isinstance(local, IPv6Address) else self.mss_table
+
+    def mss_index(self, mss: int, local: Address = 0) -> int:
+        """The largest table entry not above ``mss`` (the first entry if none is), in the
+        table of ``local``'s family."""
         index = 0
-        for position, value in enumerate(self.mss_table):
+        for position, value in enumerate(self.table_for(local)):
             if value <= mss:
                 index = position
         return index
@@ -121,9 +141,9 @@ class SynCookies:
     def isn(
         self,
         *,
-        local: int,
+        local: Address,
         local_port: int,
-        remote: int,
+        remote: Address,
         remote_port: int,
         peer_isn: int,
         mss: int,
@@ -135,7 +155,7 @@ class SynCookies:
         option (536 when absent, RFC 9293 §3.7.1) clamped to our own.
         """
         count = now // self.slot
-        index = self.mss_index(mss)
+        index = self.mss_index(mss, local)
         digest = self._hash(
             local, local_port, remote, remote_port, peer_isn & SEQ_MASK, count, index
         )
@@ -146,7 +166,7 @@ class SynCookies:
         """How long after it was sent a cookie can still validate (the age check's bound)."""
         return (self.max_age_slots + 1) * self.slot
 
-    def note_sent(self, *, local: int, local_port: int, now: Instant) -> None:
+    def note_sent(self, *, local: Address, local_port: int, now: Instant) -> None:
         """Remember that the listener at ``local:local_port`` sent a cookie at ``now``."""
         sent_at = self._sent_at
         if len(sent_at) >= MAX_REMEMBERED_LISTENERS and (local, local_port) not in sent_at:
@@ -157,7 +177,7 @@ class SynCookies:
                 del sent_at[min(sent_at, key=sent_at.__getitem__)]
         sent_at[(local, local_port)] = now
 
-    def recently_sent(self, *, local: int, local_port: int, now: Instant) -> bool:
+    def recently_sent(self, *, local: Address, local_port: int, now: Instant) -> bool:
         """Whether that listener sent a cookie that may still come back (within lifetime)."""
         sent_at = self._sent_at.get((local, local_port))
         return sent_at is not None and now - sent_at <= self.lifetime
@@ -169,7 +189,7 @@ class SynCookies:
         ISN + 1 carries); about 1 in 21 random values passes.
         """
         cookie = (seg_ack - 1) & SEQ_MASK
-        if cookie >> 24 & 0x07 >= len(self.mss_table):
+        if cookie >> 24 & 0x07 >= max(len(self.mss_table), len(self.mss_table6)):
             return False
         return (now // self.slot - (cookie >> 27)) & 0x1F <= self.max_age_slots
 
@@ -191,9 +211,9 @@ class SynCookies:
     def validate(
         self,
         *,
-        local: int,
+        local: Address,
         local_port: int,
-        remote: int,
+        remote: Address,
         remote_port: int,
         seg_seq: int,
         seg_ack: int,
@@ -206,7 +226,8 @@ class SynCookies:
         """
         cookie = (seg_ack - 1) & SEQ_MASK
         index = cookie >> 24 & 0x07
-        if index >= len(self.mss_table):
+        table = self.table_for(local)
+        if index >= len(table):
             return None
         count = now // self.slot
         age = (count - (cookie >> 27)) & 0x1F
@@ -218,11 +239,11 @@ class SynCookies:
             return None
         if tsecr is None:
             return CookieOptions(
-                mss=self.mss_table[index], window_shift=None, sack_permitted=False, timestamps=False
+                mss=table[index], window_shift=None, sack_permitted=False, timestamps=False
             )
         shift = tsecr & _WSCALE_MASK
         return CookieOptions(
-            mss=self.mss_table[index],
+            mss=table[index],
             window_shift=None if shift == _NO_WSCALE else min(shift, 14),
             sack_permitted=bool(tsecr & _SACK_BIT),
             timestamps=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..rng import SeededRandom
 from ..time import Instant
+from ..wire.address import Address
 from ..wire.tcp import (
     ACK,
     SYN,
@@ -25,6 +26,7 @@ from ..wire.tcp import (
 from . import congestion
 from .config import TcpConfig, window_shift
 from .connection import Connection
+from .family import default_mss, ip_tcp_headers
 from .host import TcpHost
 from .options import TimestampClock, send_mss
 from .rack import RackTlp
@@ -42,15 +44,15 @@ def send_cookie_syn_ack(
     rng: SeededRandom,
     config: TcpConfig,
     *,
-    local: int,
-    remote: int,
+    local: Address,
+    remote: Address,
     mtu: int,
     segment: TcpSegment,
     now: Instant,
 ) -> None:
     """Answer ``segment`` (a SYN from ``remote``) with a SYN-ACK whose ISN is a cookie."""
-    our_mss = min(config.mss, mtu - 40)
-    peer_mss = segment.mss or DEFAULT_MSS
+    our_mss = min(config.mss, mtu - ip_tcp_headers(remote))
+    peer_mss = segment.mss or default_mss(remote)
     local_port, remote_port = segment.destination_port, segment.source_port
     isn = cookies.isn(
         local=local,
@@ -87,7 +89,7 @@ def send_cookie_syn_ack(
 
 
 def check_cookie(
-    cookies: SynCookies, *, local: int, remote: int, segment: TcpSegment, now: Instant
+    cookies: SynCookies, *, local: Address, remote: Address, segment: TcpSegment, now: Instant
 ) -> CookieOptions | None:
     """What a handshake-completing ACK's cookie restores, or None if it is not ours."""
     timestamps = segment.timestamps

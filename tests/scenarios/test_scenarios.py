@@ -4,7 +4,10 @@ One test id per script (its file name). A script whose first lines carry
 ``// xfail: <reason>`` documents a known disagreement between the engine and
 the RFC it cites: it is an expected failure (not strict, so a fix shows up as
 XPASS). Each script also runs a second time with the remote's ISN just below
-2**32 and another seed, so that sequence numbers wrap inside the script.
+2**32 and another seed, so that sequence numbers wrap inside the script, and
+over IPv6 and IPv4-mapped IPv6 (``--ip_version``): ``// ipv4-only: <reason>``
+skips the IPv6 run of a script about IPv4 alone, ``// ipv6-xfail: <reason>``
+marks a known IPv6 disagreement.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ def _params(variant: str) -> list[object]:
     for path in SCRIPTS:
         script = load_script(path)
         reason = script.directive("xfail")
+        if variant == "ipv6":
+            reason = reason or script.directive("ipv6-xfail")
         marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
-        name = path.stem if variant == "plain" else f"{path.stem}@wrap"
+        name = path.stem if variant == "plain" else f"{path.stem}@{variant}"
         params.append(pytest.param(path, id=name, marks=marks))
     return params
 
@@ -48,6 +53,20 @@ def test_scenario(path: Path) -> None:
 @pytest.mark.parametrize("path", _params("wrap"))
 def test_scenario_across_the_wrap(path: Path) -> None:
     result = run_parsed(load_script(path), remote_isn=WRAP_ISN, seed=7)
+    assert result.status == "passed", format_result(result)
+
+
+@pytest.mark.parametrize("path", _params("ipv6"))
+def test_scenario_over_ipv6(path: Path) -> None:
+    result = run_parsed(load_script(path), ip_version="ipv6")
+    if result.status == "skipped" and (result.skip_reason or "").startswith("IPv4 only"):
+        pytest.skip(result.skip_reason)
+    assert result.status == "passed", format_result(result)
+
+
+@pytest.mark.parametrize("path", _params("mapped"))
+def test_scenario_over_ipv4_mapped_ipv6(path: Path) -> None:
+    result = run_parsed(load_script(path), ip_version="ipv4-mapped-ipv6")
     assert result.status == "passed", format_result(result)
 
 

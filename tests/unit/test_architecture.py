@@ -193,6 +193,9 @@ def test_the_core_uses_only_seeded_random_generators() -> None:
         ("simtcp.programs.cli", "simtcp.backends.tap", True),
         ("simtcp.aio.driver", "simtcp.backends.aio_sim", False),
         ("simtcp.__main__", "simtcp.programs.cli", True),
+        ("simtcp.ip6.input", "simtcp.wire.ipv6", True),
+        ("simtcp.ip6.nd", "simtcp.backends.tap", False),
+        ("simtcp.wire.icmpv6", "simtcp.ip6.output", False),
     ],
 )
 def test_the_table_itself(source: str, target: str, allowed: bool) -> None:
@@ -209,3 +212,11 @@ def test_a_bad_arrow_is_caught(tmp_path: Path) -> None:
     bad.write_text("from .backends.sim import Simulator\nimport simtcp.programs.cli\n")
     targets = [arrow.target for arrow in imports_of("simtcp.stack", bad)]
     assert targets == ["simtcp.backends.sim", "simtcp.programs.cli"]
+
+
+@pytest.mark.parametrize("package", ["ip", "ip6", "link", "tcp"])
+def test_the_network_layers_are_core(package: str) -> None:
+    """simtcp/ip6/ is core like simtcp/ip/: sans-IO, below aio, drill and the backends."""
+    modules = [name for name in module_files() if name.startswith(f"simtcp.{package}.")]
+    assert modules, package
+    assert {part_of(name) for name in modules} == {"core"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from ipaddress import IPv6Address
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from simtcp.wire.checksum import (
     checksum_update,
     internet_checksum,
+    ipv6_pseudo_header_sum,
     ones_complement_sum,
     pseudo_header_sum,
     reference_checksum,
@@ -178,3 +180,29 @@ def test_update_of_a_ttl_decrement() -> None:
     header[10:12] = checksum_update(0x2C67, old_word, new_word).to_bytes(2, "big")
     assert internet_checksum(header) == 0
     assert header[10:12] == bytes.fromhex("2d67")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 2**128 - 1),
+    st.integers(0, 2**128 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 255),
+    st.binary(max_size=64),
+)
+def test_ipv6_pseudo_header_sum_matches_the_word_loop(
+    source: int, destination: int, length: int, next_header: int, data: bytes
+) -> None:
+    """RFC 8200 §8.1: 16 + 16 address bytes, a 32-bit length, 3 zeros, next header."""
+    pseudo = (
+        IPv6Address(source).packed
+        + IPv6Address(destination).packed
+        + length.to_bytes(4, "big")
+        + bytes(3)
+        + bytes([next_header])
+    )
+    total = ipv6_pseudo_header_sum(
+        IPv6Address(source), IPv6Address(destination), length, next_header
+    )
+    assert total % 0xFFFF == sum(_words(pseudo)) % 0xFFFF
+    assert internet_checksum(data, total) == reference_checksum(pseudo + data)

@@ -16,7 +16,7 @@ GOOD = """\
 +0    < S 0:0(0) win 65535 <mss 1460>
 +0    > S. 0:0(0) ack 1 <mss 1460>
 """
-SKIPPED = "--ip_version=ipv6\n" + GOOD
+SKIPPED = "--ip_version=ipv6\n--mtu=1000\n" + GOOD  # IPv6 needs 1280
 FAILING = GOOD.replace("> S. 0:0(0) ack 1", "> S. 0:0(0) ack 2")
 
 
@@ -103,7 +103,7 @@ def test_reports_give_results_and_totals_by_reason(tmp_path: Path) -> None:
     report = json.loads(json_path.read_text())
     assert report["totals"] == {"passed": 1, "failed": 1, "skipped": 2}
     assert report["by_reason"]["skipped"] == {
-        "IPv6 not supported": 1,
+        "IPv4 only: link MTU below IPv6's 1280": 1,
         "shell command not run: tc": 1,
     }
     failed = next(entry for entry in report["scripts"] if entry["status"] == "failed")
@@ -111,5 +111,8 @@ def test_reports_give_results_and_totals_by_reason(tmp_path: Path) -> None:
     assert failed["actual"].startswith("0.000000 > S. 0:0(0) ack 1")
     assert main(["-q", "--report", str(md_path), str(tmp_path)]) == 1
     markdown = md_path.read_text()
-    assert "## Skipped by reason" in markdown and "| 1 | IPv6 not supported |" in markdown
+    assert (
+        "## Skipped by reason" in markdown
+        and "| 1 | IPv4 only: link MTU below IPv6's 1280 |" in markdown
+    )
     assert "expected: `0.000000 > S. 0:0(0) ack 2 <mss 1460>`" in markdown

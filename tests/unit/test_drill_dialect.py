@@ -36,19 +36,18 @@ HANDSHAKE = (
 SCENARIOS = sorted((Path(__file__).parents[1] / "scenarios").glob("*.pkt"))
 
 
+def test_ipv4_mapped_runs_ipv4_on_the_wire_with_mapped_socket_addresses() -> None:
+    result = run_script("--ip_version=ipv4-mapped-ipv6\n" + HANDSHAKE)
+    assert result.status == "passed", result.failure
+
+
 @pytest.mark.parametrize(
-    "header",
-    [
-        "--ip_version=ipv6",
-        "--ip_version=ipv4-mapped-ipv6",
-        "--local_ip=fd3d:fa7b:d17d::1",
-        "--remote_ip=2001:db8::1",
-    ],
+    "header", ["--ip_version=ipv4 --local_ip=fd3d:fa7b:d17d::1", "--remote_ip=2001:db8::1"]
 )
-def test_ipv6_scripts_skip_with_the_reason(header: str) -> None:
-    result = run_script(header + "\n" + HANDSHAKE)
-    assert result.status == "skipped"
-    assert (result.skip_reason or "").startswith("IPv6 not supported")
+def test_an_address_of_the_other_family_is_a_bad_option(header: str) -> None:
+    result = run_script("\n".join(header.split()) + "\n" + HANDSHAKE)
+    assert result.status == "failed"
+    assert result.failure is not None and "not an address of --ip_version" in result.failure.message
 
 
 @pytest.mark.parametrize(

@@ -144,10 +144,18 @@ def test_ignored_header_options_are_reported() -> None:
     assert result.ignored_options == ["--speed=1000"]
 
 
-def test_ipv6_scripts_are_skipped() -> None:
-    result = run_script("--ip_version=ipv6\n" + LISTEN)
+def test_ipv6_scripts_run_over_ipv6_on_the_wire() -> None:
+    result = run_script(
+        "--ip_version=ipv6\n" + HANDSHAKE + "+0 write(4, ..., 1000) = 1000\n"
+        "+0 > P. 1:1001(1000) ack 1\n"
+    )
+    assert result.status == "passed", result.failure
+
+
+def test_ipv6_runs_skip_scripts_about_ipv4_alone() -> None:
+    result = run_script("// ipv4-only: needs ARP\n--ip_version=ipv6\n" + LISTEN)
     assert result.status == "skipped"
-    assert "ipv6" in (result.skip_reason or "")
+    assert result.skip_reason == "IPv4 only: needs ARP"
 
 
 def test_unsupported_lines_skip_the_script() -> None:
@@ -296,7 +304,7 @@ def test_syntax_error_is_a_failure_with_a_line() -> None:
 def test_report_and_summary() -> None:
     passed = run_script(HANDSHAKE)
     failed = run_script(LISTEN + "+0 < S 0:0(0) win 65535 <mss 1460>\n+0 > R 0:0(0)\n")
-    skipped = run_script("--ip_version=ipv6\n" + LISTEN)
+    skipped = run_script("--ip_version=ipv6\n--mtu=1000\n" + LISTEN)
     assert summary_line([passed, failed, skipped]) == "1 passed, 1 failed, 1 skipped"
     text = format_result(failed)
     assert text.splitlines()[0] == "FAIL <script>:5: flags S. instead of R"

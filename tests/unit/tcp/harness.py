@@ -14,6 +14,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address
 
 from simtcp.events import Event
 from simtcp.link import InterfaceOffload
@@ -22,11 +23,14 @@ from simtcp.stats import Stats
 from simtcp.tcp import TcpConfig, TcpLayer
 from simtcp.time import MILLISECOND
 from simtcp.timers import TimerHeap
+from simtcp.wire.address import Address
 from simtcp.wire.tcp import TcpSegment
 
 A_ADDR = 0x0A000001  # 10.0.0.1
 B_ADDR = 0x0A000002  # 10.0.0.2
 C_ADDR = 0x0A000003  # 10.0.0.3 (a third party, for segments to nothing)
+A6_ADDR = IPv6Address("2001:db8::a")
+B6_ADDR = IPv6Address("2001:db8::b")
 
 
 class FakeHost:
@@ -34,7 +38,7 @@ class FakeHost:
 
     def __init__(
         self,
-        address: int,
+        address: Address,
         *,
         mtu: int = 1500,
         wire: bool = True,
@@ -48,24 +52,35 @@ class FakeHost:
         self.wire = wire
         self.routable = routable
         self.stats = Stats()
-        self.sent: list[tuple[int, int, TcpSegment]] = []
+        self.sent: list[tuple[Address, Address, TcpSegment]] = []
         self.events: list[Event] = []
 
-    def send_tcp(self, source: int, destination: int, segment: TcpSegment, *, now: int) -> None:
+    def send_tcp(
+        self, source: Address, destination: Address, segment: TcpSegment, *, now: int
+    ) -> None:
         if self.wire:
-            raw = segment.build(source, destination)
-            segment = TcpSegment.parse(raw, source=source, destination=destination)
+            if isinstance(source, IPv6Address) and isinstance(destination, IPv6Address):
+                raw = segment.build_ipv6(source, destination)
+                segment = TcpSegment.parse_ipv6(raw, source=source, destination=destination)
+            else:
+                assert isinstance(source, int) and isinstance(destination, int)
+                raw = segment.build(source, destination)
+                segment = TcpSegment.parse(raw, source=source, destination=destination)
         self.sent.append((source, destination, segment))
 
-    def route_source(self, destination: int) -> tuple[int, int] | None:
-        return (self.address, self.mtu) if self.routable else None
+    def route_source(self, destination: Address) -> tuple[Address, int] | None:
+        if not self.routable or isinstance(destination, IPv6Address) != isinstance(
+            self.address, IPv6Address
+        ):
+            return None
+        return (self.address, self.mtu)
 
-    def route_offload(self, destination: int) -> InterfaceOffload:
+    def route_offload(self, destination: Address) -> InterfaceOffload:
         if not self.routable or destination == self.address:
             return InterfaceOffload()
         return InterfaceOffload(tx_checksum=bool(self.max_segment), max_segment=self.max_segment)
 
-    def is_local_address(self, address: int) -> bool:
+    def is_local_address(self, address: Address) -> bool:
         return address == self.address
 
     def emit(self, event: Event) -> None:
@@ -87,7 +102,7 @@ class Endpoint:
 
     def __init__(
         self,
-        address: int,
+        address: Address,
         config: TcpConfig | None = None,
         *,
         seed: int = 1,
@@ -102,21 +117,21 @@ class Endpoint:
         )
 
     @property
-    def address(self) -> int:
+    def address(self) -> Address:
         return self.host.address
 
-    def receive(self, segment: TcpSegment, *, source: int, now: int) -> None:
+    def receive(self, segment: TcpSegment, *, source: Address, now: int) -> None:
         self.layer.segment_received(source, self.address, segment, now=now)
 
     def fire_timers(self, now: int) -> None:
         self.timers.run_due(now)
 
 
-Fault = Callable[[TcpSegment, int], list[int]]
+Fault = Callable[[TcpSegment, Address], list[int]]
 """Given a segment and the sender's address: extra delays (us) of each copy to deliver."""
 
 
-def no_fault(segment: TcpSegment, sender: int) -> list[int]:
+def no_fault(segment: TcpSegment, sender: Address) -> list[int]:
     return [0]
 
 
@@ -129,8 +144,8 @@ class Pair:
     delay: int = 10 * MILLISECOND
     fault: Fault = no_fault
     now: int = 0
-    log: list[tuple[int, int, TcpSegment]] = field(default_factory=list)
-    _queue: list[tuple[int, int, int, TcpSegment]] = field(default_factory=list)
+    log: list[tuple[int, Address, TcpSegment]] = field(default_factory=list)
+    _queue: list[tuple[int, int, Address, TcpSegment]] = field(default_factory=list)
     _order: itertools.count[int] = field(default_factory=itertools.count)
 
     def _collect(self) -> None:
@@ -201,10 +216,14 @@ def make_pair(
     fault: Fault = no_fault,
     wire: bool = True,
     max_segment: int = 0,
+    ipv6: bool = False,
+    mtu: int = 1500,
 ) -> Pair:
+    """Two endpoints, 10.0.0.1 and 10.0.0.2 (``ipv6``: 2001:db8::a and 2001:db8::b)."""
+    a, b = (A6_ADDR, B6_ADDR) if ipv6 else (A_ADDR, B_ADDR)
     return Pair(
-        Endpoint(A_ADDR, config_a, seed=seed, wire=wire, max_segment=max_segment),
-        Endpoint(B_ADDR, config_b, seed=seed + 1, wire=wire, max_segment=max_segment),
+        Endpoint(a, config_a, seed=seed, wire=wire, max_segment=max_segment, mtu=mtu),
+        Endpoint(b, config_b, seed=seed + 1, wire=wire, max_segment=max_segment, mtu=mtu),
         delay=delay,
         fault=fault,
     )
