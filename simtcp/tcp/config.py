@@ -66,6 +66,13 @@ class TcpConfig:
     """Default listen backlog (half-open plus accepted-but-unclaimed connections)."""
     congestion_control: str = "newreno"
     """Congestion control by name."""
+    prr: bool = True
+    """Proportional Rate Reduction (RFC 6937) as the sending rule of SACK fast recovery:
+    what leaves per ACK follows what the receiver got (:mod:`.prr`); off, RFC 6675 §5 (C)
+    sends while ``cwnd - pipe >= SMSS``. Either way the first hole goes at once (§5 (4.3))."""
+    hystart: bool = True
+    """HyStart++ (RFC 9406) in slow start: leave it for Conservative Slow Start when the
+    RTT of a round grows by more than its threshold (:mod:`.hystart`), before a loss does."""
     initial_window_segments: int = 10
     """Initial congestion window in segments (RFC 6928)."""
     ephemeral_ports: tuple[int, int] = (49152, 65535)

@@ -547,18 +547,23 @@ def retransmit_range(conn: Connection, start: int, end: int, now: Instant) -> in
     return sent_end
 
 
-def sack_output(conn: Connection, now: Instant) -> None:
-    """RFC 6675 §5 (C): while cwnd - pipe >= SMSS, send what NextSeg() picks."""
+def sack_output(conn: Connection, now: Instant, *, first_at_once: bool = False) -> None:
+    """RFC 6675 §5 (C): while cwnd - pipe >= SMSS, send what NextSeg() picks.
+
+    ``first_at_once``: recovery begins; RFC 6675 §5 (4.3) retransmits the first
+    hole whatever pipe is. What leaves is counted as PRR's prr_out (RFC 6937).
+    """
     scoreboard = conn.scoreboard
     if scoreboard is None:
         return
     mss = conn.snd_mss
+    prr = scoreboard.prr
     buffer = conn.send_buffer
     fin_seq = conn.fin_seq
     sent = False
     for _ in range(256):  # bounded work per call; ACKs keep the loop going
         high = conn.snd_max
-        if conn.cc.cwnd - scoreboard.pipe(high) < mss:
+        if conn.cc.cwnd - scoreboard.pipe(high) < mss and not (first_at_once and not sent):
             break
         window_end = conn.snd_una + conn.snd_wnd
         data_end = buffer.end
@@ -582,6 +587,9 @@ def sack_output(conn: Connection, now: Instant) -> None:
             if sent_end <= choice.start:
                 break
             scoreboard.note_sent(NextSegment(kind=choice.kind, start=choice.start, end=sent_end))
+            size = sent_end - choice.start
+        if prr is not None:
+            prr.on_sent(size)
         sent = True
     if sent and conn.rto_at is None:
         conn.rto_at = now + conn.rto.rto

@@ -39,6 +39,7 @@ from .output import (
     sack_output,
     transmit,
 )
+from .prr import Prr
 from .rack import RackVerdict
 from .sack import unwrap_blocks
 
@@ -60,6 +61,8 @@ def sack_arrived(
         if update.newly_sacked:
             conn.delivery.acked(conn, blocks, now)
         _rack_ack(conn, blocks, update.dsack is not None, now)
+        if conn.in_recovery:
+            prr_ack(conn)
 
 
 def new_ack(
@@ -89,6 +92,30 @@ def new_ack(
         _open_ack(conn, ack, acked, flight, now)
         restart_timer = True
     _after_ack(conn, blocks, dsack, now, restart_timer=restart_timer)
+    if conn.in_recovery:
+        prr_ack(conn)
+
+
+def prr_ack(conn: Connection) -> None:
+    """RFC 6937 §3.1 on an ACK during SACK recovery: ``cwnd = pipe + sndcnt``.
+
+    The output that follows the ACK sends while ``cwnd - pipe >= SMSS``, so
+    sndcnt is rounded up to whole segments (``prr_out`` counts what really
+    left). An ACK that delivered nothing changes nothing, as in Linux's
+    ``tcp_cwnd_reduction``: the reduction bound is earned by delivery.
+    """
+    scoreboard = conn.scoreboard
+    if scoreboard is None or scoreboard.prr is None:
+        return
+    prr = scoreboard.prr
+    delivered = scoreboard.delivered - scoreboard.delivered_before_ack
+    scoreboard.delivered_before_ack = scoreboard.delivered  # counted once per ACK
+    if delivered <= 0 and prr.prr_out:
+        return
+    pipe = scoreboard.pipe(conn.snd_max)
+    sndcnt = prr.on_ack(delivered, pipe)
+    mss = conn.snd_mss
+    conn.cc.cwnd = pipe + -(-sndcnt // mss) * mss
 
 
 def _update_scoreboard(
@@ -241,7 +268,19 @@ def enter_recovery(conn: Connection, now: Instant) -> None:
     else:
         cc.cwnd = cc.ssthresh  # RFC 6675 §5 (4.2): no inflation, pipe does the counting
         scoreboard.enter_recovery(conn.snd_max)
-        sack_output(conn, now)
+        if conn.config.prr:
+            # RFC 6937 §3.1: RecoverFS is what was in flight before this ACK showed the
+            # loss, less what the receiver already held (RFC 6675 pipe before the loss).
+            held = scoreboard.delivered_before_ack - scoreboard.snd_una
+            scoreboard.prr = Prr(
+                ssthresh=cc.ssthresh,
+                recover_fs=conn.snd_max - conn.snd_una - held,
+                mss=conn.snd_mss,
+            )
+            prr_ack(conn)
+        # RFC 6675 §5 (4.3): the first hole goes at once, even while pipe >= cwnd (more
+        # than half the window outstanding); then (C) sends as the pipe allows.
+        sack_output(conn, now, first_at_once=True)
     conn.rto_at = now + conn.rto.rto
 
 

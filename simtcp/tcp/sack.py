@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from operator import sub
 
+from .prr import Prr
 from .seq import to_wire, unwrap
 
 DEFAULT_MAX_RANGES = 256
@@ -338,6 +339,8 @@ class SackScoreboard:
         "rescue_rxt",
         "recovery_point",
         "_mark_cursor",
+        "prr",
+        "delivered_before_ack",
     )
 
     def __init__(
@@ -361,6 +364,11 @@ class SackScoreboard:
         self.rescue_rxt: int | None = None
         self.recovery_point: int | None = None
         self._mark_cursor = snd_una
+        self.prr: Prr | None = None
+        """The recovery's Proportional Rate Reduction (RFC 6937), if ``TcpConfig.prr``."""
+        self.delivered_before_ack = snd_una
+        """:attr:`delivered` before the ACK being processed: RFC 6937's DeliveredData of
+        that ACK is the difference."""
 
     # --- input ---------------------------------------------------------------------
 
@@ -370,7 +378,8 @@ class SackScoreboard:
         Blocks not inside ``[SND.UNA, high_data]`` are ignored, as Linux's
         ``tcp_is_sackblock_valid`` does, except a first block taken as D-SACK.
         """
-        acked = self.cumulative_ack(ack)
+        self.delivered_before_ack = self.snd_una + self.sacked.total
+        acked = self._cumulative_ack(ack)
         if not blocks:
             return SackUpdate(acked=acked, newly_sacked=0, dsack=None) if acked else _NO_CHANGE
         dsack = None
@@ -396,6 +405,10 @@ class SackScoreboard:
         """Apply a cumulative ``ack`` alone (an ACK without SACK blocks); return the bytes
         it newly covers. ``update`` without blocks, minus building its :class:`SackUpdate`
         (the engine's common case: the D-SACK it reports needs a block)."""
+        self.delivered_before_ack = self.snd_una + self.sacked.total
+        return self._cumulative_ack(ack)
+
+    def _cumulative_ack(self, ack: int) -> int:
         una = self.snd_una
         if ack <= una:
             return 0
@@ -437,6 +450,7 @@ class SackScoreboard:
 
     def exit_recovery(self) -> None:
         self.recovery_point = None
+        self.prr = None
 
     def on_rto(self) -> None:
         """RTO: forget SACK information and loss marks (RFC 2018 §8, RFC 6675 §5.1)."""
@@ -447,8 +461,14 @@ class SackScoreboard:
         self._mark_cursor = self.snd_una
         self.rescue_rxt = None
         self.recovery_point = None
+        self.prr = None
 
     # --- RFC 6675 §4 -----------------------------------------------------------------
+
+    @property
+    def delivered(self) -> int:
+        """SND.UNA plus the bytes SACKed above it: grows by RFC 6937's DeliveredData."""
+        return self.snd_una + self.sacked.total
 
     @property
     def sacked_bytes(self) -> int:
