@@ -2,10 +2,11 @@
 
 The engine detects the events (new ACK, three duplicate ACKs, partial and full
 ACKs during recovery, RTO) and keeps the recovery point; an algorithm only
-decides what ``cwnd`` and ``ssthresh`` become. Adding an algorithm (CUBIC in
-the next issue) is a subclass plus one entry in :data:`ALGORITHMS`. Slow start
-is shared (:meth:`CongestionControl.slow_start`): RFC 5681 §3.1's min(N, SMSS)
-per ACK, or RFC 3465 Appropriate Byte Counting up to ``abc_limit`` bytes.
+decides what ``cwnd`` and ``ssthresh`` become. Adding an algorithm is a
+subclass plus one entry in :data:`ALGORITHMS`. Slow start is shared
+(:meth:`CongestionControl.slow_start`): RFC 5681 §3.1's min(N, SMSS) per ACK,
+or RFC 3465 Appropriate Byte Counting up to ``abc_limit`` bytes, with
+HyStart++ (RFC 9406, :mod:`.hystart`) ending the initial one early.
 """
 
 from __future__ import annotations
@@ -14,13 +15,26 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from ..time import Duration, Instant
+from .hystart import CSS_GROWTH_DIVISOR, HyStart
+
+INITIAL_SSTHRESH = 1 << 30
+"""RFC 5681 §3.1: ssthresh starts arbitrarily high."""
 
 
 class CongestionControl:
     """The interface every algorithm implements; all sizes are bytes."""
 
     name = "base"
-    __slots__ = ("mss", "cwnd", "ssthresh", "abc_limit", "_acked_in_ca", "_slow_start_after_rto")
+    __slots__ = (
+        "mss",
+        "cwnd",
+        "ssthresh",
+        "abc_limit",
+        "_acked_in_ca",
+        "_slow_start_after_rto",
+        "hystart",
+        "hystart_used",
+    )
 
     def __init__(self, *, mss: int, initial_window_segments: int, abc_limit: int = 0) -> None:
         self.mss = mss
@@ -34,8 +48,32 @@ class CongestionControl:
         if initial_window_segments == 10:
             initial = min(initial, max(2 * mss, 14600))
         self.cwnd = max(initial, mss)
-        self.ssthresh = 1 << 30  # RFC 5681 §3.1: arbitrarily high at first
+        self.ssthresh = INITIAL_SSTHRESH  # RFC 5681 §3.1: arbitrarily high at first
         self._acked_in_ca = 0
+        self.hystart: HyStart | None = None
+        """HyStart++ (RFC 9406) while the initial slow start runs with it; see
+        :meth:`start_hystart`."""
+        self.hystart_used = False
+
+    def start_hystart(self) -> None:
+        """Run HyStart++ in this slow start if it is the initial one (RFC 9406 §4.3:
+        later slow starts, after an RTO, are standard)."""
+        if not self.hystart_used and self.ssthresh == INITIAL_SSTHRESH:
+            self.hystart = HyStart()
+        self.hystart_used = True
+
+    def hystart_ack(self, ack: int, snd_nxt: int) -> None:
+        """An ACK of new data outside recovery, before :meth:`on_ack`: HyStart++'s
+        rounds and checks (RFC 9406 §4.2); at the end of CSS, ssthresh = cwnd."""
+        hystart = self.hystart
+        if hystart is None:
+            return
+        if self.ssthresh != INITIAL_SSTHRESH:
+            self.hystart = None  # a congestion event ended slow start first
+            return
+        if hystart.on_ack(ack, snd_nxt) == 0:
+            self.ssthresh = self.cwnd  # §4.2: CSS_ROUNDS rounds of CSS: avoidance
+            self.hystart = None
 
     def set_mss(self, mss: int) -> None:
         """The effective MSS changed (handshake or PMTU); keep cwnd at least one segment."""
@@ -58,6 +96,9 @@ class CongestionControl:
           overshoot by its own increase of at most min(N, SMSS); a larger L never
           takes cwnd further past ssthresh than that.
         """
+        hystart = self.hystart
+        if hystart is not None and hystart.in_css:
+            acked //= CSS_GROWTH_DIVISOR  # RFC 9406 §4.2: CSS grows a quarter as fast
         cwnd = self.cwnd
         mss = self.mss
         standard = acked if acked < mss else mss
@@ -70,7 +111,10 @@ class CongestionControl:
         self.cwnd = grown if grown < ceiling else ceiling
 
     def on_rtt_sample(self, rtt: Duration) -> None:
-        """An RTT measurement; algorithms that need it (CUBIC) override this."""
+        """An RTT measurement (HyStart++ counts it; CUBIC keeps it too)."""
+        hystart = self.hystart
+        if hystart is not None:
+            hystart.on_rtt_sample(rtt)
 
     def on_ack(self, acked: int, flight_size: int, now: Instant) -> None:
         """New data acknowledged outside recovery."""

@@ -104,7 +104,8 @@ class Cubic(CongestionControl):
     # --- what the engine may add: an RTT feed ---------------------------------
 
     def on_rtt_sample(self, rtt: Duration) -> None:
-        """Latest smoothed RTT (SRTT); the target looks one RTT ahead (RFC 9438 §4.2)."""
+        """Latest RTT sample; the target looks one RTT ahead (RFC 9438 §4.2)."""
+        super().on_rtt_sample(rtt)
         self.rtt = max(rtt, 0)
 
     # --- the window curve -------------------------------------------------------

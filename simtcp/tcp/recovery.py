@@ -167,6 +167,10 @@ def _open_ack(conn: Connection, ack: int, acked: int, flight: int, now: Instant)
     conn.dupacks = 0
     if not cc.abc_limit:
         cc.abc_limit = slow_start_limit(conn)
+        if conn.config.hystart and not cc.hystart_used:
+            cc.start_hystart()  # RFC 9406 in the initial slow start
+    if cc.hystart is not None:
+        cc.hystart_ack(ack, conn.snd_max)
     cc.on_ack(acked, flight, now)
     if (
         scoreboard is not None
