@@ -142,6 +142,9 @@ SMALL_CHUNK = 4096
 SMALL_SEGMENT = 1024
 """In-order segments shorter than this are merged into a last chunk shorter than this;
 longer ones stay chunks of their own (merging them would copy every byte again)."""
+BYTES_PER_HELD_BLOCK = 2048
+"""Out-of-order blocks a receive buffer may hold: at least one per this many bytes of
+its capacity (segments of about one MSS with a hole of one between them)."""
 
 
 class ReceiveBuffer:
@@ -150,7 +153,10 @@ class ReceiveBuffer:
     Out-of-order blocks are kept sorted, disjoint and non-adjacent; the caller
     trims every segment to the advertised window first, so what is held never
     exceeds the window (RFC 9293 §3.10.7.4, "seventh"). ``max_blocks`` bounds
-    the bookkeeping when a peer sends many small holes.
+    the bookkeeping when a peer sends many small holes, raised to one block per
+    ``BYTES_PER_HELD_BLOCK`` of capacity: a large window that a drop-tail queue
+    thinned to every other segment holds that many blocks, and dropping them
+    would turn every one into a retransmission.
 
     In-order bytes wait as a queue of immutable chunks (one per segment; tiny
     ones merged, see ``SMALL_SEGMENT``), for the same reason as the send
@@ -270,7 +276,8 @@ class ReceiveBuffer:
         while last < len(starts) and starts[last] <= end:
             last += 1
         if last == first:
-            if len(starts) >= self.max_blocks:
+            held = len(starts)
+            if held >= self.max_blocks and held >= self.capacity // BYTES_PER_HELD_BLOCK:
                 return False
             starts.insert(first, seq)
             blocks.insert(first, bytearray(payload))

@@ -40,7 +40,11 @@ from operator import sub
 from .prr import Prr
 from .seq import to_wire, unwrap
 
-DEFAULT_MAX_RANGES = 256
+DEFAULT_MAX_RANGES = 8192
+"""Ranges a scoreboard set holds. A window that a drop-tail queue thinned to every other
+segment has one SACKed range per two segments: 8192 covers a 16 MiB send buffer of
+1448-byte segments. A block refused for want of room is data the sender then believes
+lost and resends (at 1 Gbit/s, 40 ms with 256: 5,600 spurious retransmissions)."""
 DUP_THRESH = 3
 """RFC 6675 §2 DupThresh."""
 _HISTORY = 8
