@@ -1,7 +1,8 @@
 """Buffers sized for the path: send- and receive-buffer auto-tuning (issue 15).
 
-Both are on by default, with Linux's ceilings (``TcpConfig.send_buffer_max``
-4 MiB as ``tcp_wmem``, ``receive_buffer_max`` 6 MiB as ``tcp_rmem``):
+Both are on by default, with ceilings above Linux's (``TcpConfig.send_buffer_max``
+8 MiB, ``receive_buffer_max`` 16 MiB; Linux's ``tcp_wmem`` / ``tcp_rmem`` maxima of
+4 MiB / 6 MiB cannot fill 1 Gbit/s at 40 ms with one stream; see the fields):
 
 - **receive** (dynamic right-sizing, Linux's ``tcp_rcv_space_adjust``): once per
   RTT the receiver looks at what the application read in that RTT -- the rate

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from ..time import Duration, Instant
-from .hystart import CSS_GROWTH_DIVISOR, HyStart
+from .hystart import CSS_GROWTH_DIVISOR, HYSTART_L_SEGMENTS, HyStart
 
 INITIAL_SSTHRESH = 1 << 30
 """RFC 5681 §3.1: ssthresh starts arbitrarily high."""
@@ -95,14 +95,22 @@ class CongestionControl:
         - RFC 5681 §3.1 ends slow start once cwnd exceeds ssthresh, which one ACK may
           overshoot by its own increase of at most min(N, SMSS); a larger L never
           takes cwnd further past ssthresh than that.
+
+        While HyStart++ runs (the initial slow start), RFC 9406 §4.2 sets L to 8 SMSS
+        for a sender that does not pace: it ends slow start on the RTT's rise rather
+        than on a loss, so it can afford doubling per RTT behind delayed ACKs; in its
+        CSS the increase is min(N, L) / CSS_GROWTH_DIVISOR.
         """
         hystart = self.hystart
-        if hystart is not None and hystart.in_css:
-            acked //= CSS_GROWTH_DIVISOR  # RFC 9406 §4.2: CSS grows a quarter as fast
         cwnd = self.cwnd
         mss = self.mss
-        standard = acked if acked < mss else mss
         limit = self.abc_limit
+        if hystart is not None:
+            if limit < HYSTART_L_SEGMENTS * mss:
+                limit = HYSTART_L_SEGMENTS * mss
+            if hystart.in_css:
+                acked //= CSS_GROWTH_DIVISOR  # RFC 9406 §4.2: a quarter of the growth
+        standard = acked if acked < mss else mss
         if limit <= mss or self._slow_start_after_rto:
             self.cwnd = cwnd + standard
             return

@@ -25,6 +25,8 @@ MIN_RTT_DIVISOR = 8
 N_RTT_SAMPLE = 8
 CSS_GROWTH_DIVISOR = 4
 CSS_ROUNDS = 5
+HYSTART_L_SEGMENTS = 8
+"""L of RFC 9406 §4.2 for a sender that does not pace: slow start adds min(N, L * SMSS)."""
 
 
 class HyStart:
