@@ -173,13 +173,22 @@ def test_config_rejects_a_negative_limit() -> None:
         TcpConfig(abc_limit_segments=-1)
 
 
-@pytest.mark.parametrize(("segments", "new_segments"), [(1, 11), (3, 13), (45, 20)])
+@pytest.mark.parametrize(
+    ("segments", "hystart", "new_segments"),
+    [(1, False, 11), (3, False, 13), (45, False, 20), (1, True, 18), (45, True, 20)],
+)
 def test_engine_applies_the_configured_limit_to_a_stretch_ack(
-    segments: int, new_segments: int
+    segments: int, hystart: bool, new_segments: int
 ) -> None:
-    """One ACK of the whole initial window (10 segments) lets 10 + min(10, L) go."""
+    """One ACK of the whole initial window (10 segments) lets 10 + min(10, L) go; with
+    HyStart++ L is at least 8 SMSS (RFC 9406 §4.2)."""
     config = TcpConfig(
-        window_scaling=False, timestamps=False, sack=False, rack=False, abc_limit_segments=segments
+        window_scaling=False,
+        timestamps=False,
+        sack=False,
+        rack=False,
+        abc_limit_segments=segments,
+        hystart=hystart,
     )
     scenario = Scenario(config=config)
     scenario.enter("ESTABLISHED")
@@ -196,7 +205,9 @@ def test_engine_applies_the_configured_limit_to_a_stretch_ack(
 def test_engine_default_and_route_limit_without_tso_are_rfc5681(config: TcpConfig) -> None:
     """The default (1), and 0 on a route without TSO: L = SMSS, one more per ACK."""
     scenario = Scenario(
-        config=replace(config, window_scaling=False, timestamps=False, sack=False, rack=False)
+        config=replace(
+            config, window_scaling=False, timestamps=False, sack=False, rack=False, hystart=False
+        )
     )
     scenario.enter("ESTABLISHED")
     handle = scenario.handle or 0

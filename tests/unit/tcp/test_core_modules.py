@@ -115,12 +115,14 @@ def test_newreno_exit_with_nothing_in_flight_leaves_two_segments() -> None:
     assert cc.cwnd == 2000
 
 
-def test_buffers_auto_tune_by_default_up_to_linux_maxima() -> None:
+def test_buffers_auto_tune_by_default_up_to_path_sized_maxima() -> None:
     """Issue 15: send and receive auto-tuning on by default (tcp_moderate_rcvbuf=1),
-    ceilings like Linux's tcp_wmem / tcp_rmem maxima."""
+    ceilings above Linux's tcp_wmem / tcp_rmem maxima (4 MiB / 6 MiB hold less than
+    the 5 MB bandwidth-delay product of 1 Gbit/s at 40 ms)."""
     config = TcpConfig()
-    assert config.receive_buffer_max == 6 * 1024 * 1024 > config.receive_buffer
-    assert config.send_buffer_max == 4 * 1024 * 1024 > config.send_buffer
+    assert config.receive_buffer_max == 16 * 1024 * 1024 > config.receive_buffer
+    assert config.send_buffer_max == 8 * 1024 * 1024 > config.send_buffer
+    assert config.send_buffer_max > 5_000_000 * 3 // 2
 
 
 def test_a_full_send_buffer_grows_toward_two_congestion_windows() -> None:
