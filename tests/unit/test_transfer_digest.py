@@ -31,16 +31,16 @@ from simtcp.programs.transfer import CHUNK, PatternStream, TransferSpec, expecte
 from simtcp.time import MILLISECOND, SECOND
 
 RECORDED = {
-    "chaos": "3f4d63965a0d6a19",
-    "clean": "0f78087b69e593f4",
-    "clean0": "b8df2ae5d45de919",
-    "gso": "c2ddfd71c2710737",
-    "limit": "31b2b7b57beccf8b",
-    "lossy": "d397a8f34626d213",
-    "pause": "04d8316c1dfe4102",
-    "stall": "e3665c8d54b5e169",
-    "tso": "268c3761aa429680",
-    "zero": "f55b3152819f0090",
+    "chaos": "7022b5649f127d55",
+    "clean": "7f7f620464f01024",
+    "clean0": "b309d898d1a79fc6",
+    "gso": "1046d1cb7ce1b68d",
+    "limit": "f17a22f891485bd3",
+    "lossy": "61317ad7ad36f47c",
+    "pause": "65ce68937040515b",
+    "stall": "a089d5ec0d1d532d",
+    "tso": "d1a53cd85fda1636",
+    "zero": "6ce3085f1d813c95",
 }
 """Spec name -> digest of the link pcap and the result's figures (see ``digest``)."""
 
