@@ -153,3 +153,53 @@ def test_only_the_initial_slow_start_uses_hystart() -> None:
     cc.on_enter_recovery(20 * MSS, now=0)
     cc.hystart_ack(MSS, snd_nxt=2 * MSS)
     assert cc.hystart is None  # a loss ended slow start before HyStart did
+
+
+def _queue_building_transfer(hystart: bool) -> tuple[int, int, int]:
+    """2000 segments through a bottleneck of one segment per ms (RTT 20 ms plus the
+    queue, which never drops): (ssthresh, cwnd, largest queueing delay in ms) at the end."""
+    from simtcp.events import ConnectionAccepted
+    from simtcp.tcp import TcpConfig
+    from simtcp.wire.tcp import TcpSegment
+
+    from .harness import A_ADDR, B_ADDR, make_pair
+
+    busy_until = [0]
+    worst = [0]
+
+    def fault(segment: TcpSegment, sender: int) -> list[int]:
+        if sender != A_ADDR or not segment.payload:
+            return [0]
+        leaves_at = max(pair.now, busy_until[0]) + MILLISECOND
+        busy_until[0] = leaves_at
+        worst[0] = max(worst[0], leaves_at - pair.now)
+        return [leaves_at - pair.now]
+
+    config = TcpConfig(hystart=hystart, msl=1_000_000, receive_buffer=4 << 20)
+    pair = make_pair(config, config, fault=fault)
+    pair.b.layer.listen(80)
+    client = pair.a.layer.connect(B_ADDR, 80, now=0)
+    pair.run(100 * MILLISECOND)
+    server = next(e.connection for e in pair.b.host.events if isinstance(e, ConnectionAccepted))
+    data = bytes(2000 * 1448)
+    offset = [0]
+
+    def step() -> None:
+        if offset[0] < len(data):
+            offset[0] += pair.a.layer.send(client, data[offset[0] :], now=pair.now)
+        pair.b.layer.receive(server, now=pair.now)
+
+    step()
+    pair.run(pair.now + 10_000_000, on_step=step)
+    info = pair.a.layer.info(client)
+    assert info.retransmits == 0 and info.bytes_in_send_buffer == 0
+    return info.ssthresh, info.cwnd, worst[0] // MILLISECOND
+
+
+def test_hystart_ends_slow_start_on_the_rtt_rise_before_any_loss() -> None:
+    ssthresh, cwnd, queue_ms = _queue_building_transfer(hystart=True)
+    std_ssthresh, std_cwnd, std_queue_ms = _queue_building_transfer(hystart=False)
+    assert std_ssthresh == INITIAL_SSTHRESH  # standard slow start never left
+    assert ssthresh < INITIAL_SSTHRESH  # CSS ran its rounds: ssthresh = cwnd, no loss
+    assert queue_ms < std_queue_ms  # and the queue it built is shorter
+    assert cwnd < std_cwnd
