@@ -16,7 +16,7 @@ costs a few ms per MB, measured and printed first).
    headers take 4% at 1500-byte frames, and slow start from 10 segments plus
    the handshake cost about 0.25 s of the ~1.4 s the bytes need). A second
    lossless row halves the delay (20 ms RTT), in case "a 20 ms link" means the
-   round trip. The 1% loss rows use NewReno (the default, with SACK) and
+   round trip. The 1% loss rows use NewReno (with SACK; CUBIC is the default) and
    CUBIC. The default receive buffer (256 KiB) is half the 40 ms path's
    500 KB bandwidth-delay product, so two more rows give both ends 1-2 MiB
    buffers: with a 1 MiB queue (no drops), and with a 512 KiB queue that the
