@@ -103,10 +103,10 @@ class TcpConfig:
     fast_open_experimental: bool = False
     """Also honour the pre-RFC experimental option (kind 254, ExID 0xF989, RFC 6994)."""
     max_out_of_order_blocks: int = 256
-    """Separate out-of-order ranges held per connection, at least; the receive buffer raises
-    it to one per 2 KiB of its capacity (a window thinned to every other full segment by a
-    drop-tail queue), so only holes smaller than a segment hit it. Segments making more
-    ranges are dropped."""
+    """Separate out-of-order ranges held per connection, at least; with SACK the receive
+    buffer raises it to one per 2 KiB of its capacity (a window thinned to every other
+    full segment by a drop-tail queue), so only holes smaller than a segment hit it.
+    Segments making more ranges are dropped."""
     fin_wait_2_timeout: Duration = 60 * SECOND
     """How long a connection the application closed waits in FIN-WAIT-2 for the peer's FIN."""
     fast_path: bool = True

@@ -34,6 +34,7 @@ class CongestionControl:
         "_slow_start_after_rto",
         "hystart",
         "hystart_used",
+        "hystart_segments",
     )
 
     def __init__(self, *, mss: int, initial_window_segments: int, abc_limit: int = 0) -> None:
@@ -54,12 +55,16 @@ class CongestionControl:
         """HyStart++ (RFC 9406) while the initial slow start runs with it; see
         :meth:`start_hystart`."""
         self.hystart_used = False
+        self.hystart_segments = HYSTART_L_SEGMENTS
+        """L of RFC 9406 §4.2 in SMSS while HyStart++ runs (see :meth:`start_hystart`)."""
 
-    def start_hystart(self) -> None:
+    def start_hystart(self, *, limit_segments: int = HYSTART_L_SEGMENTS) -> None:
         """Run HyStart++ in this slow start if it is the initial one (RFC 9406 §4.3:
-        later slow starts, after an RTO, are standard)."""
+        later slow starts, after an RTO, are standard), adding at most
+        ``limit_segments`` SMSS per ACK (RFC 9406 §4.2's L)."""
         if not self.hystart_used and self.ssthresh == INITIAL_SSTHRESH:
             self.hystart = HyStart()
+            self.hystart_segments = limit_segments
         self.hystart_used = True
 
     def hystart_ack(self, ack: int, snd_nxt: int) -> None:
@@ -106,8 +111,8 @@ class CongestionControl:
         mss = self.mss
         limit = self.abc_limit
         if hystart is not None:
-            if limit < HYSTART_L_SEGMENTS * mss:
-                limit = HYSTART_L_SEGMENTS * mss
+            if limit < self.hystart_segments * mss:
+                limit = self.hystart_segments * mss
             if hystart.in_css:
                 acked //= CSS_GROWTH_DIVISOR  # RFC 9406 §4.2: a quarter of the growth
         standard = acked if acked < mss else mss

@@ -529,6 +529,9 @@ def _receive_data(conn: Connection, payload: object, seq: int, size: int, now: I
     if start == rcv_nxt:
         _receive_in_order(conn, data, start, end, duplicate, now)  # type: ignore[arg-type]
         return
+    # With SACK, hold a block per 2 KiB of buffer (the sender's scoreboard skips them);
+    # without, a NewReno sender resends what follows each hole anyway (buffers.py).
+    buffer.sack_blocks = sack is not None
     if buffer.add(start, data, rcv_nxt) < 0:  # type: ignore[arg-type]
         conn.host.stats.drop(DropReason.TCP_OUT_OF_ORDER_FULL)
     elif sack is not None:

@@ -249,6 +249,7 @@ def test_a_reader_that_stops_closes_the_window_and_loses_nothing() -> None:
     more=st.integers(0, 1_000_000),
 )
 @example(seed=0, loss=0.0, after=183897, pause=20, more=0)
+@example(seed=14329408, loss=0.0, after=101361, pause=20, more=0)
 def test_slow_readers_under_loss_lose_nothing(
     seed: int, loss: float, after: int, pause: int, more: int
 ) -> None:

@@ -203,3 +203,27 @@ def test_hystart_ends_slow_start_on_the_rtt_rise_before_any_loss() -> None:
     assert ssthresh < INITIAL_SSTHRESH  # CSS ran its rounds: ssthresh = cwnd, no loss
     assert queue_ms < std_queue_ms  # and the queue it built is shorter
     assert cwnd < std_cwnd
+
+
+def test_hystart_takes_l_of_8_segments_with_sack_only() -> None:
+    # RFC 9406 §4.2: L = 8 SMSS for a sender that does not pace; without SACK the
+    # engine keeps L = 1 (a NewReno sender repairs one hole per RTT).
+    from simtcp.tcp import TcpConfig
+    from simtcp.wire.tcp import ACK
+
+    from .scenario import Scenario
+    from .test_sack_engine import sack_scenario
+
+    for scenario, expected in (
+        (sack_scenario(), 18),
+        (Scenario(config=TcpConfig(sack=False, rack=False, timestamps=False)), 11),
+    ):
+        if scenario.handle is None:
+            scenario.enter("ESTABLISHED")
+        handle = scenario.handle or 0
+        scenario.layer.send(handle, b"d" * 100_000, now=scenario.now)
+        flight = scenario.sent()
+        assert len(flight) == 10
+        end = flight[-1].seq + len(flight[-1].payload)
+        replies = scenario.send(ACK, ack=end, window=65535)
+        assert sum(len(s.payload) for s in replies) == expected * 1460
