@@ -31,15 +31,15 @@ from simtcp.programs.transfer import CHUNK, PatternStream, TransferSpec, expecte
 from simtcp.time import MILLISECOND, SECOND
 
 RECORDED = {
-    "chaos": "7022b5649f127d55",
-    "clean": "7f7f620464f01024",
+    "chaos": "904389e6f8cde061",
+    "clean": "b1d822ed50de3659",
     "clean0": "b309d898d1a79fc6",
-    "gso": "1046d1cb7ce1b68d",
-    "limit": "f17a22f891485bd3",
-    "lossy": "61317ad7ad36f47c",
-    "pause": "65ce68937040515b",
+    "gso": "d2ff65cda0d0e61f",
+    "limit": "2976619b0fba8005",
+    "lossy": "180cba2f42aa86d0",
+    "pause": "2ee86501238b7adf",
     "stall": "a089d5ec0d1d532d",
-    "tso": "d1a53cd85fda1636",
+    "tso": "7f89a9dae99a68f3",
     "zero": "6ce3085f1d813c95",
 }
 """Spec name -> digest of the link pcap and the result's figures (see ``digest``)."""
