@@ -19,6 +19,7 @@ from simtcp.wire.icmp import IcmpMessage
 from simtcp.wire.ipv4 import Ipv4Packet
 from simtcp.wire.tcp import (
     EndOfOptionList,
+    FastOpenOption,
     MssOption,
     NopOption,
     SackOption,
@@ -69,17 +70,33 @@ def _raw_length(option: TcpOption) -> int:
         return 2 + 8 * len(option.blocks)
     if isinstance(option, EndOfOptionList):
         return 1 + len(option.padding)
+    if isinstance(option, FastOpenOption):
+        return 2 + len(option.cookie) + (2 if option.experimental else 0)
     return 2 + len(option.data)
 
 
-def _parses_as_typed(kind: int, size: int) -> bool:
+def _fast_open_cookie_size(size: int) -> bool:
+    return size == 0 or (4 <= size <= 16 and size % 2 == 0)
+
+
+def _parses_as_typed(kind: int, data: bytes) -> bool:
+    size = len(data)
     if kind == 5:
         return size > 0 and size % 8 == 0
+    if kind == 34:  # Fast Open, RFC 7413 §4.1.1
+        return _fast_open_cookie_size(size)
+    if kind == 254:  # the experimental Fast Open option, ExID 0xF989 (RFC 6994)
+        return data[:2] == b"\xf9\x89" and _fast_open_cookie_size(size - 2)
     return (kind, size) in {(2, 2), (3, 1), (4, 0), (8, 8)}
 
 
 unknown_options = st.builds(UnknownOption, st.integers(2, 255), st.binary(max_size=12)).filter(
-    lambda option: not _parses_as_typed(option.kind, len(option.data))
+    lambda option: not _parses_as_typed(option.kind, option.data)
+)
+
+fast_open_cookies = st.one_of(
+    st.just(b""),
+    st.integers(2, 8).flatmap(lambda half: st.binary(min_size=2 * half, max_size=2 * half)),
 )
 
 sack_blocks = st.lists(st.tuples(u32, u32), min_size=1, max_size=4).map(tuple)
@@ -91,6 +108,7 @@ single_options: st.SearchStrategy[TcpOption] = st.one_of(
     st.just(SackPermittedOption()),
     st.builds(TimestampsOption, u32, u32),
     st.builds(SackOption, sack_blocks),
+    st.builds(FastOpenOption, fast_open_cookies, st.booleans()),
     unknown_options,
 )
 
