@@ -57,6 +57,9 @@ class DropReason(enum.Enum):
     PORT_UNREACHABLE = "port_unreachable"
     ICMP_RATE_LIMITED = "icmp_rate_limited"
     ICMP_UNHANDLED = "icmp_unhandled"
+    PACKET_TOO_BIG_NOT_IN_FLIGHT = "packet_too_big_not_in_flight"
+    """An ICMPv6 packet too big quoting a TCP segment TCP has not in flight (RFC 5927 §4.1):
+    the path MTU stays (RFC 8201 §4)."""
     BROADCAST_ECHO = "broadcast_echo"
     UDP_QUEUE_FULL = "udp_queue_full"
     UDP_ZERO_CHECKSUM = "udp_zero_checksum"

@@ -3,7 +3,9 @@
 Messages to us are dispatched by type: echo here, Neighbor Discovery to
 :mod:`.nd`, MLD to :mod:`.mld`. A packet too big lowers the path MTU toward
 the quoted destination (RFC 8201 §4), which ``Stack.route6_source`` reports
-and TCP's MSS follows. Errors we send obey RFC 4443 §2.4: never about an
+and TCP's MSS follows; one quoting a TCP segment does so only if TCP has the
+quoted sequence number in flight (RFC 5927 §4.1), else it is dropped and
+counted (``drop.packet_too_big_not_in_flight``). Errors we send obey RFC 4443 §2.4: never about an
 ICMPv6 error, a multicast destination or link-layer multicast (except packet
 too big and parameter problem code 2 for an option that asks for it), or a
 source that is not unicast; at most ``error_rate`` a second (§2.4(f)).
@@ -201,9 +203,11 @@ class Icmpv6:
         if not self._out.is_local(quoted.source):
             self._stats.drop(DropReason.NOT_FOR_US)  # about a packet we did not send
             return
+        tcp_quote = self._tcp_quote(message, quoted)
         if message.icmp_type == wire.TYPE_PACKET_TOO_BIG:
-            self._out.lower_path_mtu(quoted.destination, message.mtu, now)
-        if self._to_tcp(message, quoted, now):
+            self._packet_too_big(message, quoted, tcp_quote, now)
+        if tcp_quote is not None:
+            self._to_tcp(message, tcp_quote, now)
             return
         self._emit(
             IcmpErrorReceived(
@@ -215,27 +219,53 @@ class Icmpv6:
             )
         )
 
-    def _to_tcp(self, message: Icmpv6Message, quoted: Ipv6Packet, now: Instant) -> bool:
-        """Hand an error about one of our TCP segments to TCP (RFC 4443 §2.4(b), RFC 5927)."""
-        hook = getattr(self.tcp, "icmpv6_error_received", None)
-        if hook is None:
-            return False
+    def _packet_too_big(
+        self,
+        message: Icmpv6Message,
+        quoted: Ipv6Packet,
+        tcp_quote: dict[str, object] | None,
+        now: Instant,
+    ) -> None:
+        """RFC 8201 §4 with RFC 5927 §4.1's check: a packet too big about a TCP segment
+        lowers the path MTU only if TCP has that segment's sequence number in flight, so
+        a blind attacker cannot shrink the path to a peer (Linux's ``tcp_v6_err`` checks
+        first too). About other protocols (UDP, echo) nothing can be checked."""
+        if tcp_quote is not None:
+            in_flight = getattr(self.tcp, "icmpv6_quote_in_flight", None)
+            if in_flight is None or not in_flight(**tcp_quote):
+                self._stats.drop(DropReason.PACKET_TOO_BIG_NOT_IN_FLIGHT)
+                return
+        self._out.lower_path_mtu(quoted.destination, message.mtu, now)
+
+    def _tcp_quote(self, message: Icmpv6Message, quoted: Ipv6Packet) -> dict[str, object] | None:
+        """The connection and sequence number an error about one of our TCP segments
+        quotes (RFC 4443 §2.4(b)), or None (not TCP, too short, or no TCP layer)."""
+        if getattr(self.tcp, "icmpv6_error_received", None) is None:
+            return None
         walk = walk_extension_headers(message.payload, next_header=quoted.next_header)
         data = message.payload[walk.upper_offset :]
         if walk.drop is not None or walk.upper != NEXT_TCP or len(data) < 8:
-            return False
+            return None
+        return {
+            "quoted_source": quoted.source,
+            "quoted_destination": quoted.destination,
+            "quoted_source_port": int.from_bytes(data[0:2], "big"),
+            "quoted_destination_port": int.from_bytes(data[2:4], "big"),
+            "quoted_seq": int.from_bytes(data[4:8], "big"),
+        }
+
+    def _to_tcp(self, message: Icmpv6Message, tcp_quote: dict[str, object], now: Instant) -> None:
+        """Hand an error about one of our TCP segments to TCP (RFC 4443 §2.4(b), RFC 5927)."""
+        hook = getattr(self.tcp, "icmpv6_error_received", None)
+        if hook is None:
+            return
         hook(
             icmp_type=message.icmp_type,
             code=message.code,
             mtu=max(message.mtu, 1280) if message.icmp_type == wire.TYPE_PACKET_TOO_BIG else 0,
-            quoted_source=quoted.source,
-            quoted_destination=quoted.destination,
-            quoted_source_port=int.from_bytes(data[0:2], "big"),
-            quoted_destination_port=int.from_bytes(data[2:4], "big"),
-            quoted_seq=int.from_bytes(data[4:8], "big"),
             now=now,
+            **tcp_quote,
         )
-        return True
 
 
 def _is_icmp_error(packet: Ipv6Packet) -> bool:

@@ -84,9 +84,15 @@ def icmpv6_error(
     _hard_or_soft(owner, conn, hard, icmp_type, code, now)
 
 
-def _in_flight(conn: Connection, quoted_seq: int) -> bool:
+def quote_in_flight(conn: Connection, quoted_seq: int) -> bool:
+    """RFC 5927 §4.1: SND.UNA =< quoted SEG.SEQ < SND.NXT (the highest sent), so a
+    blind attacker must guess a sequence number in flight."""
     seq = unwrap(quoted_seq, conn.snd_una)
-    if not conn.snd_una <= seq < max(conn.snd_max, conn.snd_una + 1):
+    return conn.snd_una <= seq < max(conn.snd_max, conn.snd_una + 1)
+
+
+def _in_flight(conn: Connection, quoted_seq: int) -> bool:
+    if not quote_in_flight(conn, quoted_seq):
         conn.host.stats.count("tcp.icmp_ignored")  # RFC 5927 §4.1: not in flight
         return False
     return True

@@ -168,6 +168,23 @@ class TcpLayer:
         if conn.state is not State.CLOSED:
             conn.rearm()
 
+    def icmpv6_quote_in_flight(
+        self,
+        *,
+        quoted_source: IPv6Address,
+        quoted_destination: IPv6Address,
+        quoted_source_port: int,
+        quoted_destination_port: int,
+        quoted_seq: int,
+    ) -> bool:
+        """Whether an ICMPv6 error quotes a connection of ours at a sequence number it
+        has in flight (RFC 5927 §4.1); asked, without side effects, by the IPv6 layer
+        before a packet too big lowers the path MTU (RFC 8201 §4)."""
+        conn = self._connections.get(
+            (quoted_source, quoted_source_port, quoted_destination, quoted_destination_port)
+        )
+        return conn is not None and icmp_errors.quote_in_flight(conn, quoted_seq)
+
     def icmpv6_error_received(
         self,
         *,

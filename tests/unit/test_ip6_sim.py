@@ -13,7 +13,7 @@ from ipaddress import IPv6Address
 from simtcp.backends.sim import LinkProfile, Simulator
 from simtcp.config import Ip6Config, StackConfig
 from simtcp.errors import DropReason
-from simtcp.events import EchoReplyReceived, Event, IcmpErrorReceived
+from simtcp.events import ConnectionAccepted, EchoReplyReceived, Event, IcmpErrorReceived
 from simtcp.ip.output import Ipv4Output
 from simtcp.ip6 import Ipv6Layer
 from simtcp.rng import SeededRandom
@@ -510,35 +510,105 @@ def test_the_hooks_see_whether_the_link_vouched_for_the_checksum() -> None:
     assert seen == [True, False]
 
 
+def _quoting_tcp_segment(seq: int) -> bytes:
+    segment = (40000).to_bytes(2, "big") + (80).to_bytes(2, "big") + seq.to_bytes(4, "big")
+    return Ipv6Packet(A, PEER, 6, segment + bytes(1392)).build()
+
+
 def test_errors_about_our_tcp_segments_go_to_tcps_hook_with_the_path_mtu_lowered() -> None:
     calls: list[dict[str, object]] = []
+    asked: list[dict[str, object]] = []
 
     class Tcp:
+        def icmpv6_quote_in_flight(self, **quote: object) -> bool:
+            asked.append(quote)
+            return quote["quoted_seq"] == 12345
+
         def icmpv6_error_received(self, **details: object) -> None:
             calls.append(details)
 
     layer, _, _ = _layer(object(), object())
     layer.icmp.tcp = Tcp()
     iface = layer.output.links["eth0"].interface
-    segment = (40000).to_bytes(2, "big") + (80).to_bytes(2, "big") + (12345).to_bytes(4, "big")
-    quoted = Ipv6Packet(A, PEER, 6, segment + bytes(1392)).build()
     router = IPv6Address("2001:db8::fe")
-    too_big = Icmpv6Message.packet_too_big(1300, quoted)
+    too_big = Icmpv6Message.packet_too_big(1300, _quoting_tcp_segment(12345))
     layer.received(iface, icmp(router, A, too_big, hop=64), False, 5 * SECOND)
+    quote = {
+        "quoted_source": A,
+        "quoted_destination": PEER,
+        "quoted_source_port": 40000,
+        "quoted_destination_port": 80,
+        "quoted_seq": 12345,
+    }
+    assert asked == [quote]
     assert calls == [
-        {
-            "icmp_type": icmp_wire.TYPE_PACKET_TOO_BIG,
-            "code": 0,
-            "mtu": 1300,
-            "quoted_source": A,
-            "quoted_destination": PEER,
-            "quoted_source_port": 40000,
-            "quoted_destination_port": 80,
-            "quoted_seq": 12345,
-            "now": 5 * SECOND,
-        }
+        {"icmp_type": icmp_wire.TYPE_PACKET_TOO_BIG, "code": 0, "mtu": 1300, "now": 5 * SECOND}
+        | quote
     ]
     assert layer.route_source(PEER) == (A, 1300)
+    # RFC 5927 §4.1: a quote TCP has not in flight leaves the path MTU alone, but TCP
+    # still hears of it (and counts it ignored).
+    spoofed = Icmpv6Message.packet_too_big(1280, _quoting_tcp_segment(99))
+    layer.received(iface, icmp(router, A, spoofed, hop=64), False, 6 * SECOND)
+    assert layer.route_source(PEER) == (A, 1300)
+    assert len(calls) == 2 and calls[1]["quoted_seq"] == 99
+    assert layer.output.stats["drop.packet_too_big_not_in_flight"] == 1
+
+
+def test_a_packet_too_big_about_udp_lowers_the_path_mtu_unchecked() -> None:
+    class Tcp:
+        def icmpv6_quote_in_flight(self, **quote: object) -> bool:
+            raise AssertionError("not a TCP quote")
+
+        def icmpv6_error_received(self, **details: object) -> None:
+            raise AssertionError("not a TCP quote")
+
+    layer, _, _ = _layer(object(), object())
+    layer.icmp.tcp = Tcp()
+    iface = layer.output.links["eth0"].interface
+    datagram = Ipv6Packet(A, PEER, 17, bytes(8) + bytes(1392)).build()
+    too_big = Icmpv6Message.packet_too_big(1300, datagram)
+    layer.received(iface, icmp(IPv6Address("2001:db8::fe"), A, too_big, hop=64), False, SECOND)
+    assert layer.route_source(PEER) == (A, 1300)
+
+
+def test_a_spoofed_packet_too_big_outside_the_flight_leaves_the_mtu_and_mss() -> None:
+    """RFC 5927 §4.1, RFC 8201 §4: between two real stacks, a blind attacker's packet
+    too big quoting a sequence number not in flight changes nothing; one quoting
+    SND.UNA lowers the path MTU and the connection's MSS."""
+    sim, a, b = _pair()
+    sim.run_for(3 * SECOND)
+    b.tcp_listen(80)
+    client = a.tcp_connect(str(B), 80, now=sim.now)
+    sim.run_for(SECOND)
+    a.send(client, b"x" * 20000, now=sim.now)
+    info = a.tcp_info(client)
+    mss = info.mss
+
+    def too_big(seq: int, mtu: int) -> None:
+        segment = info.local_port.to_bytes(2, "big") + (80).to_bytes(2, "big")
+        segment += (seq % 2**32).to_bytes(4, "big") + bytes(12)
+        quoted = Ipv6Packet(A, B, 6, segment + bytes(1400)).build()
+        message = Icmpv6Message.packet_too_big(mtu, quoted)
+        router = IPv6Address("2001:db8::fe")
+        packet = Ipv6Packet(router, A, NEXT_ICMPV6, message.build(router, A), 64).build()
+        mac = a.interface_mac("eth0")
+        frame = build_ethernet_header(mac, PEER_MAC, ETHERTYPE_IPV6) + packet
+        a.receive_frame("eth0", frame, now=sim.now)
+
+    too_big(info.snd_una - 1000, 1280)  # before SND.UNA
+    too_big(info.snd_nxt + 50000, 1280)  # beyond SND.NXT
+    assert a.route6_source(B) == (A, 1500)
+    assert a.tcp_info(client).mss == mss
+    stats = a.stats()
+    assert stats["drop.packet_too_big_not_in_flight"] == 2
+    assert stats["tcp.icmp_ignored"] == 2 and stats.get("tcp.pmtu_updates", 0) == 0
+    too_big(info.snd_una, 1300)
+    assert a.route6_source(B) == (A, 1300)
+    assert a.tcp_info(client).mss < mss and a.stats()["tcp.pmtu_updates"] == 1
+    sim.run_for(5 * SECOND)
+    server = next(e for e in _events(b) if isinstance(e, ConnectionAccepted))
+    assert len(b.receive(server.connection, now=sim.now)) == 20000
 
 
 def test_slaac_lifetimes_deprecate_then_remove_and_resist_shortening() -> None:
