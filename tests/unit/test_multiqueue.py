@@ -1,5 +1,5 @@
 """Multi-queue serving without a device: port shares, counter sums, the merged status,
-``--queues`` validation, each worker's stack configuration, the ARP relay, and the
+``--queues`` validation, each worker's stack configuration, the ARP and NA relay, and the
 supervisor forking real (tiny) workers."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from simtcp.backends.multiqueue import (
     Supervisor,
     WorkerLink,
     aggregate,
+    is_relayed,
     parse_queues,
     port_slice,
 )
@@ -27,6 +29,14 @@ from simtcp.config import StackConfig
 from simtcp.programs import serve
 from simtcp.programs.serve_queues import merge_snapshots
 from simtcp.programs.status import format_stats
+from simtcp.stack import Stack
+from simtcp.wire.icmpv6 import (
+    Icmpv6Message,
+    NdOptions,
+    NeighborAdvertisement,
+    NeighborSolicitation,
+)
+from simtcp.wire.ipv6 import NEXT_ICMPV6, Ipv6Packet
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -218,6 +228,81 @@ def test_arp_replies_reach_the_other_workers_and_nothing_else_does() -> None:
         assert receiver.receive_relayed(5) == 1
         assert receiver_inner.received == [("veth0", _arp(2))]
         assert receiver.receive_relayed(6) == 0
+    finally:
+        inbox.close()
+        outbox.close()
+
+
+OUR_MAC = bytes.fromhex("020000000001")
+KERNEL_MAC = bytes.fromhex("02000000aa01")
+OURS6 = IPv6Address("fd00::1")
+KERNEL6 = IPv6Address("fd00::2")
+
+
+def _icmpv6_frame(message: Icmpv6Message, source: IPv6Address, destination: IPv6Address) -> bytes:
+    packet = Ipv6Packet(source, destination, NEXT_ICMPV6, message.build(source, destination), 255)
+    return OUR_MAC + KERNEL_MAC + b"\x86\xdd" + packet.build()
+
+
+def _advertisement(*, solicited: bool) -> bytes:
+    advert = NeighborAdvertisement(
+        KERNEL6, solicited=solicited, override=True, options=NdOptions(target_lladdr=KERNEL_MAC)
+    )
+    return _icmpv6_frame(advert.to_message(), KERNEL6, OURS6)
+
+
+def test_only_arp_replies_and_solicited_neighbour_advertisements_are_relayed() -> None:
+    solicitation = NeighborSolicitation(OURS6, NdOptions(source_lladdr=KERNEL_MAC))
+    echo = Icmpv6Message.echo_request(1, 1, b"ping")
+    ipv4 = b"\x00" * 12 + b"\x08\x00" + bytes(40)
+    assert is_relayed(_arp(2)) and is_relayed(_advertisement(solicited=True))
+    assert is_relayed(memoryview(_advertisement(solicited=True)))
+    assert not is_relayed(_arp(1))
+    assert not is_relayed(_advertisement(solicited=False))  # RFC 4861 §4.4: S flag clear
+    assert not is_relayed(_icmpv6_frame(solicitation.to_message(), KERNEL6, OURS6))
+    assert not is_relayed(_icmpv6_frame(echo, KERNEL6, OURS6))
+    assert not is_relayed(ipv4)
+    assert not is_relayed(_advertisement(solicited=True)[:58])  # cut before the flags
+
+
+@given(st.binary(max_size=80))
+def test_the_relay_test_never_raises(frame: bytes) -> None:
+    """Any frame the kernel writes, however short, gets an answer and no exception."""
+    assert is_relayed(frame) in (True, False)
+    assert is_relayed(memoryview(frame)) == is_relayed(frame)
+
+
+def _worker_stack() -> Stack:
+    stack = Stack(StackConfig(seed=3))
+    stack.add_interface("veth0", mac=OUR_MAC.hex(":"), now=0)
+    stack.add_address("veth0", f"{OURS6}/64", now=0)
+    while (at := stack.poll_at()) is not None and at <= 3_000_000:
+        stack.handle_timer(now=at)
+    stack.frames_to_send(now=3_000_000)
+    assert stack.is_local_address6(OURS6)  # DAD done
+    return stack
+
+
+def test_a_neighbour_advertisement_read_by_another_worker_completes_resolution() -> None:
+    """Worker 0 solicits the kernel's address; the kernel's NA lands on worker 1's queue
+    (the module doc says why): relayed, it lets worker 0 send the echo it queued."""
+    import socket
+
+    inbox, outbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    inbox.setblocking(False)
+    try:
+        asking = ArpRelayingStack(_worker_stack(), WorkerLink(0, 2, -1, -1, inbox.fileno()))
+        other = ArpRelayingStack(_worker_stack(), WorkerLink(1, 2, -1, -1, -1, (outbox.fileno(),)))
+        now = 3_000_000
+        asking.stack.ping(str(KERNEL6), identifier=9, sequence=1, now=now)
+        solicited = [bytes(f) for _, f in asking.frames_to_send(now=now)]
+        assert len(solicited) == 1 and solicited[0][54] == 135  # a neighbor solicitation
+        other.receive_frame("veth0", _advertisement(solicited=True), now=now + 100)
+        assert other.frames_to_send(now=now + 100) == []  # no entry there: discarded
+        assert asking.receive_relayed(now + 200) == 1
+        sent = [bytes(f) for _, f in asking.frames_to_send(now=now + 200)]
+        assert len(sent) == 1 and sent[0][:6] == KERNEL_MAC and sent[0][54] == 128  # echo
+        assert asking.stack.neighbour6_state("veth0", str(KERNEL6)) == "reachable"
     finally:
         inbox.close()
         outbox.close()
