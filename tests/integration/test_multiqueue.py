@@ -1,10 +1,11 @@
 """``--queues 2``: one worker process per TAP queue, the kernel as the peer.
 
 The kernel spreads flows over the queues (backends/multiqueue.py): these
-tests check what a user sees: 16 echo clients served, ping and ARP answered
-(by whichever worker gets them), routing through both workers, a merged
-status snapshot, SIGTERM ending every worker and removing the devices, and
-a crashed worker turning into one line and a non-zero exit.
+tests check what a user sees: 16 echo clients served (over IPv4 and IPv6),
+ping, ping -6 and ARP answered (by whichever worker gets them), routing
+through both workers, a merged status snapshot, SIGTERM ending every worker
+and removing the devices, and a crashed worker turning into one line and a
+non-zero exit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from simtcp.programs import status
 
 from .conftest import STOP_TIMEOUT_S, ServerProcess, configure_link, nsexec
+from .test_ipv6_tap import STACK0, link_local, ping6, received
 from .test_tcp_echo import echo_clients
 
 pytestmark = pytest.mark.timeout(180)
@@ -80,6 +82,22 @@ def test_ping_and_arp_are_answered_by_whichever_worker_gets_them(queued: ServerP
     for address in ("10.0.0.1", "10.1.1.1"):
         result = nsexec(queued.netns, "ping", "-c", "10", "-i", "0.05", "-W", "2", address)
         assert " 0% packet loss" in result.stdout, result.stdout + result.stderr
+
+
+def test_ipv6_ping_and_kernel_tcp_clients_through_two_queues(queued: ServerProcess) -> None:
+    """Each worker resolves the kernel's IPv6 address itself (ND learns nothing from a SYN
+    or an echo request); the kernel's NA to one worker's NS often reaches the other queue,
+    and is relayed (backends/multiqueue.py). Both addresses answer every ping, and 16
+    IPv6 clients spread over both workers all echo intact."""
+    for target in (STACK0, f"{link_local(queued.mac('veth0'))}%{queued.tap0}"):
+        output = ping6(queued.netns, target, count=10)  # retries while DAD runs
+        assert received(output) >= 10, output
+    summary = echo_clients(queued, count=16, size=64 * 1024, host=STACK0)
+    assert summary["ok"] == 16, summary
+    assert queued.stop() == 0
+    line = next(line for line in queued.stdout if "stopped:" in line)
+    shares = [int(n) for n in re.search(r"workers: (\d+)\+(\d+) connections", line).groups()]  # type: ignore[union-attr]
+    assert sum(shares) == 16 and min(shares) > 0, line  # all on one queue: odds 2 * 2**-16
 
 
 def test_routing_through_two_queues(
