@@ -92,6 +92,7 @@ if TYPE_CHECKING:
     from .tcp import TcpLayer
 
 _NO_OFFLOAD = InterfaceOffload()
+_IPV6_MIN_MTU = 1280
 
 FAST_RX = struct.Struct("!6s6xHBBHHHBBHII")
 """Destination MAC and EtherType, then the option-less IPv4 header: the receive fast path."""
@@ -316,11 +317,15 @@ class TcpFrames:
         if ipv6 is None or not isinstance(source, IPv6Address):
             self.stats.drop(DropReason.NO_ROUTE)
             return
-        offload, mtu = ipv6.route6_link(destination)
         payload_length = len(segment.payload)
-        oversized = 40 + segment.header_length + payload_length > mtu
-        segment_offload = oversized and 0 < payload_length <= offload.max_segment
-        checksum = CHECKSUM_PARTIAL if segment_offload and offload.tx_checksum else CHECKSUM_FULL
+        length = 40 + segment.header_length + payload_length
+        segment_offload = False
+        checksum = CHECKSUM_FULL
+        if length > _IPV6_MIN_MTU:  # else it fits every IPv6 path (RFC 8200 §5): no lookup
+            offload, mtu = ipv6.route6_link(destination)
+            segment_offload = length > mtu and 0 < payload_length <= offload.max_segment
+            if segment_offload and offload.tx_checksum:
+                checksum = CHECKSUM_PARTIAL
         ipv6.send_ipv6(
             source,
             destination,
