@@ -460,7 +460,8 @@ class TapLoop:
             if gso_size:
                 counters["gso_in"] += 1
             if (
-                view[12] == 0x86
+                len(view) >= 54
+                and view[12] == 0x86
                 and view[13] == 0xDD
                 and (gso_size or read[0] & FLAG_NEEDS_CSUM)
                 and not self._ours6(view)
@@ -475,7 +476,7 @@ class TapLoop:
         """Whether an IPv6 super-segment from the kernel is addressed to one of our addresses
         (the stack takes it as one segment); a stack that cannot say: no."""
         is_local = getattr(self.stack, "is_local_address6", None)
-        if is_local is None or len(frame) < 54:
+        if is_local is None:
             return False
         return bool(is_local(IPv6Address(bytes(frame[38:54]))))
 
