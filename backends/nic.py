@@ -29,7 +29,16 @@ from simtcp.wire.checksum import (
 )
 from simtcp.wire.ethernet import ETHERTYPE_IPV4
 from simtcp.wire.ipv4 import MAX_TOTAL_LENGTH
-from simtcp.wire.offload import SMALL_SUM, l4_checksum_offset, segment_tcp, set_l4_checksum
+from simtcp.wire.offload import (
+    IPV6_HEADER_LENGTH,
+    SMALL_SUM,
+    is_whole_tcp6,
+    l4_checksum_offset,
+    segment_tcp,
+    segment_tcp6,
+    set_l4_checksum,
+    tcp6_mss_for,
+)
 from simtcp.wire.protocols import PROTOCOL_TCP, PROTOCOL_UDP
 from simtcp.wire.tcp import ACK as TCP_ACK
 from simtcp.wire.tcp import PSH as TCP_PSH
@@ -44,9 +53,12 @@ def nic_transmit(frame: bytes, mtu: int) -> list[bytes]:
 
     TCP and UDP checksums of whole IPv4 datagrams are finished (computed from
     scratch: the host may have left them partial), and a TCP segment longer
-    than ``mtu`` is cut into segments that fit it. Anything else, malformed
-    frames included, goes out untouched.
+    than ``mtu`` is cut into segments that fit it; IPv6 ones the same
+    (:func:`_nic_transmit6`). Anything else, malformed frames included, goes out
+    untouched.
     """
+    if frame[12:14] == b"\x86\xdd":
+        return _nic_transmit6(frame, mtu)
     if len(frame) < ETHERNET_HEADER_LENGTH + 20 or frame[12:14] != b"\x08\x00":
         return [frame]
     ip = ETHERNET_HEADER_LENGTH
@@ -72,6 +84,42 @@ def nic_transmit(frame: bytes, mtu: int) -> list[bytes]:
             head = frame[:ip]
             return [head + piece for piece in segment_tcp(datagram, mss)]
     return [_finish_l4_checksum(frame, ip + header_length, ip + total_length, protocol)]
+
+
+def _nic_transmit6(frame: bytes, mtu: int) -> list[bytes]:
+    """:func:`nic_transmit` for an IPv6 frame: TCP or UDP right after the fixed header
+    (no extension headers) has its checksum finished over RFC 8200 §8.1's
+    pseudo-header, and a TCP datagram longer than ``mtu`` is cut
+    (:func:`simtcp.wire.offload.segment_tcp6`, full checksums)."""
+    ip = ETHERNET_HEADER_LENGTH
+    if len(frame) < ip + IPV6_HEADER_LENGTH + 8 or frame[ip] >> 4 != 6:
+        return [frame]
+    protocol = frame[ip + 6]
+    end = ip + IPV6_HEADER_LENGTH + ((frame[ip + 4] << 8) | frame[ip + 5])
+    offset = l4_checksum_offset(protocol)
+    if offset is None or end > len(frame):
+        return [frame]
+    datagram = frame[ip:end]
+    if protocol == PROTOCOL_TCP and is_whole_tcp6(datagram):
+        mss = tcp6_mss_for(datagram, mtu)
+        if len(datagram) > mtu and mss > 0:
+            return [frame[:ip] + piece for piece in segment_tcp6(datagram, mss)]
+    start = ip + IPV6_HEADER_LENGTH
+    if end - start < offset + 2:
+        return [frame]
+    at = start + offset
+    field_value = (frame[at] << 8) | frame[at + 1]
+    if protocol == PROTOCOL_UDP and not field_value:
+        return [frame]  # RFC 8200 §8.1 forbids it; the receiver drops it, not the NIC
+    view = memoryview(frame)[start:end]
+    value = ones_complement_sum(view) if end - start > SMALL_SUM else word_sum(view)
+    pseudo = int.from_bytes(frame[ip + 8 : start], "big") + protocol + (end - start)
+    checksum = field_of(value % 0xFFFF - field_value + pseudo)
+    if protocol == PROTOCOL_UDP and checksum == 0:
+        checksum = 0xFFFF
+    if checksum == field_value:
+        return [frame]
+    return [b"".join((frame[:at], checksum.to_bytes(2, "big"), frame[at + 2 :]))]
 
 
 def _finish_l4_checksum(frame: bytes, start: int, end: int, protocol: int) -> bytes:

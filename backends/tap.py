@@ -61,6 +61,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from ipaddress import IPv6Address
 from types import FrameType
 from typing import Any, Protocol
 
@@ -102,7 +103,7 @@ from .tapsetup import (
     remove_namespace,
     stack_mac,
 )
-from .vnet import VNET_HEADER_LENGTH, rx_info, tx_header
+from .vnet import FLAG_NEEDS_CSUM, VNET_HEADER_LENGTH, rx_info, tx_header
 
 
 class StackLike(Protocol):
@@ -458,9 +459,38 @@ class TapLoop:
             view = memoryview(read)[VNET_HEADER_LENGTH:]
             if gso_size:
                 counters["gso_in"] += 1
+            if (
+                len(view) >= 54
+                and view[12] == 0x86
+                and view[13] == 0xDD
+                and (gso_size or read[0] & FLAG_NEEDS_CSUM)
+                and not self._ours6(view)
+            ):
+                self._deliver_cut6(name, device.mtu, view, now)
+                continue
             if pcap is not None:
                 pcap.write(now + self._pcap_offset, view)
             receive(name, view, now=now, checksum_verified=trusted, gso_size=gso_size)
+
+    def _ours6(self, frame: memoryview) -> bool:
+        """Whether an IPv6 super-segment from the kernel is addressed to one of our addresses
+        (the stack takes it as one segment); a stack that cannot say: no."""
+        is_local = getattr(self.stack, "is_local_address6", None)
+        if is_local is None:
+            return False
+        return bool(is_local(IPv6Address(bytes(frame[38:54]))))
+
+    def _deliver_cut6(self, name: str, mtu: int, frame: memoryview, now: Instant) -> None:
+        """An IPv6 frame the stack would forward whose checksum the kernel left partial
+        (NEEDS_CSUM), or a super-segment (GSO TCPV6): finished and cut into wire frames
+        first (:func:`nic_transmit`). IPv6 forwarding keeps the checksum it got, which
+        leaves partial on a frame no virtio-net header marks (``tx_header`` marks only
+        our own super-segments), and takes no ``gso_size``: an over-MTU datagram draws a
+        packet too big (RFC 8200 §5) the kernel's TCP, whose MSS already fits, ignores."""
+        for piece in nic_transmit(bytes(frame), mtu):
+            if self.pcap is not None:
+                self.pcap.write(now + self._pcap_offset, piece)
+            self.stack.receive_frame(name, piece, now=now, checksum_verified=True)
 
     def _deliver_gro(self, name: str, reads: list[bytes], now: Instant) -> None:
         """Merge runs of in-order TCP data of each flow before the stack sees them, as Linux's

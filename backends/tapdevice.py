@@ -12,11 +12,12 @@ into a network namespace (:mod:`simtcp.backends.tapsetup` holds the pyroute2 sid
 Offloads (DESIGN.md "Offload-ready"): with ``offload=True`` the device is
 opened with ``IFF_VNET_HDR``, the 12-byte virtio-net header
 (:mod:`simtcp.backends.vnet`) in front of every frame, and ``TUNSETOFFLOAD`` with
-``TUN_F_CSUM | TUN_F_TSO4``. The kernel then hands us TCP segments of up to
+``TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6``. The kernel then hands us TCP segments of up to
 64 KiB (GSO) with partial checksums, and takes the same from us: one read or
 write carries what would be 40 wire frames, and per-frame cost is what limits
 a Python stack. :func:`stack_offload` says what the stack interface wired to
-the device may then assume. IPv6 TSO is not asked for: the stack has no IPv6.
+the device may then assume; IPv4 and IPv6 alike (IPv6 super-segments go out
+with GSO TCPV6, :func:`simtcp.backends.vnet.tx_header`).
 A kernel that refuses any of it leaves the device without offloads, and
 :attr:`TapDevice.offload_note` says why.
 
@@ -46,7 +47,14 @@ from typing import BinaryIO
 from simtcp.backends.nic import nic_transmit
 from simtcp.link import InterfaceOffload
 from simtcp.wire.checksum import Buffer
-from simtcp.wire.offload import is_whole_tcp, segment_tcp, tcp_mss_for
+from simtcp.wire.offload import (
+    is_whole_tcp,
+    is_whole_tcp6,
+    segment_tcp,
+    segment_tcp6,
+    tcp6_mss_for,
+    tcp_mss_for,
+)
 from simtcp.wire.pcap import PcapWriter
 
 from .tapsetup import (
@@ -75,6 +83,7 @@ TUNSETVNETHDRSZ = 0x400454D8
 TUNSETVNETLE = 0x400454DC
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
 MAX_FRAME = 65536 + 14
 MAX_READ = MAX_FRAME + VNET_HEADER_LENGTH + 64
 
@@ -385,8 +394,13 @@ _MAX_SEGMENT = 65535 - 60 - 60
 
 def cut_for_wire(frame: bytes, mtu: int) -> list[bytes] | tuple[bytes]:
     """A TCP frame the kernel would cut (TSO), cut here instead; partial checksums stay
-    partial, as :func:`simtcp.backends.vnet.tx_header` expects of a checksum-offloading device."""
+    partial, as :func:`simtcp.backends.vnet.tx_header` expects of a checksum-offloading device.
+    IPv6 pieces get full checksums: ``tx_header`` marks only oversized IPv6 frames partial."""
     datagram = frame[14:]
+    if frame[12:14] == b"\x86\xdd":
+        if not is_whole_tcp6(datagram) or tcp6_mss_for(datagram, mtu) <= 0:
+            return (frame,)
+        return [frame[:14] + piece for piece in segment_tcp6(datagram, tcp6_mss_for(datagram, mtu))]
     if not is_whole_tcp(datagram):
         return (frame,)
     mss = tcp_mss_for(datagram, mtu)
@@ -510,7 +524,7 @@ def _negotiate_offloads(fd: int) -> None:
             if sys.byteorder != "little":
                 raise
         step = "TUNSETOFFLOAD"
-        fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+        fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
     except OSError as error:
         os.close(fd)  # a device we created is not persistent: closing removes it
         raise _OffloadRefused(f"{step} refused ({error.strerror})") from None
@@ -534,6 +548,7 @@ __all__ = [
     "TUNSETVNETLE",
     "TUN_F_CSUM",
     "TUN_F_TSO4",
+    "TUN_F_TSO6",
     "DeviceWriteError",
     "TapDevice",
     "WirePcapWriter",

@@ -42,6 +42,7 @@ GSO_ECN = 0x80
 
 ETHERNET_HEADER_LENGTH = 14
 ETHERTYPE_IPV4 = b"\x08\x00"
+IPV6_HEADER_LENGTH = 40
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 TCP_CHECKSUM_OFFSET = 16
@@ -123,12 +124,14 @@ class VnetHeader:
 def rx_info(data: bytes | memoryview) -> tuple[bool, int]:
     """(checksum trusted, gso_size or 0) of a received header; the loop's fast path.
 
-    ``gso_size`` is only reported for TCP over IPv4, the one GSO type we
-    enable (``TUN_F_TSO4``); the stack takes such a frame as one TCP segment.
+    ``gso_size`` is reported for TCP over IPv4 and IPv6, the GSO types we
+    enable (``TUN_F_TSO4 | TUN_F_TSO6``); the stack takes such a frame as one TCP
+    segment.
     """
     flags = data[0]
     gso_size = 0
-    if data[1] & ~GSO_ECN == GSO_TCPV4:
+    gso_type = data[1] & ~GSO_ECN
+    if gso_type in (GSO_TCPV4, GSO_TCPV6):
         gso_size = data[4] | data[5] << 8
     return bool(flags & (FLAG_NEEDS_CSUM | FLAG_DATA_VALID)), gso_size
 
@@ -140,11 +143,15 @@ def tx_header(frame: bytes | memoryview, mtu: int) -> bytes:
     get NEEDS_CSUM with ``csum_start`` at the L4 header. A TCP frame longer
     than ``mtu + 14`` also gets GSO TCPV4 with ``gso_size`` = MTU minus the IP
     and TCP headers (options included), the MSS the kernel cuts it at.
-    Everything else goes out as it is.
+    An IPv6 TCP frame (no extension headers) longer than ``mtu + 14`` gets
+    NEEDS_CSUM and GSO TCPV6 the same way (:func:`_ipv6_header`). Everything
+    else goes out as it is.
     """
     if len(frame) < ETHERNET_HEADER_LENGTH + 20:
         return PLAIN_HEADER
     ethertype, version_ihl, flags_offset, protocol = _TX_FIELDS.unpack_from(frame)
+    if ethertype == 0x86DD:
+        return _ipv6_header(frame, mtu)
     # Not IPv4, or MF set or a fragment offset (not a whole datagram): as it is.
     if ethertype != 0x0800 or version_ihl >> 4 != 4 or flags_offset & 0x3FFF:
         return PLAIN_HEADER
@@ -178,6 +185,32 @@ def tx_header(frame: bytes | memoryview, mtu: int) -> bytes:
     ):
         return _UDP_HEADERS[ip_header_length >> 2]
     return PLAIN_HEADER
+
+
+def _ipv6_header(frame: bytes | memoryview, mtu: int) -> bytes:
+    """The header for an IPv6 frame: NEEDS_CSUM and GSO TCPV6 for a TCP super-segment.
+
+    Only a frame longer than the MTU is marked: the stack leaves an IPv6 TCP checksum
+    partial exactly when the segment is one for TSO (``TcpFrames._send_ipv6``), and
+    frames that fit (forwarded ones among them) carry full checksums the kernel must
+    not touch. With extension headers, or too short to hold TCP: as it is.
+    """
+    start = ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH
+    if (
+        len(frame) <= mtu + ETHERNET_HEADER_LENGTH
+        or len(frame) < start + 20
+        or frame[ETHERNET_HEADER_LENGTH] >> 4 != 6
+        or frame[ETHERNET_HEADER_LENGTH + 6] != IPPROTO_TCP
+    ):
+        return PLAIN_HEADER
+    tcp_header_length = (frame[start + 12] >> 4) * 4
+    end_of_headers = start + tcp_header_length
+    gso_size = mtu - IPV6_HEADER_LENGTH - tcp_header_length
+    if tcp_header_length < 20 or gso_size <= 0 or len(frame) <= end_of_headers:
+        return PLAIN_HEADER
+    return _LAYOUT.pack(
+        FLAG_NEEDS_CSUM, GSO_TCPV6, end_of_headers, gso_size, start, TCP_CHECKSUM_OFFSET, 0
+    )
 
 
 __all__ = [

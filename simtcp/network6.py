@@ -14,6 +14,7 @@ from __future__ import annotations
 from ipaddress import IPv6Address
 from typing import Protocol
 
+from .link.interface import InterfaceOffload
 from .time import Instant
 
 
@@ -28,8 +29,18 @@ class Ipv6Network(Protocol):
         payload: bytes,
         *,
         now: Instant,
+        segment_offload: bool = False,
     ) -> None:
-        """Send ``payload`` in IPv6 (source None: the route's choice, RFC 6724)."""
+        """Send ``payload`` in IPv6 (source None: the route's choice, RFC 6724).
+
+        ``segment_offload``: ``payload`` is one TCP segment larger than the path MTU that
+        the link's TSO (or the stack's software GSO) cuts, so it leaves unfragmented."""
+        ...
+
+    def route6_link(self, destination: IPv6Address) -> tuple[InterfaceOffload, int]:
+        """What the link toward ``destination`` does for us and the path MTU (no offload
+        and 0 without a route; no offload toward our own addresses, or where a packet
+        too big lowered the path MTU below the link's: TSO cuts at the link's)."""
         ...
 
     def route6_source(self, destination: IPv6Address) -> tuple[IPv6Address, int] | None:

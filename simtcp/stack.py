@@ -366,10 +366,18 @@ class Stack:
         payload: bytes,
         *,
         now: Instant,
+        segment_offload: bool = False,
     ) -> None:
         """Route, pick a source (None: RFC 6724), fragment at the source if the path MTU
-        asks, resolve (ND) and queue one IPv6 datagram; no route is counted, not raised."""
-        self._ip6.send(source, destination, next_header, payload, now=now)
+        asks, resolve (ND) and queue one IPv6 datagram; no route is counted, not raised.
+        ``segment_offload``: a TCP super-segment for the link's TSO (``Ipv6Network``)."""
+        self._ip6.send(
+            source, destination, next_header, payload, now=now, segment_offload=segment_offload
+        )
+
+    def route6_link(self, destination: IPv6Address) -> tuple[InterfaceOffload, int]:
+        """The offloads of the link toward ``destination`` and the path MTU (``Ipv6Network``)."""
+        return self._ip6.route_link(destination)
 
     def route6_source(self, destination: IPv6Address) -> tuple[IPv6Address, int] | None:
         """(source address, path MTU) used to reach ``destination``, or None without a

@@ -49,10 +49,12 @@ as does the identification.
 
 IPv6 (RFC 8200) takes no fast path: ``send_tcp`` sends a segment between IPv6
 addresses through the stack's :class:`~simtcp.network6.Ipv6Network` (``ipv6``)
-with a full checksum over RFC 8200 §8.1's pseudo-header, and the IPv6 input
-hands segments in through :meth:`TcpFrames.received_ipv6`. Checksum and
-segmentation offloads stay IPv4-only: an IPv6 route reports no offload, so TCP
-sends MSS-sized segments toward it.
+with a checksum over RFC 8200 §8.1's pseudo-header, and the IPv6 input
+hands segments in through :meth:`TcpFrames.received_ipv6`. An IPv6 route
+reports its link's offloads (``Ipv6Network.route6_link``), so TCP builds
+segments up to the TSO limit toward it; such a super-segment leaves whole,
+with a partial checksum on a checksum-offloading link, or is cut by
+``Ipv6Output`` on one with software segmentation (:meth:`_send_ipv6`).
 
 Both fast paths must be invisible: the same frames out, the same events, the
 same counters and the same IPv4 identification sequence as the general path.
@@ -90,6 +92,7 @@ if TYPE_CHECKING:
     from .tcp import TcpLayer
 
 _NO_OFFLOAD = InterfaceOffload()
+_IPV6_MIN_MTU = 1280
 
 FAST_RX = struct.Struct("!6s6xHBBHHHBBHII")
 """Destination MAC and EtherType, then the option-less IPv4 header: the receive fast path."""
@@ -163,10 +166,10 @@ class TcpFrames:
         return self._output.route_source(destination)
 
     def route_offload(self, destination: Address) -> InterfaceOffload:
-        """What the link toward ``destination`` does for us (TcpHost protocol); nothing
-        toward IPv6 (the offloads are IPv4-only)."""
+        """What the link toward ``destination`` does for us (TcpHost protocol)."""
         if isinstance(destination, IPv6Address):
-            return _NO_OFFLOAD
+            ipv6 = self.ipv6
+            return _NO_OFFLOAD if ipv6 is None else ipv6.route6_link(destination)[0]
         return self._output.route_offload(destination)
 
     def is_local_address(self, address: Address) -> bool:
@@ -301,13 +304,35 @@ class TcpFrames:
     def _send_ipv6(
         self, source: Address, destination: IPv6Address, segment: TcpSegment, now: Instant
     ) -> None:
-        """The segment in IPv6, checksummed over RFC 8200 §8.1's pseudo-header."""
+        """The segment in IPv6, checksummed over RFC 8200 §8.1's pseudo-header.
+
+        One larger than the path MTU, within the link's TSO limit, leaves whole
+        (``segment_offload``) for the link or the stack's software GSO to cut; toward a
+        checksum-offloading link its checksum is then partial (the pseudo-header sum,
+        RFC 1071 §2 (C)), and the virtio-net header says NEEDS_CSUM and TCPV6. Segments
+        that fit go out with full checksums: a forwarded IPv6 segment leaves with the
+        full one it came with, so on IPv6 an oversized frame is what says "partial".
+        """
         ipv6 = self.ipv6
         if ipv6 is None or not isinstance(source, IPv6Address):
             self.stats.drop(DropReason.NO_ROUTE)
             return
+        payload_length = len(segment.payload)
+        length = 40 + segment.header_length + payload_length
+        segment_offload = False
+        checksum = CHECKSUM_FULL
+        if length > _IPV6_MIN_MTU:  # else it fits every IPv6 path (RFC 8200 §5): no lookup
+            offload, mtu = ipv6.route6_link(destination)
+            segment_offload = length > mtu and 0 < payload_length <= offload.max_segment
+            if segment_offload and offload.tx_checksum:
+                checksum = CHECKSUM_PARTIAL
         ipv6.send_ipv6(
-            source, destination, PROTOCOL_TCP, segment.build_ipv6(source, destination), now=now
+            source,
+            destination,
+            PROTOCOL_TCP,
+            segment.build_ipv6(source, destination, checksum=checksum),
+            now=now,
+            segment_offload=segment_offload,
         )
 
     def _fast_sent(self, source: int, destination: int, segment: TcpSegment) -> bool:

@@ -17,7 +17,7 @@ from ..config import StackConfig
 from ..errors import AddressError, DropReason
 from ..events import Event
 from ..ip.output import Ipv4Output
-from ..link.interface import Interface
+from ..link.interface import Interface, InterfaceOffload
 from ..rng import SeededRandom
 from ..stats import Stats
 from ..time import Instant
@@ -141,6 +141,7 @@ class Ipv6Layer:
         now: Instant,
         hop_limit: int | None = None,
         interface: str | None = None,
+        segment_offload: bool = False,
     ) -> bool:
         return self.output.send(
             source,
@@ -150,10 +151,14 @@ class Ipv6Layer:
             now=now,
             hop_limit=hop_limit,
             interface=interface,
+            segment_offload=segment_offload,
         )
 
     def route_source(self, destination: IPv6Address) -> tuple[IPv6Address, int] | None:
         return self.output.route_source(destination)
+
+    def route_link(self, destination: IPv6Address) -> tuple[InterfaceOffload, int]:
+        return self.output.route_link(destination)
 
     def is_local(self, address: IPv6Address) -> bool:
         return self.output.is_local(address)

@@ -22,7 +22,7 @@ from ipaddress import IPv6Address
 
 from ..config import StackConfig
 from ..errors import AddressError, DropReason, NoRouteError
-from ..link.interface import Interface
+from ..link.interface import NO_OFFLOAD, Interface, InterfaceOffload
 from ..rng import SeededRandom
 from ..stats import Stats
 from ..time import Instant
@@ -39,6 +39,7 @@ from ..wire.ipv6 import (
     multicast_mac,
     solicited_node,
 )
+from ..wire.offload import is_whole_tcp6, segment_tcp6, tcp6_mss_for
 from .addresses import (
     ALL_NODES,
     UNSPECIFIED,
@@ -291,6 +292,20 @@ class Ipv6Output:
             return None
         return source, self.path_mtu(destination, link)
 
+    def route_link(self, destination: IPv6Address) -> tuple[InterfaceOffload, int]:
+        """(the link's offloads, path MTU) toward ``destination``: ``NO_OFFLOAD`` toward
+        our own addresses, without a route (MTU 0), or where the path MTU (RFC 8201) is
+        below the link's, which is where TSO and :meth:`_offloaded` cut."""
+        entry = self.local.get(destination)
+        if entry is not None:
+            return NO_OFFLOAD, 65535
+        found = self.route(destination)
+        if found is None:
+            return NO_OFFLOAD, 0
+        link = found[0]
+        mtu = self.path_mtu(destination, link)
+        return (link.interface.offload if mtu >= link.mtu else NO_OFFLOAD), mtu
+
     def path_mtu(self, destination: IPv6Address, link: Link6) -> int:
         known = self._path_mtu.get(destination)
         return min(link.mtu, known[0]) if known is not None else link.mtu
@@ -349,9 +364,11 @@ class Ipv6Output:
         interface: str | None = None,
         hop_limit: int | None = None,
         hop_by_hop: bytes | None = None,
+        segment_offload: bool = False,
     ) -> bool:
         """Route, pick a source, fragment if needed, resolve and queue; False (counted)
-        without a route or a source. ``hop_by_hop``: options for a hop-by-hop header."""
+        without a route or a source. ``hop_by_hop``: options for a hop-by-hop header.
+        ``segment_offload``: an oversized TCP segment the link cuts (:meth:`_offloaded`)."""
         if not is_multicast6(destination) and destination in self.local:
             return self._loop_back(source, destination, next_header, payload)
         found = self.route(destination, interface)
@@ -386,6 +403,8 @@ class Ipv6Output:
             datagrams = [
                 packet.build_header(len(unfragmentable) + len(payload)) + unfragmentable + payload
             ]
+        elif segment_offload and not unfragmentable:
+            datagrams = self._offloaded(packet, payload, link, mtu)
         else:
             datagrams = self._fragments(packet, unfragmentable, next_header, payload, mtu)
         if is_multicast6(destination):
@@ -412,6 +431,21 @@ class Ipv6Output:
             self.stats.drop(DropReason.DAD_TENTATIVE)
             return None
         return source
+
+    def _offloaded(self, packet: Ipv6Packet, payload: bytes, link: Link6, mtu: int) -> list[bytes]:
+        """A TCP super-segment whole for a link with TSO, or cut here into MTU-sized
+        datagrams for one with software segmentation (GSO): never fragmented, TCP's
+        segments need no fragments (RFC 8200 §5 leaves them to the source; TSO cuts)."""
+        datagram = packet.build_header(len(payload)) + payload
+        if not link.interface.offload.software_segmentation or not is_whole_tcp6(datagram):
+            return [datagram]
+        mss = tcp6_mss_for(datagram, mtu)
+        if mss <= 0:
+            return [datagram]
+        pieces = segment_tcp6(datagram, mss)
+        self._counters["ip6.gso_segmented"] += 1
+        self._counters["ip6.gso_segments_out"] += len(pieces)
+        return pieces
 
     def _fragments(
         self, packet: Ipv6Packet, unfragmentable: bytes, upper: int, payload: bytes, mtu: int

@@ -22,7 +22,9 @@ class InterfaceOffload:
     """The link finishes TCP/UDP checksums of frames we send. Every unfragmented TCP
     datagram, and UDP one with a checksum, we send on the interface then carries the
     partial checksum (the pseudo-header sum, folded, not complemented: Linux's
-    CHECKSUM_PARTIAL), forwarded ones included; see :mod:`simtcp.wire.offload`."""
+    CHECKSUM_PARTIAL), forwarded ones included; see :mod:`simtcp.wire.offload`. Over
+    IPv6 only our TCP super-segments (larger than the MTU) are partial: an IPv6 frame's
+    size is what tells the link (``TcpFrames._send_ipv6``)."""
     max_segment: int = 0
     """Largest TCP segment (payload) the link cuts into MTU-sized frames (TSO/GSO); 0 means
     none. Such segments leave whole even though the datagram exceeds the MTU."""

@@ -30,6 +30,7 @@ from ..wire.tcp import (
 )
 from .connection import Connection
 from .delivery import CHRONO_BUSY, note_output
+from .family import ip_tcp_headers
 from .host import TcpHost
 from .machine import State
 from .options import MAX_OPTIONS_SPACE, TIMESTAMPS_SPACE, TS_TICK, sack_block_capacity
@@ -230,7 +231,7 @@ def update_segment_size(conn: Connection) -> int:
 
     It is the largest multiple of SND.MSS within the route's ``max_segment`` when
     the link cuts segments (TSO) into exactly SND.MSS-sized pieces, that is when
-    SND.MSS is what the link's MTU leaves beside the headers (IP, TCP and the
+    SND.MSS is what the link's MTU leaves beside the headers (IPv4 or IPv6, TCP and the
     timestamps every data segment carries, RFC 7323 §3.2). Otherwise (a peer or a
     path with a smaller MSS, RFC 1191 §6.2; no offload; loopback) it is SND.MSS.
     """
@@ -238,7 +239,8 @@ def update_segment_size(conn: Connection) -> int:
     limit = conn.route_max_segment
     size = mss
     options = TIMESTAMPS_SPACE if conn.ts_ok else 0
-    if limit >= 2 * mss and conn.route_mtu - IP_TCP_HEADERS - options == mss:
+    headers = ip_tcp_headers(conn.remote_address)
+    if limit >= 2 * mss and conn.route_mtu - headers - options == mss:
         size = limit - limit % mss
     conn.snd_tso = size
     conn.snd_tso_mss = mss

@@ -1,4 +1,4 @@
-"""What checksum and segmentation offload do to IPv4 datagrams, on raw bytes.
+"""What checksum and segmentation offload do to IPv4 and IPv6 datagrams, on raw bytes.
 
 "Partial" checksums are what a checksum-offloading link expects: the
 pseudo-header sum, folded but not complemented, in the checksum field
@@ -17,6 +17,12 @@ up from the original's, as Linux's GSO does (RFC 6864 §4.1: for atomic
 datagrams they carry no meaning). URG and its pointer are copied unchanged, as
 Linux does. Every function here takes and gives raw bytes: they run once per
 frame on the forwarding path.
+
+IPv6 (:func:`segment_tcp6`, Linux's ``tcp6_gso_segment``): the same cut, each
+piece's IPv6 payload length its own; IPv6 has no header checksum and no
+identification (RFC 8200 §3), so nothing else in the IP header changes, and
+the TCP checksum covers RFC 8200 §8.1's pseudo-header. Only a datagram whose
+next header is TCP is cut (we never send extension headers on TCP).
 """
 
 from __future__ import annotations
@@ -281,6 +287,74 @@ def segment_tcp(datagram: Buffer, mss: int, *, partial: bool = False) -> list[by
     ]
 
 
+IPV6_HEADER_LENGTH = 40
+
+
+def is_whole_tcp6(datagram: Buffer) -> bool:
+    """An IPv6 datagram carrying TCP right after its fixed header (no extension headers)
+    whose lengths add up: safe to cut with :func:`segment_tcp6`."""
+    if len(datagram) < IPV6_HEADER_LENGTH + 20 or datagram[0] >> 4 != 6:
+        return False
+    if datagram[6] != PROTOCOL_TCP:
+        return False
+    payload_length = (datagram[4] << 8) | datagram[5]
+    if payload_length < 20 or IPV6_HEADER_LENGTH + payload_length > len(datagram):
+        return False
+    return 20 <= (datagram[IPV6_HEADER_LENGTH + 12] >> 4) * 4 <= payload_length
+
+
+def tcp6_mss_for(datagram: Buffer, mtu: int) -> int:
+    """The payload per segment that fits an IPv6 TCP datagram's headers into ``mtu``."""
+    return mtu - IPV6_HEADER_LENGTH - (datagram[IPV6_HEADER_LENGTH + 12] >> 4) * 4
+
+
+def segment_tcp6(datagram: Buffer, mss: int, *, partial: bool = False) -> list[bytes]:
+    """Cut an IPv6 TCP datagram (:func:`is_whole_tcp6`) into datagrams of at most ``mss``
+    payload bytes, as :func:`segment_tcp` does for IPv4.
+
+    Each piece's IPv6 payload length is its own; its TCP checksum is full (over RFC
+    8200 §8.1's pseudo-header) or, with ``partial``, the pseudo-header sum alone. A
+    datagram whose payload fits comes back as one piece with a fresh checksum.
+    ValueError when ``mss`` is not positive or the headers do not add up.
+    """
+    if mss <= 0:
+        raise ValueError(f"MSS {mss} cannot carry data")
+    view = memoryview(datagram)
+    if not is_whole_tcp6(view):
+        raise ValueError("not an IPv6 TCP datagram whose headers add up")
+    payload_length = (view[4] << 8) | view[5]
+    tcp_header_length = (view[IPV6_HEADER_LENGTH + 12] >> 4) * 4
+    start = IPV6_HEADER_LENGTH + tcp_header_length
+    ip_head = bytes(view[:4])
+    ip_tail = bytes(view[6:IPV6_HEADER_LENGTH])
+    tcp_header = bytes(view[IPV6_HEADER_LENGTH:start])
+    seq = int.from_bytes(tcp_header[4:8], "big")
+    flags = tcp_header[13]
+    # RFC 8200 §8.1: addresses, upper-layer length (added per piece), next header 6.
+    pseudo = int.from_bytes(view[8:IPV6_HEADER_LENGTH], "big") + PROTOCOL_TCP
+    payload = view[start : IPV6_HEADER_LENGTH + payload_length]
+    pieces = []
+    for offset, piece_flags in segment_pieces(len(payload), mss, flags):
+        chunk = payload[offset : offset + mss]
+        segment_length = tcp_header_length + len(chunk)
+        header = bytearray(tcp_header)
+        header[4:8] = ((seq + offset) & 0xFFFFFFFF).to_bytes(4, "big")
+        header[13] = piece_flags
+        header[16:18] = b"\0\0"
+        if partial:
+            checksum = fold(pseudo + segment_length)
+        else:
+            value = ones_complement_sum(chunk) if len(chunk) > SMALL_SUM else word_sum(chunk)
+            checksum = field_of(
+                value % 0xFFFF + int.from_bytes(header, "big") + pseudo + segment_length
+            )
+        header[16:18] = checksum.to_bytes(2, "big")
+        pieces.append(
+            b"".join((ip_head, segment_length.to_bytes(2, "big"), ip_tail, header, chunk))
+        )
+    return pieces
+
+
 _IP_WORDS = struct.Struct("!HHHIH")
 """Version/TOS, total length, identification, flags to protocol, header checksum."""
 _TCP_WORDS = struct.Struct("!IIIBBHH")
@@ -297,12 +371,15 @@ __all__ = [
     "SMALL_SUM",
     "is_whole_l4",
     "is_whole_tcp",
+    "is_whole_tcp6",
     "l4_checksum_offset",
     "l4_checksum_ok",
     "l4_fields",
     "partial_checksum",
     "segment_tcp",
+    "segment_tcp6",
     "set_l4_checksum",
+    "tcp6_mss_for",
     "tcp_mss_for",
     "tcp_payload_length",
     "with_partial_checksum",

@@ -63,9 +63,17 @@ def test_rx_info_trusts_partial_and_verified_checksums(flags: int, trusted: bool
 
 @pytest.mark.parametrize(
     ("gso_type", "reported"),
-    [(GSO_NONE, 0), (GSO_TCPV4, 1448), (GSO_TCPV4 | GSO_ECN, 1448), (3, 0), (4, 0)],
+    [
+        (GSO_NONE, 0),
+        (GSO_TCPV4, 1448),
+        (GSO_TCPV4 | GSO_ECN, 1448),
+        (3, 0),
+        (4, 1448),
+        (4 | GSO_ECN, 1448),
+        (5, 0),
+    ],
 )
-def test_rx_info_reports_gso_size_of_tcpv4_only(gso_type: int, reported: int) -> None:
+def test_rx_info_reports_gso_size_of_tcp_only(gso_type: int, reported: int) -> None:
     raw = VnetHeader(flags=FLAG_NEEDS_CSUM, gso_type=gso_type, gso_size=1448).build()
     assert rx_info(raw) == (True, reported)
 
