@@ -98,6 +98,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address
 from types import FrameType
 from typing import Any
 
@@ -282,6 +283,12 @@ class ArpRelayingStack:
 
     def next_event(self) -> Any:
         return self.stack.next_event()
+
+    def is_local_address6(self, address: IPv6Address) -> bool:
+        """Passed through: the TAP loop asks it to take the kernel's IPv6 super-segments
+        for us whole (TSO6) instead of cutting them first."""
+        is_local = getattr(self.stack, "is_local_address6", None)
+        return is_local is not None and bool(is_local(address))
 
     def receive_relayed(self, now: Instant) -> int:
         """Feed the relayed ARP replies and NAs waiting to our stack (not relayed again)."""
