@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
+import pkgutil
 import signal
 import sys
 from collections.abc import Iterator
@@ -490,9 +492,23 @@ def _create(
     return devices0 + devices1  # with --queues N: tap0's N queues, then tap1's
 
 
+def _import_the_stack() -> None:
+    """Import every module of the stack and its backends while we can still read them.
+
+    After the drop the process may no longer read its own checkout (a clone under a
+    0700 directory, say), so a module imported late, such as the congestion control a
+    connection picks by name, would fail in the middle of serving."""
+    import simtcp
+
+    for module in pkgutil.walk_packages(simtcp.__path__, "simtcp."):
+        if not module.name.startswith("simtcp.programs") and not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+
+
 def _drop(prog: str, account: Account, *, parent: int | None) -> None:
     from simtcp.backends.privilege import drop_privileges, group_name
 
+    _import_the_stack()
     drop_privileges(account)
     keeper = (
         f"; pid {parent} keeps root only to remove the devices and namespaces at exit"
