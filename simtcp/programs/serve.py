@@ -503,6 +503,8 @@ def _import_the_stack() -> None:
     for module in pkgutil.walk_packages(simtcp.__path__, "simtcp."):
         if not module.name.startswith("simtcp.programs") and not module.name.endswith("__main__"):
             importlib.import_module(module.name)
+    for name in ("status", "serve_queues"):  # what a worker of --queues N imports late
+        importlib.import_module(f"simtcp.programs.{name}")
 
 
 def _drop(prog: str, account: Account, *, parent: int | None) -> None:
@@ -687,13 +689,10 @@ def _run(
         from .serve_queues import watch_supervisor
 
         watch_supervisor(link, loop, stack)
+    _stop_on_signals(loop)
     try:
         _announce(args, prog, (netns0, netns1), devices, link)
         loop.run()
-        # A second Ctrl-C (a terminal signals the parent and us; the parent forwards one
-        # more) must not cut the stop line short.
-        for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM):
-            signal.signal(number, signal.SIG_IGN)
     except tap.TapError as error:  # after ready: a runtime failure, not a usage error
         print(f"{prog}: {error}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
@@ -709,6 +708,21 @@ def _run(
         return EXIT_OK
     _print_stop(prog, loop, stack, echo)
     return EXIT_OK
+
+
+def _stop_on_signals(loop: TapLoop) -> None:
+    """SIGINT/SIGTERM stop ``loop``, also outside :meth:`TapLoop.run`.
+
+    The loop takes the signals while it runs and gives these handlers back when it
+    returns: a second Ctrl-C (a terminal signals the parent and us, the parent forwards
+    one more) landing just after must not cut the stop line short, and one just before
+    ``run`` makes it return at once."""
+
+    def stop_loop(number: int, frame: FrameType | None) -> None:
+        loop.stop()
+
+    for number in (signal.Signals.SIGINT, signal.Signals.SIGTERM):
+        signal.signal(number, stop_loop)
 
 
 def _print_stop(prog: str, loop: TapLoop, stack: Stack, echo: EchoServer | None) -> None:
