@@ -121,7 +121,12 @@ def test_namespace_created_when_missing_and_removed_at_exit() -> None:
     from .conftest import launch_server
 
     namespace = unique_name("stns")
-    server = launch_server(netns=namespace)
+    try:
+        server = launch_server(netns=namespace)
+    except BaseException:  # never ready: the namespace it made must not outlive the test
+        if namespace in netns.listnetns():
+            netns.remove(namespace)
+        raise
     try:
         assert namespace in netns.listnetns()
         assert link_exists(server.tap0, namespace)

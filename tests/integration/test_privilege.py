@@ -154,7 +154,12 @@ def test_dropped_server_still_removes_the_namespace_it_made() -> None:
     from pyroute2 import netns
 
     namespace = unique_name("stns")
-    server = launch_server(netns=namespace)
+    try:
+        server = launch_server(netns=namespace)
+    except BaseException:  # never ready: the namespace it made must not outlive the test
+        if namespace in netns.listnetns():
+            netns.remove(namespace)
+        raise
     try:
         assert_unprivileged(server.status(), NOBODY.pw_uid, NOBODY.pw_gid)
         nsexec(namespace, "ping", "-c", "1", "-W", "2", "10.0.0.1", check=True)
